@@ -1,0 +1,256 @@
+// Package strictjson decodes JSON documents that are signed or otherwise
+// trusted (release manifests, policies, detached signatures) strictly.
+//
+// encoding/json is lenient in ways that matter for such documents: it
+// accepts duplicate object keys (the last one wins), matches object keys to
+// struct fields case-insensitively (with Unicode folding, so "ſig" matches
+// "sig"), silently replaces invalid UTF-8, and, with json.Unmarshal, ignores
+// unknown fields. Decode rejects all of these, and in addition enforces a size
+// limit, a nesting limit, and exactly one JSON value with nothing but white
+// space after it.
+package strictjson
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"reflect"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+)
+
+// MaxDepth is the deepest nesting of objects and arrays Decode accepts.
+const MaxDepth = 32
+
+// ErrTooLarge is returned (wrapped) by Decode when the input exceeds the size
+// limit.
+var ErrTooLarge = errors.New("document too large")
+
+// Decode decodes the single JSON value in data into v, which must be a
+// non-nil pointer.
+//
+// Object keys must match the `json` tag (or, without a tag, the name) of a
+// field of the target struct exactly; unknown keys and duplicate keys are
+// errors that name the offending path (e.g. `artifacts[1].shasum: unknown
+// field`). Types that implement json.Unmarshaler or encoding.TextUnmarshaler,
+// maps and interface values are decoded as opaque values: their keys are only
+// checked for duplicates. JSON null is accepted wherever encoding/json accepts
+// it (it leaves the target unchanged); semantic checks belong to the caller.
+//
+// The input must be valid UTF-8, at most maxSize bytes long (maxSize <= 0
+// means no limit) and nested at most MaxDepth levels deep.
+func Decode(data []byte, maxSize int, v any) error {
+	if maxSize > 0 && len(data) > maxSize {
+		return fmt.Errorf("%w: %d bytes, limit is %d", ErrTooLarge, len(data), maxSize)
+	}
+	rv := reflect.ValueOf(v)
+	if rv.Kind() != reflect.Pointer || rv.IsNil() {
+		return fmt.Errorf("strictjson: Decode target must be a non-nil pointer, not %T", v)
+	}
+	if !utf8.Valid(data) {
+		return errors.New("document is not valid UTF-8")
+	}
+
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	w := walker{dec: dec}
+	if err := w.value(rv.Type().Elem(), 0, ""); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		if err != nil {
+			return fmt.Errorf("after JSON value: %w", err)
+		}
+		return errors.New("unexpected data after JSON value")
+	}
+
+	dec = json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return describe(err)
+	}
+	return nil
+}
+
+// walker checks the token stream of a document against the shape of the Go
+// type it is decoded into.
+type walker struct {
+	dec *json.Decoder
+}
+
+var (
+	jsonUnmarshaler = reflect.TypeFor[json.Unmarshaler]()
+	textUnmarshaler = reflect.TypeFor[interface{ UnmarshalText([]byte) error }]()
+)
+
+// opaque reports whether values of type t are decoded by custom code, so
+// that their JSON shape is not derived from t's fields.
+func opaque(t reflect.Type) bool {
+	return t.Implements(jsonUnmarshaler) || reflect.PointerTo(t).Implements(jsonUnmarshaler) ||
+		t.Implements(textUnmarshaler) || reflect.PointerTo(t).Implements(textUnmarshaler)
+}
+
+// value consumes one JSON value. t is the Go type it is decoded into, or nil
+// when only duplicate keys and depth are checked.
+func (w *walker) value(t reflect.Type, depth int, path string) error {
+	for t != nil && t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t != nil && opaque(t) {
+		t = nil
+	}
+	tok, err := w.dec.Token()
+	if err != nil {
+		if err == io.EOF {
+			return errors.New("unexpected end of JSON input")
+		}
+		return fmt.Errorf("%s: %w", at(path), err)
+	}
+	delim, ok := tok.(json.Delim)
+	if !ok {
+		return nil // scalar: its type is checked by encoding/json
+	}
+	if depth >= MaxDepth {
+		return fmt.Errorf("%s: nested deeper than %d levels", at(path), MaxDepth)
+	}
+	switch delim {
+	case '{':
+		return w.object(t, depth, path)
+	case '[':
+		var elem reflect.Type
+		if t != nil && (t.Kind() == reflect.Slice || t.Kind() == reflect.Array) {
+			elem = t.Elem()
+		}
+		for i := 0; w.dec.More(); i++ {
+			if err := w.value(elem, depth+1, path+"["+strconv.Itoa(i)+"]"); err != nil {
+				return err
+			}
+		}
+		_, err := w.dec.Token() // ']'
+		return err
+	default:
+		return fmt.Errorf("%s: unexpected %v", at(path), delim)
+	}
+}
+
+func (w *walker) object(t reflect.Type, depth int, path string) error {
+	var fields map[string]reflect.Type
+	var elem reflect.Type
+	switch {
+	case t == nil:
+	case t.Kind() == reflect.Struct:
+		fields = structFields(t)
+	case t.Kind() == reflect.Map:
+		elem = t.Elem()
+	}
+	seen := make(map[string]bool)
+	for w.dec.More() {
+		tok, err := w.dec.Token()
+		if err != nil {
+			return fmt.Errorf("%s: %w", at(path), err)
+		}
+		key, ok := tok.(string)
+		if !ok {
+			return fmt.Errorf("%s: object key is not a string", at(path))
+		}
+		sub := key
+		if path != "" {
+			sub = path + "." + key
+		}
+		if seen[key] {
+			return fmt.Errorf("%s: duplicate key", sub)
+		}
+		seen[key] = true
+		next := elem
+		if fields != nil {
+			ft, known := fields[key]
+			if !known {
+				return fmt.Errorf("%s: unknown field", sub)
+			}
+			next = ft
+		}
+		if err := w.value(next, depth+1, sub); err != nil {
+			return err
+		}
+	}
+	_, err := w.dec.Token() // '}'
+	return err
+}
+
+// structFields maps the JSON names of t's exported fields to their types.
+func structFields(t reflect.Type) map[string]reflect.Type {
+	fields := make(map[string]reflect.Type, t.NumField())
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		name := f.Name
+		if tag, ok := f.Tag.Lookup("json"); ok {
+			n, _, _ := strings.Cut(tag, ",")
+			if n == "-" && !strings.Contains(tag, ",") {
+				continue
+			}
+			if n != "" {
+				name = n
+			}
+		}
+		fields[name] = f.Type
+	}
+	return fields
+}
+
+func at(path string) string {
+	if path == "" {
+		return "document"
+	}
+	return path
+}
+
+// describe rewrites encoding/json errors into "path: problem" form.
+func describe(err error) error {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) && te.Field != "" {
+		return &typeError{
+			msg: fmt.Sprintf("%s: must be %s, not a JSON %s", te.Field, typeName(te.Type), te.Value),
+			err: err,
+		}
+	}
+	return err
+}
+
+// typeError is a JSON type mismatch described by its field path; it wraps
+// the *json.UnmarshalTypeError.
+type typeError struct {
+	msg string
+	err error
+}
+
+func (e *typeError) Error() string { return e.msg }
+func (e *typeError) Unwrap() error { return e.err }
+
+func typeName(t reflect.Type) string {
+	if t == nil {
+		return "a different type"
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "a boolean"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "an integer in range"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Slice, reflect.Array:
+		return "a list"
+	case reflect.Struct, reflect.Map:
+		return "an object"
+	default:
+		return "a " + t.String()
+	}
+}
