@@ -40,6 +40,9 @@ func Unavailable(t testing.TB, err error) {
 // RequireTools checks that qemu and busybox-static are installed.
 func RequireTools(t testing.TB) {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("VM tier: skipped in -short mode (make test-unit); make test runs it")
+	}
 	for _, tool := range []string{"qemu-system-x86_64", "busybox", "apt-get", "dpkg"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			Unavailable(t, err)
@@ -53,6 +56,17 @@ func TestKernel(t testing.TB, pattern *regexp.Regexp) *Kernel {
 	t.Helper()
 	RequireTools(t)
 	k, err := NewestKernel(t.Context(), pattern)
+	if err != nil {
+		Unavailable(t, err)
+	}
+	return k
+}
+
+// TestOldestKernel is TestKernel for the oldest matching package.
+func TestOldestKernel(t testing.TB, pattern *regexp.Regexp) *Kernel {
+	t.Helper()
+	RequireTools(t)
+	k, err := OldestKernel(t.Context(), pattern)
 	if err != nil {
 		Unavailable(t, err)
 	}

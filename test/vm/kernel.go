@@ -94,6 +94,16 @@ func NewestKernel(ctx context.Context, pattern *regexp.Regexp) (*Kernel, error) 
 	return FetchKernel(ctx, names[len(names)-1])
 }
 
+// OldestKernel fetches the oldest package matching pattern, e.g. the
+// kernel a kexec upgrade test starts from.
+func OldestKernel(ctx context.Context, pattern *regexp.Regexp) (*Kernel, error) {
+	names, err := KernelPackages(ctx, pattern)
+	if err != nil {
+		return nil, err
+	}
+	return FetchKernel(ctx, names[0])
+}
+
 // FetchKernel downloads a Debian linux-image package with apt-get download
 // into the cache, unpacks it with dpkg -x and returns its parts. A package
 // already in the cache is reused. Concurrent callers (also in other

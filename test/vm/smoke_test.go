@@ -21,14 +21,25 @@ var kernelLines = []struct {
 	{"6.12", vm.Line612},
 }
 
+// bootKernels are the kernels the smoke test boots: the newest of each line
+// and the oldest 6.1 ABI the archive still has (kexec upgrades start there).
+var bootKernels = []struct {
+	name string
+	get  func(testing.TB) *vm.Kernel
+}{
+	{"6.1", func(t testing.TB) *vm.Kernel { return vm.TestKernel(t, vm.Line61) }},
+	{"6.1-oldest", func(t testing.TB) *vm.Kernel { return vm.TestOldestKernel(t, vm.Line61) }},
+	{"6.12", func(t testing.TB) *vm.Kernel { return vm.TestKernel(t, vm.Line612) }},
+}
+
 // TestBootDebianKernels boots each Debian kernel line and checks from
 // inside the guest that the right kernel runs with the bpf LSM active.
 func TestBootDebianKernels(t *testing.T) {
 	prog := vm.TestProgram(t, "github.com/kroll-dev/kroll/test/vm/guests/smoke")
-	for _, line := range kernelLines {
-		t.Run(line.name, func(t *testing.T) {
+	for _, bk := range bootKernels {
+		t.Run(bk.name, func(t *testing.T) {
 			t.Parallel()
-			k := vm.TestKernel(t, line.pattern)
+			k := bk.get(t)
 			res, err := vm.Run(t.Context(), vm.Config{Kernel: k, Program: prog})
 			if err != nil {
 				t.Fatal(err)

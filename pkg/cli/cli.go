@@ -1,0 +1,158 @@
+// Package cli holds what kroll's three binaries share on the command line:
+// subcommand dispatch, usage errors, the exit convention and logging.
+//
+// Exit codes: 0 success, 1 failure, 2 bad usage. Every failure is printed
+// as one line "<binary>: <error>" on stderr.
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"sort"
+	"strings"
+	"syscall"
+
+	"golang.org/x/term"
+
+	"github.com/kroll-dev/kroll/pkg/buildinfo"
+)
+
+// Env is what a command sees of its process.
+type Env struct {
+	// Name of the binary, e.g. "krollctl".
+	Name   string
+	Stdout io.Writer
+	Stderr io.Writer
+	// Getenv reads the environment (os.Getenv in production).
+	Getenv func(string) string
+}
+
+// Command is one subcommand.
+type Command struct {
+	// Usage is the argument synopsis, e.g. "--out PREFIX [--force]".
+	Usage string
+	// Summary is a one-line description.
+	Summary string
+	// Run executes the command with the arguments after its name.
+	Run func(ctx context.Context, env Env, args []string) error
+}
+
+// UsageError marks an error caused by bad command-line input (exit 2).
+type UsageError struct{ Err error }
+
+func (e *UsageError) Error() string { return e.Err.Error() }
+func (e *UsageError) Unwrap() error { return e.Err }
+
+// Usagef returns a UsageError with a formatted message.
+func Usagef(format string, args ...any) error {
+	return &UsageError{Err: fmt.Errorf(format, args...)}
+}
+
+// NewFlagSet returns a flag set that reports errors instead of exiting and
+// prints its help to env.Stdout.
+func NewFlagSet(env Env, name, usage string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {
+		fmt.Fprintf(env.Stdout, "Usage: %s %s\n", name, usage)
+		fs.SetOutput(env.Stdout)
+		fs.PrintDefaults()
+		fs.SetOutput(io.Discard)
+	}
+	return fs
+}
+
+// Parse parses args into fs. It returns flag.ErrHelp after printing help
+// for -h/--help and a UsageError for anything else that is wrong.
+func Parse(fs *flag.FlagSet, args []string) error {
+	err := fs.Parse(args)
+	if errors.Is(err, flag.ErrHelp) {
+		fs.Usage()
+		return err
+	}
+	if err != nil {
+		return &UsageError{Err: err}
+	}
+	return nil
+}
+
+// Dispatch runs the subcommand named by args[0] from cmds. "version",
+// "help", "-h" and "--help" are built in.
+func Dispatch(ctx context.Context, env Env, synopsis string, cmds map[string]Command, args []string) error {
+	if len(args) == 0 {
+		printHelp(env, synopsis, cmds)
+		return Usagef("no command given")
+	}
+	switch args[0] {
+	case "-h", "-help", "--help", "help":
+		printHelp(env, synopsis, cmds)
+		return nil
+	case "version", "--version":
+		fmt.Fprintln(env.Stdout, buildinfo.String(env.Name))
+		return nil
+	}
+	cmd, ok := cmds[args[0]]
+	if !ok {
+		return Usagef("unknown command %q (see '%s --help')", args[0], env.Name)
+	}
+	err := cmd.Run(ctx, env, args[1:])
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	return err
+}
+
+func printHelp(env Env, synopsis string, cmds map[string]Command) {
+	fmt.Fprintf(env.Stdout, "%s — %s\n\nUsage: %s COMMAND [ARGS]\n\nCommands:\n", env.Name, synopsis, env.Name)
+	names := make([]string, 0, len(cmds))
+	for n := range cmds {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	width := len("version")
+	for _, n := range names {
+		width = max(width, len(n))
+	}
+	for _, n := range names {
+		fmt.Fprintf(env.Stdout, "  %-*s  %s\n", width, n, cmds[n].Summary)
+	}
+	fmt.Fprintf(env.Stdout, "  %-*s  %s\n\nRun '%s COMMAND --help' for a command's flags.\n", width, "version", "print version and commit", env.Name)
+}
+
+// Main runs a binary's entry point with signal handling and the exit
+// convention, and never returns.
+func Main(name string, run func(ctx context.Context, env Env, args []string) error) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	env := Env{Name: name, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv}
+	err := run(ctx, env, os.Args[1:])
+	stop()
+	os.Exit(ExitCode(env, err))
+}
+
+// ExitCode prints err as one line and maps it to the exit code.
+func ExitCode(env Env, err error) int {
+	if err == nil {
+		return 0
+	}
+	fmt.Fprintf(env.Stderr, "%s: %s\n", env.Name, strings.ReplaceAll(err.Error(), "\n", "; "))
+	var ue *UsageError
+	if errors.As(err, &ue) {
+		return 2
+	}
+	return 1
+}
+
+// Logger returns the process logger: text on a terminal, JSON otherwise.
+func Logger(w io.Writer, level slog.Level) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: level}
+	if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
