@@ -23,8 +23,8 @@ func TestInitramfsIsReadableByCpio(t *testing.T) {
 		data string
 	}{
 		{"init", "#!/bin/sh\n"},
-		{"/kroll/deep/dir/odd", "x"},    // length not a multiple of 4
-		{"etc/empty", ""},               // empty file
+		{"/kroll/deep/dir/odd", "x"},     // length not a multiple of 4
+		{"etc/empty", ""},                // empty file
 		{"lib/modules/a.ko", "abcdefgh"}, // length a multiple of 4
 	} {
 		if err := r.AddFile(f.path, []byte(f.data), 0o644); err != nil {
