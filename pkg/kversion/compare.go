@@ -27,22 +27,27 @@ import (
 //     but known upstream, or against an ABI name of another series
 //     ("47" against the backport form "0.deb11.17").
 //  4. Equal upstream versions are ordered by kind: upstream release <
-//     Debian ABI name < Debian versioned name < Debian package version, then
-//     within a kind:
-//     - upstream releases by local suffix, the plain release first
+//     Debian ABI name < Debian versioned name < Debian package version,
+//     then within the kind as listed below.
+//
+// Tie-breaks within a kind at equal upstream version:
+//
+//   - upstream releases by local suffix, the plain release first
 //     (6.12.85 < 6.12.85+ < 6.12.85-cloudflare-2026.5.9 <
 //     6.12.85-cloudflare-2026.5.10);
-//     - Debian ABI names by ABI, then Debian revision, then flavour;
-//     - Debian versioned names by distribution tag (bpo < deb12 < deb13),
-//     then Debian revision, then flavour;
-//     - Debian package versions by Debian revision
+//   - Debian ABI names (upstream known from /proc/version) by ABI, then
+//     Debian revision, then flavour;
+//   - Debian versioned names by distribution tag (bpo < deb12 < deb13), then
+//     Debian revision, then flavour;
+//   - Debian package versions by Debian revision
 //     (6.12.117-1~deb12u1 < 6.12.117-1 < 6.12.117-1+b1 < 6.12.117-2).
-//     Suffixes, revisions, tags and flavours are compared segment-wise the way
-//     dpkg compares versions: runs of digits numerically, other characters
-//     by byte with letters before punctuation, and "~" before anything,
-//     even the end of the string. This tie-break is deterministic, but a
-//     different kind or flavour at the same upstream version is a different
-//     build rather than a newer one.
+//
+// Suffixes, revisions, tags, ABIs and flavours are compared segment-wise the
+// way dpkg compares versions: runs of digits numerically, other characters
+// by byte with letters before punctuation, and "~" before anything, even the
+// end of the string. This tie-break is deterministic, but a different kind
+// or flavour at the same upstream version is a different build rather than
+// a newer one.
 //
 // Compare is antisymmetric, and transitive over the pairs it decides as
 // long as ABI numbers and upstream versions of Debian names rise together

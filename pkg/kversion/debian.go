@@ -124,7 +124,7 @@ func ParseDebianPackageVersion(s string) (Version, error) {
 	if before, after, found := strings.Cut(up, "~rc"); found {
 		release = before + "-rc" + after
 	}
-	if strings.ContainsAny(release, "+~") || strings.Count(release, "-") > 1 {
+	if strings.ContainsAny(up, "+-") || strings.ContainsAny(release, "~") {
 		return bad(fmt.Sprintf("upstream part %q is not MAJOR.MINOR[.PATCH][~rcN]", up))
 	}
 	v, err := parseRelease(release)

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kroll-dev/kroll/pkg/kversion"
 	"github.com/kroll-dev/kroll/test/vm"
 )
 
@@ -60,6 +61,22 @@ func TestBootDebianKernels(t *testing.T) {
 			}
 			if !strings.HasPrefix(procVersion, "Linux version "+k.Release+" ") {
 				t.Errorf("/proc/version = %q", procVersion)
+			}
+			// pkg/kversion on the real thing: the upstream version of a
+			// Debian kernel comes from /proc/version and must agree with
+			// the package version the kernel came from.
+			running, err := kversion.ParseProcVersion(procVersion)
+			if err != nil {
+				t.Fatalf("kversion.ParseProcVersion: %v", err)
+			}
+			pkg, err := kversion.ParseDebianPackageVersion(k.PackageVersion)
+			if err != nil {
+				t.Fatalf("kversion.ParseDebianPackageVersion(%q): %v", k.PackageVersion, err)
+			}
+			gotUp, ok1 := running.Upstream()
+			wantUp, ok2 := pkg.Upstream()
+			if !ok1 || !ok2 || gotUp != wantUp || running.String() != k.Release {
+				t.Errorf("running kernel parsed as %s upstream %q (%v); package %s upstream %q (%v)", running, gotUp, ok1, k.PackageVersion, wantUp, ok2)
 			}
 			if !slices.Contains(lsms, "bpf") {
 				t.Errorf("bpf not among active LSMs %v", lsms)
