@@ -13,7 +13,8 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
+
+	"github.com/kroll-dev/kroll/pkg/fsutil"
 )
 
 // PEM block types of the key files. They are the ones openssl uses for
@@ -207,14 +208,27 @@ func readLimited(r io.Reader) ([]byte, error) {
 //
 // Without force, it refuses to overwrite either file: if one exists, it
 // returns an error wrapping fs.ErrExist and writes nothing. The files are
-// claimed with O_CREATE|O_EXCL, so a concurrent writer cannot be
-// overwritten either. Each file's content is written to a temporary file in
-// the same directory, synced and renamed into place, and the directory is
-// synced, so a crash never leaves a partially written key.
+// created exclusively (link(2) of a complete temporary file, which fails if
+// the name exists), so a concurrent writer cannot be overwritten either.
+// Each file is written atomically (temporary file, fsync, rename or link,
+// directory fsync; see fsutil.WriteFileAtomic), so a crash never leaves a
+// partially written key. The private key file is never readable by others,
+// not even while it is written.
 func GenerateKeyFiles(prefix string, force bool) (ed25519.PublicKey, error) {
 	if prefix == "" {
 		return nil, errors.New("generate key files: empty prefix")
 	}
+	keyPath, pubPath := prefix+PrivateKeySuffix, prefix+PublicKeySuffix
+	if !force {
+		for _, p := range []string{keyPath, pubPath} {
+			if _, err := os.Lstat(p); err == nil {
+				return nil, existsError(p)
+			} else if !errors.Is(err, fs.ErrNotExist) {
+				return nil, fmt.Errorf("generate key files: %w", err)
+			}
+		}
+	}
+
 	pub, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		return nil, fmt.Errorf("generate ed25519 key: %w", err)
@@ -227,102 +241,28 @@ func GenerateKeyFiles(prefix string, force bool) (ed25519.PublicKey, error) {
 	if err != nil {
 		return nil, err
 	}
-	files := []struct {
-		path string
-		data []byte
-		mode os.FileMode
-	}{
-		{prefix + PrivateKeySuffix, privPEM, 0o600},
-		{prefix + PublicKeySuffix, pubPEM, 0o644},
-	}
 
-	if !force {
-		for _, f := range files {
-			if _, err := os.Lstat(f.path); err == nil {
-				return nil, fmt.Errorf("generate key files: %s: %w (use force to overwrite)", f.path, fs.ErrExist)
-			} else if !errors.Is(err, fs.ErrNotExist) {
-				return nil, fmt.Errorf("generate key files: %w", err)
-			}
+	exclusive := !force
+	if err := fsutil.WriteFileAtomic(keyPath, privPEM, 0o600, exclusive); err != nil {
+		if exclusive && errors.Is(err, fs.ErrExist) {
+			return nil, existsError(keyPath)
 		}
-		// Claim both names before writing anything; on failure release
-		// only what this call created.
-		var claimed []string
-		release := func() {
-			for _, p := range claimed {
-				_ = os.Remove(p)
-			}
-		}
-		for _, f := range files {
-			cf, err := os.OpenFile(f.path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, f.mode)
-			if err != nil {
-				release()
-				if errors.Is(err, fs.ErrExist) {
-					return nil, fmt.Errorf("generate key files: %s: %w (use force to overwrite)", f.path, fs.ErrExist)
-				}
-				return nil, fmt.Errorf("generate key files: %w", err)
-			}
-			claimed = append(claimed, f.path)
-			if err := cf.Close(); err != nil {
-				release()
-				return nil, fmt.Errorf("generate key files: %w", err)
-			}
-		}
-		for _, f := range files {
-			if err := writeFileAtomic(f.path, f.data, f.mode); err != nil {
-				release()
-				return nil, fmt.Errorf("generate key files: %w", err)
-			}
-		}
-		return pub, nil
+		return nil, fmt.Errorf("generate key files: %w", err)
 	}
-
-	for _, f := range files {
-		if err := writeFileAtomic(f.path, f.data, f.mode); err != nil {
-			return nil, fmt.Errorf("generate key files: %w", err)
+	if err := fsutil.WriteFileAtomic(pubPath, pubPEM, 0o644, exclusive); err != nil {
+		if exclusive {
+			// The key file is ours (it was created exclusively): do not
+			// leave a private key without its public half behind.
+			_ = os.Remove(keyPath)
+			if errors.Is(err, fs.ErrExist) {
+				return nil, existsError(pubPath)
+			}
 		}
+		return nil, fmt.Errorf("generate key files: %w", err)
 	}
 	return pub, nil
 }
 
-// writeFileAtomic replaces path with a file holding data and mode perm: it
-// writes a temporary file in the same directory, syncs it, renames it over
-// path and syncs the directory.
-func writeFileAtomic(path string, data []byte, perm os.FileMode) (err error) {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			_ = tmp.Close()
-			_ = os.Remove(tmp.Name())
-		}
-	}()
-	// CreateTemp creates the file with mode 0600, so a private key is never
-	// readable by others, even briefly; Chmod is not subject to the umask.
-	if err := tmp.Chmod(perm); err != nil {
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	return nil
+func existsError(path string) error {
+	return fmt.Errorf("generate key files: %s: %w (use force to overwrite)", path, fs.ErrExist)
 }

@@ -8,7 +8,7 @@ import (
 	"fmt"
 	"regexp"
 
-	"github.com/kroll-dev/kroll/pkg/signing/strictjson"
+	"github.com/kroll-dev/kroll/pkg/strictjson"
 )
 
 // Algorithm is the only signature algorithm kroll uses.
@@ -193,4 +193,3 @@ func Verify(sig Signature, context string, msg []byte, trusted []ed25519.PublicK
 	}
 	return "", fmt.Errorf("%w (key %s)", ErrBadSignature, sig.KeyID)
 }
-

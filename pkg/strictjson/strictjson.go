@@ -40,6 +40,7 @@ var ErrTooLarge = errors.New("document too large")
 // checked for duplicates. JSON null is accepted wherever encoding/json accepts
 // it (it leaves the target unchanged); semantic checks belong to the caller.
 //
+// When v points to a struct, the document must be a JSON object (not null).
 // The input must be valid UTF-8, at most maxSize bytes long (maxSize <= 0
 // means no limit) and nested at most MaxDepth levels deep.
 func Decode(data []byte, maxSize int, v any) error {
@@ -56,7 +57,7 @@ func Decode(data []byte, maxSize int, v any) error {
 
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
-	w := walker{dec: dec}
+	w := walker{dec: dec, data: data}
 	if err := w.value(rv.Type().Elem(), 0, ""); err != nil {
 		return err
 	}
@@ -78,7 +79,8 @@ func Decode(data []byte, maxSize int, v any) error {
 // walker checks the token stream of a document against the shape of the Go
 // type it is decoded into.
 type walker struct {
-	dec *json.Decoder
+	dec  *json.Decoder
+	data []byte
 }
 
 var (
@@ -102,14 +104,14 @@ func (w *walker) value(t reflect.Type, depth int, path string) error {
 	if t != nil && opaque(t) {
 		t = nil
 	}
-	tok, err := w.dec.Token()
+	tok, err := w.token(path)
 	if err != nil {
-		if err == io.EOF {
-			return errors.New("unexpected end of JSON input")
-		}
-		return fmt.Errorf("%s: %w", at(path), err)
+		return err
 	}
 	delim, ok := tok.(json.Delim)
+	if depth == 0 && t != nil && t.Kind() == reflect.Struct && delim != '{' {
+		return errors.New("document: must be a JSON object")
+	}
 	if !ok {
 		return nil // scalar: its type is checked by encoding/json
 	}
@@ -129,7 +131,7 @@ func (w *walker) value(t reflect.Type, depth int, path string) error {
 				return err
 			}
 		}
-		_, err := w.dec.Token() // ']'
+		_, err := w.token(path) // ']'
 		return err
 	default:
 		return fmt.Errorf("%s: unexpected %v", at(path), delim)
@@ -148,9 +150,9 @@ func (w *walker) object(t reflect.Type, depth int, path string) error {
 	}
 	seen := make(map[string]bool)
 	for w.dec.More() {
-		tok, err := w.dec.Token()
+		tok, err := w.token(path)
 		if err != nil {
-			return fmt.Errorf("%s: %w", at(path), err)
+			return err
 		}
 		key, ok := tok.(string)
 		if !ok {
@@ -176,8 +178,36 @@ func (w *walker) object(t reflect.Type, depth int, path string) error {
 			return err
 		}
 	}
-	_, err := w.dec.Token() // '}'
+	_, err := w.token(path) // '}'
 	return err
+}
+
+// token returns the next token; errors name the path being decoded and,
+// for syntax errors, the line and column.
+func (w *walker) token(path string) (json.Token, error) {
+	tok, err := w.dec.Token()
+	var se *json.SyntaxError
+	switch {
+	case err == io.EOF:
+		return nil, fmt.Errorf("%s: unexpected end of JSON input: %w", at(path), io.ErrUnexpectedEOF)
+	case errors.As(err, &se):
+		line, col := position(w.data, se.Offset)
+		return nil, fmt.Errorf("%s: line %d, column %d: %w", at(path), line, col, err)
+	case err != nil:
+		return nil, fmt.Errorf("%s: %w", at(path), err)
+	}
+	return tok, nil
+}
+
+// position converts a byte offset into a 1-based line and column.
+func position(data []byte, offset int64) (line, col int) {
+	if offset < 0 || offset > int64(len(data)) {
+		return 0, 0
+	}
+	before := data[:offset]
+	line = 1 + bytes.Count(before, []byte("\n"))
+	col = int(offset) - bytes.LastIndexByte(before, '\n')
+	return line, col
 }
 
 // structFields maps the JSON names of t's exported fields to their types.

@@ -1,0 +1,247 @@
+package release
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/kroll-dev/kroll/pkg/kversion"
+)
+
+// Limits enforced by Validate.
+const (
+	// MaxIDLen is the longest release ID.
+	MaxIDLen = 128
+	// MaxArtifacts is the most artifacts a release may have.
+	MaxArtifacts = 64
+	// MaxArtifactSize is the largest artifact size, 2 GiB.
+	MaxArtifactSize = 2 << 30
+	// MaxArtifactNameLen is the longest artifact file name.
+	MaxArtifactNameLen = 255
+	// MaxURLLen is the longest artifact URL.
+	MaxURLLen = 2048
+	// MaxNotesLen is the longest Notes, in bytes.
+	MaxNotesLen = 4096
+)
+
+var (
+	idRE           = regexp.MustCompile(`^[a-z0-9][a-z0-9._+-]*$`)
+	lineRE         = regexp.MustCompile(`^[1-9][0-9]{0,3}\.(0|[1-9][0-9]{0,3})$`)
+	sha256RE       = regexp.MustCompile(`^[0-9a-f]{64}$`)
+	artifactNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._+~-]*$`)
+)
+
+// Oldest and newest Created times accepted; outside them a time is a typo
+// (or cannot be encoded).
+var (
+	minCreated = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+	maxCreated = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
+)
+
+// Validate checks every field of m and returns a *ValidationError listing
+// all problems, or nil.
+func (m Manifest) Validate() error {
+	return m.validate().err()
+}
+
+func (m Manifest) validate() problems {
+	var p problems
+
+	switch {
+	case m.ID == "":
+		p.add("id", "required")
+	case len(m.ID) > MaxIDLen:
+		p.add("id", fmt.Sprintf("must be at most %d characters", MaxIDLen))
+	case !idRE.MatchString(m.ID):
+		p.add("id", "must consist of [a-z0-9._+-] and start with a letter or digit")
+	}
+
+	lineOK := false
+	switch {
+	case m.Line == "":
+		p.add("line", "required")
+	case !lineRE.MatchString(m.Line):
+		p.add("line", fmt.Sprintf("must be a kernel line MAJOR.MINOR such as 6.12, not %q", m.Line))
+	default:
+		lineOK = true
+	}
+
+	var kv kversion.Version
+	kvOK := false
+	if m.KernelVersion == "" {
+		p.add("kernel_version", "required")
+	} else if v, err := kversion.Parse(m.KernelVersion); err != nil {
+		p.wrap("kernel_version", err)
+	} else {
+		kv, kvOK = v, true
+		if lineOK && v.Line() != m.Line {
+			p.add("kernel_version", fmt.Sprintf("%s is not of line %s", m.KernelVersion, m.Line))
+		}
+	}
+
+	switch {
+	case m.UpstreamVersion != "":
+		uv, err := kversion.Parse(m.UpstreamVersion)
+		if err != nil {
+			p.wrap("upstream_version", err)
+			break
+		}
+		if uv.Kind() != kversion.KindUpstream || uv.Suffix() != "" {
+			p.add("upstream_version", fmt.Sprintf("must be a plain upstream version such as 6.1.192, not %q", m.UpstreamVersion))
+			break
+		}
+		if lineOK && uv.Line() != m.Line {
+			p.add("upstream_version", fmt.Sprintf("%s is not of line %s", m.UpstreamVersion, m.Line))
+			break
+		}
+		if kvOK {
+			if up, known := kv.Upstream(); known {
+				if uup, _ := uv.Upstream(); uup != up {
+					p.add("upstream_version", fmt.Sprintf("%s contradicts kernel_version %s (upstream %s)", m.UpstreamVersion, m.KernelVersion, up))
+				}
+			}
+		}
+	case kvOK && !kv.UpstreamKnown():
+		p.add("upstream_version", fmt.Sprintf("required: kernel_version %s does not tell its upstream version", m.KernelVersion))
+	}
+
+	switch m.Kind {
+	case KindDeb, KindBundle:
+	case "":
+		p.add("kind", "required")
+	default:
+		p.add("kind", fmt.Sprintf("must be %q or %q, not %q", KindDeb, KindBundle, m.Kind))
+	}
+
+	switch {
+	case len(m.Artifacts) == 0:
+		p.add("artifacts", "must not be empty")
+	case len(m.Artifacts) > MaxArtifacts:
+		p.add("artifacts", fmt.Sprintf("must have at most %d entries", MaxArtifacts))
+	}
+	names := make(map[string]int, len(m.Artifacts))
+	for i, a := range m.Artifacts {
+		f := "artifacts[" + strconv.Itoa(i) + "]"
+		validateArtifact(&p, f, a)
+		if a.Name == "" {
+			continue
+		}
+		if j, dup := names[a.Name]; dup {
+			p.add(f+".name", fmt.Sprintf("duplicate of artifacts[%d].name %q", j, a.Name))
+		} else {
+			names[a.Name] = i
+		}
+	}
+
+	switch {
+	case m.Created.IsZero():
+		p.add("created", "required")
+	case m.Created.Before(minCreated) || !m.Created.Before(maxCreated):
+		p.add("created", fmt.Sprintf("%s is out of range", m.Created.UTC().Format(time.RFC3339Nano)))
+	}
+
+	switch {
+	case len(m.Notes) > MaxNotesLen:
+		p.add("notes", fmt.Sprintf("must be at most %d bytes", MaxNotesLen))
+	case !printableText(m.Notes):
+		p.add("notes", "must be valid UTF-8 without control or format characters (newline and tab are allowed)")
+	}
+	return p
+}
+
+func validateArtifact(p *problems, f string, a Artifact) {
+	switch {
+	case a.Name == "":
+		p.add(f+".name", "required")
+	case len(a.Name) > MaxArtifactNameLen:
+		p.add(f+".name", fmt.Sprintf("must be at most %d characters", MaxArtifactNameLen))
+	case !artifactNameRE.MatchString(a.Name):
+		p.add(f+".name", fmt.Sprintf("must be a plain file name of [A-Za-z0-9._+~-] starting with a letter or digit (no directories), not %q", a.Name))
+	}
+
+	if msg := checkURL(a.URL); msg != "" {
+		p.add(f+".url", msg)
+	}
+
+	switch {
+	case a.Size <= 0:
+		p.add(f+".size", "must be > 0")
+	case a.Size > MaxArtifactSize:
+		p.add(f+".size", fmt.Sprintf("must be at most %d bytes (2 GiB)", int64(MaxArtifactSize)))
+	}
+
+	switch {
+	case a.SHA256 == "":
+		p.add(f+".sha256", "required")
+	case !sha256RE.MatchString(a.SHA256):
+		p.add(f+".sha256", "must be 64 lowercase hex characters")
+	}
+}
+
+// checkURL returns what is wrong with an artifact URL, or "".
+func checkURL(s string) string {
+	if s == "" {
+		return "required"
+	}
+	if len(s) > MaxURLLen {
+		return fmt.Sprintf("must be at most %d characters", MaxURLLen)
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] >= 0x7f {
+			return "must not contain spaces, control or non-ASCII characters (percent-encode them)"
+		}
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return "not a valid URL"
+	}
+	switch {
+	case u.Scheme != "http" && u.Scheme != "https":
+		return fmt.Sprintf("scheme must be http or https, not %q", u.Scheme)
+	case u.Host == "" || u.Hostname() == "":
+		return "must have a host"
+	case u.User != nil:
+		return "must not contain credentials"
+	case strings.Contains(s, "#"):
+		return "must not have a fragment"
+	}
+	return ""
+}
+
+// printableText reports whether s is valid UTF-8 without control characters
+// other than '\n' and '\t' and without invisible format characters (such as
+// bidirectional overrides), so that printing it on a terminal shows what it
+// says.
+func printableText(s string) bool {
+	if !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if r == '\n' || r == '\t' {
+			continue
+		}
+		if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) {
+			return false
+		}
+	}
+	return true
+}
+
+// marshalCanonical encodes v as compact JSON without HTML escaping and
+// without a trailing newline.
+func marshalCanonical(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}
