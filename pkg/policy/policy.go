@@ -181,7 +181,7 @@ func Decode(data []byte, now time.Time) (Policy, error) {
 			}
 		}
 	}
-	if err := probs.err(); err != nil {
+	if err := probs.Err(subject); err != nil {
 		return Policy{}, err
 	}
 	return p, nil
@@ -282,10 +282,10 @@ func (e oneLine) Unwrap() error { return e.err }
 // Canonical validates everything Validate does except the expiry against
 // the current time, and returns the *ValidationError of an invalid policy.
 func (p Policy) Canonical() ([]byte, error) {
-	if err := p.validate(time.Time{}, false).err(); err != nil {
+	if err := p.validate(time.Time{}, false).Err(subject); err != nil {
 		return nil, err
 	}
-	b, err := marshalCanonical(policyJSON{
+	b, err := strictjson.MarshalCanonical(policyJSON{
 		ID:        p.ID,
 		CVE:       p.CVE,
 		Version:   p.Version,

@@ -1,8 +1,6 @@
 package policy
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
 	"path"
 	"regexp"
@@ -11,6 +9,7 @@ import (
 	"time"
 
 	"github.com/kroll-dev/kroll/pkg/kversion"
+	"github.com/kroll-dev/kroll/pkg/validation"
 )
 
 // Limits enforced by Validate.
@@ -41,37 +40,37 @@ var (
 // Validate checks every field of p, including that it has not expired at
 // now, and returns a *ValidationError listing all problems, or nil.
 func (p Policy) Validate(now time.Time) error {
-	return p.validate(now, true).err()
+	return p.validate(now, true).Err(subject)
 }
 
-func (p Policy) validate(now time.Time, checkExpiry bool) problems {
-	var pr problems
+func (p Policy) validate(now time.Time, checkExpiry bool) validation.Problems {
+	var pr validation.Problems
 
 	if msg := checkName(p.ID); msg != "" {
-		pr.add("id", msg)
+		pr.Add("id", msg)
 	}
 	if p.CVE != "" && !cveRE.MatchString(p.CVE) {
-		pr.add("cve", fmt.Sprintf("must look like CVE-YYYY-NNNN, not %q", p.CVE))
+		pr.Add("cve", fmt.Sprintf("must look like CVE-YYYY-NNNN, not %q", p.CVE))
 	}
 	if p.Version <= 0 {
-		pr.add("version", "must be > 0")
+		pr.Add("version", "must be > 0")
 	}
 
 	switch p.Kind {
 	case KindSocketFamily, KindModuleRequest, KindUsernsCreate, KindFileOpen:
 	case "":
-		pr.add("kind", "required")
+		pr.Add("kind", "required")
 	default:
-		pr.add("kind", fmt.Sprintf("must be one of %s, %s, %s, %s; not %q",
+		pr.Add("kind", fmt.Sprintf("must be one of %s, %s, %s, %s; not %q",
 			KindSocketFamily, KindModuleRequest, KindUsernsCreate, KindFileOpen, p.Kind))
 	}
 
 	switch p.Mode {
 	case ModeAudit, ModeEnforce:
 	case "":
-		pr.add("mode", "required")
+		pr.Add("mode", "required")
 	default:
-		pr.add("mode", fmt.Sprintf("must be %s or %s, not %q", ModeAudit, ModeEnforce, p.Mode))
+		pr.Add("mode", fmt.Sprintf("must be %s or %s, not %q", ModeAudit, ModeEnforce, p.Mode))
 	}
 
 	p.Params.validate(&pr, p.Kind)
@@ -79,11 +78,11 @@ func (p Policy) validate(now time.Time, checkExpiry bool) problems {
 
 	switch {
 	case p.Expires.IsZero():
-		pr.add("expires", "required")
+		pr.Add("expires", "required")
 	case p.Expires.Before(minExpires) || !p.Expires.Before(maxExpires):
-		pr.add("expires", fmt.Sprintf("%s is out of range", formatTime(p.Expires)))
+		pr.Add("expires", fmt.Sprintf("%s is out of range", formatTime(p.Expires)))
 	case checkExpiry && !p.Expires.After(now):
-		pr.add("expires", fmt.Sprintf("%s is in the past", formatTime(p.Expires)))
+		pr.Add("expires", fmt.Sprintf("%s is in the past", formatTime(p.Expires)))
 	}
 	return pr
 }
@@ -105,7 +104,7 @@ func checkName(s string) string {
 
 // validate checks the params of a policy of the given kind. An unknown
 // kind is reported by the caller; its params are not checked.
-func (pa Params) validate(pr *problems, kind Kind) {
+func (pa Params) validate(pr *validation.Problems, kind Kind) {
 	var allowed map[string]bool
 	switch kind {
 	case KindSocketFamily:
@@ -139,28 +138,28 @@ func (pa Params) validate(pr *problems, kind Kind) {
 	}
 	for _, f := range present {
 		if f.set && !allowed[f.name] {
-			pr.add("params."+f.name, fmt.Sprintf("not allowed for kind %s", kind))
+			pr.Add("params."+f.name, fmt.Sprintf("not allowed for kind %s", kind))
 		}
 	}
 }
 
-func (pa Params) validateFamily(pr *problems) {
+func (pa Params) validateFamily(pr *validation.Problems) {
 	if pa.Family == "" {
-		pr.add("params.family", "required")
+		pr.Add("params.family", "required")
 		return
 	}
 	n, ok := SocketFamily(pa.Family)
 	switch {
 	case !ok:
-		pr.add("params.family", fmt.Sprintf("unknown socket family %q", pa.Family))
+		pr.Add("params.family", fmt.Sprintf("unknown socket family %q", pa.Family))
 	case n == 0:
-		pr.add("params.family", "AF_UNSPEC is not a socket family that can be restricted")
+		pr.Add("params.family", "AF_UNSPEC is not a socket family that can be restricted")
 	}
 }
 
-func (pa Params) validateOperations(pr *problems) {
+func (pa Params) validateOperations(pr *validation.Problems) {
 	if len(pa.Operations) == 0 {
-		pr.add("params.operations", "must not be empty")
+		pr.Add("params.operations", "must not be empty")
 		return
 	}
 	seen := make(map[Operation]bool, len(pa.Operations))
@@ -168,21 +167,21 @@ func (pa Params) validateOperations(pr *problems) {
 		f := "params.operations[" + strconv.Itoa(i) + "]"
 		switch {
 		case op != OpCreate && op != OpBind:
-			pr.add(f, fmt.Sprintf("must be %s or %s, not %q", OpCreate, OpBind, op))
+			pr.Add(f, fmt.Sprintf("must be %s or %s, not %q", OpCreate, OpBind, op))
 		case seen[op]:
-			pr.add(f, fmt.Sprintf("duplicate operation %q", op))
+			pr.Add(f, fmt.Sprintf("duplicate operation %q", op))
 		}
 		seen[op] = true
 	}
 }
 
-func (pa Params) validateModules(pr *problems) {
+func (pa Params) validateModules(pr *validation.Problems) {
 	switch {
 	case len(pa.Modules) == 0:
-		pr.add("params.modules", "must not be empty")
+		pr.Add("params.modules", "must not be empty")
 		return
 	case len(pa.Modules) > MaxListLen:
-		pr.add("params.modules", fmt.Sprintf("must have at most %d entries", MaxListLen))
+		pr.Add("params.modules", fmt.Sprintf("must have at most %d entries", MaxListLen))
 		return
 	}
 	seen := make(map[string]bool, len(pa.Modules))
@@ -190,28 +189,28 @@ func (pa Params) validateModules(pr *problems) {
 		f := "params.modules[" + strconv.Itoa(i) + "]"
 		switch {
 		case m == "":
-			pr.add(f, "must not be empty")
+			pr.Add(f, "must not be empty")
 		case len(m) > MaxModuleNameLen:
-			pr.add(f, fmt.Sprintf("must be at most %d characters", MaxModuleNameLen))
+			pr.Add(f, fmt.Sprintf("must be at most %d characters", MaxModuleNameLen))
 		case !moduleRE.MatchString(m):
-			pr.add(f, fmt.Sprintf("must be a module name or alias of [A-Za-z0-9_.-], not %q", m))
+			pr.Add(f, fmt.Sprintf("must be a module name or alias of [A-Za-z0-9_.-], not %q", m))
 		case seen[m]:
-			pr.add(f, fmt.Sprintf("duplicate module %q", m))
+			pr.Add(f, fmt.Sprintf("duplicate module %q", m))
 		}
 		seen[m] = true
 	}
 }
 
 // validatePaths checks a list of absolute paths.
-func validatePaths(pr *problems, field string, paths []string, required bool) {
+func validatePaths(pr *validation.Problems, field string, paths []string, required bool) {
 	switch {
 	case len(paths) == 0:
 		if required {
-			pr.add(field, "must not be empty")
+			pr.Add(field, "must not be empty")
 		}
 		return
 	case len(paths) > MaxListLen:
-		pr.add(field, fmt.Sprintf("must have at most %d entries", MaxListLen))
+		pr.Add(field, fmt.Sprintf("must have at most %d entries", MaxListLen))
 		return
 	}
 	seen := make(map[string]bool, len(paths))
@@ -219,41 +218,41 @@ func validatePaths(pr *problems, field string, paths []string, required bool) {
 		f := field + "[" + strconv.Itoa(i) + "]"
 		switch {
 		case !strings.HasPrefix(p, "/"):
-			pr.add(f, "must be an absolute path")
+			pr.Add(f, "must be an absolute path")
 		case len(p) > MaxPathLen:
-			pr.add(f, fmt.Sprintf("must be at most %d bytes", MaxPathLen))
+			pr.Add(f, fmt.Sprintf("must be at most %d bytes", MaxPathLen))
 		case strings.ContainsFunc(p, func(r rune) bool { return r < 0x20 || r == 0x7f }):
-			pr.add(f, "must not contain control characters")
+			pr.Add(f, "must not contain control characters")
 		case path.Clean(p) != p:
-			pr.add(f, fmt.Sprintf("must be a clean path (%s, not %s)", path.Clean(p), p))
+			pr.Add(f, fmt.Sprintf("must be a clean path (%s, not %s)", path.Clean(p), p))
 		case seen[p]:
-			pr.add(f, fmt.Sprintf("duplicate path %q", p))
+			pr.Add(f, fmt.Sprintf("duplicate path %q", p))
 		}
 		seen[p] = true
 	}
 }
 
-func (a AppliesTo) validate(pr *problems) {
+func (a AppliesTo) validate(pr *validation.Problems) {
 	switch {
 	case len(a.FixedIn) == 0:
-		pr.add("applies_to.fixed_in", "must not be empty")
+		pr.Add("applies_to.fixed_in", "must not be empty")
 	case len(a.FixedIn) > MaxListLen:
-		pr.add("applies_to.fixed_in", fmt.Sprintf("must have at most %d entries", MaxListLen))
+		pr.Add("applies_to.fixed_in", fmt.Sprintf("must have at most %d entries", MaxListLen))
 	default:
 		lines := make(map[string]int, len(a.FixedIn))
 		for i, s := range a.FixedIn {
 			f := "applies_to.fixed_in[" + strconv.Itoa(i) + "]"
 			v, err := kversion.Parse(s)
 			if err != nil {
-				*pr = append(*pr, FieldError{Field: f, Message: err.Error(), Err: err})
+				pr.Wrap(f, err)
 				continue
 			}
 			if v.Kind() != kversion.KindUpstream || v.Suffix() != "" || !v.UpstreamKnown() {
-				pr.add(f, fmt.Sprintf("must be a plain upstream release such as 6.12.85, not %q", s))
+				pr.Add(f, fmt.Sprintf("must be a plain upstream release such as 6.12.85, not %q", s))
 				continue
 			}
 			if j, dup := lines[v.Line()]; dup {
-				pr.add(f, fmt.Sprintf("second entry for line %s (applies_to.fixed_in[%d] is %s)", v.Line(), j, a.FixedIn[j]))
+				pr.Add(f, fmt.Sprintf("second entry for line %s (applies_to.fixed_in[%d] is %s)", v.Line(), j, a.FixedIn[j]))
 				continue
 			}
 			lines[v.Line()] = i
@@ -261,29 +260,17 @@ func (a AppliesTo) validate(pr *problems) {
 	}
 
 	if len(a.Datacenters) > MaxListLen {
-		pr.add("applies_to.datacenters", fmt.Sprintf("must have at most %d entries", MaxListLen))
+		pr.Add("applies_to.datacenters", fmt.Sprintf("must have at most %d entries", MaxListLen))
 		return
 	}
 	seen := make(map[string]bool, len(a.Datacenters))
 	for i, dc := range a.Datacenters {
 		f := "applies_to.datacenters[" + strconv.Itoa(i) + "]"
 		if msg := checkName(dc); msg != "" {
-			pr.add(f, msg)
+			pr.Add(f, msg)
 		} else if seen[dc] {
-			pr.add(f, fmt.Sprintf("duplicate datacenter %q", dc))
+			pr.Add(f, fmt.Sprintf("duplicate datacenter %q", dc))
 		}
 		seen[dc] = true
 	}
-}
-
-// marshalCanonical encodes v as compact JSON without HTML escaping and
-// without a trailing newline.
-func marshalCanonical(v any) ([]byte, error) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return nil, err
-	}
-	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }

@@ -1,63 +1,14 @@
 package release
 
-import "strings"
+import "github.com/kroll-dev/kroll/pkg/validation"
 
-// FieldError is one problem with one field of a manifest.
-type FieldError struct {
-	// Field is the path of the field, e.g. "artifacts[1].sha256".
-	Field string
-	// Message describes the problem, e.g. "must be 64 lowercase hex
-	// characters".
-	Message string
-	// Err is the underlying error, if any (e.g. from kversion.Parse).
-	Err error
-}
+// FieldError is one problem with one field of a manifest, e.g. Field
+// "artifacts[1].sha256" with Message "must be 64 lowercase hex characters".
+type FieldError = validation.FieldError
 
-// Error returns "FIELD: MESSAGE".
-func (e FieldError) Error() string { return e.Field + ": " + e.Message }
+// ValidationError lists every problem Validate found in a manifest. Its
+// message starts with "invalid release manifest: ".
+type ValidationError = validation.Error
 
-// Unwrap returns the underlying error, if any.
-func (e FieldError) Unwrap() error { return e.Err }
-
-// ValidationError lists every problem Validate found in a manifest.
-type ValidationError struct {
-	// Errors holds the problems in field order; it is never empty.
-	Errors []FieldError
-}
-
-// Error joins the problems with "; ".
-func (e *ValidationError) Error() string {
-	msgs := make([]string, len(e.Errors))
-	for i, fe := range e.Errors {
-		msgs[i] = fe.Error()
-	}
-	return "invalid release manifest: " + strings.Join(msgs, "; ")
-}
-
-// Unwrap returns the individual FieldErrors, so that errors.As and errors.Is
-// see them and their causes.
-func (e *ValidationError) Unwrap() []error {
-	errs := make([]error, len(e.Errors))
-	for i, fe := range e.Errors {
-		errs[i] = fe
-	}
-	return errs
-}
-
-// problems collects FieldErrors.
-type problems []FieldError
-
-func (p *problems) add(field, msg string) {
-	*p = append(*p, FieldError{Field: field, Message: msg})
-}
-
-func (p *problems) wrap(field string, err error) {
-	*p = append(*p, FieldError{Field: field, Message: err.Error(), Err: err})
-}
-
-func (p problems) err() error {
-	if len(p) == 0 {
-		return nil
-	}
-	return &ValidationError{Errors: p}
-}
+// subject names a manifest in the messages of its ValidationErrors.
+const subject = "release manifest"

@@ -136,7 +136,7 @@ func Decode(data []byte) (Manifest, error) {
 			}
 		}
 	}
-	if err := p.err(); err != nil {
+	if err := p.Err(subject); err != nil {
 		return Manifest{}, err
 	}
 	return m, nil
@@ -165,7 +165,7 @@ func (m Manifest) Canonical() ([]byte, error) {
 		Created:         m.Created.UTC().Format(time.RFC3339Nano),
 		Notes:           m.Notes,
 	}
-	b, err := marshalCanonical(w)
+	b, err := strictjson.MarshalCanonical(w)
 	if err != nil {
 		return nil, fmt.Errorf("encode release manifest: %w", err)
 	}

@@ -1,8 +1,6 @@
 package release
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
 	"net/url"
 	"regexp"
@@ -13,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/kroll-dev/kroll/pkg/kversion"
+	"github.com/kroll-dev/kroll/pkg/validation"
 )
 
 // Limits enforced by Validate.
@@ -48,27 +47,27 @@ var (
 // Validate checks every field of m and returns a *ValidationError listing
 // all problems, or nil.
 func (m Manifest) Validate() error {
-	return m.validate().err()
+	return m.validate().Err(subject)
 }
 
-func (m Manifest) validate() problems {
-	var p problems
+func (m Manifest) validate() validation.Problems {
+	var p validation.Problems
 
 	switch {
 	case m.ID == "":
-		p.add("id", "required")
+		p.Add("id", "required")
 	case len(m.ID) > MaxIDLen:
-		p.add("id", fmt.Sprintf("must be at most %d characters", MaxIDLen))
+		p.Add("id", fmt.Sprintf("must be at most %d characters", MaxIDLen))
 	case !idRE.MatchString(m.ID):
-		p.add("id", "must consist of [a-z0-9._+-] and start with a letter or digit")
+		p.Add("id", "must consist of [a-z0-9._+-] and start with a letter or digit")
 	}
 
 	lineOK := false
 	switch {
 	case m.Line == "":
-		p.add("line", "required")
+		p.Add("line", "required")
 	case !lineRE.MatchString(m.Line):
-		p.add("line", fmt.Sprintf("must be a kernel line MAJOR.MINOR such as 6.12, not %q", m.Line))
+		p.Add("line", fmt.Sprintf("must be a kernel line MAJOR.MINOR such as 6.12, not %q", m.Line))
 	default:
 		lineOK = true
 	}
@@ -76,13 +75,13 @@ func (m Manifest) validate() problems {
 	var kv kversion.Version
 	kvOK := false
 	if m.KernelVersion == "" {
-		p.add("kernel_version", "required")
+		p.Add("kernel_version", "required")
 	} else if v, err := kversion.Parse(m.KernelVersion); err != nil {
-		p.wrap("kernel_version", err)
+		p.Wrap("kernel_version", err)
 	} else {
 		kv, kvOK = v, true
 		if lineOK && v.Line() != m.Line {
-			p.add("kernel_version", fmt.Sprintf("%s is not of line %s", m.KernelVersion, m.Line))
+			p.Add("kernel_version", fmt.Sprintf("%s is not of line %s", m.KernelVersion, m.Line))
 		}
 	}
 
@@ -90,41 +89,41 @@ func (m Manifest) validate() problems {
 	case m.UpstreamVersion != "":
 		uv, err := kversion.Parse(m.UpstreamVersion)
 		if err != nil {
-			p.wrap("upstream_version", err)
+			p.Wrap("upstream_version", err)
 			break
 		}
 		if uv.Kind() != kversion.KindUpstream || uv.Suffix() != "" {
-			p.add("upstream_version", fmt.Sprintf("must be a plain upstream version such as 6.1.192, not %q", m.UpstreamVersion))
+			p.Add("upstream_version", fmt.Sprintf("must be a plain upstream version such as 6.1.192, not %q", m.UpstreamVersion))
 			break
 		}
 		if lineOK && uv.Line() != m.Line {
-			p.add("upstream_version", fmt.Sprintf("%s is not of line %s", m.UpstreamVersion, m.Line))
+			p.Add("upstream_version", fmt.Sprintf("%s is not of line %s", m.UpstreamVersion, m.Line))
 			break
 		}
 		if kvOK {
 			if up, known := kv.Upstream(); known {
 				if uup, _ := uv.Upstream(); uup != up {
-					p.add("upstream_version", fmt.Sprintf("%s contradicts kernel_version %s (upstream %s)", m.UpstreamVersion, m.KernelVersion, up))
+					p.Add("upstream_version", fmt.Sprintf("%s contradicts kernel_version %s (upstream %s)", m.UpstreamVersion, m.KernelVersion, up))
 				}
 			}
 		}
 	case kvOK && !kv.UpstreamKnown():
-		p.add("upstream_version", fmt.Sprintf("required: kernel_version %s does not tell its upstream version", m.KernelVersion))
+		p.Add("upstream_version", fmt.Sprintf("required: kernel_version %s does not tell its upstream version", m.KernelVersion))
 	}
 
 	switch m.Kind {
 	case KindDeb, KindBundle:
 	case "":
-		p.add("kind", "required")
+		p.Add("kind", "required")
 	default:
-		p.add("kind", fmt.Sprintf("must be %q or %q, not %q", KindDeb, KindBundle, m.Kind))
+		p.Add("kind", fmt.Sprintf("must be %q or %q, not %q", KindDeb, KindBundle, m.Kind))
 	}
 
 	switch {
 	case len(m.Artifacts) == 0:
-		p.add("artifacts", "must not be empty")
+		p.Add("artifacts", "must not be empty")
 	case len(m.Artifacts) > MaxArtifacts:
-		p.add("artifacts", fmt.Sprintf("must have at most %d entries", MaxArtifacts))
+		p.Add("artifacts", fmt.Sprintf("must have at most %d entries", MaxArtifacts))
 	}
 	names := make(map[string]int, len(m.Artifacts))
 	for i, a := range m.Artifacts {
@@ -134,7 +133,7 @@ func (m Manifest) validate() problems {
 			continue
 		}
 		if j, dup := names[a.Name]; dup {
-			p.add(f+".name", fmt.Sprintf("duplicate of artifacts[%d].name %q", j, a.Name))
+			p.Add(f+".name", fmt.Sprintf("duplicate of artifacts[%d].name %q", j, a.Name))
 		} else {
 			names[a.Name] = i
 		}
@@ -142,46 +141,46 @@ func (m Manifest) validate() problems {
 
 	switch {
 	case m.Created.IsZero():
-		p.add("created", "required")
+		p.Add("created", "required")
 	case m.Created.Before(minCreated) || !m.Created.Before(maxCreated):
-		p.add("created", fmt.Sprintf("%s is out of range", m.Created.UTC().Format(time.RFC3339Nano)))
+		p.Add("created", fmt.Sprintf("%s is out of range", m.Created.UTC().Format(time.RFC3339Nano)))
 	}
 
 	switch {
 	case len(m.Notes) > MaxNotesLen:
-		p.add("notes", fmt.Sprintf("must be at most %d bytes", MaxNotesLen))
+		p.Add("notes", fmt.Sprintf("must be at most %d bytes", MaxNotesLen))
 	case !printableText(m.Notes):
-		p.add("notes", "must be valid UTF-8 without control or format characters (newline and tab are allowed)")
+		p.Add("notes", "must be valid UTF-8 without control or format characters (newline and tab are allowed)")
 	}
 	return p
 }
 
-func validateArtifact(p *problems, f string, a Artifact) {
+func validateArtifact(p *validation.Problems, f string, a Artifact) {
 	switch {
 	case a.Name == "":
-		p.add(f+".name", "required")
+		p.Add(f+".name", "required")
 	case len(a.Name) > MaxArtifactNameLen:
-		p.add(f+".name", fmt.Sprintf("must be at most %d characters", MaxArtifactNameLen))
+		p.Add(f+".name", fmt.Sprintf("must be at most %d characters", MaxArtifactNameLen))
 	case !artifactNameRE.MatchString(a.Name):
-		p.add(f+".name", fmt.Sprintf("must be a plain file name of [A-Za-z0-9._+~-] starting with a letter or digit (no directories), not %q", a.Name))
+		p.Add(f+".name", fmt.Sprintf("must be a plain file name of [A-Za-z0-9._+~-] starting with a letter or digit (no directories), not %q", a.Name))
 	}
 
 	if msg := checkURL(a.URL); msg != "" {
-		p.add(f+".url", msg)
+		p.Add(f+".url", msg)
 	}
 
 	switch {
 	case a.Size <= 0:
-		p.add(f+".size", "must be > 0")
+		p.Add(f+".size", "must be > 0")
 	case a.Size > MaxArtifactSize:
-		p.add(f+".size", fmt.Sprintf("must be at most %d bytes (2 GiB)", int64(MaxArtifactSize)))
+		p.Add(f+".size", fmt.Sprintf("must be at most %d bytes (2 GiB)", int64(MaxArtifactSize)))
 	}
 
 	switch {
 	case a.SHA256 == "":
-		p.add(f+".sha256", "required")
+		p.Add(f+".sha256", "required")
 	case !sha256RE.MatchString(a.SHA256):
-		p.add(f+".sha256", "must be 64 lowercase hex characters")
+		p.Add(f+".sha256", "must be 64 lowercase hex characters")
 	}
 }
 
@@ -232,16 +231,4 @@ func printableText(s string) bool {
 		}
 	}
 	return true
-}
-
-// marshalCanonical encodes v as compact JSON without HTML escaping and
-// without a trailing newline.
-func marshalCanonical(v any) ([]byte, error) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return nil, err
-	}
-	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }

@@ -8,6 +8,11 @@
 // unknown fields. Decode rejects all of these, and in addition enforces a size
 // limit, a nesting limit, and exactly one JSON value with nothing but white
 // space after it.
+//
+// The package also provides the canonical encoding of such documents:
+// MarshalCanonical encodes a value as compact JSON without HTML escaping and
+// without a trailing newline, so that the bytes that are signed depend only
+// on the value.
 package strictjson
 
 import (
@@ -74,6 +79,21 @@ func Decode(data []byte, maxSize int, v any) error {
 		return describe(err)
 	}
 	return nil
+}
+
+// MarshalCanonical encodes v as compact JSON without HTML escaping (so '<',
+// '>' and '&' stay as they are) and without a trailing newline. Struct
+// fields appear in declaration order and map keys sorted, as with
+// json.Marshal; the caller chooses the shape of v that makes the encoding
+// canonical.
+func MarshalCanonical(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
 
 // walker checks the token stream of a document against the shape of the Go

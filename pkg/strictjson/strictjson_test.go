@@ -144,3 +144,35 @@ func TestSyntaxErrorPosition(t *testing.T) {
 		t.Errorf("error %v does not wrap *json.SyntaxError", err)
 	}
 }
+
+func TestMarshalCanonical(t *testing.T) {
+	tests := []struct {
+		name string
+		v    any
+		want string
+	}{
+		{"struct in field order", item{Name: "a", Size: 3}, `{"name":"a","size":3}`},
+		{"no HTML escaping", item{Name: "<a&b>"}, `{"name":"<a&b>","size":0}`},
+		{"map keys sorted", map[string]int{"b": 2, "a": 1}, `{"a":1,"b":2}`},
+		{"non-ASCII kept", "ſig é", `"ſig é"`},
+		{"nested and compact", []item{{Name: "x"}, {Size: 1}}, `[{"name":"x","size":0},{"name":"","size":1}]`},
+		{"null", nil, `null`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := MarshalCanonical(tt.v)
+			if err != nil {
+				t.Fatalf("MarshalCanonical: %v", err)
+			}
+			if string(got) != tt.want {
+				t.Errorf("MarshalCanonical = %s, want %s", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestMarshalCanonicalError(t *testing.T) {
+	if b, err := MarshalCanonical(make(chan int)); err == nil {
+		t.Errorf("MarshalCanonical(chan) = %s, want an error", b)
+	}
+}

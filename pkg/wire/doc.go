@@ -1,4 +1,6 @@
 // Package wire holds the JSON types of kroll's HTTP API, one definition
-// shared by the coordinator's server, the agent and krollctl. The types
-// land with the coordinator issue.
+// shared by the coordinator's server, the agent and krollctl.
+//
+// Every error response, on every route, is an Error: {"kind":…,"value":…}
+// with Kind from the fixed set below.
 package wire

@@ -1,0 +1,267 @@
+package wire
+
+import "time"
+
+// MaxBodySize bounds every request body the coordinator accepts.
+const MaxBodySize = 64 << 10
+
+// Error is the body of every non-2xx response.
+type Error struct {
+	Kind  string `json:"kind"`
+	Value string `json:"value"`
+}
+
+// Error kinds: a small, fixed set. The FleetLock ones follow airlock's
+// naming; the denial kinds are "failed_lock_" + the scheduler's reason.
+const (
+	KindMissingHeader       = "missing_header"        // FleetLock header absent
+	KindInvalidClientParams = "invalid_client_params" // FleetLock body malformed or id/group empty
+	KindInvalidRequest      = "invalid_request"       // any other malformed or invalid body or query
+	KindRequestTooLarge     = "request_too_large"
+	KindMethodNotAllowed    = "method_not_allowed"
+	KindNotFound            = "not_found"
+	KindUnauthorized        = "unauthorized" // no or bad credentials
+	KindForbidden           = "forbidden"    // credentials lack the role
+	KindStaleToken          = "stale_token"  // fencing token no longer valid
+	KindNotHolder           = "not_holder"   // host holds no slot
+	KindConflict            = "conflict"
+	KindNoLeader            = "no_leader" // cluster has no leader right now (503)
+	KindInternal            = "internal"
+
+	// Denials of a slot (FleetLock pre-reboot and agent acquire).
+	KindSemaphoreFull = "failed_lock_semaphore_full"
+	KindCapacityFloor = "failed_lock_capacity_floor"
+	KindPaused        = "failed_lock_dc_paused"
+	KindOutsideWindow = "failed_lock_outside_window"
+	KindFailureBudget = "failed_lock_failure_budget_exhausted"
+	KindUnknownDC     = "failed_lock_unknown_dc"
+	KindUnknownHost   = "failed_lock_unknown_host"
+)
+
+// FleetLockHeader must be "true" on FleetLock requests.
+const FleetLockHeader = "fleet-lock-protocol"
+
+// FleetLockRequest is the body of POST /v1/pre-reboot and /v1/steady-state.
+type FleetLockRequest struct {
+	ClientParams FleetLockClientParams `json:"client_params"`
+}
+
+// FleetLockClientParams identify the node (ID) and its lock group; kroll's
+// groups are datacenters.
+type FleetLockClientParams struct {
+	ID    string `json:"id"`
+	Group string `json:"group"`
+}
+
+// Phases an agent reports (DESIGN §4).
+const (
+	PhaseIdle          = "idle"
+	PhaseStaging       = "staging"
+	PhaseStaged        = "staged"
+	PhaseWaitingSlot   = "waiting-slot"
+	PhaseDraining      = "draining"
+	PhaseRebooting     = "rebooting"
+	PhaseVerifying     = "verifying"
+	PhaseHealthy       = "healthy"
+	PhaseStagingFailed = "staging-failed"
+	PhaseDrainTimeout  = "drain-timeout"
+	PhaseWrongKernel   = "wrong-kernel"
+	PhaseUnhealthy     = "unhealthy"
+	PhaseRollback      = "rollback"
+)
+
+// Routes of the agent and FleetLock APIs.
+const (
+	PathHeartbeat          = "/api/v1/agent/heartbeat"
+	PathSlotAcquire        = "/api/v1/agent/slot/acquire"
+	PathSlotRenew          = "/api/v1/agent/slot/renew"
+	PathSlotRelease        = "/api/v1/agent/slot/release"
+	PathHealth             = "/api/v1/agent/health"
+	PathFleetLockPreReboot = "/v1/pre-reboot"
+	PathFleetLockSteady    = "/v1/steady-state"
+)
+
+// PolicyStatus is what an agent reports about one mitigation policy.
+type PolicyStatus struct {
+	ID      string `json:"id"`
+	Version int64  `json:"version"`
+	// State is enforcing, auditing, unavailable or retired.
+	State  string `json:"state"`
+	Detail string `json:"detail,omitempty"`
+}
+
+// Heartbeat registers a host and refreshes its liveness and status.
+type Heartbeat struct {
+	HostID     string         `json:"host_id"`
+	Datacenter string         `json:"datacenter"`
+	KernelLine string         `json:"kernel_line,omitempty"`
+	Kernel     string         `json:"kernel,omitempty"`
+	Phase      string         `json:"phase,omitempty"`
+	BootID     string         `json:"boot_id,omitempty"`
+	Policies   []PolicyStatus `json:"policies,omitempty"`
+}
+
+// DesiredState is what the coordinator wants a host to do; the heartbeat
+// response.
+type DesiredState struct {
+	// HeartbeatInterval is how often the agent should send heartbeats.
+	HeartbeatIntervalSeconds int `json:"heartbeat_interval_seconds"`
+	// Slot is the slot the host holds, if any.
+	Slot *Slot `json:"slot,omitempty"`
+}
+
+// SlotRequest asks to acquire (Token 0), renew or release a slot.
+type SlotRequest struct {
+	HostID     string `json:"host_id"`
+	Datacenter string `json:"datacenter"`
+	Token      uint64 `json:"token,omitempty"`
+}
+
+// Slot is a held reboot slot.
+type Slot struct {
+	Datacenter string `json:"datacenter"`
+	HostID     string `json:"host_id"`
+	// Token is the fencing token: strictly increasing per datacenter.
+	Token          uint64    `json:"token"`
+	Granted        time.Time `json:"granted"`
+	LeaseExpires   time.Time `json:"lease_expires"`
+	RebootDeadline time.Time `json:"reboot_deadline"`
+	// Owner is "agent" or "fleetlock".
+	Owner string `json:"owner"`
+	// Lost is set when the holder passed its reboot deadline without
+	// renewing; only an operator frees such a slot.
+	Lost bool `json:"lost,omitempty"`
+}
+
+// HealthReport is an agent's verdict after booting the new kernel.
+type HealthReport struct {
+	HostID     string `json:"host_id"`
+	Datacenter string `json:"datacenter"`
+	Token      uint64 `json:"token,omitempty"`
+	Healthy    bool   `json:"healthy"`
+	Kernel     string `json:"kernel,omitempty"`
+	Detail     string `json:"detail,omitempty"`
+}
+
+// Member is one coordinator node.
+type Member struct {
+	ID       string `json:"id"`
+	RaftAddr string `json:"raft_addr"`
+	HTTPAddr string `json:"http_addr"`
+	Leader   bool   `json:"leader"`
+	Voter    bool   `json:"voter"`
+}
+
+// JoinRequest adds a voter to the cluster.
+type JoinRequest struct {
+	ID       string `json:"id"`
+	RaftAddr string `json:"raft_addr"`
+	HTTPAddr string `json:"http_addr,omitempty"`
+}
+
+// RemoveRequest removes a member from the cluster.
+type RemoveRequest struct {
+	ID string `json:"id"`
+}
+
+// Datacenter is a datacenter's settings and live counts.
+type Datacenter struct {
+	Name          string `json:"name"`
+	Tier          string `json:"tier"`
+	SlotLimit     int    `json:"slot_limit,omitempty"`
+	SlotPct       int    `json:"slot_pct,omitempty"`
+	MinHealthyPct int    `json:"min_healthy_pct"`
+	Window        string `json:"window"`
+	Paused        bool   `json:"paused"`
+	PauseReason   string `json:"pause_reason,omitempty"`
+	FailureBudget int    `json:"failure_budget"`
+	Failures      int    `json:"failures"`
+	// Live counts, computed at read time.
+	Hosts          int `json:"hosts"`
+	Serving        int `json:"serving"`
+	SlotsHeld      int `json:"slots_held"`
+	EffectiveLimit int `json:"effective_limit"`
+}
+
+// DatacenterUpdate changes a datacenter's settings (creating it when
+// new); nil fields keep their value.
+type DatacenterUpdate struct {
+	Tier          *string `json:"tier,omitempty"`
+	SlotLimit     *int    `json:"slot_limit,omitempty"`
+	SlotPct       *int    `json:"slot_pct,omitempty"`
+	MinHealthyPct *int    `json:"min_healthy_pct,omitempty"`
+	Window        *string `json:"window,omitempty"`
+	FailureBudget *int    `json:"failure_budget,omitempty"`
+}
+
+// PauseRequest pauses or resumes a datacenter.
+type PauseRequest struct {
+	Reason string `json:"reason,omitempty"`
+}
+
+// Host is a registered host as the coordinator sees it.
+type Host struct {
+	ID            string         `json:"id"`
+	Datacenter    string         `json:"datacenter"`
+	KernelLine    string         `json:"kernel_line,omitempty"`
+	Kernel        string         `json:"kernel,omitempty"`
+	Phase         string         `json:"phase,omitempty"`
+	LastHeartbeat time.Time      `json:"last_heartbeat"`
+	Alive         bool           `json:"alive"`
+	Lost          bool           `json:"lost,omitempty"`
+	Unhealthy     bool           `json:"unhealthy,omitempty"`
+	Policies      []PolicyStatus `json:"policies,omitempty"`
+	Slot          *Slot          `json:"slot,omitempty"`
+}
+
+// SlotReleaseRequest is an operator's break-glass release.
+type SlotReleaseRequest struct {
+	Datacenter string `json:"datacenter"`
+	HostID     string `json:"host_id"`
+	Reason     string `json:"reason,omitempty"`
+}
+
+// Event is one entry of the coordinator's bounded event history.
+type Event struct {
+	ID         uint64    `json:"id"`
+	Time       time.Time `json:"time"`
+	Type       string    `json:"type"`
+	Datacenter string    `json:"datacenter,omitempty"`
+	Host       string    `json:"host,omitempty"`
+	Message    string    `json:"message"`
+}
+
+// Status is the cluster overview of `krollctl status`.
+type Status struct {
+	Leader      string       `json:"leader"`
+	Members     []Member     `json:"members"`
+	Datacenters []Datacenter `json:"datacenters"`
+	// Phases counts hosts per datacenter per phase.
+	Phases map[string]map[string]int `json:"phases"`
+	// Kernels counts hosts per datacenter per running kernel.
+	Kernels map[string]map[string]int `json:"kernels"`
+}
+
+// Routes of the operator API. {name} and {id} are path parameters.
+const (
+	PathStatus           = "/api/v1/status"          // GET → Status
+	PathMembers          = "/api/v1/cluster/members" // GET → []Member
+	PathJoin             = "/api/v1/cluster/join"    // POST JoinRequest → []Member
+	PathRemove           = "/api/v1/cluster/remove"  // POST RemoveRequest → []Member
+	PathDatacenters      = "/api/v1/datacenters"     // GET → []Datacenter
+	PathDatacenter       = "/api/v1/datacenters/"    // + {name}: GET → Datacenter; PUT DatacenterUpdate → Datacenter
+	PathDatacenterPause  = "/pause"                  // POST {name}/pause PauseRequest → Datacenter
+	PathDatacenterResume = "/resume"                 // POST {name}/resume → Datacenter
+	PathSlots            = "/api/v1/slots"           // GET ?dc= → []Slot
+	PathSlotsRelease     = "/api/v1/slots/release"   // POST SlotReleaseRequest → Slot (the released one)
+	PathHosts            = "/api/v1/hosts"           // GET ?dc= → []Host
+	PathHost             = "/api/v1/hosts/"          // + {id}: GET → Host
+	PathEvents           = "/api/v1/events"          // GET ?since=ID&limit=N → []Event
+)
+
+// Roles of operator credentials, each including the ones before it.
+const (
+	RoleRead    = "read"    // GET routes
+	RoleOperate = "operate" // pause/resume, slot release, dc settings
+	RoleAdmin   = "admin"   // cluster membership
+)
