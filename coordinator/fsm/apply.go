@@ -1,0 +1,330 @@
+package fsm
+
+import (
+	"fmt"
+	"regexp"
+
+	"github.com/kroll-dev/kroll/coordinator/schedule"
+	"github.com/kroll-dev/kroll/pkg/wire"
+)
+
+// namePattern constrains datacenter and host ids.
+var namePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$`)
+
+// ValidName reports whether s is a valid datacenter or host id.
+func ValidName(s string) bool { return namePattern.MatchString(s) }
+
+func (s *State) setDatacenter(p SetDatacenter) Result {
+	if !ValidName(p.Name) {
+		return refused(wire.KindInvalidRequest, "invalid datacenter name %q", p.Name)
+	}
+	dc, exists := s.Datacenters[p.Name]
+	next := Datacenter{Name: p.Name, Tier: TierEdge, NextToken: 1}
+	if exists {
+		next = *dc
+	}
+	u := p.Update
+	if u.Tier != nil {
+		switch *u.Tier {
+		case TierEdge, TierControl, TierStaging:
+			next.Tier = *u.Tier
+		default:
+			return refused(wire.KindInvalidRequest, "tier %q: want edge, control or staging", *u.Tier)
+		}
+	}
+	// --slots and --slots-pct replace each other.
+	if u.SlotLimit != nil {
+		next.Policy.SlotLimit, next.Policy.SlotPct = *u.SlotLimit, 0
+	}
+	if u.SlotPct != nil {
+		next.Policy.SlotPct, next.Policy.SlotLimit = *u.SlotPct, 0
+	}
+	if u.MinHealthyPct != nil {
+		next.Policy.MinHealthyPct = *u.MinHealthyPct
+	}
+	if u.FailureBudget != nil {
+		next.Policy.FailureBudget = *u.FailureBudget
+	}
+	if u.Window != nil {
+		w, err := schedule.ParseWindow(*u.Window)
+		if err != nil {
+			return refused(wire.KindInvalidRequest, "window: %v", err)
+		}
+		next.Policy.Window = w
+	}
+	if err := next.Policy.Validate(); err != nil {
+		return refused(wire.KindInvalidRequest, "datacenter %s: %v", p.Name, err)
+	}
+	if next.Slots == nil {
+		next.Slots = map[string]*Slot{}
+	}
+	s.Datacenters[p.Name] = &next
+	verb := "updated"
+	if !exists {
+		verb = "created"
+	}
+	s.event("dc_set", p.Name, "", "datacenter %s %s", p.Name, verb)
+	return Result{}
+}
+
+func (s *State) pause(p Pause, pause bool) Result {
+	dc, ok := s.Datacenters[p.Name]
+	if !ok {
+		return refused(wire.KindNotFound, "unknown datacenter %q", p.Name)
+	}
+	dc.Policy.Paused = pause
+	if pause {
+		dc.PauseReason = p.Reason
+		s.event("dc_paused", dc.Name, "", "paused: %s", orDefault(p.Reason, "by operator"))
+	} else {
+		dc.PauseReason = ""
+		// Resuming also resets the failure count: the operator has looked.
+		dc.Policy.Failures = 0
+		s.event("dc_resumed", dc.Name, "", "resumed")
+	}
+	return Result{}
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+func (s *State) heartbeat(p Heartbeat) Result {
+	if !ValidName(p.HostID) || !ValidName(p.Datacenter) {
+		return refused(wire.KindInvalidRequest, "invalid host id %q or datacenter %q", p.HostID, p.Datacenter)
+	}
+	h, ok := s.Hosts[p.HostID]
+	if ok && h.Datacenter != p.Datacenter {
+		if old := s.Datacenters[h.Datacenter]; old != nil && old.Slots[h.ID] != nil {
+			return refused(wire.KindConflict, "host %s holds a slot in %s; it cannot move to %s", h.ID, h.Datacenter, p.Datacenter)
+		}
+	}
+	if !ok {
+		h = &Host{ID: p.HostID}
+		s.Hosts[p.HostID] = h
+		s.event("host_registered", p.Datacenter, p.HostID, "host registered")
+	}
+	h.Datacenter = p.Datacenter
+	if p.FleetLock {
+		h.FleetLock = true
+		return Result{}
+	}
+	h.FleetLock = false
+	h.KernelLine, h.Kernel, h.Phase, h.BootID = p.KernelLine, p.Kernel, p.Phase, p.BootID
+	h.Policies = p.Policies
+	h.LastHeartbeat = s.Now
+	if p.Phase == wire.PhaseHealthy || p.Phase == wire.PhaseIdle {
+		h.Unhealthy = false
+	}
+	return Result{}
+}
+
+// hostStates lists the datacenter's registered hosts for the scheduler, in
+// id order.
+func (s *State) hostStates(dc *Datacenter, t Timing) []schedule.HostState {
+	var out []schedule.HostState
+	for _, id := range sortedKeys(s.Hosts) {
+		h := s.Hosts[id]
+		if h.Datacenter != dc.Name {
+			continue
+		}
+		_, holding := dc.Slots[id]
+		out = append(out, schedule.HostState{ID: id, Holding: holding, Serving: h.serving(dc, s.Now, t.AliveWithin)})
+	}
+	return out
+}
+
+func (s *State) acquire(p Acquire) Result {
+	if p.Owner != OwnerAgent && p.Owner != OwnerFleetLock {
+		return refused(wire.KindInvalidRequest, "unknown slot owner %q", p.Owner)
+	}
+	if p.Owner == OwnerFleetLock && ValidName(p.Host) && ValidName(p.Datacenter) {
+		// FleetLock clients (Zincati) never send heartbeats: asking for the
+		// lock registers them.
+		if h, ok := s.Hosts[p.Host]; !ok || (h.FleetLock && h.Datacenter != p.Datacenter) {
+			if r := s.heartbeat(Heartbeat{Heartbeat: wire.Heartbeat{HostID: p.Host, Datacenter: p.Datacenter}, FleetLock: true}); r.Err != nil {
+				return r
+			}
+		}
+	}
+	dc, exists := s.Datacenters[p.Datacenter]
+	if h, ok := s.Hosts[p.Host]; ok && h.Datacenter != p.Datacenter {
+		return refused(wire.KindUnknownHost, "host %s is registered in %s, not %s", p.Host, h.Datacenter, p.Datacenter)
+	}
+	var (
+		policy schedule.Policy
+		hosts  []schedule.HostState
+	)
+	if exists {
+		policy = dc.Policy
+		hosts = s.hostStates(dc, p.Timing)
+	}
+	d := schedule.Decide(policy, exists, hosts, schedule.Request{Host: p.Host, Expedite: p.Expedite, Now: s.Now})
+	switch {
+	case d.Reason == schedule.ReasonAlreadyHeld:
+		sl := dc.Slots[p.Host]
+		if sl.Owner != p.Owner {
+			return refused(wire.KindConflict, "host %s holds its slot through %s, not %s", p.Host, sl.Owner, p.Owner)
+		}
+		if sl.Lost {
+			return refused(wire.KindStaleToken, "slot of %s was marked lost at its reboot deadline; an operator must release it", p.Host)
+		}
+		s.extend(sl, p.Timing)
+		return Result{Slot: sl.wire(dc.Name), Reason: string(d.Reason)}
+	case !d.Grant:
+		return Result{Err: &wire.Error{Kind: denialKind(d.Reason), Value: d.Detail}, Reason: string(d.Reason)}
+	}
+	sl := &Slot{Host: p.Host, Token: dc.NextToken, Owner: p.Owner, Granted: s.Now}
+	dc.NextToken++
+	s.extend(sl, p.Timing)
+	dc.Slots[p.Host] = sl
+	s.event("slot_granted", dc.Name, p.Host, "slot granted to %s (token %d, %s)", p.Host, sl.Token, d.Detail)
+	return Result{Slot: sl.wire(dc.Name), Reason: string(d.Reason)}
+}
+
+// extend renews a slot's lease and reboot deadline from now.
+func (s *State) extend(sl *Slot, t Timing) {
+	sl.LeaseExpires = s.Now.Add(t.Lease)
+	sl.RebootDeadline = s.Now.Add(t.RebootDeadline)
+}
+
+// denialKind maps a scheduler reason to its API error kind.
+func denialKind(r schedule.Reason) string {
+	switch r {
+	case schedule.ReasonSemaphoreFull:
+		return wire.KindSemaphoreFull
+	case schedule.ReasonCapacityFloor:
+		return wire.KindCapacityFloor
+	case schedule.ReasonPaused:
+		return wire.KindPaused
+	case schedule.ReasonOutsideWindow:
+		return wire.KindOutsideWindow
+	case schedule.ReasonFailureBudget:
+		return wire.KindFailureBudget
+	case schedule.ReasonUnknownDC:
+		return wire.KindUnknownDC
+	case schedule.ReasonUnknownHost:
+		return wire.KindUnknownHost
+	}
+	return wire.KindInternal
+}
+
+// heldSlot finds the slot a renew/release names and checks its token.
+func (s *State) heldSlot(p Renew) (*Datacenter, *Slot, *wire.Error) {
+	dc, ok := s.Datacenters[p.Datacenter]
+	if !ok {
+		return nil, nil, &wire.Error{Kind: wire.KindNotFound, Value: fmt.Sprintf("unknown datacenter %q", p.Datacenter)}
+	}
+	sl, ok := dc.Slots[p.Host]
+	if !ok {
+		return dc, nil, &wire.Error{Kind: wire.KindNotHolder, Value: fmt.Sprintf("%s holds no slot in %s", p.Host, p.Datacenter)}
+	}
+	if p.Owner == OwnerFleetLock && p.Token == 0 {
+		if sl.Owner != OwnerFleetLock {
+			return dc, nil, &wire.Error{Kind: wire.KindConflict, Value: fmt.Sprintf("%s holds its slot through %s, not fleetlock", p.Host, sl.Owner)}
+		}
+		return dc, sl, nil
+	}
+	if sl.Token != p.Token {
+		return dc, nil, &wire.Error{Kind: wire.KindStaleToken, Value: fmt.Sprintf("token %d is stale: %s holds token %d in %s", p.Token, p.Host, sl.Token, p.Datacenter)}
+	}
+	return dc, sl, nil
+}
+
+func (s *State) renew(p Renew) Result {
+	dc, sl, e := s.heldSlot(p)
+	if e != nil {
+		return Result{Err: e}
+	}
+	if sl.Lost {
+		return refused(wire.KindStaleToken, "slot of %s was marked lost at its reboot deadline; an operator must release it", p.Host)
+	}
+	s.extend(sl, p.Timing)
+	return Result{Slot: sl.wire(dc.Name)}
+}
+
+func (s *State) release(p Renew) Result {
+	dc, sl, e := s.heldSlot(p)
+	if e != nil {
+		if p.Owner == OwnerFleetLock && e.Kind == wire.KindNotHolder {
+			// FleetLock steady-state is idempotent: a node that holds no
+			// lock reports steady state at every boot.
+			return Result{}
+		}
+		return Result{Err: e}
+	}
+	delete(dc.Slots, p.Host)
+	s.event("slot_released", dc.Name, p.Host, "slot released by %s (token %d)", p.Host, sl.Token)
+	return Result{Slot: sl.wire(dc.Name)}
+}
+
+func (s *State) forceRelease(p ForceRelease) Result {
+	dc, ok := s.Datacenters[p.Datacenter]
+	if !ok {
+		return refused(wire.KindNotFound, "unknown datacenter %q", p.Datacenter)
+	}
+	sl, ok := dc.Slots[p.Host]
+	if !ok {
+		return refused(wire.KindNotHolder, "%s holds no slot in %s", p.Host, p.Datacenter)
+	}
+	delete(dc.Slots, p.Host)
+	s.event("slot_force_released", dc.Name, p.Host, "operator released slot of %s (token %d): %s", p.Host, sl.Token, orDefault(p.Reason, "no reason given"))
+	return Result{Slot: sl.wire(dc.Name)}
+}
+
+func (s *State) health(p Health) Result {
+	h, ok := s.Hosts[p.HostID]
+	if !ok || h.Datacenter != p.Datacenter {
+		return refused(wire.KindNotFound, "host %s is not registered in %s", p.HostID, p.Datacenter)
+	}
+	dc := s.Datacenters[p.Datacenter]
+	if p.Token != 0 {
+		if dc == nil || dc.Slots[p.HostID] == nil || dc.Slots[p.HostID].Token != p.Token {
+			return refused(wire.KindStaleToken, "token %d does not match a slot of %s", p.Token, p.HostID)
+		}
+	}
+	if p.Kernel != "" {
+		h.Kernel = p.Kernel
+	}
+	if p.Healthy {
+		h.Unhealthy = false
+		s.event("host_healthy", p.Datacenter, p.HostID, "healthy on %s", orDefault(p.Kernel, h.Kernel))
+		return Result{}
+	}
+	h.Unhealthy = true
+	s.event("host_unhealthy", p.Datacenter, p.HostID, "unhealthy on %s: %s", orDefault(p.Kernel, h.Kernel), p.Detail)
+	if dc != nil {
+		dc.Policy.Failures++
+		if b := dc.Policy.FailureBudget; b > 0 && dc.Policy.Failures >= b && !dc.Policy.Paused {
+			dc.Policy.Paused = true
+			dc.PauseReason = fmt.Sprintf("failure budget exhausted: %d unhealthy reports (budget %d)", dc.Policy.Failures, b)
+			s.event("dc_paused", dc.Name, "", "%s", dc.PauseReason)
+		}
+	}
+	return Result{}
+}
+
+// tick marks holders past their reboot deadline lost and pauses their
+// datacenters: an operator decides what happened to them.
+func (s *State) tick() Result {
+	for _, name := range sortedKeys(s.Datacenters) {
+		dc := s.Datacenters[name]
+		for _, host := range sortedKeys(dc.Slots) {
+			sl := dc.Slots[host]
+			if sl.Lost || !s.Now.After(sl.RebootDeadline) {
+				continue
+			}
+			sl.Lost = true
+			s.event("host_lost", name, host, "%s passed its reboot deadline %s without renewing its slot (token %d)", host, sl.RebootDeadline.Format("2006-01-02T15:04:05Z07:00"), sl.Token)
+			if !dc.Policy.Paused {
+				dc.Policy.Paused = true
+				dc.PauseReason = fmt.Sprintf("host %s lost mid-reboot; release its slot with 'krollctl slots release' after checking it", host)
+				s.event("dc_paused", name, "", "%s", dc.PauseReason)
+			}
+		}
+	}
+	return Result{}
+}

@@ -1,0 +1,145 @@
+package fsm
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/kroll-dev/kroll/pkg/wire"
+)
+
+// Type tags a Command.
+type Type string
+
+// The command types.
+const (
+	TypeSetDatacenter Type = "set_datacenter"
+	TypePause         Type = "pause"
+	TypeResume        Type = "resume"
+	TypeHeartbeat     Type = "heartbeat"
+	TypeAcquire       Type = "acquire"
+	TypeRenew         Type = "renew"
+	TypeRelease       Type = "release"
+	TypeForceRelease  Type = "force_release"
+	TypeHealth        Type = "health"
+	TypeTick          Type = "tick"
+	TypeSetMember     Type = "set_member"
+	TypeRemoveMember  Type = "remove_member"
+)
+
+// Command is one entry of the replicated log.
+type Command struct {
+	Type Type `json:"type"`
+	// Time is the leader's clock when it proposed the command.
+	Time    time.Time       `json:"time"`
+	Payload json.RawMessage `json:"payload"`
+}
+
+// NewCommand encodes a command with the leader's time now.
+func NewCommand(t Type, now time.Time, payload any) ([]byte, error) {
+	p, err := json.Marshal(payload)
+	if err != nil {
+		return nil, fmt.Errorf("fsm: encode %s payload: %w", t, err)
+	}
+	return json.Marshal(Command{Type: t, Time: now.UTC(), Payload: p})
+}
+
+// SetDatacenter creates or updates a datacenter.
+type SetDatacenter struct {
+	Name   string                `json:"name"`
+	Update wire.DatacenterUpdate `json:"update"`
+}
+
+// Pause pauses (or, for TypeResume, resumes) a datacenter.
+type Pause struct {
+	Name   string `json:"name"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// Heartbeat registers or refreshes a host.
+type Heartbeat struct {
+	wire.Heartbeat
+	// FleetLock marks hosts that only speak FleetLock (no heartbeats): they
+	// count as serving unless they hold a slot.
+	FleetLock bool `json:"fleetlock,omitempty"`
+}
+
+// Timing holds the durations the leader's configuration sets; they travel
+// in the commands so that every replica decides alike.
+type Timing struct {
+	// Lease is how long a grant or renewal is good for.
+	Lease time.Duration `json:"lease"`
+	// RebootDeadline is how long after its last grant or renewal a holder
+	// may stay silent (it may be rebooting) before it is marked lost.
+	RebootDeadline time.Duration `json:"reboot_deadline"`
+	// AliveWithin is how recent a heartbeat must be for a host to count as
+	// alive.
+	AliveWithin time.Duration `json:"alive_within"`
+}
+
+// Acquire asks for a slot for Host in Datacenter.
+type Acquire struct {
+	Datacenter string `json:"datacenter"`
+	Host       string `json:"host"`
+	// Owner is "agent" or "fleetlock".
+	Owner    string `json:"owner"`
+	Expedite bool   `json:"expedite,omitempty"`
+	Timing
+}
+
+// Renew extends the lease of a held slot; Release gives it back.
+type Renew struct {
+	Datacenter string `json:"datacenter"`
+	Host       string `json:"host"`
+	// Token must be the slot's fencing token. For Release by a FleetLock
+	// client it is 0 and the owner must be "fleetlock".
+	Token uint64 `json:"token"`
+	Owner string `json:"owner,omitempty"`
+	Timing
+}
+
+// ForceRelease is an operator's break-glass release of any slot.
+type ForceRelease struct {
+	Datacenter string `json:"datacenter"`
+	Host       string `json:"host"`
+	Reason     string `json:"reason,omitempty"`
+}
+
+// Health records an agent's verdict on its new kernel.
+type Health struct {
+	wire.HealthReport
+}
+
+// Tick expires leases: holders past their reboot deadline become lost.
+type Tick struct{}
+
+// SetMember records a coordinator node's addresses.
+type SetMember struct {
+	ID       string `json:"id"`
+	RaftAddr string `json:"raft_addr"`
+	HTTPAddr string `json:"http_addr"`
+}
+
+// RemoveMember forgets a coordinator node.
+type RemoveMember struct {
+	ID string `json:"id"`
+}
+
+// Owners of slots.
+const (
+	OwnerAgent     = "agent"
+	OwnerFleetLock = "fleetlock"
+)
+
+// Result is what Apply returns for a command. Err is set when the command
+// was refused; nothing changed then.
+type Result struct {
+	Err  *wire.Error
+	Slot *wire.Slot
+	// Decision details for acquire: the scheduler's reason.
+	Reason string
+}
+
+func refused(kind, format string, args ...any) Result {
+	return Result{Err: &wire.Error{Kind: kind, Value: fmt.Sprintf(format, args...)}}
+}

@@ -1,0 +1,215 @@
+package fsm
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"sync"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/kroll-dev/kroll/pkg/wire"
+)
+
+// FSM is the replicated state machine. It implements raft.FSM; reads go
+// through View.
+type FSM struct {
+	mu    sync.RWMutex
+	state *State
+	// applied counts applied commands (for tests and metrics).
+	applied uint64
+}
+
+// New returns an FSM with empty state.
+func New() *FSM {
+	return &FSM{state: newState()}
+}
+
+// Apply implements raft.FSM.
+func (f *FSM) Apply(l *raft.Log) any {
+	return f.ApplyCommand(l.Data)
+}
+
+// ApplyCommand applies one encoded Command and returns its Result. A
+// command that cannot be decoded is refused; it changes nothing.
+func (f *FSM) ApplyCommand(data []byte) Result {
+	var c Command
+	if err := json.Unmarshal(data, &c); err != nil {
+		return refused(wire.KindInternal, "undecodable command: %v", err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.applied++
+	s := f.state
+	if c.Time.After(s.Now) {
+		s.Now = c.Time.UTC()
+	}
+	return s.apply(c.Type, c.Payload)
+}
+
+func decode[T any](payload json.RawMessage) (T, error) {
+	var v T
+	err := json.Unmarshal(payload, &v)
+	return v, err
+}
+
+// apply dispatches a command; s.Now is the command's time.
+func (s *State) apply(t Type, payload json.RawMessage) Result {
+	var (
+		res Result
+		err error
+	)
+	switch t {
+	case TypeSetDatacenter:
+		var p SetDatacenter
+		if p, err = decode[SetDatacenter](payload); err == nil {
+			res = s.setDatacenter(p)
+		}
+	case TypePause, TypeResume:
+		var p Pause
+		if p, err = decode[Pause](payload); err == nil {
+			res = s.pause(p, t == TypePause)
+		}
+	case TypeHeartbeat:
+		var p Heartbeat
+		if p, err = decode[Heartbeat](payload); err == nil {
+			res = s.heartbeat(p)
+		}
+	case TypeAcquire:
+		var p Acquire
+		if p, err = decode[Acquire](payload); err == nil {
+			res = s.acquire(p)
+		}
+	case TypeRenew:
+		var p Renew
+		if p, err = decode[Renew](payload); err == nil {
+			res = s.renew(p)
+		}
+	case TypeRelease:
+		var p Renew
+		if p, err = decode[Renew](payload); err == nil {
+			res = s.release(p)
+		}
+	case TypeForceRelease:
+		var p ForceRelease
+		if p, err = decode[ForceRelease](payload); err == nil {
+			res = s.forceRelease(p)
+		}
+	case TypeHealth:
+		var p Health
+		if p, err = decode[Health](payload); err == nil {
+			res = s.health(p)
+		}
+	case TypeTick:
+		res = s.tick()
+	case TypeSetMember:
+		var p SetMember
+		if p, err = decode[SetMember](payload); err == nil {
+			s.Members[p.ID] = &Member{ID: p.ID, RaftAddr: p.RaftAddr, HTTPAddr: p.HTTPAddr}
+		}
+	case TypeRemoveMember:
+		var p RemoveMember
+		if p, err = decode[RemoveMember](payload); err == nil {
+			delete(s.Members, p.ID)
+		}
+	default:
+		return refused(wire.KindInternal, "unknown command type %q", t)
+	}
+	if err != nil {
+		return refused(wire.KindInternal, "undecodable %s payload: %v", t, err)
+	}
+	return res
+}
+
+func (s *State) event(typ, dc, host, format string, args ...any) {
+	s.Events = append(s.Events, wire.Event{
+		ID: s.NextEventID, Time: s.Now, Type: typ, Datacenter: dc, Host: host,
+		Message: fmt.Sprintf(format, args...),
+	})
+	s.NextEventID++
+	if n := len(s.Events) - MaxEvents; n > 0 {
+		s.Events = append(s.Events[:0:0], s.Events[n:]...)
+	}
+}
+
+// Snapshot implements raft.FSM: it copies the state (cheap relative to the
+// log) so that Persist can stream it while Apply goes on.
+func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	data, err := json.Marshal(f.state)
+	if err != nil {
+		return nil, fmt.Errorf("fsm: snapshot: %w", err)
+	}
+	return snapshot(data), nil
+}
+
+type snapshot []byte
+
+// Persist writes the snapshot to the sink.
+func (s snapshot) Persist(sink raft.SnapshotSink) error {
+	if _, err := sink.Write(s); err != nil {
+		sink.Cancel()
+		return fmt.Errorf("fsm: persist snapshot: %w", err)
+	}
+	return sink.Close()
+}
+
+// Release implements raft.FSMSnapshot.
+func (s snapshot) Release() {}
+
+// Restore implements raft.FSM: it replaces the state with a snapshot,
+// streamed from r.
+func (f *FSM) Restore(r io.ReadCloser) error {
+	defer r.Close()
+	st := newState()
+	dec := json.NewDecoder(r)
+	if err := dec.Decode(st); err != nil {
+		return fmt.Errorf("fsm: restore: %w", err)
+	}
+	if st.Datacenters == nil {
+		st.Datacenters = map[string]*Datacenter{}
+	}
+	for _, dc := range st.Datacenters {
+		if dc.Slots == nil {
+			dc.Slots = map[string]*Slot{}
+		}
+	}
+	if st.Hosts == nil {
+		st.Hosts = map[string]*Host{}
+	}
+	if st.Members == nil {
+		st.Members = map[string]*Member{}
+	}
+	f.mu.Lock()
+	f.state = st
+	f.mu.Unlock()
+	return nil
+}
+
+// View runs fn with read access to the state. fn must not keep references
+// into the state after it returns, nor change it.
+func (f *FSM) View(fn func(*State)) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	fn(f.state)
+}
+
+// Applied returns how many commands were applied.
+func (f *FSM) Applied() uint64 {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.applied
+}
+
+// sortedKeys returns the keys of m in order: map iteration order must never
+// reach the replicated state.
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

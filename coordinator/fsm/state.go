@@ -1,0 +1,121 @@
+package fsm
+
+import (
+	"time"
+
+	"github.com/kroll-dev/kroll/coordinator/schedule"
+	"github.com/kroll-dev/kroll/pkg/wire"
+)
+
+// MaxEvents bounds the event history kept in the state.
+const MaxEvents = 1000
+
+// State is everything the coordinator replicates. It is only changed by
+// Apply and Restore.
+type State struct {
+	Datacenters map[string]*Datacenter `json:"datacenters"`
+	Hosts       map[string]*Host       `json:"hosts"`
+	Members     map[string]*Member     `json:"members"`
+	Events      []wire.Event           `json:"events"`
+	NextEventID uint64                 `json:"next_event_id"`
+	// Now is the latest leader time applied; commands never move it
+	// backwards (a new leader's clock may lag the old one's).
+	Now time.Time `json:"now"`
+}
+
+// Datacenter is one datacenter's settings and slots.
+type Datacenter struct {
+	Name        string          `json:"name"`
+	Tier        string          `json:"tier"`
+	Policy      schedule.Policy `json:"policy"`
+	PauseReason string          `json:"pause_reason,omitempty"`
+	// NextToken is the fencing token of the next grant; strictly
+	// increasing, never reused.
+	NextToken uint64 `json:"next_token"`
+	// Slots by holder host id.
+	Slots map[string]*Slot `json:"slots"`
+}
+
+// Slot is a held reboot slot.
+type Slot struct {
+	Host           string    `json:"host"`
+	Token          uint64    `json:"token"`
+	Owner          string    `json:"owner"`
+	Granted        time.Time `json:"granted"`
+	LeaseExpires   time.Time `json:"lease_expires"`
+	RebootDeadline time.Time `json:"reboot_deadline"`
+	Lost           bool      `json:"lost,omitempty"`
+}
+
+// Host is a registered host.
+type Host struct {
+	ID            string              `json:"id"`
+	Datacenter    string              `json:"datacenter"`
+	KernelLine    string              `json:"kernel_line,omitempty"`
+	Kernel        string              `json:"kernel,omitempty"`
+	Phase         string              `json:"phase,omitempty"`
+	BootID        string              `json:"boot_id,omitempty"`
+	LastHeartbeat time.Time           `json:"last_heartbeat"`
+	FleetLock     bool                `json:"fleetlock,omitempty"`
+	Unhealthy     bool                `json:"unhealthy,omitempty"`
+	Policies      []wire.PolicyStatus `json:"policies,omitempty"`
+}
+
+// Member is a coordinator node's addresses.
+type Member struct {
+	ID       string `json:"id"`
+	RaftAddr string `json:"raft_addr"`
+	HTTPAddr string `json:"http_addr"`
+}
+
+func newState() *State {
+	return &State{
+		Datacenters: map[string]*Datacenter{},
+		Hosts:       map[string]*Host{},
+		Members:     map[string]*Member{},
+		NextEventID: 1,
+	}
+}
+
+// Tiers of datacenters.
+const (
+	TierEdge    = "edge"
+	TierControl = "control"
+	TierStaging = "staging"
+)
+
+// outOfService reports whether a host in phase does not serve traffic.
+func outOfService(phase string) bool {
+	switch phase {
+	case wire.PhaseDraining, wire.PhaseRebooting, wire.PhaseVerifying,
+		wire.PhaseDrainTimeout, wire.PhaseWrongKernel, wire.PhaseUnhealthy, wire.PhaseRollback:
+		return true
+	}
+	return false
+}
+
+// serving reports whether h counts toward its datacenter's capacity floor
+// at time now: alive (recent heartbeat, or a FleetLock-only host), not
+// holding a slot, not unhealthy, not in an out-of-service phase.
+func (h *Host) serving(dc *Datacenter, now time.Time, aliveWithin time.Duration) bool {
+	if dc != nil {
+		if _, holding := dc.Slots[h.ID]; holding {
+			return false
+		}
+	}
+	if h.Unhealthy || outOfService(h.Phase) {
+		return false
+	}
+	return h.FleetLock || h.alive(now, aliveWithin)
+}
+
+func (h *Host) alive(now time.Time, aliveWithin time.Duration) bool {
+	return !h.LastHeartbeat.IsZero() && now.Sub(h.LastHeartbeat) <= aliveWithin
+}
+
+func (s *Slot) wire(dc string) *wire.Slot {
+	return &wire.Slot{
+		Datacenter: dc, HostID: s.Host, Token: s.Token, Granted: s.Granted,
+		LeaseExpires: s.LeaseExpires, RebootDeadline: s.RebootDeadline, Owner: s.Owner, Lost: s.Lost,
+	}
+}

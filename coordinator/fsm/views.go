@@ -1,0 +1,123 @@
+package fsm
+
+import (
+	"time"
+
+	"github.com/kroll-dev/kroll/pkg/wire"
+)
+
+// The read views below turn state into API types. now is the reader's
+// clock: reads are not replicated, so they may use it.
+
+// DatacenterView returns one datacenter with live counts.
+func (s *State) DatacenterView(name string, now time.Time, aliveWithin time.Duration) (wire.Datacenter, bool) {
+	dc, ok := s.Datacenters[name]
+	if !ok {
+		return wire.Datacenter{}, false
+	}
+	v := wire.Datacenter{
+		Name: dc.Name, Tier: dc.Tier, SlotLimit: dc.Policy.SlotLimit, SlotPct: dc.Policy.SlotPct,
+		MinHealthyPct: dc.Policy.MinHealthyPct, Window: dc.Policy.Window.String(), Paused: dc.Policy.Paused,
+		PauseReason: dc.PauseReason, FailureBudget: dc.Policy.FailureBudget, Failures: dc.Policy.Failures,
+		SlotsHeld: len(dc.Slots),
+	}
+	for _, h := range s.Hosts {
+		if h.Datacenter != name {
+			continue
+		}
+		v.Hosts++
+		if h.serving(dc, now, aliveWithin) {
+			v.Serving++
+		}
+	}
+	v.EffectiveLimit = dc.Policy.Limit(v.Hosts)
+	return v, true
+}
+
+// DatacenterViews returns every datacenter, by name.
+func (s *State) DatacenterViews(now time.Time, aliveWithin time.Duration) []wire.Datacenter {
+	out := make([]wire.Datacenter, 0, len(s.Datacenters))
+	for _, name := range sortedKeys(s.Datacenters) {
+		v, _ := s.DatacenterView(name, now, aliveWithin)
+		out = append(out, v)
+	}
+	return out
+}
+
+// HostView returns one host.
+func (s *State) HostView(id string, now time.Time, aliveWithin time.Duration) (wire.Host, bool) {
+	h, ok := s.Hosts[id]
+	if !ok {
+		return wire.Host{}, false
+	}
+	dc := s.Datacenters[h.Datacenter]
+	v := wire.Host{
+		ID: h.ID, Datacenter: h.Datacenter, KernelLine: h.KernelLine, Kernel: h.Kernel, Phase: h.Phase,
+		LastHeartbeat: h.LastHeartbeat, Alive: h.FleetLock || h.alive(now, aliveWithin), Unhealthy: h.Unhealthy,
+		Policies: append([]wire.PolicyStatus(nil), h.Policies...),
+	}
+	if dc != nil {
+		if sl := dc.Slots[id]; sl != nil {
+			v.Slot = sl.wire(dc.Name)
+			v.Lost = sl.Lost
+		}
+	}
+	return v, true
+}
+
+// HostViews returns the hosts of datacenter dc (all when dc is ""), by id.
+func (s *State) HostViews(dc string, now time.Time, aliveWithin time.Duration) []wire.Host {
+	out := []wire.Host{}
+	for _, id := range sortedKeys(s.Hosts) {
+		if dc != "" && s.Hosts[id].Datacenter != dc {
+			continue
+		}
+		v, _ := s.HostView(id, now, aliveWithin)
+		out = append(out, v)
+	}
+	return out
+}
+
+// SlotViews returns the held slots of datacenter dc (all when dc is ""),
+// by datacenter and host.
+func (s *State) SlotViews(dc string) []wire.Slot {
+	out := []wire.Slot{}
+	for _, name := range sortedKeys(s.Datacenters) {
+		if dc != "" && name != dc {
+			continue
+		}
+		d := s.Datacenters[name]
+		for _, host := range sortedKeys(d.Slots) {
+			out = append(out, *d.Slots[host].wire(name))
+		}
+	}
+	return out
+}
+
+// EventViews returns up to limit events with ID > since, oldest first.
+func (s *State) EventViews(since uint64, limit int) []wire.Event {
+	out := []wire.Event{}
+	for _, e := range s.Events {
+		if e.ID > since {
+			out = append(out, e)
+			if limit > 0 && len(out) == limit {
+				break
+			}
+		}
+	}
+	return out
+}
+
+// PhaseCounts counts hosts per datacenter per phase, and per running
+// kernel.
+func (s *State) PhaseCounts() (phases, kernels map[string]map[string]int) {
+	phases, kernels = map[string]map[string]int{}, map[string]map[string]int{}
+	for _, h := range s.Hosts {
+		if phases[h.Datacenter] == nil {
+			phases[h.Datacenter], kernels[h.Datacenter] = map[string]int{}, map[string]int{}
+		}
+		phases[h.Datacenter][orDefault(h.Phase, "unknown")]++
+		kernels[h.Datacenter][orDefault(h.Kernel, "unknown")]++
+	}
+	return phases, kernels
+}

@@ -1,0 +1,385 @@
+// Package store runs the coordinator's Raft node: hashicorp/raft with a
+// durable write-ahead log (raft-wal, fsync on every append), file
+// snapshots, static bootstrap from --peers, and the leader's duties
+// (stamping commands with its clock, replicating lease expiry as Tick
+// commands, announcing its HTTP address). Multi-node and restart tests live
+// beside it.
+package store
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+	wal "github.com/hashicorp/raft-wal"
+
+	"github.com/kroll-dev/kroll/coordinator/fsm"
+	"github.com/kroll-dev/kroll/pkg/wire"
+)
+
+// ErrNotLeader is returned by Apply on a follower; the caller forwards the
+// command to the leader.
+var ErrNotLeader = errors.New("store: not the leader")
+
+// Config configures a node.
+type Config struct {
+	NodeID   string
+	DataDir  string
+	RaftAddr string
+	HTTPAddr string
+	// Peers is the initial voter set (id → raft address) that a node
+	// without Raft state bootstraps.
+	Peers map[string]string
+	// TLS, when set, secures the Raft transport (mutual TLS).
+	TLS *tls.Config
+	// Timing travels in slot commands (see fsm.Timing).
+	Timing fsm.Timing
+	// TickInterval is how often the leader replicates lease expiry.
+	TickInterval time.Duration
+	// ApplyTimeout bounds one Raft apply.
+	ApplyTimeout time.Duration
+	// Raft timing; defaults suit a LAN quorum.
+	HeartbeatTimeout, ElectionTimeout, LeaderLeaseTimeout time.Duration
+	// SnapshotThreshold is the number of log entries between snapshots.
+	SnapshotThreshold uint64
+	Logger            *slog.Logger
+}
+
+func (c *Config) defaults() {
+	if c.Timing == (fsm.Timing{}) {
+		c.Timing = fsm.Timing{Lease: time.Minute, RebootDeadline: 20 * time.Minute, AliveWithin: 45 * time.Second}
+	}
+	if c.TickInterval == 0 {
+		c.TickInterval = time.Second
+	}
+	if c.ApplyTimeout == 0 {
+		c.ApplyTimeout = 5 * time.Second
+	}
+	if c.HeartbeatTimeout == 0 {
+		c.HeartbeatTimeout = time.Second
+	}
+	if c.ElectionTimeout == 0 {
+		c.ElectionTimeout = time.Second
+	}
+	if c.LeaderLeaseTimeout == 0 {
+		c.LeaderLeaseTimeout = 500 * time.Millisecond
+	}
+	if c.SnapshotThreshold == 0 {
+		c.SnapshotThreshold = 8192
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+}
+
+// Store is a running Raft node with its state machine.
+type Store struct {
+	cfg       Config
+	fsm       *fsm.FSM
+	raft      *raft.Raft
+	log       *wal.WAL
+	transport *raft.NetworkTransport
+	done      chan struct{}
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+}
+
+// Open starts a node: it opens (or creates) the on-disk state, bootstraps
+// the configuration from Peers when there is no Raft state yet, and
+// joins the quorum.
+func Open(cfg Config) (*Store, error) {
+	cfg.defaults()
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	hl := hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn, Output: slogWriter{cfg.Logger}, JSONFormat: true})
+	w, err := wal.Open(filepath.Join(cfg.DataDir, "wal"), wal.WithLogger(hl))
+	if err != nil {
+		return nil, fmt.Errorf("store: open log: %w", err)
+	}
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.DataDir, 3, hl)
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("store: snapshots: %w", err)
+	}
+	trans, err := newTransport(cfg, hl)
+	if err != nil {
+		w.Close()
+		return nil, err
+	}
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(cfg.NodeID)
+	rc.Logger = hl
+	rc.HeartbeatTimeout = cfg.HeartbeatTimeout
+	rc.ElectionTimeout = cfg.ElectionTimeout
+	rc.LeaderLeaseTimeout = cfg.LeaderLeaseTimeout
+	rc.SnapshotThreshold = cfg.SnapshotThreshold
+	rc.BatchApplyCh = true
+	rc.MaxAppendEntries = 512
+
+	f := fsm.New()
+	has, err := raft.HasExistingState(w, w, snaps)
+	if err != nil {
+		trans.Close()
+		w.Close()
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	if !has {
+		if err := raft.BootstrapCluster(rc, w, w, snaps, trans, bootstrapConfig(cfg.Peers)); err != nil {
+			trans.Close()
+			w.Close()
+			return nil, fmt.Errorf("store: bootstrap: %w", err)
+		}
+		cfg.Logger.Info("bootstrapped cluster", "peers", len(cfg.Peers))
+	}
+	r, err := raft.NewRaft(rc, f, w, w, snaps, trans)
+	if err != nil {
+		trans.Close()
+		w.Close()
+		return nil, fmt.Errorf("store: start raft: %w", err)
+	}
+	s := &Store{cfg: cfg, fsm: f, raft: r, log: w, transport: trans, done: make(chan struct{})}
+	s.wg.Add(1)
+	go s.leaderLoop()
+	return s, nil
+}
+
+func bootstrapConfig(peers map[string]string) raft.Configuration {
+	ids := make([]string, 0, len(peers))
+	for id := range peers {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	var c raft.Configuration
+	for _, id := range ids {
+		c.Servers = append(c.Servers, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(id), Address: raft.ServerAddress(peers[id])})
+	}
+	return c
+}
+
+// Close leaves the node's Raft state on disk and stops it.
+func (s *Store) Close() error {
+	var err error
+	s.closeOnce.Do(func() {
+		close(s.done)
+		s.wg.Wait()
+		err = s.raft.Shutdown().Error()
+		s.transport.Close()
+		if cerr := s.log.Close(); err == nil {
+			err = cerr
+		}
+	})
+	return err
+}
+
+// FSM returns the state machine for reads.
+func (s *Store) FSM() *fsm.FSM { return s.fsm }
+
+// Timing returns the durations put into slot commands.
+func (s *Store) Timing() fsm.Timing { return s.cfg.Timing }
+
+// NodeID returns this node's id.
+func (s *Store) NodeID() string { return s.cfg.NodeID }
+
+// IsLeader reports whether this node is the leader.
+func (s *Store) IsLeader() bool { return s.raft.State() == raft.Leader }
+
+// Leader returns the leader's id and its HTTP address (empty while
+// unknown).
+func (s *Store) Leader() (id, httpAddr string) {
+	_, lid := s.raft.LeaderWithID()
+	id = string(lid)
+	if id == "" {
+		return "", ""
+	}
+	s.fsm.View(func(st *fsm.State) {
+		if m := st.Members[id]; m != nil {
+			httpAddr = m.HTTPAddr
+		}
+	})
+	if id == s.cfg.NodeID {
+		httpAddr = s.cfg.HTTPAddr
+	}
+	return id, httpAddr
+}
+
+// Ready reports whether the node is part of a quorum with a known leader.
+func (s *Store) Ready() bool {
+	id, _ := s.Leader()
+	return id != ""
+}
+
+// Apply proposes a command on the leader, stamped with the leader's clock,
+// and returns the state machine's result once the command is committed.
+// On a follower it returns ErrNotLeader.
+func (s *Store) Apply(ctx context.Context, typ fsm.Type, payload any) (fsm.Result, error) {
+	if s.raft.State() != raft.Leader {
+		return fsm.Result{}, ErrNotLeader
+	}
+	data, err := fsm.NewCommand(typ, time.Now(), payload)
+	if err != nil {
+		return fsm.Result{}, err
+	}
+	timeout := s.cfg.ApplyTimeout
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = min(timeout, time.Until(dl))
+	}
+	fut := s.raft.Apply(data, timeout)
+	if err := fut.Error(); err != nil {
+		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) || errors.Is(err, raft.ErrLeadershipTransferInProgress) {
+			return fsm.Result{}, fmt.Errorf("%w: %v", ErrNotLeader, err)
+		}
+		return fsm.Result{}, fmt.Errorf("store: apply %s: %w", typ, err)
+	}
+	res, ok := fut.Response().(fsm.Result)
+	if !ok {
+		return fsm.Result{}, fmt.Errorf("store: apply %s: unexpected response %T", typ, fut.Response())
+	}
+	return res, nil
+}
+
+// Members lists the Raft configuration with the HTTP addresses the FSM
+// knows.
+func (s *Store) Members() ([]wire.Member, error) {
+	fut := s.raft.GetConfiguration()
+	if err := fut.Error(); err != nil {
+		return nil, fmt.Errorf("store: configuration: %w", err)
+	}
+	leaderID, _ := s.Leader()
+	var out []wire.Member
+	s.fsm.View(func(st *fsm.State) {
+		for _, srv := range fut.Configuration().Servers {
+			m := wire.Member{ID: string(srv.ID), RaftAddr: string(srv.Address), Leader: string(srv.ID) == leaderID, Voter: srv.Suffrage == raft.Voter}
+			if fm := st.Members[m.ID]; fm != nil {
+				m.HTTPAddr = fm.HTTPAddr
+			}
+			out = append(out, m)
+		}
+	})
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
+}
+
+// Join adds a voter (leader only).
+func (s *Store) Join(ctx context.Context, req wire.JoinRequest) error {
+	if !s.IsLeader() {
+		return ErrNotLeader
+	}
+	if err := s.raft.AddVoter(raft.ServerID(req.ID), raft.ServerAddress(req.RaftAddr), 0, s.cfg.ApplyTimeout).Error(); err != nil {
+		return fmt.Errorf("store: add voter %s: %w", req.ID, err)
+	}
+	if req.HTTPAddr != "" {
+		if _, err := s.Apply(ctx, fsm.TypeSetMember, fsm.SetMember{ID: req.ID, RaftAddr: req.RaftAddr, HTTPAddr: req.HTTPAddr}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Remove removes a member (leader only).
+func (s *Store) Remove(ctx context.Context, id string) error {
+	if !s.IsLeader() {
+		return ErrNotLeader
+	}
+	if err := s.raft.RemoveServer(raft.ServerID(id), 0, s.cfg.ApplyTimeout).Error(); err != nil {
+		return fmt.Errorf("store: remove %s: %w", id, err)
+	}
+	_, err := s.Apply(ctx, fsm.TypeRemoveMember, fsm.RemoveMember{ID: id})
+	return err
+}
+
+// Stats returns Raft's statistics (state, term, commit index, ...).
+func (s *Store) Stats() map[string]string { return s.raft.Stats() }
+
+// Snapshot forces a snapshot (tests, backups).
+func (s *Store) Snapshot() error { return s.raft.Snapshot().Error() }
+
+// leaderLoop performs the leader's duties while this node leads: it
+// records its own addresses and replicates lease expiry.
+func (s *Store) leaderLoop() {
+	defer s.wg.Done()
+	tick := time.NewTicker(s.cfg.TickInterval)
+	defer tick.Stop()
+	announced := false
+	for {
+		select {
+		case <-s.done:
+			return
+		case leader := <-s.raft.LeaderCh():
+			announced = false
+			if leader {
+				s.cfg.Logger.Info("became leader", "node", s.cfg.NodeID)
+			}
+		case <-tick.C:
+		}
+		if !s.IsLeader() {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ApplyTimeout)
+		if !announced {
+			if _, err := s.Apply(ctx, fsm.TypeSetMember, fsm.SetMember{ID: s.cfg.NodeID, RaftAddr: s.cfg.RaftAddr, HTTPAddr: s.cfg.HTTPAddr}); err == nil {
+				announced = true
+			}
+		}
+		if _, err := s.Apply(ctx, fsm.TypeTick, fsm.Tick{}); err != nil && !errors.Is(err, ErrNotLeader) {
+			s.cfg.Logger.Warn("tick", "err", err)
+		}
+		cancel()
+	}
+}
+
+// newTransport returns the Raft network transport: plain TCP, or mutual
+// TLS when cfg.TLS is set.
+func newTransport(cfg Config, hl hclog.Logger) (*raft.NetworkTransport, error) {
+	addr, err := net.ResolveTCPAddr("tcp", cfg.RaftAddr)
+	if err != nil {
+		return nil, fmt.Errorf("store: raft address %q: %w", cfg.RaftAddr, err)
+	}
+	tc := &raft.NetworkTransportConfig{MaxPool: 5, Timeout: 10 * time.Second, Logger: hl}
+	if cfg.TLS == nil {
+		t, err := raft.NewTCPTransportWithConfig(cfg.RaftAddr, addr, tc)
+		if err != nil {
+			return nil, fmt.Errorf("store: raft transport: %w", err)
+		}
+		return t, nil
+	}
+	ln, err := tls.Listen("tcp", cfg.RaftAddr, cfg.TLS)
+	if err != nil {
+		return nil, fmt.Errorf("store: raft transport: %w", err)
+	}
+	tc.Stream = &tlsStream{Listener: ln, advertise: addr, config: cfg.TLS}
+	return raft.NewNetworkTransportWithConfig(tc), nil
+}
+
+// tlsStream is a raft.StreamLayer over mutual TLS.
+type tlsStream struct {
+	net.Listener
+	advertise net.Addr
+	config    *tls.Config
+}
+
+func (t *tlsStream) Addr() net.Addr { return t.advertise }
+
+func (t *tlsStream) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
+	d := &net.Dialer{Timeout: timeout}
+	return tls.DialWithDialer(d, "tcp", string(address), t.config)
+}
+
+// slogWriter feeds hclog's JSON lines into slog at warn level.
+type slogWriter struct{ l *slog.Logger }
+
+func (w slogWriter) Write(p []byte) (int, error) {
+	w.l.Warn("raft", "msg", string(p))
+	return len(p), nil
+}
