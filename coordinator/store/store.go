@@ -23,6 +23,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	wal "github.com/hashicorp/raft-wal"
+	"github.com/hashicorp/raft-wal/metadb"
 
 	"github.com/kroll-dev/kroll/coordinator/fsm"
 	"github.com/kroll-dev/kroll/pkg/wire"
@@ -89,6 +90,7 @@ type Store struct {
 	fsm       *fsm.FSM
 	raft      *raft.Raft
 	log       *wal.WAL
+	meta      *metadb.BoltMetaDB
 	transport *raft.NetworkTransport
 	done      chan struct{}
 	wg        sync.WaitGroup
@@ -100,22 +102,28 @@ type Store struct {
 // joins the quorum.
 func Open(cfg Config) (*Store, error) {
 	cfg.defaults()
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+	if err := os.MkdirAll(filepath.Join(cfg.DataDir, "wal"), 0o700); err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
 	hl := hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn, Output: slogWriter{cfg.Logger}, JSONFormat: true})
-	w, err := wal.Open(filepath.Join(cfg.DataDir, "wal"), wal.WithLogger(hl))
+	// The WAL does not close a meta store it opened itself; own it so that
+	// Close releases its file lock (a node restarted in-process reopens it).
+	meta := &metadb.BoltMetaDB{}
+	w, err := wal.Open(filepath.Join(cfg.DataDir, "wal"), wal.WithLogger(hl), wal.WithMetaStore(meta))
 	if err != nil {
+		meta.Close()
 		return nil, fmt.Errorf("store: open log: %w", err)
 	}
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.DataDir, 3, hl)
 	if err != nil {
 		w.Close()
+		meta.Close()
 		return nil, fmt.Errorf("store: snapshots: %w", err)
 	}
 	trans, err := newTransport(cfg, hl)
 	if err != nil {
 		w.Close()
+		meta.Close()
 		return nil, err
 	}
 	rc := raft.DefaultConfig()
@@ -133,12 +141,14 @@ func Open(cfg Config) (*Store, error) {
 	if err != nil {
 		trans.Close()
 		w.Close()
+		meta.Close()
 		return nil, fmt.Errorf("store: %w", err)
 	}
 	if !has {
 		if err := raft.BootstrapCluster(rc, w, w, snaps, trans, bootstrapConfig(cfg.Peers)); err != nil {
 			trans.Close()
 			w.Close()
+			meta.Close()
 			return nil, fmt.Errorf("store: bootstrap: %w", err)
 		}
 		cfg.Logger.Info("bootstrapped cluster", "peers", len(cfg.Peers))
@@ -147,9 +157,10 @@ func Open(cfg Config) (*Store, error) {
 	if err != nil {
 		trans.Close()
 		w.Close()
+		meta.Close()
 		return nil, fmt.Errorf("store: start raft: %w", err)
 	}
-	s := &Store{cfg: cfg, fsm: f, raft: r, log: w, transport: trans, done: make(chan struct{})}
+	s := &Store{cfg: cfg, fsm: f, raft: r, log: w, meta: meta, transport: trans, done: make(chan struct{})}
 	s.wg.Add(1)
 	go s.leaderLoop()
 	return s, nil
@@ -177,6 +188,9 @@ func (s *Store) Close() error {
 		err = s.raft.Shutdown().Error()
 		s.transport.Close()
 		if cerr := s.log.Close(); err == nil {
+			err = cerr
+		}
+		if cerr := s.meta.Close(); err == nil {
 			err = cerr
 		}
 	})

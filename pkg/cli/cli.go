@@ -54,32 +54,54 @@ func Usagef(format string, args ...any) error {
 	return &UsageError{Err: fmt.Errorf(format, args...)}
 }
 
-// NewFlagSet returns a flag set that reports errors instead of exiting and
-// prints its help to env.Stdout.
+// NewFlagSet returns a flag set that reports errors instead of exiting or
+// printing; Parse prints its help for -h/--help. The flag set's name holds
+// the whole synopsis ("name usage") for that help.
 func NewFlagSet(env Env, name, usage string) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs := flag.NewFlagSet(name+" "+usage, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	fs.Usage = func() {
-		fmt.Fprintf(env.Stdout, "Usage: %s %s\n", name, usage)
-		fs.SetOutput(env.Stdout)
-		fs.PrintDefaults()
-		fs.SetOutput(io.Discard)
-	}
+	fs.Usage = func() {}
 	return fs
 }
 
-// Parse parses args into fs. It returns flag.ErrHelp after printing help
-// for -h/--help and a UsageError for anything else that is wrong.
-func Parse(fs *flag.FlagSet, args []string) error {
+// Parse parses args into fs. For -h/--help it prints the help to stdout
+// and returns flag.ErrHelp; anything else that is wrong is a UsageError.
+func Parse(fs *flag.FlagSet, stdout io.Writer, args []string) error {
 	err := fs.Parse(args)
 	if errors.Is(err, flag.ErrHelp) {
-		fs.Usage()
+		fmt.Fprintf(stdout, "Usage: %s\n", fs.Name())
+		fs.SetOutput(stdout)
+		fs.PrintDefaults()
+		fs.SetOutput(io.Discard)
 		return err
 	}
 	if err != nil {
 		return &UsageError{Err: err}
 	}
 	return nil
+}
+
+// ParseInterspersed is Parse that also accepts flags after positional
+// arguments ("dc set fra1 --slots 2") and returns the positional ones.
+// Everything after "--" is positional.
+func ParseInterspersed(fs *flag.FlagSet, stdout io.Writer, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := Parse(fs, stdout, args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		if strings.HasPrefix(rest[0], "-") && rest[0] != "-" {
+			// The parser stopped at a flag-like argument: only "--" does
+			// that, and it consumed it.
+			return append(pos, rest...), nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
 }
 
 // Dispatch runs the subcommand named by args[0] from cmds. "version",

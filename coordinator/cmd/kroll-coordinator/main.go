@@ -30,7 +30,7 @@ func run(ctx context.Context, env cli.Env, args []string) error {
 	fs := cli.NewFlagSet(env, env.Name, usage)
 	var o options
 	o.register(fs)
-	if err := cli.Parse(fs, args); err != nil {
+	if err := cli.Parse(fs, env.Stdout, args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}

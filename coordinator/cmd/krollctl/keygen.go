@@ -14,7 +14,7 @@ func keygen(ctx context.Context, env cli.Env, args []string) error {
 	fs := cli.NewFlagSet(env, "krollctl", keygenUsage)
 	out := fs.String("out", "", "path prefix: writes PREFIX.key and PREFIX.pub")
 	force := fs.Bool("force", false, "overwrite existing key files")
-	if err := cli.Parse(fs, args); err != nil {
+	if err := cli.Parse(fs, env.Stdout, args); err != nil {
 		return err
 	}
 	if *out == "" || fs.NArg() != 0 {

@@ -18,8 +18,14 @@ func run(ctx context.Context, env cli.Env, args []string) error {
 
 func commands() map[string]cli.Command {
 	return map[string]cli.Command{
-		"keygen": {Usage: keygenUsage, Summary: "create an ed25519 key pair: PREFIX.key (0600) and PREFIX.pub", Run: keygen},
-		"sign":   {Usage: signUsage, Summary: "sign a release manifest or mitigation policy: writes FILE.sig", Run: sign},
-		"verify": {Usage: verifyUsage, Summary: "check FILE against FILE.sig and trusted public keys", Run: verify},
+		"keygen":  {Usage: keygenUsage, Summary: "create an ed25519 key pair: PREFIX.key (0600) and PREFIX.pub", Run: keygen},
+		"sign":    {Usage: signUsage, Summary: "sign a release manifest or mitigation policy: writes FILE.sig", Run: sign},
+		"verify":  {Usage: verifyUsage, Summary: "check FILE against FILE.sig and trusted public keys", Run: verify},
+		"status":  {Usage: statusUsage, Summary: "cluster overview and per-datacenter hosts, kernels, slots and phases", Run: status},
+		"cluster": clusterCommand(),
+		"dc":      dcCommand(),
+		"slots":   slotsCommand(),
+		"host":    hostCommand(),
+		"events":  {Usage: eventsUsage, Summary: "the coordinator's recent events", Run: events},
 	}
 }

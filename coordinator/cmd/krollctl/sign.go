@@ -83,7 +83,7 @@ func sign(ctx context.Context, env cli.Env, args []string) error {
 	fs := cli.NewFlagSet(env, "krollctl", signUsage)
 	keyPath := fs.String("key", "", "private key file written by 'krollctl keygen'")
 	typ := fs.String("type", "auto", "document type: auto, release or policy")
-	if err := cli.Parse(fs, args); err != nil {
+	if err := cli.Parse(fs, env.Stdout, args); err != nil {
 		return err
 	}
 	if *keyPath == "" || fs.NArg() != 1 {
@@ -124,7 +124,7 @@ func verify(ctx context.Context, env cli.Env, args []string) error {
 	var keyPaths stringList
 	fs.Var(&keyPaths, "key", "trusted public key file (repeatable)")
 	sigPath := fs.String("sig", "", "signature file (default FILE.sig)")
-	if err := cli.Parse(fs, args); err != nil {
+	if err := cli.Parse(fs, env.Stdout, args); err != nil {
 		return err
 	}
 	if len(keyPaths) == 0 || fs.NArg() != 1 {

@@ -1,0 +1,136 @@
+package main
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/kroll-dev/kroll/pkg/cli"
+	"github.com/kroll-dev/kroll/pkg/wire"
+)
+
+const (
+	hostListUsage = "host list [--dc NAME]"
+	hostShowUsage = "host show ID"
+)
+
+func hostCommand() cli.Command {
+	return group("host", "registered hosts and their agents' state", map[string]cli.Command{
+		"list": {Usage: hostListUsage, Summary: "list hosts", Run: hostList},
+		"show": {Usage: hostShowUsage, Summary: "show one host: kernel, phase, slot, policies", Run: hostShow},
+	})
+}
+
+func hostList(ctx context.Context, env cli.Env, args []string) error {
+	fs := cli.NewFlagSet(env, "krollctl", hostListUsage)
+	cf := addCoordFlags(fs)
+	dc := fs.String("dc", "", "only this datacenter")
+	pos, err := cli.ParseInterspersed(fs, env.Stdout, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 0 {
+		return usage(hostListUsage)
+	}
+	c, err := cf.connect(env)
+	if err != nil {
+		return err
+	}
+	hosts, err := c.client.Hosts(ctx, *dc)
+	if err != nil {
+		return c.fail(err)
+	}
+	slices.SortFunc(hosts, func(a, b wire.Host) int {
+		return cmp.Or(cmp.Compare(a.Datacenter, b.Datacenter), cmp.Compare(a.ID, b.ID))
+	})
+	return c.show(nonNil(hosts), func(w io.Writer) {
+		if len(hosts) == 0 {
+			fmt.Fprintln(w, "no hosts")
+			return
+		}
+		row(w, "DC", "HOST", "KERNEL", "PHASE", "ALIVE", "LAST-HEARTBEAT", "SLOT", "FLAGS")
+		for _, h := range hosts {
+			slot := ""
+			if h.Slot != nil {
+				slot = strconv.FormatUint(h.Slot.Token, 10)
+			}
+			row(w, h.Datacenter, h.ID, h.Kernel, h.Phase, yesNo(h.Alive), ts(h.LastHeartbeat), slot, hostFlags(h))
+		}
+	})
+}
+
+// hostFlags lists what needs an operator's eye: "lost,unhealthy".
+func hostFlags(h wire.Host) string {
+	var flags []string
+	if h.Lost {
+		flags = append(flags, "lost")
+	}
+	if h.Unhealthy {
+		flags = append(flags, "unhealthy")
+	}
+	return strings.Join(flags, ",")
+}
+
+func hostShow(ctx context.Context, env cli.Env, args []string) error {
+	fs := cli.NewFlagSet(env, "krollctl", hostShowUsage)
+	cf := addCoordFlags(fs)
+	pos, err := cli.ParseInterspersed(fs, env.Stdout, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 || pos[0] == "" {
+		return usage(hostShowUsage)
+	}
+	c, err := cf.connect(env)
+	if err != nil {
+		return err
+	}
+	h, err := c.client.Host(ctx, pos[0])
+	if err != nil {
+		return c.fail(err)
+	}
+	slices.SortFunc(h.Policies, func(a, b wire.PolicyStatus) int { return cmp.Compare(a.ID, b.ID) })
+	return c.show(h, func(w io.Writer) { hostDetail(w, h) })
+}
+
+func hostDetail(w io.Writer, h *wire.Host) {
+	slot := ""
+	if s := h.Slot; s != nil {
+		slot = fmt.Sprintf("token %d, owner %s, granted %s, lease expires %s, reboot deadline %s",
+			s.Token, cell(s.Owner), ts(s.Granted), ts(s.LeaseExpires), ts(s.RebootDeadline))
+		if s.Lost {
+			slot += ", LOST"
+		}
+	}
+	fields := [][2]string{
+		{"Host:", h.ID},
+		{"Datacenter:", h.Datacenter},
+		{"Kernel line:", h.KernelLine},
+		{"Kernel:", h.Kernel},
+		{"Phase:", h.Phase},
+		{"Alive:", yesNo(h.Alive)},
+		{"Last heartbeat:", ts(h.LastHeartbeat)},
+		{"Lost:", yesNo(h.Lost)},
+		{"Unhealthy:", yesNo(h.Unhealthy)},
+		{"Slot:", slot},
+	}
+	for _, f := range fields {
+		row(w, f[0], f[1])
+	}
+	if len(h.Policies) == 0 {
+		row(w, "Policies:", "none")
+		return
+	}
+	fmt.Fprintln(w, "Policies:")
+	// A new block of columns: the blank line separates it from the
+	// fields above.
+	fmt.Fprintln(w)
+	row(w, "  ID", "VERSION", "STATE", "DETAIL")
+	for _, p := range h.Policies {
+		row(w, "  "+p.ID, strconv.FormatInt(p.Version, 10), p.State, p.Detail)
+	}
+}

@@ -1,0 +1,167 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/kroll-dev/kroll/coordinator/fsm"
+	"github.com/kroll-dev/kroll/pkg/wire"
+)
+
+// freePort returns a loopback address with a port that was free a moment
+// ago.
+func freePort(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// testCluster is n real nodes on loopback with on-disk state.
+type testCluster struct {
+	t     testing.TB
+	cfgs  map[string]Config
+	nodes map[string]*Store
+}
+
+func newTestCluster(t testing.TB, n int) *testCluster {
+	t.Helper()
+	c := &testCluster{t: t, cfgs: map[string]Config{}, nodes: map[string]*Store{}}
+	peers := map[string]string{}
+	for i := 1; i <= n; i++ {
+		id := fmt.Sprintf("c%d", i)
+		peers[id] = freePort(t)
+	}
+	for id, addr := range peers {
+		c.cfgs[id] = Config{
+			NodeID: id, DataDir: t.TempDir(), RaftAddr: addr, HTTPAddr: "127.0.0.1:1" + addr[len(addr)-4:],
+			Peers: peers, TickInterval: 100 * time.Millisecond,
+			HeartbeatTimeout: 300 * time.Millisecond, ElectionTimeout: 300 * time.Millisecond, LeaderLeaseTimeout: 200 * time.Millisecond,
+		}
+		c.start(id)
+	}
+	t.Cleanup(func() {
+		for _, s := range c.nodes {
+			s.Close()
+		}
+	})
+	return c
+}
+
+func (c *testCluster) start(id string) {
+	c.t.Helper()
+	s, err := Open(c.cfgs[id])
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.nodes[id] = s
+}
+
+func (c *testCluster) stop(id string) {
+	c.t.Helper()
+	if err := c.nodes[id].Close(); err != nil {
+		c.t.Logf("close %s: %v", id, err)
+	}
+	delete(c.nodes, id)
+}
+
+// leader waits for a leader among the running nodes.
+func (c *testCluster) leader(timeout time.Duration) *Store {
+	c.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		for _, s := range c.nodes {
+			if s.IsLeader() {
+				return s
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	c.t.Fatalf("no leader within %s", timeout)
+	return nil
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func mustApply(t testing.TB, s *Store, typ fsm.Type, payload any) fsm.Result {
+	t.Helper()
+	r, err := s.Apply(context.Background(), typ, payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func TestClusterFailoverAndRestart(t *testing.T) {
+	c := newTestCluster(t, 3)
+	l := c.leader(10 * time.Second)
+	mustApply(t, l, fsm.TypeSetDatacenter, fsm.SetDatacenter{Name: "fra", Update: wire.DatacenterUpdate{SlotLimit: ptr(2)}})
+	for i := 0; i < 5; i++ {
+		mustApply(t, l, fsm.TypeHeartbeat, fsm.Heartbeat{Heartbeat: wire.Heartbeat{HostID: fmt.Sprintf("h%d", i), Datacenter: "fra"}})
+	}
+	r := mustApply(t, l, fsm.TypeAcquire, fsm.Acquire{Datacenter: "fra", Host: "h0", Owner: fsm.OwnerAgent, Timing: l.Timing()})
+	if r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	first := r.Slot.Token
+
+	// A follower refuses writes.
+	for id, s := range c.nodes {
+		if s != l {
+			if _, err := s.Apply(context.Background(), fsm.TypeTick, fsm.Tick{}); err != ErrNotLeader {
+				t.Fatalf("follower %s: apply err %v, want ErrNotLeader", id, err)
+			}
+			break
+		}
+	}
+
+	// Kill the leader: a new one takes over, and knows the grant.
+	start := time.Now()
+	c.stop(l.NodeID())
+	l2 := c.leader(10 * time.Second)
+	t.Logf("new leader %s after %s", l2.NodeID(), time.Since(start).Round(time.Millisecond))
+	r = mustApply(t, l2, fsm.TypeAcquire, fsm.Acquire{Datacenter: "fra", Host: "h1", Owner: fsm.OwnerAgent, Timing: l2.Timing()})
+	if r.Err != nil || r.Slot.Token <= first {
+		t.Fatalf("grant after failover: %+v %+v (first token %d)", r.Slot, r.Err, first)
+	}
+	r = mustApply(t, l2, fsm.TypeAcquire, fsm.Acquire{Datacenter: "fra", Host: "h2", Owner: fsm.OwnerAgent, Timing: l2.Timing()})
+	if r.Err == nil || r.Err.Kind != wire.KindSemaphoreFull {
+		t.Fatalf("third grant with limit 2 after failover: %+v", r)
+	}
+	if err := l2.Snapshot(); err != nil {
+		t.Fatal(err)
+	}
+	mustApply(t, l2, fsm.TypeHeartbeat, fsm.Heartbeat{Heartbeat: wire.Heartbeat{HostID: "after-snapshot", Datacenter: "fra"}})
+
+	// Restart every node from disk: snapshot + log replay restore state.
+	for id := range c.nodes {
+		c.stop(id)
+	}
+	for id := range c.cfgs {
+		c.start(id)
+	}
+	l3 := c.leader(10 * time.Second)
+	// Wait until the restarted leader has applied what was committed.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var slots, hosts int
+		l3.FSM().View(func(s *fsm.State) { slots, hosts = len(s.Datacenters["fra"].Slots), len(s.Hosts) })
+		if slots == 2 && hosts == 6 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after restart: %d slots, %d hosts; want 2 and 6", slots, hosts)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	members, err := l3.Members()
+	if err != nil || len(members) != 3 {
+		t.Fatalf("members %+v %v", members, err)
+	}
+}
