@@ -54,6 +54,8 @@ type SetDatacenter struct {
 type Pause struct {
 	Name   string `json:"name"`
 	Reason string `json:"reason,omitempty"`
+	// Index is the Raft log index of the command (set by the store).
+	Index uint64 `json:"index,omitempty"`
 }
 
 // Heartbeat registers or refreshes a host.
@@ -134,10 +136,12 @@ const (
 // Result is what Apply returns for a command. Err is set when the command
 // was refused; nothing changed then.
 type Result struct {
-	Err  *wire.Error
-	Slot *wire.Slot
-	// Decision details for acquire: the scheduler's reason.
-	Reason string
+	Err  *wire.Error `json:"err,omitempty"`
+	Slot *wire.Slot  `json:"slot,omitempty"`
+	// Reason is the scheduler's reason for an acquire.
+	Reason string `json:"reason,omitempty"`
+	// Index is the Raft log index of the command (set by the store).
+	Index uint64 `json:"index,omitempty"`
 }
 
 func refused(kind, format string, args ...any) Result {

@@ -260,7 +260,22 @@ func (s *Store) Apply(ctx context.Context, typ fsm.Type, payload any) (fsm.Resul
 	if !ok {
 		return fsm.Result{}, fmt.Errorf("store: apply %s: unexpected response %T", typ, fut.Response())
 	}
+	res.Index = fut.Index()
 	return res, nil
+}
+
+// WaitApplied waits until this node's state machine has applied the log
+// up to index, so that a follower that forwarded a write reads its
+// effect.
+func (s *Store) WaitApplied(ctx context.Context, index uint64) error {
+	for s.raft.AppliedIndex() < index {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("store: waiting for index %d (applied %d): %w", index, s.raft.AppliedIndex(), ctx.Err())
+		case <-time.After(2 * time.Millisecond):
+		}
+	}
+	return nil
 }
 
 // Members lists the Raft configuration with the HTTP addresses the FSM

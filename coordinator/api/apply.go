@@ -1,0 +1,203 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/kroll-dev/kroll/coordinator/fsm"
+	"github.com/kroll-dev/kroll/coordinator/store"
+	"github.com/kroll-dev/kroll/pkg/strictjson"
+	"github.com/kroll-dev/kroll/pkg/wire"
+)
+
+const (
+	pathInternalApply = "/internal/v1/apply"
+	pathInternalJoin  = "/internal/v1/membership"
+)
+
+// forwardedCommand is a command a follower forwards to the leader, which
+// stamps it with its own clock.
+type forwardedCommand struct {
+	Type    fsm.Type        `json:"type"`
+	Payload json.RawMessage `json:"payload"`
+}
+
+// apply runs a command on the leader: directly when this node leads, else
+// forwarded to the leader over HTTP. It writes the error response itself
+// and returns ok=false when the command did not run or was refused.
+func (s *Server) apply(w http.ResponseWriter, r *http.Request, typ fsm.Type, payload any) (fsm.Result, bool) {
+	res, err := s.applyOrForward(r.Context(), typ, payload)
+	if err != nil {
+		kind := wire.KindInternal
+		var fe *forwardError
+		switch {
+		case errors.Is(err, errNoLeader):
+			kind = wire.KindNoLeader
+		case errors.As(err, &fe):
+			writeError(w, fe.status, fe.kind, fe.value)
+			return res, false
+		}
+		s.cfg.Logger.Warn("apply", "type", typ, "err", err)
+		writeError(w, statusOf(kind), kind, err.Error())
+		return res, false
+	}
+	s.cfg.Metrics.applied(typ, res)
+	if res.Err != nil {
+		writeResultError(w, res.Err)
+		return res, false
+	}
+	return res, true
+}
+
+var errNoLeader = errors.New("the cluster has no leader right now; retry shortly")
+
+// forwardError is an error response from the leader, passed through.
+type forwardError struct {
+	status      int
+	kind, value string
+}
+
+func (e *forwardError) Error() string { return fmt.Sprintf("leader: %s: %s", e.kind, e.value) }
+
+func (s *Server) applyOrForward(ctx context.Context, typ fsm.Type, payload any) (fsm.Result, error) {
+	res, err := s.cfg.Store.Apply(ctx, typ, payload)
+	if !errors.Is(err, store.ErrNotLeader) {
+		return res, err
+	}
+	raw, err := json.Marshal(payload)
+	if err != nil {
+		return res, err
+	}
+	var out fsm.Result
+	if err := s.forward(ctx, pathInternalApply, forwardedCommand{Type: typ, Payload: raw}, &out); err != nil {
+		return out, err
+	}
+	// Read-your-writes: answer only once this node has applied the command.
+	waitCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	return out, s.cfg.Store.WaitApplied(waitCtx, out.Index)
+}
+
+// Announce records this node's HTTP address in the replicated state
+// (forwarded to the leader when this node follows), retrying until it
+// succeeds or ctx ends; krollctl cluster members shows it.
+func (s *Server) Announce(ctx context.Context, self fsm.SetMember) {
+	for {
+		if _, err := s.applyOrForward(ctx, fsm.TypeSetMember, self); err == nil {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// forward POSTs body to the leader's internal route and decodes the reply.
+func (s *Server) forward(ctx context.Context, path string, body, out any) error {
+	leaderID, addr := s.cfg.Store.Leader()
+	if leaderID == "" || addr == "" || leaderID == s.cfg.Store.NodeID() {
+		return errNoLeader
+	}
+	data, err := json.Marshal(body)
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.cfg.PeerScheme+"://"+addr+path, bytes.NewReader(data))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if s.cfg.PeerToken != "" {
+		req.Header.Set("Authorization", "Bearer "+s.cfg.PeerToken)
+	}
+	resp, err := s.cfg.PeerClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("%w (forwarding to leader %s at %s: %v)", errNoLeader, leaderID, addr, err)
+	}
+	defer resp.Body.Close()
+	respBody, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return fmt.Errorf("forwarding to leader %s: %w", leaderID, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		var e wire.Error
+		if json.Unmarshal(respBody, &e) != nil || e.Kind == "" {
+			e = wire.Error{Kind: wire.KindInternal, Value: fmt.Sprintf("leader %s answered HTTP %d", leaderID, resp.StatusCode)}
+		}
+		if e.Kind == wire.KindNoLeader {
+			return errNoLeader
+		}
+		return &forwardError{status: resp.StatusCode, kind: e.Kind, value: e.Value}
+	}
+	if out == nil {
+		return nil
+	}
+	return json.Unmarshal(respBody, out)
+}
+
+// internalApply runs a command forwarded by a follower. It answers 200
+// with the fsm.Result, also for refused commands (the follower passes the
+// refusal on).
+func (s *Server) internalApply(w http.ResponseWriter, r *http.Request, _ Identity) {
+	data, rerr := readBody(r)
+	if rerr != nil {
+		writeRequestError(w, rerr)
+		return
+	}
+	var fc forwardedCommand
+	if err := strictjson.Decode(data, wire.MaxBodySize, &fc); err != nil {
+		writeError(w, http.StatusBadRequest, wire.KindInvalidRequest, err.Error())
+		return
+	}
+	res, err := s.cfg.Store.Apply(r.Context(), fc.Type, fc.Payload)
+	if err != nil {
+		kind := wire.KindInternal
+		if errors.Is(err, store.ErrNotLeader) {
+			kind = wire.KindNoLeader
+		}
+		writeError(w, statusOf(kind), kind, err.Error())
+		return
+	}
+	writeJSON(w, res)
+}
+
+// membershipChange is a join or remove forwarded to the leader.
+type membershipChange struct {
+	Join   *wire.JoinRequest   `json:"join,omitempty"`
+	Remove *wire.RemoveRequest `json:"remove,omitempty"`
+}
+
+func (s *Server) internalJoin(w http.ResponseWriter, r *http.Request, _ Identity) {
+	mc, rerr := decode[membershipChange](r, false, nil)
+	if rerr != nil {
+		writeRequestError(w, rerr)
+		return
+	}
+	var err error
+	switch {
+	case mc.Join != nil:
+		err = s.cfg.Store.Join(r.Context(), *mc.Join)
+	case mc.Remove != nil:
+		err = s.cfg.Store.Remove(r.Context(), mc.Remove.ID)
+	default:
+		writeError(w, http.StatusBadRequest, wire.KindInvalidRequest, "neither join nor remove")
+		return
+	}
+	if err != nil {
+		kind := wire.KindInternal
+		if errors.Is(err, store.ErrNotLeader) {
+			kind = wire.KindNoLeader
+		}
+		writeError(w, statusOf(kind), kind, err.Error())
+		return
+	}
+	writeJSON(w, struct{}{})
+}

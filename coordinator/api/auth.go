@@ -1,0 +1,130 @@
+package api
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+)
+
+// Role is what a credential may do.
+type Role string
+
+// Roles. Operator roles nest: admin ⊃ operate ⊃ read. Agents may use the
+// agent and FleetLock APIs; peers (other coordinator nodes) may forward
+// commands.
+const (
+	RoleNone    Role = ""
+	RoleRead    Role = "read"
+	RoleOperate Role = "operate"
+	RoleAdmin   Role = "admin"
+	RoleAgent   Role = "agent"
+	RolePeer    Role = "peer"
+)
+
+// ParseRole parses a role name.
+func ParseRole(s string) (Role, error) {
+	switch r := Role(s); r {
+	case RoleRead, RoleOperate, RoleAdmin, RoleAgent, RolePeer:
+		return r, nil
+	}
+	return RoleNone, fmt.Errorf("unknown role %q (want read, operate, admin, agent or peer)", s)
+}
+
+// Allows reports whether a credential with role r may use a route that
+// needs role need.
+func (r Role) Allows(need Role) bool {
+	rank := map[Role]int{RoleRead: 1, RoleOperate: 2, RoleAdmin: 3}
+	switch need {
+	case RoleRead, RoleOperate, RoleAdmin:
+		if r == RolePeer {
+			return need == RoleRead
+		}
+		return rank[r] >= rank[need]
+	case RoleAgent:
+		// Operators may act for hosts (break-glass, tests); peers may not.
+		return r == RoleAgent || r == RoleAdmin
+	case RolePeer:
+		return r == RolePeer
+	}
+	return false
+}
+
+// Identity is an authenticated caller.
+type Identity struct {
+	Name string
+	Role Role
+	// Via is "token", "certificate" or "loopback".
+	Via string
+}
+
+func (id Identity) String() string { return fmt.Sprintf("%s (%s via %s)", id.Name, id.Role, id.Via) }
+
+// Token is a bearer token's entry in the coordinator's configuration; only
+// its SHA-256 is stored.
+type Token struct {
+	Name   string
+	Role   Role
+	SHA256 [32]byte
+}
+
+// HashToken returns the hex SHA-256 of a token, as configured.
+func HashToken(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:])
+}
+
+// Auth authenticates requests: a bearer token from the configured set,
+// else a verified TLS client certificate whose URI SAN is
+// "kroll:ROLE:NAME" (e.g. kroll:agent:host-17, kroll:peer:c2).
+type Auth struct {
+	Tokens []Token
+}
+
+// NewToken builds a Token entry from a configured hex hash.
+func NewToken(name string, role Role, sha256Hex string) (Token, error) {
+	b, err := hex.DecodeString(sha256Hex)
+	if err != nil || len(b) != 32 {
+		return Token{}, fmt.Errorf("token %q: sha256 must be 64 hex characters", name)
+	}
+	t := Token{Name: name, Role: role}
+	copy(t.SHA256[:], b)
+	return t, nil
+}
+
+// Authenticate returns the caller's identity; requests without credentials
+// get RoleNone (they may only reach unauthenticated routes).
+func (a *Auth) Authenticate(r *http.Request) (Identity, error) {
+	if h := r.Header.Get("Authorization"); h != "" {
+		tok, ok := strings.CutPrefix(h, "Bearer ")
+		if !ok || tok == "" {
+			return Identity{}, errors.New("Authorization header must be 'Bearer TOKEN'")
+		}
+		sum := sha256.Sum256([]byte(tok))
+		for _, t := range a.Tokens {
+			if subtle.ConstantTimeCompare(sum[:], t.SHA256[:]) == 1 {
+				return Identity{Name: t.Name, Role: t.Role, Via: "token"}, nil
+			}
+		}
+		return Identity{}, errors.New("unknown token")
+	}
+	if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 {
+		cert := r.TLS.VerifiedChains[0][0]
+		for _, u := range cert.URIs {
+			if u.Scheme != "kroll" {
+				continue
+			}
+			roleName, name, ok := strings.Cut(u.Opaque, ":")
+			role, err := ParseRole(roleName)
+			if !ok || err != nil || name == "" {
+				return Identity{}, fmt.Errorf("client certificate URI %q: want kroll:ROLE:NAME", u)
+			}
+			return Identity{Name: name, Role: role, Via: "certificate"}, nil
+		}
+		return Identity{}, errors.New("client certificate has no kroll:ROLE:NAME URI")
+	}
+	return Identity{Name: "anonymous", Role: RoleNone, Via: "none"}, nil
+}

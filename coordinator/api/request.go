@@ -1,0 +1,161 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/kroll-dev/kroll/coordinator/fsm"
+	"github.com/kroll-dev/kroll/pkg/strictjson"
+	"github.com/kroll-dev/kroll/pkg/wire"
+)
+
+// requestError is a rejected request: its kind and message.
+type requestError struct {
+	kind, value string
+}
+
+func (e *requestError) Error() string { return e.kind + ": " + e.value }
+
+func invalid(format string, args ...any) *requestError {
+	return &requestError{kind: wire.KindInvalidRequest, value: fmt.Sprintf(format, args...)}
+}
+
+// readBody reads at most wire.MaxBodySize bytes of the request body.
+func readBody(r *http.Request) ([]byte, *requestError) {
+	data, err := io.ReadAll(io.LimitReader(r.Body, wire.MaxBodySize+1))
+	if err != nil {
+		return nil, invalid("read body: %v", err)
+	}
+	if len(data) > wire.MaxBodySize {
+		return nil, &requestError{kind: wire.KindRequestTooLarge, value: fmt.Sprintf("body exceeds %d bytes", wire.MaxBodySize)}
+	}
+	return data, nil
+}
+
+// decode strictly decodes the JSON body into v (no unknown or duplicate
+// fields, one value) and runs validate on it. An empty body decodes as {}
+// when emptyOK.
+func decode[T any](r *http.Request, emptyOK bool, validate func(*T) error) (T, *requestError) {
+	var v T
+	data, rerr := readBody(r)
+	if rerr != nil {
+		return v, rerr
+	}
+	if emptyOK && len(strings.TrimSpace(string(data))) == 0 {
+		data = []byte("{}")
+	}
+	if err := strictjson.Decode(data, wire.MaxBodySize, &v); err != nil {
+		if errors.Is(err, strictjson.ErrTooLarge) {
+			return v, &requestError{kind: wire.KindRequestTooLarge, value: err.Error()}
+		}
+		return v, invalid("%v", err)
+	}
+	if validate != nil {
+		if err := validate(&v); err != nil {
+			return v, invalid("%v", err)
+		}
+	}
+	return v, nil
+}
+
+// writeRequestError writes a rejected request.
+func writeRequestError(w http.ResponseWriter, e *requestError) {
+	writeError(w, statusOf(e.kind), e.kind, e.value)
+}
+
+// Validation of the request types, in one place.
+
+func checkName(field, v string) error {
+	if !fsm.ValidName(v) {
+		return fmt.Errorf("%s: %q is not a valid name (letters, digits, '.', '_', ':', '-'; at most 128)", field, v)
+	}
+	return nil
+}
+
+func validateFleetLock(req *wire.FleetLockRequest) error {
+	if req.ClientParams.ID == "" || req.ClientParams.Group == "" {
+		return errors.New("client_params.id and client_params.group must not be empty")
+	}
+	return errors.Join(checkName("client_params.id", req.ClientParams.ID), checkName("client_params.group", req.ClientParams.Group))
+}
+
+func validateHeartbeat(hb *wire.Heartbeat) error {
+	errs := []error{checkName("host_id", hb.HostID), checkName("datacenter", hb.Datacenter)}
+	if len(hb.Policies) > 256 {
+		errs = append(errs, errors.New("policies: at most 256"))
+	}
+	for field, v := range map[string]string{"kernel_line": hb.KernelLine, "kernel": hb.Kernel, "phase": hb.Phase, "boot_id": hb.BootID} {
+		if len(v) > 256 {
+			errs = append(errs, fmt.Errorf("%s: at most 256 bytes", field))
+		}
+	}
+	if hb.Phase != "" && !knownPhase(hb.Phase) {
+		errs = append(errs, fmt.Errorf("phase: unknown phase %q", hb.Phase))
+	}
+	for i, p := range hb.Policies {
+		switch p.State {
+		case "enforcing", "auditing", "unavailable", "retired":
+		default:
+			errs = append(errs, fmt.Errorf("policies[%d].state: %q is not enforcing, auditing, unavailable or retired", i, p.State))
+		}
+		if len(p.ID) > 63 || len(p.Detail) > 1024 {
+			errs = append(errs, fmt.Errorf("policies[%d]: id or detail too long", i))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func knownPhase(p string) bool {
+	switch p {
+	case wire.PhaseIdle, wire.PhaseStaging, wire.PhaseStaged, wire.PhaseWaitingSlot, wire.PhaseDraining,
+		wire.PhaseRebooting, wire.PhaseVerifying, wire.PhaseHealthy, wire.PhaseStagingFailed,
+		wire.PhaseDrainTimeout, wire.PhaseWrongKernel, wire.PhaseUnhealthy, wire.PhaseRollback:
+		return true
+	}
+	return false
+}
+
+func validateSlotRequest(needToken bool) func(*wire.SlotRequest) error {
+	return func(req *wire.SlotRequest) error {
+		errs := []error{checkName("host_id", req.HostID), checkName("datacenter", req.Datacenter)}
+		if needToken && req.Token == 0 {
+			errs = append(errs, errors.New("token: required"))
+		}
+		if !needToken && req.Token != 0 {
+			errs = append(errs, errors.New("token: must be empty when acquiring"))
+		}
+		return errors.Join(errs...)
+	}
+}
+
+func validateHealth(rep *wire.HealthReport) error {
+	errs := []error{checkName("host_id", rep.HostID), checkName("datacenter", rep.Datacenter)}
+	if len(rep.Detail) > 4096 || len(rep.Kernel) > 256 {
+		errs = append(errs, errors.New("detail (4096) or kernel (256) too long"))
+	}
+	return errors.Join(errs...)
+}
+
+func validateJoin(req *wire.JoinRequest) error {
+	errs := []error{checkName("id", req.ID)}
+	if req.RaftAddr == "" {
+		errs = append(errs, errors.New("raft_addr: required"))
+	}
+	return errors.Join(errs...)
+}
+
+func validateRemove(req *wire.RemoveRequest) error { return checkName("id", req.ID) }
+
+func validateSlotRelease(req *wire.SlotReleaseRequest) error {
+	return errors.Join(checkName("datacenter", req.Datacenter), checkName("host_id", req.HostID))
+}
+
+func validatePause(req *wire.PauseRequest) error {
+	if len(req.Reason) > 1024 {
+		return errors.New("reason: at most 1024 bytes")
+	}
+	return nil
+}

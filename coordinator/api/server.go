@@ -1,0 +1,160 @@
+// Package api is the coordinator's HTTP server: the FleetLock protocol, the
+// agent API, the operator API, cluster-internal forwarding of commands to
+// the leader, /metrics, /healthz and /readyz.
+//
+// One file per endpoint; request decoding and validation live in
+// request.go, errors in errors.go, authentication in auth.go. Every error
+// is a wire.Error {kind, value} from a small fixed set of kinds.
+package api
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/kroll-dev/kroll/coordinator/fsm"
+	"github.com/kroll-dev/kroll/pkg/wire"
+)
+
+// Store is what the server needs of the Raft node (coordinator/store).
+type Store interface {
+	Apply(ctx context.Context, typ fsm.Type, payload any) (fsm.Result, error)
+	FSM() *fsm.FSM
+	Timing() fsm.Timing
+	NodeID() string
+	IsLeader() bool
+	Leader() (id, httpAddr string)
+	Ready() bool
+	Members() ([]wire.Member, error)
+	WaitApplied(ctx context.Context, index uint64) error
+	Join(ctx context.Context, req wire.JoinRequest) error
+	Remove(ctx context.Context, id string) error
+	Stats() map[string]string
+}
+
+// Config configures a Server.
+type Config struct {
+	Store Store
+	Auth  *Auth
+	// Forwarder sends commands to the leader; nil uses plain HTTP(S) with
+	// PeerClient.
+	PeerClient *http.Client
+	// PeerScheme is "http" or "https" for forwarding to the leader.
+	PeerScheme string
+	// PeerToken authenticates forwarded commands (role peer) when the
+	// cluster runs without TLS client certificates.
+	PeerToken string
+	Logger    *slog.Logger
+	Metrics   *Metrics
+	// HeartbeatInterval is what agents are told to use.
+	HeartbeatInterval time.Duration
+	// Now is the clock for read views; time.Now when nil.
+	Now func() time.Time
+}
+
+// Server serves the coordinator's HTTP API.
+type Server struct {
+	cfg Config
+	mux *http.ServeMux
+}
+
+// New returns a Server.
+func New(cfg Config) *Server {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.PeerClient == nil {
+		cfg.PeerClient = &http.Client{Timeout: 10 * time.Second}
+	}
+	if cfg.PeerScheme == "" {
+		cfg.PeerScheme = "http"
+	}
+	if cfg.HeartbeatInterval == 0 {
+		cfg.HeartbeatInterval = 10 * time.Second
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = NewMetrics(nil)
+	}
+	if cfg.Auth == nil {
+		cfg.Auth = &Auth{}
+	}
+	s := &Server{cfg: cfg, mux: http.NewServeMux()}
+	s.routes()
+	return s
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.mux.ServeHTTP(w, r)
+}
+
+// route registers pattern for role with the metrics and auth wrapper.
+func (s *Server) route(pattern string, role Role, h func(w http.ResponseWriter, r *http.Request, id Identity)) {
+	s.mux.Handle(pattern, s.cfg.Metrics.instrument(pattern, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, err := s.cfg.Auth.Authenticate(r)
+		if err != nil {
+			writeError(w, http.StatusUnauthorized, wire.KindUnauthorized, err.Error())
+			return
+		}
+		if id.Role == RoleNone {
+			writeError(w, http.StatusUnauthorized, wire.KindUnauthorized, "credentials required: a bearer token or a client certificate")
+			return
+		}
+		if !id.Role.Allows(role) {
+			writeError(w, http.StatusForbidden, wire.KindForbidden, "credentials "+id.String()+" lack role "+string(role))
+			return
+		}
+		h(w, r, id)
+	})))
+}
+
+func (s *Server) routes() {
+	// FleetLock (Zincati / airlock protocol).
+	s.route("POST "+wire.PathFleetLockPreReboot, RoleAgent, s.preReboot)
+	s.route("POST "+wire.PathFleetLockSteady, RoleAgent, s.steadyState)
+	// Agent API.
+	s.route("POST "+wire.PathHeartbeat, RoleAgent, s.heartbeat)
+	s.route("POST "+wire.PathSlotAcquire, RoleAgent, s.slotAcquire)
+	s.route("POST "+wire.PathSlotRenew, RoleAgent, s.slotRenew)
+	s.route("POST "+wire.PathSlotRelease, RoleAgent, s.slotRelease)
+	s.route("POST "+wire.PathHealth, RoleAgent, s.healthReport)
+	// Operator API.
+	s.route("GET "+wire.PathStatus, RoleRead, s.status)
+	s.route("GET "+wire.PathMembers, RoleRead, s.members)
+	s.route("POST "+wire.PathJoin, RoleAdmin, s.join)
+	s.route("POST "+wire.PathRemove, RoleAdmin, s.remove)
+	s.route("GET "+wire.PathDatacenters, RoleRead, s.datacenters)
+	s.route("GET "+wire.PathDatacenter+"{name}", RoleRead, s.datacenter)
+	s.route("PUT "+wire.PathDatacenter+"{name}", RoleOperate, s.setDatacenter)
+	s.route("POST "+wire.PathDatacenter+"{name}"+wire.PathDatacenterPause, RoleOperate, s.pauseDatacenter)
+	s.route("POST "+wire.PathDatacenter+"{name}"+wire.PathDatacenterResume, RoleOperate, s.resumeDatacenter)
+	s.route("GET "+wire.PathSlots, RoleRead, s.slots)
+	s.route("POST "+wire.PathSlotsRelease, RoleOperate, s.releaseSlot)
+	s.route("GET "+wire.PathHosts, RoleRead, s.hosts)
+	s.route("GET "+wire.PathHost+"{id}", RoleRead, s.host)
+	s.route("GET "+wire.PathEvents, RoleRead, s.events)
+	// Cluster-internal.
+	s.route("POST "+pathInternalApply, RolePeer, s.internalApply)
+	s.route("POST "+pathInternalJoin, RolePeer, s.internalJoin)
+	// Unauthenticated probes and metrics.
+	s.mux.HandleFunc("GET /healthz", s.healthz)
+	s.mux.HandleFunc("GET /readyz", s.readyz)
+	s.mux.Handle("GET /metrics", s.cfg.Metrics.Handler(s.cfg.Store))
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, wire.KindNotFound, "no route "+r.Method+" "+r.URL.Path)
+	})
+}
+
+// actsFor checks that an agent identified by certificate acts only for its
+// own host; tokens and operators may act for any host.
+func actsFor(w http.ResponseWriter, id Identity, host string) bool {
+	if id.Via == "certificate" && id.Role == RoleAgent && id.Name != host {
+		writeError(w, http.StatusForbidden, wire.KindForbidden, "certificate of "+id.Name+" cannot act for host "+host)
+		return false
+	}
+	return true
+}

@@ -1,0 +1,129 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+
+	"github.com/kroll-dev/kroll/coordinator/api"
+	"github.com/kroll-dev/kroll/coordinator/fsm"
+)
+
+// fileConfig is the TOML configuration file (--config).
+type fileConfig struct {
+	Slots struct {
+		// Lease is how long a grant or renewal is good for.
+		Lease duration `toml:"lease"`
+		// RebootDeadline is how long a silent holder keeps its slot before
+		// it is marked lost.
+		RebootDeadline duration `toml:"reboot_deadline"`
+		// AliveWithin is how recent a heartbeat must be for "alive".
+		AliveWithin duration `toml:"alive_within"`
+		// HeartbeatInterval is what agents are told to use.
+		HeartbeatInterval duration `toml:"heartbeat_interval"`
+	} `toml:"slots"`
+	Auth struct {
+		// PeerTokenFile holds the token nodes use to forward commands to
+		// the leader (role peer), the same on every node.
+		PeerTokenFile string `toml:"peer_token_file"`
+		Tokens        []struct {
+			Name   string `toml:"name"`
+			Role   string `toml:"role"`
+			SHA256 string `toml:"sha256"`
+		} `toml:"tokens"`
+	} `toml:"auth"`
+}
+
+type duration struct{ time.Duration }
+
+func (d *duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return err
+	}
+	if v <= 0 {
+		return fmt.Errorf("duration %s must be positive", b)
+	}
+	d.Duration = v
+	return nil
+}
+
+// settings are the resolved runtime settings.
+type settings struct {
+	timing            fsm.Timing
+	heartbeatInterval time.Duration
+	auth              *api.Auth
+	peerToken         string
+}
+
+func loadConfig(path string) (settings, error) {
+	s := settings{
+		timing:            fsm.Timing{Lease: time.Minute, RebootDeadline: 20 * time.Minute, AliveWithin: 45 * time.Second},
+		heartbeatInterval: 10 * time.Second,
+		auth:              &api.Auth{},
+	}
+	if path == "" {
+		return s, nil
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return s, fmt.Errorf("config: %w", err)
+	}
+	var fc fileConfig
+	md, err := toml.NewDecoder(bytes.NewReader(data)).Decode(&fc)
+	if err != nil {
+		return s, fmt.Errorf("config %s: %w", path, err)
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		keys := make([]string, len(und))
+		for i, k := range und {
+			keys[i] = k.String()
+		}
+		return s, fmt.Errorf("config %s: unknown keys: %s", path, strings.Join(keys, ", "))
+	}
+	for _, pair := range []struct {
+		dst *time.Duration
+		src duration
+	}{{&s.timing.Lease, fc.Slots.Lease}, {&s.timing.RebootDeadline, fc.Slots.RebootDeadline}, {&s.timing.AliveWithin, fc.Slots.AliveWithin}, {&s.heartbeatInterval, fc.Slots.HeartbeatInterval}} {
+		if pair.src.Duration != 0 {
+			*pair.dst = pair.src.Duration
+		}
+	}
+	if s.timing.RebootDeadline < s.timing.Lease {
+		return s, fmt.Errorf("config %s: slots.reboot_deadline (%s) must not be shorter than slots.lease (%s)", path, s.timing.RebootDeadline, s.timing.Lease)
+	}
+	var errs []error
+	for i, t := range fc.Auth.Tokens {
+		role, err := api.ParseRole(t.Role)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("auth.tokens[%d]: %w", i, err))
+			continue
+		}
+		tok, err := api.NewToken(t.Name, role, t.SHA256)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("auth.tokens[%d]: %w", i, err))
+			continue
+		}
+		s.auth.Tokens = append(s.auth.Tokens, tok)
+	}
+	if fc.Auth.PeerTokenFile != "" {
+		b, err := os.ReadFile(fc.Auth.PeerTokenFile)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("auth.peer_token_file: %w", err))
+		} else if s.peerToken = strings.TrimSpace(string(b)); len(s.peerToken) < 16 {
+			errs = append(errs, errors.New("auth.peer_token_file: token shorter than 16 characters"))
+		} else {
+			tok, _ := api.NewToken("peer", api.RolePeer, api.HashToken(s.peerToken))
+			s.auth.Tokens = append(s.auth.Tokens, tok)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return s, fmt.Errorf("config %s: %w", path, err)
+	}
+	return s, nil
+}
