@@ -37,7 +37,6 @@ func TestCommandLine(t *testing.T) {
 		{"raft-addr-mismatch", with("--raft-addr", "127.0.0.1:7009"), 2, "", "--peers lists c1=127.0.0.1:7001 but --raft-addr is 127.0.0.1:7009"},
 		{"bad-peers", with("--peers", "c1"), 2, "", `--peers: "c1" is not ID=HOST:PORT`},
 		{"partial-tls", append(with("--http-addr", "10.1.2.3:8001"), "--tls-cert", "c.pem"), 2, "", "go together"},
-		
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
