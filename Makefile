@@ -15,6 +15,7 @@ FUZZTIME ?= 20s
 # host tier: bird2, iproute2) and the ones only `make generate` needs.
 TEST_DEBS     := qemu-system-x86 busybox-static cpio bird2 iproute2
 GENERATE_DEBS := clang llvm bpftool libbpf-dev linux-libc-dev
+BENCH_DEBS    := etcd-server
 
 .PHONY: build deps deps-generate test test-unit test-vm bench generate lint fuzz demo clean
 
@@ -45,6 +46,7 @@ test-vm:
 	$(GO) test -count=1 -timeout 30m -v ./test/vm/...
 
 bench:
+	@./scripts/deps.sh $(BENCH_DEBS)
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
 # Runs every fuzz target for FUZZTIME each.
