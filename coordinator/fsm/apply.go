@@ -102,12 +102,16 @@ func (s *State) heartbeat(p Heartbeat) Result {
 			return refused(wire.KindConflict, "host %s holds a slot in %s; it cannot move to %s", h.ID, h.Datacenter, p.Datacenter)
 		}
 	}
+	var old string
 	if !ok {
 		h = &Host{ID: p.HostID}
 		s.Hosts[p.HostID] = h
 		s.event("host_registered", p.Datacenter, p.HostID, "host registered")
+	} else {
+		old = h.Datacenter
 	}
 	h.Datacenter = p.Datacenter
+	s.indexHost(h, old)
 	if p.FleetLock {
 		h.FleetLock = true
 		return Result{}
@@ -122,15 +126,12 @@ func (s *State) heartbeat(p Heartbeat) Result {
 	return Result{}
 }
 
-// hostStates lists the datacenter's registered hosts for the scheduler, in
-// id order.
+// hostStates lists the datacenter's registered hosts for the scheduler
+// (which only counts them, so their order does not matter).
 func (s *State) hostStates(dc *Datacenter, t Timing) []schedule.HostState {
-	var out []schedule.HostState
-	for _, id := range sortedKeys(s.Hosts) {
-		h := s.Hosts[id]
-		if h.Datacenter != dc.Name {
-			continue
-		}
+	hosts := s.byDC[dc.Name]
+	out := make([]schedule.HostState, 0, len(hosts))
+	for id, h := range hosts {
 		_, holding := dc.Slots[id]
 		out = append(out, schedule.HostState{ID: id, Holding: holding, Serving: h.serving(dc, s.Now, t.AliveWithin)})
 	}

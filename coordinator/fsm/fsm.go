@@ -182,6 +182,7 @@ func (f *FSM) Restore(r io.ReadCloser) error {
 	if st.Members == nil {
 		st.Members = map[string]*Member{}
 	}
+	st.reindex()
 	f.mu.Lock()
 	f.state = st
 	f.mu.Unlock()

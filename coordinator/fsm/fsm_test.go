@@ -264,6 +264,9 @@ func TestRandomCommandsKeepInvariants(t *testing.T) {
 			case 3:
 				apply(t, f, TypeRenew, now, Renew{Datacenter: dc, Host: host, Token: held[dc][host], Timing: timing})
 			case 4:
+				if rng.IntN(20) == 0 { // a host moves datacenter
+					dc = dcs[rng.IntN(len(dcs))]
+				}
 				apply(t, f, TypeHeartbeat, now, Heartbeat{Heartbeat: wire.Heartbeat{HostID: host, Datacenter: dc, Phase: wire.PhaseIdle}})
 			case 5:
 				apply(t, f, TypeTick, now, Tick{})
@@ -274,6 +277,24 @@ func TestRandomCommandsKeepInvariants(t *testing.T) {
 			}
 		}
 		assertSnapshotRoundTrip(t, f)
+		f.View(func(s *State) { assertIndex(t, s) })
+	}
+}
+
+// assertIndex checks the per-datacenter host index against Hosts.
+func assertIndex(t *testing.T, s *State) {
+	t.Helper()
+	n := 0
+	for dc, hosts := range s.byDC {
+		for id, h := range hosts {
+			if s.Hosts[id] != h || h.Datacenter != dc {
+				t.Fatalf("index: %s under %s, host says %s", id, dc, h.Datacenter)
+			}
+			n++
+		}
+	}
+	if n != len(s.Hosts) {
+		t.Fatalf("index holds %d hosts, state %d", n, len(s.Hosts))
 	}
 }
 
@@ -293,7 +314,7 @@ func assertSnapshotRoundTrip(t *testing.T, f *FSM) {
 	}
 	var a, b []byte
 	f.View(func(s *State) { a, _ = json.Marshal(s) })
-	g.View(func(s *State) { b, _ = json.Marshal(s) })
+	g.View(func(s *State) { b, _ = json.Marshal(s); assertIndex(t, s) })
 	if !bytes.Equal(a, b) {
 		t.Fatalf("restored state differs:\n%s\n%s", a, b)
 	}

@@ -21,7 +21,34 @@ type State struct {
 	// Now is the latest leader time applied; commands never move it
 	// backwards (a new leader's clock may lag the old one's).
 	Now time.Time `json:"now"`
+
+	// byDC indexes Hosts by datacenter; derived, rebuilt on restore.
+	byDC map[string]map[string]*Host
 }
+
+// indexHost records h under its datacenter, moving it from old if it
+// changed datacenter.
+func (s *State) indexHost(h *Host, old string) {
+	if old != "" && old != h.Datacenter {
+		delete(s.byDC[old], h.ID)
+	}
+	if s.byDC[h.Datacenter] == nil {
+		s.byDC[h.Datacenter] = map[string]*Host{}
+	}
+	s.byDC[h.Datacenter][h.ID] = h
+}
+
+// reindex rebuilds byDC from Hosts.
+func (s *State) reindex() {
+	s.byDC = map[string]map[string]*Host{}
+	for _, h := range s.Hosts {
+		s.indexHost(h, "")
+	}
+}
+
+// HostsIn returns the hosts registered in datacenter dc (unordered; do not
+// modify).
+func (s *State) HostsIn(dc string) map[string]*Host { return s.byDC[dc] }
 
 // Datacenter is one datacenter's settings and slots.
 type Datacenter struct {
@@ -74,6 +101,7 @@ func newState() *State {
 		Hosts:       map[string]*Host{},
 		Members:     map[string]*Member{},
 		NextEventID: 1,
+		byDC:        map[string]map[string]*Host{},
 	}
 }
 

@@ -21,10 +21,7 @@ func (s *State) DatacenterView(name string, now time.Time, aliveWithin time.Dura
 		PauseReason: dc.PauseReason, FailureBudget: dc.Policy.FailureBudget, Failures: dc.Policy.Failures,
 		SlotsHeld: len(dc.Slots),
 	}
-	for _, h := range s.Hosts {
-		if h.Datacenter != name {
-			continue
-		}
+	for _, h := range s.byDC[name] {
 		v.Hosts++
 		if h.serving(dc, now, aliveWithin) {
 			v.Serving++
