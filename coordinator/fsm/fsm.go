@@ -128,8 +128,9 @@ func (s *State) event(typ, dc, host, format string, args ...any) {
 		Message: fmt.Sprintf(format, args...),
 	})
 	s.NextEventID++
-	if n := len(s.Events) - MaxEvents; n > 0 {
-		s.Events = append(s.Events[:0:0], s.Events[n:]...)
+	// Trim in batches so that recording an event stays O(1) amortized.
+	if len(s.Events) >= MaxEvents+MaxEvents/4 {
+		s.Events = append(s.Events[:0:0], s.Events[len(s.Events)-MaxEvents:]...)
 	}
 }
 

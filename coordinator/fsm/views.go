@@ -91,10 +91,15 @@ func (s *State) SlotViews(dc string) []wire.Slot {
 	return out
 }
 
-// EventViews returns up to limit events with ID > since, oldest first.
+// EventViews returns up to limit events with ID > since, oldest first,
+// from the last MaxEvents.
 func (s *State) EventViews(since uint64, limit int) []wire.Event {
 	out := []wire.Event{}
-	for _, e := range s.Events {
+	events := s.Events
+	if len(events) > MaxEvents {
+		events = events[len(events)-MaxEvents:]
+	}
+	for _, e := range events {
 		if e.ID > since {
 			out = append(out, e)
 			if limit > 0 && len(out) == limit {
