@@ -135,6 +135,13 @@ func (s *Server) forward(ctx context.Context, path string, body, out any) error 
 		if e.Kind == wire.KindNoLeader {
 			return errNoLeader
 		}
+		if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
+			// The leader refused this node's peer credentials: the cluster
+			// is misconfigured; the client's credentials were fine.
+			s.cfg.Logger.Error("leader refused this node's peer credentials", "leader", leaderID, "status", resp.StatusCode, "err", e.Value)
+			return &forwardError{status: http.StatusInternalServerError, kind: wire.KindInternal,
+				value: fmt.Sprintf("leader %s refused this node's peer credentials: %s", leaderID, e.Value)}
+		}
 		return &forwardError{status: resp.StatusCode, kind: e.Kind, value: e.Value}
 	}
 	if out == nil {

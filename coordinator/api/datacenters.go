@@ -43,7 +43,7 @@ func (s *Server) setDatacenter(w http.ResponseWriter, r *http.Request, _ Identit
 		writeError(w, http.StatusBadRequest, wire.KindInvalidRequest, err.Error())
 		return
 	}
-	upd, rerr := decode[wire.DatacenterUpdate](r, false, nil)
+	upd, rerr := decode(r, false, validateDatacenterUpdate)
 	if rerr != nil {
 		writeRequestError(w, rerr)
 		return

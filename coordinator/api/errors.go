@@ -35,6 +35,8 @@ func statusOf(kind string) int {
 		return http.StatusForbidden
 	case wire.KindNotFound:
 		return http.StatusNotFound
+	case wire.KindMethodNotAllowed:
+		return http.StatusMethodNotAllowed
 	case wire.KindNoLeader:
 		return http.StatusServiceUnavailable
 	case wire.KindInternal:

@@ -153,6 +153,15 @@ func validateSlotRelease(req *wire.SlotReleaseRequest) error {
 	return errors.Join(checkName("datacenter", req.Datacenter), checkName("host_id", req.HostID))
 }
 
+// validateDatacenterUpdate refuses an update that sets both slot limits:
+// they replace each other, so one of them would be silently dropped.
+func validateDatacenterUpdate(u *wire.DatacenterUpdate) error {
+	if u.SlotLimit != nil && u.SlotPct != nil {
+		return errors.New("slot_limit and slot_pct: set at most one")
+	}
+	return nil
+}
+
 func validatePause(req *wire.PauseRequest) error {
 	if len(req.Reason) > 1024 {
 		return errors.New("reason: at most 1024 bytes")

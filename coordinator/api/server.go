@@ -11,6 +11,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/kroll-dev/kroll/coordinator/fsm"
@@ -144,9 +145,29 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /healthz", s.healthz)
 	s.mux.HandleFunc("GET /readyz", s.readyz)
 	s.mux.Handle("GET /metrics", s.cfg.Metrics.Handler(s.cfg.Store))
-	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, wire.KindNotFound, "no route "+r.Method+" "+r.URL.Path)
-	})
+	s.mux.HandleFunc("/", s.noRoute)
+}
+
+// noRoute answers requests that match no route: 405 with an Allow header
+// when the path has routes for other methods, else 404.
+func (s *Server) noRoute(w http.ResponseWriter, r *http.Request) {
+	var allow []string
+	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut} {
+		if m == r.Method {
+			continue
+		}
+		probe := r.Clone(r.Context())
+		probe.Method = m
+		if _, pattern := s.mux.Handler(probe); pattern != "/" && pattern != "" {
+			allow = append(allow, m)
+		}
+	}
+	if len(allow) > 0 {
+		w.Header().Set("Allow", strings.Join(allow, ", "))
+		writeError(w, http.StatusMethodNotAllowed, wire.KindMethodNotAllowed, r.Method+" is not allowed on "+r.URL.Path)
+		return
+	}
+	writeError(w, http.StatusNotFound, wire.KindNotFound, "no route "+r.Method+" "+r.URL.Path)
 }
 
 // actsFor checks that an agent identified by certificate acts only for its

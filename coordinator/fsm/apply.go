@@ -142,7 +142,7 @@ func (s *State) acquire(p Acquire) Result {
 	if p.Owner != OwnerAgent && p.Owner != OwnerFleetLock {
 		return refused(wire.KindInvalidRequest, "unknown slot owner %q", p.Owner)
 	}
-	if p.Owner == OwnerFleetLock && ValidName(p.Host) && ValidName(p.Datacenter) {
+	if _, known := s.Datacenters[p.Datacenter]; known && p.Owner == OwnerFleetLock && ValidName(p.Host) {
 		// FleetLock clients (Zincati) never send heartbeats: asking for the
 		// lock registers them.
 		if h, ok := s.Hosts[p.Host]; !ok || (h.FleetLock && h.Datacenter != p.Datacenter) {

@@ -28,7 +28,20 @@ func New() *FSM {
 
 // Apply implements raft.FSM.
 func (f *FSM) Apply(l *raft.Log) any {
-	return f.ApplyCommand(l.Data)
+	res := f.ApplyCommand(l.Data)
+	f.mu.Lock()
+	f.state.Index = l.Index
+	f.mu.Unlock()
+	return res
+}
+
+// Index returns the Raft index of the last command applied to the state
+// (also across snapshot restores): a follower that forwarded a write waits
+// for it before it reads its effect.
+func (f *FSM) Index() uint64 {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.state.Index
 }
 
 // ApplyCommand applies one encoded Command and returns its Result. A

@@ -180,6 +180,7 @@ func TestFailureBudgetPauses(t *testing.T) {
 }
 
 func TestFleetLockSemantics(t *testing.T) {
+
 	f := New()
 	fleet(t, f, "fra", 0, wire.DatacenterUpdate{SlotLimit: ptr(1)})
 	lock := func(id string) Result {
@@ -199,11 +200,17 @@ func TestFleetLockSemantics(t *testing.T) {
 		{"unlock-b-not-holder-is-ok", unlock("b"), "ok"},
 		{"unlock-a", unlock("a"), "ok"},
 		{"lock-b", lock("b"), "ok"},
+		{"unknown-group", apply(t, f, TypeAcquire, t0, Acquire{Datacenter: "nope", Host: "c", Owner: OwnerFleetLock, Timing: timing}), wire.KindUnknownDC},
 	} {
 		if kind(s.r) != s.want {
 			t.Fatalf("%s: %s (%+v), want %s", s.name, kind(s.r), s.r.Err, s.want)
 		}
 	}
+	f.View(func(s *State) {
+		if _, ok := s.Hosts["c"]; ok {
+			t.Error("a refused lock for an unknown group registered the host")
+		}
+	})
 }
 
 // TestRandomCommandsKeepInvariants applies random command sequences and

@@ -21,6 +21,8 @@ type State struct {
 	// Now is the latest leader time applied; commands never move it
 	// backwards (a new leader's clock may lag the old one's).
 	Now time.Time `json:"now"`
+	// Index is the Raft log index of the last applied command.
+	Index uint64 `json:"index"`
 
 	// byDC indexes Hosts by datacenter; derived, rebuilt on restore.
 	byDC map[string]map[string]*Host

@@ -268,10 +268,12 @@ func (s *Store) Apply(ctx context.Context, typ fsm.Type, payload any) (fsm.Resul
 // up to index, so that a follower that forwarded a write reads its
 // effect.
 func (s *Store) WaitApplied(ctx context.Context, index uint64) error {
-	for s.raft.AppliedIndex() < index {
+	// raft.AppliedIndex moves when an entry is handed to the FSM, not when
+	// it has been applied; the FSM's own index is the one that counts.
+	for s.fsm.Index() < index {
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("store: waiting for index %d (applied %d): %w", index, s.raft.AppliedIndex(), ctx.Err())
+			return fmt.Errorf("store: waiting for index %d (applied %d): %w", index, s.fsm.Index(), ctx.Err())
 		case <-time.After(2 * time.Millisecond):
 		}
 	}
