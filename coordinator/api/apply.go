@@ -66,8 +66,12 @@ type forwardError struct {
 func (e *forwardError) Error() string { return fmt.Sprintf("leader: %s: %s", e.kind, e.value) }
 
 func (s *Server) applyOrForward(ctx context.Context, typ fsm.Type, payload any) (fsm.Result, error) {
+	start := time.Now()
 	res, err := s.cfg.Store.Apply(ctx, typ, payload)
 	if !errors.Is(err, store.ErrNotLeader) {
+		if err == nil {
+			s.cfg.Metrics.commit.Observe(time.Since(start).Seconds())
+		}
 		return res, err
 	}
 	raw, err := json.Marshal(payload)

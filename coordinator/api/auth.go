@@ -82,6 +82,9 @@ func HashToken(token string) string {
 // "kroll:ROLE:NAME" (e.g. kroll:agent:host-17, kroll:peer:c2).
 type Auth struct {
 	Tokens []Token
+	// AgentCertificates, set when the coordinator serves TLS, makes agents
+	// authenticate with client certificates: agent-role tokens are refused.
+	AgentCertificates bool
 }
 
 // NewToken builds a Token entry from a configured hex hash.
@@ -106,6 +109,9 @@ func (a *Auth) Authenticate(r *http.Request) (Identity, error) {
 		sum := sha256.Sum256([]byte(tok))
 		for _, t := range a.Tokens {
 			if subtle.ConstantTimeCompare(sum[:], t.SHA256[:]) == 1 {
+				if t.Role == RoleAgent && a.AgentCertificates {
+					return Identity{}, fmt.Errorf("token %q: with TLS, agents authenticate with client certificates (URI SAN kroll:agent:HOST)", t.Name)
+				}
 				return Identity{Name: t.Name, Role: t.Role, Via: "token"}, nil
 			}
 		}

@@ -18,6 +18,7 @@ type Metrics struct {
 	requests  *prometheus.CounterVec
 	latency   *prometheus.HistogramVec
 	decisions *prometheus.CounterVec
+	commit    prometheus.Histogram
 }
 
 // NewMetrics creates the metrics in a new registry (reg is ignored when
@@ -39,8 +40,12 @@ func NewMetrics(reg *prometheus.Registry) *Metrics {
 		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "kroll_slot_decisions_total", Help: "Slot requests by outcome: granted, already_held or the denial reason.",
 		}, []string{"reason"}),
+		commit: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "kroll_raft_commit_seconds", Help: "Time from proposing a command on the leader to its commit and apply (includes the fsync).",
+			Buckets: prometheus.ExponentialBuckets(0.0002, 2, 16),
+		}),
 	}
-	reg.MustRegister(m.requests, m.latency, m.decisions)
+	reg.MustRegister(m.requests, m.latency, m.decisions, m.commit)
 	return m
 }
 

@@ -72,6 +72,7 @@ func serve(ctx context.Context, env cli.Env, o options, set settings) error {
 	defer st.Close()
 	cfg := api.Config{Store: st, Auth: set.auth, PeerToken: set.peerToken, Logger: log, HeartbeatInterval: set.heartbeatInterval}
 	if peerTLS != nil {
+		set.auth.AgentCertificates = true
 		cfg.PeerScheme = "https"
 		cfg.PeerClient = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: peerTLS}}
 	}
@@ -87,6 +88,7 @@ func serve(ctx context.Context, env cli.Env, o options, set settings) error {
 	srv := &http.Server{
 		Handler: handler, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second,
 		WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

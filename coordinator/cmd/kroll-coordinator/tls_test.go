@@ -1,0 +1,129 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kroll-dev/kroll/coordinator/api"
+	"github.com/kroll-dev/kroll/internal/testpki"
+	"github.com/kroll-dev/kroll/pkg/cli"
+	"github.com/kroll-dev/kroll/pkg/client"
+	"github.com/kroll-dev/kroll/pkg/wire"
+)
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// TestTLSCluster runs three coordinator nodes through the real main with
+// TLS: HTTPS with client certificates, Raft and forwarding over mutual TLS.
+// Agents must use certificates, operators use tokens, plain HTTP fails.
+func TestTLSCluster(t *testing.T) {
+	ca := testpki.NewCA(t)
+	const opsToken = "ops-token-0123456789abcdef"
+	dir := t.TempDir()
+	config := filepath.Join(dir, "coordinator.toml")
+	if err := os.WriteFile(config, []byte(fmt.Sprintf(`
+[[auth.tokens]]
+name = "ops"
+role = "admin"
+sha256 = %q
+[[auth.tokens]]
+name = "agents"
+role = "agent"
+sha256 = %q
+`, api.HashToken(opsToken), api.HashToken("agent-token-0123456789"))), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	raft, httpAddr := map[string]string{}, map[string]string{}
+	var peers []string
+	for i := 1; i <= 3; i++ {
+		id := fmt.Sprintf("c%d", i)
+		raft[id], httpAddr[id] = freeAddr(t), freeAddr(t)
+		peers = append(peers, id+"="+raft[id])
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 3)
+	for id := range raft {
+		nodeDir := filepath.Join(dir, id)
+		os.MkdirAll(nodeDir, 0o700)
+		cert, key, caFile := ca.WriteFiles(t, nodeDir, ca.Issue(t, "peer", id))
+		args := []string{"--node-id", id, "--data-dir", filepath.Join(nodeDir, "data"), "--raft-addr", raft[id],
+			"--http-addr", httpAddr[id], "--peers", strings.Join(peers, ","), "--config", config,
+			"--tls-cert", cert, "--tls-key", key, "--tls-ca", caFile}
+		go func() {
+			env := cli.Env{Name: "kroll-coordinator", Stdout: io.Discard, Stderr: io.Discard, Getenv: os.Getenv}
+			done <- run(ctx, env, args)
+		}()
+	}
+	t.Cleanup(func() {
+		cancel()
+		for range 3 {
+			if err := <-done; err != nil {
+				t.Errorf("node exited: %v", err)
+			}
+		}
+	})
+
+	agentTLS := ca.MutualTLS(ca.Issue(t, "agent", "h1"))
+	opsTLS := &tls.Config{RootCAs: ca.Pool, MinVersion: tls.VersionTLS12}
+	ops, err := client.New("https://"+httpAddr["c1"], client.Options{Token: opsToken, TLS: opsTLS})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Wait until the quorum serves writes through c1 (leader or not).
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		_, err := ops.SetDatacenter(t.Context(), "fra1", wire.DatacenterUpdate{SlotLimit: ptrInt(1)})
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no write through c1: %v", err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	// Agents with certificates, on every node (followers forward over mTLS).
+	for id, addr := range httpAddr {
+		agent, err := client.New("https://"+addr, client.Options{TLS: agentTLS})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := agent.Heartbeat(t.Context(), wire.Heartbeat{HostID: "h1", Datacenter: "fra1", Phase: wire.PhaseIdle}); err != nil {
+			t.Fatalf("agent heartbeat via %s: %v", id, err)
+		}
+		if _, err := agent.Heartbeat(t.Context(), wire.Heartbeat{HostID: "h2", Datacenter: "fra1"}); client.ErrorKind(err) != wire.KindForbidden {
+			t.Fatalf("certificate of h1 acting for h2 via %s: %v, want forbidden", id, err)
+		}
+	}
+	// An agent token is refused when the coordinator runs TLS.
+	tokAgent, _ := client.New("https://"+httpAddr["c2"], client.Options{Token: "agent-token-0123456789", TLS: opsTLS})
+	if _, err := tokAgent.Heartbeat(t.Context(), wire.Heartbeat{HostID: "h1", Datacenter: "fra1"}); client.ErrorKind(err) != wire.KindUnauthorized {
+		t.Fatalf("agent token under TLS: %v, want unauthorized", err)
+	}
+	// Plain HTTP to a TLS node does not get an answer.
+	if resp, err := http.Get("http://" + httpAddr["c3"] + "/healthz"); err == nil && resp.StatusCode == http.StatusOK {
+		t.Fatal("plain HTTP served by a TLS coordinator")
+	}
+	hosts, err := ops.Hosts(t.Context(), "fra1")
+	if err != nil || len(hosts) != 1 || hosts[0].ID != "h1" {
+		t.Fatalf("hosts %+v %v", hosts, err)
+	}
+}
+
+func ptrInt(v int) *int { return &v }
