@@ -1,19 +1,12 @@
 package api
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
+	"github.com/kroll-dev/kroll/internal/testpki"
 	"io"
 	"log"
-	"math/big"
-	"net"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -240,74 +233,6 @@ func TestHealthReportFailureBudget(t *testing.T) {
 	}
 }
 
-// testPKI is a CA that issues server and client certificates.
-type testPKI struct {
-	t    *testing.T
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	pool *x509.CertPool
-}
-
-func newTestPKI(t *testing.T) *testPKI {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "kroll test CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	return &testPKI{t: t, cert: cert, key: key, pool: pool}
-}
-
-var serial int64 = 1
-
-// issue returns a certificate for a server (ip set) or a client with the
-// given URI SANs.
-func (p *testPKI) issue(cn string, ip net.IP, uris ...string) tls.Certificate {
-	p.t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	serial++
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: cn},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature,
-	}
-	if ip != nil {
-		tmpl.IPAddresses = []net.IP{ip}
-		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
-	} else {
-		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
-	}
-	for _, s := range uris {
-		u, err := url.Parse(s)
-		if err != nil {
-			p.t.Fatal(err)
-		}
-		tmpl.URIs = append(tmpl.URIs, u)
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.cert, &key.PublicKey, p.key)
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
-}
-
 // TestClientCertificateIdentity runs the API over mutual TLS: a client
 // certificate's kroll:ROLE:NAME URI is the caller's identity, and an agent
 // certificate acts only for its own host.
@@ -316,25 +241,25 @@ func TestClientCertificateIdentity(t *testing.T) {
 	e.setDC("fra", wire.DatacenterUpdate{SlotLimit: ptr(2)})
 	e.heartbeat("h2", "fra")
 
-	pki := newTestPKI(t)
+	pki := testpki.NewCA(t)
 	srv := httptest.NewUnstartedServer(e.api)
 	srv.TLS = &tls.Config{
-		Certificates: []tls.Certificate{pki.issue("coordinator", net.IPv4(127, 0, 0, 1))},
-		ClientCAs:    pki.pool, ClientAuth: tls.VerifyClientCertIfGiven, MinVersion: tls.VersionTLS12,
+		Certificates: []tls.Certificate{pki.Issue(t, "", "coordinator")},
+		ClientCAs:    pki.Pool, ClientAuth: tls.VerifyClientCertIfGiven, MinVersion: tls.VersionTLS12,
 	}
 	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the handshake refused below
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
 	client := func(certs ...tls.Certificate) *http.Client {
 		return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
-			TLSClientConfig: &tls.Config{RootCAs: pki.pool, Certificates: certs, MinVersion: tls.VersionTLS12},
+			TLSClientConfig: &tls.Config{RootCAs: pki.Pool, Certificates: certs, MinVersion: tls.VersionTLS12},
 		}}
 	}
-	h1 := client(pki.issue("h1", nil, "kroll:agent:h1"))
-	reader := client(pki.issue("rita", nil, "kroll:read:rita"))
+	h1 := client(pki.IssueURIs(t, "h1", "kroll:agent:h1"))
+	reader := client(pki.IssueURIs(t, "rita", "kroll:read:rita"))
 	noCert := client()
-	badURI := client(pki.issue("x", nil, "kroll:root:x"))
-	noURI := client(pki.issue("y", nil, "spiffe://example.org/y"))
+	badURI := client(pki.IssueURIs(t, "x", "kroll:root:x"))
+	noURI := client(pki.IssueURIs(t, "y", "spiffe://example.org/y"))
 
 	fl := func(id string) wire.FleetLockRequest { return flBody(id, "fra") }
 	tests := []struct {
@@ -386,8 +311,8 @@ func TestClientCertificateIdentity(t *testing.T) {
 	}
 
 	// A certificate from another CA is refused in the handshake.
-	other := newTestPKI(t)
-	c := client(other.issue("h1", nil, "kroll:agent:h1"))
+	other := testpki.NewCA(t)
+	c := client(other.IssueURIs(t, "h1", "kroll:agent:h1"))
 	if resp, err := c.Get(srv.URL + wire.PathHosts); err == nil {
 		resp.Body.Close()
 		t.Fatalf("certificate of an unknown CA: status %d, want a handshake failure", resp.StatusCode)

@@ -54,6 +54,15 @@ func NewCA(t testing.TB) *CA {
 // client, carrying the URI SAN kroll:ROLE:NAME when role is not empty.
 func (ca *CA) Issue(t testing.TB, role, name string) tls.Certificate {
 	t.Helper()
+	if role == "" {
+		return ca.IssueURIs(t, name)
+	}
+	return ca.IssueURIs(t, name, "kroll:"+role+":"+name)
+}
+
+// IssueURIs is Issue with arbitrary URI SANs (e.g. malformed ones).
+func (ca *CA) IssueURIs(t testing.TB, name string, uris ...string) tls.Certificate {
+	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -66,8 +75,12 @@ func (ca *CA) Issue(t testing.TB, role, name string) tls.Certificate {
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, DNSNames: []string{"localhost"},
 	}
-	if role != "" {
-		tmpl.URIs = []*url.URL{{Scheme: "kroll", Opaque: role + ":" + name}}
+	for _, s := range uris {
+		u, err := url.Parse(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tmpl.URIs = append(tmpl.URIs, u)
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, &key.PublicKey, ca.Key)
 	if err != nil {
