@@ -2,7 +2,6 @@ package api
 
 import (
 	"crypto/tls"
-	"github.com/kroll-dev/kroll/internal/testpki"
 	"io"
 	"log"
 	"net/http"
@@ -11,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kroll-dev/kroll/internal/testpki"
 	"github.com/kroll-dev/kroll/pkg/wire"
 )
 
