@@ -3,6 +3,7 @@ package main
 import (
 	"cmp"
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -28,16 +29,7 @@ func clusterCommand() cli.Command {
 }
 
 func clusterMembers(ctx context.Context, env cli.Env, args []string) error {
-	fs := cli.NewFlagSet(env, "krollctl", clusterMembersUsage)
-	cf := addCoordFlags(fs)
-	pos, err := cli.ParseInterspersed(fs, env.Stdout, args)
-	if err != nil {
-		return err
-	}
-	if len(pos) != 0 {
-		return usage(clusterMembersUsage)
-	}
-	c, err := cf.connect(env)
+	c, _, err := prepare(env, clusterMembersUsage, args, 0, nil, nil)
 	if err != nil {
 		return err
 	}
@@ -49,26 +41,23 @@ func clusterMembers(ctx context.Context, env cli.Env, args []string) error {
 }
 
 func clusterJoin(ctx context.Context, env cli.Env, args []string) error {
-	fs := cli.NewFlagSet(env, "krollctl", clusterJoinUsage)
-	cf := addCoordFlags(fs)
-	pos, err := cli.ParseInterspersed(fs, env.Stdout, args)
-	if err != nil {
-		return err
-	}
-	if len(pos) < 2 || len(pos) > 3 || pos[0] == "" {
-		return usage(clusterJoinUsage)
-	}
-	req := wire.JoinRequest{ID: pos[0], RaftAddr: pos[1]}
-	if len(pos) == 3 {
-		req.HTTPAddr = pos[2]
-	}
-	if !isHostPort(req.RaftAddr) {
-		return cli.Usagef("RAFT_ADDR %q: want HOST:PORT", req.RaftAddr)
-	}
-	if req.HTTPAddr != "" && !isHostPort(req.HTTPAddr) {
-		return cli.Usagef("HTTP_ADDR %q: want HOST:PORT", req.HTTPAddr)
-	}
-	c, err := cf.connect(env)
+	var req wire.JoinRequest
+	c, _, err := prepare(env, clusterJoinUsage, args, varArgs, nil, func(_ *flag.FlagSet, pos []string) error {
+		if len(pos) < 2 || len(pos) > 3 || pos[0] == "" {
+			return usage(clusterJoinUsage)
+		}
+		req = wire.JoinRequest{ID: pos[0], RaftAddr: pos[1]}
+		if len(pos) == 3 {
+			req.HTTPAddr = pos[2]
+		}
+		if !isHostPort(req.RaftAddr) {
+			return cli.Usagef("RAFT_ADDR %q: want HOST:PORT", req.RaftAddr)
+		}
+		if req.HTTPAddr != "" && !isHostPort(req.HTTPAddr) {
+			return cli.Usagef("HTTP_ADDR %q: want HOST:PORT", req.HTTPAddr)
+		}
+		return nil
+	})
 	if err != nil {
 		return err
 	}
@@ -80,16 +69,7 @@ func clusterJoin(ctx context.Context, env cli.Env, args []string) error {
 }
 
 func clusterRemove(ctx context.Context, env cli.Env, args []string) error {
-	fs := cli.NewFlagSet(env, "krollctl", clusterRemoveUsage)
-	cf := addCoordFlags(fs)
-	pos, err := cli.ParseInterspersed(fs, env.Stdout, args)
-	if err != nil {
-		return err
-	}
-	if len(pos) != 1 || pos[0] == "" {
-		return usage(clusterRemoveUsage)
-	}
-	c, err := cf.connect(env)
+	c, pos, err := prepare(env, clusterRemoveUsage, args, 1, nil, nil)
 	if err != nil {
 		return err
 	}

@@ -47,6 +47,44 @@ func addCoordFlags(fs *flag.FlagSet) *coordFlags {
 	return f
 }
 
+// varArgs as prepare's nargs leaves counting the positional arguments to
+// the command's check.
+const varArgs = -1
+
+// prepare does what every coordinator command starts with: it registers
+// the connection and output flags and, when flags is not nil, the
+// command's own; parses args, flags after positional arguments allowed;
+// wants exactly nargs positional arguments, the first not empty (else the
+// usage error of usageText); runs check, when not nil, on the parsed
+// flags and positional arguments; and connects. check runs before
+// connecting so that a command's own usage errors come before those of
+// the connection flags.
+func prepare(env cli.Env, usageText string, args []string, nargs int,
+	flags func(fs *flag.FlagSet), check func(fs *flag.FlagSet, pos []string) error) (*coord, []string, error) {
+	fs := cli.NewFlagSet(env, "krollctl", usageText)
+	cf := addCoordFlags(fs)
+	if flags != nil {
+		flags(fs)
+	}
+	pos, err := cli.ParseInterspersed(fs, env.Stdout, args)
+	if err != nil {
+		return nil, nil, err
+	}
+	if nargs != varArgs && (len(pos) != nargs || nargs > 0 && pos[0] == "") {
+		return nil, nil, usage(usageText)
+	}
+	if check != nil {
+		if err := check(fs, pos); err != nil {
+			return nil, nil, err
+		}
+	}
+	c, err := cf.connect(env)
+	if err != nil {
+		return nil, nil, err
+	}
+	return c, pos, nil
+}
+
 // coord is a coordinator command's connection and output format.
 type coord struct {
 	env    cli.Env

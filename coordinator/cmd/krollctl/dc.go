@@ -30,16 +30,7 @@ func dcCommand() cli.Command {
 }
 
 func dcList(ctx context.Context, env cli.Env, args []string) error {
-	fs := cli.NewFlagSet(env, "krollctl", dcListUsage)
-	cf := addCoordFlags(fs)
-	pos, err := cli.ParseInterspersed(fs, env.Stdout, args)
-	if err != nil {
-		return err
-	}
-	if len(pos) != 0 {
-		return usage(dcListUsage)
-	}
-	c, err := cf.connect(env)
+	c, _, err := prepare(env, dcListUsage, args, 0, nil, nil)
 	if err != nil {
 		return err
 	}
@@ -51,63 +42,59 @@ func dcList(ctx context.Context, env cli.Env, args []string) error {
 }
 
 func dcSet(ctx context.Context, env cli.Env, args []string) error {
-	fs := cli.NewFlagSet(env, "krollctl", dcSetUsage)
-	cf := addCoordFlags(fs)
-	slots := fs.Int("slots", 0, "reboot slots: at most N hosts rebooting at once")
-	slotsPct := fs.Int("slots-pct", 0, "reboot slots as a percentage (1-100) of registered hosts")
-	minHealthy := fs.Int("min-healthy-pct", 0, "capacity floor: never grant a slot below P% (0-100) hosts alive and serving")
-	window := fs.String("window", "", `maintenance window, e.g. "Mon-Sun 02:00-05:00 Europe/Berlin"`)
-	tier := fs.String("tier", "", "tier: edge, control or staging")
-	budget := fs.Int("failure-budget", 0, "unhealthy reports that pause the datacenter")
-	pos, err := cli.ParseInterspersed(fs, env.Stdout, args)
-	if err != nil {
-		return err
-	}
-	if len(pos) != 1 || pos[0] == "" {
-		return usage(dcSetUsage)
-	}
+	var slots, slotsPct, minHealthy, budget int
+	var window, tier string
 	var upd wire.DatacenterUpdate
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	if set["slots"] && set["slots-pct"] {
-		return cli.Usagef("--slots and --slots-pct are exclusive: give one")
-	}
-	checks := []struct {
-		flag     string
-		val      *int
-		min, max int
-		dst      **int
-	}{
-		{"slots", slots, 1, -1, &upd.SlotLimit},
-		{"slots-pct", slotsPct, 1, 100, &upd.SlotPct},
-		{"min-healthy-pct", minHealthy, 0, 100, &upd.MinHealthyPct},
-		{"failure-budget", budget, 0, -1, &upd.FailureBudget},
-	}
-	for _, ch := range checks {
-		if !set[ch.flag] {
-			continue
+	c, pos, err := prepare(env, dcSetUsage, args, 1, func(fs *flag.FlagSet) {
+		fs.IntVar(&slots, "slots", 0, "reboot slots: at most N hosts rebooting at once")
+		fs.IntVar(&slotsPct, "slots-pct", 0, "reboot slots as a percentage (1-100) of registered hosts")
+		fs.IntVar(&minHealthy, "min-healthy-pct", 0, "capacity floor: never grant a slot below P% (0-100) hosts alive and serving")
+		fs.StringVar(&window, "window", "", `maintenance window, e.g. "Mon-Sun 02:00-05:00 Europe/Berlin"`)
+		fs.StringVar(&tier, "tier", "", "tier: edge, control or staging")
+		fs.IntVar(&budget, "failure-budget", 0, "unhealthy reports that pause the datacenter")
+	}, func(fs *flag.FlagSet, pos []string) error {
+		set := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		if set["slots"] && set["slots-pct"] {
+			return cli.Usagef("--slots and --slots-pct are exclusive: give one")
 		}
-		if *ch.val < ch.min || (ch.max >= 0 && *ch.val > ch.max) {
-			if ch.max < 0 {
-				return cli.Usagef("--%s %d: want at least %d", ch.flag, *ch.val, ch.min)
+		checks := []struct {
+			flag     string
+			val      *int
+			min, max int
+			dst      **int
+		}{
+			{"slots", &slots, 1, -1, &upd.SlotLimit},
+			{"slots-pct", &slotsPct, 1, 100, &upd.SlotPct},
+			{"min-healthy-pct", &minHealthy, 0, 100, &upd.MinHealthyPct},
+			{"failure-budget", &budget, 0, -1, &upd.FailureBudget},
+		}
+		for _, ch := range checks {
+			if !set[ch.flag] {
+				continue
 			}
-			return cli.Usagef("--%s %d: want %d to %d", ch.flag, *ch.val, ch.min, ch.max)
+			if *ch.val < ch.min || (ch.max >= 0 && *ch.val > ch.max) {
+				if ch.max < 0 {
+					return cli.Usagef("--%s %d: want at least %d", ch.flag, *ch.val, ch.min)
+				}
+				return cli.Usagef("--%s %d: want %d to %d", ch.flag, *ch.val, ch.min, ch.max)
+			}
+			*ch.dst = ch.val
 		}
-		*ch.dst = ch.val
-	}
-	if set["tier"] {
-		if !slices.Contains([]string{"edge", "control", "staging"}, *tier) {
-			return cli.Usagef("--tier %q: want edge, control or staging", *tier)
+		if set["tier"] {
+			if !slices.Contains([]string{"edge", "control", "staging"}, tier) {
+				return cli.Usagef("--tier %q: want edge, control or staging", tier)
+			}
+			upd.Tier = &tier
 		}
-		upd.Tier = tier
-	}
-	if set["window"] {
-		upd.Window = window
-	}
-	if upd == (wire.DatacenterUpdate{}) {
-		return cli.Usagef("dc set %s: nothing to change (usage: krollctl %s)", pos[0], dcSetUsage)
-	}
-	c, err := cf.connect(env)
+		if set["window"] {
+			upd.Window = &window
+		}
+		if upd == (wire.DatacenterUpdate{}) {
+			return cli.Usagef("dc set %s: nothing to change (usage: krollctl %s)", pos[0], dcSetUsage)
+		}
+		return nil
+	})
 	if err != nil {
 		return err
 	}
@@ -119,21 +106,14 @@ func dcSet(ctx context.Context, env cli.Env, args []string) error {
 }
 
 func dcPause(ctx context.Context, env cli.Env, args []string) error {
-	fs := cli.NewFlagSet(env, "krollctl", dcPauseUsage)
-	cf := addCoordFlags(fs)
-	reason := fs.String("reason", "", "why, for the other operators (shown in dc list)")
-	pos, err := cli.ParseInterspersed(fs, env.Stdout, args)
+	var reason string
+	c, pos, err := prepare(env, dcPauseUsage, args, 1, func(fs *flag.FlagSet) {
+		fs.StringVar(&reason, "reason", "", "why, for the other operators (shown in dc list)")
+	}, nil)
 	if err != nil {
 		return err
 	}
-	if len(pos) != 1 || pos[0] == "" {
-		return usage(dcPauseUsage)
-	}
-	c, err := cf.connect(env)
-	if err != nil {
-		return err
-	}
-	dc, err := c.client.Pause(ctx, pos[0], *reason)
+	dc, err := c.client.Pause(ctx, pos[0], reason)
 	if err != nil {
 		return c.fail(err)
 	}
@@ -141,16 +121,7 @@ func dcPause(ctx context.Context, env cli.Env, args []string) error {
 }
 
 func dcResume(ctx context.Context, env cli.Env, args []string) error {
-	fs := cli.NewFlagSet(env, "krollctl", dcResumeUsage)
-	cf := addCoordFlags(fs)
-	pos, err := cli.ParseInterspersed(fs, env.Stdout, args)
-	if err != nil {
-		return err
-	}
-	if len(pos) != 1 || pos[0] == "" {
-		return usage(dcResumeUsage)
-	}
-	c, err := cf.connect(env)
+	c, pos, err := prepare(env, dcResumeUsage, args, 1, nil, nil)
 	if err != nil {
 		return err
 	}

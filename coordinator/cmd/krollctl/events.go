@@ -3,6 +3,7 @@ package main
 import (
 	"cmp"
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"slices"
@@ -15,25 +16,21 @@ import (
 const eventsUsage = "events [--since ID] [--limit N]"
 
 func events(ctx context.Context, env cli.Env, args []string) error {
-	fs := cli.NewFlagSet(env, "krollctl", eventsUsage)
-	cf := addCoordFlags(fs)
-	since := fs.Uint64("since", 0, "only events after this event ID")
-	limit := fs.Int("limit", 0, "at most N events (default: the coordinator's)")
-	pos, err := cli.ParseInterspersed(fs, env.Stdout, args)
+	var since uint64
+	var limit int
+	c, _, err := prepare(env, eventsUsage, args, 0, func(fs *flag.FlagSet) {
+		fs.Uint64Var(&since, "since", 0, "only events after this event ID")
+		fs.IntVar(&limit, "limit", 0, "at most N events (default: the coordinator's)")
+	}, func(*flag.FlagSet, []string) error {
+		if limit < 0 {
+			return cli.Usagef("--limit %d: want a positive number", limit)
+		}
+		return nil
+	})
 	if err != nil {
 		return err
 	}
-	if len(pos) != 0 {
-		return usage(eventsUsage)
-	}
-	if *limit < 0 {
-		return cli.Usagef("--limit %d: want a positive number", *limit)
-	}
-	c, err := cf.connect(env)
-	if err != nil {
-		return err
-	}
-	evs, err := c.client.Events(ctx, *since, *limit)
+	evs, err := c.client.Events(ctx, since, limit)
 	if err != nil {
 		return c.fail(err)
 	}

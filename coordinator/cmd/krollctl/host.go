@@ -3,6 +3,7 @@ package main
 import (
 	"cmp"
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"slices"
@@ -26,21 +27,14 @@ func hostCommand() cli.Command {
 }
 
 func hostList(ctx context.Context, env cli.Env, args []string) error {
-	fs := cli.NewFlagSet(env, "krollctl", hostListUsage)
-	cf := addCoordFlags(fs)
-	dc := fs.String("dc", "", "only this datacenter")
-	pos, err := cli.ParseInterspersed(fs, env.Stdout, args)
+	var dc string
+	c, _, err := prepare(env, hostListUsage, args, 0, func(fs *flag.FlagSet) {
+		fs.StringVar(&dc, "dc", "", "only this datacenter")
+	}, nil)
 	if err != nil {
 		return err
 	}
-	if len(pos) != 0 {
-		return usage(hostListUsage)
-	}
-	c, err := cf.connect(env)
-	if err != nil {
-		return err
-	}
-	hosts, err := c.client.Hosts(ctx, *dc)
+	hosts, err := c.client.Hosts(ctx, dc)
 	if err != nil {
 		return c.fail(err)
 	}
@@ -76,16 +70,7 @@ func hostFlags(h wire.Host) string {
 }
 
 func hostShow(ctx context.Context, env cli.Env, args []string) error {
-	fs := cli.NewFlagSet(env, "krollctl", hostShowUsage)
-	cf := addCoordFlags(fs)
-	pos, err := cli.ParseInterspersed(fs, env.Stdout, args)
-	if err != nil {
-		return err
-	}
-	if len(pos) != 1 || pos[0] == "" {
-		return usage(hostShowUsage)
-	}
-	c, err := cf.connect(env)
+	c, pos, err := prepare(env, hostShowUsage, args, 1, nil, nil)
 	if err != nil {
 		return err
 	}

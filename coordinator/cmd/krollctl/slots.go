@@ -3,6 +3,7 @@ package main
 import (
 	"cmp"
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"slices"
@@ -25,21 +26,14 @@ func slotsCommand() cli.Command {
 }
 
 func slotsList(ctx context.Context, env cli.Env, args []string) error {
-	fs := cli.NewFlagSet(env, "krollctl", slotsListUsage)
-	cf := addCoordFlags(fs)
-	dc := fs.String("dc", "", "only this datacenter")
-	pos, err := cli.ParseInterspersed(fs, env.Stdout, args)
+	var dc string
+	c, _, err := prepare(env, slotsListUsage, args, 0, func(fs *flag.FlagSet) {
+		fs.StringVar(&dc, "dc", "", "only this datacenter")
+	}, nil)
 	if err != nil {
 		return err
 	}
-	if len(pos) != 0 {
-		return usage(slotsListUsage)
-	}
-	c, err := cf.connect(env)
-	if err != nil {
-		return err
-	}
-	slots, err := c.client.Slots(ctx, *dc)
+	slots, err := c.client.Slots(ctx, dc)
 	if err != nil {
 		return c.fail(err)
 	}
@@ -68,23 +62,21 @@ func slotTable(w io.Writer, slots []wire.Slot) {
 }
 
 func slotsRelease(ctx context.Context, env cli.Env, args []string) error {
-	fs := cli.NewFlagSet(env, "krollctl", slotsReleaseUsage)
-	cf := addCoordFlags(fs)
-	dc := fs.String("dc", "", "datacenter of the slot")
-	host := fs.String("host", "", "host holding the slot")
-	reason := fs.String("reason", "", "why, recorded in the event history")
-	pos, err := cli.ParseInterspersed(fs, env.Stdout, args)
+	var dc, host, reason string
+	c, _, err := prepare(env, slotsReleaseUsage, args, 0, func(fs *flag.FlagSet) {
+		fs.StringVar(&dc, "dc", "", "datacenter of the slot")
+		fs.StringVar(&host, "host", "", "host holding the slot")
+		fs.StringVar(&reason, "reason", "", "why, recorded in the event history")
+	}, func(*flag.FlagSet, []string) error {
+		if dc == "" || host == "" {
+			return usage(slotsReleaseUsage)
+		}
+		return nil
+	})
 	if err != nil {
 		return err
 	}
-	if len(pos) != 0 || *dc == "" || *host == "" {
-		return usage(slotsReleaseUsage)
-	}
-	c, err := cf.connect(env)
-	if err != nil {
-		return err
-	}
-	s, err := c.client.ReleaseSlot(ctx, wire.SlotReleaseRequest{Datacenter: *dc, HostID: *host, Reason: *reason})
+	s, err := c.client.ReleaseSlot(ctx, wire.SlotReleaseRequest{Datacenter: dc, HostID: host, Reason: reason})
 	if err != nil {
 		return c.fail(err)
 	}

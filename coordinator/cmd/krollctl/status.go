@@ -20,16 +20,7 @@ const statusUsage = "status"
 const topKernels = 3
 
 func status(ctx context.Context, env cli.Env, args []string) error {
-	fs := cli.NewFlagSet(env, "krollctl", statusUsage)
-	cf := addCoordFlags(fs)
-	pos, err := cli.ParseInterspersed(fs, env.Stdout, args)
-	if err != nil {
-		return err
-	}
-	if len(pos) != 0 {
-		return usage(statusUsage)
-	}
-	c, err := cf.connect(env)
+	c, _, err := prepare(env, statusUsage, args, 0, nil, nil)
 	if err != nil {
 		return err
 	}
