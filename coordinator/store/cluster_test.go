@@ -165,3 +165,39 @@ func TestClusterFailoverAndRestart(t *testing.T) {
 		t.Fatalf("members %+v %v", members, err)
 	}
 }
+
+// TestJoinAndRemove adds a fourth node to a running quorum (it does not
+// bootstrap; the leader adds it), checks it catches up, and removes it.
+func TestJoinAndRemove(t *testing.T) {
+	c := newTestCluster(t, 3)
+	l := c.leader(10 * time.Second)
+	mustApply(t, l, fsm.TypeSetDatacenter, fsm.SetDatacenter{Name: "fra", Update: wire.DatacenterUpdate{SlotLimit: ptr(1)}})
+	c.cfgs["c4"] = Config{NodeID: "c4", DataDir: t.TempDir(), RaftAddr: freePort(t), HTTPAddr: "127.0.0.1:1", Join: true,
+		HeartbeatTimeout: 300 * time.Millisecond, ElectionTimeout: 300 * time.Millisecond, LeaderLeaseTimeout: 200 * time.Millisecond}
+	c.start("c4")
+	if err := l.Join(context.Background(), wire.JoinRequest{ID: "c4", RaftAddr: c.cfgs["c4"].RaftAddr, HTTPAddr: "127.0.0.1:18004"}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var n int
+		c.nodes["c4"].FSM().View(func(s *fsm.State) { n = len(s.Datacenters) })
+		if n == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("joined node did not catch up")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	members, _ := l.Members()
+	if len(members) != 4 || members[3].ID != "c4" || members[3].HTTPAddr != "127.0.0.1:18004" {
+		t.Fatalf("members after join: %+v", members)
+	}
+	if err := l.Remove(context.Background(), "c4"); err != nil {
+		t.Fatal(err)
+	}
+	if members, _ := l.Members(); len(members) != 3 {
+		t.Fatalf("members after remove: %+v", members)
+	}
+}

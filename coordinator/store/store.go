@@ -42,6 +42,9 @@ type Config struct {
 	// Peers is the initial voter set (id → raft address) that a node
 	// without Raft state bootstraps.
 	Peers map[string]string
+	// Join, for a node added to a running cluster, skips the bootstrap: the
+	// node waits until the leader adds it (krollctl cluster join).
+	Join bool
 	// TLS, when set, secures the Raft transport (mutual TLS).
 	TLS *tls.Config
 	// Timing travels in slot commands (see fsm.Timing).
@@ -144,7 +147,7 @@ func Open(cfg Config) (*Store, error) {
 		meta.Close()
 		return nil, fmt.Errorf("store: %w", err)
 	}
-	if !has {
+	if !has && !cfg.Join {
 		if err := raft.BootstrapCluster(rc, w, w, snaps, trans, bootstrapConfig(cfg.Peers)); err != nil {
 			trans.Close()
 			w.Close()

@@ -25,7 +25,7 @@ import (
 func main() { cli.Main("kroll-coordinator", run) }
 
 const usage = `--node-id ID --data-dir DIR --raft-addr HOST:PORT --http-addr HOST:PORT --peers ID=HOST:PORT,...
-       [--config FILE] [--tls-cert FILE --tls-key FILE --tls-ca FILE]
+       [--join] [--config FILE] [--tls-cert FILE --tls-key FILE --tls-ca FILE]
        kroll-coordinator version`
 
 func run(ctx context.Context, env cli.Env, args []string) error {
@@ -64,7 +64,7 @@ func serve(ctx context.Context, env cli.Env, o options, set settings) error {
 	}
 	st, err := store.Open(store.Config{
 		NodeID: o.nodeID, DataDir: o.dataDir, RaftAddr: o.raftAddr, HTTPAddr: o.httpAddr,
-		Peers: peers, TLS: peerTLS, Timing: set.timing, Logger: log,
+		Peers: peers, Join: o.join, TLS: peerTLS, Timing: set.timing, Logger: log,
 	})
 	if err != nil {
 		return err

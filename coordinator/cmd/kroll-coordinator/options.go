@@ -14,6 +14,7 @@ import (
 type options struct {
 	nodeID, dataDir, raftAddr, httpAddr, peers, config string
 	tlsCert, tlsKey, tlsCA                             string
+	join                                               bool
 }
 
 func (o *options) register(fs *flag.FlagSet) {
@@ -23,6 +24,7 @@ func (o *options) register(fs *flag.FlagSet) {
 	fs.StringVar(&o.httpAddr, "http-addr", "", "HOST:PORT for the HTTP API")
 	fs.StringVar(&o.peers, "peers", "", "initial cluster: ID=HOST:PORT,... (the same on every node)")
 	fs.StringVar(&o.config, "config", "", "TOML configuration file")
+	fs.BoolVar(&o.join, "join", false, "a node added to a running cluster: do not bootstrap, wait for 'krollctl cluster join' (then --peers may be omitted)")
 	fs.StringVar(&o.tlsCert, "tls-cert", "", "TLS certificate (PEM) for the HTTP API and Raft")
 	fs.StringVar(&o.tlsKey, "tls-key", "", "TLS private key (PEM)")
 	fs.StringVar(&o.tlsCA, "tls-ca", "", "CA bundle (PEM) that client and peer certificates must chain to")
@@ -80,6 +82,7 @@ func (o *options) validate() error {
 	}
 	peers, err := parsePeers(o.peers)
 	switch {
+	case o.join && o.peers == "":
 	case err != nil:
 		errs = append(errs, err)
 	case peers[o.nodeID] == "":
