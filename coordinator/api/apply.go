@@ -37,7 +37,7 @@ func (s *Server) apply(w http.ResponseWriter, r *http.Request, typ fsm.Type, pay
 		kind := wire.KindInternal
 		var fe *forwardError
 		switch {
-		case errors.Is(err, errNoLeader):
+		case errors.Is(err, errNoLeader), errors.Is(err, store.ErrOutcomeUnknown):
 			kind = wire.KindNoLeader
 		case errors.As(err, &fe):
 			writeError(w, fe.status, fe.kind, fe.value)
@@ -171,7 +171,7 @@ func (s *Server) internalApply(w http.ResponseWriter, r *http.Request, _ Identit
 	res, err := s.cfg.Store.Apply(r.Context(), fc.Type, fc.Payload)
 	if err != nil {
 		kind := wire.KindInternal
-		if errors.Is(err, store.ErrNotLeader) {
+		if errors.Is(err, store.ErrNotLeader) || errors.Is(err, store.ErrOutcomeUnknown) {
 			kind = wire.KindNoLeader
 		}
 		writeError(w, statusOf(kind), kind, err.Error())

@@ -33,6 +33,12 @@ import (
 // command to the leader.
 var ErrNotLeader = errors.New("store: not the leader")
 
+// ErrOutcomeUnknown is returned when leadership was lost after a command was
+// proposed: it may or may not be committed, so it must not be retried
+// blindly elsewhere; the client decides (acquire and release are
+// idempotent for the holder).
+var ErrOutcomeUnknown = errors.New("store: leadership lost while committing; outcome unknown")
+
 // Config configures a node.
 type Config struct {
 	NodeID   string
@@ -254,8 +260,14 @@ func (s *Store) Apply(ctx context.Context, typ fsm.Type, payload any) (fsm.Resul
 	}
 	fut := s.raft.Apply(data, timeout)
 	if err := fut.Error(); err != nil {
-		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) || errors.Is(err, raft.ErrLeadershipTransferInProgress) {
+		switch {
+		case errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipTransferInProgress):
+			// Not proposed: safe to forward to the new leader.
 			return fsm.Result{}, fmt.Errorf("%w: %v", ErrNotLeader, err)
+		case errors.Is(err, raft.ErrLeadershipLost):
+			// Proposed, and it may still commit: forwarding it would risk
+			// applying it twice.
+			return fsm.Result{}, fmt.Errorf("%w: %v", ErrOutcomeUnknown, err)
 		}
 		return fsm.Result{}, fmt.Errorf("store: apply %s: %w", typ, err)
 	}
