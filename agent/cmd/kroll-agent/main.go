@@ -2,8 +2,8 @@
 // withdraws anycast routes, loads bpf-lsm mitigations, kexecs or reboots
 // into the new kernel and reports health to the coordinator.
 //
-// This build has only the command-line skeleton; the daemon and its
-// one-shot commands land with the agent and mitigation issues.
+// This build has the one-shot `mitigations` command (package
+// agent/mitigate); the daemon lands with the agent issue.
 package main
 
 import (
@@ -19,5 +19,7 @@ func run(ctx context.Context, env cli.Env, args []string) error {
 }
 
 func commands() map[string]cli.Command {
-	return map[string]cli.Command{}
+	return map[string]cli.Command{
+		"mitigations": mitigationsCommand(),
+	}
 }
