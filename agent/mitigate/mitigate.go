@@ -16,8 +16,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -371,4 +373,55 @@ func (m *Manager) Remove(ctx context.Context, id string) error {
 		return fmt.Errorf("mitigate: %w", err)
 	}
 	return fsutil.SyncDir(m.stateDir)
+}
+
+// Reconcile removes every policy that is not in wanted: its pins (all
+// pinned policies if the Enforcer is an InstalledLister, else those with
+// stored state) and its stored state. The daemon calls it at start with
+// the ids of the policies it is told to enforce; policies in wanted are
+// left as they are (Apply adopts their pins).
+func (m *Manager) Reconcile(ctx context.Context, wanted []string) error {
+	keep := make(map[string]bool, len(wanted))
+	for _, id := range wanted {
+		keep[id] = true
+	}
+	ids := make(map[string]bool)
+	ents, err := os.ReadDir(m.stateDir)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("mitigate: %w", err)
+	}
+	for _, e := range ents {
+		if id, ok := strings.CutSuffix(e.Name(), ".json"); ok && !e.IsDir() {
+			ids[id] = true
+		}
+	}
+	if l, ok := m.enf.(InstalledLister); ok {
+		pinned, err := l.Installed()
+		if err != nil {
+			return err
+		}
+		for _, id := range pinned {
+			ids[id] = true
+		}
+	}
+	var errs []error
+	removed := false
+	for _, id := range slices.Sorted(maps.Keys(ids)) {
+		if keep[id] {
+			continue
+		}
+		if err := m.enf.Uninstall(id); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if err := os.Remove(m.statePath(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, fmt.Errorf("mitigate: %w", err))
+			continue
+		}
+		removed = true
+	}
+	if removed {
+		errs = append(errs, fsutil.SyncDir(m.stateDir))
+	}
+	return errors.Join(errs...)
 }

@@ -110,6 +110,44 @@ func TestPersistentCopyFail(t *testing.T) {
 			if l := states("list_removed"); len(l) != 0 {
 				t.Errorf("list after remove = %+v, want empty", l)
 			}
+			// Audit: the bind succeeds, Watch logs it with this exe and
+			// counts it.
+			if got := str("bind_audit"); got != "ok" {
+				t.Errorf("%s: bind under audit = %q, want ok", k.Release, got)
+			}
+			if a := states("apply_audit"); len(a) != 1 || a[0].State != mitigate.StateAuditing {
+				t.Errorf("apply audit = %+v, want auditing", a)
+			}
+			exe := str("exe")
+			var exeIno uint64
+			if err := res.Decode("exe_ino", &exeIno); err != nil {
+				t.Fatal(err)
+			}
+			var event map[string]any
+			if err := res.Decode("audit_event", &event); err != nil {
+				t.Fatal(err)
+			}
+			for key, want := range map[string]any{
+				"policy": "copy-fail-audit", "version": 1.0, "mode": "audit", "verdict": "audited",
+				"uid": 65534.0, "exe": exe, "exe_ino": float64(exeIno), "name": "authencesn(hmac(sha256),cbc(aes))",
+				"arg": 38.0, // AF_ALG
+			} {
+				if event[key] != want {
+					t.Errorf("%s: audit event %s = %v, want %v (event %v)", k.Release, key, event[key], want, event)
+				}
+			}
+			if c, _ := event["comm"].(string); c == "" {
+				t.Errorf("%s: audit event without comm: %v", k.Release, event)
+			}
+			var counters map[string]float64
+			if err := res.Decode("audit_counters", &counters); err != nil {
+				t.Fatal(err)
+			}
+			ckey := "kroll_mitigation_events_total,exe=" + exe + ",policy=copy-fail-audit,verdict=audited"
+			if counters[ckey] != 1 || len(counters) != 1 {
+				t.Errorf("%s: counters %v, want %s = 1", k.Release, counters, ckey)
+			}
+			t.Logf("%s: audit event %v; counters %v", k.Release, event, counters)
 			var pinsRemoved bool
 			if err := res.Decode("pins_removed", &pinsRemoved); err != nil || !pinsRemoved {
 				t.Errorf("pins still present after remove (%v)", err)

@@ -56,6 +56,7 @@ var (
 func main() {
 	helper := flag.String("helper", "", "run one action as a helper and print its result")
 	probeOnly := flag.Bool("probe-only", false, "only report bpf.Probe")
+	benchOnly := flag.Bool("bench-only", false, "only measure load time and overhead (BenchmarkLSMOverhead)")
 	flag.Parse()
 	if *helper != "" {
 		runAction(*helper, flag.Args())
@@ -71,6 +72,12 @@ func main() {
 	}
 	setup()
 	loadTiming()
+	if *benchOnly {
+		p := load(bpf.KindSocketFamily, bpf.Config{Mode: bpf.Enforce, Ops: bpf.OpSocketCreate | bpf.OpSocketBind, Family: unix.AF_ALG}, "allowed")
+		benchmark(p)
+		p.close()
+		return
+	}
 	guest.Report("probe", errString(bpf.Probe()))
 	moduleRequest()
 	socketFamily()

@@ -2,30 +2,40 @@
 // proves that mitigate.Manager enforces Copy Fail and that the enforcement
 // outlives the process: it runs itself as "apply" (applies the policy and
 // exits) and then as "check" (a new process and Manager: adopts the pins,
-// re-applies a newer version in place, lists, removes).
+// re-applies a newer version in place, lists, removes) and finally as
+// "audit" (applies an audit-mode policy and watches the event of an
+// allowed bind: log line and Prometheus counter).
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
+	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
 	"github.com/cilium/ebpf"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sys/unix"
 
 	"github.com/kroll-dev/kroll/agent/mitigate"
+	"github.com/kroll-dev/kroll/bpf"
 	"github.com/kroll-dev/kroll/pkg/policy"
 	"github.com/kroll-dev/kroll/pkg/signing"
 	"github.com/kroll-dev/kroll/test/vm/guest"
 )
 
 const (
+	auditID  = "copy-fail-audit"
 	nobody   = 65534
 	copyFail = "authencesn(hmac(sha256),cbc(aes))"
 	work     = "/tmp/mit"
@@ -45,6 +55,8 @@ func main() {
 		phaseApply()
 	case "check":
 		phaseCheck()
+	case "audit":
+		phaseAudit()
 	default:
 		guest.Fail("unknown phase %q", os.Args[1])
 	}
@@ -57,7 +69,7 @@ func orchestrate() {
 	pem, err := signing.MarshalPublicKey(pub)
 	check(err, "marshal key")
 	check(os.WriteFile(pubPath, pem, 0o644), "write key")
-	for v := int64(1); v <= 2; v++ {
+	for v := int64(1); v <= 3; v++ {
 		p := policy.Policy{
 			ID: "copy-fail", CVE: "CVE-2026-31431", Version: v,
 			Kind: policy.KindSocketFamily, Mode: policy.ModeEnforce,
@@ -72,6 +84,10 @@ func orchestrate() {
 		if v == 2 {
 			p.Params.Operations = append(p.Params.Operations, policy.OpCreate)
 		}
+		if v == 3 {
+			// copy-fail-v3.json: the audit phase's policy.
+			p.ID, p.Version, p.Mode = auditID, 1, policy.ModeAudit
+		}
 		doc, err := p.Canonical()
 		check(err, "canonical")
 		sig, err := policy.Sign(priv, p)
@@ -83,7 +99,7 @@ func orchestrate() {
 	b, _ := os.ReadFile("/sys/kernel/security/lsm")
 	guest.Report("lsm", strings.TrimSpace(string(b)))
 	guest.Report("bind_before", bindAsNobody())
-	for _, phase := range []string{"apply", "check"} {
+	for _, phase := range []string{"apply", "check", "audit"} {
 		cmd := exec.Command(self(), phase)
 		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 		if err := cmd.Run(); err != nil {
@@ -136,6 +152,73 @@ func phaseCheck() {
 	guest.Report("list_removed", ls)
 	_, err = os.Stat(mitigate.DefaultBPFFS + "/copy-fail")
 	guest.Report("pins_removed", errors.Is(err, os.ErrNotExist))
+}
+
+// phaseAudit applies the Copy Fail policy in audit mode, watches its
+// events while an unprivileged bind succeeds, and reports the event's log
+// line, the counters and this executable's key, then removes the policy.
+func phaseAudit() {
+	m := manager()
+	guest.Report("apply_audit", apply(m, "3"))
+	reg := prometheus.NewRegistry()
+	metrics := mitigate.NewMetrics(reg)
+	logs := &lineBuffer{}
+	logger := slog.New(slog.NewJSONHandler(io.MultiWriter(logs, os.Stdout), nil))
+	ctx, cancel := context.WithCancel(context.Background())
+	watched := make(chan error, 1)
+	go func() { watched <- m.Watch(ctx, logger, metrics) }()
+	guest.Report("bind_audit", bindAsNobody())
+	var event map[string]any
+	for deadline := time.Now().Add(30 * time.Second); event == nil && time.Now().Before(deadline); {
+		for _, line := range logs.lines() {
+			var e map[string]any
+			if json.Unmarshal([]byte(line), &e) == nil && e["msg"] == "mitigation event" && e["policy"] == auditID {
+				event = e
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	cancel()
+	check(<-watched, "watch")
+	guest.Report("audit_event", event)
+	k, err := bpf.ExeKey(self())
+	check(err, "exe key")
+	guest.Report("exe", mitigate.ExeLabel(k))
+	var st syscall.Stat_t
+	check(syscall.Stat(self(), &st), "stat self")
+	guest.Report("exe_ino", st.Ino)
+	mfs, err := reg.Gather()
+	check(err, "gather")
+	counters := map[string]float64{}
+	for _, mf := range mfs {
+		for _, mt := range mf.GetMetric() {
+			key := mf.GetName()
+			for _, lp := range mt.GetLabel() {
+				key += "," + lp.GetName() + "=" + lp.GetValue()
+			}
+			counters[key] = mt.GetCounter().GetValue()
+		}
+	}
+	guest.Report("audit_counters", counters)
+	check(m.Remove(guestCtx(), auditID), "remove audit")
+}
+
+// lineBuffer collects log lines.
+type lineBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lineBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lineBuffer) lines() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return strings.Split(b.buf.String(), "\n")
 }
 
 // countPrograms counts the loaded socket-family programs by name

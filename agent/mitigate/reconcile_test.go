@@ -1,0 +1,95 @@
+package mitigate_test
+
+import (
+	"context"
+	"slices"
+	"sort"
+	"testing"
+
+	"github.com/kroll-dev/kroll/agent/mitigate"
+	"github.com/kroll-dev/kroll/pkg/policy"
+)
+
+// listingFake is a fake that also lists its installed (pinned) policies.
+type listingFake struct{ *fake }
+
+func (f listingFake) Installed() ([]string, error) {
+	var ids []string
+	for id := range f.installed {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	return ids, nil
+}
+
+func TestReconcile(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		lists     bool
+		wantPins  []string
+		wantState []string
+	}{
+		// With a lister, pins without state go too.
+		{"lister", true, []string{"b"}, []string{"b.json"}},
+		// Without, only policies with stored state are known.
+		{"state only", false, []string{"b", "orphan"}, []string{"b.json"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := &fake{installed: map[string]policy.Policy{}}
+			var enf mitigate.Enforcer = f
+			if tc.lists {
+				enf = listingFake{f}
+			}
+			m, dir := newManager(t, "6.1.100", enf)
+			var docs []mitigate.SignedPolicy
+			for _, id := range []string{"a", "b", "c"} {
+				p := copyFail(1, policy.ModeEnforce)
+				p.ID = id
+				docs = append(docs, signed(t, key(1), p))
+			}
+			if _, err := m.Apply(context.Background(), docs); err != nil {
+				t.Fatal(err)
+			}
+			f.installed["orphan"] = copyFail(1, policy.ModeAudit) // pinned, no state
+			installs := f.installs
+
+			if err := m.Reconcile(context.Background(), []string{"b", "not-installed"}); err != nil {
+				t.Fatal(err)
+			}
+			var pins []string
+			for id := range f.installed {
+				pins = append(pins, id)
+			}
+			sort.Strings(pins)
+			if !slices.Equal(pins, tc.wantPins) {
+				t.Errorf("installed after reconcile = %v, want %v", pins, tc.wantPins)
+			}
+			if got := stateFiles(t, dir); !slices.Equal(got, tc.wantState) {
+				t.Errorf("state after reconcile = %v, want %v", got, tc.wantState)
+			}
+			if f.installs != installs {
+				t.Errorf("reconcile installed something")
+			}
+			ls, err := m.List(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(ls) != 1 || ls[0].ID != "b" || ls[0].State != mitigate.StateEnforcing {
+				t.Errorf("list after reconcile = %+v, want b enforcing", ls)
+			}
+			// Idempotent, and an empty wanted list removes everything.
+			if err := m.Reconcile(context.Background(), []string{"b"}); err != nil {
+				t.Fatal(err)
+			}
+			if err := m.Reconcile(context.Background(), nil); err != nil {
+				t.Fatal(err)
+			}
+			if got := stateFiles(t, dir); len(got) != 0 {
+				t.Errorf("state after reconcile(nil) = %v", got)
+			}
+			if _, ok := f.installed["b"]; ok {
+				t.Errorf("b still installed after reconcile(nil)")
+			}
+		})
+	}
+}
