@@ -79,13 +79,26 @@ func (s *Server) applyOrForward(ctx context.Context, typ fsm.Type, payload any) 
 		return res, err
 	}
 	var out fsm.Result
-	if err := s.forward(ctx, pathInternalApply, forwardedCommand{Type: typ, Payload: raw}, &out); err != nil {
-		return out, err
+	err = s.forward(ctx, pathInternalApply, forwardedCommand{Type: typ, Payload: raw}, &out)
+	return out, err
+}
+
+// applyAndWait is apply for handlers that answer from the local state
+// afterwards: on a follower it also waits until the command is applied
+// locally (read-your-writes). Handlers answering from the command's result
+// skip the wait, which costs a follower up to one Raft heartbeat.
+func (s *Server) applyAndWait(w http.ResponseWriter, r *http.Request, typ fsm.Type, payload any) (fsm.Result, bool) {
+	res, ok := s.apply(w, r, typ, payload)
+	if !ok {
+		return res, false
 	}
-	// Read-your-writes: answer only once this node has applied the command.
-	waitCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 	defer cancel()
-	return out, s.cfg.Store.WaitApplied(waitCtx, out.Index)
+	if err := s.cfg.Store.WaitApplied(ctx, res.Index); err != nil {
+		writeError(w, http.StatusServiceUnavailable, wire.KindNoLeader, err.Error())
+		return res, false
+	}
+	return res, true
 }
 
 // Announce records this node's HTTP address in the replicated state

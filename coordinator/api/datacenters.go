@@ -48,7 +48,7 @@ func (s *Server) setDatacenter(w http.ResponseWriter, r *http.Request, _ Identit
 		writeRequestError(w, rerr)
 		return
 	}
-	if _, ok := s.apply(w, r, fsm.TypeSetDatacenter, fsm.SetDatacenter{Name: name, Update: upd}); !ok {
+	if _, ok := s.applyAndWait(w, r, fsm.TypeSetDatacenter, fsm.SetDatacenter{Name: name, Update: upd}); !ok {
 		return
 	}
 	s.writeDatacenter(w, name)
@@ -65,7 +65,7 @@ func (s *Server) pauseDatacenter(w http.ResponseWriter, r *http.Request, id Iden
 	if reason == "" {
 		reason = "paused by " + id.Name
 	}
-	if _, ok := s.apply(w, r, fsm.TypePause, fsm.Pause{Name: name, Reason: reason}); !ok {
+	if _, ok := s.applyAndWait(w, r, fsm.TypePause, fsm.Pause{Name: name, Reason: reason}); !ok {
 		return
 	}
 	s.writeDatacenter(w, name)
@@ -77,7 +77,7 @@ func (s *Server) resumeDatacenter(w http.ResponseWriter, r *http.Request, _ Iden
 		return
 	}
 	name := r.PathValue("name")
-	if _, ok := s.apply(w, r, fsm.TypeResume, fsm.Pause{Name: name}); !ok {
+	if _, ok := s.applyAndWait(w, r, fsm.TypeResume, fsm.Pause{Name: name}); !ok {
 		return
 	}
 	s.writeDatacenter(w, name)

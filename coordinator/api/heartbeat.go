@@ -8,7 +8,8 @@ import (
 )
 
 // heartbeat registers a host or refreshes it, and answers its desired
-// state.
+// state. It waits for the local apply, so the host is readable on this node
+// when the agent gets its answer.
 func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request, id Identity) {
 	hb, rerr := decode(r, false, validateHeartbeat)
 	if rerr != nil {
@@ -18,17 +19,10 @@ func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request, id Identity) 
 	if !actsFor(w, id, hb.HostID) {
 		return
 	}
-	if _, ok := s.apply(w, r, fsm.TypeHeartbeat, fsm.Heartbeat{Heartbeat: hb}); !ok {
+	res, ok := s.applyAndWait(w, r, fsm.TypeHeartbeat, fsm.Heartbeat{Heartbeat: hb})
+	if !ok {
 		return
 	}
-	ds := wire.DesiredState{HeartbeatIntervalSeconds: int(s.cfg.HeartbeatInterval.Seconds())}
-	s.cfg.Store.FSM().View(func(st *fsm.State) {
-		if dc := st.Datacenters[hb.Datacenter]; dc != nil {
-			if sl := dc.Slots[hb.HostID]; sl != nil {
-				ds.Slot = &wire.Slot{Datacenter: dc.Name, HostID: sl.Host, Token: sl.Token, Granted: sl.Granted,
-					LeaseExpires: sl.LeaseExpires, RebootDeadline: sl.RebootDeadline, Owner: sl.Owner, Lost: sl.Lost}
-			}
-		}
-	})
+	ds := wire.DesiredState{HeartbeatIntervalSeconds: int(s.cfg.HeartbeatInterval.Seconds()), Slot: res.Slot}
 	writeJSON(w, ds)
 }

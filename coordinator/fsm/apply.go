@@ -123,6 +123,12 @@ func (s *State) heartbeat(p Heartbeat) Result {
 	if p.Phase == wire.PhaseHealthy || p.Phase == wire.PhaseIdle {
 		h.Unhealthy = false
 	}
+	// Answer the slot the host holds: its desired state.
+	if dc := s.Datacenters[h.Datacenter]; dc != nil {
+		if sl := dc.Slots[h.ID]; sl != nil {
+			return Result{Slot: sl.wire(dc.Name)}
+		}
+	}
 	return Result{}
 }
 
