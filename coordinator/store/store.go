@@ -162,7 +162,16 @@ func Open(cfg Config) (*Store, error) {
 		}
 		cfg.Logger.Info("bootstrapped cluster", "peers", len(cfg.Peers))
 	}
-	r, err := raft.NewRaft(rc, f, w, w, snaps, trans)
+	// Recent entries served from memory: followers catching up and the
+	// leader's replication read them instead of the WAL.
+	logs, err := raft.NewLogCache(1024, w)
+	if err != nil {
+		trans.Close()
+		w.Close()
+		meta.Close()
+		return nil, fmt.Errorf("store: log cache: %w", err)
+	}
+	r, err := raft.NewRaft(rc, f, logs, w, snaps, trans)
 	if err != nil {
 		trans.Close()
 		w.Close()
@@ -237,10 +246,11 @@ func (s *Store) Leader() (id, httpAddr string) {
 	return id, httpAddr
 }
 
-// Ready reports whether the node is part of a quorum with a known leader.
+// Ready reports whether the node is part of a quorum with a known leader
+// whose HTTP address it knows (so that it can forward writes).
 func (s *Store) Ready() bool {
-	id, _ := s.Leader()
-	return id != ""
+	id, addr := s.Leader()
+	return id != "" && addr != ""
 }
 
 // Apply proposes a command on the leader, stamped with the leader's clock,
