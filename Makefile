@@ -35,15 +35,15 @@ deps-generate:
 
 # All tiers: unit, cluster, host (root) and VM (qemu). Nothing skips with CI=true.
 test:
-	$(GO) test -count=1 -timeout 30m $$($(GO) list ./... | grep -v -e '/test/vm' -e '/kroll/bpf')
-	$(GO) test -count=1 -timeout 30m -v ./test/vm/... ./bpf/...
+	$(GO) test -count=1 -timeout 30m $$($(GO) list ./... | grep -v -e '/test/vm' -e '/kroll/bpf' -e '/agent/mitigate')
+	$(GO) test -count=1 -timeout 30m -v ./test/vm/... ./bpf/... ./agent/mitigate/...
 
 # Fast tier only: no root, no VMs.
 test-unit:
 	$(GO) test -short -count=1 ./...
 
 test-vm:
-	$(GO) test -count=1 -timeout 30m -v ./test/vm/... ./bpf/...
+	$(GO) test -count=1 -timeout 30m -v ./test/vm/... ./bpf/... ./agent/mitigate/...
 
 bench:
 	@./scripts/deps.sh $(BENCH_DEBS)
