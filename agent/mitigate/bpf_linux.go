@@ -20,10 +20,8 @@ import (
 	"github.com/kroll-dev/kroll/pkg/policy"
 )
 
-// Paths the availability check reads; variables for tests.
-var (
-	securityFS = "/sys/kernel/security"
-)
+// securityFS is where the availability check reads the active LSMs.
+const securityFS = "/sys/kernel/security"
 
 // BPFEnforcer installs policies as bpf-lsm programs pinned under Root:
 // <Root>/<id>/map_<name>, prog_<hook> and link_<hook>.

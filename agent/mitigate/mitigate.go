@@ -114,20 +114,27 @@ type Config struct {
 	Now func() time.Time
 	// Enforcer is the kernel side; NewBPFEnforcer(BPFFS) when nil.
 	Enforcer Enforcer
+	// WatchInterval is how often Watch looks for installed and removed
+	// policies; one second when zero.
+	WatchInterval time.Duration
 }
 
 // Manager applies, lists and removes mitigation policies.
 type Manager struct {
-	trusted  []ed25519.PublicKey
-	stateDir string
-	kernel   kversion.Version
-	now      func() time.Time
-	enf      Enforcer
+	trusted       []ed25519.PublicKey
+	stateDir      string
+	kernel        kversion.Version
+	now           func() time.Time
+	enf           Enforcer
+	watchInterval time.Duration
 }
 
 // New returns a Manager for cfg.
 func New(cfg Config) (*Manager, error) {
-	m := &Manager{trusted: cfg.Trusted, stateDir: cfg.StateDir, now: cfg.Now, enf: cfg.Enforcer}
+	m := &Manager{trusted: cfg.Trusted, stateDir: cfg.StateDir, now: cfg.Now, enf: cfg.Enforcer, watchInterval: cfg.WatchInterval}
+	if m.watchInterval == 0 {
+		m.watchInterval = time.Second
+	}
 	if m.stateDir == "" {
 		m.stateDir = DefaultStateDir
 	}

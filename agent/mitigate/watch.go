@@ -34,10 +34,6 @@ type recordReader interface {
 	Close() error
 }
 
-// watchInterval is how often Watch looks for installed and removed
-// policies.
-var watchInterval = time.Second
-
 // Watch reads the events of every installed policy until ctx is done:
 // one structured log line per event (Info when audited, Warn when denied)
 // and kroll_mitigation_events_total in metrics (which may be nil).
@@ -60,7 +56,7 @@ func (m *Manager) Watch(ctx context.Context, logger *slog.Logger, metrics *Metri
 		}
 		wg.Wait()
 	}()
-	t := time.NewTicker(watchInterval)
+	t := time.NewTicker(m.watchInterval)
 	defer t.Stop()
 	for {
 		ids, err := src.Installed()
@@ -125,7 +121,7 @@ func (m *Manager) readEvents(ctx context.Context, id string, r recordReader, log
 			select {
 			case <-ctx.Done():
 				return
-			case <-time.After(watchInterval):
+			case <-time.After(m.watchInterval):
 			}
 			continue
 		}

@@ -92,17 +92,13 @@ func record(t *testing.T, e bpf.Event) []byte {
 }
 
 func TestWatch(t *testing.T) {
-	old := watchInterval
-	watchInterval = 10 * time.Millisecond
-	defer func() { watchInterval = old }()
-
 	r := &chanReader{ch: make(chan []byte, 200), done: make(chan struct{})}
 	enf := &eventFake{readers: map[string]*chanReader{"copy-fail": r}}
 	k, err := kversion.Parse("6.1.1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := New(Config{StateDir: t.TempDir(), Kernel: &k, Enforcer: enf})
+	m, err := New(Config{StateDir: t.TempDir(), Kernel: &k, Enforcer: enf, WatchInterval: 10 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
