@@ -1,0 +1,60 @@
+package stage
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// fuzzLimits keeps fuzz inputs from allocating much.
+var fuzzLimits = limits{maxEntry: 1 << 20, maxTotal: 4 << 20}
+
+// checkFuzzDir fails unless top holds only root.
+func checkFuzzDir(t *testing.T, top string) {
+	t.Helper()
+	assertConfined(t, top, "root")
+}
+
+// fuzzRoot empties top/root (top is the fuzz target's own directory,
+// reused across inputs: a t.TempDir per input slows fuzzing to a crawl)
+// and returns it.
+func fuzzRoot(t *testing.T, top string) string {
+	root := filepath.Join(top, "root")
+	if err := os.RemoveAll(root); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
+func FuzzUnpackDeb(f *testing.F) {
+	f.Add(buildDeb(f, kernelEntries()))
+	f.Add(buildDeb(f, []entry{{name: "./boot/vmlinuz-x", typ: tar.TypeSymlink, link: "../../etc"}}))
+	f.Add(buildDeb(f, []entry{{name: "./boot/vmlinuz-x", body: "k"}, {name: "./boot/config-x", typ: tar.TypeLink, link: "boot/vmlinuz-x"}}))
+	f.Add([]byte(arMagic))
+	f.Add([]byte(arMagic + "debian-binary   0           0     0     100644  4         `\n2.0\n"))
+	top := f.TempDir()
+	f.Fuzz(func(t *testing.T, data []byte) {
+		root := fuzzRoot(t, top)
+		_, _ = unpackDeb(context.Background(), bytes.NewReader(data), root, debSelect(true), fuzzLimits)
+		checkFuzzDir(t, top)
+	})
+}
+
+func FuzzExtractTar(f *testing.F) {
+	f.Add(buildTar(f, kernelEntries()))
+	f.Add(buildTar(f, []entry{{name: "lib/modules/x", typ: tar.TypeSymlink, link: "../.."}, {name: "lib/modules/x/y", body: "z"}}))
+	f.Add(buildTar(f, []entry{{name: "lib/modules/a", typ: tar.TypeSymlink, link: "."}, {name: "lib/modules/b", typ: tar.TypeLink, link: "lib/modules/a"}}))
+	f.Add(buildTar(f, []entry{{name: "boot/vmlinuz-x", body: "abc", truncate: true}}))
+	top := f.TempDir()
+	f.Fuzz(func(t *testing.T, data []byte) {
+		root := fuzzRoot(t, top)
+		_, _ = extractTar(context.Background(), bytes.NewReader(data), root, debSelect(true), fuzzLimits)
+		checkFuzzDir(t, top)
+	})
+}

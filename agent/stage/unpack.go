@@ -1,0 +1,470 @@
+package stage
+
+import (
+	"archive/tar"
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/ulikunitz/xz"
+
+	"github.com/kroll-dev/kroll/pkg/release"
+)
+
+// arMagic starts every ar archive.
+const arMagic = "!<arch>\n"
+
+// arHeaderSize is the size of an ar member header.
+const arHeaderSize = 60
+
+// arMember is one member of an ar archive.
+type arMember struct {
+	// Name is the member name without the GNU "/" terminator.
+	Name string
+	// Size is the member size in bytes.
+	Size int64
+}
+
+// arReader reads the members of an ar archive (the container of a .deb).
+type arReader struct {
+	r       io.Reader
+	body    *exactReader
+	pad     int64
+	started bool
+	last    string
+}
+
+// newArReader returns a reader for the ar archive in r.
+func newArReader(r io.Reader) *arReader { return &arReader{r: r} }
+
+// Next skips the rest of the current member and returns the header of
+// the next one, or io.EOF at the end of the archive.
+func (a *arReader) Next() (arMember, error) {
+	if !a.started {
+		var magic [len(arMagic)]byte
+		if _, err := io.ReadFull(a.r, magic[:]); err != nil {
+			return arMember{}, fmt.Errorf("not an ar archive: %w", truncated(err))
+		}
+		if string(magic[:]) != arMagic {
+			return arMember{}, errors.New("not an ar archive: bad magic")
+		}
+		a.started = true
+	}
+	if a.body != nil {
+		if _, err := io.Copy(io.Discard, a.body); err != nil {
+			return arMember{}, fmt.Errorf("ar member %q: %w", a.last, truncated(err))
+		}
+		if a.pad > 0 {
+			// The padding byte of the last member may be missing.
+			var b [1]byte
+			if _, err := io.ReadFull(a.r, b[:]); err != nil && err != io.EOF {
+				return arMember{}, fmt.Errorf("ar member %q: %w", a.last, err)
+			}
+		}
+		a.body = nil
+	}
+	var h [arHeaderSize]byte
+	n, err := io.ReadFull(a.r, h[:])
+	if err == io.EOF && n == 0 {
+		return arMember{}, io.EOF
+	}
+	where := "first ar header"
+	if a.last != "" {
+		where = fmt.Sprintf("ar header after member %q", a.last)
+	}
+	if err != nil {
+		return arMember{}, fmt.Errorf("%s: %w", where, truncated(err))
+	}
+	if string(h[58:60]) != "`\n" {
+		return arMember{}, fmt.Errorf("%s: bad terminator", where)
+	}
+	name := strings.TrimRight(string(h[0:16]), " ")
+	name = strings.TrimSuffix(name, "/")
+	sizeS := strings.TrimRight(string(h[48:58]), " ")
+	size, err := strconv.ParseInt(sizeS, 10, 64)
+	if err != nil || size < 0 {
+		return arMember{}, fmt.Errorf("ar member %q: bad size %q", name, sizeS)
+	}
+	a.last = name
+	a.body = &exactReader{r: a.r, n: size}
+	a.pad = size % 2
+	return arMember{Name: name, Size: size}, nil
+}
+
+// Read reads from the current member.
+func (a *arReader) Read(p []byte) (int, error) {
+	if a.body == nil {
+		return 0, io.EOF
+	}
+	return a.body.Read(p)
+}
+
+// exactReader reads exactly n bytes from r and reports
+// io.ErrUnexpectedEOF when r ends earlier.
+type exactReader struct {
+	r io.Reader
+	n int64
+}
+
+// Read implements io.Reader.
+func (e *exactReader) Read(p []byte) (int, error) {
+	if e.n <= 0 {
+		return 0, io.EOF
+	}
+	if int64(len(p)) > e.n {
+		p = p[:e.n]
+	}
+	n, err := e.r.Read(p)
+	e.n -= int64(n)
+	if err == io.EOF && e.n > 0 {
+		err = io.ErrUnexpectedEOF
+	}
+	if err == io.EOF {
+		err = nil
+	}
+	return n, err
+}
+
+// truncated turns an unexpected end of input into a "truncated" error.
+func truncated(err error) error {
+	if err == io.EOF || err == io.ErrUnexpectedEOF {
+		return fmt.Errorf("truncated archive: %w", io.ErrUnexpectedEOF)
+	}
+	return err
+}
+
+// limits bounds what an archive may contain.
+type limits struct {
+	maxEntry int64
+	maxTotal int64
+}
+
+// selectFunc says whether the archive entry with the cleaned relative name
+// is extracted.
+type selectFunc func(name string) bool
+
+// extracted lists the regular files an extraction wrote, by cleaned name.
+type extracted map[string]bool
+
+// unpackDeb extracts the selected entries of the data archive of the .deb
+// in r into the directory root (which must exist).
+func unpackDeb(ctx context.Context, r io.Reader, root string, sel selectFunc, lim limits) (extracted, error) {
+	ar := newArReader(r)
+	sawBinary := false
+	for {
+		m, err := ar.Next()
+		if err == io.EOF {
+			return nil, errors.New("deb: no data.tar member")
+		}
+		if err != nil {
+			return nil, fmt.Errorf("deb: %w", err)
+		}
+		switch {
+		case m.Name == "debian-binary":
+			b, err := io.ReadAll(io.LimitReader(ar, 64))
+			if err != nil {
+				return nil, fmt.Errorf("deb: debian-binary: %w", truncated(err))
+			}
+			if !bytes.HasPrefix(b, []byte("2.")) {
+				return nil, fmt.Errorf("deb: unsupported format version %q", bytes.TrimSpace(b))
+			}
+			sawBinary = true
+		case strings.HasPrefix(m.Name, "data.tar"):
+			if !sawBinary {
+				return nil, errors.New("deb: data.tar before debian-binary")
+			}
+			var dr io.Reader
+			switch m.Name {
+			case "data.tar.xz":
+				xr, err := xz.NewReader(ar)
+				if err != nil {
+					return nil, fmt.Errorf("deb: %s: %w", m.Name, truncated(err))
+				}
+				dr = xr
+			case "data.tar.gz":
+				gr, err := gzip.NewReader(ar)
+				if err != nil {
+					return nil, fmt.Errorf("deb: %s: %w", m.Name, truncated(err))
+				}
+				defer gr.Close()
+				dr = gr
+			default:
+				return nil, fmt.Errorf("deb: unsupported data member %q (only data.tar.xz and data.tar.gz)", m.Name)
+			}
+			ex, err := extractTar(ctx, dr, root, sel, lim)
+			if err != nil {
+				return nil, fmt.Errorf("deb: %s: %w", m.Name, err)
+			}
+			// Read the rest so a truncated member is noticed.
+			if _, err := io.Copy(io.Discard, dr); err != nil {
+				return nil, fmt.Errorf("deb: %s: %w", m.Name, truncated(err))
+			}
+			return ex, nil
+		}
+	}
+}
+
+// checkEntry refuses entries that are unsafe anywhere in an archive and
+// returns the cleaned relative name ("" for the archive root).
+func checkEntry(h *tar.Header, lim limits) (string, error) {
+	name := h.Name
+	if name == "" {
+		return "", errors.New("entry with an empty name")
+	}
+	if strings.HasPrefix(name, "/") || filepath.IsAbs(name) {
+		return "", fmt.Errorf("entry %q: absolute path", name)
+	}
+	for _, c := range strings.Split(name, "/") {
+		if c == ".." {
+			return "", fmt.Errorf("entry %q: path traversal (\"..\")", name)
+		}
+	}
+	if strings.ContainsRune(name, 0) || strings.Contains(name, "\\") {
+		return "", fmt.Errorf("entry %q: invalid character in path", name)
+	}
+	clean := path.Clean(name)
+	if clean == "." {
+		clean = ""
+	}
+	switch h.Typeflag {
+	case tar.TypeReg, '\x00', tar.TypeDir:
+	case tar.TypeSymlink:
+		t := h.Linkname
+		if t == "" || strings.HasPrefix(t, "/") {
+			return "", fmt.Errorf("entry %q: symlink to %q points outside the tree", name, t)
+		}
+		if !filepath.IsLocal(path.Join(path.Dir(clean), t)) {
+			return "", fmt.Errorf("entry %q: symlink to %q points outside the tree", name, t)
+		}
+	case tar.TypeLink:
+		if !filepath.IsLocal(h.Linkname) || strings.Contains(h.Linkname, "\\") {
+			return "", fmt.Errorf("entry %q: hardlink to %q points outside the tree", name, h.Linkname)
+		}
+	case tar.TypeChar, tar.TypeBlock:
+		return "", fmt.Errorf("entry %q: device file refused", name)
+	case tar.TypeFifo:
+		return "", fmt.Errorf("entry %q: fifo refused", name)
+	default:
+		return "", fmt.Errorf("entry %q: unsupported entry type %q", name, h.Typeflag)
+	}
+	if h.Size < 0 || h.Size > lim.maxEntry {
+		return "", fmt.Errorf("entry %q: %d bytes exceeds the limit of %d bytes per entry", name, h.Size, lim.maxEntry)
+	}
+	return clean, nil
+}
+
+// extractTar extracts the selected entries of the tar stream r into root.
+// Every entry, selected or not, is checked with checkEntry. Files are
+// created through an os.Root, so nothing is ever written outside root.
+func extractTar(ctx context.Context, r io.Reader, root string, sel selectFunc, lim limits) (extracted, error) {
+	rt, err := os.OpenRoot(root)
+	if err != nil {
+		return nil, err
+	}
+	defer rt.Close()
+	tr := tar.NewReader(r)
+	ex := extracted{}
+	var total int64
+	last := ""
+	for {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		h, err := tr.Next()
+		if err == io.EOF {
+			return ex, nil
+		}
+		if err != nil {
+			if last == "" {
+				return nil, fmt.Errorf("tar: first entry: %w", truncated(err))
+			}
+			return nil, fmt.Errorf("tar: after entry %q: %w", last, truncated(err))
+		}
+		last = h.Name
+		name, err := checkEntry(h, lim)
+		if err != nil {
+			return nil, err
+		}
+		if name == "" || !sel(name) {
+			// Read skipped content too, so truncation is detected.
+			if _, err := io.Copy(io.Discard, tr); err != nil {
+				return nil, fmt.Errorf("entry %q: %w", h.Name, truncated(err))
+			}
+			continue
+		}
+		if dir := path.Dir(name); dir != "." {
+			if err := rt.MkdirAll(dir, 0o755); err != nil {
+				return nil, fmt.Errorf("entry %q: %w", h.Name, err)
+			}
+		}
+		switch h.Typeflag {
+		case tar.TypeDir:
+			if err := rt.MkdirAll(name, 0o755); err != nil {
+				return nil, fmt.Errorf("entry %q: %w", h.Name, err)
+			}
+		case tar.TypeSymlink:
+			if err := rt.Symlink(h.Linkname, name); err != nil {
+				return nil, fmt.Errorf("entry %q: %w", h.Name, err)
+			}
+		case tar.TypeLink:
+			target := path.Clean(h.Linkname)
+			if !ex[target] {
+				return nil, fmt.Errorf("entry %q: hardlink to %q, which is not an extracted file", h.Name, h.Linkname)
+			}
+			if err := rt.Link(target, name); err != nil {
+				return nil, fmt.Errorf("entry %q: %w", h.Name, err)
+			}
+			ex[name] = true
+		default:
+			total += h.Size
+			if total > lim.maxTotal {
+				return nil, fmt.Errorf("entry %q: extracted size exceeds the limit of %d bytes", h.Name, lim.maxTotal)
+			}
+			if err := writeEntry(rt, name, h, tr); err != nil {
+				return nil, err
+			}
+			ex[name] = true
+		}
+	}
+}
+
+// writeEntry writes the regular file entry h of tr as name under rt.
+func writeEntry(rt *os.Root, name string, h *tar.Header, tr io.Reader) (err error) {
+	perm := os.FileMode(h.Mode) & 0o755
+	f, err := rt.OpenFile(name, os.O_CREATE|os.O_EXCL|os.O_WRONLY, perm|0o600)
+	if err != nil {
+		return fmt.Errorf("entry %q: %w", h.Name, err)
+	}
+	defer func() {
+		if cerr := f.Close(); err == nil && cerr != nil {
+			err = fmt.Errorf("entry %q: %w", h.Name, cerr)
+		}
+	}()
+	n, err := io.Copy(f, tr)
+	if err != nil {
+		return fmt.Errorf("entry %q: %w", h.Name, truncated(err))
+	}
+	if n != h.Size {
+		return fmt.Errorf("entry %q: truncated archive: %d of %d bytes", h.Name, n, h.Size)
+	}
+	return f.Sync()
+}
+
+// debSelect selects the kernel image and config (and with modules the
+// module tree) of a Debian linux-image package.
+func debSelect(modules bool) selectFunc {
+	return func(name string) bool {
+		switch {
+		case name == "boot":
+			return true
+		case strings.HasPrefix(name, "boot/vmlinuz-"), strings.HasPrefix(name, "boot/config-"):
+			return !strings.Contains(strings.TrimPrefix(name, "boot/"), "/")
+		case modules && (name == "lib" || name == "lib/modules" || strings.HasPrefix(name, "lib/modules/")):
+			return true
+		}
+		return false
+	}
+}
+
+// bundleSelect selects the top-level kernel and initrd of a bundle.
+func bundleSelect(name string) bool {
+	return name == "vmlinuz" || strings.HasPrefix(name, "vmlinuz-") && !strings.Contains(name, "/") ||
+		name == "initrd.img" || strings.HasPrefix(name, "initrd.img-") && !strings.Contains(name, "/")
+}
+
+// unpack extracts the kernel of the downloaded artifacts into dir/root.
+func (s *Stager) unpack(ctx context.Context, m release.Manifest, dir string, paths []string) (*Staged, error) {
+	root := filepath.Join(dir, rootName)
+	if err := os.RemoveAll(root); err != nil {
+		return nil, fmt.Errorf("unpack: %w", err)
+	}
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return nil, fmt.Errorf("unpack: %w", err)
+	}
+	lim := limits{maxEntry: s.cfg.MaxEntrySize, maxTotal: s.cfg.MaxTotalSize}
+	all := extracted{}
+	for i, p := range paths {
+		name := m.Artifacts[i].Name
+		var ex extracted
+		err := func() error {
+			f, err := os.Open(p)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			br := bufio.NewReaderSize(f, 1<<20)
+			switch {
+			case m.Kind == release.KindDeb && strings.HasSuffix(name, ".deb"):
+				ex, err = unpackDeb(ctx, br, root, debSelect(s.cfg.Modules), lim)
+			case m.Kind == release.KindBundle && (strings.HasSuffix(name, ".tar.gz") || strings.HasSuffix(name, ".tgz")):
+				var gr *gzip.Reader
+				gr, err = gzip.NewReader(br)
+				if err != nil {
+					return truncated(err)
+				}
+				defer gr.Close()
+				ex, err = extractTar(ctx, gr, root, bundleSelect, lim)
+			default:
+				return nil // not an archive of this kind: kept as downloaded
+			}
+			return err
+		}()
+		if err != nil {
+			_ = os.RemoveAll(root)
+			return nil, fmt.Errorf("unpack %s: %w", name, err)
+		}
+		for k := range ex {
+			all[k] = true
+		}
+	}
+	st, err := findKernel(m, dir, root, all)
+	if err != nil {
+		_ = os.RemoveAll(root)
+		return nil, fmt.Errorf("unpack: %w", err)
+	}
+	return st, nil
+}
+
+// findKernel locates the kernel image and initrd among the extracted files.
+func findKernel(m release.Manifest, dir, root string, ex extracted) (*Staged, error) {
+	st := &Staged{Release: m, Dir: dir}
+	var images []string
+	for name := range ex {
+		base := path.Base(name)
+		dirName := path.Dir(name)
+		if dirName != "." && dirName != "boot" {
+			continue
+		}
+		switch {
+		case base == "vmlinuz" || strings.HasPrefix(base, "vmlinuz-"):
+			images = append(images, name)
+		case base == "initrd.img" || strings.HasPrefix(base, "initrd.img-"):
+			if st.Initrd != "" {
+				return nil, fmt.Errorf("more than one initrd (%s, %s)", rel(root, st.Initrd), name)
+			}
+			st.Initrd = filepath.Join(root, filepath.FromSlash(name))
+		}
+	}
+	if len(images) != 1 {
+		return nil, fmt.Errorf("release %s: want exactly one vmlinuz, found %d %q", m.ID, len(images), images)
+	}
+	st.Vmlinuz = filepath.Join(root, filepath.FromSlash(images[0]))
+	rel, ok := strings.CutPrefix(path.Base(images[0]), "vmlinuz-")
+	if !ok {
+		rel = m.KernelVersion
+	}
+	if rel != m.KernelVersion {
+		return nil, fmt.Errorf("release %s: image %s is kernel %q, manifest says %q", m.ID, images[0], rel, m.KernelVersion)
+	}
+	st.KernelRelease = rel
+	return st, nil
+}
