@@ -63,8 +63,8 @@ type Config struct {
 	Network bool
 	// MemoryMB is the guest memory; 512 when zero.
 	MemoryMB int
-	// Timeout bounds the whole run including waiting for a VM slot; 2
-	// minutes when zero.
+	// Timeout bounds the VM's run, from qemu's start (waiting for a VM
+	// slot is bounded only by the caller's context); 2 minutes when zero.
 	Timeout time.Duration
 	// Console, when set, receives a copy of the serial console.
 	Console io.Writer
@@ -137,8 +137,6 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if timeout == 0 {
 		timeout = 2 * time.Minute
 	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
 
 	work, err := os.MkdirTemp("", "kroll-vm-")
 	if err != nil {
@@ -155,6 +153,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, err
 	}
 	defer release()
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
 	return runQEMU(ctx, cfg, initrd)
 }
 
