@@ -23,6 +23,6 @@ func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request, id Identity) 
 	if !ok {
 		return
 	}
-	ds := wire.DesiredState{HeartbeatIntervalSeconds: int(s.cfg.HeartbeatInterval.Seconds()), Slot: res.Slot}
+	ds := wire.DesiredState{HeartbeatIntervalSeconds: int(s.cfg.HeartbeatInterval.Seconds()), Slot: res.Slot, Release: res.Release}
 	writeJSON(w, ds)
 }

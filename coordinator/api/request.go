@@ -112,7 +112,7 @@ func knownPhase(p string) bool {
 	switch p {
 	case wire.PhaseIdle, wire.PhaseStaging, wire.PhaseStaged, wire.PhaseWaitingSlot, wire.PhaseDraining,
 		wire.PhaseRebooting, wire.PhaseVerifying, wire.PhaseHealthy, wire.PhaseStagingFailed,
-		wire.PhaseDrainTimeout, wire.PhaseWrongKernel, wire.PhaseUnhealthy, wire.PhaseRollback:
+		wire.PhaseDrainTimeout, wire.PhaseWrongKernel, wire.PhaseUnhealthy, wire.PhaseRollback, wire.PhaseFailed:
 		return true
 	}
 	return false
@@ -159,12 +159,22 @@ func validateDatacenterUpdate(u *wire.DatacenterUpdate) error {
 	if u.SlotLimit != nil && u.SlotPct != nil {
 		return errors.New("slot_limit and slot_pct: set at most one")
 	}
+	if u.TargetRelease != nil && *u.TargetRelease != "" {
+		return checkName("target_release", *u.TargetRelease)
+	}
 	return nil
 }
 
 func validatePause(req *wire.PauseRequest) error {
 	if len(req.Reason) > 1024 {
 		return errors.New("reason: at most 1024 bytes")
+	}
+	return nil
+}
+
+func validateReleaseAdd(req *wire.ReleaseAddRequest) error {
+	if len(req.Manifest) == 0 || len(req.Signature) == 0 {
+		return errors.New("manifest and signature are required")
 	}
 	return nil
 }

@@ -8,6 +8,7 @@
 package api
 
 import (
+	"crypto/ed25519"
 	"context"
 	"log/slog"
 	"net/http"
@@ -52,6 +53,9 @@ type Config struct {
 	HeartbeatInterval time.Duration
 	// Now is the clock for read views; time.Now when nil.
 	Now func() time.Time
+	// ReleaseKeys are the keys whose release signatures are accepted;
+	// without any, adding a release is refused.
+	ReleaseKeys []ed25519.PublicKey
 }
 
 // Server serves the coordinator's HTTP API.
@@ -138,6 +142,8 @@ func (s *Server) routes() {
 	s.route("GET "+wire.PathHosts, RoleRead, s.hosts)
 	s.route("GET "+wire.PathHost+"{id}", RoleRead, s.host)
 	s.route("GET "+wire.PathEvents, RoleRead, s.events)
+	s.route("GET "+wire.PathReleases, RoleRead, s.releases)
+	s.route("POST "+wire.PathReleases, RoleOperate, s.addRelease)
 	// Cluster-internal.
 	s.route("POST "+pathInternalApply, RolePeer, s.internalApply)
 	s.route("POST "+pathInternalJoin, RolePeer, s.internalJoin)

@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"bytes"
 	"fmt"
 	"regexp"
 
@@ -51,6 +52,12 @@ func (s *State) setDatacenter(p SetDatacenter) Result {
 			return refused(wire.KindInvalidRequest, "window: %v", err)
 		}
 		next.Policy.Window = w
+	}
+	if u.TargetRelease != nil {
+		if *u.TargetRelease != "" && s.Releases[*u.TargetRelease] == nil {
+			return refused(wire.KindNotFound, "unknown release %q", *u.TargetRelease)
+		}
+		next.TargetRelease = *u.TargetRelease
 	}
 	if err := next.Policy.Validate(); err != nil {
 		return refused(wire.KindInvalidRequest, "datacenter %s: %v", p.Name, err)
@@ -123,12 +130,36 @@ func (s *State) heartbeat(p Heartbeat) Result {
 	if p.Phase == wire.PhaseHealthy || p.Phase == wire.PhaseIdle {
 		h.Unhealthy = false
 	}
-	// Answer the slot the host holds: its desired state.
+	// Answer the host's desired state: the slot it holds and its
+	// datacenter's target release when the host is on that line.
+	var res Result
 	if dc := s.Datacenters[h.Datacenter]; dc != nil {
 		if sl := dc.Slots[h.ID]; sl != nil {
-			return Result{Slot: sl.wire(dc.Name)}
+			res.Slot = sl.wire(dc.Name)
+		}
+		if rel := s.Releases[dc.TargetRelease]; rel != nil && rel.Line == h.KernelLine {
+			res.Release = &wire.SignedRelease{ID: rel.ID, Manifest: rel.Manifest, Signature: rel.Signature}
 		}
 	}
+	return res
+}
+
+// addRelease records a release; adding the same release again is a no-op,
+// a different one under a known id is refused.
+func (s *State) addRelease(p AddRelease) Result {
+	r := p.Release
+	if !ValidName(r.ID) {
+		return refused(wire.KindInvalidRequest, "invalid release id %q", r.ID)
+	}
+	if old := s.Releases[r.ID]; old != nil {
+		if bytes.Equal(old.Manifest, r.Manifest) {
+			return Result{}
+		}
+		return refused(wire.KindConflict, "release %s exists with a different manifest", r.ID)
+	}
+	r.Added = s.Now
+	s.Releases[r.ID] = &r
+	s.event("release_added", "", "", "release %s (line %s, kernel %s) added, signed by %s", r.ID, r.Line, r.KernelVersion, r.KeyID)
 	return Result{}
 }
 

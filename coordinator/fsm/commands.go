@@ -25,6 +25,7 @@ const (
 	TypeTick          Type = "tick"
 	TypeSetMember     Type = "set_member"
 	TypeRemoveMember  Type = "remove_member"
+	TypeAddRelease    Type = "add_release"
 )
 
 // Command is one entry of the replicated log.
@@ -112,6 +113,11 @@ type Health struct {
 	wire.HealthReport
 }
 
+// AddRelease records a signed release the API has verified.
+type AddRelease struct {
+	Release Release `json:"release"`
+}
+
 // Tick expires leases: holders past their reboot deadline become lost.
 type Tick struct{}
 
@@ -138,6 +144,8 @@ const (
 type Result struct {
 	Err  *wire.Error `json:"err,omitempty"`
 	Slot *wire.Slot  `json:"slot,omitempty"`
+	// Release is a heartbeat's desired release.
+	Release *wire.SignedRelease `json:"release,omitempty"`
 	// Reason is the scheduler's reason for an acquire.
 	Reason string `json:"reason,omitempty"`
 	// Index is the Raft log index of the command (set by the store).

@@ -114,6 +114,11 @@ func (s *State) apply(t Type, payload json.RawMessage) Result {
 		if p, err = decode[Health](payload); err == nil {
 			res = s.health(p)
 		}
+	case TypeAddRelease:
+		var p AddRelease
+		if p, err = decode[AddRelease](payload); err == nil {
+			res = s.addRelease(p)
+		}
 	case TypeTick:
 		res = s.tick()
 	case TypeSetMember:
@@ -195,6 +200,9 @@ func (f *FSM) Restore(r io.ReadCloser) error {
 	}
 	if st.Members == nil {
 		st.Members = map[string]*Member{}
+	}
+	if st.Releases == nil {
+		st.Releases = map[string]*Release{}
 	}
 	st.reindex()
 	f.mu.Lock()

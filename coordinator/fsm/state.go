@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"encoding/json"
 	"time"
 
 	"github.com/kroll-dev/kroll/coordinator/schedule"
@@ -16,6 +17,7 @@ type State struct {
 	Datacenters map[string]*Datacenter `json:"datacenters"`
 	Hosts       map[string]*Host       `json:"hosts"`
 	Members     map[string]*Member     `json:"members"`
+	Releases    map[string]*Release    `json:"releases"`
 	Events      []wire.Event           `json:"events"`
 	NextEventID uint64                 `json:"next_event_id"`
 	// Now is the latest leader time applied; commands never move it
@@ -63,6 +65,24 @@ type Datacenter struct {
 	NextToken uint64 `json:"next_token"`
 	// Slots by holder host id.
 	Slots map[string]*Slot `json:"slots"`
+	// TargetRelease is the id of the release the datacenter's hosts
+	// should run ("" for none).
+	TargetRelease string `json:"target_release,omitempty"`
+}
+
+// Release is a signed kernel release. The manifest and signature are kept
+// verbatim so agents verify them against their own trusted keys.
+type Release struct {
+	ID              string          `json:"id"`
+	Line            string          `json:"line"`
+	KernelVersion   string          `json:"kernel_version"`
+	UpstreamVersion string          `json:"upstream_version,omitempty"`
+	Kind            string          `json:"kind"`
+	Created         time.Time       `json:"created"`
+	Added           time.Time       `json:"added"`
+	KeyID           string          `json:"key_id"`
+	Manifest        json.RawMessage `json:"manifest"`
+	Signature       json.RawMessage `json:"signature"`
 }
 
 // Slot is a held reboot slot.
@@ -102,6 +122,7 @@ func newState() *State {
 		Datacenters: map[string]*Datacenter{},
 		Hosts:       map[string]*Host{},
 		Members:     map[string]*Member{},
+		Releases:    map[string]*Release{},
 		NextEventID: 1,
 		byDC:        map[string]map[string]*Host{},
 	}
@@ -118,7 +139,7 @@ const (
 func outOfService(phase string) bool {
 	switch phase {
 	case wire.PhaseDraining, wire.PhaseRebooting, wire.PhaseVerifying,
-		wire.PhaseDrainTimeout, wire.PhaseWrongKernel, wire.PhaseUnhealthy, wire.PhaseRollback:
+		wire.PhaseDrainTimeout, wire.PhaseWrongKernel, wire.PhaseUnhealthy, wire.PhaseRollback, wire.PhaseFailed:
 		return true
 	}
 	return false

@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"sort"
 	"time"
 
 	"github.com/kroll-dev/kroll/pkg/wire"
@@ -19,7 +20,7 @@ func (s *State) DatacenterView(name string, now time.Time, aliveWithin time.Dura
 		Name: dc.Name, Tier: dc.Tier, SlotLimit: dc.Policy.SlotLimit, SlotPct: dc.Policy.SlotPct,
 		MinHealthyPct: dc.Policy.MinHealthyPct, Window: dc.Policy.Window.String(), Paused: dc.Policy.Paused,
 		PauseReason: dc.PauseReason, FailureBudget: dc.Policy.FailureBudget, Failures: dc.Policy.Failures,
-		SlotsHeld: len(dc.Slots),
+		SlotsHeld: len(dc.Slots), TargetRelease: dc.TargetRelease,
 	}
 	for _, h := range s.byDC[name] {
 		v.Hosts++
@@ -122,4 +123,22 @@ func (s *State) PhaseCounts() (phases, kernels map[string]map[string]int) {
 		kernels[h.Datacenter][orDefault(h.Kernel, "unknown")]++
 	}
 	return phases, kernels
+}
+
+// ReleaseViews returns every release, oldest first (by creation, then id).
+func (s *State) ReleaseViews() []wire.Release {
+	out := make([]wire.Release, 0, len(s.Releases))
+	for _, id := range sortedKeys(s.Releases) {
+		r := s.Releases[id]
+		v := wire.Release{ID: r.ID, Line: r.Line, KernelVersion: r.KernelVersion, UpstreamVersion: r.UpstreamVersion,
+			Kind: r.Kind, Created: r.Created, Added: r.Added, KeyID: r.KeyID}
+		for _, name := range sortedKeys(s.Datacenters) {
+			if s.Datacenters[name].TargetRelease == id {
+				v.Targeted = append(v.Targeted, name)
+			}
+		}
+		out = append(out, v)
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Created.Before(out[j].Created) })
+	return out
 }

@@ -151,7 +151,12 @@ func TestClusterFailoverAndRestart(t *testing.T) {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		var slots, hosts int
-		l3.FSM().View(func(s *fsm.State) { slots, hosts = len(s.Datacenters["fra"].Slots), len(s.Hosts) })
+		l3.FSM().View(func(s *fsm.State) {
+			if dc := s.Datacenters["fra"]; dc != nil {
+				slots = len(dc.Slots)
+			}
+			hosts = len(s.Hosts)
+		})
 		if slots == 2 && hosts == 6 {
 			break
 		}

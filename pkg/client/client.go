@@ -473,3 +473,19 @@ func (c *Client) fleetLock(ctx context.Context, path, id, group string) error {
 	req := wire.FleetLockRequest{ClientParams: wire.FleetLockClientParams{ID: id, Group: group}}
 	return c.do(ctx, http.MethodPost, path, nil, fleetLockHeader(), req, nil)
 }
+
+// Releases lists the releases the coordinator knows.
+func (c *Client) Releases(ctx context.Context) ([]wire.Release, error) {
+	var out []wire.Release
+	err := c.do(ctx, http.MethodGet, wire.PathReleases, nil, nil, nil, &out)
+	return out, err
+}
+
+// AddRelease adds a signed release manifest.
+func (c *Client) AddRelease(ctx context.Context, req wire.ReleaseAddRequest) (*wire.Release, error) {
+	var out wire.Release
+	if err := c.do(ctx, http.MethodPost, wire.PathReleases, nil, nil, req, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}

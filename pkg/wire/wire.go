@@ -1,6 +1,9 @@
 package wire
 
-import "time"
+import (
+	"encoding/json"
+	"time"
+)
 
 // MaxBodySize bounds every request body the coordinator accepts.
 const MaxBodySize = 64 << 10
@@ -68,6 +71,9 @@ const (
 	PhaseWrongKernel   = "wrong-kernel"
 	PhaseUnhealthy     = "unhealthy"
 	PhaseRollback      = "rollback"
+	// PhaseFailed: the upgrade failed and was rolled back (or could not
+	// be); the host stays out of service until an operator acts.
+	PhaseFailed = "failed"
 )
 
 // Routes of the agent and FleetLock APIs.
@@ -108,6 +114,39 @@ type DesiredState struct {
 	HeartbeatIntervalSeconds int `json:"heartbeat_interval_seconds"`
 	// Slot is the slot the host holds, if any.
 	Slot *Slot `json:"slot,omitempty"`
+	// Release is the release the host should run: its datacenter's
+	// target when the host is on the release's kernel line. The agent
+	// verifies the signature itself and never downgrades.
+	Release *SignedRelease `json:"release,omitempty"`
+}
+
+// SignedRelease is a release manifest with its detached signature, both
+// exactly as signed (pkg/release, pkg/signing).
+type SignedRelease struct {
+	ID        string          `json:"id"`
+	Manifest  json.RawMessage `json:"manifest"`
+	Signature json.RawMessage `json:"signature"`
+}
+
+// ReleaseAddRequest adds a signed release (POST PathReleases).
+type ReleaseAddRequest struct {
+	Manifest  json.RawMessage `json:"manifest"`
+	Signature json.RawMessage `json:"signature"`
+}
+
+// Release is a release known to the coordinator.
+type Release struct {
+	ID              string    `json:"id"`
+	Line            string    `json:"line"`
+	KernelVersion   string    `json:"kernel_version"`
+	UpstreamVersion string    `json:"upstream_version,omitempty"`
+	Kind            string    `json:"kind"`
+	Created         time.Time `json:"created"`
+	Added           time.Time `json:"added"`
+	// KeyID is the key id of the signature the coordinator verified.
+	KeyID string `json:"key_id"`
+	// Targeted lists the datacenters whose target it is.
+	Targeted []string `json:"targeted,omitempty"`
 }
 
 // SlotRequest asks to acquire (Token 0), renew or release a slot.
@@ -176,6 +215,8 @@ type Datacenter struct {
 	PauseReason   string `json:"pause_reason,omitempty"`
 	FailureBudget int    `json:"failure_budget"`
 	Failures      int    `json:"failures"`
+	// TargetRelease is the release the datacenter's hosts should run.
+	TargetRelease string `json:"target_release,omitempty"`
 	// Live counts, computed at read time.
 	Hosts          int `json:"hosts"`
 	Serving        int `json:"serving"`
@@ -192,6 +233,9 @@ type DatacenterUpdate struct {
 	MinHealthyPct *int    `json:"min_healthy_pct,omitempty"`
 	Window        *string `json:"window,omitempty"`
 	FailureBudget *int    `json:"failure_budget,omitempty"`
+	// TargetRelease sets the release the datacenter's hosts should run;
+	// "" clears it.
+	TargetRelease *string `json:"target_release,omitempty"`
 }
 
 // PauseRequest pauses or resumes a datacenter.
@@ -257,6 +301,7 @@ const (
 	PathHosts            = "/api/v1/hosts"           // GET ?dc= → []Host
 	PathHost             = "/api/v1/hosts/"          // + {id}: GET → Host
 	PathEvents           = "/api/v1/events"          // GET ?since=ID&limit=N → []Event
+	PathReleases         = "/api/v1/releases"        // GET → []Release; POST ReleaseAddRequest → Release
 )
 
 // Roles of operator credentials, each including the ones before it.

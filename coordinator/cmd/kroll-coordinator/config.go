@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"os"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/kroll-dev/kroll/coordinator/api"
 	"github.com/kroll-dev/kroll/coordinator/fsm"
+	"github.com/kroll-dev/kroll/pkg/signing"
 )
 
 // fileConfig is the TOML configuration file (--config).
@@ -37,6 +39,11 @@ type fileConfig struct {
 			SHA256 string `toml:"sha256"`
 		} `toml:"tokens"`
 	} `toml:"auth"`
+	Releases struct {
+		// TrustedKeys are the public keys (PEM files) whose signatures
+		// on release manifests the coordinator accepts.
+		TrustedKeys []string `toml:"trusted_keys"`
+	} `toml:"releases"`
 }
 
 type duration struct{ time.Duration }
@@ -59,6 +66,7 @@ type settings struct {
 	heartbeatInterval time.Duration
 	auth              *api.Auth
 	peerToken         string
+	releaseKeys       []ed25519.PublicKey
 }
 
 func loadConfig(path string) (settings, error) {
@@ -98,6 +106,14 @@ func loadConfig(path string) (settings, error) {
 		return s, fmt.Errorf("config %s: slots.reboot_deadline (%s) must not be shorter than slots.lease (%s)", path, s.timing.RebootDeadline, s.timing.Lease)
 	}
 	var errs []error
+	for i, path := range fc.Releases.TrustedKeys {
+		k, err := signing.LoadPublicKey(path)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("releases.trusted_keys[%d]: %w", i, err))
+			continue
+		}
+		s.releaseKeys = append(s.releaseKeys, k)
+	}
 	for i, t := range fc.Auth.Tokens {
 		role, err := api.ParseRole(t.Role)
 		if err != nil {

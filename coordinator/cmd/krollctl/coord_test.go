@@ -254,9 +254,9 @@ c3  10.0.0.3:7001  -              follower  no
 			name: "dc-list", args: []string{"dc", "list"},
 			route: "GET /api/v1/datacenters", reply: ok(datacentersJSON),
 			want: &request{Method: "GET", Path: "/api/v1/datacenters"},
-			stdout: `DC    TIER     HOSTS  SERVING  SLOTS  LIMIT  MIN-HEALTHY  FAILURES  WINDOW                             PAUSED
-ams1  staging  5      5        0/1    10%    80%          0/2       -                                  no
-fra1  edge     40     38       2/2    2      90%          1/3       Mon-Sun 02:00-05:00 Europe/Berlin  yes: bgp flap?[2J
+			stdout: `DC    TIER     HOSTS  SERVING  SLOTS  LIMIT  MIN-HEALTHY  FAILURES  WINDOW                             TARGET  PAUSED
+ams1  staging  5      5        0/1    10%    80%          0/2       -                                  -       no
+fra1  edge     40     38       2/2    2      90%          1/3       Mon-Sun 02:00-05:00 Europe/Berlin  -       yes: bgp flap?[2J
 `,
 		},
 		{
@@ -275,9 +275,21 @@ fra1  edge     40     38       2/2    2      90%          1/3       Mon-Sun 02:0
 			name: "dc-set-slots", args: []string{"dc", "set", "ams1", "--slots", "2"},
 			route: "PUT /api/v1/datacenters/ams1", reply: ok(ams1JSON),
 			want: &request{Method: "PUT", Path: "/api/v1/datacenters/ams1", Body: `{"slot_limit":2}`},
-			stdout: `DC    TIER     HOSTS  SERVING  SLOTS  LIMIT  MIN-HEALTHY  FAILURES  WINDOW  PAUSED
-ams1  staging  5      5        0/1    10%    80%          0/2       -       no
+			stdout: `DC    TIER     HOSTS  SERVING  SLOTS  LIMIT  MIN-HEALTHY  FAILURES  WINDOW  TARGET  PAUSED
+ams1  staging  5      5        0/1    10%    80%          0/2       -       -       no
 `,
+		},
+		{
+			name: "dc-set-target", args: []string{"dc", "set", "ams1", "--target", "6.1.192-kroll.1"},
+			route: "PUT /api/v1/datacenters/ams1", reply: ok(ams1JSON),
+			want:   &request{Method: "PUT", Path: "/api/v1/datacenters/ams1", Body: `{"target_release":"6.1.192-kroll.1"}`},
+			stdout: "DC    TIER     HOSTS  SERVING  SLOTS  LIMIT  MIN-HEALTHY  FAILURES  WINDOW  TARGET  PAUSED\nams1  staging  5      5        0/1    10%    80%          0/2       -       -       no\n",
+		},
+		{
+			name: "release-list", args: []string{"release", "list"},
+			route: "GET /api/v1/releases", reply: ok(`[{"id":"6.1.192-kroll.1","line":"6.1","kernel_version":"6.1.0-56-amd64","upstream_version":"6.1.192","kind":"deb","created":"2026-11-01T00:00:00Z","added":"2026-11-02T00:00:00Z","key_id":"ab12","targeted":["fra1","ams1"]}]`),
+			want:   &request{Method: "GET", Path: "/api/v1/releases"},
+			stdout: "ID               LINE  KERNEL          UPSTREAM  KIND  CREATED               KEY   TARGETED\n6.1.192-kroll.1  6.1   6.1.0-56-amd64  6.1.192   deb   2026-11-01T00:00:00Z  ab12  fra1,ams1\n",
 		},
 		{
 			name:  "dc-set-flags-around-name",

@@ -15,7 +15,7 @@ import (
 
 const (
 	dcListUsage   = "dc list"
-	dcSetUsage    = `dc set NAME [--slots N | --slots-pct P] [--min-healthy-pct P] [--window "Mon-Sun 02:00-05:00 Europe/Berlin"] [--tier edge|control|staging] [--failure-budget N]`
+	dcSetUsage    = `dc set NAME [--slots N | --slots-pct P] [--min-healthy-pct P] [--window "Mon-Sun 02:00-05:00 Europe/Berlin"] [--tier edge|control|staging] [--failure-budget N] [--target RELEASE]`
 	dcPauseUsage  = "dc pause NAME [--reason TEXT]"
 	dcResumeUsage = "dc resume NAME"
 )
@@ -45,6 +45,7 @@ func dcSet(ctx context.Context, env cli.Env, args []string) error {
 	var slots, slotsPct, minHealthy, budget int
 	var window, tier string
 	var upd wire.DatacenterUpdate
+	var target string
 	c, pos, err := prepare(env, dcSetUsage, args, 1, func(fs *flag.FlagSet) {
 		fs.IntVar(&slots, "slots", 0, "reboot slots: at most N hosts rebooting at once")
 		fs.IntVar(&slotsPct, "slots-pct", 0, "reboot slots as a percentage (1-100) of registered hosts")
@@ -52,6 +53,7 @@ func dcSet(ctx context.Context, env cli.Env, args []string) error {
 		fs.StringVar(&window, "window", "", `maintenance window, e.g. "Mon-Sun 02:00-05:00 Europe/Berlin"`)
 		fs.StringVar(&tier, "tier", "", "tier: edge, control or staging")
 		fs.IntVar(&budget, "failure-budget", 0, "unhealthy reports that pause the datacenter")
+		fs.StringVar(&target, "target", "", `release the datacenter's hosts should run ("" clears it)`)
 	}, func(fs *flag.FlagSet, pos []string) error {
 		set := map[string]bool{}
 		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
@@ -89,6 +91,9 @@ func dcSet(ctx context.Context, env cli.Env, args []string) error {
 		}
 		if set["window"] {
 			upd.Window = &window
+		}
+		if set["target"] {
+			upd.TargetRelease = &target
 		}
 		if upd == (wire.DatacenterUpdate{}) {
 			return cli.Usagef("dc set %s: nothing to change (usage: krollctl %s)", pos[0], dcSetUsage)
@@ -150,7 +155,7 @@ func showDatacenters(c *coord, dcs []wire.Datacenter) error {
 }
 
 func datacenterTable(w io.Writer, dcs []wire.Datacenter) {
-	row(w, "DC", "TIER", "HOSTS", "SERVING", "SLOTS", "LIMIT", "MIN-HEALTHY", "FAILURES", "WINDOW", "PAUSED")
+	row(w, "DC", "TIER", "HOSTS", "SERVING", "SLOTS", "LIMIT", "MIN-HEALTHY", "FAILURES", "WINDOW", "TARGET", "PAUSED")
 	for _, dc := range dcs {
 		limit := ""
 		switch {
@@ -166,6 +171,6 @@ func datacenterTable(w io.Writer, dcs []wire.Datacenter) {
 		row(w, dc.Name, dc.Tier, strconv.Itoa(dc.Hosts), strconv.Itoa(dc.Serving),
 			fmt.Sprintf("%d/%d", dc.SlotsHeld, dc.EffectiveLimit), limit,
 			fmt.Sprintf("%d%%", dc.MinHealthyPct), fmt.Sprintf("%d/%d", dc.Failures, dc.FailureBudget),
-			dc.Window, paused)
+			dc.Window, dc.TargetRelease, paused)
 	}
 }

@@ -26,6 +26,7 @@ func commands() map[string]cli.Command {
 		"dc":      dcCommand(),
 		"slots":   slotsCommand(),
 		"host":    hostCommand(),
+		"release": releaseCommand(),
 		"events":  {Usage: eventsUsage, Summary: "the coordinator's recent events", Run: events},
 	}
 }
