@@ -107,4 +107,3 @@ func TestNewSystemdNoBus(t *testing.T) {
 		}
 	}
 }
-
