@@ -11,11 +11,15 @@ LDFLAGS  := -s -w -X $(PKG)/pkg/buildinfo.version=$(VERSION) -X $(PKG)/pkg/build
 BINARIES := kroll-agent kroll-coordinator krollctl
 FUZZTIME ?= 20s
 
-# Debian packages the tests need (VM tier: qemu, busybox-static, cpio;
+# Debian packages the tests need (VM tier: qemu, busybox-static, cpio, e2fsprogs;
 # host tier: bird2, iproute2) and the ones only `make generate` needs.
-TEST_DEBS     := qemu-system-x86 busybox-static cpio bird2 iproute2
+TEST_DEBS     := qemu-system-x86 busybox-static cpio e2fsprogs bird2 iproute2
 GENERATE_DEBS := clang llvm bpftool libbpf-dev linux-libc-dev
 BENCH_DEBS    := etcd-server
+
+# Packages with VM-tier tests (qemu), run verbosely so the kernels booted
+# and the uname before/after a kexec show in the output.
+VM_PKGS = ./test/vm/... ./bpf/... ./agent/mitigate/... ./agent/boot/... ./test/e2e/...
 
 .PHONY: build deps deps-generate test test-unit test-vm bench generate lint fuzz demo clean
 
@@ -35,15 +39,15 @@ deps-generate:
 
 # All tiers: unit, cluster, host (root) and VM (qemu). Nothing skips with CI=true.
 test:
-	$(GO) test -count=1 -timeout 30m $$($(GO) list ./... | grep -v -e '/test/vm' -e '/kroll/bpf' -e '/agent/mitigate')
-	$(GO) test -count=1 -timeout 30m -v ./test/vm/... ./bpf/... ./agent/mitigate/...
+	$(GO) test -count=1 -timeout 30m $$($(GO) list ./... | grep -v -e '/test/vm' -e '/test/e2e' -e '/kroll/bpf' -e '/agent/mitigate' -e '/agent/boot')
+	$(GO) test -count=1 -timeout 40m -v $(VM_PKGS)
 
 # Fast tier only: no root, no VMs.
 test-unit:
 	$(GO) test -short -count=1 ./...
 
 test-vm:
-	$(GO) test -count=1 -timeout 30m -v ./test/vm/... ./bpf/... ./agent/mitigate/...
+	$(GO) test -count=1 -timeout 40m -v $(VM_PKGS)
 
 bench:
 	@./scripts/deps.sh $(BENCH_DEBS)

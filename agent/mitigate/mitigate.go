@@ -29,6 +29,7 @@ import (
 	"github.com/kroll-dev/kroll/pkg/kversion"
 	"github.com/kroll-dev/kroll/pkg/policy"
 	"github.com/kroll-dev/kroll/pkg/signing"
+	"github.com/kroll-dev/kroll/pkg/wire"
 )
 
 // Defaults for Config.
@@ -431,4 +432,63 @@ func (m *Manager) Reconcile(ctx context.Context, wanted []string) error {
 		errs = append(errs, fsutil.SyncDir(m.stateDir))
 	}
 	return errors.Join(errs...)
+}
+
+// Restore re-applies every stored policy: the daemon calls it at start,
+// before routes are announced, so that policies accepted earlier are in
+// force again after a reboot (pins do not survive one) and adopted when
+// they do (an agent restart). Each stored document is verified again.
+func (m *Manager) Restore(ctx context.Context) ([]Status, error) {
+	ents, err := os.ReadDir(m.stateDir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("mitigate: %w", err)
+	}
+	var docs []SignedPolicy
+	for _, e := range ents {
+		id, ok := strings.CutSuffix(e.Name(), ".json")
+		if !ok || e.IsDir() {
+			continue
+		}
+		_, s, err := m.load(id)
+		if err != nil {
+			return nil, err
+		}
+		docs = append(docs, SignedPolicy{Source: m.statePath(id), Document: []byte(s.Document), Signature: s.Signature})
+	}
+	return m.Apply(ctx, docs)
+}
+
+// WireStatus converts statuses to what heartbeats report: enforcing,
+// auditing, unavailable or retired (expired counts as retired; a policy
+// stored but not loaded, or in error, as unavailable).
+func WireStatus(sts []Status) []wire.PolicyStatus {
+	out := make([]wire.PolicyStatus, 0, len(sts))
+	for _, s := range sts {
+		if s.ID == "" {
+			continue
+		}
+		ps := wire.PolicyStatus{ID: s.ID, Version: s.Version}
+		switch {
+		case s.State == StateEnforcing:
+			ps.State = "enforcing"
+		case s.State == StateAuditing:
+			ps.State = "auditing"
+		case s.State == StateRetired || s.State == StateExpired:
+			ps.State = "retired"
+		default:
+			ps.State, ps.Detail = "unavailable", truncateDetail(s.State)
+		}
+		out = append(out, ps)
+	}
+	return out
+}
+
+func truncateDetail(s string) string {
+	if len(s) > 1000 {
+		return s[:1000]
+	}
+	return s
 }

@@ -2,12 +2,15 @@ package mitigate_test
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"sort"
+	"strings"
 	"testing"
 
 	"github.com/kroll-dev/kroll/agent/mitigate"
 	"github.com/kroll-dev/kroll/pkg/policy"
+	"github.com/kroll-dev/kroll/pkg/wire"
 )
 
 // listingFake is a fake that also lists its installed (pinned) policies.
@@ -91,5 +94,43 @@ func TestReconcile(t *testing.T) {
 				t.Errorf("b still installed after reconcile(nil)")
 			}
 		})
+	}
+}
+
+// TestRestoreAfterReboot: after a reboot no pins remain; Restore re-applies
+// every stored policy and WireStatus reports them for heartbeats.
+func TestRestoreAfterReboot(t *testing.T) {
+	f := &fake{installed: map[string]policy.Policy{}}
+	m, _ := newManager(t, "6.1.100", f)
+	enforce, audit := copyFail(1, policy.ModeEnforce), copyFail(2, policy.ModeAudit)
+	audit.ID = "audited"
+	if _, err := m.Apply(context.Background(), []mitigate.SignedPolicy{signed(t, key(1), enforce), signed(t, key(1), audit)}); err != nil {
+		t.Fatal(err)
+	}
+	f.installed = map[string]policy.Policy{} // the reboot
+	sts, err := m.Restore(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(f.installed) != 2 {
+		t.Fatalf("restored %d policies, want 2", len(f.installed))
+	}
+	got := mitigate.WireStatus(sts)
+	slices.SortFunc(got, func(a, b wire.PolicyStatus) int { return strings.Compare(a.ID, b.ID) })
+	want := []wire.PolicyStatus{{ID: "audited", Version: 2, State: "auditing"}, {ID: enforce.ID, Version: 1, State: "enforcing"}}
+	if !slices.Equal(got, want) {
+		t.Fatalf("wire status %+v, want %+v", got, want)
+	}
+	// Unavailable bpf-lsm: stored policies are reported unavailable.
+	f.available = errors.New("bpf LSM not active")
+	f.installed = map[string]policy.Policy{}
+	sts, err = m.Restore(context.Background())
+	if err == nil {
+		t.Fatal("Restore without bpf-lsm succeeded")
+	}
+	for _, ps := range mitigate.WireStatus(sts) {
+		if ps.State != "unavailable" || !strings.Contains(ps.Detail, "bpf LSM not active") {
+			t.Errorf("status %+v, want unavailable with the reason", ps)
+		}
 	}
 }

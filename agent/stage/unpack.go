@@ -146,7 +146,15 @@ func truncated(err error) error {
 type limits struct {
 	maxEntry int64
 	maxTotal int64
+	// done, when set, ends the extraction before the entry name once it
+	// returns true: the rest of the archive is not needed. The artifact's
+	// sha256 was verified against the signed manifest before unpacking,
+	// so skipping the rest loses no integrity check.
+	done func(name string, ex extracted) bool
 }
+
+// errDone ends an extraction early (limits.done).
+var errDone = errors.New("extraction complete")
 
 // selectFunc says whether the archive entry with the cleaned relative name
 // is extracted.
@@ -201,6 +209,9 @@ func unpackDeb(ctx context.Context, r io.Reader, root string, sel selectFunc, li
 				return nil, fmt.Errorf("deb: unsupported data member %q (only data.tar.xz and data.tar.gz)", m.Name)
 			}
 			ex, err := extractTar(ctx, dr, root, sel, lim)
+			if errors.Is(err, errDone) {
+				return ex, nil
+			}
 			if err != nil {
 				return nil, fmt.Errorf("deb: %s: %w", m.Name, err)
 			}
@@ -294,6 +305,9 @@ func extractTar(ctx context.Context, r io.Reader, root string, sel selectFunc, l
 		if err != nil {
 			return nil, err
 		}
+		if lim.done != nil && lim.done(name, ex) {
+			return ex, errDone
+		}
 		if name == "" || !sel(name) {
 			// Read skipped content too, so truncation is detected.
 			if _, err := io.Copy(io.Discard, tr); err != nil {
@@ -375,6 +389,22 @@ func debSelect(modules bool) selectFunc {
 	}
 }
 
+// pastBoot ends the extraction of a .deb without modules once a kernel
+// image was extracted and the archive has moved past boot/: dpkg-deb
+// writes entries sorted by name, so nothing of boot/ follows, and the
+// hundreds of megabytes of modules need not be decompressed.
+func pastBoot(name string, ex extracted) bool {
+	if name == "boot" || strings.HasPrefix(name, "boot/") {
+		return false
+	}
+	for k := range ex {
+		if strings.HasPrefix(k, "boot/vmlinuz-") {
+			return true
+		}
+	}
+	return false
+}
+
 // bundleSelect selects the top-level kernel and initrd of a bundle.
 func bundleSelect(name string) bool {
 	return name == "vmlinuz" || strings.HasPrefix(name, "vmlinuz-") && !strings.Contains(name, "/") ||
@@ -404,7 +434,11 @@ func (s *Stager) unpack(ctx context.Context, m release.Manifest, dir string, pat
 			br := bufio.NewReaderSize(f, 1<<20)
 			switch {
 			case m.Kind == release.KindDeb && strings.HasSuffix(name, ".deb"):
-				ex, err = unpackDeb(ctx, br, root, debSelect(s.cfg.Modules), lim)
+				dl := lim
+				if !s.cfg.Modules {
+					dl.done = pastBoot
+				}
+				ex, err = unpackDeb(ctx, br, root, debSelect(s.cfg.Modules), dl)
 			case m.Kind == release.KindBundle && (strings.HasSuffix(name, ".tar.gz") || strings.HasSuffix(name, ".tgz")):
 				var gr *gzip.Reader
 				gr, err = gzip.NewReader(br)

@@ -8,8 +8,8 @@
 package api
 
 import (
-	"crypto/ed25519"
 	"context"
+	"crypto/ed25519"
 	"log/slog"
 	"net/http"
 	"strings"

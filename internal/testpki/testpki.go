@@ -63,6 +63,13 @@ func (ca *CA) Issue(t testing.TB, role, name string) tls.Certificate {
 // IssueURIs is Issue with arbitrary URI SANs (e.g. malformed ones).
 func (ca *CA) IssueURIs(t testing.TB, name string, uris ...string) tls.Certificate {
 	t.Helper()
+	return ca.IssueIPs(t, name, []string{"127.0.0.1"}, uris...)
+}
+
+// IssueIPs is IssueURIs for a certificate valid for the given IP
+// addresses (e.g. a server reached as 10.0.2.2 from a qemu guest).
+func (ca *CA) IssueIPs(t testing.TB, name string, ips []string, uris ...string) tls.Certificate {
+	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -73,7 +80,10 @@ func (ca *CA) IssueURIs(t testing.TB, name string, uris ...string) tls.Certifica
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
 		KeyUsage:    x509.KeyUsageDigitalSignature,
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, DNSNames: []string{"localhost"},
+		DNSNames:    []string{"localhost"},
+	}
+	for _, ip := range ips {
+		tmpl.IPAddresses = append(tmpl.IPAddresses, net.ParseIP(ip))
 	}
 	for _, s := range uris {
 		u, err := url.Parse(s)

@@ -31,6 +31,9 @@ const HostAddr = "10.0.2.2"
 // GuestProgram is where the test program is placed inside the guest.
 const GuestProgram = "/kroll/test"
 
+// DataDir is where /init mounts the disk of a run with Config.DiskMB set.
+const DataDir = "/data"
+
 const (
 	exitMarker   = "KROLL-EXIT "
 	bootedMarker = "KROLL-BOOTED"
@@ -68,6 +71,21 @@ type Config struct {
 	Timeout time.Duration
 	// Console, when set, receives a copy of the serial console.
 	Console io.Writer
+	// Extra are further kernels this run may boot into (by kexec): their
+	// modules (Modules plus the automatic ones) are included too, under
+	// lib/modules/<release>/, and /init loads the set matching `uname -r`.
+	Extra []*Kernel
+	// DiskMB, when > 0, attaches a fresh ext4 disk (virtio-blk, created on
+	// the host with mke2fs -t ext4 -d) that /init mounts at DataDir in every
+	// boot of this run; virtio_blk, ext4 and their dependencies are loaded
+	// automatically. The disk holds boot/vmlinuz-<release> and
+	// boot/initrd.img-<release> for Kernel and every Extra (the initrd being
+	// the very initramfs this run boots), so a guest can kexec into any of
+	// them.
+	DiskMB int
+	// DiskFiles maps paths relative to DataDir to host files copied onto
+	// the disk.
+	DiskFiles map[string]string
 }
 
 // Report is one result line the guest printed with guest.Report.
@@ -133,6 +151,14 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if (cfg.Program == "") == (cfg.Script == "") {
 		return nil, errors.New("vm: set exactly one of Config.Program and Config.Script")
 	}
+	for i, k := range cfg.Extra {
+		if k == nil {
+			return nil, fmt.Errorf("vm: Config.Extra[%d] is nil", i)
+		}
+	}
+	if cfg.DiskMB < 0 || (cfg.DiskMB == 0 && len(cfg.DiskFiles) > 0) {
+		return nil, fmt.Errorf("vm: Config.DiskMB = %d: want > 0 for a disk (DiskFiles needs one)", cfg.DiskMB)
+	}
 	timeout := cfg.Timeout
 	if timeout == 0 {
 		timeout = 2 * time.Minute
@@ -147,6 +173,13 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err := buildInitramfs(cfg, initrd); err != nil {
 		return nil, err
 	}
+	var disk string
+	if cfg.DiskMB > 0 {
+		disk = filepath.Join(work, "data.img")
+		if err := buildDisk(ctx, cfg, initrd, filepath.Join(work, "disk"), disk); err != nil {
+			return nil, err
+		}
+	}
 
 	release, err := acquireSlot(ctx)
 	if err != nil {
@@ -155,7 +188,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	defer release()
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	return runQEMU(ctx, cfg, initrd)
+	return runQEMU(ctx, cfg, initrd, disk)
 }
 
 func buildInitramfs(cfg Config, out string) error {
@@ -183,23 +216,18 @@ func buildInitramfs(cfg Config, out string) error {
 			return err
 		}
 	}
-	modules := append([]string(nil), cfg.Modules...)
-	if cfg.Network {
-		modules = append(modules, "virtio_pci", "virtio_net")
-	}
-	mods, err := resolveModules(cfg.Kernel.ModulesDir, modules)
+	sets, err := moduleSets(cfg)
 	if err != nil {
 		return err
 	}
-	var load []string
-	for _, m := range mods {
-		p := "lib/modules/" + m.name + ".ko"
-		if err := r.AddFile(p, m.obj, 0o644); err != nil {
-			return err
+	for _, set := range sets {
+		for i, m := range set.mods {
+			if err := r.AddFile(set.paths[i], m.obj, 0o644); err != nil {
+				return err
+			}
 		}
-		load = append(load, "/"+p)
 	}
-	if err := r.AddFile("init", []byte(initScript(cfg, load)), 0o755); err != nil {
+	if err := r.AddFile("init", []byte(initScript(cfg, sets)), 0o755); err != nil {
 		return err
 	}
 	f, err := os.Create(out)
@@ -232,7 +260,7 @@ func checkStatic(path string) error {
 	return nil
 }
 
-func initScript(cfg Config, modules []string) string {
+func initScript(cfg Config, sets []moduleSet) string {
 	var b strings.Builder
 	b.WriteString(`#!/bin/busybox sh
 /bin/busybox --install -s /bin
@@ -248,14 +276,19 @@ mount -t bpf bpffs /sys/fs/bpf || fail mount bpffs
 mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
 mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null
 `)
-	for _, m := range modules {
-		fmt.Fprintf(&b, "insmod %s || fail insmod %s\n", m, m)
-	}
+	b.WriteString(loadScript(sets))
 	if cfg.Network {
 		b.WriteString(`ip link set lo up
 ip link set eth0 up || fail eth0
 ip addr add 10.0.2.15/24 dev eth0
 ip route add default via ` + HostAddr + `
+`)
+	}
+	if cfg.DiskMB > 0 {
+		b.WriteString(`mkdir -p ` + DataDir + `
+i=0
+while [ ! -b /dev/vda ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
+mount -t ext4 /dev/vda ` + DataDir + ` || fail mount ` + DataDir + `
 `)
 	}
 	b.WriteString("echo " + bootedMarker + "\n")
@@ -270,12 +303,15 @@ ip route add default via ` + HostAddr + `
 	}
 	b.WriteString(`echo "` + exitMarker + `$?"
 sync
-poweroff -f
 `)
+	if cfg.DiskMB > 0 {
+		b.WriteString("umount " + DataDir + " 2>/dev/null\n")
+	}
+	b.WriteString("poweroff -f\n")
 	return b.String()
 }
 
-func runQEMU(ctx context.Context, cfg Config, initrd string) (*Result, error) {
+func runQEMU(ctx context.Context, cfg Config, initrd, disk string) (*Result, error) {
 	qemu, err := exec.LookPath("qemu-system-x86_64")
 	if err != nil {
 		return nil, fmt.Errorf("vm: qemu-system-x86_64 not found (Debian package qemu-system-x86; 'make deps' installs it): %w", err)
@@ -298,6 +334,9 @@ func runQEMU(ctx context.Context, cfg Config, initrd string) (*Result, error) {
 	}
 	if cfg.Network {
 		args = append(args, "-netdev", "user,id=n0", "-device", "virtio-net-pci,netdev=n0")
+	}
+	if disk != "" {
+		args = append(args, "-drive", "file="+disk+",format=raw,if=none,id=data", "-device", "virtio-blk-pci,drive=data")
 	}
 	cmd := exec.CommandContext(ctx, qemu, args...)
 	cmd.Stdin = nil

@@ -2,8 +2,8 @@
 // withdraws anycast routes, loads bpf-lsm mitigations, kexecs or reboots
 // into the new kernel and reports health to the coordinator.
 //
-// This build has the one-shot `mitigations` command (package
-// agent/mitigate); the daemon lands with the agent issue.
+// `kroll-agent run` is the daemon (package agent/lifecycle composes the
+// host steps); stage, status, reset and mitigations are one-shot commands.
 package main
 
 import (
@@ -21,5 +21,9 @@ func run(ctx context.Context, env cli.Env, args []string) error {
 func commands() map[string]cli.Command {
 	return map[string]cli.Command{
 		"mitigations": mitigationsCommand(),
+		"run":         runCommand(),
+		"stage":       stageCommand(),
+		"status":      statusCommand(),
+		"reset":       resetCommand(),
 	}
 }

@@ -1,0 +1,515 @@
+// Package boot performs the agent's boot step: kexec or full reboot into a
+// staged kernel, and tells boots apart by boot id.
+//
+// The boot step is real only when configured (ModeKexec or ModeReboot); the
+// zero Config is ModeDryRun, which only logs what it would do. A kexec
+// loads the image with kexec_file_load(2) and then lets systemd stop the
+// system through kexec.target (over D-Bus) when systemd is PID 1, or calls
+// reboot(LINUX_REBOOT_CMD_KEXEC) itself otherwise. A full reboot starts
+// reboot.target, or calls reboot(LINUX_REBOOT_CMD_RESTART). Boot never
+// falls back from kexec to a full reboot by itself: it reports
+// ErrKexecUnavailable and leaves the decision to the caller.
+package boot
+
+import (
+	"bufio"
+	"compress/gzip"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// Mode is the configured boot mode.
+type Mode string
+
+// Boot modes.
+const (
+	// ModeKexec boots staged kernels with kexec (the packaged default).
+	ModeKexec Mode = "kexec"
+	// ModeReboot always does a full reboot through the firmware and the
+	// boot loader.
+	ModeReboot Mode = "reboot"
+	// ModeDryRun only logs what a boot would do (the default without
+	// configuration).
+	ModeDryRun Mode = "dry-run"
+)
+
+// Method is how a boot was (or would be) done.
+type Method string
+
+// Boot methods.
+const (
+	// MethodKexec is a kexec into the image.
+	MethodKexec Method = "kexec"
+	// MethodReboot is a full reboot.
+	MethodReboot Method = "reboot"
+	// MethodDryRun is a boot that was only logged.
+	MethodDryRun Method = "dry-run"
+)
+
+// ErrKexecUnavailable is wrapped by errors saying that kexec cannot work on
+// this host (kernel support, sysctl, lockdown, privileges, signature); the
+// caller may then fall back to MethodReboot.
+var ErrKexecUnavailable = errors.New("kexec unavailable")
+
+// DefaultStripParams are the kernel command line parameters that belong to
+// one boot only and are never carried over to the next kernel (names
+// compare with '-' and '_' as equal, as the kernel and systemd do):
+//
+//   - BOOT_IMAGE, initrd: added by the boot loader for the image it
+//     loaded; kexec passes the new image and initrd itself.
+//   - kroll.oneshot: kroll's own marker for a parameter meant for one boot.
+//   - systemd.unit, systemd.run, systemd.run_success_action,
+//     systemd.run_failure_action, single, s, S, -s, -b, emergency, rescue,
+//     rd.break: one-shot targets, commands, runlevels and debug breaks.
+//   - elfcorehdr, kexec_jump_back_entry: added by kexec itself for a crash
+//     or jump-back kernel.
+//
+// Everything after "--" (arguments for init) is kept as it is.
+func DefaultStripParams() []string {
+	return []string{
+		"BOOT_IMAGE", "initrd",
+		"kroll.oneshot",
+		"systemd.unit", "systemd.run", "systemd.run_success_action", "systemd.run_failure_action",
+		"single", "s", "S", "-s", "-b", "emergency", "rescue", "rd.break",
+		"elfcorehdr", "kexec_jump_back_entry",
+	}
+}
+
+// Image is a kernel to boot.
+type Image struct {
+	// Kernel is the path of the vmlinuz to boot (kexec).
+	Kernel string
+	// Initrd is the path of the initrd, "" for none.
+	Initrd string
+	// Cmdline is the full command line; "" means the current one
+	// (/proc/cmdline) minus one-shot parameters (see Booter.Cmdline).
+	Cmdline string
+}
+
+// Config configures a Booter.
+type Config struct {
+	// Mode is the boot mode; "" means ModeDryRun.
+	Mode Mode
+	// ProcDir is where procfs is mounted; "/proc" when empty.
+	ProcDir string
+	// SysDir is where sysfs is mounted; "/sys" when empty.
+	SysDir string
+	// StripParams are further one-shot parameter names removed from the
+	// inherited command line, in addition to DefaultStripParams.
+	StripParams []string
+	// Logger receives what the Booter does; nothing is logged when nil.
+	Logger *slog.Logger
+
+	// runDir is where /run is (systemd detection); "/run" when empty.
+	runDir string
+	// bootDir holds config-<release> (kernel configuration); "/boot"
+	// when empty.
+	bootDir string
+	// sys performs the privileged actions; the real system when nil.
+	sys system
+}
+
+// Booter performs boot steps. Its methods are safe for concurrent use.
+type Booter struct {
+	mode    Mode
+	procDir string
+	sysDir  string
+	runDir  string
+	bootDir string
+	strip   map[string]bool
+	log     *slog.Logger
+	sys     system
+}
+
+// New returns a Booter for cfg.
+func New(cfg Config) (*Booter, error) {
+	b := &Booter{
+		mode:    cfg.Mode,
+		procDir: orDefault(cfg.ProcDir, "/proc"),
+		sysDir:  orDefault(cfg.SysDir, "/sys"),
+		runDir:  orDefault(cfg.runDir, "/run"),
+		bootDir: orDefault(cfg.bootDir, "/boot"),
+		strip:   make(map[string]bool),
+		log:     cfg.Logger,
+		sys:     cfg.sys,
+	}
+	switch b.mode {
+	case "":
+		b.mode = ModeDryRun
+	case ModeKexec, ModeReboot, ModeDryRun:
+	default:
+		return nil, fmt.Errorf("boot: unknown mode %q (want %q, %q or %q)", cfg.Mode, ModeKexec, ModeReboot, ModeDryRun)
+	}
+	for _, p := range append(DefaultStripParams(), cfg.StripParams...) {
+		if p == "" || strings.ContainsAny(p, "= \t\n\"") {
+			return nil, fmt.Errorf("boot: invalid parameter name %q in StripParams", p)
+		}
+		b.strip[paramKey(p)] = true
+	}
+	if b.log == nil {
+		b.log = slog.New(slog.DiscardHandler)
+	}
+	if b.sys == nil {
+		b.sys = newSystem()
+	}
+	return b, nil
+}
+
+// Mode returns the effective boot mode.
+func (b *Booter) Mode() Mode { return b.mode }
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// BootID returns the id of the running boot
+// (/proc/sys/kernel/random/boot_id), a UUID that changes with every boot,
+// kexec included.
+func (b *Booter) BootID() (string, error) {
+	p := filepath.Join(b.procDir, "sys", "kernel", "random", "boot_id")
+	raw, err := os.ReadFile(p)
+	if err != nil {
+		return "", fmt.Errorf("boot: boot id: %w", err)
+	}
+	id := strings.TrimSpace(string(raw))
+	if !isUUID(id) {
+		return "", fmt.Errorf("boot: boot id %q in %s is not a UUID", id, p)
+	}
+	return id, nil
+}
+
+// isUUID reports whether s is a UUID in the kernel's lowercase form.
+func isUUID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i, c := range s {
+		switch i {
+		case 8, 13, 18, 23:
+			if c != '-' {
+				return false
+			}
+		default:
+			if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// Cmdline returns the running kernel's command line (/proc/cmdline) minus
+// one-shot parameters (DefaultStripParams and Config.StripParams): the
+// command line a kexec passes on when the Image has none.
+func (b *Booter) Cmdline() (string, error) {
+	raw, err := os.ReadFile(filepath.Join(b.procDir, "cmdline"))
+	if err != nil {
+		return "", fmt.Errorf("boot: command line: %w", err)
+	}
+	return b.filterCmdline(string(raw)), nil
+}
+
+// filterCmdline removes the one-shot parameters from cmdline.
+func (b *Booter) filterCmdline(cmdline string) string {
+	var kept []string
+	initArgs := false
+	for _, tok := range splitCmdline(cmdline) {
+		if initArgs {
+			kept = append(kept, tok)
+			continue
+		}
+		if tok == "--" {
+			initArgs = true
+			kept = append(kept, tok)
+			continue
+		}
+		name, _, _ := strings.Cut(strings.TrimPrefix(tok, `"`), "=")
+		if b.strip[paramKey(strings.TrimSuffix(name, `"`))] {
+			continue
+		}
+		kept = append(kept, tok)
+	}
+	return strings.Join(kept, " ")
+}
+
+// paramKey is the comparison key of a parameter name: the kernel and
+// systemd treat '-' and '_' in names as equal.
+func paramKey(name string) string { return strings.ReplaceAll(name, "-", "_") }
+
+// splitCmdline splits a command line into parameters the way the kernel
+// does: at white space outside double quotes.
+func splitCmdline(s string) []string {
+	var out []string
+	var cur strings.Builder
+	inQuote, inTok := false, false
+	for _, c := range s {
+		switch {
+		case c == '"':
+			inQuote = !inQuote
+			inTok = true
+			cur.WriteRune(c)
+		case !inQuote && (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == 0):
+			if inTok {
+				out = append(out, cur.String())
+				cur.Reset()
+				inTok = false
+			}
+		default:
+			inTok = true
+			cur.WriteRune(c)
+		}
+	}
+	if inTok {
+		out = append(out, cur.String())
+	}
+	return out
+}
+
+// KexecSupported returns nil when kexec can work here as far as the
+// system tells, or an error wrapping ErrKexecUnavailable saying why not:
+// a kernel without kexec support, kexec loading switched off by sysctl,
+// no CAP_SYS_BOOT, or kernel lockdown on a kernel that cannot verify
+// kexec image signatures. Under lockdown with signature support only
+// signed kernels load; that shows only when Boot loads the image.
+func (b *Booter) KexecSupported() error {
+	loaded := filepath.Join(b.sysDir, "kernel", "kexec_loaded")
+	if _, err := os.Stat(loaded); errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("%w: the kernel has no kexec support (CONFIG_KEXEC_CORE off: %s is missing)", ErrKexecUnavailable, loaded)
+	}
+	if v, err := readTrim(filepath.Join(b.procDir, "sys", "kernel", "kexec_load_disabled")); err == nil && v == "1" {
+		return fmt.Errorf("%w: kexec loading is disabled by sysctl kernel.kexec_load_disabled=1 (it cannot be re-enabled before the next boot)", ErrKexecUnavailable)
+	}
+	// Since Linux 6.3 the number of further loads can be limited.
+	if v, err := readTrim(filepath.Join(b.procDir, "sys", "kernel", "kexec_load_limit_reboot")); err == nil && v == "0" {
+		return fmt.Errorf("%w: no kexec loads left (sysctl kernel.kexec_load_limit_reboot=0)", ErrKexecUnavailable)
+	}
+	if ok, err := b.hasCapSysBoot(); err == nil && !ok {
+		return fmt.Errorf("%w: the agent lacks CAP_SYS_BOOT", ErrKexecUnavailable)
+	}
+	if level, err := b.lockdown(); err == nil && level != "none" {
+		cfg, err := b.kernelConfig()
+		switch {
+		case err != nil:
+			b.log.Info("kernel lockdown is on: kexec will only load kernels with a valid signature", "lockdown", level)
+		case cfg["CONFIG_KEXEC_SIG"] != "y" && cfg["CONFIG_IMA_APPRAISE"] != "y":
+			return fmt.Errorf("%w: kernel lockdown %q refuses unsigned kexec images and this kernel cannot verify signatures (CONFIG_KEXEC_SIG off)", ErrKexecUnavailable, level)
+		}
+	}
+	return nil
+}
+
+func readTrim(p string) (string, error) {
+	raw, err := os.ReadFile(p)
+	return strings.TrimSpace(string(raw)), err
+}
+
+// hasCapSysBoot reads CapEff of this process.
+func (b *Booter) hasCapSysBoot() (bool, error) {
+	f, err := os.Open(filepath.Join(b.procDir, "self", "status"))
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "CapEff:"); ok {
+			caps, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+			if err != nil {
+				return false, fmt.Errorf("boot: CapEff %q: %w", v, err)
+			}
+			const capSysBoot = 22
+			return caps&(1<<capSysBoot) != 0, nil
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return false, err
+	}
+	return false, errors.New("boot: no CapEff in status")
+}
+
+// lockdown returns the active kernel lockdown level: "none",
+// "integrity" or "confidentiality".
+func (b *Booter) lockdown() (string, error) {
+	v, err := readTrim(filepath.Join(b.sysDir, "kernel", "security", "lockdown"))
+	if err != nil {
+		return "", err
+	}
+	for _, f := range strings.Fields(v) {
+		if strings.HasPrefix(f, "[") && strings.HasSuffix(f, "]") {
+			return strings.Trim(f, "[]"), nil
+		}
+	}
+	return "", fmt.Errorf("boot: no active level in lockdown %q", v)
+}
+
+// kernelConfig reads the running kernel's configuration from
+// /proc/config.gz or /boot/config-<release>.
+func (b *Booter) kernelConfig() (map[string]string, error) {
+	var r io.Reader
+	if f, err := os.Open(filepath.Join(b.procDir, "config.gz")); err == nil {
+		defer f.Close()
+		zr, err := gzip.NewReader(f)
+		if err != nil {
+			return nil, err
+		}
+		r = zr
+	} else {
+		release, err := readTrim(filepath.Join(b.procDir, "sys", "kernel", "osrelease"))
+		if err != nil {
+			return nil, err
+		}
+		f, err := os.Open(filepath.Join(b.bootDir, "config-"+release))
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		r = f
+	}
+	cfg := make(map[string]string)
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		if k, v, ok := strings.Cut(sc.Text(), "="); ok && !strings.HasPrefix(k, "#") {
+			cfg[k] = v
+		}
+	}
+	return cfg, sc.Err()
+}
+
+// systemdRuns reports whether systemd is PID 1 (as sd_booted(3) checks it,
+// or by the name of PID 1).
+func (b *Booter) systemdRuns() bool {
+	if st, err := os.Stat(filepath.Join(b.runDir, "systemd", "system")); err == nil && st.IsDir() {
+		return true
+	}
+	comm, err := readTrim(filepath.Join(b.procDir, "1", "comm"))
+	return err == nil && comm == "systemd"
+}
+
+// Boot boots img with method m (MethodKexec or MethodReboot) and returns
+// the method used.
+//
+// In ModeDryRun, or for MethodDryRun, it only logs what it would do and
+// returns MethodDryRun. In ModeReboot a MethodKexec request becomes
+// MethodReboot (img is then unused: the boot loader picks the kernel).
+//
+// MethodKexec loads img with kexec_file_load(2) (with
+// KEXEC_FILE_NO_INITRAMFS when img.Initrd is ""), then starts kexec.target
+// through systemd's D-Bus API ("replace-irreversibly") when systemd is PID
+// 1, or else syncs and calls reboot(LINUX_REBOOT_CMD_KEXEC). MethodReboot
+// starts reboot.target, or syncs and calls
+// reboot(LINUX_REBOOT_CMD_RESTART). On success Boot returns once the
+// systemd job is queued (the caller then waits for the system to go down),
+// and never when the reboot syscall succeeds.
+//
+// When kexec cannot work here or the kernel refuses the image (see
+// KexecSupported; ENOSYS, EPERM, EACCES, EINVAL, ENOEXEC, or a signature
+// error from kexec_file_load) the error wraps ErrKexecUnavailable; Boot
+// does not fall back to a full reboot by itself. On any error the returned
+// method is "".
+func (b *Booter) Boot(ctx context.Context, m Method, img Image) (Method, error) {
+	switch m {
+	case MethodKexec, MethodReboot, MethodDryRun:
+	default:
+		return "", fmt.Errorf("boot: unknown method %q", m)
+	}
+	if b.mode == ModeReboot && m == MethodKexec {
+		b.log.Info("boot mode is reboot: doing a full reboot instead of a kexec", "kernel", img.Kernel)
+		m = MethodReboot
+	}
+	cmdline := img.Cmdline
+	if m == MethodKexec {
+		if img.Kernel == "" {
+			return "", errors.New("boot: kexec: Image.Kernel is empty")
+		}
+		if cmdline == "" {
+			var err error
+			if cmdline, err = b.Cmdline(); err != nil {
+				return "", err
+			}
+		}
+	}
+	systemd := b.systemdRuns()
+	if b.mode == ModeDryRun || m == MethodDryRun {
+		b.log.Info("dry-run: not booting", "would", string(m), "kernel", img.Kernel, "initrd", img.Initrd,
+			"cmdline", cmdline, "via_systemd", systemd)
+		return MethodDryRun, nil
+	}
+	var err error
+	if m == MethodReboot {
+		err = b.reboot(ctx, systemd)
+	} else {
+		err = b.kexec(ctx, img, cmdline, systemd)
+	}
+	if err != nil {
+		return "", err
+	}
+	return m, nil
+}
+
+func (b *Booter) kexec(ctx context.Context, img Image, cmdline string, systemd bool) error {
+	if err := b.KexecSupported(); err != nil {
+		return fmt.Errorf("boot: %w", err)
+	}
+	kernel, err := os.Open(img.Kernel)
+	if err != nil {
+		return fmt.Errorf("boot: kexec: %w", err)
+	}
+	defer kernel.Close()
+	var initrd *os.File
+	flags := 0
+	if img.Initrd == "" {
+		flags |= kexecFileNoInitramfs
+	} else {
+		if initrd, err = os.Open(img.Initrd); err != nil {
+			return fmt.Errorf("boot: kexec: %w", err)
+		}
+		defer initrd.Close()
+	}
+	b.log.Info("loading kexec image", "kernel", img.Kernel, "initrd", img.Initrd, "cmdline", cmdline)
+	if err := b.sys.kexecFileLoad(kernel, initrd, cmdline, flags); err != nil {
+		if kexecRefused(err) {
+			return fmt.Errorf("boot: kexec_file_load %s: %w: %w", img.Kernel, ErrKexecUnavailable, err)
+		}
+		return fmt.Errorf("boot: kexec_file_load %s: %w", img.Kernel, err)
+	}
+	if systemd {
+		b.log.Info("starting kexec.target")
+		if err := b.sys.startUnit(ctx, "kexec.target", "replace-irreversibly"); err != nil {
+			return fmt.Errorf("boot: kexec image loaded, but %w", err)
+		}
+		return nil
+	}
+	b.log.Info("no systemd: rebooting into the kexec image")
+	b.sys.sync()
+	if err := b.sys.reboot(rebootCmdKexec); err != nil {
+		return fmt.Errorf("boot: reboot(LINUX_REBOOT_CMD_KEXEC): %w", err)
+	}
+	return nil
+}
+
+func (b *Booter) reboot(ctx context.Context, systemd bool) error {
+	if systemd {
+		b.log.Info("starting reboot.target")
+		if err := b.sys.startUnit(ctx, "reboot.target", "replace-irreversibly"); err != nil {
+			return fmt.Errorf("boot: %w", err)
+		}
+		return nil
+	}
+	b.log.Info("no systemd: rebooting")
+	b.sys.sync()
+	if err := b.sys.reboot(rebootCmdRestart); err != nil {
+		return fmt.Errorf("boot: reboot(LINUX_REBOOT_CMD_RESTART): %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,334 @@
+package main
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+
+	"github.com/kroll-dev/kroll/agent/boot"
+	"github.com/kroll-dev/kroll/agent/health"
+	"github.com/kroll-dev/kroll/agent/lifecycle"
+	"github.com/kroll-dev/kroll/pkg/kversion"
+	"github.com/kroll-dev/kroll/pkg/signing"
+)
+
+// DefaultConfigPath is where the packaged configuration lives.
+const DefaultConfigPath = "/etc/kroll/agent.toml"
+
+// fileConfig is agent.toml; docs/examples/agent.toml documents every key.
+type fileConfig struct {
+	HostID     string `toml:"host_id"`
+	Datacenter string `toml:"datacenter"`
+	KernelLine string `toml:"kernel_line"`
+	StateDir   string `toml:"state_dir"`
+
+	Coordinator struct {
+		URLs      []string `toml:"urls"`
+		TokenFile string   `toml:"token_file"`
+		CAFile    string   `toml:"ca_file"`
+		CertFile  string   `toml:"cert_file"`
+		KeyFile   string   `toml:"key_file"`
+		Timeout   duration `toml:"timeout"`
+	} `toml:"coordinator"`
+
+	Trust struct {
+		ReleaseKeys []string `toml:"release_keys"`
+		PolicyKeys  []string `toml:"policy_keys"`
+	} `toml:"trust"`
+
+	Stage struct {
+		Dir         string   `toml:"dir"`
+		MinFreeMB   int64    `toml:"min_free_mb"`
+		Modules     bool     `toml:"modules"`
+		MaxRetries  int      `toml:"max_retries"`
+		Backoff     duration `toml:"backoff"`
+		MaxEntryMB  int64    `toml:"max_entry_mb"`
+		MaxTotalMB  int64    `toml:"max_total_mb"`
+		DownloadCap duration `toml:"download_timeout"`
+	} `toml:"stage"`
+
+	Anycast struct {
+		Table    int      `toml:"table"`
+		Prefixes []string `toml:"prefixes"`
+	} `toml:"anycast"`
+
+	Drain struct {
+		Threshold int      `toml:"threshold"`
+		Deadline  duration `toml:"deadline"`
+		Poll      duration `toml:"poll"`
+		OnTimeout string   `toml:"on_timeout"`
+	} `toml:"drain"`
+
+	Boot struct {
+		Mode        string   `toml:"mode"`
+		BootDir     string   `toml:"boot_dir"`
+		Initrd      string   `toml:"initrd"`
+		MaxBoots    int      `toml:"max_boots"`
+		StripParams []string `toml:"strip_params"`
+	} `toml:"boot"`
+
+	Health struct {
+		RequiredUnits []string `toml:"required_units"`
+		SettleTimeout duration `toml:"settle_timeout"`
+		Commands      []struct {
+			Name    string   `toml:"name"`
+			Command []string `toml:"command"`
+			Timeout duration `toml:"timeout"`
+		} `toml:"commands"`
+	} `toml:"health"`
+
+	Mitigations struct {
+		BPFFS    string `toml:"bpffs"`
+		StateDir string `toml:"state_dir"`
+	} `toml:"mitigations"`
+
+	Metrics struct {
+		Listen string `toml:"listen"`
+	} `toml:"metrics"`
+
+	Timing struct {
+		RetryInterval     duration `toml:"retry_interval"`
+		HeartbeatInterval duration `toml:"heartbeat_interval"`
+		RenewInterval     duration `toml:"renew_interval"`
+	} `toml:"timing"`
+}
+
+type duration struct{ time.Duration }
+
+func (d *duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return err
+	}
+	if v <= 0 {
+		return fmt.Errorf("duration %s must be positive", b)
+	}
+	d.Duration = v
+	return nil
+}
+
+// config is the resolved agent configuration.
+type config struct {
+	path        string
+	hostID      string
+	datacenter  string
+	kernelLine  string
+	stateDir    string
+	coordURLs   []string
+	token       string
+	caFile      string
+	certFile    string
+	keyFile     string
+	timeout     time.Duration
+	releaseKeys []ed25519.PublicKey
+	policyKeys  []ed25519.PublicKey
+	stageDir    string
+	minFree     uint64
+	modules     bool
+	maxRetries  int
+	backoff     time.Duration
+	maxEntry    int64
+	maxTotal    int64
+	table       int
+	prefixes    []netip.Prefix
+	drain       lifecycle.DrainPolicy
+	bootMode    boot.Mode
+	bootDir     string
+	initrd      string
+	maxBoots    int
+	strip       []string
+	units       []string
+	settle      time.Duration
+	commands    []health.CommandCheck
+	bpffs       string
+	mitState    string
+	metrics     string
+	retry       time.Duration
+	heartbeat   time.Duration
+	renew       time.Duration
+}
+
+// loadConfig reads and validates path; every problem is reported at once.
+func loadConfig(path string) (*config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	var fc fileConfig
+	md, err := toml.NewDecoder(bytes.NewReader(data)).Decode(&fc)
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		keys := make([]string, len(und))
+		for i, k := range und {
+			keys[i] = k.String()
+		}
+		return nil, fmt.Errorf("config %s: unknown keys: %s", path, strings.Join(keys, ", "))
+	}
+	c, errs := resolve(fc)
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("config %s: %w", path, errors.Join(errs...))
+	}
+	c.path = path
+	return c, nil
+}
+
+func resolve(fc fileConfig) (*config, []error) {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	c := &config{
+		hostID: fc.HostID, datacenter: fc.Datacenter, kernelLine: fc.KernelLine, stateDir: fc.StateDir,
+		coordURLs: fc.Coordinator.URLs, caFile: fc.Coordinator.CAFile, certFile: fc.Coordinator.CertFile, keyFile: fc.Coordinator.KeyFile,
+		timeout: fc.Coordinator.Timeout.Duration, stageDir: fc.Stage.Dir, modules: fc.Stage.Modules,
+		maxRetries: fc.Stage.MaxRetries, backoff: fc.Stage.Backoff.Duration, table: fc.Anycast.Table,
+		bootMode: boot.Mode(fc.Boot.Mode), bootDir: fc.Boot.BootDir, initrd: fc.Boot.Initrd, maxBoots: fc.Boot.MaxBoots,
+		strip: fc.Boot.StripParams, units: fc.Health.RequiredUnits, settle: fc.Health.SettleTimeout.Duration,
+		bpffs: fc.Mitigations.BPFFS, mitState: fc.Mitigations.StateDir, metrics: fc.Metrics.Listen,
+		retry: fc.Timing.RetryInterval.Duration, heartbeat: fc.Timing.HeartbeatInterval.Duration, renew: fc.Timing.RenewInterval.Duration,
+	}
+	if c.hostID == "" {
+		b, err := os.ReadFile("/etc/machine-id")
+		if err != nil {
+			bad("host_id: not set and /etc/machine-id unreadable: %v", err)
+		}
+		c.hostID = strings.TrimSpace(string(b))
+	}
+	if c.datacenter == "" {
+		bad("datacenter: required")
+	}
+	for field, v := range map[string]string{"host_id": c.hostID, "datacenter": c.datacenter} {
+		if v != "" && !validName(v) {
+			bad("%s: %q is not a valid name (letters, digits, '.', '_', ':', '-'; at most 128)", field, v)
+		}
+	}
+	if c.kernelLine == "" {
+		if v, err := kversion.Running(); err == nil {
+			c.kernelLine = v.Line()
+		} else {
+			bad("kernel_line: not set and the running kernel's line is unknown: %v", err)
+		}
+	}
+	if c.stateDir == "" {
+		c.stateDir = "/var/lib/kroll-agent"
+	}
+	if !filepath.IsAbs(c.stateDir) {
+		bad("state_dir: %q is not an absolute path", c.stateDir)
+	}
+	if len(c.coordURLs) == 0 {
+		bad("coordinator.urls: at least one coordinator URL is required")
+	}
+	if fc.Coordinator.TokenFile != "" {
+		b, err := os.ReadFile(fc.Coordinator.TokenFile)
+		if err != nil {
+			bad("coordinator.token_file: %v", err)
+		}
+		c.token = strings.TrimSpace(string(b))
+	}
+	if (c.certFile == "") != (c.keyFile == "") {
+		bad("coordinator.cert_file and coordinator.key_file: set both or neither")
+	}
+	loadKeys := func(field string, paths []string) []ed25519.PublicKey {
+		var out []ed25519.PublicKey
+		for i, p := range paths {
+			k, err := signing.LoadPublicKey(p)
+			if err != nil {
+				bad("%s[%d]: %v", field, i, err)
+				continue
+			}
+			out = append(out, k)
+		}
+		return out
+	}
+	c.releaseKeys = loadKeys("trust.release_keys", fc.Trust.ReleaseKeys)
+	c.policyKeys = loadKeys("trust.policy_keys", fc.Trust.PolicyKeys)
+	if len(fc.Trust.ReleaseKeys) == 0 {
+		bad("trust.release_keys: at least one trusted release key is required")
+	}
+	if c.stageDir == "" {
+		c.stageDir = filepath.Join(c.stateDir, "releases")
+	}
+	if fc.Stage.MinFreeMB < 0 || fc.Stage.MaxEntryMB < 0 || fc.Stage.MaxTotalMB < 0 {
+		bad("stage: sizes must not be negative")
+	}
+	c.minFree = uint64(max(fc.Stage.MinFreeMB, 0)) << 20
+	c.maxEntry, c.maxTotal = fc.Stage.MaxEntryMB<<20, fc.Stage.MaxTotalMB<<20
+	if c.table < 0 || c.table > 0xffffffff {
+		bad("anycast.table: %d out of range", c.table)
+	}
+	for i, s := range fc.Anycast.Prefixes {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			bad("anycast.prefixes[%d]: %v", i, err)
+			continue
+		}
+		c.prefixes = append(c.prefixes, p.Masked())
+	}
+	if c.table == 0 && len(c.prefixes) > 0 {
+		bad("anycast.prefixes need anycast.table (the kernel table your BGP daemon exports)")
+	}
+	c.drain = lifecycle.DrainPolicy{Threshold: fc.Drain.Threshold, Deadline: fc.Drain.Deadline.Duration, Poll: fc.Drain.Poll.Duration}
+	if c.drain.Threshold < 0 {
+		bad("drain.threshold: must not be negative")
+	}
+	switch fc.Drain.OnTimeout {
+	case "", "proceed":
+	case "abort":
+		c.drain.AbortOnTimeout = true
+	default:
+		bad("drain.on_timeout: %q, want proceed or abort", fc.Drain.OnTimeout)
+	}
+	switch c.bootMode {
+	case "":
+		c.bootMode = boot.ModeDryRun
+	case boot.ModeKexec, boot.ModeReboot, boot.ModeDryRun:
+	default:
+		bad("boot.mode: %q, want kexec, reboot or dry-run", c.bootMode)
+	}
+	if c.maxBoots < 0 || c.maxBoots > 10 {
+		bad("boot.max_boots: %d, want 1 to 10", c.maxBoots)
+	}
+	if c.initrd != "" && !filepath.IsAbs(c.initrd) {
+		bad("boot.initrd: %q is not an absolute path", c.initrd)
+	}
+	for i, cmd := range fc.Health.Commands {
+		if cmd.Name == "" || len(cmd.Command) == 0 {
+			bad("health.commands[%d]: name and command are required", i)
+			continue
+		}
+		c.commands = append(c.commands, health.CommandCheck{Name: cmd.Name, Command: cmd.Command, Timeout: cmd.Timeout.Duration})
+	}
+	if c.mitState == "" {
+		c.mitState = filepath.Join(c.stateDir, "mitigations")
+	}
+	if c.metrics != "" {
+		if _, _, err := net.SplitHostPort(c.metrics); err != nil {
+			bad("metrics.listen: %v", err)
+		}
+	}
+	return c, errs
+}
+
+// validName mirrors the coordinator's host and datacenter id rule.
+func validName(s string) bool {
+	if len(s) == 0 || len(s) > 128 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		ch := s[i]
+		alnum := ch >= 'a' && ch <= 'z' || ch >= 'A' && ch <= 'Z' || ch >= '0' && ch <= '9'
+		if !alnum && (i == 0 || !strings.ContainsRune("._:-", rune(ch))) {
+			return false
+		}
+	}
+	return true
+}

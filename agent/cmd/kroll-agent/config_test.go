@@ -1,0 +1,74 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/kroll-dev/kroll/pkg/signing"
+)
+
+func TestExampleConfig(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := signing.GenerateKeyFiles(filepath.Join(dir, "release"), false); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile("../../../docs/examples/agent.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := strings.ReplaceAll(string(data), "/etc/kroll/release.pub", filepath.Join(dir, "release.pub"))
+	s = strings.ReplaceAll(s, `policy_keys = ["/etc/kroll/policy.pub"]`, `policy_keys = []`)
+	s = strings.Replace(s, `# host_id = "edge-fra1-0042"`, `host_id = "edge-fra1-0042"`, 1)
+	s = strings.Replace(s, `# kernel_line = "6.12"`, `kernel_line = "6.12"`, 1)
+	p := filepath.Join(dir, "agent.toml")
+	if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, err := loadConfig(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.hostID != "edge-fra1-0042" || c.datacenter != "fra1" || c.bootMode != "kexec" || len(c.coordURLs) != 3 ||
+		c.stageDir != "/var/lib/kroll-agent/releases" || len(c.releaseKeys) != 1 {
+		t.Fatalf("resolved %+v", c)
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := signing.GenerateKeyFiles(filepath.Join(dir, "k"), false); err != nil {
+		t.Fatal(err)
+	}
+	key := filepath.Join(dir, "k.pub")
+	base := "host_id = \"h1\"\nkernel_line = \"6.1\"\ndatacenter = \"fra1\"\n[coordinator]\nurls = [\"http://127.0.0.1:8001\"]\n[trust]\nrelease_keys = [\"" + key + "\"]\n"
+	for _, tc := range []struct{ name, toml, want string }{
+		{"unknown key", base + "[boot]\nmood = \"kexec\"\n", "unknown keys: boot.mood"},
+		{"no datacenter", strings.Replace(base, "datacenter = \"fra1\"\n", "", 1), "datacenter: required"},
+		{"bad mode", base + "[boot]\nmode = \"yolo\"\n", `boot.mode: "yolo"`},
+		{"no coordinator", strings.Replace(base, "urls = [\"http://127.0.0.1:8001\"]\n", "", 1), "coordinator.urls"},
+		{"no release key", strings.Replace(base, "release_keys = [\""+key+"\"]\n", "", 1), "trust.release_keys"},
+		{"bad prefix", base + "[anycast]\ntable = 100\nprefixes = [\"192.0.2.0/33\"]\n", "anycast.prefixes[0]"},
+		{"prefix without table", base + "[anycast]\nprefixes = [\"192.0.2.0/24\"]\n", "need anycast.table"},
+		{"bad drain", base + "[drain]\non_timeout = \"panic\"\n", "drain.on_timeout"},
+		{"negative duration", base + "[drain]\ndeadline = \"-1s\"\n", "must be positive"},
+		{"bad host id", strings.Replace(base, `host_id = "h1"`, `host_id = "../etc"`, 1), "host_id"},
+		{"relative state dir", "state_dir = \"var/lib\"\n" + base, "state_dir: \"var/lib\" is not an absolute path"},
+		{"command without name", base + "[[health.commands]]\ncommand = [\"true\"]\n", "health.commands[0]"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "agent.toml")
+			if err := os.WriteFile(p, []byte(tc.toml), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			_, err := loadConfig(p)
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %q does not mention %q", err, tc.want)
+			}
+		})
+	}
+}

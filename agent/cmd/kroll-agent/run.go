@@ -1,0 +1,303 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/coreos/go-systemd/v22/daemon"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/kroll-dev/kroll/agent/anycast"
+	"github.com/kroll-dev/kroll/agent/boot"
+	"github.com/kroll-dev/kroll/agent/health"
+	"github.com/kroll-dev/kroll/agent/journal"
+	"github.com/kroll-dev/kroll/agent/lifecycle"
+	"github.com/kroll-dev/kroll/agent/mitigate"
+	"github.com/kroll-dev/kroll/agent/stage"
+	"github.com/kroll-dev/kroll/pkg/cli"
+	"github.com/kroll-dev/kroll/pkg/client"
+	"github.com/kroll-dev/kroll/pkg/wire"
+)
+
+const runUsage = "run [--config FILE]"
+
+func runCommand() cli.Command {
+	return cli.Command{Usage: runUsage, Summary: "the agent daemon (systemd Type=notify, watchdog)", Run: runDaemon}
+}
+
+// configFlag parses the common --config flag.
+func configFlag(env cli.Env, name, usage string, args []string) (*config, []string, error) {
+	fs := cli.NewFlagSet(env, env.Name+" "+name, usage)
+	path := fs.String("config", DefaultConfigPath, "agent configuration `FILE` (TOML)")
+	pos, err := cli.ParseInterspersed(fs, env.Stdout, args)
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := loadConfig(*path)
+	if err != nil {
+		return nil, nil, err
+	}
+	return c, pos, nil
+}
+
+func runDaemon(ctx context.Context, env cli.Env, args []string) error {
+	c, pos, err := configFlag(env, "run", runUsage, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return cli.Usagef("run: unexpected argument %q", pos[0])
+	}
+	log := cli.Logger(env.Stderr, slog.LevelInfo).With("host", c.hostID, "datacenter", c.datacenter)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	lm := lifecycle.NewMetrics(reg)
+
+	// Mitigations first: policies accepted earlier are in force again
+	// before anything else happens (DESIGN §4 "Mitigate").
+	var mgr *mitigate.Manager
+	if len(c.policyKeys) > 0 {
+		mgr, err = mitigate.New(mitigate.Config{Trusted: c.policyKeys, BPFFS: c.bpffs, StateDir: c.mitState})
+		if err != nil {
+			return err
+		}
+		sts, err := mgr.Restore(ctx)
+		for _, s := range sts {
+			log.Info("mitigation", "policy", s.ID, "version", s.Version, "state", s.State)
+		}
+		if err != nil {
+			log.Warn("mitigations not all in force", "err", err)
+		}
+	} else {
+		log.Warn("no trust.policy_keys configured: mitigation policies are disabled")
+	}
+
+	deps, err := build(ctx, c, log, mgr)
+	if err != nil {
+		return err
+	}
+	deps.Metrics, deps.Logger = lm, log
+	agent, err := lifecycle.New(deps)
+	if err != nil {
+		return err
+	}
+	j := agent.Journal()
+	log.Info("kroll-agent starting", "phase", j.Phase, "release", targetOf(j), "boot_mode", c.bootMode, "coordinators", c.coordURLs)
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	if mgr != nil {
+		wg.Go(func() {
+			if err := mgr.Watch(ctx, log, mitigate.NewMetrics(reg)); err != nil && ctx.Err() == nil {
+				log.Warn("mitigation event watcher stopped", "err", err)
+			}
+		})
+	}
+	if c.metrics != "" {
+		ln, err := net.Listen("tcp", c.metrics)
+		if err != nil {
+			return fmt.Errorf("metrics.listen: %w", err)
+		}
+		srv := &http.Server{Handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), ReadHeaderTimeout: 5 * time.Second}
+		wg.Go(func() { _ = srv.Serve(ln) })
+		wg.Go(func() { <-ctx.Done(); _ = srv.Close() })
+	}
+	if _, err := daemon.SdNotify(false, daemon.SdNotifyReady); err != nil {
+		log.Warn("sd_notify READY", "err", err)
+	}
+	if iv, err := daemon.SdWatchdogEnabled(false); err == nil && iv > 0 {
+		wg.Go(func() { watchdog(ctx, iv/2) })
+	}
+	err = agent.Run(ctx)
+	_, _ = daemon.SdNotify(false, daemon.SdNotifyStopping)
+	log.Info("kroll-agent stopped", "phase", agent.Journal().Phase)
+	cancel()
+	return err
+}
+
+// watchdog pings systemd's watchdog every interval.
+func watchdog(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			_, _ = daemon.SdNotify(false, daemon.SdNotifyWatchdog)
+		}
+	}
+}
+
+func targetOf(j *journal.Journal) string {
+	if j.Target == nil {
+		return ""
+	}
+	return j.Target.ID
+}
+
+// build assembles the lifecycle's dependencies from c.
+func build(ctx context.Context, c *config, log *slog.Logger, mgr *mitigate.Manager) (lifecycle.Config, error) {
+	coord, err := newCoordinators(c)
+	if err != nil {
+		return lifecycle.Config{}, err
+	}
+	st, err := stage.New(stage.Config{Dir: c.stageDir, Trusted: c.releaseKeys, MaxRetries: c.maxRetries, Backoff: c.backoff,
+		MinFreeBytes: c.minFree, Modules: c.modules, MaxEntrySize: c.maxEntry, MaxTotalSize: c.maxTotal})
+	if err != nil {
+		return lifecycle.Config{}, err
+	}
+	js, err := journal.NewStore(c.stateDir)
+	if err != nil {
+		return lifecycle.Config{}, err
+	}
+	b, err := boot.New(boot.Config{Mode: c.bootMode, StripParams: c.strip, Logger: log})
+	if err != nil {
+		return lifecycle.Config{}, err
+	}
+	hc := health.Config{RequiredUnits: c.units, Commands: c.commands, SettleTimeout: c.settle}
+	var policies func(ctx context.Context) ([]wire.PolicyStatus, error)
+	if mgr != nil {
+		hc.Policies = inForce{mgr}
+		policies = func(ctx context.Context) ([]wire.PolicyStatus, error) {
+			sts, err := mgr.List(ctx)
+			return mitigate.WireStatus(sts), err
+		}
+	}
+	checker, err := health.New(hc)
+	if err != nil {
+		return lifecycle.Config{}, err
+	}
+	cfg := lifecycle.Config{
+		HostID: c.hostID, Datacenter: c.datacenter, KernelLine: c.kernelLine,
+		Coordinator: coord, Stager: st, Booter: b, Verifier: checker, Journal: js, Policies: policies,
+		BootDir: c.bootDir, Initrd: c.initrd, Drain: c.drain, MaxBoots: c.maxBoots,
+		RetryInterval: c.retry, HeartbeatInterval: c.heartbeat, RenewInterval: c.renew,
+		ResetFile: filepath.Join(c.stateDir, resetFileName),
+	}
+	if c.table > 0 {
+		routes, err := anycast.NewRoutes(anycast.Config{Table: c.table, Prefixes: c.prefixes})
+		if err != nil {
+			return lifecycle.Config{}, err
+		}
+		cfg.Routes = routes
+		prefixes := c.prefixes
+		if len(prefixes) == 0 {
+			rs, err := routes.List(ctx)
+			if err != nil {
+				return lifecycle.Config{}, err
+			}
+			prefixes = anycast.PrefixesOf(rs)
+		}
+		if len(prefixes) > 0 {
+			d, err := anycast.NewDrain(anycast.DrainConfig{Prefixes: prefixes})
+			if err != nil {
+				return lifecycle.Config{}, err
+			}
+			cfg.Drainer = d
+		} else {
+			log.Warn("anycast table has no routes and no prefixes are configured: no drain wait")
+		}
+	}
+	return cfg, nil
+}
+
+// inForce adapts the mitigation manager to health.PolicyLister.
+type inForce struct{ m *mitigate.Manager }
+
+// InForce returns the ids of policies enforcing or auditing.
+func (p inForce) InForce(ctx context.Context) (map[string]bool, error) {
+	sts, err := p.m.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]bool{}
+	for _, s := range sts {
+		if s.State == mitigate.StateEnforcing || s.State == mitigate.StateAuditing {
+			out[s.ID] = true
+		}
+	}
+	return out, nil
+}
+
+// coordinators is a lifecycle.Coordinator over several coordinator URLs:
+// a call that fails without an answer (network error, no leader) is tried
+// on the next URL; an answer (grant or refusal) is final.
+type coordinators struct {
+	mu      sync.Mutex
+	clients []*client.Client
+	cur     int
+}
+
+func newCoordinators(c *config) (*coordinators, error) {
+	tlsCfg, err := client.TLSConfig(c.caFile, c.certFile, c.keyFile)
+	if err != nil {
+		return nil, err
+	}
+	out := &coordinators{}
+	for _, u := range c.coordURLs {
+		cl, err := client.New(u, client.Options{Token: c.token, TLS: tlsCfg, Timeout: c.timeout})
+		if err != nil {
+			return nil, err
+		}
+		out.clients = append(out.clients, cl)
+	}
+	return out, nil
+}
+
+// try runs call on the current coordinator and fails over to the others.
+func try[T any](cs *coordinators, call func(*client.Client) (T, error)) (T, error) {
+	cs.mu.Lock()
+	start := cs.cur
+	cs.mu.Unlock()
+	var (
+		zero T
+		errs []error
+	)
+	for i := range cs.clients {
+		idx := (start + i) % len(cs.clients)
+		v, err := call(cs.clients[idx])
+		kind := client.ErrorKind(err)
+		if err == nil || (kind != "" && kind != wire.KindNoLeader && kind != wire.KindInternal) {
+			cs.mu.Lock()
+			cs.cur = idx
+			cs.mu.Unlock()
+			return v, err
+		}
+		errs = append(errs, fmt.Errorf("%s: %w", cs.clients[idx].BaseURL(), err))
+	}
+	return zero, errors.Join(errs...)
+}
+
+func (cs *coordinators) Heartbeat(ctx context.Context, hb wire.Heartbeat) (*wire.DesiredState, error) {
+	return try(cs, func(c *client.Client) (*wire.DesiredState, error) { return c.Heartbeat(ctx, hb) })
+}
+
+func (cs *coordinators) AcquireSlot(ctx context.Context, req wire.SlotRequest) (*wire.Slot, error) {
+	return try(cs, func(c *client.Client) (*wire.Slot, error) { return c.AcquireSlot(ctx, req) })
+}
+
+func (cs *coordinators) RenewSlot(ctx context.Context, req wire.SlotRequest) (*wire.Slot, error) {
+	return try(cs, func(c *client.Client) (*wire.Slot, error) { return c.RenewSlot(ctx, req) })
+}
+
+func (cs *coordinators) AgentRelease(ctx context.Context, req wire.SlotRequest) error {
+	_, err := try(cs, func(c *client.Client) (struct{}, error) { return struct{}{}, c.AgentRelease(ctx, req) })
+	return err
+}
+
+func (cs *coordinators) ReportHealth(ctx context.Context, rep wire.HealthReport) error {
+	_, err := try(cs, func(c *client.Client) (struct{}, error) { return struct{}{}, c.ReportHealth(ctx, rep) })
+	return err
+}

@@ -1,0 +1,356 @@
+package lifecycle
+
+import (
+	"context"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/kroll-dev/kroll/agent/health"
+	"github.com/kroll-dev/kroll/agent/journal"
+	"github.com/kroll-dev/kroll/coordinator/fsm"
+	"github.com/kroll-dev/kroll/pkg/wire"
+)
+
+// checkUpgraded asserts the end state of a successful upgrade.
+func (r *rig) checkUpgraded(t *testing.T) {
+	t.Helper()
+	if got := r.host.running(); got != newKernel {
+		t.Errorf("host runs %s, want %s", got, newKernel)
+	}
+	if len(r.host.reboots) != 1 || r.host.reboots[0] != "kexec:"+newKernel {
+		t.Errorf("boots %v, want exactly one kexec into %s", r.host.reboots, newKernel)
+	}
+	if g := r.coord.grants(); g != 1 {
+		t.Errorf("%d slots granted, want 1", g)
+	}
+	if n := r.coord.slotsHeld(); n != 0 {
+		t.Errorf("%d slots still held", n)
+	}
+	if rs := r.host.routeSet(); len(rs) != 2 {
+		t.Errorf("routes after the upgrade: %v, want both anycast routes back", rs)
+	}
+	st, err := journal.NewStore(r.state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, err := st.Load(time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j.Phase != wire.PhaseIdle || j.Done["6.1.192-kroll.1"] != "healthy" || j.Slot != nil || j.Withdrawn || j.Target != nil {
+		t.Errorf("journal at the end: %+v", j)
+	}
+	var h *fsm.Host
+	r.coord.view(func(s *fsm.State) { c := *s.Hosts["h1"]; h = &c })
+	if h.Unhealthy {
+		t.Errorf("coordinator thinks h1 is unhealthy")
+	}
+}
+
+func TestUpgradeHappyPath(t *testing.T) {
+	r := newRig(t)
+	procs := r.drive(0, wire.PhaseIdle)
+	if procs != 2 {
+		t.Errorf("%d agent processes, want 2 (one per boot)", procs)
+	}
+	r.checkUpgraded(t)
+	// Nothing more happens for a release already done.
+	a := r.agent(0)
+	for range 5 {
+		if _, err := a.Heartbeat(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := a.Step(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(r.host.reboots) != 1 || r.stager.calls != 1 {
+		t.Errorf("after completion: boots %v, stagings %d", r.host.reboots, r.stager.calls)
+	}
+}
+
+// TestCrashAfterEveryJournalWrite kills the agent right after each journal
+// write of a full upgrade in turn, restarts it, and checks it still ends
+// healthy on the new kernel with one boot, one slot and its routes back.
+func TestCrashAfterEveryJournalWrite(t *testing.T) {
+	clean := newRig(t)
+	clean.drive(0, wire.PhaseIdle)
+	total := clean.writes
+	if total < 10 {
+		t.Fatalf("a clean upgrade made only %d journal writes", total)
+	}
+	for n := 1; n <= total; n++ {
+		r := newRig(t)
+		r.drive(n, wire.PhaseIdle)
+		t.Run("", func(t *testing.T) {
+			r.checkUpgraded(t)
+			if t.Failed() {
+				t.Logf("crash after journal write %d of %d", n, total)
+			}
+		})
+	}
+}
+
+// TestCrashAfterEveryJournalWriteRollback does the same for an upgrade
+// whose new kernel is unhealthy: it must end failed on the old kernel after
+// exactly two boots (upgrade, rollback) under one slot, routes withdrawn.
+func TestCrashAfterEveryJournalWriteRollback(t *testing.T) {
+	unhealthy := func(r *rig) {
+		r.checks = []health.CommandCheck{{Name: "service", Command: []string{"grep", "-q", oldKernel, filepath.Join(r.host.proc, "sys/kernel/osrelease")}}}
+	}
+	clean := newRig(t)
+	unhealthy(clean)
+	clean.drive(0, wire.PhaseFailed)
+	total := clean.writes
+	for n := 1; n <= total; n++ {
+		r := newRig(t)
+		unhealthy(r)
+		r.drive(n, wire.PhaseFailed)
+		want := []string{"kexec:" + newKernel, "kexec:" + oldKernel}
+		if !slices.Equal(r.host.reboots, want) || r.host.running() != oldKernel || r.coord.grants() != 1 ||
+			r.coord.slotsHeld() != 0 || len(r.host.routeSet()) != 0 {
+			t.Errorf("crash after write %d of %d: boots %v running %s grants %d held %d routes %v", n, total,
+				r.host.reboots, r.host.running(), r.coord.grants(), r.coord.slotsHeld(), r.host.routeSet())
+		}
+	}
+}
+
+func TestStagingRetriesWithBackoff(t *testing.T) {
+	r := newRig(t)
+	r.stager.fail = 3
+	r.drive(0, wire.PhaseIdle)
+	if r.stager.calls != 4 {
+		t.Errorf("%d staging calls, want 4 (3 failures, then success)", r.stager.calls)
+	}
+	r.checkUpgraded(t)
+	a := r.agent(0)
+	if got := a.backoff(1); got != time.Millisecond {
+		t.Errorf("backoff(1) = %s", got)
+	}
+	if got := a.backoff(10); got != 5*time.Millisecond {
+		t.Errorf("backoff(10) = %s, want the 5ms cap", got)
+	}
+}
+
+func TestNoSlotNoReboot(t *testing.T) {
+	r := newRig(t)
+	// Another host holds the only slot of fra1.
+	if _, err := r.coord.Heartbeat(context.Background(), wire.Heartbeat{HostID: "h2", Datacenter: "fra1", KernelLine: "6.1"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.coord.AcquireSlot(context.Background(), wire.SlotRequest{HostID: "h2", Datacenter: "fra1"}); err != nil {
+		t.Fatal(err)
+	}
+	a := r.agent(0)
+	ctx := context.Background()
+	for range 20 {
+		if _, err := a.Heartbeat(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := a.Step(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	j := a.Journal()
+	if j.Phase != wire.PhaseWaitingSlot || len(r.host.reboots) != 0 || len(r.host.routeSet()) != 2 {
+		t.Fatalf("without a slot: phase %s, boots %v, routes %v", j.Phase, r.host.reboots, r.host.routeSet())
+	}
+}
+
+func TestSlotLostBeforeBoot(t *testing.T) {
+	r := newRig(t)
+	a := r.agent(0)
+	ctx := context.Background()
+	for a.Journal().Phase != wire.PhaseRebooting {
+		if _, err := a.Heartbeat(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := a.Step(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(r.host.routeSet()) != 0 {
+		t.Fatal("routes not withdrawn before the boot")
+	}
+	// An operator frees the slot (break-glass) while the host drains.
+	if res := r.coord.apply(fsm.TypeForceRelease, fsm.ForceRelease{Datacenter: "fra1", Host: "h1"}); res.Err != nil {
+		t.Fatal(res.Err)
+	}
+	if _, err := a.Step(ctx); err != nil {
+		t.Fatal(err)
+	}
+	j := a.Journal()
+	if len(r.host.reboots) != 0 {
+		t.Fatalf("booted without a valid slot: %v", r.host.reboots)
+	}
+	if j.Phase != wire.PhaseStaged || j.Slot != nil || len(r.host.routeSet()) != 2 {
+		t.Fatalf("after losing the slot: phase %s slot %+v routes %v", j.Phase, j.Slot, r.host.routeSet())
+	}
+}
+
+func TestUnhealthyRollsBackAndFails(t *testing.T) {
+	r := newRig(t)
+	// The service check fails on the new kernel only.
+	r.checks = []health.CommandCheck{{Name: "service", Command: []string{"grep", "-q", oldKernel, filepath.Join(r.host.proc, "sys/kernel/osrelease")}}}
+	r.drive(0, wire.PhaseFailed)
+	if got := r.host.running(); got != oldKernel {
+		t.Errorf("host runs %s after rollback, want %s", got, oldKernel)
+	}
+	want := []string{"kexec:" + newKernel, "kexec:" + oldKernel}
+	if !slices.Equal(r.host.reboots, want) {
+		t.Errorf("boots %v, want %v", r.host.reboots, want)
+	}
+	if n := r.coord.slotsHeld(); n != 0 {
+		t.Errorf("%d slots held after the failure", n)
+	}
+	if rs := r.host.routeSet(); len(rs) != 0 {
+		t.Errorf("a failed host announces %v; it must stay out of service", rs)
+	}
+	var h fsm.Host
+	var failures int
+	r.coord.view(func(s *fsm.State) { h = *s.Hosts["h1"]; failures = s.Datacenters["fra1"].Policy.Failures })
+	if !h.Unhealthy || failures == 0 {
+		t.Errorf("coordinator: unhealthy=%v failures=%d", h.Unhealthy, failures)
+	}
+	a := r.agent(0)
+	j := a.Journal()
+	if j.Phase != wire.PhaseFailed || j.Done["6.1.192-kroll.1"] == "" {
+		t.Fatalf("journal: %+v", j)
+	}
+	// The failed agent never retries by itself ...
+	for range 5 {
+		if _, err := a.Heartbeat(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := a.Step(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(r.host.reboots) != 2 {
+		t.Fatalf("failed agent booted again: %v", r.host.reboots)
+	}
+}
+
+func TestOperatorReset(t *testing.T) {
+	r := newRig(t)
+	r.checks = []health.CommandCheck{{Name: "service", Command: []string{"grep", "-q", oldKernel, filepath.Join(r.host.proc, "sys/kernel/osrelease")}}}
+	r.drive(0, wire.PhaseFailed)
+	st, _ := journal.NewStore(r.state)
+	checker, _ := health.New(health.Config{ProcDir: r.host.proc})
+	reset := filepath.Join(r.state, "reset")
+	a, err := New(Config{HostID: "h1", Datacenter: "fra1", KernelLine: "6.1", Coordinator: r.coord, Stager: r.stager,
+		Routes: fakeRoutes{r.host}, Booter: r.booter, Verifier: checker, Journal: st, ProcDir: r.host.proc, BootDir: r.host.boot, ResetFile: reset})
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, reset, "")
+	if _, err := a.Step(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if j := a.Journal(); j.Phase != wire.PhaseIdle || len(r.host.routeSet()) != 2 {
+		t.Fatalf("after reset: phase %s routes %v", j.Phase, r.host.routeSet())
+	}
+}
+
+func TestKexecUnavailableFallsBackToReboot(t *testing.T) {
+	r := newRig(t)
+	r.booter.kexecUnavailable = true
+	r.drive(0, wire.PhaseIdle)
+	if !slices.Equal(r.host.reboots, []string{"reboot:" + newKernel}) {
+		t.Fatalf("boots %v, want one full reboot", r.host.reboots)
+	}
+}
+
+func TestKexecBootsWrongKernelThenReboot(t *testing.T) {
+	r := newRig(t)
+	r.host.kexecBroken = true
+	r.drive(0, wire.PhaseIdle)
+	want := []string{"kexec:" + newKernel, "reboot:" + newKernel}
+	if !slices.Equal(r.host.reboots, want) || r.host.running() != newKernel {
+		t.Fatalf("boots %v running %s, want %v", r.host.reboots, r.host.running(), want)
+	}
+}
+
+func TestDryRunNeverBoots(t *testing.T) {
+	r := newRig(t)
+	r.booter.dryRun = true
+	r.drive(0, wire.PhaseIdle)
+	if len(r.host.reboots) != 0 || r.host.running() != oldKernel {
+		t.Fatalf("dry-run booted: %v", r.host.reboots)
+	}
+	st, _ := journal.NewStore(r.state)
+	j, _ := st.Load(time.Now())
+	if j.Done["6.1.192-kroll.1"] != "dry-run" || len(r.host.routeSet()) != 2 || r.coord.slotsHeld() != 0 {
+		t.Fatalf("dry-run end: done %v routes %v slots %d", j.Done, r.host.routeSet(), r.coord.slotsHeld())
+	}
+}
+
+func TestRefusals(t *testing.T) {
+	for _, tc := range []struct {
+		name, running, upstream, line, want string
+	}{
+		{"already current", newKernel, newUpstream, "6.1", "current"},
+		{"downgrade", "6.1.0-60-amd64", "6.1.200", "6.1", "refused: downgrade from 6.1.0-60-amd64 to 6.1.192"},
+		{"other line", oldKernel, oldUpstream, "6.12", "refused: release line 6.1, host line 6.12"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t)
+			r.host.run(tc.running, tc.upstream)
+			st, _ := journal.NewStore(r.state)
+			checker, _ := health.New(health.Config{ProcDir: r.host.proc})
+			a, err := New(Config{HostID: "h1", Datacenter: "fra1", KernelLine: tc.line, Coordinator: r.coord, Stager: r.stager,
+				Booter: r.booter, Verifier: checker, Journal: st, ProcDir: r.host.proc, BootDir: r.host.boot})
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The host reports its own line; give it the release anyway.
+			a.SetDesired(&wire.DesiredState{Release: signedTestRelease(t)})
+			if _, err := a.Step(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			j := a.Journal()
+			if j.Phase != wire.PhaseIdle || j.Done["6.1.192-kroll.1"] != tc.want || r.stager.calls != 0 {
+				t.Fatalf("phase %s done %q stagings %d; want idle, %q, 0", j.Phase, j.Done["6.1.192-kroll.1"], r.stager.calls, tc.want)
+			}
+		})
+	}
+}
+
+func TestTargetWithdrawnWhileWaiting(t *testing.T) {
+	r := newRig(t)
+	a := r.agent(0)
+	ctx := context.Background()
+	// Keep the slot busy so the agent waits.
+	r.coord.Heartbeat(ctx, wire.Heartbeat{HostID: "h2", Datacenter: "fra1", KernelLine: "6.1"})
+	r.coord.AcquireSlot(ctx, wire.SlotRequest{HostID: "h2", Datacenter: "fra1"})
+	for a.Journal().Phase != wire.PhaseWaitingSlot {
+		a.Heartbeat(ctx)
+		if _, err := a.Step(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	empty := ""
+	r.coord.apply(fsm.TypeSetDatacenter, fsm.SetDatacenter{Name: "fra1", Update: wire.DatacenterUpdate{TargetRelease: &empty}})
+	a.Heartbeat(ctx)
+	if _, err := a.Step(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if j := a.Journal(); j.Phase != wire.PhaseIdle || j.Target != nil {
+		t.Fatalf("after the target was cleared: %+v", j)
+	}
+}
+
+func TestJournalRejectsUnknownSchema(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, journal.FileName), `{"schema":99,"phase":"idle"}`)
+	st, _ := journal.NewStore(dir)
+	if _, err := st.Load(time.Now()); err == nil {
+		t.Fatal("schema 99 accepted")
+	}
+	writeFile(t, filepath.Join(dir, journal.FileName), `{"schema":1,"phase":"idle","surprise":1}`)
+	if _, err := st.Load(time.Now()); err == nil {
+		t.Fatal("unknown field accepted")
+	}
+}

@@ -1,0 +1,414 @@
+// Package e2e holds cross-component end-to-end scenarios: a real
+// coordinator and artifact server on the host, real agents in qemu VMs.
+package e2e
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kroll-dev/kroll/coordinator/api"
+	"github.com/kroll-dev/kroll/coordinator/fsm"
+	"github.com/kroll-dev/kroll/coordinator/store"
+	"github.com/kroll-dev/kroll/internal/testpki"
+	"github.com/kroll-dev/kroll/pkg/client"
+	"github.com/kroll-dev/kroll/pkg/release"
+	"github.com/kroll-dev/kroll/pkg/signing"
+	"github.com/kroll-dev/kroll/pkg/wire"
+	"github.com/kroll-dev/kroll/test/vm"
+	"github.com/kroll-dev/kroll/test/vm/guest"
+)
+
+const (
+	releaseID = "kroll-e2e.1"
+	hostID    = "vm1"
+	dc        = "fra1"
+	opToken   = "operator-secret-token"
+)
+
+// coordinator is a single-node coordinator served over TLS on loopback.
+type coordinator struct {
+	url    string // as the host reaches it
+	port   string
+	client *client.Client
+	store  *store.Store
+}
+
+func startCoordinator(t *testing.T, ca *testpki.CA, releaseKey ed25519.PublicKey) *coordinator {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	raftLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	raftAddr := raftLn.Addr().String()
+	raftLn.Close()
+	st, err := store.Open(store.Config{
+		NodeID: "c1", DataDir: t.TempDir(), RaftAddr: raftAddr, HTTPAddr: ln.Addr().String(),
+		Peers: map[string]string{"c1": raftAddr},
+		// The guest kexecs: a lease outlives a boot, a deadline far more.
+		Timing:       fsm.Timing{Lease: 2 * time.Minute, RebootDeadline: 10 * time.Minute, AliveWithin: time.Minute},
+		TickInterval: time.Second, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	deadline := time.Now().Add(15 * time.Second)
+	for !st.IsLeader() {
+		if time.Now().After(deadline) {
+			t.Fatal("single-node coordinator did not become leader")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	tok, err := api.NewToken("ops", api.RoleAdmin, api.HashToken(opToken))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := api.New(api.Config{Store: st, Auth: &api.Auth{Tokens: []api.Token{tok}, AgentCertificates: true},
+		HeartbeatInterval: 2 * time.Second, ReleaseKeys: []ed25519.PublicKey{releaseKey},
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	// The guest reaches the host's loopback as 10.0.2.2.
+	srvCert := ca.IssueIPs(t, "coordinator", []string{"127.0.0.1", vm.HostAddr})
+	tlsCfg := &tls.Config{Certificates: []tls.Certificate{srvCert}, ClientCAs: ca.Pool, ClientAuth: tls.VerifyClientCertIfGiven, MinVersion: tls.VersionTLS12}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	go srv.Serve(tls.NewListener(ln, tlsCfg))
+	t.Cleanup(func() { srv.Close() })
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	c := &coordinator{url: "https://" + ln.Addr().String(), port: port, store: st}
+	c.client, err = client.New(c.url, client.Options{Token: opToken, TLS: &tls.Config{RootCAs: ca.Pool, MinVersion: tls.VersionTLS12}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// serveFile serves one file on loopback and returns the URL path prefix
+// port.
+func serveFile(t *testing.T, path string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /"+filepath.Base(path), func(w http.ResponseWriter, r *http.Request) { http.ServeFile(w, r, path) })
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	return port
+}
+
+// signedManifest describes the Debian package deb of kernel k, downloadable
+// by the guest from the artifact server on port.
+func signedManifest(t *testing.T, priv ed25519.PrivateKey, k *vm.Kernel, port string) wire.ReleaseAddRequest {
+	t.Helper()
+	f, err := os.Open(k.Deb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	upstream := strings.SplitN(k.PackageVersion, "-", 2)[0]
+	m := release.Manifest{
+		ID: releaseID, Line: "6.1", KernelVersion: k.Release, UpstreamVersion: upstream, Kind: release.KindDeb,
+		Artifacts: []release.Artifact{{Name: filepath.Base(k.Deb), URL: "http://" + vm.HostAddr + ":" + port + "/" + filepath.Base(k.Deb),
+			Size: n, SHA256: hex.EncodeToString(h.Sum(nil))}},
+		Created: time.Now().UTC().Truncate(time.Second),
+	}
+	canon, err := m.Canonical()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig, err := release.SignManifest(priv, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return wire.ReleaseAddRequest{Manifest: canon, Signature: sig.Marshal()}
+}
+
+// guestScript runs in every boot: it announces the anycast prefix the way
+// the host's network configuration would (a dummy interface and a route in
+// the BGP-exported table 100), runs the agent, and waits until the agent
+// has finished with the release (or the VM is kexeced under it).
+const guestScript = `
+ip link add anycast0 type dummy || fail anycast0
+ip link set anycast0 up
+ip addr add 192.0.2.1/32 dev anycast0
+ip route add 192.0.2.0/24 dev anycast0 table 100 || fail route
+report() { echo; echo "` + guest.Marker + `$1 \"$2\""; }
+report boot "$(uname -r)"
+report routes_at_boot "$(ip route show table 100 | tr '\n' ';')"
+/kroll/kroll-agent run --config /kroll/agent.toml >/dev/console 2>&1 &
+agent=$!
+i=0
+while [ $i -lt 900 ]; do
+	case "$(/kroll/kroll-agent status --config /kroll/agent.toml --json 2>/dev/null)" in
+	*'"` + releaseID + `": "'*) break;;
+	esac
+	sleep 1
+	i=$((i+1))
+done
+kill -TERM $agent
+wait $agent
+report final_kernel "$(uname -r)"
+report final_routes "$(ip route show table 100 | tr '\n' ';')"
+/kroll/kroll-agent status --config /kroll/agent.toml
+`
+
+// scenario is one end-to-end run.
+type scenario struct {
+	name string
+	// healthCommand is a [[health.commands]] entry, "" for none.
+	healthCommand string
+}
+
+type outcome struct {
+	res     *vm.Result
+	coord   *coordinator
+	old     *vm.Kernel
+	new     *vm.Kernel
+	elapsed time.Duration
+}
+
+func runScenario(t *testing.T, sc scenario) outcome {
+	old := vm.TestOldestKernel(t, vm.Line61)
+	newK := vm.TestKernel(t, vm.Line61)
+	if old.Release == newK.Release {
+		t.Fatalf("need two 6.1 kernels, the archive offers only %s", old.Release)
+	}
+	agentBin := vm.TestProgram(t, "github.com/kroll-dev/kroll/agent/cmd/kroll-agent")
+
+	dir := t.TempDir()
+	ca := testpki.NewCA(t)
+	priv := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{42}, ed25519.SeedSize))
+	pubPEM, err := signing.MarshalPublicKey(priv.Public().(ed25519.PublicKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(dir, "release.pub"), pubPEM)
+	certFile, keyFile, caFile := ca.WriteFiles(t, dir, ca.Issue(t, "agent", hostID))
+
+	coord := startCoordinator(t, ca, priv.Public().(ed25519.PublicKey))
+	ctx := t.Context()
+	one := 1
+	if _, err := coord.client.SetDatacenter(ctx, dc, wire.DatacenterUpdate{SlotLimit: &one}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := coord.client.AddRelease(ctx, signedManifest(t, priv, newK, serveFile(t, newK.Deb))); err != nil {
+		t.Fatal(err)
+	}
+	target := releaseID
+	if _, err := coord.client.SetDatacenter(ctx, dc, wire.DatacenterUpdate{TargetRelease: &target}); err != nil {
+		t.Fatal(err)
+	}
+
+	cfg := fmt.Sprintf(`host_id = %q
+datacenter = %q
+kernel_line = "6.1"
+state_dir = "/data/kroll"
+[coordinator]
+urls = ["https://%s:%s"]
+ca_file = "/kroll/pki/ca.pem"
+cert_file = "/kroll/pki/cert.pem"
+key_file = "/kroll/pki/key.pem"
+[trust]
+release_keys = ["/kroll/release.pub"]
+[anycast]
+table = 100
+[drain]
+deadline = "5s"
+poll = "500ms"
+[boot]
+mode = "kexec"
+boot_dir = "/data/boot"
+[timing]
+retry_interval = "2s"
+heartbeat_interval = "2s"
+renew_interval = "10s"
+%s`, hostID, dc, vm.HostAddr, coord.port, sc.healthCommand)
+	writeFile(t, filepath.Join(dir, "agent.toml"), []byte(cfg))
+
+	var console bytes.Buffer
+	start := time.Now()
+	res, err := vm.Run(ctx, vm.Config{
+		Kernel: old, Extra: []*vm.Kernel{newK},
+		Script: guestScript, Modules: []string{"dummy", "tcp_diag"}, Network: true,
+		Files: map[string]string{
+			"kroll/kroll-agent": agentBin, "kroll/agent.toml": filepath.Join(dir, "agent.toml"),
+			"kroll/release.pub": filepath.Join(dir, "release.pub"),
+			"kroll/pki/ca.pem":  caFile, "kroll/pki/cert.pem": certFile, "kroll/pki/key.pem": keyFile,
+		},
+		DiskMB: 384, MemoryMB: 1024, Timeout: 12 * time.Minute, Console: &console,
+	})
+	elapsed := time.Since(start)
+	if err != nil {
+		t.Fatalf("%v\nconsole:\n%s", err, tail(console.String(), 120))
+	}
+	if res.ExitCode != 0 {
+		t.Fatalf("guest script exited %d; console:\n%s", res.ExitCode, tail(console.String(), 120))
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("console:\n%s", tail(console.String(), 200))
+		}
+	})
+	return outcome{res: res, coord: coord, old: old, new: newK, elapsed: elapsed}
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(s, "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+func writeFile(t *testing.T, path string, data []byte) {
+	t.Helper()
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// reports returns every value of a string report, in console order.
+func reports(res *vm.Result, key string) []string {
+	var out []string
+	for _, r := range res.Reports {
+		if r.Key == key {
+			var s string
+			if json.Unmarshal(r.Value, &s) == nil {
+				out = append(out, s)
+			}
+		}
+	}
+	return out
+}
+
+// phaseLine matches the agent's phase log line (text format: the serial
+// console is a terminal).
+var phaseLine = regexp.MustCompile(`time=(\S+) level=INFO msg=phase .*from=(\S+) to=(\S+)`)
+
+// phaseTimes extracts the agent's phase transitions from its log on the
+// console and returns how long each phase lasted, in order.
+func phaseTimes(console []string) []string {
+	type tr struct {
+		Time     time.Time
+		From, To string
+	}
+	var trs []tr
+	for _, l := range console {
+		m := phaseLine.FindStringSubmatch(l)
+		if m == nil {
+			continue
+		}
+		ts, err := time.Parse(time.RFC3339Nano, m[1])
+		if err == nil {
+			trs = append(trs, tr{ts, m[2], m[3]})
+		}
+	}
+	var out []string
+	for i := 1; i < len(trs); i++ {
+		out = append(out, fmt.Sprintf("%s %s", trs[i-1].To, trs[i].Time.Sub(trs[i-1].Time).Round(100*time.Millisecond)))
+	}
+	return out
+}
+
+// TestAgentKexecUpgrade: an agent in a VM on the oldest 6.1 kernel gets a
+// signed release of the newest 6.1 kernel (the real Debian .deb) from a
+// coordinator on the host, stages it, takes the slot, withdraws its anycast
+// route, kexecs, verifies the new kernel and reports healthy; the
+// coordinator then shows the host on the new kernel with no slot held.
+func TestAgentKexecUpgrade(t *testing.T) {
+	o := runScenario(t, scenario{name: "upgrade"})
+	boots := reports(o.res, "boot")
+	t.Logf("uname -r before: %s, after: %s (boots: %v, %d in %s)", o.old.Release, strings.Join(reports(o.res, "final_kernel"), ""), boots, o.res.Boots, o.elapsed.Round(time.Second))
+	t.Logf("time per phase (agent log): %s", strings.Join(phaseTimes(o.res.Console), ", "))
+	if len(boots) != 2 || boots[0] != o.old.Release || boots[1] != o.new.Release || o.res.Boots != 2 {
+		t.Fatalf("boots %v (%d), want [%s %s]", boots, o.res.Boots, o.old.Release, o.new.Release)
+	}
+	if k := reports(o.res, "final_kernel"); len(k) != 1 || k[0] != o.new.Release {
+		t.Fatalf("final kernel %v", k)
+	}
+	// The route announced at boot is withdrawn until health, then restored.
+	if r := reports(o.res, "final_routes"); len(r) != 1 || !strings.Contains(r[0], "192.0.2.0/24 dev anycast0") {
+		t.Fatalf("routes after the upgrade: %v", r)
+	}
+	h, err := o.coord.client.Host(t.Context(), hostID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.Kernel != o.new.Release || h.Slot != nil || h.Unhealthy {
+		t.Fatalf("coordinator's view of %s: kernel %s slot %+v unhealthy %v", hostID, h.Kernel, h.Slot, h.Unhealthy)
+	}
+	checkEvents(t, o.coord, "slot_granted", "host_healthy", "slot_released")
+}
+
+// TestAgentRollback: the new kernel boots but a health check fails on it;
+// the agent reports unhealthy, kexecs back into the previous kernel, and
+// ends failed with its anycast route withdrawn and the slot released.
+func TestAgentRollback(t *testing.T) {
+	o := runScenario(t, scenario{name: "rollback", healthCommand: `
+[[health.commands]]
+name = "service"
+command = ["/bin/sh", "-c", "test \"$(uname -r)\" != \"$(ls /data/kroll/releases/` + releaseID + `/root/boot | sed -n 's/^vmlinuz-//p')\""]
+timeout = "10s"
+`})
+	boots := reports(o.res, "boot")
+	t.Logf("boots: %v; time per phase: %s", boots, strings.Join(phaseTimes(o.res.Console), ", "))
+	if len(boots) != 3 || boots[0] != o.old.Release || boots[1] != o.new.Release || boots[2] != o.old.Release {
+		t.Fatalf("boots %v, want old → new → old", boots)
+	}
+	if r := reports(o.res, "final_routes"); len(r) != 1 || strings.Contains(r[0], "192.0.2.0/24") {
+		t.Fatalf("a failed host announces its anycast route: %v", r)
+	}
+	h, err := o.coord.client.Host(t.Context(), hostID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.Kernel != o.old.Release || h.Slot != nil || !h.Unhealthy || h.Phase != wire.PhaseFailed {
+		t.Fatalf("coordinator's view: kernel %s slot %+v unhealthy %v phase %s", h.Kernel, h.Slot, h.Unhealthy, h.Phase)
+	}
+	checkEvents(t, o.coord, "slot_granted", "host_unhealthy", "slot_released")
+}
+
+func checkEvents(t *testing.T, c *coordinator, types ...string) {
+	t.Helper()
+	evs, err := c.client.Events(t.Context(), 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	var all []string
+	for _, e := range evs {
+		seen[e.Type] = true
+		all = append(all, e.Type+": "+e.Message)
+	}
+	for _, typ := range types {
+		if !seen[typ] {
+			t.Errorf("no %s event; events:\n%s", typ, strings.Join(all, "\n"))
+		}
+	}
+}
