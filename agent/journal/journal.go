@@ -55,6 +55,9 @@ type Journal struct {
 	// Previous is the kernel the host ran before the upgrade: the
 	// rollback target.
 	Previous *Kernel `json:"previous,omitempty"`
+	// Policies are the mitigation policies in force before the boot; they
+	// must be in force again after it (unless the new kernel retired them).
+	Policies []string `json:"policies,omitempty"`
 	// Boots are the boots attempted for Target, oldest first.
 	Boots []Boot `json:"boots,omitempty"`
 	// Rollback is set once the agent decided to return to Previous.

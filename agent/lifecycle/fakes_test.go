@@ -58,6 +58,34 @@ type fakeHost struct {
 	badAfter map[string]bool // releases whose health check command fails
 	// kexecBroken makes a kexec boot come back on the old kernel.
 	kexecBroken bool
+	// policies are the mitigations' states (enforcing, retired, ...); a
+	// boot sets them to afterBoot (nil: unchanged).
+	policies, afterBoot map[string]string
+}
+
+// policyStatus is the Config.Policies of a fakeHost.
+func (h *fakeHost) policyStatus(context.Context) ([]wire.PolicyStatus, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []wire.PolicyStatus
+	for id, st := range h.policies {
+		out = append(out, wire.PolicyStatus{ID: id, Version: 1, State: st})
+	}
+	return out, nil
+}
+
+// policyLister is the health.PolicyLister of a fakeHost.
+type policyLister struct{ h *fakeHost }
+
+func (p policyLister) InForce(ctx context.Context) (map[string]bool, error) {
+	ps, _ := p.h.policyStatus(ctx)
+	out := map[string]bool{}
+	for _, s := range ps {
+		if s.State == "enforcing" || s.State == "auditing" {
+			out[s.ID] = true
+		}
+	}
+	return out, nil
 }
 
 func newFakeHost(t testing.TB) *fakeHost {
@@ -189,6 +217,9 @@ func (b *fakeBooter) Boot(_ context.Context, m boot.Method, img boot.Image) (boo
 		b.h.run(b.h.running(), oldUpstream)
 	} else {
 		b.h.run(k[0], k[1])
+	}
+	if b.h.afterBoot != nil {
+		b.h.policies = b.h.afterBoot
 	}
 	// Boot-time network configuration announces the anycast routes again.
 	for _, p := range []string{"192.0.2.0/24", "198.51.100.0/24"} {
@@ -402,11 +433,12 @@ func (r *rig) agent(crashAt int) *Agent {
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	checker, err := health.New(health.Config{ProcDir: r.host.proc, Commands: r.checks})
+	checker, err := health.New(health.Config{ProcDir: r.host.proc, Commands: r.checks, Policies: policyLister{r.host}})
 	if err != nil {
 		r.t.Fatal(err)
 	}
 	a, err := New(Config{
+		Policies: r.host.policyStatus,
 		HostID: "h1", Datacenter: "fra1", KernelLine: "6.1",
 		Coordinator: r.coord, Stager: r.stager, Routes: fakeRoutes{r.host}, Booter: r.booter, Verifier: checker,
 		Journal: crashingStore{Store: st, writes: &r.writes, crashAt: crashAt},

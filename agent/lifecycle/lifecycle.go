@@ -557,9 +557,14 @@ func (a *Agent) stepDraining(ctx context.Context, j *journal.Journal) (time.Dura
 	if err != nil {
 		return a.cfg.RetryInterval, err
 	}
+	inForce, err := a.policiesInForce(ctx)
+	if err != nil {
+		return a.cfg.RetryInterval, err
+	}
 	return 0, a.save(func(n *journal.Journal) {
 		if n.Previous == nil {
 			n.Previous = prev
+			n.Policies = inForce
 		}
 		n.Phase = wire.PhaseRebooting
 	})
@@ -722,13 +727,14 @@ func (a *Agent) bootImage(j *journal.Journal) (boot.Image, string, error) {
 	return img, j.Staged.KernelRelease, nil
 }
 
-func (a *Agent) expectedPolicies(ctx context.Context) []string {
+// policiesInForce lists the ids of the policies enforcing or auditing.
+func (a *Agent) policiesInForce(ctx context.Context) ([]string, error) {
 	if a.cfg.Policies == nil {
-		return nil
+		return nil, nil
 	}
 	ps, err := a.cfg.Policies(ctx)
 	if err != nil {
-		return nil
+		return nil, fmt.Errorf("lifecycle: list mitigations: %w", err)
 	}
 	var ids []string
 	for _, p := range ps {
@@ -736,7 +742,33 @@ func (a *Agent) expectedPolicies(ctx context.Context) []string {
 			ids = append(ids, p.ID)
 		}
 	}
-	return ids
+	return ids, nil
+}
+
+// expectedPolicies are the policies in force before the boot that the
+// running kernel has not retired (a kernel containing the fix retires its
+// stopgap).
+func (a *Agent) expectedPolicies(ctx context.Context, before []string) []string {
+	if a.cfg.Policies == nil || len(before) == 0 {
+		return before
+	}
+	ps, err := a.cfg.Policies(ctx)
+	if err != nil {
+		return before // the check itself reports the failure
+	}
+	retired := map[string]bool{}
+	for _, p := range ps {
+		if p.State == "retired" {
+			retired[p.ID] = true
+		}
+	}
+	var out []string
+	for _, id := range before {
+		if !retired[id] {
+			out = append(out, id)
+		}
+	}
+	return out
 }
 
 func (a *Agent) stepVerifying(ctx context.Context, j *journal.Journal) (time.Duration, error) {
@@ -760,10 +792,8 @@ func (a *Agent) stepVerifying(ctx context.Context, j *journal.Journal) (time.Dur
 		}
 		want = health.Expect{KernelRelease: rel}
 	}
-	if j.Previous != nil {
-		// Policies that were in force before must be again.
-		want.Policies = a.expectedPolicies(ctx)
-	}
+	// Policies that were in force before must be again.
+	want.Policies = a.expectedPolicies(ctx, j.Policies)
 	res, err := a.cfg.Verifier.Check(ctx, want)
 	if err != nil {
 		return a.cfg.RetryInterval, fmt.Errorf("lifecycle: health check: %w", err)
@@ -901,7 +931,7 @@ func (a *Agent) finish(n *journal.Journal, outcome string) {
 	if n.Target != nil {
 		n.Done[n.Target.ID] = outcome
 	}
-	n.Target, n.Staged, n.Boots, n.Previous = nil, nil, nil, nil
+	n.Target, n.Staged, n.Boots, n.Previous, n.Policies = nil, nil, nil, nil, nil
 	n.Rollback, n.KexecFailed, n.Error = false, false, ""
 	n.Phase = wire.PhaseIdle
 }

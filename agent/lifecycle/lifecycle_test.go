@@ -354,3 +354,28 @@ func TestJournalRejectsUnknownSchema(t *testing.T) {
 		t.Fatal("unknown field accepted")
 	}
 }
+
+func TestPoliciesAfterBoot(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		afterBoot map[string]string
+		end       string
+	}{
+		{"restored", map[string]string{"copy-fail": "enforcing"}, wire.PhaseIdle},
+		{"retired by the new kernel", map[string]string{"copy-fail": "retired"}, wire.PhaseIdle},
+		{"lost", map[string]string{"copy-fail": "unavailable"}, wire.PhaseFailed},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t)
+			r.host.policies = map[string]string{"copy-fail": "enforcing"}
+			r.host.afterBoot = tc.afterBoot
+			r.drive(0, tc.end)
+			if tc.end == wire.PhaseFailed && r.host.running() != oldKernel {
+				t.Errorf("a kernel without its mitigation was kept: running %s", r.host.running())
+			}
+			if tc.end == wire.PhaseIdle && r.host.running() != newKernel {
+				t.Errorf("running %s", r.host.running())
+			}
+		})
+	}
+}

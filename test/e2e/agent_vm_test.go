@@ -6,12 +6,10 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"crypto/sha256"
-	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -21,11 +19,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kroll-dev/kroll/coordinator/api"
-	"github.com/kroll-dev/kroll/coordinator/fsm"
-	"github.com/kroll-dev/kroll/coordinator/store"
+	"github.com/kroll-dev/kroll/internal/testcoord"
 	"github.com/kroll-dev/kroll/internal/testpki"
-	"github.com/kroll-dev/kroll/pkg/client"
 	"github.com/kroll-dev/kroll/pkg/release"
 	"github.com/kroll-dev/kroll/pkg/signing"
 	"github.com/kroll-dev/kroll/pkg/wire"
@@ -37,68 +32,7 @@ const (
 	releaseID = "kroll-e2e.1"
 	hostID    = "vm1"
 	dc        = "fra1"
-	opToken   = "operator-secret-token"
 )
-
-// coordinator is a single-node coordinator served over TLS on loopback.
-type coordinator struct {
-	url    string // as the host reaches it
-	port   string
-	client *client.Client
-	store  *store.Store
-}
-
-func startCoordinator(t *testing.T, ca *testpki.CA, releaseKey ed25519.PublicKey) *coordinator {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	raftLn, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	raftAddr := raftLn.Addr().String()
-	raftLn.Close()
-	st, err := store.Open(store.Config{
-		NodeID: "c1", DataDir: t.TempDir(), RaftAddr: raftAddr, HTTPAddr: ln.Addr().String(),
-		Peers: map[string]string{"c1": raftAddr},
-		// The guest kexecs: a lease outlives a boot, a deadline far more.
-		Timing:       fsm.Timing{Lease: 2 * time.Minute, RebootDeadline: 10 * time.Minute, AliveWithin: time.Minute},
-		TickInterval: time.Second, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	deadline := time.Now().Add(15 * time.Second)
-	for !st.IsLeader() {
-		if time.Now().After(deadline) {
-			t.Fatal("single-node coordinator did not become leader")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	tok, err := api.NewToken("ops", api.RoleAdmin, api.HashToken(opToken))
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := api.New(api.Config{Store: st, Auth: &api.Auth{Tokens: []api.Token{tok}, AgentCertificates: true},
-		HeartbeatInterval: 2 * time.Second, ReleaseKeys: []ed25519.PublicKey{releaseKey},
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	// The guest reaches the host's loopback as 10.0.2.2.
-	srvCert := ca.IssueIPs(t, "coordinator", []string{"127.0.0.1", vm.HostAddr})
-	tlsCfg := &tls.Config{Certificates: []tls.Certificate{srvCert}, ClientCAs: ca.Pool, ClientAuth: tls.VerifyClientCertIfGiven, MinVersion: tls.VersionTLS12}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
-	go srv.Serve(tls.NewListener(ln, tlsCfg))
-	t.Cleanup(func() { srv.Close() })
-	_, port, _ := net.SplitHostPort(ln.Addr().String())
-	c := &coordinator{url: "https://" + ln.Addr().String(), port: port, store: st}
-	c.client, err = client.New(c.url, client.Options{Token: opToken, TLS: &tls.Config{RootCAs: ca.Pool, MinVersion: tls.VersionTLS12}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
 
 // serveFile serves one file on loopback and returns the URL path prefix
 // port.
@@ -187,7 +121,7 @@ type scenario struct {
 
 type outcome struct {
 	res     *vm.Result
-	coord   *coordinator
+	coord   *testcoord.Coordinator
 	old     *vm.Kernel
 	new     *vm.Kernel
 	elapsed time.Duration
@@ -211,17 +145,18 @@ func runScenario(t *testing.T, sc scenario) outcome {
 	writeFile(t, filepath.Join(dir, "release.pub"), pubPEM)
 	certFile, keyFile, caFile := ca.WriteFiles(t, dir, ca.Issue(t, "agent", hostID))
 
-	coord := startCoordinator(t, ca, priv.Public().(ed25519.PublicKey))
+	// The guest reaches the host's loopback as 10.0.2.2.
+	coord := testcoord.Start(t, testcoord.Options{CA: ca, IPs: []string{vm.HostAddr}, ReleaseKeys: []ed25519.PublicKey{priv.Public().(ed25519.PublicKey)}})
 	ctx := t.Context()
 	one := 1
-	if _, err := coord.client.SetDatacenter(ctx, dc, wire.DatacenterUpdate{SlotLimit: &one}); err != nil {
+	if _, err := coord.Client.SetDatacenter(ctx, dc, wire.DatacenterUpdate{SlotLimit: &one}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := coord.client.AddRelease(ctx, signedManifest(t, priv, newK, serveFile(t, newK.Deb))); err != nil {
+	if _, err := coord.Client.AddRelease(ctx, signedManifest(t, priv, newK, serveFile(t, newK.Deb))); err != nil {
 		t.Fatal(err)
 	}
 	target := releaseID
-	if _, err := coord.client.SetDatacenter(ctx, dc, wire.DatacenterUpdate{TargetRelease: &target}); err != nil {
+	if _, err := coord.Client.SetDatacenter(ctx, dc, wire.DatacenterUpdate{TargetRelease: &target}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -248,7 +183,7 @@ boot_dir = "/data/boot"
 retry_interval = "2s"
 heartbeat_interval = "2s"
 renew_interval = "10s"
-%s`, hostID, dc, vm.HostAddr, coord.port, sc.healthCommand)
+%s`, hostID, dc, vm.HostAddr, coord.Port, sc.healthCommand)
 	writeFile(t, filepath.Join(dir, "agent.toml"), []byte(cfg))
 
 	var console bytes.Buffer
@@ -356,7 +291,7 @@ func TestAgentKexecUpgrade(t *testing.T) {
 	if r := reports(o.res, "final_routes"); len(r) != 1 || !strings.Contains(r[0], "192.0.2.0/24 dev anycast0") {
 		t.Fatalf("routes after the upgrade: %v", r)
 	}
-	h, err := o.coord.client.Host(t.Context(), hostID)
+	h, err := o.coord.Client.Host(t.Context(), hostID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -384,7 +319,7 @@ timeout = "10s"
 	if r := reports(o.res, "final_routes"); len(r) != 1 || strings.Contains(r[0], "192.0.2.0/24") {
 		t.Fatalf("a failed host announces its anycast route: %v", r)
 	}
-	h, err := o.coord.client.Host(t.Context(), hostID)
+	h, err := o.coord.Client.Host(t.Context(), hostID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -394,9 +329,9 @@ timeout = "10s"
 	checkEvents(t, o.coord, "slot_granted", "host_unhealthy", "slot_released")
 }
 
-func checkEvents(t *testing.T, c *coordinator, types ...string) {
+func checkEvents(t *testing.T, c *testcoord.Coordinator, types ...string) {
 	t.Helper()
-	evs, err := c.client.Events(t.Context(), 0, 0)
+	evs, err := c.Client.Events(t.Context(), 0, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
