@@ -439,7 +439,7 @@ func (r *rig) agent(crashAt int) *Agent {
 	}
 	a, err := New(Config{
 		Policies: r.host.policyStatus,
-		HostID: "h1", Datacenter: "fra1", KernelLine: "6.1",
+		HostID:   "h1", Datacenter: "fra1", KernelLine: "6.1",
 		Coordinator: r.coord, Stager: r.stager, Routes: fakeRoutes{r.host}, Booter: r.booter, Verifier: checker,
 		Journal: crashingStore{Store: st, writes: &r.writes, crashAt: crashAt},
 		ProcDir: r.host.proc, BootDir: r.host.boot, RetryInterval: time.Millisecond, MaxBackoff: 5 * time.Millisecond,
