@@ -648,9 +648,19 @@ func (a *Agent) stepRebooting(ctx context.Context, j *journal.Journal) (time.Dur
 	if j.Slot == nil {
 		return 0, a.save(func(n *journal.Journal) { n.Phase = wire.PhaseWaitingSlot })
 	}
+	if a.cfg.Routes != nil && !j.Withdrawn {
+		// Never boot while announcing: withdraw (and drain) first.
+		return 0, a.save(func(n *journal.Journal) { n.Phase = wire.PhaseDraining })
+	}
 	if lost, err := a.renew(ctx, j.Slot); err != nil {
 		if lost {
 			a.log.Warn("slot lost before the boot; giving up this attempt", "err", err)
+			return a.stepGiveBack(ctx, j, wire.PhaseStaged)
+		}
+		if a.cfg.Now().After(j.Slot.LeaseExpires) {
+			// The coordinator has been unreachable for a whole lease: do
+			// not stay out of service waiting for it.
+			a.log.Warn("cannot renew the slot and its lease ran out; returning to service", "err", err)
 			return a.stepGiveBack(ctx, j, wire.PhaseStaged)
 		}
 		return a.cfg.RetryInterval, fmt.Errorf("lifecycle: renew slot before boot: %w", err)
@@ -688,6 +698,13 @@ func (a *Agent) stepRebooting(ctx context.Context, j *journal.Journal) (time.Dur
 		if kexecOut {
 			a.log.Warn("kexec refused; falling back to a full reboot", "err", err)
 			return 0, nil
+		}
+		fails := j.Failures + 1
+		if fails >= 3 {
+			return 0, a.fail(ctx, a.Journal(), fmt.Sprintf("boot failed %d times: %v", fails, err))
+		}
+		if serr := a.save(func(n *journal.Journal) { n.Failures = fails }); serr != nil {
+			return 0, serr
 		}
 		return a.cfg.RetryInterval, fmt.Errorf("lifecycle: boot: %w", err)
 	}
@@ -868,10 +885,12 @@ func (a *Agent) release(ctx context.Context, j *journal.Journal) error {
 		return nil
 	}
 	err := a.cfg.Coordinator.AgentRelease(ctx, a.slotRequest(j.Slot.Token))
-	switch client.ErrorKind(err) {
-	case "", wire.KindStaleToken, wire.KindNotHolder:
-	default:
-		return fmt.Errorf("lifecycle: release slot: %w", err)
+	if err != nil {
+		switch client.ErrorKind(err) {
+		case wire.KindStaleToken, wire.KindNotHolder:
+		default:
+			return fmt.Errorf("lifecycle: release slot: %w", err)
+		}
 	}
 	return a.save(func(n *journal.Journal) { n.Slot = nil })
 }
@@ -990,7 +1009,9 @@ func (a *Agent) stepGiveBack(ctx context.Context, j *journal.Journal, next strin
 		return a.cfg.RetryInterval, err
 	}
 	if err := a.release(ctx, a.Journal()); err != nil {
-		return a.cfg.RetryInterval, err
+		// Keep the slot in the journal: acquiring again returns it while
+		// the coordinator still has it, and its lease runs out otherwise.
+		a.log.Warn("could not give the slot back", "err", err)
 	}
-	return a.cfg.RetryInterval, a.save(func(n *journal.Journal) { n.Previous, n.Phase = nil, next })
+	return a.cfg.RetryInterval, a.save(func(n *journal.Journal) { n.Previous, n.Policies, n.Phase = nil, nil, next })
 }

@@ -379,3 +379,64 @@ func TestPoliciesAfterBoot(t *testing.T) {
 		})
 	}
 }
+
+// TestCoordinatorUnreachableBeforeBoot: the coordinator goes away after the
+// grant; the agent does not boot, and once its lease ran out it announces
+// its routes again instead of staying out of service.
+func TestCoordinatorUnreachableBeforeBoot(t *testing.T) {
+	r := newRig(t)
+	now := time.Date(2026, 11, 26, 3, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	a := r.agent(0)
+	a.cfg.Now = clock
+	ctx := context.Background()
+	for a.Journal().Phase != wire.PhaseRebooting {
+		a.Heartbeat(ctx)
+		if _, err := a.Step(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.coord.mu.Lock()
+	r.coord.down = true
+	r.coord.mu.Unlock()
+	if _, err := a.Step(ctx); err == nil {
+		t.Fatal("booted without renewing the slot")
+	}
+	if len(r.host.reboots) != 0 || len(r.host.routeSet()) != 0 {
+		t.Fatalf("within the lease: boots %v routes %v", r.host.reboots, r.host.routeSet())
+	}
+	now = now.Add(2 * time.Hour) // past the lease (the fsm's clock is its own)
+	if _, err := a.Step(ctx); err != nil {
+		t.Fatal(err)
+	}
+	j := a.Journal()
+	if len(r.host.reboots) != 0 || len(r.host.routeSet()) != 2 || j.Phase != wire.PhaseStaged || j.Slot == nil {
+		t.Fatalf("after the lease: boots %v routes %v phase %s slot %+v", r.host.reboots, r.host.routeSet(), j.Phase, j.Slot)
+	}
+	// Back online: the agent gets its slot again and completes.
+	r.coord.mu.Lock()
+	r.coord.down = false
+	r.coord.mu.Unlock()
+	r.drive(0, wire.PhaseIdle)
+	r.checkUpgraded(t)
+}
+
+func TestBootErrorsAreBounded(t *testing.T) {
+	r := newRig(t)
+	a := r.agent(0)
+	ctx := context.Background()
+	for a.Journal().Phase != wire.PhaseRebooting {
+		a.Heartbeat(ctx)
+		if _, err := a.Step(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The staged image vanished.
+	r.host.kernels = map[string][2]string{}
+	for i := 0; i < 10 && a.Journal().Phase == wire.PhaseRebooting; i++ {
+		a.Step(ctx)
+	}
+	if p := a.Journal().Phase; p != wire.PhaseFailed {
+		t.Fatalf("phase %s after repeated boot errors, want failed", p)
+	}
+}
