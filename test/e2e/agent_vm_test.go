@@ -206,7 +206,7 @@ renew_interval = "10s"
 			"kroll/policy.pub":  filepath.Join(dir, "policy.pub"), "kroll/policy.yaml": filepath.Join(dir, "policy.yaml"),
 			"kroll/policy.yaml.sig": filepath.Join(dir, "policy.yaml.sig"), "kroll/policy2.yaml": filepath.Join(dir, "policy2.yaml"),
 			"kroll/policy2.yaml.sig": filepath.Join(dir, "policy2.yaml.sig"),
-			"kroll/pki/ca.pem":  caFile, "kroll/pki/cert.pem": certFile, "kroll/pki/key.pem": keyFile,
+			"kroll/pki/ca.pem":       caFile, "kroll/pki/cert.pem": certFile, "kroll/pki/key.pem": keyFile,
 		},
 		DiskMB: 384, MemoryMB: 1024, Timeout: 12 * time.Minute, Console: &console,
 	})
