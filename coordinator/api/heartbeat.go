@@ -23,6 +23,7 @@ func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request, id Identity) 
 	if !ok {
 		return
 	}
-	ds := wire.DesiredState{HeartbeatIntervalSeconds: int(s.cfg.HeartbeatInterval.Seconds()), Slot: res.Slot, Release: res.Release}
+	ds := wire.DesiredState{HeartbeatIntervalSeconds: int(s.cfg.HeartbeatInterval.Seconds()), Slot: res.Slot, Release: res.Release,
+		Policies: res.Policies, RetiredPolicies: res.RetiredPolicies, Datacenter: res.Limits}
 	writeJSON(w, ds)
 }

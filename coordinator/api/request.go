@@ -95,6 +95,9 @@ func validateHeartbeat(hb *wire.Heartbeat) error {
 	if hb.Phase != "" && !knownPhase(hb.Phase) {
 		errs = append(errs, fmt.Errorf("phase: unknown phase %q", hb.Phase))
 	}
+	if v := hb.View; v != nil && (v.Alive < 0 || v.Draining < 0 || v.Rebooting < 0 || v.Dead < 0 || v.Alive > 1<<20 || v.Dead > 1<<20) {
+		errs = append(errs, errors.New("view: counts must be between 0 and 2^20"))
+	}
 	for i, p := range hb.Policies {
 		switch p.State {
 		case "enforcing", "auditing", "unavailable", "retired":
@@ -175,6 +178,23 @@ func validatePause(req *wire.PauseRequest) error {
 func validateReleaseAdd(req *wire.ReleaseAddRequest) error {
 	if len(req.Manifest) == 0 || len(req.Signature) == 0 {
 		return errors.New("manifest and signature are required")
+	}
+	return nil
+}
+
+func validatePolicyPush(req *wire.PolicyPushRequest) error {
+	if req.Document == "" || len(req.Signature) == 0 {
+		return errors.New("document and signature are required")
+	}
+	return nil
+}
+
+func validatePolicyRetire(req *wire.PolicyRetireRequest) error {
+	if req.ID == "" || len(req.ID) > 63 {
+		return errors.New("id: 1 to 63 characters")
+	}
+	if len(req.Reason) > 1024 {
+		return errors.New("reason: at most 1024 bytes")
 	}
 	return nil
 }

@@ -56,6 +56,9 @@ type Config struct {
 	// ReleaseKeys are the keys whose release signatures are accepted;
 	// without any, adding a release is refused.
 	ReleaseKeys []ed25519.PublicKey
+	// PolicyKeys are the keys whose mitigation policy signatures are
+	// accepted; without any, pushing a policy is refused.
+	PolicyKeys []ed25519.PublicKey
 }
 
 // Server serves the coordinator's HTTP API.
@@ -144,6 +147,9 @@ func (s *Server) routes() {
 	s.route("GET "+wire.PathEvents, RoleRead, s.events)
 	s.route("GET "+wire.PathReleases, RoleRead, s.releases)
 	s.route("POST "+wire.PathReleases, RoleOperate, s.addRelease)
+	s.route("GET "+wire.PathPolicies, RoleRead, s.policies)
+	s.route("POST "+wire.PathPolicies, RoleOperate, s.pushPolicy)
+	s.route("POST "+wire.PathPolicyRetire, RoleOperate, s.retirePolicy)
 	// Cluster-internal.
 	s.route("POST "+pathInternalApply, RolePeer, s.internalApply)
 	s.route("POST "+pathInternalJoin, RolePeer, s.internalJoin)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"regexp"
+	"strings"
 
 	"github.com/kroll-dev/kroll/coordinator/schedule"
 	"github.com/kroll-dev/kroll/pkg/wire"
@@ -126,6 +127,7 @@ func (s *State) heartbeat(p Heartbeat) Result {
 	h.FleetLock = false
 	h.KernelLine, h.Kernel, h.Phase, h.BootID = p.KernelLine, p.Kernel, p.Phase, p.BootID
 	h.Policies = p.Policies
+	h.View = p.View
 	h.LastHeartbeat = s.Now
 	if p.Phase == wire.PhaseHealthy || p.Phase == wire.PhaseIdle {
 		h.Unhealthy = false
@@ -140,8 +142,55 @@ func (s *State) heartbeat(p Heartbeat) Result {
 		if rel := s.Releases[dc.TargetRelease]; rel != nil && rel.Line == h.KernelLine {
 			res.Release = &wire.SignedRelease{ID: rel.ID, Manifest: rel.Manifest, Signature: rel.Signature}
 		}
+		n := len(s.byDC[dc.Name])
+		res.Limits = &wire.DatacenterLimits{EffectiveLimit: dc.Policy.Limit(n), MinHealthyPct: dc.Policy.MinHealthyPct, Hosts: n}
+	}
+	for _, id := range sortedKeys(s.Policies) {
+		pol := s.Policies[id]
+		switch {
+		case pol.Retired:
+			res.RetiredPolicies = append(res.RetiredPolicies, id)
+		case pol.appliesTo(h.Datacenter):
+			res.Policies = append(res.Policies, wire.SignedPolicy{ID: id, Version: pol.Version, Document: pol.Document, Signature: pol.Signature})
+		}
 	}
 	return res
+}
+
+// pushPolicy records a policy version; pushing the same version again is a
+// no-op, an older one is refused. A newer version of a retired policy
+// brings it back.
+func (s *State) pushPolicy(p PushPolicy) Result {
+	np := p.Policy
+	if old := s.Policies[np.ID]; old != nil {
+		switch {
+		case np.Version == old.Version && np.Document == old.Document && !old.Retired:
+			return Result{}
+		case np.Version <= old.Version:
+			return refused(wire.KindConflict, "policy %s version %d is not newer than version %d", np.ID, np.Version, old.Version)
+		}
+	}
+	np.Pushed = s.Now
+	s.Policies[np.ID] = &np
+	scope := "all datacenters"
+	if len(np.Datacenters) > 0 {
+		scope = strings.Join(np.Datacenters, ",")
+	}
+	s.event("policy_pushed", "", "", "policy %s v%d (%s, %s) pushed to %s, signed by %s", np.ID, np.Version, np.Kind, np.Mode, scope, np.KeyID)
+	return Result{}
+}
+
+// retirePolicy retires a policy fleet-wide; retiring it again is a no-op.
+func (s *State) retirePolicy(p RetirePolicy) Result {
+	pol := s.Policies[p.ID]
+	if pol == nil {
+		return refused(wire.KindNotFound, "unknown policy %q", p.ID)
+	}
+	if !pol.Retired {
+		pol.Retired = true
+		s.event("policy_retired", "", "", "policy %s v%d retired: %s", p.ID, pol.Version, orDefault(p.Reason, "no reason given"))
+	}
+	return Result{}
 }
 
 // addRelease records a release; adding the same release again is a no-op,

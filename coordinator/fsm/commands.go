@@ -26,6 +26,8 @@ const (
 	TypeSetMember     Type = "set_member"
 	TypeRemoveMember  Type = "remove_member"
 	TypeAddRelease    Type = "add_release"
+	TypePushPolicy    Type = "push_policy"
+	TypeRetirePolicy  Type = "retire_policy"
 )
 
 // Command is one entry of the replicated log.
@@ -118,6 +120,17 @@ type AddRelease struct {
 	Release Release `json:"release"`
 }
 
+// PushPolicy records a signed mitigation policy the API has verified.
+type PushPolicy struct {
+	Policy Policy `json:"policy"`
+}
+
+// RetirePolicy retires a policy fleet-wide.
+type RetirePolicy struct {
+	ID     string `json:"id"`
+	Reason string `json:"reason,omitempty"`
+}
+
 // Tick expires leases: holders past their reboot deadline become lost.
 type Tick struct{}
 
@@ -146,6 +159,11 @@ type Result struct {
 	Slot *wire.Slot  `json:"slot,omitempty"`
 	// Release is a heartbeat's desired release.
 	Release *wire.SignedRelease `json:"release,omitempty"`
+	// Policies and RetiredPolicies are a heartbeat's desired mitigations.
+	Policies        []wire.SignedPolicy `json:"policies,omitempty"`
+	RetiredPolicies []string            `json:"retired_policies,omitempty"`
+	// Limits are the host's datacenter limits.
+	Limits *wire.DatacenterLimits `json:"limits,omitempty"`
 	// Reason is the scheduler's reason for an acquire.
 	Reason string `json:"reason,omitempty"`
 	// Index is the Raft log index of the command (set by the store).

@@ -119,6 +119,16 @@ func (s *State) apply(t Type, payload json.RawMessage) Result {
 		if p, err = decode[AddRelease](payload); err == nil {
 			res = s.addRelease(p)
 		}
+	case TypePushPolicy:
+		var p PushPolicy
+		if p, err = decode[PushPolicy](payload); err == nil {
+			res = s.pushPolicy(p)
+		}
+	case TypeRetirePolicy:
+		var p RetirePolicy
+		if p, err = decode[RetirePolicy](payload); err == nil {
+			res = s.retirePolicy(p)
+		}
 	case TypeTick:
 		res = s.tick()
 	case TypeSetMember:
@@ -203,6 +213,9 @@ func (f *FSM) Restore(r io.ReadCloser) error {
 	}
 	if st.Releases == nil {
 		st.Releases = map[string]*Release{}
+	}
+	if st.Policies == nil {
+		st.Policies = map[string]*Policy{}
 	}
 	st.reindex()
 	f.mu.Lock()

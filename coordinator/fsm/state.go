@@ -18,6 +18,7 @@ type State struct {
 	Hosts       map[string]*Host       `json:"hosts"`
 	Members     map[string]*Member     `json:"members"`
 	Releases    map[string]*Release    `json:"releases"`
+	Policies    map[string]*Policy     `json:"policies"`
 	Events      []wire.Event           `json:"events"`
 	NextEventID uint64                 `json:"next_event_id"`
 	// Now is the latest leader time applied; commands never move it
@@ -70,6 +71,36 @@ type Datacenter struct {
 	TargetRelease string `json:"target_release,omitempty"`
 }
 
+// Policy is a pushed mitigation policy (the newest version pushed), kept
+// verbatim with its signature so agents verify it themselves.
+type Policy struct {
+	ID          string          `json:"id"`
+	Version     int64           `json:"version"`
+	CVE         string          `json:"cve,omitempty"`
+	Kind        string          `json:"kind"`
+	Mode        string          `json:"mode"`
+	Datacenters []string        `json:"datacenters,omitempty"`
+	Expires     time.Time       `json:"expires"`
+	KeyID       string          `json:"key_id"`
+	Pushed      time.Time       `json:"pushed"`
+	Document    string          `json:"document"`
+	Signature   json.RawMessage `json:"signature"`
+	Retired     bool            `json:"retired,omitempty"`
+}
+
+// appliesTo reports whether p is meant for datacenter dc.
+func (p *Policy) appliesTo(dc string) bool {
+	if len(p.Datacenters) == 0 {
+		return true
+	}
+	for _, d := range p.Datacenters {
+		if d == dc {
+			return true
+		}
+	}
+	return false
+}
+
 // Release is a signed kernel release. The manifest and signature are kept
 // verbatim so agents verify them against their own trusted keys.
 type Release struct {
@@ -108,6 +139,8 @@ type Host struct {
 	FleetLock     bool                `json:"fleetlock,omitempty"`
 	Unhealthy     bool                `json:"unhealthy,omitempty"`
 	Policies      []wire.PolicyStatus `json:"policies,omitempty"`
+	// View is the host's last reported gossip view of its datacenter.
+	View *wire.DCView `json:"view,omitempty"`
 }
 
 // Member is a coordinator node's addresses.
@@ -123,6 +156,7 @@ func newState() *State {
 		Hosts:       map[string]*Host{},
 		Members:     map[string]*Member{},
 		Releases:    map[string]*Release{},
+		Policies:    map[string]*Policy{},
 		NextEventID: 1,
 		byDC:        map[string]map[string]*Host{},
 	}

@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"fmt"
 	"sort"
 	"time"
 
@@ -140,5 +141,40 @@ func (s *State) ReleaseViews() []wire.Release {
 		out = append(out, v)
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Created.Before(out[j].Created) })
+	return out
+}
+
+// PolicyViews returns every pushed policy with its coverage per datacenter:
+// how many hosts report each state and version, and how many alive hosts
+// of a targeted datacenter do not report it at all.
+func (s *State) PolicyViews(now time.Time, aliveWithin time.Duration) []wire.Policy {
+	out := make([]wire.Policy, 0, len(s.Policies))
+	for _, id := range sortedKeys(s.Policies) {
+		p := s.Policies[id]
+		v := wire.Policy{ID: p.ID, Version: p.Version, CVE: p.CVE, Kind: p.Kind, Mode: p.Mode, Datacenters: p.Datacenters,
+			Expires: p.Expires, Pushed: p.Pushed, KeyID: p.KeyID, Retired: p.Retired, Coverage: map[string]map[string]int{}}
+		for _, dc := range sortedKeys(s.Datacenters) {
+			counts := map[string]int{}
+			for _, h := range s.byDC[dc] {
+				if h.FleetLock {
+					continue
+				}
+				reported := false
+				for _, ps := range h.Policies {
+					if ps.ID == id {
+						counts[fmt.Sprintf("%s v%d", ps.State, ps.Version)]++
+						reported = true
+					}
+				}
+				if !reported && !p.Retired && p.appliesTo(dc) && now.Sub(h.LastHeartbeat) <= aliveWithin {
+					counts["missing"]++
+				}
+			}
+			if len(counts) > 0 {
+				v.Coverage[dc] = counts
+			}
+		}
+		out = append(out, v)
+	}
 	return out
 }

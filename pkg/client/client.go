@@ -489,3 +489,28 @@ func (c *Client) AddRelease(ctx context.Context, req wire.ReleaseAddRequest) (*w
 	}
 	return &out, nil
 }
+
+// Policies lists the pushed mitigation policies with their coverage.
+func (c *Client) Policies(ctx context.Context) ([]wire.Policy, error) {
+	var out []wire.Policy
+	err := c.do(ctx, http.MethodGet, wire.PathPolicies, nil, nil, nil, &out)
+	return out, err
+}
+
+// PushPolicy pushes a signed mitigation policy.
+func (c *Client) PushPolicy(ctx context.Context, req wire.PolicyPushRequest) (*wire.Policy, error) {
+	var out wire.Policy
+	if err := c.do(ctx, http.MethodPost, wire.PathPolicies, nil, nil, req, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// RetirePolicy retires a policy fleet-wide.
+func (c *Client) RetirePolicy(ctx context.Context, req wire.PolicyRetireRequest) (*wire.Policy, error) {
+	var out wire.Policy
+	if err := c.do(ctx, http.MethodPost, wire.PathPolicyRetire, nil, nil, req, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}

@@ -105,6 +105,8 @@ type Heartbeat struct {
 	Phase      string         `json:"phase,omitempty"`
 	BootID     string         `json:"boot_id,omitempty"`
 	Policies   []PolicyStatus `json:"policies,omitempty"`
+	// View is the host's gossip view of its datacenter, if it runs gossip.
+	View *DCView `json:"view,omitempty"`
 }
 
 // DesiredState is what the coordinator wants a host to do; the heartbeat
@@ -118,6 +120,71 @@ type DesiredState struct {
 	// target when the host is on the release's kernel line. The agent
 	// verifies the signature itself and never downgrades.
 	Release *SignedRelease `json:"release,omitempty"`
+	// Policies are the mitigation policies pushed for the host's
+	// datacenter (newest version of each, retired ones excluded); the
+	// agent verifies each itself.
+	Policies []SignedPolicy `json:"policies,omitempty"`
+	// RetiredPolicies are ids the operator retired: the agent removes them.
+	RetiredPolicies []string `json:"retired_policies,omitempty"`
+	// Datacenter carries the datacenter's limits for the agent's own
+	// pre-reboot check against its gossip view.
+	Datacenter *DatacenterLimits `json:"datacenter,omitempty"`
+}
+
+// DatacenterLimits are what an agent needs to check its datacenter's
+// capacity itself.
+type DatacenterLimits struct {
+	// EffectiveLimit is the slot limit for the current host count.
+	EffectiveLimit int `json:"effective_limit"`
+	MinHealthyPct  int `json:"min_healthy_pct"`
+	Hosts          int `json:"hosts"`
+}
+
+// SignedPolicy is a mitigation policy document (YAML or JSON, as signed)
+// with its detached signature.
+type SignedPolicy struct {
+	ID        string          `json:"id"`
+	Version   int64           `json:"version"`
+	Document  string          `json:"document"`
+	Signature json.RawMessage `json:"signature"`
+}
+
+// PolicyPushRequest pushes a signed policy (POST PathPolicies).
+type PolicyPushRequest struct {
+	Document  string          `json:"document"`
+	Signature json.RawMessage `json:"signature"`
+}
+
+// PolicyRetireRequest retires a policy fleet-wide.
+type PolicyRetireRequest struct {
+	ID     string `json:"id"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// Policy is a pushed policy and its coverage.
+type Policy struct {
+	ID          string    `json:"id"`
+	Version     int64     `json:"version"`
+	CVE         string    `json:"cve,omitempty"`
+	Kind        string    `json:"kind"`
+	Mode        string    `json:"mode"`
+	Datacenters []string  `json:"datacenters,omitempty"`
+	Expires     time.Time `json:"expires"`
+	Pushed      time.Time `json:"pushed"`
+	KeyID       string    `json:"key_id"`
+	Retired     bool      `json:"retired,omitempty"`
+	// Coverage counts, per datacenter, the hosts reporting each state of
+	// this policy: "enforcing v3", "auditing v2", "unavailable v3",
+	// "retired v3", or "missing" (alive hosts not reporting it).
+	Coverage map[string]map[string]int `json:"coverage"`
+}
+
+// DCView is an agent's gossip view of its datacenter.
+type DCView struct {
+	Alive     int `json:"alive"`
+	Draining  int `json:"draining"`
+	Rebooting int `json:"rebooting"`
+	Dead      int `json:"dead"`
 }
 
 // SignedRelease is a release manifest with its detached signature, both
@@ -302,6 +369,8 @@ const (
 	PathHost             = "/api/v1/hosts/"          // + {id}: GET → Host
 	PathEvents           = "/api/v1/events"          // GET ?since=ID&limit=N → []Event
 	PathReleases         = "/api/v1/releases"        // GET → []Release; POST ReleaseAddRequest → Release
+	PathPolicies         = "/api/v1/policies"        // GET → []Policy; POST PolicyPushRequest → Policy
+	PathPolicyRetire     = "/api/v1/policies/retire" // POST PolicyRetireRequest → Policy
 )
 
 // Roles of operator credentials, each including the ones before it.

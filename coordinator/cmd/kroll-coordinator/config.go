@@ -44,6 +44,11 @@ type fileConfig struct {
 		// on release manifests the coordinator accepts.
 		TrustedKeys []string `toml:"trusted_keys"`
 	} `toml:"releases"`
+	Policies struct {
+		// TrustedKeys are the public keys (PEM files) whose signatures
+		// on mitigation policies the coordinator accepts.
+		TrustedKeys []string `toml:"trusted_keys"`
+	} `toml:"policies"`
 }
 
 type duration struct{ time.Duration }
@@ -67,6 +72,7 @@ type settings struct {
 	auth              *api.Auth
 	peerToken         string
 	releaseKeys       []ed25519.PublicKey
+	policyKeys        []ed25519.PublicKey
 }
 
 func loadConfig(path string) (settings, error) {
@@ -113,6 +119,14 @@ func loadConfig(path string) (settings, error) {
 			continue
 		}
 		s.releaseKeys = append(s.releaseKeys, k)
+	}
+	for i, path := range fc.Policies.TrustedKeys {
+		k, err := signing.LoadPublicKey(path)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("policies.trusted_keys[%d]: %w", i, err))
+			continue
+		}
+		s.policyKeys = append(s.policyKeys, k)
 	}
 	for i, t := range fc.Auth.Tokens {
 		role, err := api.ParseRole(t.Role)

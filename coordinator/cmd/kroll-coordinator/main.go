@@ -70,7 +70,7 @@ func serve(ctx context.Context, env cli.Env, o options, set settings) error {
 		return err
 	}
 	defer st.Close()
-	cfg := api.Config{Store: st, Auth: set.auth, PeerToken: set.peerToken, Logger: log, HeartbeatInterval: set.heartbeatInterval, ReleaseKeys: set.releaseKeys}
+	cfg := api.Config{Store: st, Auth: set.auth, PeerToken: set.peerToken, Logger: log, HeartbeatInterval: set.heartbeatInterval, ReleaseKeys: set.releaseKeys, PolicyKeys: set.policyKeys}
 	if peerTLS != nil {
 		set.auth.AgentCertificates = true
 		cfg.PeerScheme = "https"

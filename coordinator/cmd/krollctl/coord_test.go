@@ -286,6 +286,18 @@ ams1  staging  5      5        0/1    10%    80%          0/2       -       -   
 			stdout: "DC    TIER     HOSTS  SERVING  SLOTS  LIMIT  MIN-HEALTHY  FAILURES  WINDOW  TARGET  PAUSED\nams1  staging  5      5        0/1    10%    80%          0/2       -       -       no\n",
 		},
 		{
+			name: "policy-list", args: []string{"policy", "list"},
+			route: "GET /api/v1/policies", reply: ok(`[{"id":"copy-fail","version":3,"cve":"CVE-2026-31431","kind":"socket-family","mode":"enforce","expires":"2099-01-01T00:00:00Z","pushed":"2026-11-26T00:00:00Z","key_id":"ab","coverage":{"fra1":{"missing":2,"enforcing v3":40,"unavailable v3":1},"ams1":{"auditing v2":5}}}]`),
+			want:   &request{Method: "GET", Path: "/api/v1/policies"},
+			stdout: "POLICY     VERSION  KIND           MODE     CVE             STATUS  DC    COVERAGE\ncopy-fail  3        socket-family  enforce  CVE-2026-31431  active  ams1  auditing v2=5\ncopy-fail  3        socket-family  enforce  CVE-2026-31431  active  fra1  enforcing v3=40 unavailable v3=1 missing=2\n",
+		},
+		{
+			name: "policy-retire", args: []string{"policy", "retire", "copy-fail", "--reason", "fixed"},
+			route: "POST /api/v1/policies/retire", reply: ok(`{"id":"copy-fail","version":3,"kind":"socket-family","mode":"enforce","retired":true,"expires":"2099-01-01T00:00:00Z","pushed":"2026-11-26T00:00:00Z","key_id":"ab","coverage":{}}`),
+			want:   &request{Method: "POST", Path: "/api/v1/policies/retire", Body: `{"id":"copy-fail","reason":"fixed"}`},
+			stdout: "POLICY     VERSION  KIND           MODE     CVE  STATUS   DC  COVERAGE\ncopy-fail  3        socket-family  enforce  -    retired  -   no hosts\n",
+		},
+		{
 			name: "release-list", args: []string{"release", "list"},
 			route: "GET /api/v1/releases", reply: ok(`[{"id":"6.1.192-kroll.1","line":"6.1","kernel_version":"6.1.0-56-amd64","upstream_version":"6.1.192","kind":"deb","created":"2026-11-01T00:00:00Z","added":"2026-11-02T00:00:00Z","key_id":"ab12","targeted":["fra1","ams1"]}]`),
 			want:   &request{Method: "GET", Path: "/api/v1/releases"},

@@ -27,6 +27,7 @@ func commands() map[string]cli.Command {
 		"slots":   slotsCommand(),
 		"host":    hostCommand(),
 		"release": releaseCommand(),
+		"policy":  policyCommand(),
 		"events":  {Usage: eventsUsage, Summary: "the coordinator's recent events", Run: events},
 	}
 }

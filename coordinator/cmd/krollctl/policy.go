@@ -1,0 +1,149 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/kroll-dev/kroll/pkg/cli"
+	"github.com/kroll-dev/kroll/pkg/policy"
+	"github.com/kroll-dev/kroll/pkg/signing"
+	"github.com/kroll-dev/kroll/pkg/wire"
+)
+
+const (
+	policyPushUsage   = "policy push SIGNED_POLICY [--signature FILE]"
+	policyListUsage   = "policy list"
+	policyRetireUsage = "policy retire ID [--reason TEXT]"
+)
+
+func policyCommand() cli.Command {
+	return group("policy", "bpf-lsm mitigation policies: push, coverage, retire", map[string]cli.Command{
+		"push":   {Usage: policyPushUsage, Summary: "push a signed policy (POLICY.sig unless --signature) to the agents of its datacenters", Run: policyPush},
+		"list":   {Usage: policyListUsage, Summary: "pushed policies and, per datacenter, how many hosts report each state", Run: policyList},
+		"retire": {Usage: policyRetireUsage, Summary: "remove a policy fleet-wide", Run: policyRetire},
+	})
+}
+
+func policyPush(ctx context.Context, env cli.Env, args []string) error {
+	var sigPath string
+	c, pos, err := prepare(env, policyPushUsage, args, 1, func(fs *flag.FlagSet) {
+		fs.StringVar(&sigPath, "signature", "", "detached signature file (default SIGNED_POLICY.sig)")
+	}, nil)
+	if err != nil {
+		return err
+	}
+	if sigPath == "" {
+		sigPath = pos[0] + ".sig"
+	}
+	doc, err := os.ReadFile(pos[0])
+	if err != nil {
+		return err
+	}
+	// Precise local errors before any request.
+	if _, err := policy.Decode(doc, time.Now()); err != nil {
+		return fmt.Errorf("%s: %w", pos[0], err)
+	}
+	rawSig, err := os.ReadFile(sigPath)
+	if err != nil {
+		return err
+	}
+	if _, err := signing.ParseSignature(rawSig); err != nil {
+		return fmt.Errorf("%s: %w", sigPath, err)
+	}
+	p, err := c.client.PushPolicy(ctx, wire.PolicyPushRequest{Document: string(doc), Signature: []byte(strings.TrimSpace(string(rawSig)))})
+	if err != nil {
+		return c.fail(err)
+	}
+	return c.show(p, func(w io.Writer) { policyTable(w, []wire.Policy{*p}) })
+}
+
+func policyList(ctx context.Context, env cli.Env, args []string) error {
+	c, _, err := prepare(env, policyListUsage, args, 0, nil, nil)
+	if err != nil {
+		return err
+	}
+	ps, err := c.client.Policies(ctx)
+	if err != nil {
+		return c.fail(err)
+	}
+	return c.show(nonNil(ps), func(w io.Writer) {
+		if len(ps) == 0 {
+			fmt.Fprintln(w, "no policies")
+			return
+		}
+		policyTable(w, ps)
+	})
+}
+
+func policyRetire(ctx context.Context, env cli.Env, args []string) error {
+	var reason string
+	c, pos, err := prepare(env, policyRetireUsage, args, 1, func(fs *flag.FlagSet) {
+		fs.StringVar(&reason, "reason", "", "why, for the event log")
+	}, nil)
+	if err != nil {
+		return err
+	}
+	p, err := c.client.RetirePolicy(ctx, wire.PolicyRetireRequest{ID: pos[0], Reason: reason})
+	if err != nil {
+		return c.fail(err)
+	}
+	return c.show(p, func(w io.Writer) { policyTable(w, []wire.Policy{*p}) })
+}
+
+// policyTable prints one row per policy and datacenter: the coverage, so
+// the operator sees where a mitigation is in force, not just intent.
+func policyTable(w io.Writer, ps []wire.Policy) {
+	row(w, "POLICY", "VERSION", "KIND", "MODE", "CVE", "STATUS", "DC", "COVERAGE")
+	for _, p := range ps {
+		status := "active"
+		if p.Retired {
+			status = "retired"
+		}
+		dcs := make([]string, 0, len(p.Coverage))
+		for dc := range p.Coverage {
+			dcs = append(dcs, dc)
+		}
+		slices.Sort(dcs)
+		if len(dcs) == 0 {
+			row(w, p.ID, strconv.FormatInt(p.Version, 10), p.Kind, p.Mode, p.CVE, status, "-", "no hosts")
+			continue
+		}
+		for _, dc := range dcs {
+			row(w, p.ID, strconv.FormatInt(p.Version, 10), p.Kind, p.Mode, p.CVE, status, dc, coverage(p.Coverage[dc]))
+		}
+	}
+}
+
+// coverage formats state counts, in-force states first.
+func coverage(counts map[string]int) string {
+	keys := make([]string, 0, len(counts))
+	for k := range counts {
+		keys = append(keys, k)
+	}
+	rank := func(k string) int {
+		for i, p := range []string{"enforcing", "auditing", "unavailable", "retired", "missing"} {
+			if strings.HasPrefix(k, p) {
+				return i
+			}
+		}
+		return 9
+	}
+	slices.SortFunc(keys, func(a, b string) int {
+		if ra, rb := rank(a), rank(b); ra != rb {
+			return ra - rb
+		}
+		return strings.Compare(a, b)
+	})
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s=%d", k, counts[k])
+	}
+	return strings.Join(parts, " ")
+}
