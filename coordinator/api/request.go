@@ -130,6 +130,9 @@ func validateSlotRequest(needToken bool) func(*wire.SlotRequest) error {
 		if !needToken && req.Token != 0 {
 			errs = append(errs, errors.New("token: must be empty when acquiring"))
 		}
+		if len(req.Reason) > 1024 {
+			errs = append(errs, errors.New("reason: at most 1024 bytes"))
+		}
 		return errors.Join(errs...)
 	}
 }

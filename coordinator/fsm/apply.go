@@ -224,6 +224,20 @@ func (s *State) hostStates(dc *Datacenter, t Timing) []schedule.HostState {
 	return out
 }
 
+// observedOutOfService is the most pessimistic recent gossip view of dc's
+// agents: the largest dead + draining + rebooting count reported by a host
+// with a fresh heartbeat.
+func (s *State) observedOutOfService(dc *Datacenter, t Timing) int {
+	worst := 0
+	for _, h := range s.byDC[dc.Name] {
+		if h.View == nil || s.Now.Sub(h.LastHeartbeat) > t.AliveWithin {
+			continue
+		}
+		worst = max(worst, h.View.Dead+h.View.Draining+h.View.Rebooting)
+	}
+	return worst
+}
+
 func (s *State) acquire(p Acquire) Result {
 	if p.Owner != OwnerAgent && p.Owner != OwnerFleetLock {
 		return refused(wire.KindInvalidRequest, "unknown slot owner %q", p.Owner)
@@ -249,7 +263,11 @@ func (s *State) acquire(p Acquire) Result {
 		policy = dc.Policy
 		hosts = s.hostStates(dc, p.Timing)
 	}
-	d := schedule.Decide(policy, exists, hosts, schedule.Request{Host: p.Host, Expedite: p.Expedite, Now: s.Now})
+	req := schedule.Request{Host: p.Host, Expedite: p.Expedite, Now: s.Now}
+	if exists {
+		req.ObservedOutOfService = s.observedOutOfService(dc, p.Timing)
+	}
+	d := schedule.Decide(policy, exists, hosts, req)
 	switch {
 	case d.Reason == schedule.ReasonAlreadyHeld:
 		sl := dc.Slots[p.Host]
@@ -344,7 +362,11 @@ func (s *State) release(p Renew) Result {
 		return Result{Err: e}
 	}
 	delete(dc.Slots, p.Host)
-	s.event("slot_released", dc.Name, p.Host, "slot released by %s (token %d)", p.Host, sl.Token)
+	if p.Reason != "" {
+		s.event("slot_released", dc.Name, p.Host, "slot released by %s (token %d): %s", p.Host, sl.Token, p.Reason)
+	} else {
+		s.event("slot_released", dc.Name, p.Host, "slot released by %s (token %d)", p.Host, sl.Token)
+	}
 	return Result{Slot: sl.wire(dc.Name)}
 }
 

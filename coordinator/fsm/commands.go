@@ -100,6 +100,8 @@ type Renew struct {
 	// client it is 0 and the owner must be "fleetlock".
 	Token uint64 `json:"token"`
 	Owner string `json:"owner,omitempty"`
+	// Reason says why a release came early (release only).
+	Reason string `json:"reason,omitempty"`
 	Timing
 }
 

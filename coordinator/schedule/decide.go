@@ -29,6 +29,13 @@ type Request struct {
 	Expedite bool
 	// Now is the time of the command, stamped by the Raft leader.
 	Now time.Time
+	// ObservedOutOfService is how many of the datacenter's hosts its own
+	// agents see out of service (dead, draining, rebooting) in their
+	// gossip pool, the most pessimistic recent report. The floor uses the
+	// smaller of the serving count from heartbeats and registered hosts
+	// minus this, so a datacenter that sees more of itself down than the
+	// coordinator does is protected. 0 = no gossip view.
+	ObservedOutOfService int
 }
 
 // Reason says why Decide granted or denied a slot. The set is fixed: the
@@ -147,6 +154,11 @@ func Decide(p Policy, exists bool, hosts []HostState, req Request) Decision {
 		return deny(ReasonSemaphoreFull, slotsHeld(p, holders, limit, registered))
 	}
 	floor := p.Floor(registered)
+	seen := ""
+	if g := registered - req.ObservedOutOfService; req.ObservedOutOfService > 0 && g < serving {
+		serving = max(g, 0)
+		seen = fmt.Sprintf(" (the datacenter's gossip view shows %d hosts out of service)", req.ObservedOutOfService)
+	}
 	after := serving
 	if reqServing {
 		after--
@@ -160,7 +172,7 @@ func Decide(p Policy, exists bool, hosts []HostState, req Request) Decision {
 			detail = fmt.Sprintf("serving %d of %d hosts (requester not serving) < floor %d (%d%%)",
 				serving, registered, floor, p.MinHealthyPct)
 		}
-		return deny(ReasonCapacityFloor, detail)
+		return deny(ReasonCapacityFloor, detail+seen)
 	}
 	detail := fmt.Sprintf("%s after grant; serving %d of %d hosts after grant, floor %d (%d%%)",
 		slotsHeld(p, holders+1, limit, registered), after, registered, floor, p.MinHealthyPct)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -421,6 +422,34 @@ func TestDecideSequence(t *testing.T) {
 			if holders > limit {
 				t.Fatalf("run %d step %d: %d holders > limit %d (policy %+v, %d hosts)", run, step, holders, limit, p, n)
 			}
+		}
+	}
+}
+
+// TestDecideGossipView: the datacenter's own gossip view of hosts out of
+// service tightens the capacity floor; it never loosens it.
+func TestDecideGossipView(t *testing.T) {
+	p := Policy{SlotLimit: 3, MinHealthyPct: 80}
+	hosts := make([]HostState, 10)
+	for i := range hosts {
+		hosts[i] = HostState{ID: fmt.Sprintf("h%d", i), Serving: true}
+	}
+	now := time.Date(2026, 11, 26, 3, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		observed int
+		grant    bool
+	}{
+		{0, true},  // 10 serving, 9 after ≥ 8
+		{1, true},  // gossip: 9 serving, 8 after ≥ 8
+		{2, false}, // gossip: 8 serving, 7 after < 8
+		{12, false},
+	} {
+		d := Decide(p, true, hosts, Request{Host: "h0", Now: now, ObservedOutOfService: tc.observed})
+		if d.Grant != tc.grant {
+			t.Errorf("observed %d: %+v, want grant=%v", tc.observed, d, tc.grant)
+		}
+		if !tc.grant && (d.Reason != ReasonCapacityFloor || !strings.Contains(d.Detail, "gossip view")) {
+			t.Errorf("observed %d: denial %+v does not name the gossip view", tc.observed, d)
 		}
 	}
 }

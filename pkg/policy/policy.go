@@ -113,6 +113,9 @@ type Policy struct {
 	AppliesTo AppliesTo `json:"applies_to"`
 	// Expires is when the policy stops being in force.
 	Expires time.Time `json:"expires"`
+	// Issued optionally says when the operator issued this version; agents
+	// measure propagation (issued → in force) from it.
+	Issued time.Time `json:"issued,omitzero"`
 }
 
 // Params are the kind-specific parameters of a policy. A field that does

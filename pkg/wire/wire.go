@@ -221,6 +221,9 @@ type SlotRequest struct {
 	HostID     string `json:"host_id"`
 	Datacenter string `json:"datacenter"`
 	Token      uint64 `json:"token,omitempty"`
+	// Reason says why a slot is given back early (release only), for the
+	// event log.
+	Reason string `json:"reason,omitempty"`
 }
 
 // Slot is a held reboot slot.
