@@ -317,7 +317,7 @@ func (c *fsmCoordinator) Heartbeat(_ context.Context, hb wire.Heartbeat) (*wire.
 	if err != nil {
 		return nil, err
 	}
-	return &wire.DesiredState{HeartbeatIntervalSeconds: 1, Slot: r.Slot, Release: r.Release}, nil
+	return &wire.DesiredState{HeartbeatIntervalSeconds: 1, Slot: r.Slot, Release: r.Release, Policies: r.Policies, RetiredPolicies: r.RetiredPolicies, Datacenter: r.Limits}, nil
 }
 
 func (c *fsmCoordinator) AcquireSlot(_ context.Context, req wire.SlotRequest) (*wire.Slot, error) {
@@ -337,7 +337,7 @@ func (c *fsmCoordinator) RenewSlot(_ context.Context, req wire.SlotRequest) (*wi
 }
 
 func (c *fsmCoordinator) AgentRelease(_ context.Context, req wire.SlotRequest) error {
-	_, err := c.call(fsm.TypeRelease, fsm.Renew{Datacenter: req.Datacenter, Host: req.HostID, Token: req.Token, Owner: fsm.OwnerAgent, Timing: c.timing})
+	_, err := c.call(fsm.TypeRelease, fsm.Renew{Datacenter: req.Datacenter, Host: req.HostID, Token: req.Token, Owner: fsm.OwnerAgent, Reason: req.Reason, Timing: c.timing})
 	return err
 }
 

@@ -137,6 +137,18 @@ type Config struct {
 	// ResetFile is a file whose existence asks a failed agent to return
 	// to service (kroll-agent reset creates it); "" disables.
 	ResetFile string
+	// Guard is the datacenter-local check before the host goes out of
+	// service (before the drain and before the first boot): with the
+	// limits the coordinator sent, it returns an error when the host's
+	// own view (gossip) shows the datacenter cannot lose it now; the
+	// agent then gives the slot back with that reason. nil = no check.
+	Guard func(ctx context.Context, limits *wire.DatacenterLimits) error
+	// View returns the host's view of its datacenter for heartbeats; nil
+	// or a nil result = none.
+	View func() *wire.DCView
+	// OnDesired is called with every desired state the coordinator sends
+	// (e.g. to apply pushed policies); nil = nothing.
+	OnDesired func(ctx context.Context, ds *wire.DesiredState)
 
 	Logger  *slog.Logger
 	Metrics *Metrics
@@ -508,7 +520,31 @@ func (a *Agent) stepWaitingSlot(ctx context.Context, j *journal.Journal) (time.D
 	})
 }
 
+// guard runs Config.Guard; a refusal gives the slot back with its reason.
+func (a *Agent) guard(ctx context.Context, j *journal.Journal) (refused bool, wait time.Duration, err error) {
+	if a.cfg.Guard == nil {
+		return false, 0, nil
+	}
+	var limits *wire.DatacenterLimits
+	if ds := a.desiredState(); ds != nil {
+		limits = ds.Datacenter
+	}
+	gerr := a.cfg.Guard(ctx, limits)
+	if gerr == nil {
+		return false, 0, nil
+	}
+	a.log.Warn("datacenter-local guard refuses the reboot; giving the slot back", "why", gerr)
+	a.cfg.Metrics.GuardRefusals.Inc()
+	wait, err = a.giveBack(ctx, j, wire.PhaseStaged, "local guard: "+gerr.Error())
+	return true, wait, err
+}
+
 func (a *Agent) stepDraining(ctx context.Context, j *journal.Journal) (time.Duration, error) {
+	if !j.Withdrawn && j.Routes == nil {
+		if refused, wait, err := a.guard(ctx, j); refused {
+			return wait, err
+		}
+	}
 	if a.cfg.Routes != nil && !j.Withdrawn {
 		if j.Routes == nil {
 			// Journal what is about to be withdrawn first: a crash between
@@ -664,6 +700,11 @@ func (a *Agent) stepRebooting(ctx context.Context, j *journal.Journal) (time.Dur
 			return a.stepGiveBack(ctx, j, wire.PhaseStaged)
 		}
 		return a.cfg.RetryInterval, fmt.Errorf("lifecycle: renew slot before boot: %w", err)
+	}
+	if len(j.Boots) == 0 {
+		if refused, wait, err := a.guard(ctx, j); refused {
+			return wait, err
+		}
 	}
 	img, into, err := a.bootImage(j)
 	if err != nil {
@@ -880,11 +921,13 @@ func truncate(s string, n int) string {
 
 // release gives the slot back; a slot the coordinator no longer has counts
 // as released.
-func (a *Agent) release(ctx context.Context, j *journal.Journal) error {
+func (a *Agent) release(ctx context.Context, j *journal.Journal, reason string) error {
 	if j.Slot == nil {
 		return nil
 	}
-	err := a.cfg.Coordinator.AgentRelease(ctx, a.slotRequest(j.Slot.Token))
+	req := a.slotRequest(j.Slot.Token)
+	req.Reason = reason
+	err := a.cfg.Coordinator.AgentRelease(ctx, req)
 	if err != nil {
 		switch client.ErrorKind(err) {
 		case wire.KindStaleToken, wire.KindNotHolder:
@@ -928,7 +971,7 @@ func (a *Agent) stepHealthy(ctx context.Context, j *journal.Journal) (time.Durat
 	if err := a.restore(ctx, a.Journal()); err != nil {
 		return a.cfg.RetryInterval, err
 	}
-	if err := a.release(ctx, a.Journal()); err != nil {
+	if err := a.release(ctx, a.Journal(), ""); err != nil {
 		return a.cfg.RetryInterval, err
 	}
 	outcome := "healthy"
@@ -972,7 +1015,7 @@ func (a *Agent) stepFailed(ctx context.Context, j *journal.Journal) (time.Durati
 		if err := a.report(ctx, j, false, "", j.Error); err != nil {
 			return a.cfg.RetryInterval, err
 		}
-		if err := a.release(ctx, j); err != nil {
+		if err := a.release(ctx, j, "upgrade failed: "+truncate(j.Error, 200)); err != nil {
 			return a.cfg.RetryInterval, err
 		}
 		return 0, a.save(func(n *journal.Journal) {
@@ -1005,13 +1048,23 @@ func (a *Agent) stepFailed(ctx context.Context, j *journal.Journal) (time.Durati
 // next (used when the drain deadline passed or the slot was lost before
 // the boot).
 func (a *Agent) stepGiveBack(ctx context.Context, j *journal.Journal, next string) (time.Duration, error) {
+	return a.giveBack(ctx, j, next, j.Error)
+}
+
+// giveBack is stepGiveBack with the reason reported to the coordinator.
+func (a *Agent) giveBack(ctx context.Context, j *journal.Journal, next, reason string) (time.Duration, error) {
 	if err := a.restore(ctx, j); err != nil {
 		return a.cfg.RetryInterval, err
 	}
-	if err := a.release(ctx, a.Journal()); err != nil {
+	if err := a.release(ctx, a.Journal(), reason); err != nil {
 		// Keep the slot in the journal: acquiring again returns it while
 		// the coordinator still has it, and its lease runs out otherwise.
 		a.log.Warn("could not give the slot back", "err", err)
 	}
-	return a.cfg.RetryInterval, a.save(func(n *journal.Journal) { n.Previous, n.Policies, n.Phase = nil, nil, next })
+	return a.cfg.RetryInterval, a.save(func(n *journal.Journal) {
+		n.Previous, n.Policies, n.Phase = nil, nil, next
+		if reason != "" {
+			n.Error = reason
+		}
+	})
 }

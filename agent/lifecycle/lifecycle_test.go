@@ -2,6 +2,9 @@ package lifecycle
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"strings"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -438,5 +441,57 @@ func TestBootErrorsAreBounded(t *testing.T) {
 	}
 	if p := a.Journal().Phase; p != wire.PhaseFailed {
 		t.Fatalf("phase %s after repeated boot errors, want failed", p)
+	}
+}
+
+// TestLocalGuardRefusesReboot: the coordinator grants a slot, but the
+// host's own view shows its datacenter at the limit: it does not withdraw
+// or boot, gives the slot back and says why; once the view clears it
+// proceeds.
+func TestLocalGuardRefusesReboot(t *testing.T) {
+	r := newRig(t)
+	atLimit := true
+	var gotLimits *wire.DatacenterLimits
+	a := r.agent(0)
+	a.cfg.Guard = func(_ context.Context, l *wire.DatacenterLimits) error {
+		gotLimits = l
+		if atLimit {
+			return fmt.Errorf("1 host out of service in my view, slot limit %d", l.EffectiveLimit)
+		}
+		return nil
+	}
+	ctx := context.Background()
+	for i := 0; i < 8; i++ {
+		a.Heartbeat(ctx)
+		if _, err := a.Step(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(r.host.reboots) != 0 || len(r.host.routeSet()) != 2 || r.coord.slotsHeld() != 0 {
+		t.Fatalf("guarded: boots %v routes %v slots %d", r.host.reboots, r.host.routeSet(), r.coord.slotsHeld())
+	}
+	if gotLimits == nil || gotLimits.EffectiveLimit != 1 || gotLimits.Hosts != 1 {
+		t.Fatalf("guard got limits %+v", gotLimits)
+	}
+	var found bool
+	r.coord.view(func(s *fsm.State) {
+		for _, e := range s.Events {
+			if e.Type == "slot_released" && strings.Contains(e.Message, "local guard: 1 host out of service") {
+				found = true
+			}
+		}
+	})
+	if !found {
+		t.Error("the coordinator's events do not say why the slot came back")
+	}
+	atLimit = false
+	for i := 0; i < 30 && a.Journal().Phase != wire.PhaseRebooting; i++ {
+		a.Heartbeat(ctx)
+		if _, err := a.Step(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := a.Step(ctx); !errors.Is(err, ErrRebooting) {
+		t.Fatalf("after the view cleared: %v (phase %s)", err, a.Journal().Phase)
 	}
 }

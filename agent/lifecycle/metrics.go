@@ -36,6 +36,8 @@ type Metrics struct {
 	SlotDenials *prometheus.CounterVec
 	// Heartbeats counts heartbeats, by result (ok, error).
 	Heartbeats *prometheus.CounterVec
+	// GuardRefusals counts reboots the datacenter-local guard refused.
+	GuardRefusals prometheus.Counter
 
 	mu sync.Mutex
 }
@@ -54,9 +56,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Reboots:     prometheus.NewCounterVec(prometheus.CounterOpts{Name: "kroll_agent_reboots_total", Help: "Boots started, by method (kexec, reboot, dry-run)."}, []string{"method"}),
 		SlotDenials: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "kroll_agent_slot_denials_total", Help: "Denied slot requests, by kind."}, []string{"kind"}),
 		Heartbeats:  prometheus.NewCounterVec(prometheus.CounterOpts{Name: "kroll_agent_heartbeats_total", Help: "Heartbeats sent, by result (ok, error)."}, []string{"result"}),
+		GuardRefusals: prometheus.NewCounter(prometheus.CounterOpts{Name: "kroll_agent_guard_refusals_total",
+			Help: "Reboots refused by the datacenter-local guard (the host's gossip view showed the datacenter at its limit) after a slot was granted."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.Phase, m.PhaseSince, m.StageSeconds, m.StageFailures, m.DrainConnections, m.Reboots, m.SlotDenials, m.Heartbeats)
+		reg.MustRegister(m.Phase, m.PhaseSince, m.StageSeconds, m.StageFailures, m.DrainConnections, m.Reboots, m.SlotDenials, m.Heartbeats, m.GuardRefusals)
 	}
 	return m
 }

@@ -71,6 +71,9 @@ func (a *Agent) Heartbeat(ctx context.Context) (*wire.DesiredState, error) {
 			a.log.Warn("listing mitigations for the heartbeat", "err", err)
 		}
 	}
+	if a.cfg.View != nil {
+		hb.View = a.cfg.View()
+	}
 	ds, err := a.cfg.Coordinator.Heartbeat(ctx, hb)
 	if err != nil {
 		a.cfg.Metrics.Heartbeats.WithLabelValues("error").Inc()
@@ -78,6 +81,9 @@ func (a *Agent) Heartbeat(ctx context.Context) (*wire.DesiredState, error) {
 	}
 	a.cfg.Metrics.Heartbeats.WithLabelValues("ok").Inc()
 	a.SetDesired(ds)
+	if a.cfg.OnDesired != nil {
+		a.cfg.OnDesired(ctx, ds)
+	}
 	return ds, nil
 }
 

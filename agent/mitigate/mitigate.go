@@ -439,6 +439,16 @@ func (m *Manager) Reconcile(ctx context.Context, wanted []string) error {
 // force again after a reboot (pins do not survive one) and adopted when
 // they do (an agent restart). Each stored document is verified again.
 func (m *Manager) Restore(ctx context.Context) ([]Status, error) {
+	docs, err := m.Documents()
+	if err != nil || len(docs) == 0 {
+		return nil, err
+	}
+	return m.Apply(ctx, docs)
+}
+
+// Documents returns the stored (accepted) policy documents with their
+// signatures, ordered by id.
+func (m *Manager) Documents() ([]SignedPolicy, error) {
 	ents, err := os.ReadDir(m.stateDir)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
@@ -458,7 +468,7 @@ func (m *Manager) Restore(ctx context.Context) ([]Status, error) {
 		}
 		docs = append(docs, SignedPolicy{Source: m.statePath(id), Document: []byte(s.Document), Signature: s.Signature})
 	}
-	return m.Apply(ctx, docs)
+	return docs, nil
 }
 
 // WireStatus converts statuses to what heartbeats report: enforcing,
