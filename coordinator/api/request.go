@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/netip"
 	"strings"
 
 	"github.com/kroll-dev/kroll/coordinator/fsm"
@@ -86,6 +87,11 @@ func validateHeartbeat(hb *wire.Heartbeat) error {
 	errs := []error{checkName("host_id", hb.HostID), checkName("datacenter", hb.Datacenter)}
 	if len(hb.Policies) > 256 {
 		errs = append(errs, errors.New("policies: at most 256"))
+	}
+	if hb.GossipAddr != "" {
+		if _, err := netip.ParseAddrPort(hb.GossipAddr); err != nil {
+			errs = append(errs, fmt.Errorf("gossip_addr: %w", err))
+		}
 	}
 	for field, v := range map[string]string{"kernel_line": hb.KernelLine, "kernel": hb.Kernel, "phase": hb.Phase, "boot_id": hb.BootID} {
 		if len(v) > 256 {

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/kroll-dev/kroll/coordinator/schedule"
 	"github.com/kroll-dev/kroll/pkg/wire"
@@ -128,6 +130,7 @@ func (s *State) heartbeat(p Heartbeat) Result {
 	h.KernelLine, h.Kernel, h.Phase, h.BootID = p.KernelLine, p.Kernel, p.Phase, p.BootID
 	h.Policies = p.Policies
 	h.View = p.View
+	h.GossipAddr = p.GossipAddr
 	h.LastHeartbeat = s.Now
 	if p.Phase == wire.PhaseHealthy || p.Phase == wire.PhaseIdle {
 		h.Unhealthy = false
@@ -145,6 +148,7 @@ func (s *State) heartbeat(p Heartbeat) Result {
 		n := len(s.byDC[dc.Name])
 		res.Limits = &wire.DatacenterLimits{EffectiveLimit: dc.Policy.Limit(n), MinHealthyPct: dc.Policy.MinHealthyPct, Hosts: n}
 	}
+	res.GossipSeeds = s.gossipSeeds(h, maxGossipSeeds)
 	for _, id := range sortedKeys(s.Policies) {
 		pol := s.Policies[id]
 		switch {
@@ -191,6 +195,38 @@ func (s *State) retirePolicy(p RetirePolicy) Result {
 		s.event("policy_retired", "", "", "policy %s v%d retired: %s", p.ID, pol.Version, orDefault(p.Reason, "no reason given"))
 	}
 	return Result{}
+}
+
+// maxGossipSeeds is how many peers a heartbeat answer names for joining
+// the datacenter's gossip pool.
+const maxGossipSeeds = 5
+
+// gossipSeeds returns up to n gossip addresses of other hosts of h's
+// datacenter that sent a heartbeat recently, chosen deterministically
+// (replicas must agree) but spread over the hosts by h's id.
+func (s *State) gossipSeeds(h *Host, n int) []string {
+	if h.GossipAddr == "" {
+		return nil
+	}
+	var ids []string
+	for id, o := range s.byDC[h.Datacenter] {
+		if id != h.ID && o.GossipAddr != "" && s.Now.Sub(o.LastHeartbeat) <= 2*time.Minute {
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	slices.Sort(ids)
+	start := 0
+	for _, c := range h.ID {
+		start += int(c)
+	}
+	out := make([]string, 0, min(n, len(ids)))
+	for i := 0; i < len(ids) && len(out) < n; i++ {
+		out = append(out, s.Hosts[ids[(start+i)%len(ids)]].GossipAddr)
+	}
+	return out
 }
 
 // addRelease records a release; adding the same release again is a no-op,

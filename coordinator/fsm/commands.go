@@ -166,6 +166,9 @@ type Result struct {
 	RetiredPolicies []string            `json:"retired_policies,omitempty"`
 	// Limits are the host's datacenter limits.
 	Limits *wire.DatacenterLimits `json:"limits,omitempty"`
+	// GossipSeeds are gossip addresses of live hosts of the same
+	// datacenter.
+	GossipSeeds []string `json:"gossip_seeds,omitempty"`
 	// Reason is the scheduler's reason for an acquire.
 	Reason string `json:"reason,omitempty"`
 	// Index is the Raft log index of the command (set by the store).

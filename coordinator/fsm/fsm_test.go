@@ -391,3 +391,30 @@ func TestGossipViewTightensFloor(t *testing.T) {
 		t.Fatalf("a stale gossip view still counts: %+v", r.Err)
 	}
 }
+
+func TestGossipSeeds(t *testing.T) {
+	f := New()
+	fleet(t, f, "fra", 0, wire.DatacenterUpdate{SlotLimit: ptr(1)})
+	beat := func(host, dc, addr string) Result {
+		return apply(t, f, TypeHeartbeat, t0, Heartbeat{Heartbeat: wire.Heartbeat{HostID: host, Datacenter: dc, GossipAddr: addr}})
+	}
+	if r := beat("h0", "fra", "10.0.0.1:7946"); len(r.GossipSeeds) != 0 {
+		t.Fatalf("first host got seeds %v", r.GossipSeeds)
+	}
+	for i := 1; i < 8; i++ {
+		beat(fmt.Sprintf("h%d", i), "fra", fmt.Sprintf("10.0.0.%d:7946", i+1))
+	}
+	beat("x0", "ams", "10.1.0.1:7946")
+	r := beat("h3", "fra", "10.0.0.4:7946")
+	if len(r.GossipSeeds) != 5 {
+		t.Fatalf("seeds %v, want 5", r.GossipSeeds)
+	}
+	for _, a := range r.GossipSeeds {
+		if a == "10.0.0.4:7946" || strings.HasPrefix(a, "10.1.") {
+			t.Fatalf("seeds %v include the host itself or another datacenter", r.GossipSeeds)
+		}
+	}
+	if r := beat("h9", "fra", ""); len(r.GossipSeeds) != 0 {
+		t.Fatalf("a host without gossip got seeds %v", r.GossipSeeds)
+	}
+}

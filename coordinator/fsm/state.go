@@ -141,6 +141,8 @@ type Host struct {
 	Policies      []wire.PolicyStatus `json:"policies,omitempty"`
 	// View is the host's last reported gossip view of its datacenter.
 	View *wire.DCView `json:"view,omitempty"`
+	// GossipAddr is the host's gossip member address.
+	GossipAddr string `json:"gossip_addr,omitempty"`
 }
 
 // Member is a coordinator node's addresses.

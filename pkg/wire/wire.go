@@ -107,6 +107,8 @@ type Heartbeat struct {
 	Policies   []PolicyStatus `json:"policies,omitempty"`
 	// View is the host's gossip view of its datacenter, if it runs gossip.
 	View *DCView `json:"view,omitempty"`
+	// GossipAddr is the host:port of the host's gossip member, if any.
+	GossipAddr string `json:"gossip_addr,omitempty"`
 }
 
 // DesiredState is what the coordinator wants a host to do; the heartbeat
@@ -129,6 +131,9 @@ type DesiredState struct {
 	// Datacenter carries the datacenter's limits for the agent's own
 	// pre-reboot check against its gossip view.
 	Datacenter *DatacenterLimits `json:"datacenter,omitempty"`
+	// GossipSeeds are gossip addresses of a few live hosts of the same
+	// datacenter, to join its pool.
+	GossipSeeds []string `json:"gossip_seeds,omitempty"`
 }
 
 // DatacenterLimits are what an agent needs to check its datacenter's
