@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"testing"
 	"time"
 
@@ -31,8 +32,8 @@ type Options struct {
 	// 127.0.0.1 and IPs, and agents authenticate with client certificates.
 	CA  *testpki.CA
 	IPs []string
-	// ReleaseKeys are the trusted release keys.
-	ReleaseKeys []ed25519.PublicKey
+	// ReleaseKeys and PolicyKeys are the trusted release and policy keys.
+	ReleaseKeys, PolicyKeys []ed25519.PublicKey
 	// Timing of slots; defaults suit a VM's kexec.
 	Timing fsm.Timing
 	// HeartbeatInterval told to agents; default 2s.
@@ -46,6 +47,8 @@ type Coordinator struct {
 	// Client is an operator (admin) client.
 	Client *client.Client
 	Store  *store.Store
+	// Stop shuts the coordinator down before the test ends (idempotent).
+	Stop func()
 }
 
 // Start runs a coordinator until the test ends.
@@ -75,7 +78,6 @@ func Start(t testing.TB, o Options) *Coordinator {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { st.Close() })
 	deadline := time.Now().Add(15 * time.Second)
 	for !st.IsLeader() {
 		if time.Now().After(deadline) {
@@ -94,7 +96,7 @@ func Start(t testing.TB, o Options) *Coordinator {
 		}
 		auth.Tokens = append(auth.Tokens, tok)
 	}
-	h := api.New(api.Config{Store: st, Auth: auth, HeartbeatInterval: o.HeartbeatInterval, ReleaseKeys: o.ReleaseKeys, Logger: quiet})
+	h := api.New(api.Config{Store: st, Auth: auth, HeartbeatInterval: o.HeartbeatInterval, ReleaseKeys: o.ReleaseKeys, PolicyKeys: o.PolicyKeys, Logger: quiet})
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
 	c := &Coordinator{Store: st}
 	_, c.Port, _ = net.SplitHostPort(ln.Addr().String())
@@ -109,7 +111,9 @@ func Start(t testing.TB, o Options) *Coordinator {
 		go srv.Serve(ln)
 		c.URL = "http://" + ln.Addr().String()
 	}
-	t.Cleanup(func() { srv.Close() })
+	var once sync.Once
+	c.Stop = func() { once.Do(func() { srv.Close(); st.Close() }) }
+	t.Cleanup(c.Stop)
 	c.Client, err = client.New(c.URL, opts)
 	if err != nil {
 		t.Fatal(err)

@@ -159,6 +159,7 @@ type policyJSON struct {
 	Params    Params    `json:"params"`
 	AppliesTo AppliesTo `json:"applies_to"`
 	Expires   string    `json:"expires"`
+	Issued    string    `json:"issued,omitempty"`
 }
 
 // Decode parses a policy document, YAML or JSON, strictly and validates it
@@ -229,7 +230,22 @@ func decode(data []byte) (p Policy, badExpires *FieldError, err error) {
 		}
 		p.Expires = t
 	}
+	if w.Issued != "" {
+		t, err := time.Parse(time.RFC3339, w.Issued)
+		if err != nil {
+			return p, nil, fmt.Errorf("decode policy: issued: must be an RFC 3339 time with time zone, not %q", w.Issued)
+		}
+		p.Issued = t
+	}
 	return p, nil, nil
+}
+
+// issued formats the optional issued time for the canonical encoding.
+func issued(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339Nano)
 }
 
 func isJSON(data []byte) bool {
@@ -297,6 +313,7 @@ func (p Policy) Canonical() ([]byte, error) {
 		Params:    p.Params,
 		AppliesTo: p.AppliesTo,
 		Expires:   p.Expires.UTC().Format(time.RFC3339Nano),
+		Issued:    issued(p.Issued),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("encode policy: %w", err)

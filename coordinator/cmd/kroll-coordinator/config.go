@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"crypto/ed25519"
 	"errors"
 	"fmt"
@@ -9,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/BurntSushi/toml"
+	"github.com/kroll-dev/kroll/pkg/tomlfile"
 
 	"github.com/kroll-dev/kroll/coordinator/api"
 	"github.com/kroll-dev/kroll/coordinator/fsm"
@@ -20,14 +19,14 @@ import (
 type fileConfig struct {
 	Slots struct {
 		// Lease is how long a grant or renewal is good for.
-		Lease duration `toml:"lease"`
+		Lease tomlfile.Duration `toml:"lease"`
 		// RebootDeadline is how long a silent holder keeps its slot before
 		// it is marked lost.
-		RebootDeadline duration `toml:"reboot_deadline"`
+		RebootDeadline tomlfile.Duration `toml:"reboot_deadline"`
 		// AliveWithin is how recent a heartbeat must be for "alive".
-		AliveWithin duration `toml:"alive_within"`
+		AliveWithin tomlfile.Duration `toml:"alive_within"`
 		// HeartbeatInterval is what agents are told to use.
-		HeartbeatInterval duration `toml:"heartbeat_interval"`
+		HeartbeatInterval tomlfile.Duration `toml:"heartbeat_interval"`
 	} `toml:"slots"`
 	Auth struct {
 		// PeerTokenFile holds the token nodes use to forward commands to
@@ -51,20 +50,6 @@ type fileConfig struct {
 	} `toml:"policies"`
 }
 
-type duration struct{ time.Duration }
-
-func (d *duration) UnmarshalText(b []byte) error {
-	v, err := time.ParseDuration(string(b))
-	if err != nil {
-		return err
-	}
-	if v <= 0 {
-		return fmt.Errorf("duration %s must be positive", b)
-	}
-	d.Duration = v
-	return nil
-}
-
 // settings are the resolved runtime settings.
 type settings struct {
 	timing            fsm.Timing
@@ -84,25 +69,13 @@ func loadConfig(path string) (settings, error) {
 	if path == "" {
 		return s, nil
 	}
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return s, fmt.Errorf("config: %w", err)
-	}
 	var fc fileConfig
-	md, err := toml.NewDecoder(bytes.NewReader(data)).Decode(&fc)
-	if err != nil {
-		return s, fmt.Errorf("config %s: %w", path, err)
-	}
-	if und := md.Undecoded(); len(und) > 0 {
-		keys := make([]string, len(und))
-		for i, k := range und {
-			keys[i] = k.String()
-		}
-		return s, fmt.Errorf("config %s: unknown keys: %s", path, strings.Join(keys, ", "))
+	if err := tomlfile.Decode(path, &fc); err != nil {
+		return s, err
 	}
 	for _, pair := range []struct {
 		dst *time.Duration
-		src duration
+		src tomlfile.Duration
 	}{{&s.timing.Lease, fc.Slots.Lease}, {&s.timing.RebootDeadline, fc.Slots.RebootDeadline}, {&s.timing.AliveWithin, fc.Slots.AliveWithin}, {&s.heartbeatInterval, fc.Slots.HeartbeatInterval}} {
 		if pair.src.Duration != 0 {
 			*pair.dst = pair.src.Duration
