@@ -334,8 +334,8 @@ func TestTargetWithdrawnWhileWaiting(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	empty := ""
-	r.coord.apply(fsm.TypeSetDatacenter, fsm.SetDatacenter{Name: "fra1", Update: wire.DatacenterUpdate{TargetRelease: &empty}})
+	line := "6.1"
+	r.coord.apply(fsm.TypeSetDatacenter, fsm.SetDatacenter{Name: "fra1", Update: wire.DatacenterUpdate{UntargetLine: &line}})
 	a.Heartbeat(ctx)
 	if _, err := a.Step(ctx); err != nil {
 		t.Fatal(err)

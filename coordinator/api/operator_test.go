@@ -3,6 +3,7 @@ package api
 import (
 	"encoding/json"
 	"net/http"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -65,7 +66,7 @@ func TestDatacenterSet(t *testing.T) {
 		if !s.check(d) {
 			t.Fatalf("%s: datacenter %+v", s.name, d)
 		}
-		if got := decodeOK[wire.Datacenter](t, e.do(http.MethodGet, wire.PathDatacenter+s.dc, tokRead, nil)); got != d {
+		if got := decodeOK[wire.Datacenter](t, e.do(http.MethodGet, wire.PathDatacenter+s.dc, tokRead, nil)); !reflect.DeepEqual(got, d) {
 			t.Fatalf("%s: GET answers %+v, PUT answered %+v", s.name, got, d)
 		}
 	}
@@ -75,7 +76,7 @@ func TestDatacenterSet(t *testing.T) {
 		t.Fatalf("after refused updates: %+v", d)
 	}
 	list := decodeOK[[]wire.Datacenter](t, e.do(http.MethodGet, wire.PathDatacenters, tokRead, nil))
-	if len(list) != 1 || list[0] != d {
+	if len(list) != 1 || !reflect.DeepEqual(list[0], d) {
 		t.Fatalf("datacenter list %+v", list)
 	}
 	checkError(t, e.do(http.MethodGet, wire.PathDatacenter+"ams", tokRead, nil), 404, wire.KindNotFound)

@@ -59,8 +59,8 @@ func TestReleasesAndDesiredState(t *testing.T) {
 	// Targeting needs a known release.
 	checkError(t, e.do("PUT", wire.PathDatacenter+"fra1", tokOperate, wire.DatacenterUpdate{TargetRelease: ptr("nope")}), http.StatusNotFound, wire.KindNotFound)
 	dc := e.setDC("fra1", wire.DatacenterUpdate{TargetRelease: ptr(rel.ID)})
-	if dc.TargetRelease != rel.ID {
-		t.Fatalf("target = %q", dc.TargetRelease)
+	if dc.Targets["6.1"] != rel.ID {
+		t.Fatalf("targets = %v", dc.Targets)
 	}
 
 	beat := func(host, line string) wire.DesiredState {
@@ -77,7 +77,7 @@ func TestReleasesAndDesiredState(t *testing.T) {
 	if len(list) != 1 || len(list[0].Targeted) != 1 || list[0].Targeted[0] != "fra1" {
 		t.Fatalf("release list = %+v", list)
 	}
-	e.setDC("fra1", wire.DatacenterUpdate{TargetRelease: ptr("")})
+	e.setDC("fra1", wire.DatacenterUpdate{UntargetLine: ptr("6.1")})
 	if ds := beat("h1", "6.1"); ds.Release != nil {
 		t.Fatalf("cleared target still sent: %+v", ds.Release)
 	}

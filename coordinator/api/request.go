@@ -171,7 +171,7 @@ func validateDatacenterUpdate(u *wire.DatacenterUpdate) error {
 	if u.SlotLimit != nil && u.SlotPct != nil {
 		return errors.New("slot_limit and slot_pct: set at most one")
 	}
-	if u.TargetRelease != nil && *u.TargetRelease != "" {
+	if u.TargetRelease != nil {
 		return checkName("target_release", *u.TargetRelease)
 	}
 	return nil
@@ -202,6 +202,48 @@ func validatePolicyRetire(req *wire.PolicyRetireRequest) error {
 	if req.ID == "" || len(req.ID) > 63 {
 		return errors.New("id: 1 to 63 characters")
 	}
+	if len(req.Reason) > 1024 {
+		return errors.New("reason: at most 1024 bytes")
+	}
+	return nil
+}
+
+func validateRolloutStart(req *wire.RolloutStartRequest) error {
+	errs := []error{checkName("release", req.Release)}
+	if req.ID != "" {
+		errs = append(errs, checkName("id", req.ID))
+	}
+	if len(req.Waves) > 20 {
+		errs = append(errs, errors.New("waves: at most 20"))
+	}
+	for i, f := range req.Waves {
+		if f <= 0 || f > 1 || (i > 0 && f <= req.Waves[i-1]) {
+			errs = append(errs, fmt.Errorf("waves: %v: want increasing fractions in (0, 1]", req.Waves))
+			break
+		}
+	}
+	if len(req.Canary) > 100 {
+		errs = append(errs, errors.New("canary: at most 100 datacenters"))
+	}
+	for i, c := range req.Canary {
+		errs = append(errs, checkName(fmt.Sprintf("canary[%d]", i), c))
+	}
+	if req.SoakSeconds < 0 || req.CycleSeconds < 0 || req.SoakSeconds > 90*86400 || req.CycleSeconds > 366*86400 {
+		errs = append(errs, errors.New("soak_seconds (≤ 90 days) and cycle_seconds (≤ 366 days) must not be negative"))
+	}
+	if req.Budget != nil && (*req.Budget < 0 || *req.Budget > 1<<20) {
+		errs = append(errs, errors.New("budget: 0 to 2^20"))
+	}
+	if req.Expedite && len(strings.TrimSpace(req.Reason)) == 0 {
+		errs = append(errs, errors.New("reason: an expedited rollout needs one (it is recorded in the event log)"))
+	}
+	if len(req.Reason) > 1024 {
+		errs = append(errs, errors.New("reason: at most 1024 bytes"))
+	}
+	return errors.Join(errs...)
+}
+
+func validateRolloutAction(req *wire.RolloutActionRequest) error {
 	if len(req.Reason) > 1024 {
 		return errors.New("reason: at most 1024 bytes")
 	}

@@ -150,6 +150,12 @@ func (s *Server) routes() {
 	s.route("GET "+wire.PathPolicies, RoleRead, s.policies)
 	s.route("POST "+wire.PathPolicies, RoleOperate, s.pushPolicy)
 	s.route("POST "+wire.PathPolicyRetire, RoleOperate, s.retirePolicy)
+	s.route("GET "+wire.PathRollouts, RoleRead, s.rollouts)
+	s.route("POST "+wire.PathRollouts, RoleOperate, s.startRollout)
+	s.route("GET "+wire.PathRollout+"{id}", RoleRead, s.rollout)
+	s.route("POST "+wire.PathRollout+"{id}/pause", RoleOperate, s.rolloutAction(fsm.TypePauseRollout))
+	s.route("POST "+wire.PathRollout+"{id}/resume", RoleOperate, s.rolloutAction(fsm.TypeResumeRollout))
+	s.route("POST "+wire.PathRollout+"{id}/abort", RoleOperate, s.rolloutAction(fsm.TypeAbortRollout))
 	// Cluster-internal.
 	s.route("POST "+pathInternalApply, RolePeer, s.internalApply)
 	s.route("POST "+pathInternalJoin, RolePeer, s.internalJoin)

@@ -56,11 +56,22 @@ func (s *State) setDatacenter(p SetDatacenter) Result {
 		}
 		next.Policy.Window = w
 	}
-	if u.TargetRelease != nil {
-		if *u.TargetRelease != "" && s.Releases[*u.TargetRelease] == nil {
-			return refused(wire.KindNotFound, "unknown release %q", *u.TargetRelease)
+	if u.TargetRelease != nil || u.UntargetLine != nil {
+		targets := map[string]Target{}
+		for l, t := range next.Targets {
+			targets[l] = t
 		}
-		next.TargetRelease = *u.TargetRelease
+		if u.UntargetLine != nil {
+			delete(targets, *u.UntargetLine)
+		}
+		if u.TargetRelease != nil {
+			rel := s.Releases[*u.TargetRelease]
+			if rel == nil {
+				return refused(wire.KindNotFound, "unknown release %q", *u.TargetRelease)
+			}
+			targets[rel.Line] = Target{Release: rel.ID}
+		}
+		next.Targets = targets
 	}
 	if err := next.Policy.Validate(); err != nil {
 		return refused(wire.KindInvalidRequest, "datacenter %s: %v", p.Name, err)
@@ -142,7 +153,7 @@ func (s *State) heartbeat(p Heartbeat) Result {
 		if sl := dc.Slots[h.ID]; sl != nil {
 			res.Slot = sl.wire(dc.Name)
 		}
-		if rel := s.Releases[dc.TargetRelease]; rel != nil && rel.Line == h.KernelLine {
+		if rel := s.targetRelease(dc, h.KernelLine); rel != nil {
 			res.Release = &wire.SignedRelease{ID: rel.ID, Manifest: rel.Manifest, Signature: rel.Signature}
 		}
 		n := len(s.byDC[dc.Name])
@@ -229,6 +240,35 @@ func (s *State) gossipSeeds(h *Host, n int) []string {
 	return out
 }
 
+// targetRelease returns the release dc's hosts of line should run now: its
+// target, unless the rollout that set it is paused or aborted.
+func (s *State) targetRelease(dc *Datacenter, line string) *Release {
+	t, ok := dc.Targets[line]
+	if !ok {
+		return nil
+	}
+	if t.Rollout != "" {
+		if r := s.Rollouts[t.Rollout]; r == nil || (r.State != RolloutRunning && r.State != RolloutDone) {
+			return nil
+		}
+	}
+	if rel := s.Releases[t.Release]; rel != nil && rel.Line == line {
+		return rel
+	}
+	return nil
+}
+
+// expedited reports whether the host's current target comes from an
+// expedited (CVE) rollout: its reboots ignore the maintenance window.
+func (s *State) expedited(dc *Datacenter, host string) bool {
+	h := s.Hosts[host]
+	if dc == nil || h == nil {
+		return false
+	}
+	t, ok := dc.Targets[h.KernelLine]
+	return ok && t.Expedite && s.targetRelease(dc, h.KernelLine) != nil
+}
+
 // addRelease records a release; adding the same release again is a no-op,
 // a different one under a known id is refused.
 func (s *State) addRelease(p AddRelease) Result {
@@ -299,7 +339,7 @@ func (s *State) acquire(p Acquire) Result {
 		policy = dc.Policy
 		hosts = s.hostStates(dc, p.Timing)
 	}
-	req := schedule.Request{Host: p.Host, Expedite: p.Expedite, Now: s.Now}
+	req := schedule.Request{Host: p.Host, Expedite: p.Expedite || s.expedited(dc, p.Host), Now: s.Now}
 	if exists {
 		req.ObservedOutOfService = s.observedOutOfService(dc, p.Timing)
 	}
@@ -454,7 +494,8 @@ func (s *State) health(p Health) Result {
 
 // tick marks holders past their reboot deadline lost and pauses their
 // datacenters: an operator decides what happened to them.
-func (s *State) tick() Result {
+func (s *State) tick(p Tick) Result {
+	defer s.advanceRollouts(p.Timing)
 	for _, name := range sortedKeys(s.Datacenters) {
 		dc := s.Datacenters[name]
 		for _, host := range sortedKeys(dc.Slots) {

@@ -28,6 +28,10 @@ const (
 	TypeAddRelease    Type = "add_release"
 	TypePushPolicy    Type = "push_policy"
 	TypeRetirePolicy  Type = "retire_policy"
+	TypeStartRollout  Type = "start_rollout"
+	TypePauseRollout  Type = "pause_rollout"
+	TypeResumeRollout Type = "resume_rollout"
+	TypeAbortRollout  Type = "abort_rollout"
 )
 
 // Command is one entry of the replicated log.
@@ -133,8 +137,11 @@ type RetirePolicy struct {
 	Reason string `json:"reason,omitempty"`
 }
 
-// Tick expires leases: holders past their reboot deadline become lost.
-type Tick struct{}
+// Tick expires leases (holders past their reboot deadline become lost) and
+// moves rollouts on.
+type Tick struct {
+	Timing
+}
 
 // SetMember records a coordinator node's addresses.
 type SetMember struct {

@@ -130,7 +130,23 @@ func (s *State) apply(t Type, payload json.RawMessage) Result {
 			res = s.retirePolicy(p)
 		}
 	case TypeTick:
-		res = s.tick()
+		var p Tick
+		if len(payload) > 0 && string(payload) != "null" {
+			p, err = decode[Tick](payload)
+		}
+		if err == nil {
+			res = s.tick(p)
+		}
+	case TypeStartRollout:
+		var p StartRollout
+		if p, err = decode[StartRollout](payload); err == nil {
+			res = s.startRollout(p)
+		}
+	case TypePauseRollout, TypeResumeRollout, TypeAbortRollout:
+		var p RolloutAction
+		if p, err = decode[RolloutAction](payload); err == nil {
+			res = s.rolloutAction(p, t)
+		}
 	case TypeSetMember:
 		var p SetMember
 		if p, err = decode[SetMember](payload); err == nil {
@@ -216,6 +232,9 @@ func (f *FSM) Restore(r io.ReadCloser) error {
 	}
 	if st.Policies == nil {
 		st.Policies = map[string]*Policy{}
+	}
+	if st.Rollouts == nil {
+		st.Rollouts = map[string]*Rollout{}
 	}
 	st.reindex()
 	f.mu.Lock()

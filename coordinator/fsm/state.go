@@ -19,6 +19,7 @@ type State struct {
 	Members     map[string]*Member     `json:"members"`
 	Releases    map[string]*Release    `json:"releases"`
 	Policies    map[string]*Policy     `json:"policies"`
+	Rollouts    map[string]*Rollout    `json:"rollouts"`
 	Events      []wire.Event           `json:"events"`
 	NextEventID uint64                 `json:"next_event_id"`
 	// Now is the latest leader time applied; commands never move it
@@ -66,9 +67,18 @@ type Datacenter struct {
 	NextToken uint64 `json:"next_token"`
 	// Slots by holder host id.
 	Slots map[string]*Slot `json:"slots"`
-	// TargetRelease is the id of the release the datacenter's hosts
-	// should run ("" for none).
-	TargetRelease string `json:"target_release,omitempty"`
+	// Targets are the releases the datacenter's hosts should run, by
+	// kernel line.
+	Targets map[string]Target `json:"targets,omitempty"`
+}
+
+// Target is the release a datacenter's hosts of one line should run.
+type Target struct {
+	Release string `json:"release"`
+	// Rollout is the rollout that set it ("" for an operator's dc set).
+	Rollout string `json:"rollout,omitempty"`
+	// Expedite lets its reboots ignore the maintenance window.
+	Expedite bool `json:"expedite,omitempty"`
 }
 
 // Policy is a pushed mitigation policy (the newest version pushed), kept
@@ -159,6 +169,7 @@ func newState() *State {
 		Members:     map[string]*Member{},
 		Releases:    map[string]*Release{},
 		Policies:    map[string]*Policy{},
+		Rollouts:    map[string]*Rollout{},
 		NextEventID: 1,
 		byDC:        map[string]map[string]*Host{},
 	}

@@ -21,7 +21,13 @@ func (s *State) DatacenterView(name string, now time.Time, aliveWithin time.Dura
 		Name: dc.Name, Tier: dc.Tier, SlotLimit: dc.Policy.SlotLimit, SlotPct: dc.Policy.SlotPct,
 		MinHealthyPct: dc.Policy.MinHealthyPct, Window: dc.Policy.Window.String(), Paused: dc.Policy.Paused,
 		PauseReason: dc.PauseReason, FailureBudget: dc.Policy.FailureBudget, Failures: dc.Policy.Failures,
-		SlotsHeld: len(dc.Slots), TargetRelease: dc.TargetRelease,
+		SlotsHeld: len(dc.Slots),
+	}
+	for line, t := range dc.Targets {
+		if v.Targets == nil {
+			v.Targets = map[string]string{}
+		}
+		v.Targets[line] = t.Release
 	}
 	for _, h := range s.byDC[name] {
 		v.Hosts++
@@ -134,7 +140,7 @@ func (s *State) ReleaseViews() []wire.Release {
 		v := wire.Release{ID: r.ID, Line: r.Line, KernelVersion: r.KernelVersion, UpstreamVersion: r.UpstreamVersion,
 			Kind: r.Kind, Created: r.Created, Added: r.Added, KeyID: r.KeyID}
 		for _, name := range sortedKeys(s.Datacenters) {
-			if s.Datacenters[name].TargetRelease == id {
+			if t, ok := s.Datacenters[name].Targets[r.Line]; ok && t.Release == id {
 				v.Targeted = append(v.Targeted, name)
 			}
 		}
@@ -177,4 +183,48 @@ func (s *State) PolicyViews(now time.Time, aliveWithin time.Duration) []wire.Pol
 		out = append(out, v)
 	}
 	return out
+}
+
+// RolloutViews returns every rollout with its progress, newest first.
+func (s *State) RolloutViews(now time.Time, aliveWithin time.Duration) []wire.Rollout {
+	out := make([]wire.Rollout, 0, len(s.Rollouts))
+	for _, id := range sortedKeys(s.Rollouts) {
+		out = append(out, s.RolloutView(s.Rollouts[id], now, aliveWithin))
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Created.After(out[j].Created) })
+	return out
+}
+
+// RolloutView returns one rollout with per-wave, per-datacenter counts.
+func (s *State) RolloutView(r *Rollout, now time.Time, aliveWithin time.Duration) wire.Rollout {
+	v := wire.Rollout{ID: r.ID, Release: r.Release, Line: r.Line, Kernel: r.Kernel, State: r.State, PauseReason: r.PauseReason,
+		Expedite: r.Expedite, Reason: r.Reason, Created: r.Created, SoakSeconds: int64(r.Soak / time.Second),
+		CycleSeconds: int64(r.Cycle / time.Second), Budget: r.Budget}
+	for _, w := range r.Waves {
+		wv := wire.RolloutWave{Name: w.Name, Gates: w.Gates, Started: w.Started, Completed: w.Completed}
+		for _, dc := range w.Datacenters {
+			c := wire.RolloutDCCount{Datacenter: dc}
+			for _, h := range s.lineHosts(dc, r.Line) {
+				c.Hosts++
+				switch {
+				case h.Unhealthy || h.Phase == wire.PhaseFailed:
+					c.Failed++
+				case h.Kernel == r.Kernel && (h.Phase == wire.PhaseIdle || h.Phase == wire.PhaseHealthy || h.Phase == ""):
+					c.Healthy++
+				case h.Phase == wire.PhaseDraining:
+					c.Draining++
+				case h.Phase == wire.PhaseRebooting || h.Phase == wire.PhaseVerifying || h.Phase == wire.PhaseRollback ||
+					h.Phase == wire.PhaseWrongKernel || h.Phase == wire.PhaseUnhealthy || h.Phase == wire.PhaseHealthy:
+					c.Rebooting++
+				case h.Phase == wire.PhaseStaged || h.Phase == wire.PhaseWaitingSlot:
+					c.Staged++
+				default:
+					c.Pending++
+				}
+			}
+			wv.Progress = append(wv.Progress, c)
+		}
+		v.Waves = append(v.Waves, wv)
+	}
+	return v
 }

@@ -514,3 +514,38 @@ func (c *Client) RetirePolicy(ctx context.Context, req wire.PolicyRetireRequest)
 	}
 	return &out, nil
 }
+
+// Rollouts lists the rollouts, newest first.
+func (c *Client) Rollouts(ctx context.Context) ([]wire.Rollout, error) {
+	var out []wire.Rollout
+	err := c.do(ctx, http.MethodGet, wire.PathRollouts, nil, nil, nil, &out)
+	return out, err
+}
+
+// Rollout returns one rollout with its progress.
+func (c *Client) Rollout(ctx context.Context, id string) (*wire.Rollout, error) {
+	var out wire.Rollout
+	if err := c.do(ctx, http.MethodGet, wire.PathRollout+url.PathEscape(id), nil, nil, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// StartRollout starts a rollout.
+func (c *Client) StartRollout(ctx context.Context, req wire.RolloutStartRequest) (*wire.Rollout, error) {
+	var out wire.Rollout
+	if err := c.do(ctx, http.MethodPost, wire.PathRollouts, nil, nil, req, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// RolloutAction pauses, resumes or aborts a rollout (action "pause",
+// "resume" or "abort").
+func (c *Client) RolloutAction(ctx context.Context, id, action, reason string) (*wire.Rollout, error) {
+	var out wire.Rollout
+	if err := c.do(ctx, http.MethodPost, wire.PathRollout+url.PathEscape(id)+"/"+action, nil, nil, wire.RolloutActionRequest{Reason: reason}, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}

@@ -290,8 +290,9 @@ type Datacenter struct {
 	PauseReason   string `json:"pause_reason,omitempty"`
 	FailureBudget int    `json:"failure_budget"`
 	Failures      int    `json:"failures"`
-	// TargetRelease is the release the datacenter's hosts should run.
-	TargetRelease string `json:"target_release,omitempty"`
+	// Targets are the releases the datacenter's hosts should run, by
+	// kernel line.
+	Targets map[string]string `json:"targets,omitempty"`
 	// Live counts, computed at read time.
 	Hosts          int `json:"hosts"`
 	Serving        int `json:"serving"`
@@ -308,9 +309,11 @@ type DatacenterUpdate struct {
 	MinHealthyPct *int    `json:"min_healthy_pct,omitempty"`
 	Window        *string `json:"window,omitempty"`
 	FailureBudget *int    `json:"failure_budget,omitempty"`
-	// TargetRelease sets the release the datacenter's hosts should run;
-	// "" clears it.
+	// TargetRelease sets the release the datacenter's hosts of its kernel
+	// line should run (outside any rollout).
 	TargetRelease *string `json:"target_release,omitempty"`
+	// UntargetLine clears the target of a kernel line.
+	UntargetLine *string `json:"untarget_line,omitempty"`
 }
 
 // PauseRequest pauses or resumes a datacenter.
@@ -379,6 +382,8 @@ const (
 	PathReleases         = "/api/v1/releases"        // GET → []Release; POST ReleaseAddRequest → Release
 	PathPolicies         = "/api/v1/policies"        // GET → []Policy; POST PolicyPushRequest → Policy
 	PathPolicyRetire     = "/api/v1/policies/retire" // POST PolicyRetireRequest → Policy
+	PathRollouts         = "/api/v1/rollouts"        // GET → []Rollout; POST RolloutStartRequest → Rollout
+	PathRollout          = "/api/v1/rollouts/"       // + {id}: GET → Rollout; + {id}/pause|resume|abort: POST RolloutActionRequest → Rollout
 )
 
 // Roles of operator credentials, each including the ones before it.
@@ -387,3 +392,69 @@ const (
 	RoleOperate = "operate" // pause/resume, slot release, dc settings
 	RoleAdmin   = "admin"   // cluster membership
 )
+
+// RolloutStartRequest starts a rollout of a release.
+type RolloutStartRequest struct {
+	// ID names the rollout; default: the release id.
+	ID      string `json:"id,omitempty"`
+	Release string `json:"release"`
+	// Waves are cumulative fractions of the edge datacenters after the
+	// canary, e.g. [0.1, 0.5, 1]; default that.
+	Waves []float64 `json:"waves,omitempty"`
+	// Canary names the canary datacenters; default the smallest edge one.
+	Canary []string `json:"canary,omitempty"`
+	// SoakSeconds after staging is healthy; default 24 h (30 min expedited).
+	SoakSeconds int64 `json:"soak_seconds,omitempty"`
+	// CycleSeconds over which the edge waves are paced; default 28 days.
+	CycleSeconds int64 `json:"cycle_seconds,omitempty"`
+	// Budget is the per-wave failure budget; default 2.
+	Budget *int `json:"budget,omitempty"`
+	// Expedite (CVE) skips pacing and maintenance windows, never slot
+	// limits or capacity floors; it needs a Reason.
+	Expedite bool   `json:"expedite,omitempty"`
+	Reason   string `json:"reason,omitempty"`
+}
+
+// RolloutActionRequest pauses, resumes or aborts a rollout.
+type RolloutActionRequest struct {
+	Reason string `json:"reason,omitempty"`
+}
+
+// Rollout is a rollout and its progress.
+type Rollout struct {
+	ID           string        `json:"id"`
+	Release      string        `json:"release"`
+	Line         string        `json:"line"`
+	Kernel       string        `json:"kernel"`
+	State        string        `json:"state"`
+	PauseReason  string        `json:"pause_reason,omitempty"`
+	Expedite     bool          `json:"expedite,omitempty"`
+	Reason       string        `json:"reason,omitempty"`
+	Created      time.Time     `json:"created"`
+	SoakSeconds  int64         `json:"soak_seconds"`
+	CycleSeconds int64         `json:"cycle_seconds"`
+	Budget       int           `json:"budget"`
+	Waves        []RolloutWave `json:"waves"`
+}
+
+// RolloutWave is one wave and its progress per datacenter.
+type RolloutWave struct {
+	Name      string           `json:"name"`
+	Gates     bool             `json:"gates"`
+	Started   time.Time        `json:"started,omitzero"`
+	Completed time.Time        `json:"completed,omitzero"`
+	Progress  []RolloutDCCount `json:"progress"`
+}
+
+// RolloutDCCount counts a datacenter's hosts of the rollout's line:
+// pending / staged / draining / rebooting / healthy / failed.
+type RolloutDCCount struct {
+	Datacenter string `json:"datacenter"`
+	Hosts      int    `json:"hosts"`
+	Pending    int    `json:"pending"`
+	Staged     int    `json:"staged"`
+	Draining   int    `json:"draining"`
+	Rebooting  int    `json:"rebooting"`
+	Healthy    int    `json:"healthy"`
+	Failed     int    `json:"failed"`
+}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/kroll-dev/kroll/pkg/cli"
 	"github.com/kroll-dev/kroll/pkg/wire"
@@ -15,7 +16,7 @@ import (
 
 const (
 	dcListUsage   = "dc list"
-	dcSetUsage    = `dc set NAME [--slots N | --slots-pct P] [--min-healthy-pct P] [--window "Mon-Sun 02:00-05:00 Europe/Berlin"] [--tier edge|control|staging] [--failure-budget N] [--target RELEASE]`
+	dcSetUsage    = `dc set NAME [--slots N | --slots-pct P] [--min-healthy-pct P] [--window "Mon-Sun 02:00-05:00 Europe/Berlin"] [--tier edge|control|staging] [--failure-budget N] [--target RELEASE] [--untarget LINE]`
 	dcPauseUsage  = "dc pause NAME [--reason TEXT]"
 	dcResumeUsage = "dc resume NAME"
 )
@@ -45,7 +46,7 @@ func dcSet(ctx context.Context, env cli.Env, args []string) error {
 	var slots, slotsPct, minHealthy, budget int
 	var window, tier string
 	var upd wire.DatacenterUpdate
-	var target string
+	var target, untarget string
 	c, pos, err := prepare(env, dcSetUsage, args, 1, func(fs *flag.FlagSet) {
 		fs.IntVar(&slots, "slots", 0, "reboot slots: at most N hosts rebooting at once")
 		fs.IntVar(&slotsPct, "slots-pct", 0, "reboot slots as a percentage (1-100) of registered hosts")
@@ -53,7 +54,8 @@ func dcSet(ctx context.Context, env cli.Env, args []string) error {
 		fs.StringVar(&window, "window", "", `maintenance window, e.g. "Mon-Sun 02:00-05:00 Europe/Berlin"`)
 		fs.StringVar(&tier, "tier", "", "tier: edge, control or staging")
 		fs.IntVar(&budget, "failure-budget", 0, "unhealthy reports that pause the datacenter")
-		fs.StringVar(&target, "target", "", `release the datacenter's hosts should run ("" clears it)`)
+		fs.StringVar(&target, "target", "", "release the datacenter's hosts of its kernel line should run")
+		fs.StringVar(&untarget, "untarget", "", "clear the target of kernel line LINE")
 	}, func(fs *flag.FlagSet, pos []string) error {
 		set := map[string]bool{}
 		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
@@ -94,6 +96,9 @@ func dcSet(ctx context.Context, env cli.Env, args []string) error {
 		}
 		if set["target"] {
 			upd.TargetRelease = &target
+		}
+		if set["untarget"] {
+			upd.UntargetLine = &untarget
 		}
 		if upd == (wire.DatacenterUpdate{}) {
 			return cli.Usagef("dc set %s: nothing to change (usage: krollctl %s)", pos[0], dcSetUsage)
@@ -171,6 +176,19 @@ func datacenterTable(w io.Writer, dcs []wire.Datacenter) {
 		row(w, dc.Name, dc.Tier, strconv.Itoa(dc.Hosts), strconv.Itoa(dc.Serving),
 			fmt.Sprintf("%d/%d", dc.SlotsHeld, dc.EffectiveLimit), limit,
 			fmt.Sprintf("%d%%", dc.MinHealthyPct), fmt.Sprintf("%d/%d", dc.Failures, dc.FailureBudget),
-			dc.Window, dc.TargetRelease, paused)
+			dc.Window, targets(dc.Targets), paused)
 	}
+}
+
+// targets formats a datacenter's targets as LINE=RELEASE,...
+func targets(ts map[string]string) string {
+	lines := make([]string, 0, len(ts))
+	for l := range ts {
+		lines = append(lines, l)
+	}
+	slices.Sort(lines)
+	for i, l := range lines {
+		lines[i] = l + "=" + ts[l]
+	}
+	return strings.Join(lines, ",")
 }

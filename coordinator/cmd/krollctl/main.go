@@ -28,6 +28,7 @@ func commands() map[string]cli.Command {
 		"host":    hostCommand(),
 		"release": releaseCommand(),
 		"policy":  policyCommand(),
+		"rollout": rolloutCommand(),
 		"events":  {Usage: eventsUsage, Summary: "the coordinator's recent events", Run: events},
 	}
 }
