@@ -6,6 +6,7 @@ import (
 	"io"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/hashicorp/raft"
 
@@ -59,6 +60,42 @@ func (f *FSM) ApplyCommand(data []byte) Result {
 		s.Now = c.Time.UTC()
 	}
 	return s.apply(c.Type, c.Payload)
+}
+
+// exec dispatches a typed command; apply decodes into the same calls.
+func (s *State) exec(t Type, payload any) Result {
+	switch p := payload.(type) {
+	case SetDatacenter:
+		return s.setDatacenter(p)
+	case Pause:
+		return s.pause(p, t == TypePause)
+	case Heartbeat:
+		return s.heartbeat(p)
+	case Acquire:
+		return s.acquire(p)
+	case Renew:
+		if t == TypeRelease {
+			return s.release(p)
+		}
+		return s.renew(p)
+	case ForceRelease:
+		return s.forceRelease(p)
+	case Health:
+		return s.health(p)
+	case Tick:
+		return s.tick(p)
+	case AddRelease:
+		return s.addRelease(p)
+	case PushPolicy:
+		return s.pushPolicy(p)
+	case RetirePolicy:
+		return s.retirePolicy(p)
+	case StartRollout:
+		return s.startRollout(p)
+	case RolloutAction:
+		return s.rolloutAction(p, t)
+	}
+	return refused(wire.KindInternal, "exec: unknown payload %T", payload)
 }
 
 func decode[T any](payload json.RawMessage) (T, error) {
@@ -267,4 +304,55 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// Exec applies a command given as its typed payload at time now, without
+// the JSON encoding of the replicated log: the fleet simulator drives the
+// very state machine the coordinator replicates this way, at the speed of
+// a function call. The payload's type selects the command (Pause is
+// TypePause; use ExecType for TypeResume, TypeRelease and the rollout
+// actions, whose payload types are shared).
+func (f *FSM) Exec(now time.Time, payload any) Result {
+	var t Type
+	switch payload.(type) {
+	case SetDatacenter:
+		t = TypeSetDatacenter
+	case Pause:
+		t = TypePause
+	case Heartbeat:
+		t = TypeHeartbeat
+	case Acquire:
+		t = TypeAcquire
+	case Renew:
+		t = TypeRenew
+	case ForceRelease:
+		t = TypeForceRelease
+	case Health:
+		t = TypeHealth
+	case Tick:
+		t = TypeTick
+	case AddRelease:
+		t = TypeAddRelease
+	case PushPolicy:
+		t = TypePushPolicy
+	case RetirePolicy:
+		t = TypeRetirePolicy
+	case StartRollout:
+		t = TypeStartRollout
+	default:
+		return refused(wire.KindInternal, "Exec: payload %T needs ExecType", payload)
+	}
+	return f.ExecType(t, now, payload)
+}
+
+// ExecType is Exec with an explicit command type.
+func (f *FSM) ExecType(t Type, now time.Time, payload any) Result {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.applied++
+	s := f.state
+	if now.After(s.Now) {
+		s.Now = now.UTC()
+	}
+	return s.exec(t, payload)
 }

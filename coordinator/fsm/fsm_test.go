@@ -418,3 +418,35 @@ func TestGossipSeeds(t *testing.T) {
 		t.Fatalf("a host without gossip got seeds %v", r.GossipSeeds)
 	}
 }
+
+// TestExecMatchesApply: the typed path (the simulator's) and the encoded
+// path (Raft's) reach the same state.
+func TestExecMatchesApply(t *testing.T) {
+	a, b := New(), New()
+	steps := []struct {
+		typ     Type
+		payload any
+	}{
+		{TypeSetDatacenter, SetDatacenter{Name: "fra", Update: wire.DatacenterUpdate{SlotLimit: ptr(1)}}},
+		{TypeHeartbeat, Heartbeat{Heartbeat: wire.Heartbeat{HostID: "h1", Datacenter: "fra", Phase: wire.PhaseIdle}}},
+		{TypeHeartbeat, Heartbeat{Heartbeat: wire.Heartbeat{HostID: "h2", Datacenter: "fra", Phase: wire.PhaseIdle}}},
+		{TypeAcquire, Acquire{Datacenter: "fra", Host: "h1", Owner: OwnerAgent, Timing: timing}},
+		{TypeAcquire, Acquire{Datacenter: "fra", Host: "h2", Owner: OwnerAgent, Timing: timing}},
+		{TypeRelease, Renew{Datacenter: "fra", Host: "h1", Token: 1, Owner: OwnerAgent, Timing: timing}},
+		{TypeTick, Tick{Timing: timing}},
+	}
+	for i, st := range steps {
+		now := t0.Add(time.Duration(i) * time.Second)
+		ra := apply(t, a, st.typ, now, st.payload)
+		rb := b.ExecType(st.typ, now, st.payload)
+		if kind(ra) != kind(rb) {
+			t.Fatalf("step %d: apply %s, exec %s", i, kind(ra), kind(rb))
+		}
+	}
+	var sa, sb []byte
+	a.View(func(s *State) { sa, _ = json.Marshal(s) })
+	b.View(func(s *State) { sb, _ = json.Marshal(s) })
+	if string(sa) != string(sb) {
+		t.Fatalf("states differ:\n%s\n%s", sa, sb)
+	}
+}
