@@ -3,8 +3,10 @@
 package testcoord
 
 import (
+	"context"
 	"crypto/ed25519"
 	"crypto/tls"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -51,19 +53,65 @@ type Coordinator struct {
 	Stop func()
 }
 
-// Start runs a coordinator until the test ends.
+// PeerToken authenticates forwarding between the nodes of a test cluster.
+const PeerToken = "peer-secret-token-for-tests"
+
+// Start runs a single-node coordinator until the test ends.
 func Start(t testing.TB, o Options) *Coordinator {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	return StartCluster(t, 1, o)[0]
+}
+
+// StartCluster runs an n-node coordinator quorum (real Raft on disk, real
+// HTTP with forwarding to the leader) until the test ends; it returns when
+// a leader serves. Without TLS only.
+func StartCluster(t testing.TB, n int, o Options) []*Coordinator {
+	t.Helper()
+	if n > 1 && o.CA != nil {
+		t.Fatal("testcoord: clusters run without TLS")
 	}
-	raftLn, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	lns := make([]net.Listener, n)
+	raftAddrs := map[string]string{}
+	for i := range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		lns[i] = ln
+		raftLn, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		raftAddrs[fmt.Sprintf("c%d", i+1)] = raftLn.Addr().String()
+		raftLn.Close()
 	}
-	raftAddr := raftLn.Addr().String()
-	raftLn.Close()
+	out := make([]*Coordinator, n)
+	for i := range n {
+		out[i] = startNode(t, o, fmt.Sprintf("c%d", i+1), lns[i], raftAddrs)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		leaders := 0
+		for _, c := range out {
+			if c.Store.IsLeader() {
+				leaders++
+			}
+		}
+		if leaders == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("testcoord: no leader within 20 s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return out
+}
+
+func startNode(t testing.TB, o Options, id string, ln net.Listener, peers map[string]string) *Coordinator {
+	t.Helper()
+	raftAddr := peers[id]
+	var err error
 	if o.Timing == (fsm.Timing{}) {
 		o.Timing = fsm.Timing{Lease: 2 * time.Minute, RebootDeadline: 10 * time.Minute, AliveWithin: time.Minute}
 	}
@@ -72,31 +120,29 @@ func Start(t testing.TB, o Options) *Coordinator {
 	}
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	st, err := store.Open(store.Config{
-		NodeID: "c1", DataDir: t.TempDir(), RaftAddr: raftAddr, HTTPAddr: ln.Addr().String(),
-		Peers: map[string]string{"c1": raftAddr}, Timing: o.Timing, TickInterval: time.Second, Logger: quiet,
+		NodeID: id, DataDir: t.TempDir(), RaftAddr: raftAddr, HTTPAddr: ln.Addr().String(),
+		Peers: peers, Timing: o.Timing, TickInterval: time.Second, Logger: quiet,
+		HeartbeatTimeout: 300 * time.Millisecond, ElectionTimeout: 300 * time.Millisecond, LeaderLeaseTimeout: 300 * time.Millisecond,
 	})
 	if err != nil {
 		t.Fatal(err)
-	}
-	deadline := time.Now().Add(15 * time.Second)
-	for !st.IsLeader() {
-		if time.Now().After(deadline) {
-			t.Fatal("testcoord: single-node coordinator did not become leader")
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
 	auth := &api.Auth{AgentCertificates: o.CA != nil}
 	for _, tk := range []struct {
 		name, tok string
 		role      api.Role
-	}{{"ops", OperatorToken, api.RoleAdmin}, {"agents", AgentToken, api.RoleAgent}} {
+	}{{"ops", OperatorToken, api.RoleAdmin}, {"agents", AgentToken, api.RoleAgent}, {"peers", PeerToken, api.RolePeer}} {
 		tok, err := api.NewToken(tk.name, tk.role, api.HashToken(tk.tok))
 		if err != nil {
 			t.Fatal(err)
 		}
 		auth.Tokens = append(auth.Tokens, tok)
 	}
-	h := api.New(api.Config{Store: st, Auth: auth, HeartbeatInterval: o.HeartbeatInterval, ReleaseKeys: o.ReleaseKeys, PolicyKeys: o.PolicyKeys, Logger: quiet})
+	h := api.New(api.Config{Store: st, Auth: auth, HeartbeatInterval: o.HeartbeatInterval, ReleaseKeys: o.ReleaseKeys, PolicyKeys: o.PolicyKeys,
+		PeerToken: PeerToken, Logger: quiet})
+	actx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	go h.Announce(actx, fsm.SetMember{ID: id, RaftAddr: raftAddr, HTTPAddr: ln.Addr().String()})
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
 	c := &Coordinator{Store: st}
 	_, c.Port, _ = net.SplitHostPort(ln.Addr().String())
