@@ -13,7 +13,7 @@ FUZZTIME ?= 20s
 
 # Debian packages the tests need (VM tier: qemu, busybox-static, cpio, e2fsprogs;
 # host tier: bird2, iproute2) and the ones only `make generate` needs.
-TEST_DEBS     := qemu-system-x86 busybox-static cpio e2fsprogs bird2 iproute2
+TEST_DEBS     := qemu-system-x86 busybox-static cpio e2fsprogs bird2 iproute2 lintian rpm systemd
 GENERATE_DEBS := clang llvm bpftool libbpf-dev linux-libc-dev
 BENCH_DEBS    := etcd-server
 
@@ -74,3 +74,25 @@ demo: build
 
 clean:
 	rm -rf bin dist
+
+# System packages: .deb and .rpm of kroll-agent, kroll-coordinator and
+# krollctl in PKG_DIST, made by nfpm (go tool nfpm) from packaging/ and
+# systemd/; the version comes from the git tag/commit (packaging/version.sh).
+PKG_VERSION ?= $(shell packaging/version.sh)
+PKG_ARCH    ?= $(shell $(GO) env GOARCH)
+PKG_DIST    ?= dist
+PKG_BIN     ?= bin
+
+.PHONY: packages packages-only
+packages: build
+	@$(MAKE) --no-print-directory packages-only
+
+# Packages the binaries in PKG_BIN as they are, without building them.
+packages-only:
+	@test -n '$(PKG_VERSION)' || { echo "packages: no version (packaging/version.sh)"; exit 1; }
+	@mkdir -p $(PKG_DIST)
+	packaging/stage.sh dist/.stage '$(PKG_VERSION)' '$(PKG_BIN)'
+	@for p in agent coordinator krollctl; do for f in deb rpm; do \
+	  KROLL_PKG_VERSION='$(PKG_VERSION)' KROLL_PKG_ARCH='$(PKG_ARCH)' KROLL_PKG_BIN='$(PKG_BIN)' \
+	    $(GO) tool nfpm package --config packaging/nfpm-$$p.yaml --packager $$f --target $(PKG_DIST)/; \
+	done; done
