@@ -13,15 +13,15 @@ FUZZTIME ?= 20s
 
 # Debian packages the tests need (VM tier: qemu, busybox-static, cpio, e2fsprogs;
 # host tier: bird2, iproute2) and the ones only `make generate` needs.
-TEST_DEBS     := qemu-system-x86 busybox-static cpio e2fsprogs bird2 iproute2 lintian rpm systemd
+TEST_DEBS     := qemu-system-x86 busybox-static cpio e2fsprogs bird2 iproute2 lintian rpm systemd debootstrap
 GENERATE_DEBS := clang llvm bpftool libbpf-dev linux-libc-dev
 BENCH_DEBS    := etcd-server
 
 # Packages with VM-tier tests (qemu), run verbosely so the kernels booted
 # and the uname before/after a kexec show in the output.
-VM_PKGS = ./test/vm/... ./bpf/... ./agent/mitigate/... ./agent/boot/... ./test/e2e/...
+VM_PKGS = ./test/vm/... ./bpf/... ./agent/mitigate/... ./agent/boot/... ./test/e2e/... ./test/demo/... ./test/systemdvm/...
 
-.PHONY: build deps deps-generate test test-unit test-vm bench generate lint fuzz demo clean
+.PHONY: build deps deps-generate test test-unit test-vm bench generate lint fuzz demo demo-sim clean
 
 build:
 	@mkdir -p bin
@@ -39,7 +39,7 @@ deps-generate:
 
 # All tiers: unit, cluster, host (root) and VM (qemu). Nothing skips with CI=true.
 test:
-	$(GO) test -count=1 -timeout 30m $$($(GO) list ./... | grep -v -e '/test/vm' -e '/test/e2e' -e '/kroll/bpf' -e '/agent/mitigate' -e '/agent/boot')
+	$(GO) test -count=1 -timeout 30m $$($(GO) list ./... | grep -v -e '/test/vm' -e '/test/e2e' -e '/test/demo' -e '/test/systemdvm' -e '/kroll/bpf' -e '/agent/mitigate' -e '/agent/boot')
 	$(GO) test -count=1 -timeout 40m -v $(VM_PKGS)
 
 # Fast tier only: no root, no VMs.
@@ -69,8 +69,14 @@ lint:
 	@bad=$$(gofmt -l .); if [ -n "$$bad" ]; then echo "gofmt needed:"; echo "$$bad"; exit 1; fi
 	$(GO) vet ./...
 
+# The main job on one machine: a 3-node quorum, VM agents in two
+# datacenters, a signed mitigation pushed (audit, enforce), a kernel rolled
+# through with progress on screen, a summary. demo-sim: simulated hosts.
 demo: build
-	@./scripts/demo.sh
+	$(GO) run ./test/demo --per-dc 2
+
+demo-sim: build
+	$(GO) run ./test/demo --sim --per-dc 2
 
 clean:
 	rm -rf bin dist

@@ -72,6 +72,9 @@ type Journal struct {
 	Failures int `json:"failures,omitempty"`
 	// Health is the last health verdict.
 	Health string `json:"health,omitempty"`
+	// ReportedUnhealthy is set once the target's failure was reported,
+	// so the coordinator's failure budget counts a host once.
+	ReportedUnhealthy bool `json:"reported_unhealthy,omitempty"`
 	// Done records the outcome of releases already handled, by release id,
 	// so a target is not rolled out twice: "healthy", "failed", "current",
 	// "dry-run" or "refused: ...".

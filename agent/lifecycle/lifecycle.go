@@ -146,6 +146,8 @@ type Config struct {
 	// View returns the host's view of its datacenter for heartbeats; nil
 	// or a nil result = none.
 	View func() *wire.DCView
+	// GossipAddr is the host's gossip member address, for heartbeats.
+	GossipAddr string
 	// OnDesired is called with every desired state the coordinator sends
 	// (e.g. to apply pushed policies); nil = nothing.
 	OnDesired func(ctx context.Context, ds *wire.DesiredState)
@@ -232,6 +234,13 @@ func New(cfg Config) (*Agent, error) {
 	a := &Agent{cfg: cfg, log: cfg.Logger, j: j, wake: make(chan struct{}, 1)}
 	a.cfg.Metrics.setPhase(j.Phase, j.PhaseSince)
 	return a, nil
+}
+
+// Phase returns the current phase.
+func (a *Agent) Phase() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.j.Phase
 }
 
 // Journal returns a copy of the current journal.
@@ -402,6 +411,7 @@ func (a *Agent) stepIdle(ctx context.Context, j *journal.Journal) (time.Duration
 		n.Target = &journal.Target{ID: id, KernelRelease: m.KernelVersion, UpstreamVersion: m.UpstreamVersion,
 			Manifest: ds.Release.Manifest, Signature: ds.Release.Signature}
 		n.Staged, n.Boots, n.Previous, n.Rollback, n.KexecFailed, n.Error, n.Health = nil, nil, nil, false, false, "", ""
+		n.ReportedUnhealthy = false
 		n.Phase = wire.PhaseStaging
 	})
 }
@@ -888,7 +898,7 @@ func (a *Agent) stepVerifying(ctx context.Context, j *journal.Journal) (time.Dur
 		if err := a.report(ctx, j, false, lb.Into, summary); err != nil {
 			return a.cfg.RetryInterval, err
 		}
-		return 0, a.save(func(n *journal.Journal) { n.Phase = wire.PhaseRollback })
+		return 0, a.save(func(n *journal.Journal) { n.ReportedUnhealthy, n.Phase = true, wire.PhaseRollback })
 	default:
 		return 0, a.fail(ctx, j, "rollback to "+lb.Into+" is unhealthy too: "+summary)
 	}
@@ -994,7 +1004,7 @@ func (a *Agent) finish(n *journal.Journal, outcome string) {
 		n.Done[n.Target.ID] = outcome
 	}
 	n.Target, n.Staged, n.Boots, n.Previous, n.Policies = nil, nil, nil, nil, nil
-	n.Rollback, n.KexecFailed, n.Error = false, false, ""
+	n.Rollback, n.KexecFailed, n.Error, n.ReportedUnhealthy = false, false, "", false
 	n.Phase = wire.PhaseIdle
 }
 
@@ -1012,8 +1022,10 @@ func (a *Agent) fail(ctx context.Context, j *journal.Journal, why string) error 
 // waits for an operator's reset.
 func (a *Agent) stepFailed(ctx context.Context, j *journal.Journal) (time.Duration, error) {
 	if j.Target != nil {
-		if err := a.report(ctx, j, false, "", j.Error); err != nil {
-			return a.cfg.RetryInterval, err
+		if !j.ReportedUnhealthy {
+			if err := a.report(ctx, j, false, "", j.Error); err != nil {
+				return a.cfg.RetryInterval, err
+			}
 		}
 		if err := a.release(ctx, j, "upgrade failed: "+truncate(j.Error, 200)); err != nil {
 			return a.cfg.RetryInterval, err
@@ -1034,6 +1046,14 @@ func (a *Agent) stepFailed(ctx context.Context, j *journal.Journal) (time.Durati
 			}
 			if err := a.save(func(n *journal.Journal) {
 				n.Boots, n.Previous, n.Rollback, n.KexecFailed, n.Error = nil, nil, false, false, ""
+				n.ReportedUnhealthy = false
+				// The operator fixed what failed: the release may be
+				// tried again (a rollout wave waits for this host).
+				for id, outcome := range n.Done {
+					if strings.HasPrefix(outcome, "failed") {
+						delete(n.Done, id)
+					}
+				}
 				n.Phase = wire.PhaseIdle
 			}); err != nil {
 				return 0, err

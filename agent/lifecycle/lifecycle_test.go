@@ -214,8 +214,8 @@ func TestUnhealthyRollsBackAndFails(t *testing.T) {
 	var h fsm.Host
 	var failures int
 	r.coord.view(func(s *fsm.State) { h = *s.Hosts["h1"]; failures = s.Datacenters["fra1"].Policy.Failures })
-	if !h.Unhealthy || failures == 0 {
-		t.Errorf("coordinator: unhealthy=%v failures=%d", h.Unhealthy, failures)
+	if !h.Unhealthy || failures != 1 {
+		t.Errorf("coordinator: unhealthy=%v failures=%d, want one failure counted", h.Unhealthy, failures)
 	}
 	a := r.agent(0)
 	j := a.Journal()
@@ -252,8 +252,8 @@ func TestOperatorReset(t *testing.T) {
 	if _, err := a.Step(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if j := a.Journal(); j.Phase != wire.PhaseIdle || len(r.host.routeSet()) != 2 {
-		t.Fatalf("after reset: phase %s routes %v", j.Phase, r.host.routeSet())
+	if j := a.Journal(); j.Phase != wire.PhaseIdle || len(r.host.routeSet()) != 2 || j.Done["6.1.192-kroll.1"] != "" {
+		t.Fatalf("after reset: phase %s routes %v done %v", j.Phase, r.host.routeSet(), j.Done)
 	}
 }
 

@@ -61,7 +61,7 @@ func (a *Agent) Run(ctx context.Context) error {
 // Heartbeat sends one heartbeat and records the desired state.
 func (a *Agent) Heartbeat(ctx context.Context) (*wire.DesiredState, error) {
 	j := a.Journal()
-	hb := wire.Heartbeat{HostID: a.cfg.HostID, Datacenter: a.cfg.Datacenter, KernelLine: a.cfg.KernelLine, Phase: j.Phase}
+	hb := wire.Heartbeat{HostID: a.cfg.HostID, Datacenter: a.cfg.Datacenter, KernelLine: a.cfg.KernelLine, Phase: j.Phase, GossipAddr: a.cfg.GossipAddr}
 	hb.Kernel, _ = a.kernelRelease()
 	hb.BootID, _ = a.cfg.Booter.BootID()
 	if a.cfg.Policies != nil {

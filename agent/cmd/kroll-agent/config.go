@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"crypto/ed25519"
 	"errors"
 	"fmt"
@@ -12,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/BurntSushi/toml"
+	"github.com/kroll-dev/kroll/pkg/tomlfile"
 
 	"github.com/kroll-dev/kroll/agent/boot"
 	"github.com/kroll-dev/kroll/agent/health"
@@ -32,12 +31,12 @@ type fileConfig struct {
 	StateDir   string `toml:"state_dir"`
 
 	Coordinator struct {
-		URLs      []string `toml:"urls"`
-		TokenFile string   `toml:"token_file"`
-		CAFile    string   `toml:"ca_file"`
-		CertFile  string   `toml:"cert_file"`
-		KeyFile   string   `toml:"key_file"`
-		Timeout   duration `toml:"timeout"`
+		URLs      []string          `toml:"urls"`
+		TokenFile string            `toml:"token_file"`
+		CAFile    string            `toml:"ca_file"`
+		CertFile  string            `toml:"cert_file"`
+		KeyFile   string            `toml:"key_file"`
+		Timeout   tomlfile.Duration `toml:"timeout"`
 	} `toml:"coordinator"`
 
 	Trust struct {
@@ -46,14 +45,14 @@ type fileConfig struct {
 	} `toml:"trust"`
 
 	Stage struct {
-		Dir         string   `toml:"dir"`
-		MinFreeMB   int64    `toml:"min_free_mb"`
-		Modules     bool     `toml:"modules"`
-		MaxRetries  int      `toml:"max_retries"`
-		Backoff     duration `toml:"backoff"`
-		MaxEntryMB  int64    `toml:"max_entry_mb"`
-		MaxTotalMB  int64    `toml:"max_total_mb"`
-		DownloadCap duration `toml:"download_timeout"`
+		Dir         string            `toml:"dir"`
+		MinFreeMB   int64             `toml:"min_free_mb"`
+		Modules     bool              `toml:"modules"`
+		MaxRetries  int               `toml:"max_retries"`
+		Backoff     tomlfile.Duration `toml:"backoff"`
+		MaxEntryMB  int64             `toml:"max_entry_mb"`
+		MaxTotalMB  int64             `toml:"max_total_mb"`
+		DownloadCap tomlfile.Duration `toml:"download_timeout"`
 	} `toml:"stage"`
 
 	Anycast struct {
@@ -62,10 +61,10 @@ type fileConfig struct {
 	} `toml:"anycast"`
 
 	Drain struct {
-		Threshold int      `toml:"threshold"`
-		Deadline  duration `toml:"deadline"`
-		Poll      duration `toml:"poll"`
-		OnTimeout string   `toml:"on_timeout"`
+		Threshold int               `toml:"threshold"`
+		Deadline  tomlfile.Duration `toml:"deadline"`
+		Poll      tomlfile.Duration `toml:"poll"`
+		OnTimeout string            `toml:"on_timeout"`
 	} `toml:"drain"`
 
 	Boot struct {
@@ -77,12 +76,12 @@ type fileConfig struct {
 	} `toml:"boot"`
 
 	Health struct {
-		RequiredUnits []string `toml:"required_units"`
-		SettleTimeout duration `toml:"settle_timeout"`
+		RequiredUnits []string          `toml:"required_units"`
+		SettleTimeout tomlfile.Duration `toml:"settle_timeout"`
 		Commands      []struct {
-			Name    string   `toml:"name"`
-			Command []string `toml:"command"`
-			Timeout duration `toml:"timeout"`
+			Name    string            `toml:"name"`
+			Command []string          `toml:"command"`
+			Timeout tomlfile.Duration `toml:"timeout"`
 		} `toml:"commands"`
 	} `toml:"health"`
 
@@ -95,25 +94,18 @@ type fileConfig struct {
 		Listen string `toml:"listen"`
 	} `toml:"metrics"`
 
+	Gossip struct {
+		Bind      string   `toml:"bind"`
+		Advertise string   `toml:"advertise"`
+		Seeds     []string `toml:"seeds"`
+		KeyFiles  []string `toml:"key_files"`
+	} `toml:"gossip"`
+
 	Timing struct {
-		RetryInterval     duration `toml:"retry_interval"`
-		HeartbeatInterval duration `toml:"heartbeat_interval"`
-		RenewInterval     duration `toml:"renew_interval"`
+		RetryInterval     tomlfile.Duration `toml:"retry_interval"`
+		HeartbeatInterval tomlfile.Duration `toml:"heartbeat_interval"`
+		RenewInterval     tomlfile.Duration `toml:"renew_interval"`
 	} `toml:"timing"`
-}
-
-type duration struct{ time.Duration }
-
-func (d *duration) UnmarshalText(b []byte) error {
-	v, err := time.ParseDuration(string(b))
-	if err != nil {
-		return err
-	}
-	if v <= 0 {
-		return fmt.Errorf("duration %s must be positive", b)
-	}
-	d.Duration = v
-	return nil
 }
 
 // config is the resolved agent configuration.
@@ -155,25 +147,21 @@ type config struct {
 	retry       time.Duration
 	heartbeat   time.Duration
 	renew       time.Duration
+
+	gossip         bool
+	gossipBindAddr string
+	gossipBindPort int
+	gossipAdvAddr  string
+	gossipAdvPort  int
+	gossipSeeds    []string
+	gossipKeyFiles []string
 }
 
 // loadConfig reads and validates path; every problem is reported at once.
 func loadConfig(path string) (*config, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("config: %w", err)
-	}
 	var fc fileConfig
-	md, err := toml.NewDecoder(bytes.NewReader(data)).Decode(&fc)
-	if err != nil {
-		return nil, fmt.Errorf("config %s: %w", path, err)
-	}
-	if und := md.Undecoded(); len(und) > 0 {
-		keys := make([]string, len(und))
-		for i, k := range und {
-			keys[i] = k.String()
-		}
-		return nil, fmt.Errorf("config %s: unknown keys: %s", path, strings.Join(keys, ", "))
+	if err := tomlfile.Decode(path, &fc); err != nil {
+		return nil, err
 	}
 	c, errs := resolve(fc)
 	if len(errs) > 0 {
@@ -314,6 +302,36 @@ func resolve(fc fileConfig) (*config, []error) {
 		if _, _, err := net.SplitHostPort(c.metrics); err != nil {
 			bad("metrics.listen: %v", err)
 		}
+	}
+	if g := fc.Gossip; g.Bind != "" {
+		c.gossip = true
+		ap, err := netip.ParseAddrPort(g.Bind)
+		if err != nil {
+			bad("gossip.bind: %v (want ip:port, e.g. 0.0.0.0:7946)", err)
+		}
+		c.gossipBindAddr, c.gossipBindPort = ap.Addr().String(), int(ap.Port())
+		if g.Advertise != "" {
+			ap, err := netip.ParseAddrPort(g.Advertise)
+			if err != nil {
+				bad("gossip.advertise: %v", err)
+			}
+			c.gossipAdvAddr, c.gossipAdvPort = ap.Addr().String(), int(ap.Port())
+		}
+		for i, s := range g.Seeds {
+			if _, _, err := net.SplitHostPort(s); err != nil {
+				bad("gossip.seeds[%d]: %v", i, err)
+			}
+		}
+		c.gossipSeeds = g.Seeds
+		if len(g.KeyFiles) == 0 {
+			bad("gossip.key_files: the pool must be encrypted: give at least one key file (base64 of 16, 24 or 32 random bytes)")
+		}
+		c.gossipKeyFiles = g.KeyFiles
+		if _, err := readKeys(g.KeyFiles); err != nil {
+			bad("%v", err)
+		}
+	} else if len(fc.Gossip.Seeds) > 0 || len(fc.Gossip.KeyFiles) > 0 {
+		bad("gossip: seeds or key_files without gossip.bind")
 	}
 	return c, errs
 }

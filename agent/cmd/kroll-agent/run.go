@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -22,6 +21,7 @@ import (
 	"github.com/kroll-dev/kroll/agent/journal"
 	"github.com/kroll-dev/kroll/agent/lifecycle"
 	"github.com/kroll-dev/kroll/agent/mitigate"
+	"github.com/kroll-dev/kroll/agent/policysync"
 	"github.com/kroll-dev/kroll/agent/stage"
 	"github.com/kroll-dev/kroll/pkg/cli"
 	"github.com/kroll-dev/kroll/pkg/client"
@@ -86,7 +86,40 @@ func runDaemon(ctx context.Context, env cli.Env, args []string) error {
 		return err
 	}
 	deps.Metrics, deps.Logger = lm, log
-	agent, err := lifecycle.New(deps)
+	var syncer *policysync.Syncer
+	if mgr != nil {
+		syncer, err = policysync.New(ctx, policysync.Config{Datacenter: c.datacenter, Trusted: c.policyKeys, Manager: mgr,
+			Logger: log.With("component", "policies"), Registerer: reg})
+		if err != nil {
+			return err
+		}
+		deps.OnDesired = syncer.Desired
+	}
+	var agent *lifecycle.Agent
+	phase := func() string {
+		if agent == nil {
+			return wire.PhaseIdle
+		}
+		return agent.Phase()
+	}
+	gctx, stopGossip := context.WithCancel(ctx)
+	defer stopGossip()
+	if c.gossip {
+		pool, err := startGossip(gctx, c, log, reg, syncer, phase, &deps)
+		if err != nil {
+			return err
+		}
+		if syncer != nil {
+			syncer.SetPool(pool)
+		}
+		defer func() {
+			if err := pool.Leave(2 * time.Second); err != nil {
+				log.Warn("gossip: leave", "err", err)
+			}
+			_ = pool.Shutdown()
+		}()
+	}
+	agent, err = lifecycle.New(deps)
 	if err != nil {
 		return err
 	}
@@ -231,73 +264,20 @@ func (p inForce) InForce(ctx context.Context) (map[string]bool, error) {
 	return out, nil
 }
 
-// coordinators is a lifecycle.Coordinator over several coordinator URLs:
-// a call that fails without an answer (network error, no leader) is tried
-// on the next URL; an answer (grant or refusal) is final.
-type coordinators struct {
-	mu      sync.Mutex
-	clients []*client.Client
-	cur     int
-}
-
-func newCoordinators(c *config) (*coordinators, error) {
+// newCoordinators returns a failover client over the configured
+// coordinator URLs.
+func newCoordinators(c *config) (*client.Failover, error) {
 	tlsCfg, err := client.TLSConfig(c.caFile, c.certFile, c.keyFile)
 	if err != nil {
 		return nil, err
 	}
-	out := &coordinators{}
+	var cls []*client.Client
 	for _, u := range c.coordURLs {
 		cl, err := client.New(u, client.Options{Token: c.token, TLS: tlsCfg, Timeout: c.timeout})
 		if err != nil {
 			return nil, err
 		}
-		out.clients = append(out.clients, cl)
+		cls = append(cls, cl)
 	}
-	return out, nil
-}
-
-// try runs call on the current coordinator and fails over to the others.
-func try[T any](cs *coordinators, call func(*client.Client) (T, error)) (T, error) {
-	cs.mu.Lock()
-	start := cs.cur
-	cs.mu.Unlock()
-	var (
-		zero T
-		errs []error
-	)
-	for i := range cs.clients {
-		idx := (start + i) % len(cs.clients)
-		v, err := call(cs.clients[idx])
-		kind := client.ErrorKind(err)
-		if err == nil || (kind != "" && kind != wire.KindNoLeader && kind != wire.KindInternal) {
-			cs.mu.Lock()
-			cs.cur = idx
-			cs.mu.Unlock()
-			return v, err
-		}
-		errs = append(errs, fmt.Errorf("%s: %w", cs.clients[idx].BaseURL(), err))
-	}
-	return zero, errors.Join(errs...)
-}
-
-func (cs *coordinators) Heartbeat(ctx context.Context, hb wire.Heartbeat) (*wire.DesiredState, error) {
-	return try(cs, func(c *client.Client) (*wire.DesiredState, error) { return c.Heartbeat(ctx, hb) })
-}
-
-func (cs *coordinators) AcquireSlot(ctx context.Context, req wire.SlotRequest) (*wire.Slot, error) {
-	return try(cs, func(c *client.Client) (*wire.Slot, error) { return c.AcquireSlot(ctx, req) })
-}
-
-func (cs *coordinators) RenewSlot(ctx context.Context, req wire.SlotRequest) (*wire.Slot, error) {
-	return try(cs, func(c *client.Client) (*wire.Slot, error) { return c.RenewSlot(ctx, req) })
-}
-
-func (cs *coordinators) AgentRelease(ctx context.Context, req wire.SlotRequest) error {
-	_, err := try(cs, func(c *client.Client) (struct{}, error) { return struct{}{}, c.AgentRelease(ctx, req) })
-	return err
-}
-
-func (cs *coordinators) ReportHealth(ctx context.Context, rep wire.HealthReport) error {
-	_, err := try(cs, func(c *client.Client) (struct{}, error) { return struct{}{}, c.ReportHealth(ctx, rep) })
-	return err
+	return client.NewFailover(cls...)
 }

@@ -30,5 +30,7 @@ func commands() map[string]cli.Command {
 		"policy":  policyCommand(),
 		"rollout": rolloutCommand(),
 		"events":  {Usage: eventsUsage, Summary: "the coordinator's recent events", Run: events},
+
+		"simulate": simulateCommand(),
 	}
 }

@@ -218,7 +218,7 @@ func rolloutWatch(ctx context.Context, env cli.Env, args []string) error {
 			fmt.Fprint(env.Stdout, "\033[H\033[2J")
 			bars(env.Stdout, r)
 		} else if s := plain(r); s != last {
-			fmt.Fprint(env.Stdout, s)
+			fmt.Fprintf(env.Stdout, "%s %s", time.Now().UTC().Format(time.RFC3339), s)
 			last = s
 		}
 		if r.State == "done" || r.State == "aborted" {
@@ -237,7 +237,7 @@ func rolloutWatch(ctx context.Context, env cli.Env, args []string) error {
 func plain(r *wire.Rollout) string {
 	var b strings.Builder
 	h, n := totals(r)
-	fmt.Fprintf(&b, "%s rollout %s %s: %d/%d hosts healthy on %s\n", time.Now().UTC().Format(time.RFC3339), r.ID, state(r), h, n, r.Kernel)
+	fmt.Fprintf(&b, "rollout %s %s: %d/%d hosts healthy on %s\n", r.ID, state(r), h, n, r.Kernel)
 	for _, w := range r.Waves {
 		if w.Started.IsZero() {
 			continue

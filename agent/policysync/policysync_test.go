@@ -1,0 +1,264 @@
+package policysync
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kroll-dev/kroll/agent/mitigate"
+	"github.com/kroll-dev/kroll/internal/testcoord"
+	"github.com/kroll-dev/kroll/pkg/client"
+	"github.com/kroll-dev/kroll/pkg/gossip"
+	"github.com/kroll-dev/kroll/pkg/policy"
+	"github.com/kroll-dev/kroll/pkg/wire"
+)
+
+// fakeManager stands in for the bpf-lsm side (proven in qemu by
+// agent/mitigate); it records what would be in force.
+type fakeManager struct {
+	mu   sync.Mutex
+	docs map[string]mitigate.SignedPolicy
+	vers map[string]int64
+}
+
+func newFakeManager() *fakeManager {
+	return &fakeManager{docs: map[string]mitigate.SignedPolicy{}, vers: map[string]int64{}}
+}
+
+func (f *fakeManager) Apply(_ context.Context, docs []mitigate.SignedPolicy) ([]mitigate.Status, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []mitigate.Status
+	for _, d := range docs {
+		p, err := policy.Decode(d.Document, time.Time{})
+		if err != nil {
+			out = append(out, mitigate.Status{State: "rejected: " + err.Error()})
+			continue
+		}
+		f.docs[p.ID], f.vers[p.ID] = d, p.Version
+		out = append(out, mitigate.Status{ID: p.ID, Version: p.Version, State: mitigate.StateEnforcing})
+	}
+	return out, nil
+}
+
+func (f *fakeManager) Remove(_ context.Context, id string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.docs[id]; !ok {
+		return mitigate.ErrNotInstalled
+	}
+	delete(f.docs, id)
+	delete(f.vers, id)
+	return nil
+}
+
+func (f *fakeManager) Documents() ([]mitigate.SignedPolicy, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []mitigate.SignedPolicy
+	for _, d := range f.docs {
+		out = append(out, d)
+	}
+	return out, nil
+}
+
+func (f *fakeManager) version(id string) int64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.vers[id]
+}
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+func policyKey() ed25519.PrivateKey {
+	return ed25519.NewKeyFromSeed(bytes.Repeat([]byte{77}, ed25519.SeedSize))
+}
+
+// signed returns a signed policy document.
+func signed(t testing.TB, id string, version int64, dcs string) wire.PolicyPushRequest {
+	t.Helper()
+	doc := fmt.Sprintf("id: %s\nversion: %d\nkind: userns-create\nmode: enforce\napplies_to:\n  fixed_in: [\"6.1.999\"]\n  datacenters: [%s]\nexpires: 2099-01-01T00:00:00Z\nissued: %s\n",
+		id, version, dcs, time.Now().UTC().Format(time.RFC3339))
+	p, err := policy.Decode([]byte(doc), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig, err := policy.Sign(policyKey(), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return wire.PolicyPushRequest{Document: doc, Signature: sig.Marshal()}
+}
+
+// host is one agent's policy side: manager, syncer, pool.
+type host struct {
+	name, dc string
+	mgr      *fakeManager
+	syncer   *Syncer
+	pool     *gossip.Pool
+}
+
+func newHost(t testing.TB, name, dc string, key []byte) *host {
+	t.Helper()
+	h := &host{name: name, dc: dc, mgr: newFakeManager()}
+	var err error
+	h.syncer, err = New(context.Background(), Config{Datacenter: dc, Trusted: []ed25519.PublicKey{policyKey().Public().(ed25519.PublicKey)},
+		Manager: h.mgr, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.pool, err = gossip.New(gossip.Config{NodeName: name, Datacenter: dc, BindAddr: "127.0.0.1", Keyring: [][]byte{key},
+		Accept: h.syncer.Accept, Deliver: h.syncer.Deliver, State: h.syncer.State, Logger: quiet,
+		Meta: func() gossip.Meta {
+			return gossip.Meta{HostID: name, Phase: wire.PhaseIdle, Policies: h.syncer.Versions()}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.syncer.SetPool(h.pool)
+	t.Cleanup(func() { h.pool.Shutdown() })
+	return h
+}
+
+// TestPushReachesDatacentersWithoutCoordinator: a policy pushed to the
+// coordinator reaches one agent per datacenter with its heartbeat; the
+// coordinator then stops; gossip carries the policy to every agent of the
+// targeted datacenters and to none of the others.
+func TestPushReachesDatacentersWithoutCoordinator(t *testing.T) {
+	const perDC = 10
+	coord := testcoord.Start(t, testcoord.Options{PolicyKeys: []ed25519.PublicKey{policyKey().Public().(ed25519.PublicKey)}})
+	ctx := t.Context()
+	key := bytes.Repeat([]byte{5}, 32)
+	dcs := []string{"fra", "ams", "sin"}
+	hosts := map[string][]*host{}
+	for _, dc := range dcs {
+		one := 1
+		if _, err := coord.Client.SetDatacenter(ctx, dc, wire.DatacenterUpdate{SlotLimit: &one}); err != nil {
+			t.Fatal(err)
+		}
+		for i := range perDC {
+			h := newHost(t, fmt.Sprintf("%s-%02d", dc, i), dc, key)
+			if i > 0 {
+				if _, err := h.pool.Join([]string{hosts[dc][0].pool.LocalAddr()}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			hosts[dc] = append(hosts[dc], h)
+		}
+	}
+	if _, err := coord.Client.PushPolicy(ctx, signed(t, "cve-userns", 1, "fra, ams")); err != nil {
+		t.Fatal(err)
+	}
+	agentClient, err := client.New(coord.URL, client.Options{Token: testcoord.AgentToken})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// One agent per datacenter hears from the coordinator.
+	for _, dc := range dcs {
+		h := hosts[dc][perDC-1]
+		ds, err := agentClient.Heartbeat(ctx, wire.Heartbeat{HostID: h.name, Datacenter: dc})
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.syncer.Desired(ctx, ds)
+	}
+	coord.Stop()
+	start := time.Now()
+	deadline := start.Add(60 * time.Second)
+	for {
+		missing := 0
+		for _, dc := range []string{"fra", "ams"} {
+			for _, h := range hosts[dc] {
+				if h.mgr.version("cve-userns") != 1 {
+					missing++
+				}
+			}
+		}
+		if missing == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d agents of fra/ams lack the policy 60 s after the push", missing)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Logf("policy in force on all %d agents of fra and ams %s after the coordinator stopped", 2*perDC, time.Since(start).Round(10*time.Millisecond))
+	// sin was not targeted: its agents refuse it even when a member
+	// broadcasts it into their pool.
+	rogue := signed(t, "cve-userns", 1, "fra, ams")
+	_ = hosts["sin"][0].pool.Broadcast(gossip.Message{Kind: gossip.KindPolicy, ID: "cve-userns", Version: 1, Document: []byte(rogue.Document), Signature: rogue.Signature})
+	time.Sleep(2 * time.Second)
+	for _, h := range hosts["sin"] {
+		if v := h.mgr.version("cve-userns"); v != 0 {
+			t.Fatalf("%s (sin) applied a policy for fra/ams", h.name)
+		}
+	}
+	// The gossip view carries the policy versions in the members' meta.
+	for _, h := range hosts["fra"] {
+		h.pool.UpdateMeta(ctx)
+	}
+	deadline = time.Now().Add(30 * time.Second)
+	for {
+		seen := 0
+		for _, m := range hosts["fra"][0].pool.View().Members {
+			if m.Meta.Policies["cve-userns"] == 1 {
+				seen++
+			}
+		}
+		if seen == perDC {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("fra-00 sees the policy in the meta of %d of %d members", seen, perDC)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func TestCheckRefusals(t *testing.T) {
+	h := newHost(t, "fra-x", "fra", bytes.Repeat([]byte{6}, 32))
+	ctx := context.Background()
+	v2 := signed(t, "p", 2, "")
+	ds := &wire.DesiredState{Policies: []wire.SignedPolicy{{ID: "p", Version: 2, Document: v2.Document, Signature: v2.Signature}}}
+	h.syncer.Desired(ctx, ds)
+	if h.mgr.version("p") != 2 {
+		t.Fatal("v2 from the coordinator not applied")
+	}
+	msg := func(r wire.PolicyPushRequest, id string, v int64) gossip.Message {
+		return gossip.Message{Kind: gossip.KindPolicy, ID: id, Version: v, Document: []byte(r.Document), Signature: r.Signature}
+	}
+	other := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{1}, ed25519.SeedSize))
+	v3 := signed(t, "p", 3, "")
+	p3, _ := policy.Decode([]byte(v3.Document), time.Now())
+	forgedSig, _ := policy.Sign(other, p3)
+	for name, m := range map[string]gossip.Message{
+		"older":       msg(signed(t, "p", 1, ""), "p", 1),
+		"same":        msg(v2, "p", 2),
+		"forged":      {Kind: gossip.KindPolicy, ID: "p", Version: 3, Document: []byte(v3.Document), Signature: forgedSig.Marshal()},
+		"other dc":    msg(signed(t, "q", 1, "ams"), "q", 1),
+		"mislabelled": msg(v3, "p", 4),
+		"unknown":     {Kind: "release", ID: "p", Version: 9},
+		"oversize":    {Kind: gossip.KindPolicy, ID: "p", Version: 5, Document: bytes.Repeat([]byte("x"), gossip.MaxMessageSize+1)},
+	} {
+		if err := h.syncer.Accept(m); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	if err := h.syncer.Accept(msg(v3, "p", 3)); err != nil {
+		t.Fatalf("v3: %v", err)
+	}
+	// Retired by the operator: removed, and its version not taken back.
+	h.syncer.Desired(ctx, &wire.DesiredState{RetiredPolicies: []string{"p"}})
+	if h.mgr.version("p") != 0 {
+		t.Fatal("retired policy still in force")
+	}
+	if err := h.syncer.Accept(msg(v2, "p", 2)); err == nil {
+		t.Fatal("a retired version came back through gossip")
+	}
+}

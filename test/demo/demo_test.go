@@ -1,0 +1,85 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kroll-dev/kroll/test/vm"
+)
+
+// buildBinaries builds the three binaries the demo runs into a temp dir.
+func buildBinaries(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	for _, pkg := range []string{"../../agent/cmd/kroll-agent", "../../coordinator/cmd/kroll-coordinator", "../../coordinator/cmd/krollctl"} {
+		if _, err := vm.BuildGo(t.Context(), pkg, dir); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+var summaryRow = regexp.MustCompile(`(?m)^(\S+)\s+(fra1|ams1)\s+(\S+) → (\S+)\s+(\S+)\s+`)
+
+// checkSummary asserts the demo's end: every host on the new kernel, and
+// the mitigation retired by it.
+func checkSummary(t *testing.T, out string, hosts int, method string) {
+	t.Helper()
+	i := strings.LastIndex(out, "== summary")
+	if i < 0 {
+		t.Fatalf("no summary in the demo output:\n%s", out)
+	}
+	rows := summaryRow.FindAllStringSubmatch(out[i:], -1)
+	if len(rows) != hosts {
+		t.Fatalf("summary has %d hosts, want %d:\n%s", len(rows), hosts, out[i:])
+	}
+	for _, r := range rows {
+		if r[3] != "6.1.0-47-amd64" || !strings.HasPrefix(r[4], "6.1.0-") || r[4] == r[3] || r[5] != method {
+			t.Errorf("summary row %q: want 6.1.0-47-amd64 → a newer kernel by %s", r[0], method)
+		}
+	}
+	if !strings.Contains(out, "retired v2=") {
+		t.Errorf("the Copy Fail mitigation was not retired by the fixed kernel")
+	}
+	t.Logf("demo summary:\n%s", out[i:])
+}
+
+// TestDemoSim runs `make demo-sim` (shortened: 25 simulated hosts per
+// datacenter) and checks its summary.
+func TestDemoSim(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the demo runs a quorum and 50 agents: make test runs it")
+	}
+	bin := buildBinaries(t)
+	var out bytes.Buffer
+	d := newDemo(options{sim: true, perDC: 1, bin: bin}, &out)
+	ctx, cancel := context.WithTimeout(t.Context(), 8*time.Minute)
+	defer cancel()
+	err := d.run(ctx)
+	d.cleanup()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	checkSummary(t, out.String(), 50, "kexec")
+}
+
+// TestDemoVM runs `make demo` (shortened: one VM per datacenter) and
+// checks its summary: real kexec upgrades in qemu.
+func TestDemoVM(t *testing.T) {
+	vm.RequireTools(t)
+	bin := buildBinaries(t)
+	var out bytes.Buffer
+	d := newDemo(options{perDC: 1, bin: bin}, &out)
+	ctx, cancel := context.WithTimeout(t.Context(), 15*time.Minute)
+	defer cancel()
+	err := d.run(ctx)
+	d.cleanup()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	checkSummary(t, out.String(), 2, "kexec")
+}
