@@ -291,27 +291,29 @@ func (s *State) addRelease(p AddRelease) Result {
 // hostStates lists the datacenter's registered hosts for the scheduler
 // (which only counts them, so their order does not matter).
 func (s *State) hostStates(dc *Datacenter, t Timing) []schedule.HostState {
-	hosts := s.byDC[dc.Name]
-	out := make([]schedule.HostState, 0, len(hosts))
-	for id, h := range hosts {
-		_, holding := dc.Slots[id]
-		out = append(out, schedule.HostState{ID: id, Holding: holding, Serving: h.serving(dc, s.Now, t.AliveWithin)})
-	}
-	return out
+	states, _ := s.hostStatesAndView(dc, t)
+	return states
 }
 
-// observedOutOfService is the most pessimistic recent gossip view of dc's
-// agents: the largest dead + draining + rebooting count reported by a host
-// with a fresh heartbeat.
-func (s *State) observedOutOfService(dc *Datacenter, t Timing) int {
+// hostStatesAndView lists dc's hosts for the scheduler and, in the same
+// pass, the most pessimistic recent gossip view of its agents: the largest
+// dead + draining + rebooting count reported by a host with a fresh
+// heartbeat (schedule.Request.ObservedOutOfService). The slice is scratch space reused by the next
+// call: Decide does not keep it.
+func (s *State) hostStatesAndView(dc *Datacenter, t Timing) ([]schedule.HostState, int) {
+	hosts := s.byDC[dc.Name]
+	out := s.scratch[:0]
 	worst := 0
-	for _, h := range s.byDC[dc.Name] {
-		if h.View == nil || s.Now.Sub(h.LastHeartbeat) > t.AliveWithin {
-			continue
+	for id, h := range hosts {
+		_, holding := dc.Slots[id]
+		serving := !holding && !h.Unhealthy && !outOfService(h.Phase) && (h.FleetLock || h.alive(s.Now, t.AliveWithin))
+		out = append(out, schedule.HostState{ID: id, Holding: holding, Serving: serving})
+		if h.View != nil && s.Now.Sub(h.LastHeartbeat) <= t.AliveWithin {
+			worst = max(worst, h.View.Dead+h.View.Draining+h.View.Rebooting)
 		}
-		worst = max(worst, h.View.Dead+h.View.Draining+h.View.Rebooting)
 	}
-	return worst
+	s.scratch = out
+	return out, worst
 }
 
 func (s *State) acquire(p Acquire) Result {
@@ -335,13 +337,10 @@ func (s *State) acquire(p Acquire) Result {
 		policy schedule.Policy
 		hosts  []schedule.HostState
 	)
-	if exists {
-		policy = dc.Policy
-		hosts = s.hostStates(dc, p.Timing)
-	}
 	req := schedule.Request{Host: p.Host, Expedite: p.Expedite || s.expedited(dc, p.Host), Now: s.Now}
 	if exists {
-		req.ObservedOutOfService = s.observedOutOfService(dc, p.Timing)
+		policy = dc.Policy
+		hosts, req.ObservedOutOfService = s.hostStatesAndView(dc, p.Timing)
 	}
 	d := schedule.Decide(policy, exists, hosts, req)
 	switch {
