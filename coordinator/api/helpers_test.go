@@ -69,8 +69,11 @@ func storeConfig(t testing.TB, id, dir, raftAddr, httpAddr string, peers map[str
 	return store.Config{
 		NodeID: id, DataDir: dir, RaftAddr: raftAddr, HTTPAddr: httpAddr, Peers: peers,
 		TickInterval:     50 * time.Millisecond,
-		HeartbeatTimeout: 100 * time.Millisecond, ElectionTimeout: 100 * time.Millisecond,
-		LeaderLeaseTimeout: 100 * time.Millisecond,
+		// Short enough for quick elections, long enough not to flap when
+		// make test runs other heavy packages (VM builds, simulators) at
+		// the same time on two cores.
+		HeartbeatTimeout: 400 * time.Millisecond, ElectionTimeout: 400 * time.Millisecond,
+		LeaderLeaseTimeout: 400 * time.Millisecond,
 		ApplyTimeout:       5 * time.Second,
 		Logger:             discardLogger,
 	}
