@@ -68,7 +68,7 @@ func freeAddr(t testing.TB) string {
 func storeConfig(t testing.TB, id, dir, raftAddr, httpAddr string, peers map[string]string) store.Config {
 	return store.Config{
 		NodeID: id, DataDir: dir, RaftAddr: raftAddr, HTTPAddr: httpAddr, Peers: peers,
-		TickInterval:     50 * time.Millisecond,
+		TickInterval: 50 * time.Millisecond,
 		// Short enough for quick elections, long enough not to flap when
 		// make test runs other heavy packages (VM builds, simulators) at
 		// the same time on two cores.

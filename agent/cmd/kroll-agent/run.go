@@ -10,7 +10,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/coreos/go-systemd/v22/daemon"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -146,31 +145,12 @@ func runDaemon(ctx context.Context, env cli.Env, args []string) error {
 		wg.Go(func() { _ = srv.Serve(ln) })
 		wg.Go(func() { <-ctx.Done(); _ = srv.Close() })
 	}
-	if _, err := daemon.SdNotify(false, daemon.SdNotifyReady); err != nil {
-		log.Warn("sd_notify READY", "err", err)
-	}
-	if iv, err := daemon.SdWatchdogEnabled(false); err == nil && iv > 0 {
-		wg.Go(func() { watchdog(ctx, iv/2) })
-	}
+	stopping := cli.NotifyReady(ctx, log)
 	err = agent.Run(ctx)
-	_, _ = daemon.SdNotify(false, daemon.SdNotifyStopping)
+	stopping()
 	log.Info("kroll-agent stopped", "phase", agent.Journal().Phase)
 	cancel()
 	return err
-}
-
-// watchdog pings systemd's watchdog every interval.
-func watchdog(ctx context.Context, interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			_, _ = daemon.SdNotify(false, daemon.SdNotifyWatchdog)
-		}
-	}
 }
 
 func targetOf(j *journal.Journal) string {

@@ -15,8 +15,6 @@ import (
 	"os"
 	"time"
 
-	"github.com/coreos/go-systemd/v22/daemon"
-
 	"github.com/kroll-dev/kroll/coordinator/api"
 	"github.com/kroll-dev/kroll/coordinator/fsm"
 	"github.com/kroll-dev/kroll/coordinator/store"
@@ -97,24 +95,7 @@ func serve(ctx context.Context, env cli.Env, o options, set settings) error {
 	log.Info("serving", "http", o.httpAddr, "raft", o.raftAddr, "tls", serverTLS != nil, "version", buildinfo.Version())
 	// systemd (Type=notify): ready once the store is open and the API
 	// listens; watchdog pings while the Raft node runs.
-	if _, err := daemon.SdNotify(false, daemon.SdNotifyReady); err != nil {
-		log.Warn("sd_notify READY", "err", err)
-	}
-	if iv, err := daemon.SdWatchdogEnabled(false); err == nil && iv > 0 {
-		go func() {
-			t := time.NewTicker(iv / 2)
-			defer t.Stop()
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case <-t.C:
-					_, _ = daemon.SdNotify(false, daemon.SdNotifyWatchdog)
-				}
-			}
-		}()
-	}
-	defer daemon.SdNotify(false, daemon.SdNotifyStopping)
+	defer cli.NotifyReady(ctx, log)()
 	select {
 	case <-ctx.Done():
 		log.Info("shutting down")
