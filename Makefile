@@ -19,7 +19,7 @@ BENCH_DEBS    := etcd-server
 
 # Packages with VM-tier tests (qemu), run verbosely so the kernels booted
 # and the uname before/after a kexec show in the output.
-VM_PKGS = ./test/vm/... ./bpf/... ./agent/mitigate/... ./agent/boot/... ./test/e2e/... ./test/demo/...
+VM_PKGS = ./test/vm/... ./bpf/... ./agent/mitigate/... ./agent/boot/... ./test/e2e/... ./test/demo/... ./test/systemdvm/...
 
 .PHONY: build deps deps-generate test test-unit test-vm bench generate lint fuzz demo demo-sim clean
 
