@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -100,6 +101,11 @@ func (d *demo) startVMAgents(ctx context.Context, old *vm.Kernel, rel release.Ma
 	newK, err := vm.NewestKernel(ctx, vm.Line61)
 	if err != nil {
 		return nil, err
+	}
+	// Every VM runs until the rollout is done: they must all run at once
+	// (the harness otherwise queues VMs by CPU count).
+	if n := len(demoDCs) * d.o.perDC; n > 0 {
+		os.Setenv("KROLL_VM_PARALLEL", strconv.Itoa(n))
 	}
 	var wg sync.WaitGroup
 	errs := make(chan error, 16)
