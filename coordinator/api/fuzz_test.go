@@ -180,3 +180,25 @@ func FuzzHealthBody(f *testing.F) {
 		e.serveFuzz(t, http.MethodPost, wire.PathHealth, tokAgent, body)
 	})
 }
+
+// FuzzOperatorBodies feeds the newer operator bodies (releases, policies,
+// rollouts) through their handlers.
+func FuzzOperatorBodies(f *testing.F) {
+	e := fuzzEnv(f)
+	paths := []string{wire.PathReleases, wire.PathPolicies, wire.PathPolicyRetire, wire.PathRollouts, wire.PathRollout + "r1/pause"}
+	seeds(f, len(paths), append(commonSeeds,
+		`{"manifest":{"id":"r1"},"signature":{}}`,
+		`{"manifest":"x","signature":"y"}`,
+		`{"document":"id: p\nversion: 1\n","signature":{"alg":"ed25519"}}`,
+		`{"document":"`+strings.Repeat("a", 70000)+`","signature":{}}`,
+		`{"id":"copy-fail","reason":"fixed"}`,
+		`{"release":"r1","waves":[0.5,0.2]}`,
+		`{"release":"r1","waves":[0.1,1],"canary":["fra"],"soak_seconds":-1}`,
+		`{"release":"r1","expedite":true}`,
+		`{"release":"r1","expedite":true,"reason":"CVE","budget":-3}`,
+		`{"reason":"looking"}`,
+	)...)
+	f.Fuzz(func(t *testing.T, sel uint8, body []byte) {
+		e.serveFuzz(t, http.MethodPost, paths[int(sel)%len(paths)], tokOperate, body)
+	})
+}

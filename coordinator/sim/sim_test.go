@@ -358,3 +358,25 @@ func TestStartIsLocalNight(t *testing.T) {
 		t.Errorf("makespan %.2f h, bound %.2f h; want both after the window opens 10 h in", r.MakespanHours, r.LowerBoundHours)
 	}
 }
+
+// FuzzLoadFleet: a fleet file is decoded strictly and validated; bad ones
+// are refused with an error, never a panic.
+func FuzzLoadFleet(f *testing.F) {
+	f.Add([]byte(`{"datacenters":[{"name":"fra1","hosts":10,"tier":"edge","slot_pct":10,"min_healthy_pct":80,"window":"Mon-Sun 02:00-04:00 Europe/Berlin"}]}`))
+	f.Add([]byte(`{}`))
+	f.Add([]byte(`{"datacenters":[{"name":"","hosts":-1}]}`))
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, data []byte) {
+		p := filepath.Join(dir, "fleet.json")
+		if err := os.WriteFile(p, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		fl, err := LoadFleet(p)
+		if err != nil {
+			return
+		}
+		if err := fl.Validate(); err != nil {
+			t.Fatalf("LoadFleet returned a fleet that does not validate: %v", err)
+		}
+	})
+}

@@ -72,3 +72,25 @@ func TestConfigErrors(t *testing.T) {
 		})
 	}
 }
+
+// FuzzConfig: any agent.toml is refused with an error or resolves to a
+// configuration that passes its own checks; never a panic.
+func FuzzConfig(f *testing.F) {
+	f.Add([]byte("host_id = \"h1\"\ndatacenter = \"fra1\"\nkernel_line = \"6.1\"\n[coordinator]\nurls = [\"http://127.0.0.1:8001\"]\n"))
+	f.Add([]byte("[anycast]\ntable = 100\nprefixes = [\"192.0.2.0/24\"]\n[drain]\ndeadline = \"5s\"\n[gossip]\nbind = \"0.0.0.0:7946\"\n"))
+	f.Add([]byte("[[health.commands]]\nname = \"x\"\ncommand = [\"true\"]\ntimeout = \"1s\"\n"))
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, data []byte) {
+		p := filepath.Join(dir, "agent.toml")
+		if err := os.WriteFile(p, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		c, err := loadConfig(p)
+		if err != nil {
+			return
+		}
+		if c.datacenter == "" || len(c.coordURLs) == 0 || len(c.releaseKeys) == 0 {
+			t.Fatalf("accepted an incomplete configuration: %+v", c)
+		}
+	})
+}
