@@ -304,8 +304,23 @@ func (s *State) hostStatesAndView(dc *Datacenter, t Timing) ([]schedule.HostStat
 	hosts := s.byDC[dc.Name]
 	out := s.scratch[:0]
 	worst := 0
+	// Holders are few (the slot limit): compare host pointers instead of
+	// hashing every host id into dc.Slots.
+	holders := s.holderScratch[:0]
+	for id := range dc.Slots {
+		if h := hosts[id]; h != nil {
+			holders = append(holders, h)
+		}
+	}
+	s.holderScratch = holders
 	for id, h := range hosts {
-		_, holding := dc.Slots[id]
+		holding := false
+		for _, x := range holders {
+			if x == h {
+				holding = true
+				break
+			}
+		}
 		serving := !holding && !h.Unhealthy && !outOfService(h.Phase) && (h.FleetLock || h.alive(s.Now, t.AliveWithin))
 		out = append(out, schedule.HostState{ID: id, Holding: holding, Serving: serving})
 		if h.View != nil && s.Now.Sub(h.LastHeartbeat) <= t.AliveWithin {

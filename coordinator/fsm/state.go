@@ -30,8 +30,10 @@ type State struct {
 
 	// byDC indexes Hosts by datacenter; derived, rebuilt on restore.
 	byDC map[string]map[string]*Host
-	// scratch is reused by hostStatesAndView (not state).
-	scratch []schedule.HostState
+	// scratch and holderScratch are reused by hostStatesAndView (not
+	// state).
+	scratch       []schedule.HostState
+	holderScratch []*Host
 }
 
 // indexHost records h under its datacenter, moving it from old if it
