@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"sync/atomic"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/btf"
@@ -26,8 +27,15 @@ const (
 // kernelTypes caches the running kernel's BTF, which loading needs for
 // CO-RE relocations and to find the LSM hooks: parsing it is most of the
 // cost of a first Load (hundreds of milliseconds under emulation), so
-// every Load and Probe of a process shares it.
-var kernelTypes = btf.NewCache()
+// every Load and Probe of a process shares it — until ReleaseCaches.
+var kernelTypes atomic.Pointer[btf.Cache]
+
+func init() { kernelTypes.Store(btf.NewCache()) }
+
+// ReleaseCaches drops the parsed kernel BTF (several MiB in a daemon's
+// resident memory). A long-running agent calls it after it loaded its
+// policies; the next load parses the BTF again.
+func ReleaseCaches() { kernelTypes.Store(btf.NewCache()) }
 
 type kindSpec struct {
 	load  func() (*ebpf.CollectionSpec, error)
@@ -98,7 +106,7 @@ func Load(kind Kind, opts *ebpf.CollectionOptions) (*Objects, error) {
 		o2 = *opts
 	}
 	if o2.Cache == nil {
-		o2.Cache = kernelTypes
+		o2.Cache = kernelTypes.Load()
 	}
 	coll, err := ebpf.NewCollectionWithOptions(spec, o2)
 	if err != nil {
@@ -338,7 +346,7 @@ func Probe() error {
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	var objs probeObjects
-	if err := spec.LoadAndAssign(&objs, &ebpf.CollectionOptions{Cache: kernelTypes}); err != nil {
+	if err := spec.LoadAndAssign(&objs, &ebpf.CollectionOptions{Cache: kernelTypes.Load()}); err != nil {
 		return fmt.Errorf("%w: load LSM program: %w", ErrUnavailable, err)
 	}
 	defer objs.Close()

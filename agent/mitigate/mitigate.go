@@ -177,6 +177,9 @@ func (m *Manager) statePath(id string) string {
 // are stored but nothing is loaded, their State says why, and the error is
 // non-nil. The error joins every document's problem.
 func (m *Manager) Apply(ctx context.Context, docs []SignedPolicy) ([]Status, error) {
+	// The daemon keeps running after loading: give back the parsed kernel
+	// BTF (several MiB) once the policies are in.
+	defer bpf.ReleaseCaches()
 	var (
 		out       []Status
 		errs      []error

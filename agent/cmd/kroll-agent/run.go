@@ -6,7 +6,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -57,6 +59,11 @@ func runDaemon(ctx context.Context, env cli.Env, args []string) error {
 		return cli.Usagef("run: unexpected argument %q", pos[0])
 	}
 	log := cli.Logger(env.Stderr, slog.LevelInfo).With("host", c.hostID, "datacenter", c.datacenter)
+	if os.Getenv("GOGC") == "" {
+		// A mostly idle daemon on every server: collect more often, keep
+		// less heap (GOGC overrides).
+		debug.SetGCPercent(50)
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	lm := lifecycle.NewMetrics(reg)
@@ -76,6 +83,9 @@ func runDaemon(ctx context.Context, env cli.Env, args []string) error {
 		if err != nil {
 			log.Warn("mitigations not all in force", "err", err)
 		}
+		// Loading parsed the kernel's BTF (released by Apply); hand the
+		// memory back to the system now rather than minutes later.
+		debug.FreeOSMemory()
 	} else {
 		log.Warn("no trust.policy_keys configured: mitigation policies are disabled")
 	}
