@@ -5,14 +5,9 @@ package e2e
 import (
 	"bytes"
 	"crypto/ed25519"
-	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -23,7 +18,6 @@ import (
 	"github.com/kroll-dev/kroll/internal/testcoord"
 	"github.com/kroll-dev/kroll/internal/testpki"
 	"github.com/kroll-dev/kroll/pkg/policy"
-	"github.com/kroll-dev/kroll/pkg/release"
 	"github.com/kroll-dev/kroll/pkg/signing"
 	"github.com/kroll-dev/kroll/pkg/wire"
 	"github.com/kroll-dev/kroll/test/vm"
@@ -35,55 +29,6 @@ const (
 	hostID    = "vm1"
 	dc        = "fra1"
 )
-
-// serveFile serves one file on loopback and returns the URL path prefix
-// port.
-func serveFile(t testing.TB, path string) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /"+filepath.Base(path), func(w http.ResponseWriter, r *http.Request) { http.ServeFile(w, r, path) })
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
-	_, port, _ := net.SplitHostPort(ln.Addr().String())
-	return port
-}
-
-// signedManifest describes the Debian package deb of kernel k, downloadable
-// by the guest from the artifact server on port.
-func signedManifest(t testing.TB, priv ed25519.PrivateKey, k *vm.Kernel, port string) wire.ReleaseAddRequest {
-	t.Helper()
-	f, err := os.Open(k.Deb)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	h := sha256.New()
-	n, err := io.Copy(h, f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	upstream := strings.SplitN(k.PackageVersion, "-", 2)[0]
-	m := release.Manifest{
-		ID: releaseID, Line: "6.1", KernelVersion: k.Release, UpstreamVersion: upstream, Kind: release.KindDeb,
-		Artifacts: []release.Artifact{{Name: filepath.Base(k.Deb), URL: "http://" + vm.HostAddr + ":" + port + "/" + filepath.Base(k.Deb),
-			Size: n, SHA256: hex.EncodeToString(h.Sum(nil))}},
-		Created: time.Now().UTC().Truncate(time.Second),
-	}
-	canon, err := m.Canonical()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sig, err := release.SignManifest(priv, m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return wire.ReleaseAddRequest{Manifest: canon, Signature: sig.Marshal()}
-}
 
 // guestScript runs in every boot: it announces the anycast prefix the way
 // the host's network configuration would (a dummy interface and a route in
@@ -161,7 +106,7 @@ func runScenario(t testing.TB, sc scenario) outcome {
 	if _, err := coord.Client.SetDatacenter(ctx, dc, wire.DatacenterUpdate{SlotLimit: &one}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := coord.Client.AddRelease(ctx, signedManifest(t, priv, newK, serveFile(t, newK.Deb))); err != nil {
+	if _, err := coord.Client.AddRelease(ctx, vm.DebRelease(t, priv, releaseID, "6.1", newK)); err != nil {
 		t.Fatal(err)
 	}
 	target := releaseID

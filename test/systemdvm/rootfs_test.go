@@ -10,10 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
-	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -51,7 +48,7 @@ func requireTools(t *testing.T) {
 		vm.Unavailable(t, errors.New("systemdvm: needs root (debootstrap, chroot, dpkg into the image)"))
 	}
 	for _, tool := range []string{"debootstrap", "unshare", "chroot", "mke2fs", "make"} {
-		if _, err := lookSbin(tool); err != nil {
+		if _, err := vm.LookSbin(tool); err != nil {
 			vm.Unavailable(t, fmt.Errorf("systemdvm: %s not found (Debian package %s): %w", tool, map[string]string{
 				"debootstrap": "debootstrap", "unshare": "util-linux", "chroot": "coreutils", "mke2fs": "e2fsprogs", "make": "make"}[tool], err))
 		}
@@ -78,7 +75,7 @@ func baseRoot(t *testing.T, pkgs []string) string {
 
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Minute)
 	defer cancel()
-	unlock, err := lockFile(ctx, filepath.Join(cache, ".lock"))
+	unlock, err := vm.LockFile(ctx, filepath.Join(cache, ".lock"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,85 +138,6 @@ func run(t *testing.T, ctx context.Context, dir string, env []string, name strin
 		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, tailLines(string(out), 40))
 	}
 	return string(out)
-}
-
-// lookSbin finds a program in $PATH or in the sbin directories.
-func lookSbin(name string) (string, error) {
-	p, err := exec.LookPath(name)
-	if err == nil {
-		return p, nil
-	}
-	for _, d := range []string{"/usr/sbin", "/sbin"} {
-		if q, err2 := exec.LookPath(filepath.Join(d, name)); err2 == nil {
-			return q, nil
-		}
-	}
-	return "", err
-}
-
-// lockFile takes an exclusive flock on path, polling until ctx is done.
-func lockFile(ctx context.Context, path string) (unlock func(), err error) {
-	for {
-		unlock, ok, err := tryLock(path)
-		if err != nil || ok {
-			return unlock, err
-		}
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("waiting for lock %s: %w", path, ctx.Err())
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
-}
-
-// tryLock takes an exclusive flock on path if it is free.
-func tryLock(path string) (unlock func(), ok bool, err error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		return nil, false, err
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		f.Close()
-		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, false, nil
-		}
-		return nil, false, err
-	}
-	return func() { f.Close() }, true, nil
-}
-
-// vmSlot takes one of the VM slots test/vm shares between processes (the
-// same lock files in its cache), so this VM does not overload the machine
-// while other VM tests run.
-func vmSlot(ctx context.Context) (release func(), err error) {
-	n := runtime.NumCPU()
-	if v, err := strconv.Atoi(os.Getenv("KROLL_VM_PARALLEL")); err == nil && v > 0 {
-		n = v
-	}
-	cache, err := vm.CacheDir()
-	if err != nil {
-		return nil, err
-	}
-	dir := filepath.Join(cache, "slots")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, err
-	}
-	for {
-		for i := range n {
-			unlock, ok, err := tryLock(filepath.Join(dir, fmt.Sprint(i)))
-			if err != nil {
-				return nil, err
-			}
-			if ok {
-				return unlock, nil
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("waiting for a VM slot: %w", ctx.Err())
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
 }
 
 func tailLines(s string, n int) string {

@@ -5,12 +5,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,7 +18,6 @@ import (
 	"github.com/kroll-dev/kroll/internal/testcoord"
 	"github.com/kroll-dev/kroll/internal/testpki"
 	"github.com/kroll-dev/kroll/pkg/policy"
-	"github.com/kroll-dev/kroll/pkg/release"
 	"github.com/kroll-dev/kroll/pkg/signing"
 	"github.com/kroll-dev/kroll/pkg/wire"
 	"github.com/kroll-dev/kroll/test/vm"
@@ -189,7 +184,7 @@ func TestSystemdKexecUpgrade(t *testing.T) {
 	con := &console{log: logFile}
 	vmCtx, vmCancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer vmCancel()
-	release, err := vmSlot(vmCtx)
+	release, err := vm.AcquireSlot(vmCtx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -211,7 +206,7 @@ func TestSystemdKexecUpgrade(t *testing.T) {
 
 	// 2. The release of the newest 6.1 kernel (its Debian package, served
 	// over HTTP from the host) becomes the datacenter's target.
-	if _, err := coord.Client.AddRelease(ctx, signedManifest(t, relKey, newK, serveFile(t, newK.Deb))); err != nil {
+	if _, err := coord.Client.AddRelease(ctx, vm.DebRelease(t, relKey, releaseID, "6.1", newK)); err != nil {
 		t.Fatal(err)
 	}
 	target := releaseID
@@ -409,7 +404,7 @@ func makeDisk(t *testing.T, ctx context.Context, root, out string, sizeMB int64)
 	if err := f.Close(); err != nil {
 		t.Fatal(err)
 	}
-	mkfs, err := lookSbin("mke2fs")
+	mkfs, err := vm.LookSbin("mke2fs")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -522,47 +517,6 @@ func hasEvent(t *testing.T, ctx context.Context, coord *testcoord.Coordinator, t
 		}
 	}
 	return false
-}
-
-// serveFile serves one file over HTTP on all addresses of loopback and
-// returns the port.
-func serveFile(t *testing.T, path string) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /"+filepath.Base(path), func(w http.ResponseWriter, r *http.Request) { http.ServeFile(w, r, path) })
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
-	_, port, _ := net.SplitHostPort(ln.Addr().String())
-	return port
-}
-
-// signedManifest describes the Debian package of kernel k, downloadable
-// by the guest from the HTTP server on port.
-func signedManifest(t *testing.T, priv ed25519.PrivateKey, k *vm.Kernel, port string) wire.ReleaseAddRequest {
-	t.Helper()
-	data := readFile(t, k.Deb)
-	sum := sha256.Sum256(data)
-	upstream := strings.SplitN(k.PackageVersion, "-", 2)[0]
-	m := release.Manifest{
-		ID: releaseID, Line: "6.1", KernelVersion: k.Release, UpstreamVersion: upstream, Kind: release.KindDeb,
-		Artifacts: []release.Artifact{{Name: filepath.Base(k.Deb), URL: "http://" + vm.HostAddr + ":" + port + "/" + filepath.Base(k.Deb),
-			Size: int64(len(data)), SHA256: hex.EncodeToString(sum[:])}},
-		Created: time.Now().UTC().Truncate(time.Second),
-	}
-	canon, err := m.Canonical()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sig, err := release.SignManifest(priv, m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return wire.ReleaseAddRequest{Manifest: canon, Signature: sig.Marshal()}
 }
 
 func readFile(t *testing.T, path string) []byte {

@@ -144,7 +144,7 @@ func makeExt4(ctx context.Context, out string, sizeMB int, stage string, files m
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("vm: disk: %w", err)
 	}
-	mkfs, err := lookSbin("mke2fs")
+	mkfs, err := LookSbin("mke2fs")
 	if err != nil {
 		return fmt.Errorf("vm: disk: mke2fs not found (Debian package e2fsprogs): %w", err)
 	}
@@ -155,9 +155,9 @@ func makeExt4(ctx context.Context, out string, sizeMB int, stage string, files m
 	return nil
 }
 
-// lookSbin finds a program in $PATH or in the sbin directories, which the
+// LookSbin finds a program in $PATH or in the sbin directories, which the
 // PATH of unprivileged users often lacks.
-func lookSbin(name string) (string, error) {
+func LookSbin(name string) (string, error) {
 	p, err := exec.LookPath(name)
 	if err == nil {
 		return p, nil

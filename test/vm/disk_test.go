@@ -121,9 +121,9 @@ func TestInitScript(t *testing.T) {
 // TestMakeExt4 creates a disk image with mke2fs -d and reads the files
 // back with debugfs.
 func TestMakeExt4(t *testing.T) {
-	debugfs, err := lookSbin("debugfs")
+	debugfs, err := LookSbin("debugfs")
 	if err == nil {
-		_, err = lookSbin("mke2fs")
+		_, err = LookSbin("mke2fs")
 	}
 	if err != nil {
 		if CI() {

@@ -120,7 +120,7 @@ func FetchKernel(ctx context.Context, pkg string) (*Kernel, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("vm: %w", err)
 	}
-	unlock, err := lockFile(ctx, filepath.Join(dir, ".lock"))
+	unlock, err := LockFile(ctx, filepath.Join(dir, ".lock"))
 	if err != nil {
 		return nil, err
 	}
@@ -189,8 +189,8 @@ func openKernel(dir, root, pkg string) (*Kernel, error) {
 	return k, nil
 }
 
-// lockFile takes an exclusive flock on path, polling until ctx is done.
-func lockFile(ctx context.Context, path string) (unlock func(), err error) {
+// LockFile takes an exclusive flock on path, polling until ctx is done.
+func LockFile(ctx context.Context, path string) (unlock func(), err error) {
 	for {
 		unlock, ok, err := tryLock(path)
 		if err != nil || ok {

@@ -181,7 +181,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		}
 	}
 
-	release, err := acquireSlot(ctx)
+	release, err := AcquireSlot(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -414,9 +414,9 @@ func (r *Result) parseConsole(rd io.Reader, copyTo io.Writer) {
 	}
 }
 
-// acquireSlot waits for one of $KROLL_VM_PARALLEL VM slots, shared by all
+// AcquireSlot waits for one of $KROLL_VM_PARALLEL VM slots, shared by all
 // processes through lock files in the cache directory.
-func acquireSlot(ctx context.Context) (release func(), err error) {
+func AcquireSlot(ctx context.Context) (release func(), err error) {
 	n := runtime.NumCPU()
 	if v := os.Getenv("KROLL_VM_PARALLEL"); v != "" {
 		if n, err = strconv.Atoi(v); err != nil || n < 1 {
