@@ -5,6 +5,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/kroll-dev/kroll/agent/journal"
 	"github.com/kroll-dev/kroll/pkg/wire"
 )
 
@@ -21,9 +22,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer func() { cancel(); <-done; <-done }()
 
 	for {
-		before := a.Journal()
+		phase, done := a.progress()
 		wait, err := a.Step(ctx)
-		if after := a.Journal(); after.Phase != before.Phase || len(after.Done) != len(before.Done) {
+		if p, d := a.progress(); p != phase || d != done {
 			// Tell the coordinator at once, not at the next interval.
 			if _, herr := a.Heartbeat(ctx); herr != nil && ctx.Err() == nil {
 				a.log.Warn("heartbeat after phase change failed", "err", herr)
@@ -38,7 +39,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			return nil
 		}
 		if err != nil {
-			a.log.Warn("step failed", "phase", a.Journal().Phase, "err", err)
+			a.log.Warn("step failed", "phase", a.Phase(), "err", err)
 			if wait == 0 {
 				wait = a.cfg.RetryInterval
 			}
@@ -60,8 +61,7 @@ func (a *Agent) Run(ctx context.Context) error {
 
 // Heartbeat sends one heartbeat and records the desired state.
 func (a *Agent) Heartbeat(ctx context.Context) (*wire.DesiredState, error) {
-	j := a.Journal()
-	hb := wire.Heartbeat{HostID: a.cfg.HostID, Datacenter: a.cfg.Datacenter, KernelLine: a.cfg.KernelLine, Phase: j.Phase, GossipAddr: a.cfg.GossipAddr}
+	hb := wire.Heartbeat{HostID: a.cfg.HostID, Datacenter: a.cfg.Datacenter, KernelLine: a.cfg.KernelLine, Phase: a.Phase(), GossipAddr: a.cfg.GossipAddr}
 	hb.Kernel, _ = a.kernelRelease()
 	hb.BootID, _ = a.cfg.Booter.BootID()
 	if a.cfg.Policies != nil {
@@ -116,12 +116,31 @@ func (a *Agent) renewLoop(ctx context.Context) {
 			return
 		case <-time.After(a.cfg.RenewInterval):
 		}
-		j := a.Journal()
-		if j.Slot == nil {
+		sl := a.slot()
+		if sl == nil {
 			continue
 		}
-		if lost, err := a.renew(ctx, j.Slot); err != nil && ctx.Err() == nil {
+		if lost, err := a.renew(ctx, sl); err != nil && ctx.Err() == nil {
 			a.log.Warn("slot renewal failed", "lost", lost, "err", err)
 		}
 	}
+}
+
+// progress returns the phase and the number of releases done, without
+// copying the journal.
+func (a *Agent) progress() (string, int) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.j.Phase, len(a.j.Done)
+}
+
+// slot returns a copy of the held slot, or nil.
+func (a *Agent) slot() *journal.Slot {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.j.Slot == nil {
+		return nil
+	}
+	sl := *a.j.Slot
+	return &sl
 }
