@@ -91,7 +91,16 @@ var (
 	descSlotsLost = prometheus.NewDesc("kroll_slots_lost", "Slots of hosts lost mid-reboot per datacenter.", []string{"datacenter"}, nil)
 	descDCPaused  = prometheus.NewDesc("kroll_datacenter_paused", "1 when the datacenter is paused.", []string{"datacenter"}, nil)
 	descHosts     = prometheus.NewDesc("kroll_hosts", "Registered hosts per datacenter.", []string{"datacenter"}, nil)
+
+	descClockStep  = prometheus.NewDesc("kroll_coordinator_clock_step_seconds", "Last observed offset of this node's wall clock from the time it stamps commands with (positive: wall ahead); command times follow the monotonic clock.", nil, nil)
+	descClockSteps = prometheus.NewDesc("kroll_coordinator_clock_steps_total", "Wall-clock steps observed while leading (offset from the stamped time changed beyond the threshold).", nil, nil)
 )
+
+// clockStepper is implemented by a store that stamps commands from a
+// monotonic clock and watches the wall clock (coordinator/store).
+type clockStepper interface {
+	ClockSteps() (offset time.Duration, steps uint64)
+}
 
 // storeCollector reads gauges from the store at scrape time.
 type storeCollector struct{ st Store }
@@ -99,6 +108,10 @@ type storeCollector struct{ st Store }
 func (c *storeCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRaftState, descRaftIndex, descRaftTerm, descSlotsHeld, descSlotsLost, descDCPaused, descHosts} {
 		ch <- d
+	}
+	if _, ok := c.st.(clockStepper); ok {
+		ch <- descClockStep
+		ch <- descClockSteps
 	}
 }
 
@@ -112,6 +125,11 @@ func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	if v, err := strconv.ParseFloat(stats["term"], 64); err == nil {
 		ch <- prometheus.MustNewConstMetric(descRaftTerm, prometheus.GaugeValue, v)
+	}
+	if cs, ok := c.st.(clockStepper); ok {
+		off, n := cs.ClockSteps()
+		ch <- prometheus.MustNewConstMetric(descClockStep, prometheus.GaugeValue, off.Seconds())
+		ch <- prometheus.MustNewConstMetric(descClockSteps, prometheus.CounterValue, float64(n))
 	}
 	c.st.FSM().View(func(s *fsm.State) {
 		hosts := map[string]int{}

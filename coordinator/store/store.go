@@ -25,6 +25,7 @@ import (
 	wal "github.com/hashicorp/raft-wal"
 	"github.com/hashicorp/raft-wal/metadb"
 
+	"github.com/kroll-dev/kroll/coordinator/clock"
 	"github.com/kroll-dev/kroll/coordinator/fsm"
 	"github.com/kroll-dev/kroll/pkg/wire"
 )
@@ -64,6 +65,14 @@ type Config struct {
 	// SnapshotThreshold is the number of log entries between snapshots.
 	SnapshotThreshold uint64
 	Logger            *slog.Logger
+	// Clock is the source of the leader's command times (the host's clock
+	// when nil): stamps follow its monotonic reading from the term's
+	// anchor, its wall clock only anchors them (see package clock).
+	Clock clock.Clock
+	// ClockStepThreshold is the wall-clock offset from the stamped time
+	// beyond which a step is logged and counted (clock.DefaultStepThreshold
+	// when zero).
+	ClockStepThreshold time.Duration
 }
 
 func (c *Config) defaults() {
@@ -91,6 +100,9 @@ func (c *Config) defaults() {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
+	if c.Clock == nil {
+		c.Clock = clock.NewSystem()
+	}
 }
 
 // Store is a running Raft node with its state machine.
@@ -104,6 +116,10 @@ type Store struct {
 	done      chan struct{}
 	wg        sync.WaitGroup
 	closeOnce sync.Once
+	// stamper gives the leader's command times; anchorMu serializes
+	// anchoring at the start of a term.
+	stamper  *clock.Stamper
+	anchorMu sync.Mutex
 }
 
 // Open starts a node: it opens (or creates) the on-disk state, bootstraps
@@ -178,7 +194,8 @@ func Open(cfg Config) (*Store, error) {
 		meta.Close()
 		return nil, fmt.Errorf("store: start raft: %w", err)
 	}
-	s := &Store{cfg: cfg, fsm: f, raft: r, log: w, meta: meta, transport: trans, done: make(chan struct{})}
+	s := &Store{cfg: cfg, fsm: f, raft: r, log: w, meta: meta, transport: trans, done: make(chan struct{}),
+		stamper: clock.NewStamper(cfg.Clock, cfg.ClockStepThreshold, cfg.Logger)}
 	s.wg.Add(1)
 	go s.leaderLoop()
 	return s, nil
@@ -253,14 +270,19 @@ func (s *Store) Ready() bool {
 	return id != "" && addr != ""
 }
 
-// Apply proposes a command on the leader, stamped with the leader's clock,
-// and returns the state machine's result once the command is committed.
-// On a follower it returns ErrNotLeader.
+// Apply proposes a command on the leader, stamped with the leader's
+// monotonic clock anchored at its term start (see stamp), and returns the
+// state machine's result once the command is committed. On a follower it
+// returns ErrNotLeader.
 func (s *Store) Apply(ctx context.Context, typ fsm.Type, payload any) (fsm.Result, error) {
 	if s.raft.State() != raft.Leader {
 		return fsm.Result{}, ErrNotLeader
 	}
-	data, err := fsm.NewCommand(typ, time.Now(), payload)
+	now, err := s.stamp()
+	if err != nil {
+		return fsm.Result{}, err
+	}
+	data, err := fsm.NewCommand(typ, now, payload)
 	if err != nil {
 		return fsm.Result{}, err
 	}
@@ -355,6 +377,44 @@ func (s *Store) Remove(ctx context.Context, id string) error {
 	return err
 }
 
+// stamp returns the time of a command the leader proposes now, anchoring
+// the term's clock first if this term has no anchor yet.
+func (s *Store) stamp() (time.Time, error) {
+	if term := s.raft.CurrentTerm(); !s.stamper.Anchored(term) {
+		if err := s.anchor(term); err != nil {
+			return time.Time{}, err
+		}
+	}
+	return s.stamper.Now(), nil
+}
+
+// anchor anchors the stamps of term at max(wall now, the FSM's time) once
+// the FSM has applied every entry of earlier terms (a barrier), so that the
+// new leader never stamps earlier than the old leader's last stamp.
+func (s *Store) anchor(term uint64) error {
+	s.anchorMu.Lock()
+	defer s.anchorMu.Unlock()
+	if s.stamper.Anchored(term) {
+		return nil
+	}
+	if err := s.raft.Barrier(s.cfg.ApplyTimeout).Error(); err != nil {
+		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) || errors.Is(err, raft.ErrLeadershipTransferInProgress) {
+			return fmt.Errorf("%w: %v", ErrNotLeader, err)
+		}
+		return fmt.Errorf("store: barrier before anchoring the clock: %w", err)
+	}
+	var last time.Time
+	s.fsm.View(func(st *fsm.State) { last = st.Now })
+	at := s.stamper.Anchor(term, last)
+	s.cfg.Logger.Info("leader clock anchored", "term", term, "anchor", at, "state_time", last)
+	return nil
+}
+
+// ClockSteps returns the last observed offset of this node's wall clock
+// from the time it stamps (positive: wall ahead) and how many wall-clock
+// steps it has observed while leading.
+func (s *Store) ClockSteps() (offset time.Duration, steps uint64) { return s.stamper.Steps() }
+
 // Stats returns Raft's statistics (state, term, commit index, ...).
 func (s *Store) Stats() map[string]string { return s.raft.Stats() }
 
@@ -376,6 +436,9 @@ func (s *Store) leaderLoop() {
 			announced = false
 			if leader {
 				s.cfg.Logger.Info("became leader", "node", s.cfg.NodeID)
+				if err := s.anchor(s.raft.CurrentTerm()); err != nil {
+					s.cfg.Logger.Warn("anchor clock", "err", err)
+				}
 			}
 		case <-tick.C:
 		}
