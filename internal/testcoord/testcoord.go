@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/kroll-dev/kroll/coordinator/api"
+	"github.com/kroll-dev/kroll/coordinator/clock"
 	"github.com/kroll-dev/kroll/coordinator/fsm"
 	"github.com/kroll-dev/kroll/coordinator/store"
 	"github.com/kroll-dev/kroll/internal/testpki"
@@ -38,6 +39,9 @@ type Options struct {
 	ReleaseKeys, PolicyKeys []ed25519.PublicKey
 	// Timing of slots; defaults suit a VM's kexec.
 	Timing fsm.Timing
+	// Clocks, by node id ("c1", ...), replace a node's clock (tests that
+	// step the wall clock); nodes without one use the host's.
+	Clocks map[string]clock.Clock
 	// HeartbeatInterval told to agents; default 2s.
 	HeartbeatInterval time.Duration
 }
@@ -121,7 +125,7 @@ func startNode(t testing.TB, o Options, id string, ln net.Listener, peers map[st
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	st, err := store.Open(store.Config{
 		NodeID: id, DataDir: t.TempDir(), RaftAddr: raftAddr, HTTPAddr: ln.Addr().String(),
-		Peers: peers, Timing: o.Timing, TickInterval: time.Second, Logger: quiet,
+		Peers: peers, Timing: o.Timing, TickInterval: time.Second, Logger: quiet, Clock: o.Clocks[id],
 		HeartbeatTimeout: 300 * time.Millisecond, ElectionTimeout: 300 * time.Millisecond, LeaderLeaseTimeout: 300 * time.Millisecond,
 	})
 	if err != nil {
