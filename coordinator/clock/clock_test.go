@@ -1,6 +1,8 @@
 package clock
 
 import (
+	"context"
+	"log/slog"
 	"sync"
 	"testing"
 	"time"
@@ -41,6 +43,31 @@ func (f *fakeClock) step(d time.Duration) {
 	f.mu.Unlock()
 }
 
+// warnCounter is a slog.Handler counting warnings.
+type warnCounter struct {
+	mu sync.Mutex
+	n  uint64
+}
+
+func (w *warnCounter) Enabled(context.Context, slog.Level) bool { return true }
+func (w *warnCounter) WithAttrs([]slog.Attr) slog.Handler       { return w }
+func (w *warnCounter) WithGroup(string) slog.Handler            { return w }
+
+func (w *warnCounter) Handle(_ context.Context, r slog.Record) error {
+	if r.Level == slog.LevelWarn {
+		w.mu.Lock()
+		w.n++
+		w.mu.Unlock()
+	}
+	return nil
+}
+
+func (w *warnCounter) count() uint64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.n
+}
+
 func TestStamper(t *testing.T) {
 	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	type op struct {
@@ -72,7 +99,8 @@ func TestStamper(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			fc := &fakeClock{wall: t0, mono: 42 * time.Second}
-			s := NewStamper(fc, time.Second, nil)
+			warns := &warnCounter{}
+			s := NewStamper(fc, time.Second, slog.New(warns))
 			if got := s.Now(); !got.Equal(t0) {
 				t.Fatalf("unanchored stamp %s, want the wall clock %s", got, t0)
 			}
@@ -102,6 +130,9 @@ func TestStamper(t *testing.T) {
 			off, n := s.Steps()
 			if n != tc.wantSteps || off != tc.wantOffset {
 				t.Errorf("steps: offset %s, %d steps; want %s, %d", off, n, tc.wantOffset, tc.wantSteps)
+			}
+			if w := warns.count(); w != tc.wantSteps {
+				t.Errorf("%d warnings logged, want one per step (%d)", w, tc.wantSteps)
 			}
 		})
 	}
