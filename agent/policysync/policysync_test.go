@@ -15,10 +15,10 @@ import (
 
 	"github.com/kroll-dev/kroll/agent/mitigate"
 	"github.com/kroll-dev/kroll/bpf"
-	"github.com/kroll-dev/kroll/pkg/kversion"
 	"github.com/kroll-dev/kroll/internal/testcoord"
 	"github.com/kroll-dev/kroll/pkg/client"
 	"github.com/kroll-dev/kroll/pkg/gossip"
+	"github.com/kroll-dev/kroll/pkg/kversion"
 	"github.com/kroll-dev/kroll/pkg/policy"
 	"github.com/kroll-dev/kroll/pkg/wire"
 )
@@ -275,5 +275,74 @@ func TestCheckRefusals(t *testing.T) {
 	}
 	if err := h.syncer.Accept(msg(v2, "p", 2)); err == nil {
 		t.Fatal("a retired version came back through gossip")
+	}
+}
+
+// TestRetirementsHold: a retirement notice carries the retired version;
+// gossip (or the coordinator) offering that version or an older one is
+// refused and nothing is pinned — also when the host never held the
+// policy and after an agent restart while the coordinator is unreachable.
+// A newer version, pushed after the retirement, is taken.
+func TestRetirementsHold(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// held: the host applied this version from the coordinator
+		// before the retirement (0: never held it).
+		held    int64
+		restart bool
+		offer   int64
+		want    int64 // pinned version after the offer (0: none)
+	}{
+		{"never held, same version", 0, false, 3, 0},
+		{"never held, older version", 0, false, 2, 0},
+		{"never held, restart, same version", 0, true, 3, 0},
+		{"held, restart, same version", 3, true, 3, 0},
+		{"held, no restart, same version", 3, false, 3, 0},
+		{"never held, newer version", 0, false, 4, 4},
+		{"held, restart, newer version", 3, true, 4, 4},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := t.Context()
+			enf := &fakeEnforcer{installed: map[string]policy.Policy{}}
+			dir := t.TempDir()
+			start := func() *Syncer {
+				s, err := New(ctx, Config{Datacenter: "fra", Trusted: []ed25519.PublicKey{policyKey().Public().(ed25519.PublicKey)},
+					Manager: newManager(t, dir, enf, nil), Logger: quiet})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return s
+			}
+			s := start()
+			if tc.held > 0 {
+				d := signed(t, "p", tc.held, "")
+				s.Desired(ctx, &wire.DesiredState{Policies: []wire.SignedPolicy{{ID: "p", Version: tc.held, Document: d.Document, Signature: d.Signature}}})
+				if enf.version("p") != tc.held {
+					t.Fatalf("v%d from the coordinator not pinned", tc.held)
+				}
+			}
+			s.Desired(ctx, &wire.DesiredState{RetiredPolicies: []string{"p"}, Retirements: []wire.PolicyRetirement{{ID: "p", Version: 3}}})
+			if v := enf.version("p"); v != 0 {
+				t.Fatalf("v%d still pinned after the retirement", v)
+			}
+			if tc.restart {
+				s = start() // the coordinator is out of reach from now on
+			}
+			d := signed(t, "p", tc.offer, "")
+			m := gossip.Message{Kind: gossip.KindPolicy, ID: "p", Version: tc.offer, Document: []byte(d.Document), Signature: d.Signature}
+			acceptErr := s.Accept(m)
+			s.Deliver(m)
+			if got := enf.version("p"); got != tc.want {
+				t.Fatalf("after gossip offered v%d: pinned v%d, want v%d (Accept: %v)", tc.offer, got, tc.want, acceptErr)
+			}
+			if (acceptErr == nil) != (tc.want != 0) {
+				t.Fatalf("Accept(v%d) = %v", tc.offer, acceptErr)
+			}
+			if tc.want == 0 {
+				if _, ok := s.Versions()["p"]; ok {
+					t.Fatalf("gossip meta advertises a retired policy: %v", s.Versions())
+				}
+			}
+		})
 	}
 }
