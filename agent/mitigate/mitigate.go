@@ -294,7 +294,7 @@ func (m *Manager) ApplyVerified(ctx context.Context, vs []policy.Verified) ([]St
 			st.State, st.Detail = wire.PolicyUnavailable, "not pinned"
 		}
 		out[i] = st
-		if !st.State.InForce() && st.State != wire.PolicyRetired {
+		if err == nil && !st.State.InForce() && st.State != wire.PolicyRetired {
 			errs = append(errs, fmt.Errorf("policy %s: %s", st.ID, st))
 		}
 	}
@@ -479,6 +479,9 @@ type verdict struct {
 	st   Status
 	v    policy.Verified
 	want bool // to be pinned
+	// unchecked: the manager has no trusted keys (a one-shot list), so
+	// the signature was not checked and nothing is to be changed.
+	unchecked bool
 }
 
 // judge decides from the stored state alone what policy id should be:
@@ -504,8 +507,10 @@ func (m *Manager) judge(id string) (vd verdict, known bool, err error) {
 		return vd, true, err
 	}
 	vd.st.Version, vd.st.Kind, vd.st.Mode = p.Version, string(p.Kind), string(p.Mode)
-	v, err := policy.Open([]byte(s.Document), s.Signature, m.trusted)
-	if err != nil {
+	var v policy.Verified
+	if len(m.trusted) == 0 {
+		vd.unchecked = true
+	} else if v, err = policy.Open([]byte(s.Document), s.Signature, m.trusted); err != nil {
 		vd.st.State, vd.st.Detail = wire.PolicyRejected, "no longer verifies with the trusted keys: "+err.Error()
 		return vd, true, nil
 	}
@@ -522,10 +527,10 @@ func (m *Manager) judge(id string) (vd verdict, known bool, err error) {
 		vd.st.State, vd.st.Detail = wire.PolicyRejected, err.Error()
 	case fixed:
 		vd.st.State, vd.st.Detail = wire.PolicyRetired, "kernel contains the fix"
-	case v.Expired(m.now()):
+	case !p.Expires.After(m.now()):
 		vd.st.State, vd.st.Detail = wire.PolicyRetired, "expired at "+p.Expires.UTC().Format(time.RFC3339)
 	default:
-		vd.want = true
+		vd.want = !vd.unchecked
 	}
 	return vd, true, nil
 }
@@ -571,6 +576,8 @@ func (m *Manager) observe(ctx context.Context, vd verdict, known bool, availErr 
 		switch {
 		case !known:
 			st.Detail = "pinned without a stored policy"
+		case vd.unchecked && vd.st.State == "":
+			st.Detail = "signature not checked (no trusted keys given)"
 		case !vd.want:
 			st.Detail = "pinned but " + vd.st.String() + "; not yet removed"
 		default:
@@ -582,7 +589,7 @@ func (m *Manager) observe(ctx context.Context, vd verdict, known bool, availErr 
 		return st, true
 	case !known:
 		return st, false
-	case vd.want:
+	case vd.want || vd.unchecked && vd.st.State == "":
 		st.State, st.Detail = wire.PolicyUnavailable, "not loaded"
 		if aerr := availErr(); aerr != nil {
 			st.Detail = aerr.Error()
@@ -606,6 +613,10 @@ func (m *Manager) Reconcile(ctx context.Context) ([]Status, error) {
 }
 
 func (m *Manager) reconcileLocked(ctx context.Context) ([]Status, error) {
+	if len(m.trusted) == 0 {
+		// Nothing can be verified: changing the pins would only remove.
+		return nil, errors.New("mitigate: reconcile: no trusted policy keys")
+	}
 	ids, err := m.ids()
 	if err != nil {
 		return nil, err
