@@ -22,8 +22,8 @@ const (
 
 // document is a decoded, validated release manifest or policy.
 type document struct {
-	kind   string // "release manifest" or "policy"
-	sign   func(ed25519.PrivateKey) (signing.Signature, error)
+	kind string // "release manifest" or "policy"
+	sign func(ed25519.PrivateKey) (signing.Signature, error)
 	// verify opens the document with its raw signature (release.Open,
 	// policy.Open) and returns the signing key's ID.
 	verify func(rawSig []byte, trusted []ed25519.PublicKey) (string, error)
@@ -44,8 +44,8 @@ func releaseDocument(data []byte) (document, error) {
 func policyDocument(data []byte, now time.Time) (document, error) {
 	p, err := policy.Decode(data, now)
 	return document{
-		kind:   "policy",
-		sign:   func(k ed25519.PrivateKey) (signing.Signature, error) { return policy.Sign(k, p) },
+		kind: "policy",
+		sign: func(k ed25519.PrivateKey) (signing.Signature, error) { return policy.Sign(k, p) },
 		verify: func(sig []byte, keys []ed25519.PublicKey) (string, error) {
 			v, err := policy.Open(data, sig, keys)
 			return v.KeyID(), err
