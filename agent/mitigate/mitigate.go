@@ -1,13 +1,18 @@
 // Package mitigate applies signed bpf-lsm mitigation policies (DESIGN §6)
-// on a host: it verifies a policy's signature and version, retires it when
-// the running kernel contains the fix or it expired, proves that bpf-lsm
-// works before claiming anything, and loads, configures, attaches and pins
-// the policy kind's program under <bpffs>/<policy-id>/ so that enforcement
-// survives the agent process. A later process adopts the pins instead of
-// loading the program again.
+// on a host. The Manager is the one owner of the host's policy state: the
+// accepted documents and the operator's retirements (each with the
+// version retired) in its state directory, written durably, and the pins
+// under <bpffs>/<policy-id>/ that keep enforcement alive across agent
+// restarts. A document becomes a policy only through policy.Open (a
+// policy.Verified); Reconcile — at start, on every heartbeat, after every
+// gossip delivery and when the nearest expiry passes — unpins whatever is
+// retired, expired, fixed by the running kernel, no longer signed by a
+// trusted key or pinned without a stored document, and pins what is
+// desired, after proving that bpf-lsm works. What it reports is what is
+// pinned (wire.PolicyState), never what it believes.
 //
-// The Manager holds the policy logic; the kernel side is an Enforcer
-// (NewBPFEnforcer in production, a fake in tests).
+// The kernel side is an Enforcer (NewBPFEnforcer in production, a fake in
+// tests).
 package mitigate
 
 import (
