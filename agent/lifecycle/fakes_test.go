@@ -69,7 +69,7 @@ func (h *fakeHost) policyStatus(context.Context) ([]wire.PolicyStatus, error) {
 	defer h.mu.Unlock()
 	var out []wire.PolicyStatus
 	for id, st := range h.policies {
-		out = append(out, wire.PolicyStatus{ID: id, Version: 1, State: st})
+		out = append(out, wire.PolicyStatus{ID: id, Version: 1, State: wire.PolicyState(st)})
 	}
 	return out, nil
 }

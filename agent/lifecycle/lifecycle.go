@@ -806,7 +806,7 @@ func (a *Agent) policiesInForce(ctx context.Context) ([]string, error) {
 	}
 	var ids []string
 	for _, p := range ps {
-		if p.State == "enforcing" || p.State == "auditing" {
+		if p.State.InForce() {
 			ids = append(ids, p.ID)
 		}
 	}
@@ -826,7 +826,7 @@ func (a *Agent) expectedPolicies(ctx context.Context, before []string) []string 
 	}
 	retired := map[string]bool{}
 	for _, p := range ps {
-		if p.State == "retired" {
+		if p.State == wire.PolicyRetired {
 			retired[p.ID] = true
 		}
 	}

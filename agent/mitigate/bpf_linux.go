@@ -148,7 +148,11 @@ func configure(p policy.Policy) (bk bpf.Kind, cfg bpf.Config, allow []bpf.Key, w
 }
 
 // Install implements Enforcer.
-func (e *BPFEnforcer) Install(ctx context.Context, p policy.Policy) ([]string, error) {
+func (e *BPFEnforcer) Install(ctx context.Context, v policy.Verified) ([]string, error) {
+	if v.IsZero() {
+		return nil, fmt.Errorf("mitigate: install: %w: not a verified policy", ErrRejected)
+	}
+	p := v.Policy()
 	bk, cfg, allow, warns, err := configure(p)
 	if err != nil {
 		return nil, err

@@ -24,7 +24,7 @@ var errPlatform = fmt.Errorf("%w: bpf-lsm mitigations need linux on x86", bpf.Er
 func (e *BPFEnforcer) Available(context.Context) error { return errPlatform }
 
 // Install implements Enforcer.
-func (e *BPFEnforcer) Install(context.Context, policy.Policy) ([]string, error) {
+func (e *BPFEnforcer) Install(context.Context, policy.Verified) ([]string, error) {
 	return nil, errPlatform
 }
 

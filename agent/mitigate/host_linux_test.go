@@ -13,6 +13,7 @@ import (
 	"github.com/kroll-dev/kroll/agent/mitigate"
 	"github.com/kroll-dev/kroll/bpf"
 	"github.com/kroll-dev/kroll/pkg/policy"
+	"github.com/kroll-dev/kroll/pkg/wire"
 	"github.com/kroll-dev/kroll/test/vm"
 )
 
@@ -48,15 +49,15 @@ func TestHostUnavailable(t *testing.T) {
 	if !errors.Is(err, bpf.ErrUnavailable) {
 		t.Fatalf("Apply error %v, want one wrapping %v", err, bpf.ErrUnavailable)
 	}
-	if len(sts) != 1 || !strings.HasPrefix(sts[0].State, mitigate.StateUnavailablePrefix) || len(sts[0].State) <= len(mitigate.StateUnavailablePrefix) {
+	if len(sts) != 1 || sts[0].State != wire.PolicyUnavailable || sts[0].Detail == "" {
 		t.Fatalf("status %+v, want unavailable: <reason>", sts)
 	}
-	t.Logf("host: %s", sts[0].State)
+	t.Logf("host: %s", sts[0])
 	if _, err := os.Stat(root + "/" + p.ID); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("pins at %s/%s exist (stat: %v), want nothing loaded", root, p.ID, err)
 	}
 	ls, err := m.List(t.Context())
-	if err != nil || len(ls) != 1 || !strings.HasPrefix(ls[0].State, mitigate.StateUnavailablePrefix) {
+	if err != nil || len(ls) != 1 || ls[0].State != wire.PolicyUnavailable {
 		t.Errorf("List = %+v, %v; want unavailable", ls, err)
 	}
 }

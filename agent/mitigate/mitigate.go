@@ -1,13 +1,18 @@
 // Package mitigate applies signed bpf-lsm mitigation policies (DESIGN §6)
-// on a host: it verifies a policy's signature and version, retires it when
-// the running kernel contains the fix or it expired, proves that bpf-lsm
-// works before claiming anything, and loads, configures, attaches and pins
-// the policy kind's program under <bpffs>/<policy-id>/ so that enforcement
-// survives the agent process. A later process adopts the pins instead of
-// loading the program again.
+// on a host. The Manager is the one owner of the host's policy state: the
+// accepted documents and the operator's retirements (each with the
+// version retired) in its state directory, written durably, and the pins
+// under <bpffs>/<policy-id>/ that keep enforcement alive across agent
+// restarts. A document becomes a policy only through policy.Open (a
+// policy.Verified); Reconcile — at start, on every heartbeat, after every
+// gossip delivery and when the nearest expiry passes — unpins whatever is
+// retired, expired, fixed by the running kernel, no longer signed by a
+// trusted key or pinned without a stored document, and pins what is
+// desired, after proving that bpf-lsm works. What it reports is what is
+// pinned (wire.PolicyState), never what it believes.
 //
-// The Manager holds the policy logic; the kernel side is an Enforcer
-// (NewBPFEnforcer in production, a fake in tests).
+// The kernel side is an Enforcer (NewBPFEnforcer in production, a fake in
+// tests).
 package mitigate
 
 import (
@@ -16,19 +21,20 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/kroll-dev/kroll/bpf"
 	"github.com/kroll-dev/kroll/pkg/fsutil"
 	"github.com/kroll-dev/kroll/pkg/kversion"
 	"github.com/kroll-dev/kroll/pkg/policy"
-	"github.com/kroll-dev/kroll/pkg/signing"
 	"github.com/kroll-dev/kroll/pkg/wire"
 )
 
@@ -38,23 +44,14 @@ const (
 	DefaultStateDir = "/var/lib/kroll/mitigations"
 )
 
-// States a policy can be in (Status.State); unavailable states are
-// "unavailable: <reason>".
-const (
-	StateEnforcing = "enforcing"
-	StateAuditing  = "auditing"
-	StateRetired   = "retired (kernel contains fix)"
-	StateExpired   = "expired"
-	StateNotLoaded = "not loaded"
-	// StateUnavailablePrefix starts the state of a policy that cannot be
-	// enforced because bpf-lsm does not work on this host.
-	StateUnavailablePrefix = "unavailable: "
-)
-
 // ErrRejected is wrapped by Apply's errors for a policy that was refused
-// (bad or missing signature, invalid, not newer). Nothing of it is written
-// or loaded.
+// (bad or missing signature, untrusted key, invalid, not newer, retired).
+// Nothing of it is written or loaded.
 var ErrRejected = errors.New("policy rejected")
+
+// ErrRetired is wrapped (with ErrRejected) by the errors for a policy
+// version that the operator retired.
+var ErrRetired = errors.New("policy version retired")
 
 // ErrNotInstalled is returned (wrapped) by Enforcer.Read for a policy
 // without pins.
@@ -69,17 +66,30 @@ type SignedPolicy struct {
 	Signature []byte
 }
 
-// Status is the state of one policy on this host.
+// Status is the state of one policy on this host: what is pinned and
+// verified, never what the manager believes.
 type Status struct {
 	Source  string `json:"source,omitempty"`
 	ID      string `json:"id,omitempty"`
 	Version int64  `json:"version,omitempty"`
 	Kind    string `json:"kind,omitempty"`
 	Mode    string `json:"mode,omitempty"`
-	// State is one of the State constants or "unavailable: <reason>".
-	State    string        `json:"state"`
+	// State is the policy's state (enforcing and auditing only when it is
+	// pinned).
+	State wire.PolicyState `json:"state"`
+	// Detail says why a policy is retired, unavailable or rejected, or
+	// that a pinned policy is about to be removed.
+	Detail   string        `json:"detail,omitempty"`
 	Counters *bpf.Counters `json:"counters,omitempty"`
 	Warnings []string      `json:"warnings,omitempty"`
+}
+
+// String is the state and its detail, for humans.
+func (s Status) String() string {
+	if s.Detail == "" {
+		return string(s.State)
+	}
+	return string(s.State) + ": " + s.Detail
 }
 
 // Enforcer is the kernel side: it installs policies as pinned bpf-lsm
@@ -88,10 +98,10 @@ type Enforcer interface {
 	// Available returns nil if bpf-lsm works on this host, else an error
 	// saying why and what to change.
 	Available(ctx context.Context) error
-	// Install loads, configures, attaches and pins p, or updates the
-	// pinned maps in place when p.ID is already installed. Unresolvable
-	// allow-list paths are warnings.
-	Install(ctx context.Context, p policy.Policy) (warnings []string, err error)
+	// Install loads, configures, attaches and pins the verified policy,
+	// or updates the pinned maps in place when its ID is already
+	// installed. Unresolvable allow-list paths are warnings.
+	Install(ctx context.Context, v policy.Verified) (warnings []string, err error)
 	// Read returns the installed policy's mode and counters, or an error
 	// wrapping ErrNotInstalled.
 	Read(id string) (bpf.Mode, bpf.Counters, error)
@@ -120,7 +130,9 @@ type Config struct {
 	WatchInterval time.Duration
 }
 
-// Manager applies, lists and removes mitigation policies.
+// Manager is the one owner of the host's policy state: the accepted
+// documents and retirements in its state directory and the pins in bpffs.
+// Its methods are safe for concurrent use; they are serialized.
 type Manager struct {
 	trusted       []ed25519.PublicKey
 	stateDir      string
@@ -128,11 +140,18 @@ type Manager struct {
 	now           func() time.Time
 	enf           Enforcer
 	watchInterval time.Duration
+
+	mu sync.Mutex
+	// pinned is the version this process installed per id: a stored
+	// version that differs (or any after a restart) is installed again,
+	// which adopts existing pins and updates their maps.
+	pinned map[string]int64
 }
 
 // New returns a Manager for cfg.
 func New(cfg Config) (*Manager, error) {
-	m := &Manager{trusted: cfg.Trusted, stateDir: cfg.StateDir, now: cfg.Now, enf: cfg.Enforcer, watchInterval: cfg.WatchInterval}
+	m := &Manager{trusted: cfg.Trusted, stateDir: cfg.StateDir, now: cfg.Now, enf: cfg.Enforcer, watchInterval: cfg.WatchInterval,
+		pinned: map[string]int64{}}
 	if m.watchInterval == 0 {
 		m.watchInterval = time.Second
 	}
@@ -167,106 +186,153 @@ type stored struct {
 	Signature json.RawMessage `json:"signature"`
 }
 
+// retirement is a retirement file: the operator retired ID at Version.
+type retirement struct {
+	ID      string `json:"id"`
+	Version int64  `json:"version"`
+}
+
 func (m *Manager) statePath(id string) string {
 	return filepath.Join(m.stateDir, id+".json")
 }
 
-// Apply verifies and applies docs in order and returns one Status per
-// document. A rejected document gets State "rejected: ..." and nothing of
-// it is written or loaded. If bpf-lsm is unavailable, verified policies
-// are stored but nothing is loaded, their State says why, and the error is
-// non-nil. The error joins every document's problem.
+// retiredDir holds one file per retired policy (a directory, so that no
+// policy id can collide with it).
+func (m *Manager) retiredDir() string { return filepath.Join(m.stateDir, "retired") }
+
+func (m *Manager) retiredPath(id string) string { return filepath.Join(m.retiredDir(), id+".json") }
+
+func validID(id string) error {
+	if strings.ContainsAny(id, "/\x00") || id == "" || id == "." || id == ".." {
+		return fmt.Errorf("mitigate: invalid policy id %q", id)
+	}
+	return nil
+}
+
+// Open verifies a signed document against the trusted keys: the one way a
+// document becomes a policy here. Errors wrap ErrRejected.
+func (m *Manager) Open(d SignedPolicy) (policy.Verified, error) {
+	v, err := policy.Open(d.Document, d.Signature, m.trusted)
+	if err != nil {
+		return v, fmt.Errorf("%w: %w", ErrRejected, err)
+	}
+	return v, nil
+}
+
+// Apply opens (verifies) docs and applies them as ApplyVerified does; a
+// document that does not open gets State rejected. The error joins every
+// document's problem.
 func (m *Manager) Apply(ctx context.Context, docs []SignedPolicy) ([]Status, error) {
-	// The daemon keeps running after loading: give back the parsed kernel
-	// BTF (several MiB) once the policies are in.
-	defer bpf.ReleaseCaches()
 	var (
-		out       []Status
-		errs      []error
-		availErr  error
-		availDone bool
+		vs   []policy.Verified
+		errs []error
 	)
-	for _, d := range docs {
-		st, p, err := m.accept(d)
+	out := make([]Status, len(docs))
+	idx := make([]int, 0, len(docs))
+	for i, d := range docs {
+		v, err := m.Open(d)
 		if err != nil {
-			st.State = "rejected: " + err.Error()
-			out = append(out, st)
-			errs = append(errs, fmt.Errorf("%s: %w", d.Source, err))
-			continue
-		}
-		fixed, err := p.Fixed(m.kernel)
-		if err != nil {
-			st.State = "rejected: " + err.Error()
-			out = append(out, st)
-			errs = append(errs, fmt.Errorf("%s: %w: %w", d.Source, ErrRejected, err))
-			continue
-		}
-		if err := m.store(p.ID, d); err != nil {
-			st.State = "error: " + err.Error()
-			out = append(out, st)
-			errs = append(errs, fmt.Errorf("%s: %w", d.Source, err))
-			continue
-		}
-		if fixed || !p.Expires.After(m.now()) {
-			st.State = StateExpired
-			if fixed {
-				st.State = StateRetired
+			out[i] = Status{Source: d.Source, State: wire.PolicyRejected, Detail: err.Error()}
+			if p, derr := policy.Decode(d.Document, time.Time{}); derr == nil {
+				out[i].ID, out[i].Version, out[i].Kind, out[i].Mode = p.ID, p.Version, string(p.Kind), string(p.Mode)
 			}
-			if err := m.enf.Uninstall(p.ID); err != nil {
-				errs = append(errs, fmt.Errorf("%s: %w", d.Source, err))
-			}
-			out = append(out, st)
-			continue
-		}
-		if !availDone {
-			availErr, availDone = m.enf.Available(ctx), true
-		}
-		if availErr != nil {
-			st.State = StateUnavailablePrefix + availErr.Error()
-			out = append(out, st)
-			errs = append(errs, fmt.Errorf("%s: %w", d.Source, availErr))
-			continue
-		}
-		warns, err := m.enf.Install(ctx, p)
-		st.Warnings = warns
-		if err != nil {
-			st.State = "error: " + err.Error()
-			out = append(out, st)
 			errs = append(errs, fmt.Errorf("%s: %w", d.Source, err))
 			continue
 		}
-		m.readState(&st, p.ID)
-		out = append(out, st)
+		vs = append(vs, v)
+		idx = append(idx, i)
+	}
+	sts, err := m.ApplyVerified(ctx, vs)
+	for j, i := range idx {
+		out[i] = sts[j]
+		out[i].Source = docs[i].Source
+	}
+	if err != nil {
+		errs = append(errs, err)
 	}
 	return out, errors.Join(errs...)
 }
 
-// accept checks a document: signed by a trusted key, valid, newer than
-// (or identical to) the stored version of the same ID.
-func (m *Manager) accept(d SignedPolicy) (Status, policy.Policy, error) {
-	st := Status{Source: d.Source}
-	if len(d.Signature) == 0 {
-		return st, policy.Policy{}, fmt.Errorf("%w: unsigned (no signature)", ErrRejected)
+// ApplyVerified accepts verified policies that are signed by a key the
+// manager still trusts, newer than (or identical to) the stored version
+// and not retired, stores them, installs them, then reconciles everything
+// (see Reconcile). It returns one Status per policy: what is pinned after
+// the reconcile. A rejected policy gets State rejected and nothing of it
+// is written or loaded. If bpf-lsm is unavailable the accepted policies
+// are stored, their State is unavailable and the error is non-nil.
+func (m *Manager) ApplyVerified(ctx context.Context, vs []policy.Verified) ([]Status, error) {
+	// The daemon keeps running after loading: give back the parsed kernel
+	// BTF (several MiB) once the policies are in.
+	defer bpf.ReleaseCaches()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var errs []error
+	out := make([]Status, len(vs))
+	var accepted []int
+	for i, v := range vs {
+		p := v.Policy()
+		out[i] = Status{ID: p.ID, Version: p.Version, Kind: string(p.Kind), Mode: string(p.Mode)}
+		if err := m.accept(v); err != nil {
+			out[i].State, out[i].Detail = wire.PolicyRejected, err.Error()
+			errs = append(errs, fmt.Errorf("policy %s v%d: %w", p.ID, p.Version, err))
+			continue
+		}
+		if err := m.store(p.ID, v); err != nil {
+			out[i].State, out[i].Detail = wire.PolicyUnavailable, err.Error()
+			errs = append(errs, err)
+			continue
+		}
+		// Installed again even if this process pinned the same version
+		// (an explicit apply re-resolves allow-lists).
+		delete(m.pinned, p.ID)
+		accepted = append(accepted, i)
 	}
-	sig, err := signing.ParseSignature(d.Signature)
+	sts, err := m.reconcileLocked(ctx)
+	byID := make(map[string]Status, len(sts))
+	for _, st := range sts {
+		byID[st.ID] = st
+	}
+	for _, i := range accepted {
+		st, ok := byID[out[i].ID]
+		if !ok {
+			st = out[i]
+			st.State, st.Detail = wire.PolicyUnavailable, "not pinned"
+		}
+		out[i] = st
+		if err == nil && !st.State.InForce() && st.State != wire.PolicyRetired {
+			errs = append(errs, fmt.Errorf("policy %s: %s", st.ID, st))
+		}
+	}
 	if err != nil {
-		return st, policy.Policy{}, fmt.Errorf("%w: %w", ErrRejected, err)
+		errs = append(errs, err)
 	}
-	// Expiry is a state (expired), not a rejection: validate everything
-	// else here and compare Expires with the clock in Apply.
-	p, err := policy.Decode(d.Document, time.Time{})
-	if err != nil {
-		return st, p, fmt.Errorf("%w: %w", ErrRejected, err)
+	return out, errors.Join(errs...)
+}
+
+// accept checks a verified policy against the host's state: signed by a
+// key trusted now, not retired, newer than (or identical to) the stored
+// version of the same ID.
+func (m *Manager) accept(v policy.Verified) error {
+	p := v.Policy()
+	if v.IsZero() {
+		return fmt.Errorf("%w: not a verified policy", ErrRejected)
 	}
-	st.ID, st.Version, st.Kind, st.Mode = p.ID, p.Version, string(p.Kind), string(p.Mode)
-	if _, err := policy.Verify(p, sig, m.trusted); err != nil {
-		return st, p, fmt.Errorf("%w: signature: %w", ErrRejected, err)
+	if err := validID(p.ID); err != nil {
+		return fmt.Errorf("%w: %w", ErrRejected, err)
+	}
+	if !v.TrustedBy(m.trusted) {
+		return fmt.Errorf("%w: signing key %s is not trusted", ErrRejected, v.KeyID())
+	}
+	if r, ok, err := m.retired(p.ID); err != nil {
+		return err
+	} else if ok && p.Version <= r {
+		return fmt.Errorf("%w: %w: version %d <= retired version %d", ErrRejected, ErrRetired, p.Version, r)
 	}
 	old, _, err := m.load(p.ID)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
 	case err != nil:
-		return st, p, err
+		return err
 	default:
 		a, err1 := p.Canonical()
 		b, err2 := old.Canonical()
@@ -274,19 +340,52 @@ func (m *Manager) accept(d SignedPolicy) (Status, policy.Policy, error) {
 			break
 		}
 		if err := p.Supersedes(old); err != nil {
-			return st, p, fmt.Errorf("%w: installed version %d: %w", ErrRejected, old.Version, err)
+			return fmt.Errorf("%w: installed version %d: %w", ErrRejected, old.Version, err)
 		}
 	}
-	return st, p, nil
+	return nil
 }
 
-func (m *Manager) store(id string, d SignedPolicy) error {
+// Check reports whether v would be news to this host: nil if it is newer
+// than the stored version and not retired, else an error wrapping
+// policy.ErrNotNewer or ErrRetired (both with ErrRejected).
+func (m *Manager) Check(v policy.Verified) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	p := v.Policy()
+	if err := validID(p.ID); err != nil {
+		return fmt.Errorf("%w: %w", ErrRejected, err)
+	}
+	if r, ok, err := m.retired(p.ID); err != nil {
+		return err
+	} else if ok && p.Version <= r {
+		return fmt.Errorf("%w: %w: policy %s version %d <= retired version %d", ErrRejected, ErrRetired, p.ID, p.Version, r)
+	}
+	old, _, err := m.load(p.ID)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return nil
+	case err != nil:
+		return err
+	}
+	if err := p.Supersedes(old); err != nil {
+		return fmt.Errorf("%w: %w", ErrRejected, err)
+	}
+	return nil
+}
+
+func (m *Manager) store(id string, v policy.Verified) error {
+	return m.storeRaw(id, v.Document(), v.Signature())
+}
+
+// storeRaw writes a state file durably (fsync + atomic rename).
+func (m *Manager) storeRaw(id string, doc, sig []byte) error {
 	if err := os.MkdirAll(m.stateDir, 0o700); err != nil {
 		return fmt.Errorf("mitigate: state dir: %w", err)
 	}
-	b, err := json.Marshal(stored{Document: string(d.Document), Signature: json.RawMessage(d.Signature)})
+	b, err := json.Marshal(stored{Document: string(doc), Signature: json.RawMessage(sig)})
 	if err != nil {
-		return err
+		return fmt.Errorf("mitigate: store %s: %w", id, err)
 	}
 	if err := fsutil.WriteFileAtomic(m.statePath(id), b, 0o600, false); err != nil {
 		return fmt.Errorf("mitigate: store %s: %w", id, err)
@@ -294,7 +393,7 @@ func (m *Manager) store(id string, d SignedPolicy) error {
 	return nil
 }
 
-// load reads and re-verifies a stored policy.
+// load reads and decodes a stored policy (not verified: see open).
 func (m *Manager) load(id string) (policy.Policy, stored, error) {
 	var s stored
 	b, err := os.ReadFile(m.statePath(id))
@@ -311,72 +410,364 @@ func (m *Manager) load(id string) (policy.Policy, stored, error) {
 	return p, s, nil
 }
 
-func (m *Manager) readState(st *Status, id string) {
-	mode, c, err := m.enf.Read(id)
-	switch {
-	case errors.Is(err, ErrNotInstalled):
-		st.State = StateNotLoaded
-		if aerr := m.enf.Available(context.Background()); aerr != nil {
-			st.State = StateUnavailablePrefix + aerr.Error()
-		}
-	case err != nil:
-		st.State = "error: " + err.Error()
-	case mode == bpf.Enforce:
-		st.State, st.Counters = StateEnforcing, &c
-	default:
-		st.State, st.Counters = StateAuditing, &c
-	}
-}
-
-// List returns the state of every stored policy, ordered by ID.
-func (m *Manager) List(ctx context.Context) ([]Status, error) {
-	ents, err := os.ReadDir(m.stateDir)
+// retired returns the version at which id was retired.
+func (m *Manager) retired(id string) (int64, bool, error) {
+	b, err := os.ReadFile(m.retiredPath(id))
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
+		return 0, false, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("mitigate: %w", err)
+		return 0, false, fmt.Errorf("mitigate: retirement of %s: %w", id, err)
 	}
-	var ids []string
-	for _, e := range ents {
-		if id, ok := strings.CutSuffix(e.Name(), ".json"); ok && !e.IsDir() {
-			ids = append(ids, id)
+	var r retirement
+	if err := json.Unmarshal(b, &r); err != nil || r.ID != id {
+		// A damaged record must not un-retire: refuse everything.
+		return math.MaxInt64, true, nil
+	}
+	return r.Version, true, nil
+}
+
+// Retired returns the version at which the operator retired id, if any.
+func (m *Manager) Retired(id string) (int64, bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.retired(id)
+}
+
+// Retire records durably that the operator retired policy id at version
+// (a later, lower version does not lower the record), deletes a stored
+// document of that version or older, and reconciles: the policy's pins
+// are removed and any document of id with a version <= version is refused
+// from then on, also after a restart.
+func (m *Manager) Retire(ctx context.Context, id string, version int64) error {
+	if err := validID(id); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r, ok, err := m.retired(id)
+	if err != nil {
+		return err
+	}
+	if !ok || version > r {
+		if err := os.MkdirAll(m.retiredDir(), 0o700); err != nil {
+			return fmt.Errorf("mitigate: %w", err)
 		}
-	}
-	sort.Strings(ids)
-	var out []Status
-	var errs []error
-	for _, id := range ids {
-		p, _, err := m.load(id)
+		b, err := json.Marshal(retirement{ID: id, Version: version})
 		if err != nil {
-			out = append(out, Status{ID: id, State: "error: " + err.Error()})
-			errs = append(errs, err)
-			continue
+			return fmt.Errorf("mitigate: retire %s: %w", id, err)
 		}
-		st := Status{ID: p.ID, Version: p.Version, Kind: string(p.Kind), Mode: string(p.Mode)}
-		fixed, ferr := p.Fixed(m.kernel)
+		if err := fsutil.WriteFileAtomic(m.retiredPath(id), b, 0o600, false); err != nil {
+			return fmt.Errorf("mitigate: retire %s: %w", id, err)
+		}
+		if !ok {
+			if err := fsutil.SyncDir(m.stateDir); err != nil {
+				return fmt.Errorf("mitigate: retire %s: %w", id, err)
+			}
+		}
+		r = version
+	}
+	if p, _, err := m.load(id); err == nil && p.Version <= r || err != nil && !errors.Is(err, os.ErrNotExist) {
+		if err := os.Remove(m.statePath(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("mitigate: %w", err)
+		}
+		if err := fsutil.SyncDir(m.stateDir); err != nil {
+			return fmt.Errorf("mitigate: %w", err)
+		}
+	}
+	_, err = m.reconcileLocked(ctx)
+	return err
+}
+
+// verdict is what a policy should be on this host.
+type verdict struct {
+	st   Status
+	v    policy.Verified
+	want bool // to be pinned
+	// unchecked: the manager has no trusted keys (a one-shot list), so
+	// the signature was not checked and nothing is to be changed.
+	unchecked bool
+}
+
+// judge decides from the stored state alone what policy id should be:
+// pinned if its document still verifies with the trusted keys, is not
+// retired, not expired and not fixed by the running kernel; known is false
+// when the host holds neither a document nor a retirement of id.
+func (m *Manager) judge(id string) (vd verdict, known bool, err error) {
+	vd.st.ID = id
+	r, isRetired, err := m.retired(id)
+	if err != nil {
+		return vd, true, err
+	}
+	p, s, err := m.load(id)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		if !isRetired {
+			return vd, false, nil
+		}
+		vd.st.Version, vd.st.State, vd.st.Detail = r, wire.PolicyRetired, "retired by the operator"
+		return vd, true, nil
+	case err != nil:
+		vd.st.State, vd.st.Detail = wire.PolicyRejected, err.Error()
+		return vd, true, err
+	}
+	vd.st.Version, vd.st.Kind, vd.st.Mode = p.Version, string(p.Kind), string(p.Mode)
+	var v policy.Verified
+	if len(m.trusted) == 0 {
+		vd.unchecked = true
+	} else if v, err = policy.Open([]byte(s.Document), s.Signature, m.trusted); err != nil {
+		vd.st.State, vd.st.Detail = wire.PolicyRejected, "no longer verifies with the trusted keys: "+err.Error()
+		return vd, true, nil
+	}
+	if isRetired && p.Version <= r {
+		vd.st.State, vd.st.Detail = wire.PolicyRetired, fmt.Sprintf("retired by the operator at version %d", r)
+		return vd, true, nil
+	}
+	// Verified and not retired by the operator: news to other hosts
+	// (Documents) even when expired or fixed here.
+	vd.v = v
+	fixed, err := p.Fixed(m.kernel)
+	switch {
+	case err != nil:
+		vd.st.State, vd.st.Detail = wire.PolicyRejected, err.Error()
+	case fixed:
+		vd.st.State, vd.st.Detail = wire.PolicyRetired, "kernel contains the fix"
+	case !p.Expires.After(m.now()):
+		vd.st.State, vd.st.Detail = wire.PolicyRetired, "expired at "+p.Expires.UTC().Format(time.RFC3339)
+	default:
+		vd.want = !vd.unchecked
+	}
+	return vd, true, nil
+}
+
+// ids returns every id the host knows: stored documents, retirements and
+// pins (when the Enforcer lists them).
+func (m *Manager) ids() ([]string, error) {
+	set := map[string]bool{}
+	for _, dir := range []string{m.stateDir, m.retiredDir()} {
+		ents, err := os.ReadDir(dir)
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("mitigate: %w", err)
+		}
+		for _, e := range ents {
+			if id, ok := strings.CutSuffix(e.Name(), ".json"); ok && !e.IsDir() && !strings.HasPrefix(id, ".") {
+				set[id] = true
+			}
+		}
+	}
+	if l, ok := m.enf.(InstalledLister); ok {
+		pinned, err := l.Installed()
+		if err != nil {
+			return nil, fmt.Errorf("mitigate: list pins: %w", err)
+		}
+		for _, id := range pinned {
+			set[id] = true
+		}
+	}
+	return slices.Sorted(maps.Keys(set)), nil
+}
+
+// observe completes vd.st with what is pinned: a policy is enforcing or
+// auditing only when its pins are there.
+func (m *Manager) observe(ctx context.Context, vd verdict, known bool, availErr func() error) (Status, bool) {
+	st := vd.st
+	mode, c, err := m.enf.Read(st.ID)
+	switch {
+	case err == nil:
+		st.State, st.Counters = wire.PolicyAuditing, &c
+		if mode == bpf.Enforce {
+			st.State = wire.PolicyEnforcing
+		}
 		switch {
-		case ferr == nil && fixed:
-			st.State = StateRetired
-		case !p.Expires.After(m.now()):
-			st.State = StateExpired
+		case !known:
+			st.Detail = "pinned without a stored policy"
+		case vd.unchecked && vd.st.State == "":
+			st.Detail = "signature not checked (no trusted keys given)"
+		case !vd.want:
+			st.Detail = "pinned but " + vd.st.String() + "; not yet removed"
 		default:
-			m.readState(&st, p.ID)
+			st.Detail = ""
 		}
-		out = append(out, st)
+		return st, true
+	case !errors.Is(err, ErrNotInstalled):
+		st.State, st.Detail = wire.PolicyUnavailable, err.Error()
+		return st, true
+	case !known:
+		return st, false
+	case vd.want || vd.unchecked && vd.st.State == "":
+		st.State, st.Detail = wire.PolicyUnavailable, "not loaded"
+		if aerr := availErr(); aerr != nil {
+			st.Detail = aerr.Error()
+		}
+	}
+	return st, true
+}
+
+// Reconcile makes the pins match the stored state and reports what is
+// pinned: every policy that is retired, expired, fixed by the running
+// kernel, no longer signed by a trusted key, or pinned without a stored
+// document is unpinned; every policy that should be in force and is not
+// pinned (or was pinned at another version, or not by this process) is
+// installed. The daemon calls it at start, on every heartbeat, after
+// every gossip delivery and when the nearest expiry passes (Run).
+func (m *Manager) Reconcile(ctx context.Context) ([]Status, error) {
+	defer bpf.ReleaseCaches()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.reconcileLocked(ctx)
+}
+
+func (m *Manager) reconcileLocked(ctx context.Context) ([]Status, error) {
+	if len(m.trusted) == 0 {
+		// Nothing can be verified: changing the pins would only remove.
+		return nil, errors.New("mitigate: reconcile: no trusted policy keys")
+	}
+	ids, err := m.ids()
+	if err != nil {
+		return nil, err
+	}
+	var (
+		errs      []error
+		out       []Status
+		availErr  error
+		availDone bool
+	)
+	avail := func() error {
+		if !availDone {
+			availErr, availDone = m.enf.Available(ctx), true
+		}
+		return availErr
+	}
+	for _, id := range ids {
+		vd, known, err := m.judge(id)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		var warns []string
+		if vd.want {
+			// Installed again when this process did not pin this
+			// version or the pins went away (a reboot, bpffs unmounted,
+			// removed by hand) or hold the other mode.
+			mode, _, rerr := m.enf.Read(id)
+			if m.pinned[id] != vd.v.Policy().Version || rerr != nil || (mode == bpf.Enforce) != (vd.v.Policy().Mode == policy.ModeEnforce) {
+				if aerr := avail(); aerr != nil {
+					errs = append(errs, fmt.Errorf("policy %s: %w", id, aerr))
+				} else if w, err := m.enf.Install(ctx, vd.v); err != nil {
+					errs = append(errs, fmt.Errorf("policy %s: %w", id, err))
+					delete(m.pinned, id)
+				} else {
+					warns = w
+					m.pinned[id] = vd.v.Policy().Version
+				}
+			}
+		} else {
+			delete(m.pinned, id)
+			if err := m.enf.Uninstall(id); err != nil {
+				errs = append(errs, fmt.Errorf("policy %s: unpin: %w", id, err))
+			}
+		}
+		if st, ok := m.observe(ctx, vd, known, avail); ok {
+			st.Warnings = warns
+			out = append(out, st)
+		}
 	}
 	return out, errors.Join(errs...)
 }
 
+// List reports, without changing anything, every policy the host knows,
+// ordered by ID: enforcing or auditing only when pinned (with a Detail
+// when the pins are due for removal), else why not.
+func (m *Manager) List(ctx context.Context) ([]Status, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	ids, err := m.ids()
+	if err != nil {
+		return nil, err
+	}
+	var (
+		errs      []error
+		out       []Status
+		availErr  error
+		availDone bool
+	)
+	avail := func() error {
+		if !availDone {
+			availErr, availDone = m.enf.Available(ctx), true
+		}
+		return availErr
+	}
+	for _, id := range ids {
+		vd, known, err := m.judge(id)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		if st, ok := m.observe(ctx, vd, known, avail); ok {
+			out = append(out, st)
+		}
+	}
+	return out, errors.Join(errs...)
+}
+
+// NextExpiry returns the earliest expiry of a policy that is to be in
+// force, or false if there is none.
+func (m *Manager) NextExpiry() (time.Time, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	ids, err := m.ids()
+	if err != nil {
+		return time.Time{}, false
+	}
+	var next time.Time
+	for _, id := range ids {
+		vd, _, _ := m.judge(id)
+		if !vd.want {
+			continue
+		}
+		if e := vd.v.Policy().Expires; next.IsZero() || e.Before(next) {
+			next = e
+		}
+	}
+	return next, !next.IsZero()
+}
+
+// Run reconciles when the nearest expiry passes, and at least every
+// interval (a wrong or jumping clock must not keep a policy pinned for
+// long), until ctx is done. after is the timer (time.After when nil).
+func (m *Manager) Run(ctx context.Context, log *slog.Logger, interval time.Duration, after func(time.Duration) <-chan time.Time) {
+	if after == nil {
+		after = time.After
+	}
+	for {
+		wait := interval
+		if next, ok := m.NextExpiry(); ok {
+			// A little past the instant: expired means !Expires.After(now).
+			if d := next.Sub(m.now()) + time.Millisecond; d < wait {
+				wait = max(d, 0)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-after(wait):
+		}
+		if _, err := m.Reconcile(ctx); err != nil && ctx.Err() == nil {
+			log.Warn("mitigations: reconcile", "err", err)
+		}
+	}
+}
+
 // Remove detaches and unpins policy id and deletes its stored state.
 func (m *Manager) Remove(ctx context.Context, id string) error {
-	if strings.ContainsAny(id, "/\x00") || id == "" || id == "." || id == ".." {
-		return fmt.Errorf("mitigate: invalid policy id %q", id)
-	}
-	_, statErr := os.Stat(m.statePath(id))
-	if err := m.enf.Uninstall(id); err != nil {
+	if err := validID(id); err != nil {
 		return err
 	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	_, statErr := os.Stat(m.statePath(id))
+	if err := m.enf.Uninstall(id); err != nil {
+		return fmt.Errorf("mitigate: %w", err)
+	}
+	delete(m.pinned, id)
 	if errors.Is(statErr, os.ErrNotExist) {
 		return fmt.Errorf("mitigate: policy %q: %w", id, ErrNotInstalled)
 	}
@@ -386,72 +777,21 @@ func (m *Manager) Remove(ctx context.Context, id string) error {
 	return fsutil.SyncDir(m.stateDir)
 }
 
-// Reconcile removes every policy that is not in wanted: its pins (all
-// pinned policies if the Enforcer is an InstalledLister, else those with
-// stored state) and its stored state. The daemon calls it at start with
-// the ids of the policies it is told to enforce; policies in wanted are
-// left as they are (Apply adopts their pins).
-func (m *Manager) Reconcile(ctx context.Context, wanted []string) error {
-	keep := make(map[string]bool, len(wanted))
-	for _, id := range wanted {
-		keep[id] = true
-	}
-	ids := make(map[string]bool)
-	ents, err := os.ReadDir(m.stateDir)
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("mitigate: %w", err)
-	}
-	for _, e := range ents {
-		if id, ok := strings.CutSuffix(e.Name(), ".json"); ok && !e.IsDir() {
-			ids[id] = true
-		}
-	}
-	if l, ok := m.enf.(InstalledLister); ok {
-		pinned, err := l.Installed()
-		if err != nil {
-			return err
-		}
-		for _, id := range pinned {
-			ids[id] = true
-		}
-	}
-	var errs []error
-	removed := false
-	for _, id := range slices.Sorted(maps.Keys(ids)) {
-		if keep[id] {
-			continue
-		}
-		if err := m.enf.Uninstall(id); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		if err := os.Remove(m.statePath(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
-			errs = append(errs, fmt.Errorf("mitigate: %w", err))
-			continue
-		}
-		removed = true
-	}
-	if removed {
-		errs = append(errs, fsutil.SyncDir(m.stateDir))
-	}
-	return errors.Join(errs...)
-}
-
-// Restore re-applies every stored policy: the daemon calls it at start,
-// before routes are announced, so that policies accepted earlier are in
-// force again after a reboot (pins do not survive one) and adopted when
-// they do (an agent restart). Each stored document is verified again.
+// Restore brings the pins in line with the stored state at start (see
+// Reconcile): policies accepted earlier are in force again after a reboot
+// (pins do not survive one) and adopted after an agent restart, each
+// stored document verified again; retired, expired and untrusted ones are
+// unpinned.
 func (m *Manager) Restore(ctx context.Context) ([]Status, error) {
-	docs, err := m.Documents()
-	if err != nil || len(docs) == 0 {
-		return nil, err
-	}
-	return m.Apply(ctx, docs)
+	return m.Reconcile(ctx)
 }
 
-// Documents returns the stored (accepted) policy documents with their
-// signatures, ordered by id.
-func (m *Manager) Documents() ([]SignedPolicy, error) {
+// Documents returns the stored policies that verify with the trusted keys
+// and are not retired by the operator, ordered by id: what the host
+// spreads through gossip.
+func (m *Manager) Documents() ([]policy.Verified, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	ents, err := os.ReadDir(m.stateDir)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
@@ -459,42 +799,30 @@ func (m *Manager) Documents() ([]SignedPolicy, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mitigate: %w", err)
 	}
-	var docs []SignedPolicy
+	var out []policy.Verified
 	for _, e := range ents {
 		id, ok := strings.CutSuffix(e.Name(), ".json")
 		if !ok || e.IsDir() {
 			continue
 		}
-		_, s, err := m.load(id)
-		if err != nil {
-			return nil, err
+		vd, _, err := m.judge(id)
+		if err != nil || vd.v.IsZero() {
+			continue
 		}
-		docs = append(docs, SignedPolicy{Source: m.statePath(id), Document: []byte(s.Document), Signature: s.Signature})
+		out = append(out, vd.v)
 	}
-	return docs, nil
+	return out, nil
 }
 
-// WireStatus converts statuses to what heartbeats report: enforcing,
-// auditing, unavailable or retired (expired counts as retired; a policy
-// stored but not loaded, or in error, as unavailable).
+// WireStatus converts statuses to what heartbeats report. Statuses without
+// an id (a document that did not even decode) are left out.
 func WireStatus(sts []Status) []wire.PolicyStatus {
 	out := make([]wire.PolicyStatus, 0, len(sts))
 	for _, s := range sts {
 		if s.ID == "" {
 			continue
 		}
-		ps := wire.PolicyStatus{ID: s.ID, Version: s.Version}
-		switch {
-		case s.State == StateEnforcing:
-			ps.State = "enforcing"
-		case s.State == StateAuditing:
-			ps.State = "auditing"
-		case s.State == StateRetired || s.State == StateExpired:
-			ps.State = "retired"
-		default:
-			ps.State, ps.Detail = "unavailable", truncateDetail(s.State)
-		}
-		out = append(out, ps)
+		out = append(out, wire.PolicyStatus{ID: s.ID, Version: s.Version, State: s.State, Detail: truncateDetail(s.Detail)})
 	}
 	return out
 }

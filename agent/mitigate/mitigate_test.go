@@ -15,6 +15,7 @@ import (
 	"github.com/kroll-dev/kroll/bpf"
 	"github.com/kroll-dev/kroll/pkg/kversion"
 	"github.com/kroll-dev/kroll/pkg/policy"
+	"github.com/kroll-dev/kroll/pkg/wire"
 )
 
 var now = time.Date(2026, 5, 15, 0, 0, 0, 0, time.UTC)
@@ -59,7 +60,8 @@ type fake struct {
 }
 
 func (f *fake) Available(context.Context) error { f.probes++; return f.available }
-func (f *fake) Install(_ context.Context, p policy.Policy) ([]string, error) {
+func (f *fake) Install(_ context.Context, v policy.Verified) ([]string, error) {
+	p := v.Policy()
 	f.installs++
 	f.installed[p.ID] = p
 	return nil, nil
@@ -151,7 +153,7 @@ func TestRejections(t *testing.T) {
 				t.Fatalf("Apply error %v, want a rejection mentioning %q", err, tc.want)
 			}
 			t.Logf("%s: %v", tc.name, err)
-			if len(sts) != 1 || !strings.HasPrefix(sts[0].State, "rejected: ") {
+			if len(sts) != 1 || sts[0].State != wire.PolicyRejected {
 				t.Errorf("status %+v, want rejected", sts)
 			}
 			if f.installs != installs {
@@ -179,14 +181,14 @@ func TestRetired(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(sts) != 1 || sts[0].State != mitigate.StateRetired {
+	if len(sts) != 1 || sts[0].State != wire.PolicyRetired {
 		t.Fatalf("Apply = %+v, want retired", sts)
 	}
 	if f.installs != 0 || f.probes != 0 {
 		t.Errorf("retired policy: %d installs, %d probes, want none", f.installs, f.probes)
 	}
 	ls, err := m.List(t.Context())
-	if err != nil || len(ls) != 1 || ls[0].State != mitigate.StateRetired {
+	if err != nil || len(ls) != 1 || ls[0].State != wire.PolicyRetired {
 		t.Errorf("List = %+v, %v; want retired", ls, err)
 	}
 }
@@ -197,7 +199,7 @@ func TestExpired(t *testing.T) {
 	p := copyFail(3, policy.ModeEnforce)
 	p.Expires = now.Add(-time.Hour)
 	sts, err := m.Apply(t.Context(), []mitigate.SignedPolicy{signed(t, key(1), p)})
-	if err != nil || len(sts) != 1 || sts[0].State != mitigate.StateExpired || f.installs != 0 {
+	if err != nil || len(sts) != 1 || sts[0].State != wire.PolicyRetired || !strings.HasPrefix(sts[0].Detail, "expired") || f.installs != 0 {
 		t.Fatalf("Apply = %+v, %v (installs %d); want expired, nothing installed", sts, err, f.installs)
 	}
 }
@@ -208,16 +210,16 @@ func TestApplyUpdateRemove(t *testing.T) {
 	v3 := signed(t, key(1), copyFail(3, policy.ModeAudit))
 	for _, doc := range []mitigate.SignedPolicy{v3, v3} { // identical re-apply is fine
 		sts, err := m.Apply(t.Context(), []mitigate.SignedPolicy{doc})
-		if err != nil || sts[0].State != mitigate.StateAuditing {
+		if err != nil || sts[0].State != wire.PolicyAuditing {
 			t.Fatalf("Apply = %+v, %v; want auditing", sts, err)
 		}
 	}
 	sts, err := m.Apply(t.Context(), []mitigate.SignedPolicy{signed(t, key(1), copyFail(4, policy.ModeEnforce))})
-	if err != nil || sts[0].State != mitigate.StateEnforcing || sts[0].Counters == nil {
+	if err != nil || sts[0].State != wire.PolicyEnforcing || sts[0].Counters == nil {
 		t.Fatalf("Apply v4 = %+v, %v; want enforcing with counters", sts, err)
 	}
 	ls, err := m.List(t.Context())
-	if err != nil || len(ls) != 1 || ls[0].State != mitigate.StateEnforcing || ls[0].Version != 4 {
+	if err != nil || len(ls) != 1 || ls[0].State != wire.PolicyEnforcing || ls[0].Version != 4 {
 		t.Fatalf("List = %+v, %v", ls, err)
 	}
 	if err := m.Remove(t.Context(), "copy-fail"); err != nil {
@@ -235,7 +237,7 @@ func TestUnavailableFake(t *testing.T) {
 	f := &fake{installed: map[string]policy.Policy{}, available: errors.New("bpf-lsm unavailable: add bpf to lsm=")}
 	m, _ := newManager(t, "6.12.50", f)
 	sts, err := m.Apply(t.Context(), []mitigate.SignedPolicy{signed(t, key(1), copyFail(3, policy.ModeEnforce))})
-	if err == nil || len(sts) != 1 || !strings.HasPrefix(sts[0].State, mitigate.StateUnavailablePrefix) || f.installs != 0 {
+	if err == nil || len(sts) != 1 || sts[0].State != wire.PolicyUnavailable || f.installs != 0 {
 		t.Fatalf("Apply = %+v, %v; want unavailable, nothing installed", sts, err)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/kroll-dev/kroll/agent/mitigate"
+	"github.com/kroll-dev/kroll/pkg/wire"
 	"github.com/kroll-dev/kroll/test/vm"
 )
 
@@ -73,14 +74,14 @@ func TestPersistentCopyFail(t *testing.T) {
 			}
 			t.Logf("%s: Copy Fail bind as uid 65534: no policy %s, enforce %s, after the agent exited %s, after remove %s",
 				k.Release, str("bind_before"), str("bind_enforced"), str("bind_after_exit"), str("bind_removed"))
-			if a := states("apply_v1"); len(a) != 1 || a[0].State != mitigate.StateEnforcing || len(a[0].Warnings) != 1 {
+			if a := states("apply_v1"); len(a) != 1 || a[0].State != wire.PolicyEnforcing || len(a[0].Warnings) != 1 {
 				t.Errorf("apply v1 = %+v, want enforcing with one warning (missing allow_exe)", a)
 			}
-			if l := states("list"); len(l) != 1 || l[0].State != mitigate.StateEnforcing || l[0].Version != 1 ||
+			if l := states("list"); len(l) != 1 || l[0].State != wire.PolicyEnforcing || l[0].Version != 1 ||
 				l[0].Counters == nil || l[0].Counters.Denied < 2 {
 				t.Errorf("list in new process = %+v, want copy-fail v1 enforcing with ≥2 denials", l)
 			}
-			if a := states("apply_v2"); len(a) != 1 || a[0].State != mitigate.StateEnforcing || a[0].Version != 2 {
+			if a := states("apply_v2"); len(a) != 1 || a[0].State != wire.PolicyEnforcing || a[0].Version != 2 {
 				t.Errorf("apply v2 = %+v, want enforcing", a)
 			}
 			var before, after map[string]int
@@ -115,7 +116,7 @@ func TestPersistentCopyFail(t *testing.T) {
 			if got := str("bind_audit"); got != "ok" {
 				t.Errorf("%s: bind under audit = %q, want ok", k.Release, got)
 			}
-			if a := states("apply_audit"); len(a) != 1 || a[0].State != mitigate.StateAuditing {
+			if a := states("apply_audit"); len(a) != 1 || a[0].State != wire.PolicyAuditing {
 				t.Errorf("apply audit = %+v, want auditing", a)
 			}
 			exe := str("exe")

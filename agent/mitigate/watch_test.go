@@ -112,7 +112,7 @@ func TestWatch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := m.store(p.ID, SignedPolicy{Document: doc, Signature: []byte(`{}`)}); err != nil {
+	if err := m.storeRaw(p.ID, doc, []byte(`{}`)); err != nil {
 		t.Fatal(err)
 	}
 	ev := bpf.Event{PID: 42, UID: 65534, Kind: bpf.KindSocketFamily, Op: bpf.OpSocketBind,

@@ -13,7 +13,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -22,15 +23,22 @@ import (
 	"github.com/kroll-dev/kroll/agent/mitigate"
 	"github.com/kroll-dev/kroll/pkg/gossip"
 	"github.com/kroll-dev/kroll/pkg/policy"
-	"github.com/kroll-dev/kroll/pkg/signing"
 	"github.com/kroll-dev/kroll/pkg/wire"
 )
 
-// Manager applies and removes policies (*mitigate.Manager).
+// Manager owns the host's policy state (*mitigate.Manager): it applies
+// verified policies, records retirements durably, and reconciles the pins
+// with what is desired.
 type Manager interface {
-	Apply(ctx context.Context, docs []mitigate.SignedPolicy) ([]mitigate.Status, error)
-	Remove(ctx context.Context, id string) error
-	Documents() ([]mitigate.SignedPolicy, error)
+	// ApplyVerified stores, installs and reconciles; one Status each.
+	ApplyVerified(ctx context.Context, vs []policy.Verified) ([]mitigate.Status, error)
+	// Check returns nil if v is newer than what the host has and not
+	// retired.
+	Check(v policy.Verified) error
+	// Retire records that id was retired at version and unpins it.
+	Retire(ctx context.Context, id string, version int64) error
+	// Documents returns the verified, not retired policies stored.
+	Documents() ([]policy.Verified, error)
 }
 
 // Broadcaster spreads a message through the datacenter's pool
@@ -54,7 +62,8 @@ type Config struct {
 }
 
 // Syncer reconciles the host's policies. Its methods are safe for
-// concurrent use; applying is serialized.
+// concurrent use. The Manager is the one owner of the policy state; the
+// Syncer only caches what it reported last, for the gossip pool.
 type Syncer struct {
 	cfg Config
 	log *slog.Logger
@@ -62,18 +71,16 @@ type Syncer struct {
 	mu sync.Mutex
 	// pool is where policies from the coordinator are broadcast.
 	pool Broadcaster
-	// have is the newest version applied (or refused as retired) per id.
-	have map[string]int64
-	// docs are the signed documents in force, for gossip push-pull.
-	docs map[string]gossip.Message
-	// retired are ids the operator retired, with the version retired.
-	retired map[string]int64
+	// versions and docs are the Manager's Documents after the last
+	// change, for gossip meta and push-pull.
+	versions map[string]int64
+	docs     []gossip.Message
 
 	latency *prometheus.HistogramVec
 	applied *prometheus.CounterVec
 }
 
-// New returns a Syncer; it loads what the Manager has stored.
+// New returns a Syncer over what the Manager has stored.
 func New(ctx context.Context, cfg Config) (*Syncer, error) {
 	if cfg.Manager == nil || len(cfg.Trusted) == 0 || cfg.Datacenter == "" {
 		return nil, errors.New("policysync: Manager, Trusted and Datacenter are required")
@@ -84,7 +91,7 @@ func New(ctx context.Context, cfg Config) (*Syncer, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	s := &Syncer{cfg: cfg, log: cfg.Logger, pool: cfg.Pool, have: map[string]int64{}, docs: map[string]gossip.Message{}, retired: map[string]int64{},
+	s := &Syncer{cfg: cfg, log: cfg.Logger, pool: cfg.Pool, versions: map[string]int64{},
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "kroll_policy_propagation_seconds",
 			Help:    "Time from a policy version's issued timestamp to in force on this host, by source (coordinator, gossip).",
 			Buckets: prometheus.ExponentialBuckets(0.25, 2, 14)}, []string{"source"}),
@@ -94,140 +101,149 @@ func New(ctx context.Context, cfg Config) (*Syncer, error) {
 	if cfg.Registerer != nil {
 		cfg.Registerer.MustRegister(s.latency, s.applied)
 	}
-	docs, err := cfg.Manager.Documents()
-	if err != nil {
-		return nil, fmt.Errorf("policysync: %w", err)
-	}
-	for _, d := range docs {
-		p, err := policy.Decode(d.Document, time.Time{})
-		if err != nil {
-			continue
-		}
-		s.have[p.ID] = p.Version
-		s.docs[p.ID] = message(p.ID, p.Version, string(d.Document), d.Signature)
+	if err := s.refresh(); err != nil {
+		return nil, err
 	}
 	return s, nil
 }
 
-// message is the gossip form of a signed policy.
-func message(id string, version int64, doc string, sig []byte) gossip.Message {
-	return gossip.Message{Kind: "policy", ID: id, Version: version, Document: []byte(doc), Signature: sig}
-}
-
-// check verifies m as a policy for this host: signature by a trusted key,
-// the id and version it claims, newer than what the host has, not retired,
-// meant for this datacenter, small enough.
-func (s *Syncer) check(m gossip.Message) (policy.Policy, error) {
-	if m.Kind != "policy" {
-		return policy.Policy{}, fmt.Errorf("kind %q is not policy", m.Kind)
-	}
-	if len(m.Document)+len(m.Signature) > gossip.MaxMessageSize {
-		return policy.Policy{}, fmt.Errorf("policy %s: %d bytes exceed %d", m.ID, len(m.Document)+len(m.Signature), gossip.MaxMessageSize)
-	}
-	p, err := policy.Decode(m.Document, time.Time{})
+// refresh re-reads the Manager's documents into the gossip cache.
+func (s *Syncer) refresh() error {
+	vs, err := s.cfg.Manager.Documents()
 	if err != nil {
-		return p, err
+		return fmt.Errorf("policysync: %w", err)
 	}
-	sig, err := signing.ParseSignature(m.Signature)
-	if err != nil {
-		return p, fmt.Errorf("policy %s: %w", p.ID, err)
-	}
-	if _, err := policy.Verify(p, sig, s.cfg.Trusted); err != nil {
-		return p, fmt.Errorf("policy %s: %w", p.ID, err)
-	}
-	if p.ID != m.ID || p.Version != m.Version {
-		return p, fmt.Errorf("policy %s v%d travels as %s v%d", p.ID, p.Version, m.ID, m.Version)
-	}
-	if !p.AppliesToDC(s.cfg.Datacenter) {
-		return p, fmt.Errorf("policy %s is not for datacenter %s", p.ID, s.cfg.Datacenter)
+	versions := make(map[string]int64, len(vs))
+	docs := make([]gossip.Message, 0, len(vs))
+	for _, v := range vs {
+		p := v.Policy()
+		versions[p.ID] = p.Version
+		docs = append(docs, message(v))
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if v, ok := s.retired[p.ID]; ok && p.Version <= v {
-		return p, fmt.Errorf("policy %s v%d was retired", p.ID, p.Version)
-	}
-	if v, ok := s.have[p.ID]; ok && p.Version <= v {
-		return p, fmt.Errorf("policy %s v%d: %w (host has v%d)", p.ID, p.Version, policy.ErrNotNewer, v)
-	}
-	return p, nil
+	s.versions, s.docs = versions, docs
+	s.mu.Unlock()
+	return nil
 }
 
-// apply applies a checked policy and records it; source labels metrics.
-func (s *Syncer) apply(ctx context.Context, m gossip.Message, p policy.Policy, source string) error {
-	sts, err := s.cfg.Manager.Apply(ctx, []mitigate.SignedPolicy{{Source: source + ":" + p.ID, Document: m.Document, Signature: m.Signature}})
-	state := ""
-	if len(sts) == 1 {
-		state = sts[0].State
+// message is the gossip form of a verified policy.
+func message(v policy.Verified) gossip.Message {
+	p := v.Policy()
+	return gossip.Message{Kind: gossip.KindPolicy, ID: p.ID, Version: p.Version, Document: v.Document(), Signature: v.Signature()}
+}
+
+// check opens m as a policy for this host: signature by a trusted key,
+// the id and version it claims, meant for this datacenter, small enough,
+// newer than what the host has and not retired (asked of the Manager).
+func (s *Syncer) check(m gossip.Message) (policy.Verified, error) {
+	if m.Kind != gossip.KindPolicy {
+		return policy.Verified{}, fmt.Errorf("kind %q is not policy", m.Kind)
 	}
-	if state == "" || strings.HasPrefix(state, "rejected") || strings.HasPrefix(state, "error") {
+	if len(m.Document)+len(m.Signature) > gossip.MaxMessageSize {
+		return policy.Verified{}, fmt.Errorf("policy %s: %d bytes exceed %d", m.ID, len(m.Document)+len(m.Signature), gossip.MaxMessageSize)
+	}
+	v, err := policy.Open(m.Document, m.Signature, s.cfg.Trusted)
+	if err != nil {
+		return v, fmt.Errorf("policy %s: %w", m.ID, err)
+	}
+	p := v.Policy()
+	if p.ID != m.ID || p.Version != m.Version {
+		return v, fmt.Errorf("policy %s v%d travels as %s v%d", p.ID, p.Version, m.ID, m.Version)
+	}
+	if !p.AppliesToDC(s.cfg.Datacenter) {
+		return v, fmt.Errorf("policy %s is not for datacenter %s", p.ID, s.cfg.Datacenter)
+	}
+	if err := s.cfg.Manager.Check(v); err != nil {
+		return v, fmt.Errorf("policy %s v%d: %w", p.ID, p.Version, err)
+	}
+	return v, nil
+}
+
+// apply applies a checked policy; source labels metrics.
+func (s *Syncer) apply(ctx context.Context, v policy.Verified, source string) error {
+	p := v.Policy()
+	sts, err := s.cfg.Manager.ApplyVerified(ctx, []policy.Verified{v})
+	if rerr := s.refresh(); rerr != nil {
+		err = errors.Join(err, rerr)
+	}
+	var st mitigate.Status
+	if len(sts) == 1 {
+		st = sts[0]
+	}
+	switch st.State {
+	case wire.PolicyEnforcing, wire.PolicyAuditing, wire.PolicyRetired, wire.PolicyUnavailable:
+		// Stored (in force, or not here for a reason reported as such).
+	default:
 		s.applied.WithLabelValues(source, "error").Inc()
 		if err == nil {
-			err = fmt.Errorf("policy %s: %s", p.ID, state)
+			err = fmt.Errorf("policy %s: %s", p.ID, st)
 		}
 		return err
 	}
-	// Stored (and in force, or unavailable on this kernel — reported as
-	// such): the host has this version now.
-	s.mu.Lock()
-	s.have[p.ID] = p.Version
-	s.docs[p.ID] = m
-	s.mu.Unlock()
 	s.applied.WithLabelValues(source, "ok").Inc()
-	if !p.Issued.IsZero() && (state == mitigate.StateEnforcing || state == mitigate.StateAuditing) {
+	if !p.Issued.IsZero() && st.State.InForce() {
 		s.latency.WithLabelValues(source).Observe(s.cfg.Now().Sub(p.Issued).Seconds())
 	}
-	s.log.Info("policy applied", "policy", p.ID, "version", p.Version, "mode", p.Mode, "source", source, "state", state)
+	s.log.Info("policy applied", "policy", p.ID, "version", p.Version, "mode", p.Mode, "source", source, "state", st.String())
 	return err
 }
 
-// Desired applies the coordinator's desired policies and removals; newly
-// applied policies are broadcast into the pool.
+// Desired applies the coordinator's retirements and desired policies;
+// newly applied policies are broadcast into the pool.
 func (s *Syncer) Desired(ctx context.Context, ds *wire.DesiredState) {
 	if ds == nil {
 		return
 	}
-	for _, id := range ds.RetiredPolicies {
-		s.retire(ctx, id)
+	for _, r := range s.retirements(ds) {
+		if err := s.cfg.Manager.Retire(ctx, r.ID, r.Version); err != nil {
+			s.log.Warn("retiring policy", "policy", r.ID, "version", r.Version, "err", err)
+		}
+	}
+	if len(ds.Retirements)+len(ds.RetiredPolicies) > 0 {
+		if err := s.refresh(); err != nil {
+			s.log.Warn("policies", "err", err)
+		}
 	}
 	for _, sp := range ds.Policies {
-		m := message(sp.ID, sp.Version, sp.Document, sp.Signature)
-		p, err := s.check(m)
+		m := gossip.Message{Kind: gossip.KindPolicy, ID: sp.ID, Version: sp.Version, Document: []byte(sp.Document), Signature: sp.Signature}
+		v, err := s.check(m)
 		if err != nil {
 			if !errors.Is(err, policy.ErrNotNewer) {
 				s.log.Warn("policy from the coordinator refused", "policy", sp.ID, "version", sp.Version, "err", err)
 			}
 			continue
 		}
-		if err := s.apply(ctx, m, p, "coordinator"); err != nil {
+		if err := s.apply(ctx, v, "coordinator"); err != nil {
 			s.log.Warn("policy from the coordinator not in force", "policy", sp.ID, "err", err)
 		}
 		s.mu.Lock()
 		pool := s.pool
 		s.mu.Unlock()
 		if pool != nil {
-			if err := pool.Broadcast(m); err != nil {
+			if err := pool.Broadcast(message(v)); err != nil {
 				s.log.Warn("gossip broadcast", "policy", sp.ID, "err", err)
 			}
 		}
 	}
 }
 
-// retire removes a policy the operator retired.
-func (s *Syncer) retire(ctx context.Context, id string) {
+// retirements are the desired state's retirements with their versions. An
+// id only in RetiredPolicies (a coordinator that does not send versions)
+// is retired at the version the host holds; one the host does not hold
+// has nothing to remove and is left out.
+func (s *Syncer) retirements(ds *wire.DesiredState) []wire.PolicyRetirement {
+	out := append([]wire.PolicyRetirement(nil), ds.Retirements...)
 	s.mu.Lock()
-	v, known := s.have[id]
-	_, already := s.retired[id]
-	s.retired[id] = v
-	delete(s.docs, id)
-	s.mu.Unlock()
-	if already || !known {
-		return
+	defer s.mu.Unlock()
+	for _, id := range ds.RetiredPolicies {
+		if slices.ContainsFunc(ds.Retirements, func(r wire.PolicyRetirement) bool { return r.ID == id }) {
+			continue
+		}
+		if v, ok := s.versions[id]; ok {
+			out = append(out, wire.PolicyRetirement{ID: id, Version: v})
+		}
 	}
-	if err := s.cfg.Manager.Remove(ctx, id); err != nil && !errors.Is(err, mitigate.ErrNotInstalled) {
-		s.log.Warn("retiring policy", "policy", id, "err", err)
-		return
-	}
-	s.log.Info("policy retired by the operator", "policy", id, "version", v)
+	return out
 }
 
 // SetPool sets the pool policies from the coordinator are broadcast into
@@ -246,38 +262,28 @@ func (s *Syncer) Accept(m gossip.Message) error {
 
 // Deliver applies a policy learned through gossip (gossip.Config.Deliver).
 func (s *Syncer) Deliver(m gossip.Message) {
-	p, err := s.check(m)
+	v, err := s.check(m)
 	if err != nil {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if err := s.apply(ctx, m, p, "gossip"); err != nil {
+	if err := s.apply(ctx, v, "gossip"); err != nil {
 		s.log.Warn("policy from gossip not in force", "policy", m.ID, "err", err)
 	}
 }
 
-// State returns the policies in force, for the pool's push-pull
-// (gossip.Config.State).
+// State returns the verified policies the host holds, for the pool's
+// push-pull (gossip.Config.State).
 func (s *Syncer) State() []gossip.Message {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]gossip.Message, 0, len(s.docs))
-	for _, m := range s.docs {
-		out = append(out, m)
-	}
-	return out
+	return slices.Clone(s.docs)
 }
 
-// Versions returns the version in force per policy id (for gossip meta).
+// Versions returns the version held per policy id (for gossip meta).
 func (s *Syncer) Versions() map[string]int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make(map[string]int64, len(s.have))
-	for id, v := range s.have {
-		if _, r := s.retired[id]; !r {
-			out[id] = v
-		}
-	}
-	return out
+	return maps.Clone(s.versions)
 }

@@ -7,71 +7,85 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
+	"slices"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/kroll-dev/kroll/agent/mitigate"
+	"github.com/kroll-dev/kroll/bpf"
 	"github.com/kroll-dev/kroll/internal/testcoord"
 	"github.com/kroll-dev/kroll/pkg/client"
 	"github.com/kroll-dev/kroll/pkg/gossip"
+	"github.com/kroll-dev/kroll/pkg/kversion"
 	"github.com/kroll-dev/kroll/pkg/policy"
 	"github.com/kroll-dev/kroll/pkg/wire"
 )
 
-// fakeManager stands in for the bpf-lsm side (proven in qemu by
-// agent/mitigate); it records what would be in force.
-type fakeManager struct {
-	mu   sync.Mutex
-	docs map[string]mitigate.SignedPolicy
-	vers map[string]int64
+// fakeEnforcer stands in for the bpf-lsm side (proven in qemu by
+// agent/mitigate): its installed map is what would be pinned in bpffs.
+type fakeEnforcer struct {
+	mu        sync.Mutex
+	installed map[string]policy.Policy
 }
 
-func newFakeManager() *fakeManager {
-	return &fakeManager{docs: map[string]mitigate.SignedPolicy{}, vers: map[string]int64{}}
-}
-
-func (f *fakeManager) Apply(_ context.Context, docs []mitigate.SignedPolicy) ([]mitigate.Status, error) {
+func (f *fakeEnforcer) Available(context.Context) error { return nil }
+func (f *fakeEnforcer) Install(_ context.Context, v policy.Verified) ([]string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	var out []mitigate.Status
-	for _, d := range docs {
-		p, err := policy.Decode(d.Document, time.Time{})
-		if err != nil {
-			out = append(out, mitigate.Status{State: "rejected: " + err.Error()})
-			continue
-		}
-		f.docs[p.ID], f.vers[p.ID] = d, p.Version
-		out = append(out, mitigate.Status{ID: p.ID, Version: p.Version, State: mitigate.StateEnforcing})
-	}
-	return out, nil
+	f.installed[v.Policy().ID] = v.Policy()
+	return nil, nil
 }
-
-func (f *fakeManager) Remove(_ context.Context, id string) error {
+func (f *fakeEnforcer) Read(id string) (bpf.Mode, bpf.Counters, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if _, ok := f.docs[id]; !ok {
-		return mitigate.ErrNotInstalled
+	p, ok := f.installed[id]
+	if !ok {
+		return 0, bpf.Counters{}, mitigate.ErrNotInstalled
 	}
-	delete(f.docs, id)
-	delete(f.vers, id)
+	if p.Mode == policy.ModeEnforce {
+		return bpf.Enforce, bpf.Counters{}, nil
+	}
+	return bpf.Audit, bpf.Counters{}, nil
+}
+func (f *fakeEnforcer) Uninstall(id string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.installed, id)
 	return nil
 }
 
-func (f *fakeManager) Documents() ([]mitigate.SignedPolicy, error) {
+// Installed lists the pins (mitigate.InstalledLister).
+func (f *fakeEnforcer) Installed() ([]string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	var out []mitigate.SignedPolicy
-	for _, d := range f.docs {
-		out = append(out, d)
-	}
-	return out, nil
+	return slices.Sorted(maps.Keys(f.installed)), nil
 }
 
-func (f *fakeManager) version(id string) int64 {
+// version returns the pinned version of id, 0 when not pinned.
+func (f *fakeEnforcer) version(id string) int64 {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.vers[id]
+	return f.installed[id].Version
+}
+
+// newManager returns a real mitigate.Manager over enf with its state in
+// dir, trusting keys, at the clock now.
+func newManager(t testing.TB, dir string, enf *fakeEnforcer, now func() time.Time, keys ...ed25519.PublicKey) *mitigate.Manager {
+	t.Helper()
+	k, err := kversion.Parse("6.1.100")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) == 0 {
+		keys = []ed25519.PublicKey{policyKey().Public().(ed25519.PublicKey)}
+	}
+	m, err := mitigate.New(mitigate.Config{Trusted: keys, StateDir: dir, Kernel: &k, Enforcer: enf, Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
 }
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -96,20 +110,21 @@ func signed(t testing.TB, id string, version int64, dcs string) wire.PolicyPushR
 	return wire.PolicyPushRequest{Document: doc, Signature: sig.Marshal()}
 }
 
-// host is one agent's policy side: manager, syncer, pool.
+// host is one agent's policy side: pins, manager, syncer, pool.
 type host struct {
 	name, dc string
-	mgr      *fakeManager
+	mgr      *fakeEnforcer
 	syncer   *Syncer
 	pool     *gossip.Pool
 }
 
 func newHost(t testing.TB, name, dc string, key []byte) *host {
 	t.Helper()
-	h := &host{name: name, dc: dc, mgr: newFakeManager()}
+	enf := &fakeEnforcer{installed: map[string]policy.Policy{}}
+	h := &host{name: name, dc: dc, mgr: enf}
 	var err error
 	h.syncer, err = New(context.Background(), Config{Datacenter: dc, Trusted: []ed25519.PublicKey{policyKey().Public().(ed25519.PublicKey)},
-		Manager: h.mgr, Logger: quiet})
+		Manager: newManager(t, t.TempDir(), enf, nil), Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -254,11 +269,80 @@ func TestCheckRefusals(t *testing.T) {
 		t.Fatalf("v3: %v", err)
 	}
 	// Retired by the operator: removed, and its version not taken back.
-	h.syncer.Desired(ctx, &wire.DesiredState{RetiredPolicies: []string{"p"}})
+	h.syncer.Desired(ctx, &wire.DesiredState{RetiredPolicies: []string{"p"}, Retirements: []wire.PolicyRetirement{{ID: "p", Version: 2}}})
 	if h.mgr.version("p") != 0 {
 		t.Fatal("retired policy still in force")
 	}
 	if err := h.syncer.Accept(msg(v2, "p", 2)); err == nil {
 		t.Fatal("a retired version came back through gossip")
+	}
+}
+
+// TestRetirementsHold: a retirement notice carries the retired version;
+// gossip (or the coordinator) offering that version or an older one is
+// refused and nothing is pinned — also when the host never held the
+// policy and after an agent restart while the coordinator is unreachable.
+// A newer version, pushed after the retirement, is taken.
+func TestRetirementsHold(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// held: the host applied this version from the coordinator
+		// before the retirement (0: never held it).
+		held    int64
+		restart bool
+		offer   int64
+		want    int64 // pinned version after the offer (0: none)
+	}{
+		{"never held, same version", 0, false, 3, 0},
+		{"never held, older version", 0, false, 2, 0},
+		{"never held, restart, same version", 0, true, 3, 0},
+		{"held, restart, same version", 3, true, 3, 0},
+		{"held, no restart, same version", 3, false, 3, 0},
+		{"never held, newer version", 0, false, 4, 4},
+		{"held, restart, newer version", 3, true, 4, 4},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := t.Context()
+			enf := &fakeEnforcer{installed: map[string]policy.Policy{}}
+			dir := t.TempDir()
+			start := func() *Syncer {
+				s, err := New(ctx, Config{Datacenter: "fra", Trusted: []ed25519.PublicKey{policyKey().Public().(ed25519.PublicKey)},
+					Manager: newManager(t, dir, enf, nil), Logger: quiet})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return s
+			}
+			s := start()
+			if tc.held > 0 {
+				d := signed(t, "p", tc.held, "")
+				s.Desired(ctx, &wire.DesiredState{Policies: []wire.SignedPolicy{{ID: "p", Version: tc.held, Document: d.Document, Signature: d.Signature}}})
+				if enf.version("p") != tc.held {
+					t.Fatalf("v%d from the coordinator not pinned", tc.held)
+				}
+			}
+			s.Desired(ctx, &wire.DesiredState{RetiredPolicies: []string{"p"}, Retirements: []wire.PolicyRetirement{{ID: "p", Version: 3}}})
+			if v := enf.version("p"); v != 0 {
+				t.Fatalf("v%d still pinned after the retirement", v)
+			}
+			if tc.restart {
+				s = start() // the coordinator is out of reach from now on
+			}
+			d := signed(t, "p", tc.offer, "")
+			m := gossip.Message{Kind: gossip.KindPolicy, ID: "p", Version: tc.offer, Document: []byte(d.Document), Signature: d.Signature}
+			acceptErr := s.Accept(m)
+			s.Deliver(m)
+			if got := enf.version("p"); got != tc.want {
+				t.Fatalf("after gossip offered v%d: pinned v%d, want v%d (Accept: %v)", tc.offer, got, tc.want, acceptErr)
+			}
+			if (acceptErr == nil) != (tc.want != 0) {
+				t.Fatalf("Accept(v%d) = %v", tc.offer, acceptErr)
+			}
+			if tc.want == 0 {
+				if _, ok := s.Versions()["p"]; ok {
+					t.Fatalf("gossip meta advertises a retired policy: %v", s.Versions())
+				}
+			}
+		})
 	}
 }

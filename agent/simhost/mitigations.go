@@ -2,9 +2,9 @@ package simhost
 
 import (
 	"context"
+	"fmt"
 	"sort"
 	"sync"
-	"time"
 
 	"github.com/kroll-dev/kroll/agent/mitigate"
 	"github.com/kroll-dev/kroll/pkg/kversion"
@@ -13,74 +13,99 @@ import (
 )
 
 // Mitigations is a SIMULATED mitigation manager (policysync.Manager): it
-// keeps accepted policies in memory and reports them in force — enforcing
-// or auditing by mode, retired once the simulated kernel contains the fix.
-// The bpf-lsm side is proven in qemu by agent/mitigate.
+// keeps accepted policies and retirements in memory and reports them in
+// force — enforcing or auditing by mode, retired once the simulated
+// kernel contains the fix. The bpf-lsm side is proven in qemu by
+// agent/mitigate.
 type Mitigations struct {
-	h    *Host
-	mu   sync.Mutex
-	docs map[string]mitigate.SignedPolicy
-	pols map[string]policy.Policy
+	h       *Host
+	mu      sync.Mutex
+	pols    map[string]policy.Verified
+	retired map[string]int64
 }
 
 // NewMitigations returns the simulated mitigations of h.
 func NewMitigations(h *Host) *Mitigations {
-	return &Mitigations{h: h, docs: map[string]mitigate.SignedPolicy{}, pols: map[string]policy.Policy{}}
+	return &Mitigations{h: h, pols: map[string]policy.Verified{}, retired: map[string]int64{}}
 }
 
 // state is a policy's state on the running simulated kernel.
-func (m *Mitigations) state(p policy.Policy) string {
+func (m *Mitigations) state(p policy.Policy) wire.PolicyState {
 	m.h.mu.Lock()
 	up := m.h.upstream
 	m.h.mu.Unlock()
 	if v, err := kversion.Parse(up); err == nil {
 		if fixed, err := p.Fixed(v); err == nil && fixed {
-			return mitigate.StateRetired
+			return wire.PolicyRetired
 		}
 	}
 	if p.Mode == policy.ModeEnforce {
-		return mitigate.StateEnforcing
+		return wire.PolicyEnforcing
 	}
-	return mitigate.StateAuditing
+	return wire.PolicyAuditing
 }
 
-// Apply accepts the documents (their signatures were checked by the
-// caller, policysync) and reports their state.
-func (m *Mitigations) Apply(_ context.Context, docs []mitigate.SignedPolicy) ([]mitigate.Status, error) {
+// check is Check without the lock.
+func (m *Mitigations) check(p policy.Policy) error {
+	if r, ok := m.retired[p.ID]; ok && p.Version <= r {
+		return fmt.Errorf("%w: %w: version %d <= %d", mitigate.ErrRejected, mitigate.ErrRetired, p.Version, r)
+	}
+	if old, ok := m.pols[p.ID]; ok {
+		if err := p.Supersedes(old.Policy()); err != nil {
+			return fmt.Errorf("%w: %w", mitigate.ErrRejected, err)
+		}
+	}
+	return nil
+}
+
+// Check implements policysync.Manager.
+func (m *Mitigations) Check(v policy.Verified) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.check(v.Policy())
+}
+
+// ApplyVerified accepts the verified policies (newer, not retired) and
+// reports their state.
+func (m *Mitigations) ApplyVerified(_ context.Context, vs []policy.Verified) ([]mitigate.Status, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var out []mitigate.Status
-	for _, d := range docs {
-		p, err := policy.Decode(d.Document, time.Time{})
-		if err != nil {
-			out = append(out, mitigate.Status{State: "rejected: " + err.Error()})
-			continue
+	for _, v := range vs {
+		p := v.Policy()
+		st := mitigate.Status{ID: p.ID, Version: p.Version, Kind: string(p.Kind), Mode: string(p.Mode)}
+		if old, ok := m.pols[p.ID]; !ok || old.Policy().Version != p.Version {
+			if err := m.check(p); err != nil {
+				st.State, st.Detail = wire.PolicyRejected, err.Error()
+				out = append(out, st)
+				continue
+			}
 		}
-		m.docs[p.ID], m.pols[p.ID] = d, p
-		out = append(out, mitigate.Status{ID: p.ID, Version: p.Version, Kind: string(p.Kind), Mode: string(p.Mode), State: m.state(p)})
+		m.pols[p.ID] = v
+		st.State = m.state(p)
+		out = append(out, st)
 	}
 	return out, nil
 }
 
-// Remove forgets a policy.
-func (m *Mitigations) Remove(_ context.Context, id string) error {
+// Retire forgets a policy and refuses its versions up to version.
+func (m *Mitigations) Retire(_ context.Context, id string, version int64) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if _, ok := m.docs[id]; !ok {
-		return mitigate.ErrNotInstalled
+	m.retired[id] = max(m.retired[id], version)
+	if v, ok := m.pols[id]; ok && v.Policy().Version <= m.retired[id] {
+		delete(m.pols, id)
 	}
-	delete(m.docs, id)
-	delete(m.pols, id)
 	return nil
 }
 
-// Documents returns the accepted documents.
-func (m *Mitigations) Documents() ([]mitigate.SignedPolicy, error) {
+// Documents returns the accepted policies.
+func (m *Mitigations) Documents() ([]policy.Verified, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	out := make([]mitigate.SignedPolicy, 0, len(m.docs))
-	for _, d := range m.docs {
-		out = append(out, d)
+	out := make([]policy.Verified, 0, len(m.pols))
+	for _, v := range m.pols {
+		out = append(out, v)
 	}
 	return out, nil
 }
@@ -90,7 +115,8 @@ func (m *Mitigations) Statuses(context.Context) ([]wire.PolicyStatus, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var sts []mitigate.Status
-	for id, p := range m.pols {
+	for id, v := range m.pols {
+		p := v.Policy()
 		sts = append(sts, mitigate.Status{ID: id, Version: p.Version, State: m.state(p)})
 	}
 	sort.Slice(sts, func(i, j int) bool { return sts[i].ID < sts[j].ID })

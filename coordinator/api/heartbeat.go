@@ -24,6 +24,6 @@ func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request, id Identity) 
 		return
 	}
 	ds := wire.DesiredState{HeartbeatIntervalSeconds: int(s.cfg.HeartbeatInterval.Seconds()), Slot: res.Slot, Release: res.Release,
-		Policies: res.Policies, RetiredPolicies: res.RetiredPolicies, Datacenter: res.Limits, GossipSeeds: res.GossipSeeds}
+		Policies: res.Policies, RetiredPolicies: res.RetiredPolicies, Retirements: res.Retirements, Datacenter: res.Limits, GossipSeeds: res.GossipSeeds}
 	writeJSON(w, ds)
 }

@@ -1,12 +1,12 @@
 package api
 
 import (
+	"fmt"
 	"net/http"
 	"time"
 
 	"github.com/kroll-dev/kroll/coordinator/fsm"
 	"github.com/kroll-dev/kroll/pkg/policy"
-	"github.com/kroll-dev/kroll/pkg/signing"
 	"github.com/kroll-dev/kroll/pkg/wire"
 )
 
@@ -52,21 +52,21 @@ func (s *Server) pushPolicy(w http.ResponseWriter, r *http.Request, _ Identity) 
 		writeError(w, http.StatusForbidden, wire.KindForbidden, "no trusted policy keys are configured ([policies] trusted_keys)")
 		return
 	}
-	p, err := policy.Decode([]byte(req.Document), s.cfg.Now())
+	v, err := policy.Open([]byte(req.Document), req.Signature, s.cfg.PolicyKeys)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, wire.KindInvalidRequest, err.Error())
 		return
 	}
-	sig, err := signing.ParseSignature(req.Signature)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, wire.KindInvalidRequest, "signature: "+err.Error())
-		return
-	}
-	keyID, err := policy.Verify(p, sig, s.cfg.PolicyKeys)
-	if err != nil {
+	if v.Expired(s.cfg.Now()) {
+		// Decode with the clock says precisely what is wrong.
+		_, err := policy.Decode([]byte(req.Document), s.cfg.Now())
+		if err == nil {
+			err = fmt.Errorf("policy %s expired at %s", v.Policy().ID, v.Policy().Expires.UTC().Format(time.RFC3339))
+		}
 		writeError(w, http.StatusBadRequest, wire.KindInvalidRequest, err.Error())
 		return
 	}
+	p, keyID := v.Policy(), v.KeyID()
 	rec := fsm.Policy{ID: p.ID, Version: p.Version, CVE: p.CVE, Kind: string(p.Kind), Mode: string(p.Mode),
 		Datacenters: p.AppliesTo.Datacenters, Expires: p.Expires.UTC().Truncate(time.Second), KeyID: keyID,
 		Document: req.Document, Signature: append([]byte(nil), req.Signature...)}

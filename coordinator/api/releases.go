@@ -5,7 +5,6 @@ import (
 
 	"github.com/kroll-dev/kroll/coordinator/fsm"
 	"github.com/kroll-dev/kroll/pkg/release"
-	"github.com/kroll-dev/kroll/pkg/signing"
 	"github.com/kroll-dev/kroll/pkg/wire"
 )
 
@@ -28,21 +27,12 @@ func (s *Server) addRelease(w http.ResponseWriter, r *http.Request, _ Identity) 
 		writeError(w, http.StatusForbidden, wire.KindForbidden, "no trusted release keys are configured ([releases] trusted_keys)")
 		return
 	}
-	m, err := release.Decode(req.Manifest)
+	v, err := release.Open(req.Manifest, req.Signature, s.cfg.ReleaseKeys)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, wire.KindInvalidRequest, err.Error())
 		return
 	}
-	sig, err := signing.ParseSignature(req.Signature)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, wire.KindInvalidRequest, "signature: "+err.Error())
-		return
-	}
-	keyID, err := release.VerifyManifest(m, sig, s.cfg.ReleaseKeys)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, wire.KindInvalidRequest, err.Error())
-		return
-	}
+	m, keyID := v.Manifest(), v.KeyID()
 	rel := fsm.Release{
 		ID: m.ID, Line: m.Line, KernelVersion: m.KernelVersion, UpstreamVersion: m.UpstreamVersion,
 		Kind: string(m.Kind), Created: m.Created, KeyID: keyID,

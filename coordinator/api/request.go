@@ -105,10 +105,8 @@ func validateHeartbeat(hb *wire.Heartbeat) error {
 		errs = append(errs, errors.New("view: counts must be between 0 and 2^20"))
 	}
 	for i, p := range hb.Policies {
-		switch p.State {
-		case "enforcing", "auditing", "unavailable", "retired":
-		default:
-			errs = append(errs, fmt.Errorf("policies[%d].state: %q is not enforcing, auditing, unavailable or retired", i, p.State))
+		if !p.State.Valid() {
+			errs = append(errs, fmt.Errorf("policies[%d].state: %q is not enforcing, auditing, unavailable, retired or rejected", i, p.State))
 		}
 		if len(p.ID) > 63 || len(p.Detail) > 1024 {
 			errs = append(errs, fmt.Errorf("policies[%d]: id or detail too long", i))

@@ -165,6 +165,7 @@ func (s *State) heartbeat(p Heartbeat) Result {
 		switch {
 		case pol.Retired:
 			res.RetiredPolicies = append(res.RetiredPolicies, id)
+			res.Retirements = append(res.Retirements, wire.PolicyRetirement{ID: id, Version: pol.Version})
 		case pol.appliesTo(h.Datacenter):
 			res.Policies = append(res.Policies, wire.SignedPolicy{ID: id, Version: pol.Version, Document: pol.Document, Signature: pol.Signature})
 		}

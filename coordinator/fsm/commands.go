@@ -171,6 +171,8 @@ type Result struct {
 	// Policies and RetiredPolicies are a heartbeat's desired mitigations.
 	Policies        []wire.SignedPolicy `json:"policies,omitempty"`
 	RetiredPolicies []string            `json:"retired_policies,omitempty"`
+	// Retirements are the retired policies with the version retired.
+	Retirements []wire.PolicyRetirement `json:"retirements,omitempty"`
 	// Limits are the host's datacenter limits.
 	Limits *wire.DatacenterLimits `json:"limits,omitempty"`
 	// GossipSeeds are gossip addresses of live hosts of the same

@@ -87,13 +87,54 @@ const (
 	PathFleetLockSteady    = "/v1/steady-state"
 )
 
+// PolicyState is the state of one mitigation policy on a host, as the
+// agent reports it: what is pinned in bpffs and verified, never what the
+// agent merely believes.
+type PolicyState string
+
+// The states of a policy on a host.
+const (
+	// PolicyEnforcing: pinned and attached, denying matching operations.
+	PolicyEnforcing PolicyState = "enforcing"
+	// PolicyAuditing: pinned and attached, counting and logging only.
+	PolicyAuditing PolicyState = "auditing"
+	// PolicyRetired: not in force on purpose: the operator retired it, it
+	// expired, or the running kernel contains the fix (Detail says which).
+	PolicyRetired PolicyState = "retired"
+	// PolicyUnavailable: meant to be in force but not pinned, e.g. bpf-lsm
+	// does not work on this host (Detail says why).
+	PolicyUnavailable PolicyState = "unavailable"
+	// PolicyRejected: refused, e.g. its signing key is no longer trusted
+	// or it is not newer than what the host has (Detail says why).
+	PolicyRejected PolicyState = "rejected"
+)
+
+// Valid reports whether s is one of the PolicyState constants.
+func (s PolicyState) Valid() bool {
+	switch s {
+	case PolicyEnforcing, PolicyAuditing, PolicyRetired, PolicyUnavailable, PolicyRejected:
+		return true
+	}
+	return false
+}
+
+// InForce reports whether s is enforcing or auditing.
+func (s PolicyState) InForce() bool { return s == PolicyEnforcing || s == PolicyAuditing }
+
 // PolicyStatus is what an agent reports about one mitigation policy.
 type PolicyStatus struct {
 	ID      string `json:"id"`
 	Version int64  `json:"version"`
-	// State is enforcing, auditing, unavailable or retired.
-	State  string `json:"state"`
-	Detail string `json:"detail,omitempty"`
+	// State is one of the PolicyState constants.
+	State  PolicyState `json:"state"`
+	Detail string      `json:"detail,omitempty"`
+}
+
+// PolicyRetirement says that the operator retired a policy at a version:
+// agents remove it and refuse that version and every older one.
+type PolicyRetirement struct {
+	ID      string `json:"id"`
+	Version int64  `json:"version"`
 }
 
 // Heartbeat registers a host and refreshes its liveness and status.
@@ -127,7 +168,12 @@ type DesiredState struct {
 	// agent verifies each itself.
 	Policies []SignedPolicy `json:"policies,omitempty"`
 	// RetiredPolicies are ids the operator retired: the agent removes them.
+	// Agents that know Retirements use it instead.
 	RetiredPolicies []string `json:"retired_policies,omitempty"`
+	// Retirements are the policies the operator retired, each with the
+	// version retired: the agent removes them and refuses any document of
+	// that id with a version <= the retired one (from gossip too).
+	Retirements []PolicyRetirement `json:"retirements,omitempty"`
 	// Datacenter carries the datacenter's limits for the agent's own
 	// pre-reboot check against its gossip view.
 	Datacenter *DatacenterLimits `json:"datacenter,omitempty"`

@@ -499,7 +499,7 @@ func waitConsole(t *testing.T, ctx context.Context, con *console, qemuDone <-cha
 func policyState(h *wire.Host, id string) string {
 	for _, p := range h.Policies {
 		if p.ID == id {
-			return p.State
+			return string(p.State)
 		}
 	}
 	return ""

@@ -114,7 +114,7 @@ func printStatus(w io.Writer, sts []mitigate.Status) {
 		if id == "" {
 			id = s.Source
 		}
-		line := fmt.Sprintf("%s\tv%d\t%s\t%s", id, s.Version, s.Kind, s.State)
+		line := fmt.Sprintf("%s\tv%d\t%s\t%s", id, s.Version, s.Kind, s)
 		if s.Counters != nil {
 			line += fmt.Sprintf("\tallowed=%d audited=%d denied=%d", s.Counters.Allowed, s.Counters.Audited, s.Counters.Denied)
 		}

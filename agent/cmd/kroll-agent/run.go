@@ -78,7 +78,7 @@ func runDaemon(ctx context.Context, env cli.Env, args []string) error {
 		}
 		sts, err := mgr.Restore(ctx)
 		for _, s := range sts {
-			log.Info("mitigation", "policy", s.ID, "version", s.Version, "state", s.State)
+			log.Info("mitigation", "policy", s.ID, "version", s.Version, "state", s.State, "detail", s.Detail)
 		}
 		if err != nil {
 			log.Warn("mitigations not all in force", "err", err)
@@ -145,6 +145,9 @@ func runDaemon(ctx context.Context, env cli.Env, args []string) error {
 				log.Warn("mitigation event watcher stopped", "err", err)
 			}
 		})
+		// Unpin policies when they expire, whether or not a heartbeat
+		// or gossip message comes by.
+		wg.Go(func() { mgr.Run(ctx, log, mitigationReconcileInterval, nil) })
 	}
 	if c.metrics != "" {
 		ln, err := net.Listen("tcp", c.metrics)
@@ -170,6 +173,10 @@ func targetOf(j *journal.Journal) string {
 	return j.Target.ID
 }
 
+// mitigationReconcileInterval bounds the time between two reconciles of
+// the pinned mitigations when nothing else triggers one.
+const mitigationReconcileInterval = time.Minute
+
 // build assembles the lifecycle's dependencies from c.
 func build(ctx context.Context, c *config, log *slog.Logger, mgr *mitigate.Manager) (lifecycle.Config, error) {
 	coord, err := newCoordinators(c)
@@ -193,8 +200,10 @@ func build(ctx context.Context, c *config, log *slog.Logger, mgr *mitigate.Manag
 	var policies func(ctx context.Context) ([]wire.PolicyStatus, error)
 	if mgr != nil {
 		hc.Policies = inForce{mgr}
+		// Every heartbeat reconciles the pins with the stored state and
+		// reports what is pinned.
 		policies = func(ctx context.Context) ([]wire.PolicyStatus, error) {
-			sts, err := mgr.List(ctx)
+			sts, err := mgr.Reconcile(ctx)
 			return mitigate.WireStatus(sts), err
 		}
 	}
@@ -247,7 +256,7 @@ func (p inForce) InForce(ctx context.Context) (map[string]bool, error) {
 	}
 	out := map[string]bool{}
 	for _, s := range sts {
-		if s.State == mitigate.StateEnforcing || s.State == mitigate.StateAuditing {
+		if s.State.InForce() {
 			out[s.ID] = true
 		}
 	}

@@ -116,6 +116,6 @@ func hostDetail(w io.Writer, h *wire.Host) {
 	fmt.Fprintln(w)
 	row(w, "  ID", "VERSION", "STATE", "DETAIL")
 	for _, p := range h.Policies {
-		row(w, "  "+p.ID, strconv.FormatInt(p.Version, 10), p.State, p.Detail)
+		row(w, "  "+p.ID, strconv.FormatInt(p.Version, 10), string(p.State), p.Detail)
 	}
 }

@@ -128,7 +128,7 @@ func coverage(counts map[string]int) string {
 		keys = append(keys, k)
 	}
 	rank := func(k string) int {
-		for i, p := range []string{"enforcing", "auditing", "unavailable", "retired", "missing"} {
+		for i, p := range []string{string(wire.PolicyEnforcing), string(wire.PolicyAuditing), string(wire.PolicyUnavailable), string(wire.PolicyRetired), string(wire.PolicyRejected), "missing"} {
 			if strings.HasPrefix(k, p) {
 				return i
 			}

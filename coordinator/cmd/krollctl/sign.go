@@ -22,9 +22,11 @@ const (
 
 // document is a decoded, validated release manifest or policy.
 type document struct {
-	kind   string // "release manifest" or "policy"
-	sign   func(ed25519.PrivateKey) (signing.Signature, error)
-	verify func(signing.Signature, []ed25519.PublicKey) (string, error)
+	kind string // "release manifest" or "policy"
+	sign func(ed25519.PrivateKey) (signing.Signature, error)
+	// verify opens the document with its raw signature (release.Open,
+	// policy.Open) and returns the signing key's ID.
+	verify func(rawSig []byte, trusted []ed25519.PublicKey) (string, error)
 }
 
 func releaseDocument(data []byte) (document, error) {
@@ -32,8 +34,9 @@ func releaseDocument(data []byte) (document, error) {
 	return document{
 		kind: "release manifest",
 		sign: func(k ed25519.PrivateKey) (signing.Signature, error) { return release.SignManifest(k, m) },
-		verify: func(s signing.Signature, keys []ed25519.PublicKey) (string, error) {
-			return release.VerifyManifest(m, s, keys)
+		verify: func(sig []byte, keys []ed25519.PublicKey) (string, error) {
+			v, err := release.Open(data, sig, keys)
+			return v.KeyID(), err
 		},
 	}, err
 }
@@ -41,9 +44,12 @@ func releaseDocument(data []byte) (document, error) {
 func policyDocument(data []byte, now time.Time) (document, error) {
 	p, err := policy.Decode(data, now)
 	return document{
-		kind:   "policy",
-		sign:   func(k ed25519.PrivateKey) (signing.Signature, error) { return policy.Sign(k, p) },
-		verify: func(s signing.Signature, keys []ed25519.PublicKey) (string, error) { return policy.Verify(p, s, keys) },
+		kind: "policy",
+		sign: func(k ed25519.PrivateKey) (signing.Signature, error) { return policy.Sign(k, p) },
+		verify: func(sig []byte, keys []ed25519.PublicKey) (string, error) {
+			v, err := policy.Open(data, sig, keys)
+			return v.KeyID(), err
+		},
 	}, err
 }
 
@@ -163,7 +169,7 @@ func verify(ctx context.Context, env cli.Env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", file, err)
 	}
-	keyID, err := doc.verify(sig, trusted)
+	keyID, err := doc.verify(rawSig, trusted)
 	if err != nil {
 		return fmt.Errorf("%s: %w", file, err)
 	}
