@@ -41,7 +41,7 @@ func newTestCluster(t testing.TB, n int) *testCluster {
 	for id, addr := range peers {
 		c.cfgs[id] = Config{
 			NodeID: id, DataDir: t.TempDir(), RaftAddr: addr, HTTPAddr: "127.0.0.1:1" + addr[len(addr)-4:],
-			Peers: peers, TickInterval: 100 * time.Millisecond,
+			Peers: peers, TickInterval: 100 * time.Millisecond, PeerToken: "peer-token-for-store-tests",
 			HeartbeatTimeout: 300 * time.Millisecond, ElectionTimeout: 300 * time.Millisecond, LeaderLeaseTimeout: 200 * time.Millisecond,
 		}
 		c.start(id)
@@ -177,7 +177,7 @@ func TestJoinAndRemove(t *testing.T) {
 	c := newTestCluster(t, 3)
 	l := c.leader(10 * time.Second)
 	mustApply(t, l, fsm.TypeSetDatacenter, fsm.SetDatacenter{Name: "fra", Update: wire.DatacenterUpdate{SlotLimit: ptr(1)}})
-	c.cfgs["c4"] = Config{NodeID: "c4", DataDir: t.TempDir(), RaftAddr: freePort(t), HTTPAddr: "127.0.0.1:1", Join: true,
+	c.cfgs["c4"] = Config{NodeID: "c4", DataDir: t.TempDir(), RaftAddr: freePort(t), HTTPAddr: "127.0.0.1:1", Join: true, PeerToken: "peer-token-for-store-tests",
 		HeartbeatTimeout: 300 * time.Millisecond, ElectionTimeout: 300 * time.Millisecond, LeaderLeaseTimeout: 200 * time.Millisecond}
 	c.start("c4")
 	if err := l.Join(context.Background(), wire.JoinRequest{ID: "c4", RaftAddr: c.cfgs["c4"].RaftAddr, HTTPAddr: "127.0.0.1:18004"}); err != nil {

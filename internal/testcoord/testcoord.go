@@ -129,13 +129,13 @@ func startNode(t testing.TB, o Options, id string, ln net.Listener, peers map[st
 	}
 	st, err := store.Open(store.Config{
 		NodeID: id, DataDir: t.TempDir(), RaftAddr: raftAddr, HTTPAddr: ln.Addr().String(),
-		Peers: peers, Timing: o.Timing, TickInterval: time.Second, Logger: quiet, TLS: peerTLS,
+		Peers: peers, Timing: o.Timing, TickInterval: time.Second, Logger: quiet, TLS: peerTLS, PeerToken: PeerToken,
 		HeartbeatTimeout: 300 * time.Millisecond, ElectionTimeout: 300 * time.Millisecond, LeaderLeaseTimeout: 300 * time.Millisecond,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	auth := &api.Auth{AgentCertificates: o.CA != nil}
+	auth := &api.Auth{AgentCertificates: o.CA != nil, PeerCertificates: o.CA != nil}
 	for _, tk := range []struct {
 		name, tok string
 		role      api.Role
@@ -149,15 +149,13 @@ func startNode(t testing.TB, o Options, id string, ln net.Listener, peers map[st
 	acfg := api.Config{Store: st, Auth: auth, HeartbeatInterval: o.HeartbeatInterval, ReleaseKeys: o.ReleaseKeys, PolicyKeys: o.PolicyKeys,
 		PeerToken: PeerToken, Logger: quiet}
 	if peerTLS != nil {
-		acfg.PeerToken = ""
-		acfg.PeerScheme = "https"
-		acfg.PeerClient = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: peerTLS}}
+		acfg.PeerToken, acfg.PeerTLS = "", peerTLS
 	}
 	h := api.New(acfg)
 	actx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	go h.Announce(actx, fsm.SetMember{ID: id, RaftAddr: raftAddr, HTTPAddr: ln.Addr().String()})
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, ErrorLog: slog.NewLogLogger(quiet.Handler(), slog.LevelWarn)}
 	c := &Coordinator{Store: st, ID: id, RaftAddr: raftAddr}
 	_, c.Port, _ = net.SplitHostPort(ln.Addr().String())
 	opts := client.Options{Token: OperatorToken}
