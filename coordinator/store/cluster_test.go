@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/kroll-dev/kroll/coordinator/fsm"
+	"github.com/kroll-dev/kroll/internal/testpki"
 	"github.com/kroll-dev/kroll/pkg/wire"
 )
 
@@ -30,7 +31,7 @@ type testCluster struct {
 	nodes map[string]*Store
 }
 
-func newTestCluster(t testing.TB, n int) *testCluster {
+func newTestCluster(t testing.TB, n int, opts ...func(id string, c *Config)) *testCluster {
 	t.Helper()
 	c := &testCluster{t: t, cfgs: map[string]Config{}, nodes: map[string]*Store{}}
 	peers := map[string]string{}
@@ -43,6 +44,11 @@ func newTestCluster(t testing.TB, n int) *testCluster {
 			NodeID: id, DataDir: t.TempDir(), RaftAddr: addr, HTTPAddr: "127.0.0.1:1" + addr[len(addr)-4:],
 			Peers: peers, TickInterval: 100 * time.Millisecond, PeerToken: "peer-token-for-store-tests",
 			HeartbeatTimeout: 300 * time.Millisecond, ElectionTimeout: 300 * time.Millisecond, LeaderLeaseTimeout: 200 * time.Millisecond,
+		}
+		for _, o := range opts {
+			cfg := c.cfgs[id]
+			o(id, &cfg)
+			c.cfgs[id] = cfg
 		}
 		c.start(id)
 	}
@@ -172,13 +178,30 @@ func TestClusterFailoverAndRestart(t *testing.T) {
 }
 
 // TestJoinAndRemove adds a fourth node to a running quorum (it does not
-// bootstrap; the leader adds it), checks it catches up, and removes it.
+// bootstrap; the leader adds it), checks it catches up, and removes it;
+// with the peer token and with mutual TLS (the joining node, which has no
+// configuration yet, accepts the peers; the leader accepts it once added).
 func TestJoinAndRemove(t *testing.T) {
-	c := newTestCluster(t, 3)
+	ca := testpki.NewCA(t)
+	for _, tc := range []struct {
+		name string
+		opt  func(id string, c *Config)
+	}{
+		{"peer-token", func(string, *Config) {}},
+		{"mutual-tls", func(id string, c *Config) { c.TLS = ca.MutualTLS(ca.Issue(t, "peer", id)) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) { testJoinAndRemove(t, tc.opt) })
+	}
+}
+
+func testJoinAndRemove(t *testing.T, opt func(id string, c *Config)) {
+	c := newTestCluster(t, 3, opt)
 	l := c.leader(10 * time.Second)
 	mustApply(t, l, fsm.TypeSetDatacenter, fsm.SetDatacenter{Name: "fra", Update: wire.DatacenterUpdate{SlotLimit: ptr(1)}})
-	c.cfgs["c4"] = Config{NodeID: "c4", DataDir: t.TempDir(), RaftAddr: freePort(t), HTTPAddr: "127.0.0.1:1", Join: true, PeerToken: "peer-token-for-store-tests",
+	c4 := Config{NodeID: "c4", DataDir: t.TempDir(), RaftAddr: freePort(t), HTTPAddr: "127.0.0.1:1", Join: true, PeerToken: "peer-token-for-store-tests",
 		HeartbeatTimeout: 300 * time.Millisecond, ElectionTimeout: 300 * time.Millisecond, LeaderLeaseTimeout: 200 * time.Millisecond}
+	opt("c4", &c4)
+	c.cfgs["c4"] = c4
 	c.start("c4")
 	if err := l.Join(context.Background(), wire.JoinRequest{ID: "c4", RaftAddr: c.cfgs["c4"].RaftAddr, HTTPAddr: "127.0.0.1:18004"}); err != nil {
 		t.Fatal(err)
