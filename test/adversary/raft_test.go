@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"strconv"
@@ -271,3 +272,74 @@ func TestInternalAPIRefusesNonPeersTLS(t *testing.T) {
 	}
 	raftCheckWorks(t, nodes, "after")
 }
+
+// TestForwardingRefusesNonPeerLeaderTLS points the leader's HTTP address
+// in the replicated state at an impostor with a certificate of the
+// cluster CA (or another CA) and checks that followers do not forward
+// writes to it: only the leader proving kroll:peer:<leader-id> counts.
+func TestForwardingRefusesNonPeerLeaderTLS(t *testing.T) {
+	ca, other := testpki.NewCA(t), testpki.NewCA(t)
+	nodes := testcoord.StartCluster(t, 3, testcoord.Options{CA: ca})
+	leader := raftLeader(t, nodes)
+	raftCheckWorks(t, nodes, "before")
+	var member *testcoord.Coordinator
+	for _, n := range nodes {
+		if n != leader {
+			member = n
+		}
+	}
+	for _, tc := range []struct {
+		name string
+		cert tls.Certificate
+		// sees: the impostor may receive the request (a member, which
+		// is trusted with it, but whose answer does not count).
+		sees bool
+	}{
+		{"agent-certificate", ca.Issue(t, "agent", "h1"), false},
+		{"peer-certificate-unknown-id", ca.Issue(t, "peer", "c9"), false},
+		{"peer-certificate-other-ca", other.Issue(t, "peer", leader.ID), false},
+		{"other-member-certificate", ca.Issue(t, "peer", member.ID), true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			hits := make(chan string, 16)
+			impostor := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				hits <- r.URL.Path
+				io.WriteString(w, `{"index":1}`)
+			}), ErrorLog: raftQuietLog()}
+			ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{tc.cert}, MinVersion: tls.VersionTLS12})
+			if err != nil {
+				t.Fatal(err)
+			}
+			go impostor.Serve(ln)
+			t.Cleanup(func() { impostor.Close() })
+			// The leader's announced HTTP address now leads to the impostor.
+			if _, err := leader.Store.Apply(t.Context(), fsm.TypeSetMember, fsm.SetMember{ID: leader.ID, RaftAddr: leader.RaftAddr, HTTPAddr: ln.Addr().String()}); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() {
+				leader.Store.Apply(t.Context(), fsm.TypeSetMember, fsm.SetMember{ID: leader.ID, RaftAddr: leader.RaftAddr, HTTPAddr: leader.URL[len("https://"):]})
+			})
+			f := raftFollower(t, nodes)
+			for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+				if _, addr := f.Store.Leader(); addr == ln.Addr().String() {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatal("the follower did not learn the impostor's address")
+				}
+			}
+			dc := "forwarded-" + tc.name
+			if _, err := f.Client.SetDatacenter(t.Context(), dc, wire.DatacenterUpdate{SlotLimit: raftPtr(1)}); err == nil {
+				t.Errorf("write through %s succeeded with the impostor as leader", f.ID)
+			} else {
+				t.Logf("refused: %v", err)
+			}
+			if len(hits) > 0 && !tc.sees {
+				t.Errorf("the impostor received %s", <-hits)
+			}
+		})
+	}
+}
+
+// raftQuietLog discards the impostor's TLS handshake errors.
+func raftQuietLog() *log.Logger { return log.New(io.Discard, "", 0) }
