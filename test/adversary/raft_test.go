@@ -18,6 +18,7 @@ import (
 	"github.com/kroll-dev/kroll/coordinator/fsm"
 	"github.com/kroll-dev/kroll/internal/testcoord"
 	"github.com/kroll-dev/kroll/internal/testpki"
+	"github.com/kroll-dev/kroll/pkg/client"
 	"github.com/kroll-dev/kroll/pkg/wire"
 )
 
@@ -329,8 +330,10 @@ func TestForwardingRefusesNonPeerLeaderTLS(t *testing.T) {
 				}
 			}
 			dc := "forwarded-" + tc.name
-			if _, err := f.Client.SetDatacenter(t.Context(), dc, wire.DatacenterUpdate{SlotLimit: raftPtr(1)}); err == nil {
-				t.Errorf("write through %s succeeded with the impostor as leader", f.ID)
+			// The follower must refuse the impostor (no leader it can
+			// reach), not take its fake answer.
+			if _, err := f.Client.SetDatacenter(t.Context(), dc, wire.DatacenterUpdate{SlotLimit: raftPtr(1)}); client.ErrorKind(err) != wire.KindNoLeader {
+				t.Errorf("write through %s with the impostor as leader: %v, want %s", f.ID, err, wire.KindNoLeader)
 			} else {
 				t.Logf("refused: %v", err)
 			}
