@@ -3,9 +3,14 @@ package store
 import (
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"net"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
 
 	"github.com/kroll-dev/kroll/coordinator/fsm"
 	"github.com/kroll-dev/kroll/internal/testpki"
@@ -222,10 +227,45 @@ func testJoinAndRemove(t *testing.T, opt func(id string, c *Config)) {
 	if len(members) != 4 || members[3].ID != "c4" || members[3].HTTPAddr != "127.0.0.1:18004" {
 		t.Fatalf("members after join: %+v", members)
 	}
+	// c4 opens a Raft connection to the leader while it is a member...
+	vote := func(tr *raft.NetworkTransport) error {
+		var resp raft.RequestVoteResponse
+		return tr.RequestVote(raft.ServerID(l.NodeID()), raft.ServerAddress(l.cfg.RaftAddr),
+			&raft.RequestVoteRequest{RPCHeader: raft.RPCHeader{ProtocolVersion: raft.ProtocolVersionMax, ID: []byte("c4")}, Term: 1}, &resp)
+	}
+	as4 := peerClient(t, c.cfgs["c4"], l.gate)
+	if err := vote(as4); err != nil {
+		t.Fatalf("RPC from member c4: %v", err)
+	}
 	if err := l.Remove(context.Background(), "c4"); err != nil {
 		t.Fatal(err)
 	}
 	if members, _ := l.Members(); len(members) != 3 {
 		t.Fatalf("members after remove: %+v", members)
 	}
+	// ...which is cut once c4 is removed, and c4 cannot open another.
+	if err := vote(as4); err == nil {
+		t.Fatal("RPC from removed c4 on its old connection was answered")
+	}
+	if err := vote(peerClient(t, c.cfgs["c4"], l.gate)); err == nil {
+		t.Fatal("RPC from removed c4 on a new connection was answered")
+	}
+}
+
+// peerClient is a one-connection Raft client that dials as cfg's node
+// would (its token or certificate), judging the answering node by gate.
+func peerClient(t *testing.T, cfg Config, gate *peerGate) *raft.NetworkTransport {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stream raft.StreamLayer = &tokenStream{Listener: ln, advertise: ln.Addr(), self: cfg.NodeID, token: []byte(cfg.PeerToken), gate: gate, log: slog.New(slog.DiscardHandler)}
+	if cfg.TLS != nil {
+		stream = newTLSStream(ln, ln.Addr(), cfg.TLS, gate, slog.New(slog.DiscardHandler))
+	}
+	tr := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{Stream: stream, MaxPool: 1, Timeout: 2 * time.Second,
+		Logger: hclog.New(&hclog.LoggerOptions{Output: io.Discard})})
+	t.Cleanup(func() { tr.Close() })
+	return tr
 }

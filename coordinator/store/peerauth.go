@@ -150,18 +150,22 @@ const handshakeTimeout = 5 * time.Second
 
 // authConn runs a handshake before the first byte of the Raft stream is
 // read or written (in raft's per-connection goroutine, so that a slow
-// client never holds up Accept); a failed handshake closes the conn.
+// client never holds up Accept); a failed handshake closes the conn. Once
+// the peer is no longer a member of the configuration (removed by
+// `cluster remove`), its connection is cut before raft sees another byte.
 type authConn struct {
 	net.Conn
 	once      sync.Once
 	err       error
-	handshake func(net.Conn) error
+	peer      string
+	handshake func(net.Conn) (string, error)
+	gate      *peerGate
 	log       *slog.Logger
 }
 
 func (c *authConn) authenticate() error {
 	c.once.Do(func() {
-		if c.err = c.handshake(c.Conn); c.err != nil {
+		if c.peer, c.err = c.handshake(c.Conn); c.err != nil {
 			c.log.Warn("refused raft connection", "remote", c.Conn.RemoteAddr().String(), "err", c.err)
 			c.Conn.Close()
 		}
@@ -173,7 +177,12 @@ func (c *authConn) Read(b []byte) (int, error) {
 	if err := c.authenticate(); err != nil {
 		return 0, err
 	}
-	return c.Conn.Read(b)
+	n, err := c.Conn.Read(b)
+	if n > 0 && !c.gate.member(c.peer) {
+		c.Conn.Close()
+		return 0, fmt.Errorf("%w: %q is no longer a member of the Raft configuration", ErrPeerRefused, c.peer)
+	}
+	return n, err
 }
 
 func (c *authConn) Write(b []byte) (int, error) {
@@ -209,13 +218,14 @@ func (t *tlsStream) Accept() (net.Conn, error) {
 		return nil, err
 	}
 	tc := tls.Server(conn, t.server)
-	return &authConn{Conn: tc, log: t.log, handshake: func(net.Conn) error {
+	return &authConn{Conn: tc, gate: t.gate, log: t.log, handshake: func(net.Conn) (string, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), handshakeTimeout)
 		defer cancel()
 		if err := tc.HandshakeContext(ctx); err != nil {
-			return fmt.Errorf("%w: %w", ErrPeerRefused, err)
+			return "", fmt.Errorf("%w: %w", ErrPeerRefused, err)
 		}
-		return nil
+		// verifyIncoming checked this certificate in the handshake.
+		return PeerID(tc.ConnectionState().PeerCertificates[0])
 	}}, nil
 }
 
@@ -269,7 +279,7 @@ func (t *tokenStream) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &authConn{Conn: conn, log: t.log, handshake: t.serverHandshake}, nil
+	return &authConn{Conn: conn, gate: t.gate, log: t.log, handshake: t.serverHandshake}, nil
 }
 
 func (t *tokenStream) mac(side string, nd, nl []byte, dialer, listener string) []byte {
@@ -306,52 +316,55 @@ func appendID(b []byte, id string) []byte {
 	return append(append(b, byte(len(id))), id...)
 }
 
-func (t *tokenStream) serverHandshake(conn net.Conn) (err error) {
-	defer func() {
-		if err != nil {
-			err = fmt.Errorf("%w: %w", ErrPeerRefused, err)
-		}
-	}()
+func (t *tokenStream) serverHandshake(conn net.Conn) (string, error) {
+	id, err := t.serverProof(conn)
+	if err != nil {
+		return "", fmt.Errorf("%w: %w", ErrPeerRefused, err)
+	}
+	return id, nil
+}
+
+func (t *tokenStream) serverProof(conn net.Conn) (string, error) {
 	if len(t.token) == 0 {
-		return errors.New("no peer token configured (auth.peer_token_file)")
+		return "", errors.New("no peer token configured (auth.peer_token_file)")
 	}
 	if err := conn.SetDeadline(time.Now().Add(handshakeTimeout)); err != nil {
-		return err
+		return "", err
 	}
 	hello := make([]byte, len(tokenMagic)+nonceSize)
 	if _, err := io.ReadFull(conn, hello); err != nil {
-		return fmt.Errorf("reading the peer handshake: %w", err)
+		return "", fmt.Errorf("reading the peer handshake: %w", err)
 	}
 	if subtle.ConstantTimeCompare(hello[:len(tokenMagic)], []byte(tokenMagic)) != 1 {
-		return errors.New("not a kroll peer handshake")
+		return "", errors.New("not a kroll peer handshake")
 	}
 	nd := hello[len(tokenMagic):]
 	idD, err := readID(conn)
 	if err != nil {
-		return fmt.Errorf("reading the peer handshake: %w", err)
+		return "", fmt.Errorf("reading the peer handshake: %w", err)
 	}
 	nl := make([]byte, nonceSize)
 	if _, err := rand.Read(nl); err != nil {
-		return err
+		return "", err
 	}
 	reply := appendID(append([]byte(nil), nl...), t.self)
 	if _, err := conn.Write(append(reply, t.mac("listener", nd, nl, idD, t.self)...)); err != nil {
-		return err
+		return "", err
 	}
 	got := make([]byte, sha256.Size)
 	if _, err := io.ReadFull(conn, got); err != nil {
-		return fmt.Errorf("reading the peer's proof: %w", err)
+		return "", fmt.Errorf("reading the peer's proof: %w", err)
 	}
 	if !hmac.Equal(got, t.mac("dialer", nd, nl, idD, t.self)) {
-		return fmt.Errorf("%q does not prove the peer token", idD)
+		return "", fmt.Errorf("%q does not prove the peer token", idD)
 	}
 	if !t.gate.member(idD) {
-		return fmt.Errorf("%q is not a member of the Raft configuration", idD)
+		return "", fmt.Errorf("%q is not a member of the Raft configuration", idD)
 	}
 	if _, err := conn.Write([]byte{tokenOK}); err != nil {
-		return err
+		return "", err
 	}
-	return conn.SetDeadline(time.Time{})
+	return idD, conn.SetDeadline(time.Time{})
 }
 
 func (t *tokenStream) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
