@@ -2,6 +2,7 @@ package adversary
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
 	"encoding/json"
 	"io"
@@ -281,8 +282,8 @@ func TestInternalAPIRefusesNonPeersTLS(t *testing.T) {
 func TestForwardingRefusesNonPeerLeaderTLS(t *testing.T) {
 	ca, other := testpki.NewCA(t), testpki.NewCA(t)
 	nodes := testcoord.StartCluster(t, 3, testcoord.Options{CA: ca})
-	leader := raftLeader(t, nodes)
 	raftCheckWorks(t, nodes, "before")
+	leader := raftLeader(t, nodes)
 	var member *testcoord.Coordinator
 	for _, n := range nodes {
 		if n != leader {
@@ -313,22 +314,9 @@ func TestForwardingRefusesNonPeerLeaderTLS(t *testing.T) {
 			}
 			go impostor.Serve(ln)
 			t.Cleanup(func() { impostor.Close() })
-			// The leader's announced HTTP address now leads to the impostor.
-			if _, err := leader.Store.Apply(t.Context(), fsm.TypeSetMember, fsm.SetMember{ID: leader.ID, RaftAddr: leader.RaftAddr, HTTPAddr: ln.Addr().String()}); err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() {
-				leader.Store.Apply(t.Context(), fsm.TypeSetMember, fsm.SetMember{ID: leader.ID, RaftAddr: leader.RaftAddr, HTTPAddr: leader.URL[len("https://"):]})
-			})
-			f := raftFollower(t, nodes)
-			for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-				if _, addr := f.Store.Leader(); addr == ln.Addr().String() {
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatal("the follower did not learn the impostor's address")
-				}
-			}
+			// The leader's announced HTTP address now leads to the
+			// impostor (again, should leadership move meanwhile).
+			f := raftRedirectLeader(t, nodes, ln.Addr().String())
 			dc := "forwarded-" + tc.name
 			// The follower must refuse the impostor (no leader it can
 			// reach), not take its fake answer.
@@ -342,6 +330,30 @@ func TestForwardingRefusesNonPeerLeaderTLS(t *testing.T) {
 			}
 		})
 	}
+}
+
+// raftRedirectLeader records addr as the current leader's HTTP address
+// and returns a follower that knows it; the test's end restores it.
+func raftRedirectLeader(t *testing.T, nodes []*testcoord.Coordinator, addr string) *testcoord.Coordinator {
+	t.Helper()
+	for range 5 {
+		leader := raftLeader(t, nodes)
+		if _, err := leader.Store.Apply(t.Context(), fsm.TypeSetMember, fsm.SetMember{ID: leader.ID, RaftAddr: leader.RaftAddr, HTTPAddr: addr}); err != nil {
+			continue
+		}
+		t.Cleanup(func() {
+			leader.Store.Apply(context.Background(), fsm.TypeSetMember, fsm.SetMember{ID: leader.ID, RaftAddr: leader.RaftAddr, HTTPAddr: leader.URL[len("https://"):]})
+		})
+		for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			for _, f := range nodes {
+				if id, got := f.Store.Leader(); f != leader && id == leader.ID && got == addr {
+					return f
+				}
+			}
+		}
+	}
+	t.Fatal("no follower learned the impostor's address")
+	return nil
 }
 
 // raftQuietLog discards the impostor's TLS handshake errors.
