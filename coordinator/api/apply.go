@@ -140,6 +140,13 @@ func (s *Server) forward(ctx context.Context, path string, body, out any) error 
 		return fmt.Errorf("%w (forwarding to leader %s at %s: %v)", errNoLeader, leaderID, addr, err)
 	}
 	defer resp.Body.Close()
+	if resp.TLS != nil {
+		// The member answering at the leader's HTTP address must be the
+		// leader itself.
+		if id, err := s.peerOf(*resp.TLS); err != nil || id != leaderID {
+			return fmt.Errorf("%w (forwarding to leader %s at %s: answered by %q: %v)", errNoLeader, leaderID, addr, id, err)
+		}
+	}
 	respBody, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
 	if err != nil {
 		return fmt.Errorf("forwarding to leader %s: %w", leaderID, err)

@@ -3,6 +3,7 @@ package api
 import (
 	"crypto/sha256"
 	"crypto/subtle"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -85,6 +86,14 @@ type Auth struct {
 	// AgentCertificates, set when the coordinator serves TLS, makes agents
 	// authenticate with client certificates: agent-role tokens are refused.
 	AgentCertificates bool
+	// PeerCertificates, set when the coordinator serves TLS, makes peers
+	// (other coordinator nodes) authenticate with certificates
+	// kroll:peer:<node-id>: peer-role tokens are refused.
+	PeerCertificates bool
+	// PeerCAs, when set (a peer CA separate from the client CA), is the
+	// only CA a certificate naming role peer may chain to; certificates
+	// naming any other role must then chain to ClientCAs.
+	PeerCAs, ClientCAs *x509.CertPool
 }
 
 // NewToken builds a Token entry from a configured hex hash.
@@ -112,6 +121,9 @@ func (a *Auth) Authenticate(r *http.Request) (Identity, error) {
 				if t.Role == RoleAgent && a.AgentCertificates {
 					return Identity{}, fmt.Errorf("token %q: with TLS, agents authenticate with client certificates (URI SAN kroll:agent:HOST)", t.Name)
 				}
+				if t.Role == RolePeer && a.PeerCertificates {
+					return Identity{}, fmt.Errorf("token %q: with TLS, peers authenticate with certificates (URI SAN kroll:peer:NODE-ID)", t.Name)
+				}
 				return Identity{Name: t.Name, Role: t.Role, Via: "token"}, nil
 			}
 		}
@@ -128,9 +140,35 @@ func (a *Auth) Authenticate(r *http.Request) (Identity, error) {
 			if !ok || err != nil || name == "" {
 				return Identity{}, fmt.Errorf("client certificate URI %q: want kroll:ROLE:NAME", u)
 			}
+			if err := a.checkIssuer(r.TLS.PeerCertificates, role); err != nil {
+				return Identity{}, err
+			}
 			return Identity{Name: name, Role: role, Via: "certificate"}, nil
 		}
 		return Identity{}, errors.New("client certificate has no kroll:ROLE:NAME URI")
 	}
 	return Identity{Name: "anonymous", Role: RoleNone, Via: "none"}, nil
+}
+
+// checkIssuer enforces the separate peer CA: a certificate naming role
+// peer must chain to PeerCAs, any other to ClientCAs.
+func (a *Auth) checkIssuer(chain []*x509.Certificate, role Role) error {
+	if a.PeerCAs == nil {
+		return nil
+	}
+	pool, which := a.ClientCAs, "client"
+	if role == RolePeer {
+		pool, which = a.PeerCAs, "peer"
+	}
+	if pool == nil || len(chain) == 0 {
+		return fmt.Errorf("client certificate for role %s: no %s CA configured", role, which)
+	}
+	inter := x509.NewCertPool()
+	for _, c := range chain[1:] {
+		inter.AddCert(c)
+	}
+	if _, err := chain[0].Verify(x509.VerifyOptions{Roots: pool, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
+		return fmt.Errorf("client certificate for role %s does not chain to the %s CA: %w", role, which, err)
+	}
+	return nil
 }

@@ -67,7 +67,7 @@ func freeAddr(t testing.TB) string {
 // storeConfig is a node configuration with short Raft timeouts.
 func storeConfig(t testing.TB, id, dir, raftAddr, httpAddr string, peers map[string]string) store.Config {
 	return store.Config{
-		NodeID: id, DataDir: dir, RaftAddr: raftAddr, HTTPAddr: httpAddr, Peers: peers,
+		NodeID: id, DataDir: dir, RaftAddr: raftAddr, HTTPAddr: httpAddr, Peers: peers, PeerToken: tokPeer,
 		TickInterval: 50 * time.Millisecond,
 		// Short enough for quick elections, long enough not to flap when
 		// make test runs other heavy packages (VM builds, simulators) at

@@ -10,12 +10,16 @@ package api
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/tls"
+	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
 	"time"
 
 	"github.com/kroll-dev/kroll/coordinator/fsm"
+	"github.com/kroll-dev/kroll/coordinator/store"
 	"github.com/kroll-dev/kroll/pkg/wire"
 )
 
@@ -44,6 +48,11 @@ type Config struct {
 	PeerClient *http.Client
 	// PeerScheme is "http" or "https" for forwarding to the leader.
 	PeerScheme string
+	// PeerTLS, when set, is this node's mutual TLS with its peers (its
+	// certificate kroll:peer:<node-id>, the peer CA): forwarding then uses
+	// HTTPS and talks only to a leader whose certificate proves
+	// kroll:peer:<leader-id> (PeerClient and PeerScheme are derived).
+	PeerTLS *tls.Config
 	// PeerToken authenticates forwarded commands (role peer) when the
 	// cluster runs without TLS client certificates.
 	PeerToken string
@@ -75,6 +84,13 @@ func New(cfg Config) *Server {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	s := &Server{cfg: cfg, mux: http.NewServeMux()}
+	if cfg.PeerTLS != nil {
+		peerTLS := cfg.PeerTLS.Clone()
+		peerTLS.VerifyConnection = s.verifyPeerServer
+		cfg.PeerClient = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: peerTLS}}
+		cfg.PeerScheme = "https"
+	}
 	if cfg.PeerClient == nil {
 		cfg.PeerClient = &http.Client{Timeout: 10 * time.Second}
 	}
@@ -90,7 +106,7 @@ func New(cfg Config) *Server {
 	if cfg.Auth == nil {
 		cfg.Auth = &Auth{}
 	}
-	s := &Server{cfg: cfg, mux: http.NewServeMux()}
+	s.cfg = cfg
 	s.routes()
 	return s
 }
@@ -114,6 +130,10 @@ func (s *Server) route(pattern string, role Role, h func(w http.ResponseWriter, 
 		}
 		if !id.Role.Allows(role) {
 			writeError(w, http.StatusForbidden, wire.KindForbidden, "credentials "+id.String()+" lack role "+string(role))
+			return
+		}
+		if role == RolePeer && id.Via == "certificate" && !s.isPeer(id.Name) {
+			writeError(w, http.StatusForbidden, wire.KindForbidden, "credentials "+id.String()+": not a member of the Raft configuration")
 			return
 		}
 		h(w, r, id)
@@ -196,4 +216,41 @@ func actsFor(w http.ResponseWriter, id Identity, host string) bool {
 		return false
 	}
 	return true
+}
+
+// isPeer reports whether id is a member of the Raft configuration.
+func (s *Server) isPeer(id string) bool {
+	members, err := s.cfg.Store.Members()
+	if err != nil {
+		return false
+	}
+	for _, m := range members {
+		if m.ID == id {
+			return true
+		}
+	}
+	return false
+}
+
+// verifyPeerServer is the forwarding client's tls.Config.VerifyConnection:
+// the node answering must prove kroll:peer:<id> for a member id (forward
+// then checks that it is the leader).
+func (s *Server) verifyPeerServer(cs tls.ConnectionState) error {
+	_, err := s.peerOf(cs)
+	return err
+}
+
+// peerOf returns the member id a TLS connection's certificate proves.
+func (s *Server) peerOf(cs tls.ConnectionState) (string, error) {
+	if len(cs.PeerCertificates) == 0 {
+		return "", errors.New("peer presented no certificate")
+	}
+	id, err := store.PeerID(cs.PeerCertificates[0])
+	if err != nil {
+		return "", err
+	}
+	if !s.isPeer(id) {
+		return "", fmt.Errorf("%w: %q is not a member of the Raft configuration", store.ErrPeerRefused, id)
+	}
+	return id, nil
 }

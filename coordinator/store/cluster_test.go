@@ -3,11 +3,17 @@ package store
 import (
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"net"
 	"testing"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+
 	"github.com/kroll-dev/kroll/coordinator/fsm"
+	"github.com/kroll-dev/kroll/internal/testpki"
 	"github.com/kroll-dev/kroll/pkg/wire"
 )
 
@@ -30,7 +36,7 @@ type testCluster struct {
 	nodes map[string]*Store
 }
 
-func newTestCluster(t testing.TB, n int) *testCluster {
+func newTestCluster(t testing.TB, n int, opts ...func(id string, c *Config)) *testCluster {
 	t.Helper()
 	c := &testCluster{t: t, cfgs: map[string]Config{}, nodes: map[string]*Store{}}
 	peers := map[string]string{}
@@ -41,8 +47,13 @@ func newTestCluster(t testing.TB, n int) *testCluster {
 	for id, addr := range peers {
 		c.cfgs[id] = Config{
 			NodeID: id, DataDir: t.TempDir(), RaftAddr: addr, HTTPAddr: "127.0.0.1:1" + addr[len(addr)-4:],
-			Peers: peers, TickInterval: 100 * time.Millisecond,
+			Peers: peers, TickInterval: 100 * time.Millisecond, PeerToken: "peer-token-for-store-tests",
 			HeartbeatTimeout: 300 * time.Millisecond, ElectionTimeout: 300 * time.Millisecond, LeaderLeaseTimeout: 200 * time.Millisecond,
+		}
+		for _, o := range opts {
+			cfg := c.cfgs[id]
+			o(id, &cfg)
+			c.cfgs[id] = cfg
 		}
 		c.start(id)
 	}
@@ -172,13 +183,30 @@ func TestClusterFailoverAndRestart(t *testing.T) {
 }
 
 // TestJoinAndRemove adds a fourth node to a running quorum (it does not
-// bootstrap; the leader adds it), checks it catches up, and removes it.
+// bootstrap; the leader adds it), checks it catches up, and removes it;
+// with the peer token and with mutual TLS (the joining node, which has no
+// configuration yet, accepts the peers; the leader accepts it once added).
 func TestJoinAndRemove(t *testing.T) {
-	c := newTestCluster(t, 3)
+	ca := testpki.NewCA(t)
+	for _, tc := range []struct {
+		name string
+		opt  func(id string, c *Config)
+	}{
+		{"peer-token", func(string, *Config) {}},
+		{"mutual-tls", func(id string, c *Config) { c.TLS = ca.MutualTLS(ca.Issue(t, "peer", id)) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) { testJoinAndRemove(t, tc.opt) })
+	}
+}
+
+func testJoinAndRemove(t *testing.T, opt func(id string, c *Config)) {
+	c := newTestCluster(t, 3, opt)
 	l := c.leader(10 * time.Second)
 	mustApply(t, l, fsm.TypeSetDatacenter, fsm.SetDatacenter{Name: "fra", Update: wire.DatacenterUpdate{SlotLimit: ptr(1)}})
-	c.cfgs["c4"] = Config{NodeID: "c4", DataDir: t.TempDir(), RaftAddr: freePort(t), HTTPAddr: "127.0.0.1:1", Join: true,
+	c4 := Config{NodeID: "c4", DataDir: t.TempDir(), RaftAddr: freePort(t), HTTPAddr: "127.0.0.1:1", Join: true, PeerToken: "peer-token-for-store-tests",
 		HeartbeatTimeout: 300 * time.Millisecond, ElectionTimeout: 300 * time.Millisecond, LeaderLeaseTimeout: 200 * time.Millisecond}
+	opt("c4", &c4)
+	c.cfgs["c4"] = c4
 	c.start("c4")
 	if err := l.Join(context.Background(), wire.JoinRequest{ID: "c4", RaftAddr: c.cfgs["c4"].RaftAddr, HTTPAddr: "127.0.0.1:18004"}); err != nil {
 		t.Fatal(err)
@@ -199,10 +227,45 @@ func TestJoinAndRemove(t *testing.T) {
 	if len(members) != 4 || members[3].ID != "c4" || members[3].HTTPAddr != "127.0.0.1:18004" {
 		t.Fatalf("members after join: %+v", members)
 	}
+	// c4 opens a Raft connection to the leader while it is a member...
+	vote := func(tr *raft.NetworkTransport) error {
+		var resp raft.RequestVoteResponse
+		return tr.RequestVote(raft.ServerID(l.NodeID()), raft.ServerAddress(l.cfg.RaftAddr),
+			&raft.RequestVoteRequest{RPCHeader: raft.RPCHeader{ProtocolVersion: raft.ProtocolVersionMax, ID: []byte("c4")}, Term: 1}, &resp)
+	}
+	as4 := peerClient(t, c.cfgs["c4"], l.gate)
+	if err := vote(as4); err != nil {
+		t.Fatalf("RPC from member c4: %v", err)
+	}
 	if err := l.Remove(context.Background(), "c4"); err != nil {
 		t.Fatal(err)
 	}
 	if members, _ := l.Members(); len(members) != 3 {
 		t.Fatalf("members after remove: %+v", members)
 	}
+	// ...which is cut once c4 is removed, and c4 cannot open another.
+	if err := vote(as4); err == nil {
+		t.Fatal("RPC from removed c4 on its old connection was answered")
+	}
+	if err := vote(peerClient(t, c.cfgs["c4"], l.gate)); err == nil {
+		t.Fatal("RPC from removed c4 on a new connection was answered")
+	}
+}
+
+// peerClient is a one-connection Raft client that dials as cfg's node
+// would (its token or certificate), judging the answering node by gate.
+func peerClient(t *testing.T, cfg Config, gate *peerGate) *raft.NetworkTransport {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stream raft.StreamLayer = &tokenStream{Listener: ln, advertise: ln.Addr(), self: cfg.NodeID, token: []byte(cfg.PeerToken), gate: gate, log: slog.New(slog.DiscardHandler)}
+	if cfg.TLS != nil {
+		stream = newTLSStream(ln, ln.Addr(), cfg.TLS, gate, slog.New(slog.DiscardHandler))
+	}
+	tr := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{Stream: stream, MaxPool: 1, Timeout: 2 * time.Second,
+		Logger: hclog.New(&hclog.LoggerOptions{Output: io.Discard})})
+	t.Cleanup(func() { tr.Close() })
+	return tr
 }

@@ -52,8 +52,16 @@ type Config struct {
 	// Join, for a node added to a running cluster, skips the bootstrap: the
 	// node waits until the leader adds it (krollctl cluster join).
 	Join bool
-	// TLS, when set, secures the Raft transport (mutual TLS).
+	// TLS, when set, secures the Raft transport (mutual TLS): RootCAs and
+	// ClientCAs are the peer CA, and the certificate must carry the URI
+	// SAN kroll:peer:<NodeID>. Peers must prove kroll:peer:<id> for an id
+	// of the Raft configuration, on accept and on dial.
 	TLS *tls.Config
+	// PeerToken, without TLS, authenticates Raft connections (a
+	// challenge–response before the Raft stream, both ways); without TLS
+	// and without a token every Raft connection is refused, which only a
+	// single-node cluster survives.
+	PeerToken string
 	// Timing travels in slot commands (see fsm.Timing).
 	Timing fsm.Timing
 	// TickInterval is how often the leader replicates lease expiry.
@@ -113,6 +121,7 @@ type Store struct {
 	log       *wal.WAL
 	meta      *metadb.BoltMetaDB
 	transport *raft.NetworkTransport
+	gate      *peerGate
 	done      chan struct{}
 	wg        sync.WaitGroup
 	closeOnce sync.Once
@@ -145,7 +154,8 @@ func Open(cfg Config) (*Store, error) {
 		meta.Close()
 		return nil, fmt.Errorf("store: snapshots: %w", err)
 	}
-	trans, err := newTransport(cfg, hl)
+	gate := &peerGate{self: cfg.NodeID, peers: cfg.Peers}
+	trans, err := newTransport(cfg, gate, hl)
 	if err != nil {
 		w.Close()
 		meta.Close()
@@ -194,7 +204,8 @@ func Open(cfg Config) (*Store, error) {
 		meta.Close()
 		return nil, fmt.Errorf("store: start raft: %w", err)
 	}
-	s := &Store{cfg: cfg, fsm: f, raft: r, log: w, meta: meta, transport: trans, done: make(chan struct{}),
+	gate.raft.Store(r)
+	s := &Store{cfg: cfg, fsm: f, raft: r, log: w, meta: meta, transport: trans, gate: gate, done: make(chan struct{}),
 		stamper: clock.NewStamper(cfg.Clock, cfg.ClockStepThreshold, cfg.Logger)}
 	s.wg.Add(1)
 	go s.leaderLoop()
@@ -415,6 +426,11 @@ func (s *Store) anchor(term uint64) error {
 // steps it has observed while leading.
 func (s *Store) ClockSteps() (offset time.Duration, steps uint64) { return s.stamper.Steps() }
 
+// IsPeer reports whether id is a server of the latest Raft
+// configuration: the only nodes allowed on the Raft port and on the
+// cluster-internal HTTP routes.
+func (s *Store) IsPeer(id string) bool { return s.gate.member(id) }
+
 // Stats returns Raft's statistics (state, term, commit index, ...).
 func (s *Store) Stats() map[string]string { return s.raft.Stats() }
 
@@ -458,41 +474,30 @@ func (s *Store) leaderLoop() {
 	}
 }
 
-// newTransport returns the Raft network transport: plain TCP, or mutual
-// TLS when cfg.TLS is set.
-func newTransport(cfg Config, hl hclog.Logger) (*raft.NetworkTransport, error) {
+// newTransport returns the Raft network transport: mutual TLS when
+// cfg.TLS is set, else TCP authenticated with the peer token. Either way
+// only members of the Raft configuration get through (see peerauth.go).
+func newTransport(cfg Config, gate *peerGate, hl hclog.Logger) (*raft.NetworkTransport, error) {
 	addr, err := net.ResolveTCPAddr("tcp", cfg.RaftAddr)
 	if err != nil {
 		return nil, fmt.Errorf("store: raft address %q: %w", cfg.RaftAddr, err)
 	}
-	tc := &raft.NetworkTransportConfig{MaxPool: 5, Timeout: 10 * time.Second, Logger: hl}
-	if cfg.TLS == nil {
-		t, err := raft.NewTCPTransportWithConfig(cfg.RaftAddr, addr, tc)
-		if err != nil {
-			return nil, fmt.Errorf("store: raft transport: %w", err)
+	if cfg.TLS != nil {
+		if err := checkOwnCertificate(cfg.TLS, cfg.NodeID); err != nil {
+			return nil, err
 		}
-		return t, nil
 	}
-	ln, err := tls.Listen("tcp", cfg.RaftAddr, cfg.TLS)
+	ln, err := net.Listen("tcp", cfg.RaftAddr)
 	if err != nil {
 		return nil, fmt.Errorf("store: raft transport: %w", err)
 	}
-	tc.Stream = &tlsStream{Listener: ln, advertise: addr, config: cfg.TLS}
+	tc := &raft.NetworkTransportConfig{MaxPool: 5, Timeout: 10 * time.Second, Logger: hl}
+	if cfg.TLS != nil {
+		tc.Stream = newTLSStream(ln, addr, cfg.TLS, gate, cfg.Logger)
+	} else {
+		tc.Stream = &tokenStream{Listener: ln, advertise: addr, self: cfg.NodeID, token: []byte(cfg.PeerToken), gate: gate, log: cfg.Logger}
+	}
 	return raft.NewNetworkTransportWithConfig(tc), nil
-}
-
-// tlsStream is a raft.StreamLayer over mutual TLS.
-type tlsStream struct {
-	net.Listener
-	advertise net.Addr
-	config    *tls.Config
-}
-
-func (t *tlsStream) Addr() net.Addr { return t.advertise }
-
-func (t *tlsStream) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
-	d := &net.Dialer{Timeout: timeout}
-	return tls.DialWithDialer(d, "tcp", string(address), t.config)
 }
 
 // slogWriter feeds hclog's JSON lines into slog at warn level.

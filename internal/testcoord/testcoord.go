@@ -1,5 +1,6 @@
-// Package testcoord runs a real single-node coordinator (Raft store on
-// disk + HTTP API) inside a test process, for agent and end-to-end tests.
+// Package testcoord runs real coordinator nodes (Raft store on disk, real
+// Raft transport, HTTP API) inside a test process, for agent, end-to-end
+// and adversary tests.
 package testcoord
 
 import (
@@ -31,8 +32,10 @@ const (
 
 // Options configure a test coordinator.
 type Options struct {
-	// CA, when set, makes the coordinator serve TLS with a certificate for
-	// 127.0.0.1 and IPs, and agents authenticate with client certificates.
+	// CA, when set, makes the coordinators serve TLS with a certificate
+	// for 127.0.0.1 and IPs carrying kroll:peer:<node-id>, agents
+	// authenticate with client certificates, and Raft and forwarding run
+	// over mutual TLS.
 	CA  *testpki.CA
 	IPs []string
 	// ReleaseKeys and PolicyKeys are the trusted release and policy keys.
@@ -50,6 +53,8 @@ type Options struct {
 type Coordinator struct {
 	// URL is how the host reaches it; Port its TCP port.
 	URL, Port string
+	// ID is the node id (c1, c2, ...); RaftAddr its Raft port's address.
+	ID, RaftAddr string
 	// Client is an operator (admin) client.
 	Client *client.Client
 	Store  *store.Store
@@ -68,12 +73,9 @@ func Start(t testing.TB, o Options) *Coordinator {
 
 // StartCluster runs an n-node coordinator quorum (real Raft on disk, real
 // HTTP with forwarding to the leader) until the test ends; it returns when
-// a leader serves. Without TLS only.
+// a leader serves.
 func StartCluster(t testing.TB, n int, o Options) []*Coordinator {
 	t.Helper()
-	if n > 1 && o.CA != nil {
-		t.Fatal("testcoord: clusters run without TLS")
-	}
 	lns := make([]net.Listener, n)
 	raftAddrs := map[string]string{}
 	for i := range n {
@@ -123,15 +125,21 @@ func startNode(t testing.TB, o Options, id string, ln net.Listener, peers map[st
 		o.HeartbeatInterval = 2 * time.Second
 	}
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	var nodeCert tls.Certificate
+	var peerTLS *tls.Config
+	if o.CA != nil {
+		nodeCert = o.CA.IssueIPs(t, id, append([]string{"127.0.0.1"}, o.IPs...), "kroll:peer:"+id)
+		peerTLS = o.CA.MutualTLS(nodeCert)
+	}
 	st, err := store.Open(store.Config{
 		NodeID: id, DataDir: t.TempDir(), RaftAddr: raftAddr, HTTPAddr: ln.Addr().String(),
-		Peers: peers, Timing: o.Timing, TickInterval: time.Second, Logger: quiet, Clock: o.Clocks[id],
+		Peers: peers, Timing: o.Timing, TickInterval: time.Second, Logger: quiet, TLS: peerTLS, PeerToken: PeerToken, Clock: o.Clocks[id],
 		HeartbeatTimeout: 300 * time.Millisecond, ElectionTimeout: 300 * time.Millisecond, LeaderLeaseTimeout: 300 * time.Millisecond,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	auth := &api.Auth{AgentCertificates: o.CA != nil}
+	auth := &api.Auth{AgentCertificates: o.CA != nil, PeerCertificates: o.CA != nil}
 	for _, tk := range []struct {
 		name, tok string
 		role      api.Role
@@ -142,18 +150,21 @@ func startNode(t testing.TB, o Options, id string, ln net.Listener, peers map[st
 		}
 		auth.Tokens = append(auth.Tokens, tok)
 	}
-	h := api.New(api.Config{Store: st, Auth: auth, HeartbeatInterval: o.HeartbeatInterval, ReleaseKeys: o.ReleaseKeys, PolicyKeys: o.PolicyKeys,
-		PeerToken: PeerToken, Logger: quiet})
+	acfg := api.Config{Store: st, Auth: auth, HeartbeatInterval: o.HeartbeatInterval, ReleaseKeys: o.ReleaseKeys, PolicyKeys: o.PolicyKeys,
+		PeerToken: PeerToken, Logger: quiet}
+	if peerTLS != nil {
+		acfg.PeerToken, acfg.PeerTLS = "", peerTLS
+	}
+	h := api.New(acfg)
 	actx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	go h.Announce(actx, fsm.SetMember{ID: id, RaftAddr: raftAddr, HTTPAddr: ln.Addr().String()})
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
-	c := &Coordinator{Store: st}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, ErrorLog: slog.NewLogLogger(quiet.Handler(), slog.LevelWarn)}
+	c := &Coordinator{Store: st, ID: id, RaftAddr: raftAddr}
 	_, c.Port, _ = net.SplitHostPort(ln.Addr().String())
 	opts := client.Options{Token: OperatorToken}
 	if o.CA != nil {
-		cert := o.CA.IssueIPs(t, "coordinator", append([]string{"127.0.0.1"}, o.IPs...))
-		srvTLS := &tls.Config{Certificates: []tls.Certificate{cert}, ClientCAs: o.CA.Pool, ClientAuth: tls.VerifyClientCertIfGiven, MinVersion: tls.VersionTLS12}
+		srvTLS := &tls.Config{Certificates: []tls.Certificate{nodeCert}, ClientCAs: o.CA.Pool, ClientAuth: tls.VerifyClientCertIfGiven, MinVersion: tls.VersionTLS12}
 		go srv.Serve(tls.NewListener(ln, srvTLS))
 		c.URL = "https://" + ln.Addr().String()
 		opts.TLS = &tls.Config{RootCAs: o.CA.Pool, MinVersion: tls.VersionTLS12}

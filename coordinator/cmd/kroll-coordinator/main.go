@@ -25,7 +25,7 @@ import (
 func main() { cli.Main("kroll-coordinator", run) }
 
 const usage = `--node-id ID --data-dir DIR --raft-addr HOST:PORT --http-addr HOST:PORT --peers ID=HOST:PORT,...
-       [--join] [--config FILE] [--tls-cert FILE --tls-key FILE --tls-ca FILE]
+       [--join] [--config FILE] [--tls-cert FILE --tls-key FILE --tls-ca FILE [--peer-tls-ca FILE]]
        kroll-coordinator version`
 
 func run(ctx context.Context, env cli.Env, args []string) error {
@@ -52,29 +52,36 @@ func run(ctx context.Context, env cli.Env, args []string) error {
 	if err != nil {
 		return &cli.UsageError{Err: err}
 	}
+	if o.needsPeerToken() && set.peerToken == "" {
+		return cli.Usagef("without TLS, Raft peers authenticate with the peer token: set auth.peer_token_file in --config (the same file on every node)")
+	}
 	return serve(ctx, env, o, set)
 }
 
 func serve(ctx context.Context, env cli.Env, o options, set settings) error {
 	log := cli.Logger(env.Stderr, slog.LevelInfo).With("node", o.nodeID)
 	peers, _ := parsePeers(o.peers)
-	serverTLS, peerTLS, err := tlsConfigs(o)
+	tc, err := tlsConfigs(o)
 	if err != nil {
 		return err
 	}
 	st, err := store.Open(store.Config{
 		NodeID: o.nodeID, DataDir: o.dataDir, RaftAddr: o.raftAddr, HTTPAddr: o.httpAddr,
-		Peers: peers, Join: o.join, TLS: peerTLS, Timing: set.timing, Logger: log,
+		Peers: peers, Join: o.join, TLS: tc.peer, PeerToken: set.peerToken, Timing: set.timing, Logger: log,
 	})
 	if err != nil {
 		return err
 	}
 	defer st.Close()
 	cfg := api.Config{Store: st, Auth: set.auth, PeerToken: set.peerToken, Logger: log, HeartbeatInterval: set.heartbeatInterval, ReleaseKeys: set.releaseKeys, PolicyKeys: set.policyKeys}
-	if peerTLS != nil {
-		set.auth.AgentCertificates = true
-		cfg.PeerScheme = "https"
-		cfg.PeerClient = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: peerTLS}}
+	serverTLS := tc.server
+	if tc.peer != nil {
+		// Under TLS, peers prove kroll:peer:<id> with certificates only.
+		set.auth.AgentCertificates, set.auth.PeerCertificates = true, true
+		if tc.separatePeerCA {
+			set.auth.PeerCAs, set.auth.ClientCAs = tc.peerCAs, tc.clientCAs
+		}
+		cfg.PeerToken, cfg.PeerTLS = "", tc.peer
 	}
 	ln, err := net.Listen("tcp", o.httpAddr)
 	if err != nil {
@@ -108,32 +115,60 @@ func serve(ctx context.Context, env cli.Env, o options, set settings) error {
 	return nil
 }
 
-// tlsConfigs builds the HTTP server's TLS (client certificates verified
-// when given; tokens work too) and the peer TLS used for Raft and for
-// forwarding (mutual TLS with the node's certificate).
-func tlsConfigs(o options) (server, peer *tls.Config, err error) {
+// tlsSetup is the coordinator's TLS: the HTTP server's (client
+// certificates verified when given; tokens work too) and the peer TLS used
+// for Raft and for forwarding (mutual TLS with the node's certificate,
+// verified against the peer CA).
+type tlsSetup struct {
+	server, peer       *tls.Config
+	clientCAs, peerCAs *x509.CertPool
+	separatePeerCA     bool
+}
+
+// tlsConfigs builds the TLS configurations from the flags (all nil
+// without TLS).
+func tlsConfigs(o options) (tlsSetup, error) {
+	var ts tlsSetup
 	if o.tlsCert == "" {
-		return nil, nil, nil
+		return ts, nil
 	}
 	cert, err := tls.LoadX509KeyPair(o.tlsCert, o.tlsKey)
 	if err != nil {
-		return nil, nil, fmt.Errorf("tls: %w", err)
+		return ts, fmt.Errorf("tls: %w", err)
 	}
-	caPEM, err := os.ReadFile(o.tlsCA)
-	if err != nil {
-		return nil, nil, fmt.Errorf("tls: %w", err)
+	load := func(flag, path string, pools ...*x509.CertPool) error {
+		pem, err := os.ReadFile(path)
+		if err != nil {
+			return fmt.Errorf("%s: %w", flag, err)
+		}
+		for _, p := range pools {
+			if !p.AppendCertsFromPEM(pem) {
+				return fmt.Errorf("%s: %s holds no PEM certificates", flag, path)
+			}
+		}
+		return nil
 	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(caPEM) {
-		return nil, nil, fmt.Errorf("tls: %s holds no PEM certificates", o.tlsCA)
+	// The HTTP server verifies client certificates of both CAs; the
+	// api's Auth then holds each role to its own CA.
+	ts.clientCAs, ts.peerCAs = x509.NewCertPool(), x509.NewCertPool()
+	both := x509.NewCertPool()
+	if err := load("--tls-ca", o.tlsCA, ts.clientCAs, both); err != nil {
+		return ts, err
 	}
-	server = &tls.Config{
-		Certificates: []tls.Certificate{cert}, ClientCAs: pool, ClientAuth: tls.VerifyClientCertIfGiven,
+	peerCA := o.tlsCA
+	if o.peerTLSCA != "" {
+		peerCA, ts.separatePeerCA = o.peerTLSCA, true
+	}
+	if err := load("--peer-tls-ca", peerCA, ts.peerCAs, both); err != nil {
+		return ts, err
+	}
+	ts.server = &tls.Config{
+		Certificates: []tls.Certificate{cert}, ClientCAs: both, ClientAuth: tls.VerifyClientCertIfGiven,
 		MinVersion: tls.VersionTLS12,
 	}
-	peer = &tls.Config{
-		Certificates: []tls.Certificate{cert}, ClientCAs: pool, RootCAs: pool, ClientAuth: tls.RequireAndVerifyClientCert,
+	ts.peer = &tls.Config{
+		Certificates: []tls.Certificate{cert}, ClientCAs: ts.peerCAs, RootCAs: ts.peerCAs, ClientAuth: tls.RequireAndVerifyClientCert,
 		MinVersion: tls.VersionTLS12,
 	}
-	return server, peer, nil
+	return ts, nil
 }

@@ -37,6 +37,9 @@ func TestCommandLine(t *testing.T) {
 		{"raft-addr-mismatch", with("--raft-addr", "127.0.0.1:7009"), 2, "", "--peers lists c1=127.0.0.1:7001 but --raft-addr is 127.0.0.1:7009"},
 		{"bad-peers", with("--peers", "c1"), 2, "", `--peers: "c1" is not ID=HOST:PORT`},
 		{"partial-tls", append(with("--http-addr", "10.1.2.3:8001"), "--tls-cert", "c.pem"), 2, "", "go together"},
+		{"peer-ca-without-tls", append(with("--http-addr", "127.0.0.1:8001"), "--peer-tls-ca", "p.pem"), 2, "", "--peer-tls-ca needs --tls-cert"},
+		{"cluster-without-tls-or-peer-token", good, 2, "", "without TLS, Raft peers authenticate with the peer token: set auth.peer_token_file"},
+		{"join-without-tls-or-peer-token", append(with("--peers", "c1=127.0.0.1:7001"), "--join"), 2, "", "auth.peer_token_file"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer

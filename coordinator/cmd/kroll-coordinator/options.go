@@ -13,7 +13,7 @@ import (
 // options are the command-line flags of DESIGN §3.
 type options struct {
 	nodeID, dataDir, raftAddr, httpAddr, peers, config string
-	tlsCert, tlsKey, tlsCA                             string
+	tlsCert, tlsKey, tlsCA, peerTLSCA                  string
 	join                                               bool
 }
 
@@ -25,9 +25,10 @@ func (o *options) register(fs *flag.FlagSet) {
 	fs.StringVar(&o.peers, "peers", "", "initial cluster: ID=HOST:PORT,... (the same on every node)")
 	fs.StringVar(&o.config, "config", "", "TOML configuration file")
 	fs.BoolVar(&o.join, "join", false, "a node added to a running cluster: do not bootstrap, wait for 'krollctl cluster join' (then --peers may be omitted)")
-	fs.StringVar(&o.tlsCert, "tls-cert", "", "TLS certificate (PEM) for the HTTP API and Raft")
+	fs.StringVar(&o.tlsCert, "tls-cert", "", "TLS certificate (PEM) for the HTTP API and Raft; must carry the URI SAN kroll:peer:<node-id>")
 	fs.StringVar(&o.tlsKey, "tls-key", "", "TLS private key (PEM)")
-	fs.StringVar(&o.tlsCA, "tls-ca", "", "CA bundle (PEM) that client and peer certificates must chain to")
+	fs.StringVar(&o.tlsCA, "tls-ca", "", "CA bundle (PEM) that client certificates (and peer certificates, without --peer-tls-ca) must chain to")
+	fs.StringVar(&o.peerTLSCA, "peer-tls-ca", "", "CA bundle (PEM) that peer certificates (kroll:peer:<node-id>, Raft and forwarding) must chain to (default: --tls-ca)")
 }
 
 var nodeIDPattern = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
@@ -99,6 +100,8 @@ func (o *options) validate() error {
 	switch {
 	case tls != 0 && tls != 3:
 		errs = append(errs, errors.New("--tls-cert, --tls-key and --tls-ca go together"))
+	case tls == 0 && o.peerTLSCA != "":
+		errs = append(errs, errors.New("--peer-tls-ca needs --tls-cert, --tls-key and --tls-ca"))
 	case tls == 0:
 		for name, addr := range map[string]string{"--raft-addr": o.raftAddr, "--http-addr": o.httpAddr} {
 			if addr != "" && !isLoopback(addr) {
@@ -107,4 +110,11 @@ func (o *options) validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// needsPeerToken reports whether, without TLS, this node talks Raft with
+// other nodes (and so needs the peer token to prove itself).
+func (o *options) needsPeerToken() bool {
+	peers, _ := parsePeers(o.peers)
+	return o.tlsCert == "" && (o.join || len(peers) > 1)
 }

@@ -33,8 +33,23 @@ func freeAddr(t *testing.T) string {
 // TestTLSCluster runs three coordinator nodes through the real main with
 // TLS: HTTPS with client certificates, Raft and forwarding over mutual TLS.
 // Agents must use certificates, operators use tokens, plain HTTP fails.
+// With --peer-tls-ca, node certificates come from the peer CA and a
+// kroll:peer certificate of the client CA is refused on /internal/*.
 func TestTLSCluster(t *testing.T) {
+	for _, tc := range []struct {
+		name           string
+		separatePeerCA bool
+	}{{"one-ca", false}, {"separate-peer-ca", true}} {
+		t.Run(tc.name, func(t *testing.T) { testTLSCluster(t, tc.separatePeerCA) })
+	}
+}
+
+func testTLSCluster(t *testing.T, separatePeerCA bool) {
 	ca := testpki.NewCA(t)
+	peerCA := ca
+	if separatePeerCA {
+		peerCA = testpki.NewCA(t)
+	}
 	const opsToken = "ops-token-0123456789abcdef"
 	dir := t.TempDir()
 	config := filepath.Join(dir, "coordinator.toml")
@@ -62,10 +77,17 @@ sha256 = %q
 	for id := range raft {
 		nodeDir := filepath.Join(dir, id)
 		os.MkdirAll(nodeDir, 0o700)
-		cert, key, caFile := ca.WriteFiles(t, nodeDir, ca.Issue(t, "peer", id))
+		cert, key, peerCAFile := peerCA.WriteFiles(t, nodeDir, peerCA.Issue(t, "peer", id))
+		clientCAFile := filepath.Join(nodeDir, "client-ca.pem")
+		if err := os.WriteFile(clientCAFile, ca.PEM, 0o600); err != nil {
+			t.Fatal(err)
+		}
 		args := []string{"--node-id", id, "--data-dir", filepath.Join(nodeDir, "data"), "--raft-addr", raft[id],
 			"--http-addr", httpAddr[id], "--peers", strings.Join(peers, ","), "--config", config,
-			"--tls-cert", cert, "--tls-key", key, "--tls-ca", caFile}
+			"--tls-cert", cert, "--tls-key", key, "--tls-ca", clientCAFile}
+		if separatePeerCA {
+			args = append(args, "--peer-tls-ca", peerCAFile)
+		}
 		go func() {
 			env := cli.Env{Name: "kroll-coordinator", Stdout: io.Discard, Stderr: io.Discard, Getenv: os.Getenv}
 			done <- run(ctx, env, args)
@@ -80,8 +102,8 @@ sha256 = %q
 		}
 	})
 
-	agentTLS := ca.MutualTLS(ca.Issue(t, "agent", "h1"))
-	opsTLS := &tls.Config{RootCAs: ca.Pool, MinVersion: tls.VersionTLS12}
+	agentTLS := &tls.Config{Certificates: []tls.Certificate{ca.Issue(t, "agent", "h1")}, RootCAs: peerCA.Pool, MinVersion: tls.VersionTLS12}
+	opsTLS := &tls.Config{RootCAs: peerCA.Pool, MinVersion: tls.VersionTLS12}
 	ops, err := client.New("https://"+httpAddr["c1"], client.Options{Token: opsToken, TLS: opsTLS})
 	if err != nil {
 		t.Fatal(err)
@@ -124,6 +146,60 @@ sha256 = %q
 	if err != nil || len(hosts) != 1 || hosts[0].ID != "h1" {
 		t.Fatalf("hosts %+v %v", hosts, err)
 	}
+	// /internal/* takes only a member's certificate from the peer CA.
+	type badCert struct {
+		name string
+		cert tls.Certificate
+		want int
+	}
+	bads := []badCert{{"peer-ca-unknown-id", peerCA.Issue(t, "peer", "c9"), http.StatusForbidden}}
+	if separatePeerCA {
+		// With one CA this would be c1's own, legitimate, certificate.
+		bads = append(bads, badCert{"client-ca-claims-peer-c1", ca.Issue(t, "peer", "c1"), http.StatusUnauthorized})
+	}
+	for _, bad := range bads {
+		hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{Certificates: []tls.Certificate{bad.cert}, RootCAs: peerCA.Pool, MinVersion: tls.VersionTLS12}}}
+		resp, err := hc.Post("https://"+httpAddr["c1"]+"/internal/v1/apply", "application/json", strings.NewReader(`{"type":"set_datacenter","payload":{"name":"evil","update":{"slot_pct":100}}}`))
+		if err != nil {
+			t.Fatalf("%s: %v", bad.name, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != bad.want {
+			t.Errorf("%s: HTTP %d on /internal/v1/apply, want %d", bad.name, resp.StatusCode, bad.want)
+		}
+	}
+	if dcs, err := ops.Datacenters(t.Context()); err != nil || len(dcs) != 1 {
+		t.Errorf("datacenters %+v %v, want fra1 only", dcs, err)
+	}
 }
 
 func ptrInt(v int) *int { return &v }
+
+// TestOwnCertificateMustProveNodeID: a node whose certificate does not
+// carry kroll:peer:<its id> would be refused by every peer; it refuses to
+// start instead.
+func TestOwnCertificateMustProveNodeID(t *testing.T) {
+	ca := testpki.NewCA(t)
+	for _, tc := range []struct {
+		name string
+		uris []string
+	}{
+		{"no-uri", nil},
+		{"other-node", []string{"kroll:peer:c2"}},
+		{"agent-role", []string{"kroll:agent:c1"}},
+		{"two-identities", []string{"kroll:peer:c1", "kroll:admin:ops"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			cert, key, caFile := ca.WriteFiles(t, dir, ca.IssueURIs(t, "c1", tc.uris...))
+			raft := freeAddr(t)
+			args := []string{"--node-id", "c1", "--data-dir", filepath.Join(dir, "data"), "--raft-addr", raft,
+				"--http-addr", freeAddr(t), "--peers", "c1=" + raft, "--tls-cert", cert, "--tls-key", key, "--tls-ca", caFile}
+			env := cli.Env{Name: "kroll-coordinator", Stdout: io.Discard, Stderr: io.Discard, Getenv: os.Getenv}
+			err := run(t.Context(), env, args)
+			if err == nil || !strings.Contains(err.Error(), "kroll:peer") {
+				t.Fatalf("run: %v, want a refusal naming kroll:peer", err)
+			}
+		})
+	}
+}
