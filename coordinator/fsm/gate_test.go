@@ -260,3 +260,74 @@ func TestRolloutStrictGates(t *testing.T) {
 		})
 	}
 }
+
+func TestRolloutFailureRejectsRelease(t *testing.T) {
+	f := gateFleet(t, nil)
+	gateUnhealthy(t, f, t0.Add(10*time.Minute), "stg1-0", "stg1", "6.12.90")
+	if r := rollout(f, "ro"); r.State != RolloutFailed {
+		t.Fatalf("rollout %s after an unhealthy staging host", r.State)
+	}
+	rejected := func() map[string]string {
+		out := map[string]string{}
+		f.View(func(s *State) {
+			for _, v := range s.ReleaseViews() {
+				if v.ID == "r612" {
+					out = v.Rejected
+				}
+			}
+		})
+		return out
+	}
+	if rej := rejected(); !strings.Contains(rej["6.12"], "stg1-0") {
+		t.Fatalf("release view rejected = %v, want line 6.12 with the reason", rej)
+	}
+	if targeted(f, "stg1", "6.12") != "" {
+		t.Error("a failed rollout's target is still handed out")
+	}
+	// A failed rollout is terminal.
+	if r := apply(t, f, TypeResumeRollout, t0.Add(11*time.Minute), RolloutAction{ID: "ro"}); kind(r) != wire.KindConflict {
+		t.Errorf("resuming a failed rollout: %s", kind(r))
+	}
+	tests := []struct {
+		name  string
+		start StartRollout
+		want  string
+	}{
+		{"not forced", StartRollout{ID: "again", Release: "r612"}, wire.KindConflict},
+		{"forced without a reason", StartRollout{ID: "again", Release: "r612", Force: true}, wire.KindInvalidRequest},
+		{"another release of the line", StartRollout{ID: "other", Release: "r612b", Soak: gateSoak}, "ok"},
+		{"forced with a reason", StartRollout{ID: "again", Release: "r612", Force: true, Reason: "stg1-0 had a bad disk", Soak: gateSoak, Expedite: true}, "ok"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if r := apply(t, f, TypeStartRollout, t0.Add(20*time.Minute), tt.start); kind(r) != tt.want {
+				t.Fatalf("start: %s %+v, want %s", kind(r), r.Err, tt.want)
+			}
+		})
+	}
+	var forced bool
+	f.View(func(s *State) {
+		for _, e := range s.Events {
+			forced = forced || (e.Type == "rollout_started" && strings.Contains(e.Message, "FORCED") && strings.Contains(e.Message, "bad disk"))
+		}
+	})
+	if !forced {
+		t.Error("the forced start and its reason are not in the event log")
+	}
+	assertSnapshotRoundTrip(t, f)
+	// The forced rollout passes every gate: the rejection is lifted.
+	at := t0.Add(30 * time.Minute)
+	beat(t, f, at, "stg1-0", "stg1", "6.12", "6.12.90", wire.PhaseIdle)
+	for _, dc := range []string{"stg1", "e1", "e2"} {
+		upgrade(t, f, at, dc, "6.12.90")
+	}
+	for d := time.Duration(0); d <= 3*gateSoak; d += 10 * time.Minute {
+		gateTickAt(t, f, at.Add(d))
+	}
+	if r := rollout(f, "again"); r.State != RolloutDone {
+		t.Fatalf("forced rollout %s (%q)", r.State, r.PauseReason)
+	}
+	if rej := rejected(); len(rej) != 0 {
+		t.Errorf("rejected = %v after a forced rollout passed every gate", rej)
+	}
+}

@@ -288,4 +288,19 @@ func TestRolloutSnapshotRoundTrip(t *testing.T) {
 	rolloutFleet(t, f, map[string]int{"e1": 2}, []string{"s1"}, nil)
 	apply(t, f, TypeStartRollout, t0, StartRollout{ID: "ro", Release: "r612"})
 	assertSnapshotRoundTrip(t, f)
+	// A staging wave that passed, a failed rollout and a rejected release
+	// survive a snapshot.
+	upgrade(t, f, t0, "s1", "6.12.90")
+	apply(t, f, TypeTick, t0, tick)
+	apply(t, f, TypeTick, t0.Add(DefaultSoak), tick)
+	apply(t, f, TypeHealth, t0.Add(DefaultSoak), Health{HealthReport: wire.HealthReport{HostID: "e1-0", Datacenter: "e1", Kernel: "6.12.90", Detail: "panic"}})
+	var passed bool
+	f.View(func(s *State) {
+		r := s.Rollouts["ro"]
+		passed = !r.Waves[0].Passed.IsZero() && r.State == RolloutFailed && s.Releases["r612"].Rejected["6.12"].Rollout == "ro"
+	})
+	if !passed {
+		t.Fatalf("want a passed staging wave, a failed rollout and a rejected release: %+v", rollout(f, "ro"))
+	}
+	assertSnapshotRoundTrip(t, f)
 }
