@@ -133,7 +133,7 @@ func stagingStart(t *testing.T, ctx context.Context) *stagingEnv {
 	pub, req := stagingSignedRelease(t)
 	nodes := testcoord.StartCluster(t, 3, testcoord.Options{
 		ReleaseKeys: []ed25519.PublicKey{pub},
-		Timing:      fsm.Timing{Lease: 2 * time.Second, RebootDeadline: 3 * time.Second, AliveWithin: 2 * time.Second},
+		Timing:      fsm.Timing{Lease: 2 * time.Second, RebootDeadline: 3 * time.Second, AliveWithin: 5 * time.Second},
 	})
 	op := nodes[0].Client
 	staging, edge := fsm.TierStaging, fsm.TierEdge
