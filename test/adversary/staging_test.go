@@ -141,11 +141,14 @@ func stagingStart(t *testing.T, ctx context.Context) *stagingEnv {
 		name string
 		tier *string
 	}{{"stg1", &staging}, {"e1", &edge}, {"e2", &edge}} {
-		if _, err := op.SetDatacenter(ctx, dc.name, wire.DatacenterUpdate{SlotLimit: stagingPtr(2), Tier: dc.tier}); err != nil {
+		if err := stagingCall(func() error {
+			_, err := op.SetDatacenter(ctx, dc.name, wire.DatacenterUpdate{SlotLimit: stagingPtr(2), Tier: dc.tier})
+			return err
+		}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := op.AddRelease(ctx, req); err != nil {
+	if err := stagingCall(func() error { _, err := op.AddRelease(ctx, req); return err }); err != nil {
 		t.Fatal(err)
 	}
 	e := &stagingEnv{nodes: nodes, agents: map[string]*stagingAgent{}}
@@ -158,7 +161,7 @@ func stagingStart(t *testing.T, ctx context.Context) *stagingEnv {
 		}
 		i++
 		a := &stagingAgent{id: h.id, dc: h.dc, c: c, kernel: stagingOldKernel, phase: wire.PhaseIdle}
-		if err := a.beat(ctx); err != nil {
+		if err := stagingCall(func() error { return a.beat(ctx) }); err != nil {
 			t.Fatal(err)
 		}
 		e.agents[h.id] = a
@@ -168,6 +171,21 @@ func stagingStart(t *testing.T, ctx context.Context) *stagingEnv {
 }
 
 func stagingPtr[T any](v T) *T { return &v }
+
+// stagingCall runs call, again while the quorum has no leader (an election
+// under load answers 503 no_leader), for up to 20 s; it returns the last
+// error. The calls retried are idempotent, or handle a retry themselves.
+func stagingCall(call func() error) error {
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		err := call()
+		var apiErr *client.APIError
+		if err == nil || !errors.As(err, &apiErr) || apiErr.Kind != wire.KindNoLeader || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
 
 // rollout reads the rollout from a follower-or-leader node chosen by n.
 func (e *stagingEnv) rollout(ctx context.Context, t *testing.T, n int) *wire.Rollout {
@@ -197,7 +215,9 @@ func (e *stagingEnv) stagingHealthy(ctx context.Context, t *testing.T) {
 	for _, id := range []string{"stg1-a", "stg1-b"} {
 		a := e.agents[id]
 		a.set(stagingNewKernel, wire.PhaseIdle)
-		if err := a.c.ReportHealth(ctx, wire.HealthReport{HostID: id, Datacenter: "stg1", Healthy: true, Kernel: stagingNewKernel}); err != nil {
+		if err := stagingCall(func() error {
+			return a.c.ReportHealth(ctx, wire.HealthReport{HostID: id, Datacenter: "stg1", Healthy: true, Kernel: stagingNewKernel})
+		}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -209,7 +229,9 @@ func (e *stagingEnv) unhealthy(ctx context.Context, t *testing.T, id string) {
 	t.Helper()
 	a := e.agents[id]
 	a.set(stagingNewKernel, wire.PhaseUnhealthy)
-	if err := a.c.ReportHealth(ctx, wire.HealthReport{HostID: id, Datacenter: a.dc, Healthy: false, Kernel: stagingNewKernel, Detail: "nginx failed to start"}); err != nil {
+	if err := stagingCall(func() error {
+		return a.c.ReportHealth(ctx, wire.HealthReport{HostID: id, Datacenter: a.dc, Healthy: false, Kernel: stagingNewKernel, Detail: "nginx failed to start"})
+	}); err != nil {
 		t.Fatal(err)
 	}
 	a.set(stagingOldKernel, wire.PhaseFailed) // rolled back, out of service
@@ -253,14 +275,17 @@ func TestStagingGateFailsClosed(t *testing.T) {
 				for _, id := range []string{"stg1-a", "stg1-b"} {
 					a := e.agents[id]
 					a.set(stagingOldKernel, wire.PhaseStaged)
-					if err := a.beat(ctx); err != nil {
+					if err := stagingCall(func() error { return a.beat(ctx) }); err != nil {
 						t.Fatal(err)
 					}
-					if _, err := a.c.AcquireSlot(ctx, wire.SlotRequest{HostID: id, Datacenter: "stg1"}); err != nil {
+					if err := stagingCall(func() error {
+						_, err := a.c.AcquireSlot(ctx, wire.SlotRequest{HostID: id, Datacenter: "stg1"})
+						return err
+					}); err != nil {
 						t.Fatalf("%s: acquire: %v", id, err)
 					}
 					a.set(stagingOldKernel, wire.PhaseRebooting)
-					if err := a.beat(ctx); err != nil {
+					if err := stagingCall(func() error { return a.beat(ctx) }); err != nil {
 						t.Fatal(err)
 					}
 					a.hush()
@@ -275,8 +300,18 @@ func TestStagingGateFailsClosed(t *testing.T) {
 			defer cancel()
 			e := stagingStart(t, ctx)
 			op := e.nodes[1].Client // through a follower or the leader
-			r, err := op.StartRollout(ctx, wire.RolloutStartRequest{Release: stagingRelease, Canary: []string{"e1"},
-				SoakSeconds: int64(tt.soak / time.Second), Budget: tt.budget})
+			var r *wire.Rollout
+			tries := 0
+			err := stagingCall(func() error {
+				var err error
+				r, err = op.StartRollout(ctx, wire.RolloutStartRequest{Release: stagingRelease, Canary: []string{"e1"},
+					SoakSeconds: int64(tt.soak / time.Second), Budget: tt.budget})
+				var apiErr *client.APIError
+				if tries++; tries > 1 && errors.As(err, &apiErr) && apiErr.Kind == wire.KindConflict {
+					r, err = op.Rollout(ctx, stagingRelease) // the first try committed after all
+				}
+				return err
+			})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -308,7 +343,7 @@ func TestStagingGateFailsClosed(t *testing.T) {
 				}
 			}
 			// The release is rejected for its line, visible in the API.
-			rels, err := e.nodes[2].Client.Releases(ctx)
+			rels, err := e.nodes[0].Client.Releases(ctx)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -316,16 +351,25 @@ func TestStagingGateFailsClosed(t *testing.T) {
 				t.Fatalf("releases %+v: want %s rejected for line %s", rels, stagingRelease, stagingLine)
 			}
 			// A new rollout of it needs force and a reason.
-			_, err = op.StartRollout(ctx, wire.RolloutStartRequest{ID: "again", Release: stagingRelease})
+			err = stagingCall(func() error {
+				_, err := op.StartRollout(ctx, wire.RolloutStartRequest{ID: "again", Release: stagingRelease})
+				return err
+			})
 			var apiErr *client.APIError
 			if !errors.As(err, &apiErr) || apiErr.Status != http.StatusConflict {
 				t.Fatalf("restarting a rejected release: %v, want 409", err)
 			}
-			_, err = op.StartRollout(ctx, wire.RolloutStartRequest{ID: "again", Release: stagingRelease, Force: true})
+			err = stagingCall(func() error {
+				_, err := op.StartRollout(ctx, wire.RolloutStartRequest{ID: "again", Release: stagingRelease, Force: true})
+				return err
+			})
 			if !errors.As(err, &apiErr) || apiErr.Status != http.StatusBadRequest {
 				t.Fatalf("forcing without a reason: %v, want 400", err)
 			}
-			if _, err := op.StartRollout(ctx, wire.RolloutStartRequest{ID: "again", Release: stagingRelease, Force: true, Reason: "staging hosts replaced"}); err != nil {
+			if err := stagingCall(func() error {
+				_, err := op.StartRollout(ctx, wire.RolloutStartRequest{ID: "again", Release: stagingRelease, Force: true, Reason: "staging hosts replaced"})
+				return err
+			}); err != nil {
 				t.Fatalf("forced with a reason: %v", err)
 			}
 		})
