@@ -235,6 +235,9 @@ func validateRolloutStart(req *wire.RolloutStartRequest) error {
 	if req.Expedite && len(strings.TrimSpace(req.Reason)) == 0 {
 		errs = append(errs, errors.New("reason: an expedited rollout needs one (it is recorded in the event log)"))
 	}
+	if req.Force && len(strings.TrimSpace(req.Reason)) == 0 {
+		errs = append(errs, errors.New("reason: a forced rollout needs one (it is recorded in the event log)"))
+	}
 	if len(req.Reason) > 1024 {
 		errs = append(errs, errors.New("reason: at most 1024 bytes"))
 	}

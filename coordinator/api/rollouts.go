@@ -52,7 +52,7 @@ func (s *Server) startRollout(w http.ResponseWriter, r *http.Request, id Identit
 	}
 	cmd := fsm.StartRollout{ID: rid, Release: req.Release, Expedite: req.Expedite, Reason: req.Reason, Waves: req.Waves,
 		Canary: req.Canary, Soak: time.Duration(req.SoakSeconds) * time.Second, Cycle: time.Duration(req.CycleSeconds) * time.Second,
-		Budget: req.Budget}
+		Budget: req.Budget, Force: req.Force}
 	if cmd.Reason != "" {
 		cmd.Reason += " (by " + id.Name + ")"
 	}

@@ -496,6 +496,7 @@ func (s *State) health(p Health) Result {
 	}
 	h.Unhealthy = true
 	s.event("host_unhealthy", p.Datacenter, p.HostID, "unhealthy on %s: %s", orDefault(p.Kernel, h.Kernel), p.Detail)
+	s.hostUnhealthy(h, orDefault(p.Kernel, h.Kernel), p.Detail)
 	if dc != nil {
 		dc.Policy.Failures++
 		if b := dc.Policy.FailureBudget; b > 0 && dc.Policy.Failures >= b && !dc.Policy.Paused {

@@ -3,6 +3,7 @@ package fsm
 import (
 	"cmp"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"strings"
@@ -17,6 +18,9 @@ const (
 	RolloutPaused  = "paused"
 	RolloutAborted = "aborted"
 	RolloutDone    = "done"
+	// RolloutFailed is terminal: a staging or canary host failed the
+	// gate; the release is rejected for the line.
+	RolloutFailed = "failed"
 )
 
 // Wave names besides the edge fractions.
@@ -54,8 +58,9 @@ type Rollout struct {
 	Created     time.Time     `json:"created"`
 	Soak        time.Duration `json:"soak"`
 	Cycle       time.Duration `json:"cycle"`
-	// Budget is the per-wave failure budget: more unhealthy hosts in a
-	// wave pause the rollout.
+	// Budget is the per-wave failure budget of the edge waves: more
+	// unhealthy hosts in one pause the rollout. Staging and canary have
+	// none: every host must be healthy (see strictWave).
 	Budget int    `json:"budget"`
 	Waves  []Wave `json:"waves"`
 }
@@ -69,6 +74,18 @@ type Wave struct {
 	Gates     bool      `json:"gates"`
 	Started   time.Time `json:"started,omitzero"`
 	Completed time.Time `json:"completed,omitzero"`
+	// Passed is when a staging or canary wave passed its gate: every
+	// host healthy on the release's kernel from Completed through the
+	// soak. Later waves start only after it.
+	Passed time.Time `json:"passed,omitzero"`
+}
+
+// Rejection marks a release rejected for a kernel line: a rollout of it
+// failed its staging or canary gate.
+type Rejection struct {
+	Rollout string    `json:"rollout"`
+	Reason  string    `json:"reason"`
+	At      time.Time `json:"at"`
 }
 
 // StartRollout starts a rollout of Release. The plan is computed from the
@@ -85,6 +102,9 @@ type StartRollout struct {
 	Soak   time.Duration `json:"soak,omitempty"`
 	Cycle  time.Duration `json:"cycle,omitempty"`
 	Budget *int          `json:"budget,omitempty"`
+	// Force starts a rollout of a release rejected for its line; it
+	// needs a Reason.
+	Force bool `json:"force,omitempty"`
 }
 
 // RolloutAction pauses, resumes or aborts a rollout.
@@ -117,6 +137,14 @@ func (s *State) startRollout(p StartRollout) Result {
 	}
 	if p.Expedite && strings.TrimSpace(p.Reason) == "" {
 		return refused(wire.KindInvalidRequest, "an expedited rollout needs a reason (it is recorded in the event log)")
+	}
+	rej, rejected := rel.Rejected[rel.Line]
+	if rejected && !p.Force {
+		return refused(wire.KindConflict, "release %s is rejected for line %s (rollout %s: %s); only a forced rollout with a reason may start it",
+			rel.ID, rel.Line, rej.Rollout, rej.Reason)
+	}
+	if rejected && strings.TrimSpace(p.Reason) == "" {
+		return refused(wire.KindInvalidRequest, "a forced rollout of rejected release %s needs a reason (it is recorded in the event log)", rel.ID)
 	}
 	fracs := p.Waves
 	if len(fracs) == 0 {
@@ -219,6 +247,9 @@ func (s *State) startRollout(p StartRollout) Result {
 		plan = append(plan, fmt.Sprintf("%s(%d)", w.Name, len(w.Datacenters)))
 	}
 	msg := fmt.Sprintf("%s %s of %s (line %s) started: %s", kind, p.ID, rel.ID, rel.Line, strings.Join(plan, " → "))
+	if rejected {
+		msg += fmt.Sprintf("; FORCED although rejected for line %s by rollout %s (%s)", rel.Line, rej.Rollout, rej.Reason)
+	}
 	if p.Reason != "" {
 		msg += "; reason: " + p.Reason
 	}
@@ -233,7 +264,7 @@ func (s *State) rolloutAction(p RolloutAction, t Type) Result {
 		return refused(wire.KindNotFound, "unknown rollout %q", p.ID)
 	}
 	switch {
-	case r.State == RolloutDone || r.State == RolloutAborted:
+	case r.State == RolloutDone || r.State == RolloutAborted || r.State == RolloutFailed:
 		return refused(wire.KindConflict, "rollout %s is %s", p.ID, r.State)
 	case t == TypePauseRollout:
 		if r.State != RolloutPaused {
@@ -306,10 +337,143 @@ func (s *State) advanceRollouts(t Timing) {
 	}
 }
 
-// advanceRollout completes waves whose hosts are done, pauses on a wave
-// over its failure budget, and starts the waves whose gates are open.
+// strictWave reports whether w is a staging or canary wave: it passes
+// only when every host of the line in it is healthy on the release's
+// kernel through the soak, and any failure in it fails the rollout (the
+// failure budget applies to the edge waves only).
+func strictWave(w *Wave) bool { return w.Name == WaveStaging || w.Name == WaveCanary }
+
+// failurePhase reports whether an agent in phase has found its new kernel
+// bad (or is out of service after finding it bad).
+func failurePhase(phase string) bool {
+	switch phase {
+	case wire.PhaseUnhealthy, wire.PhaseWrongKernel, wire.PhaseRollback, wire.PhaseFailed:
+		return true
+	}
+	return false
+}
+
+// sortedLineHosts returns lineHosts ordered by id (reasons and events must
+// be the same on every replica).
+func (s *State) sortedLineHosts(dc, line string) []*Host {
+	hs := s.lineHosts(dc, line)
+	slices.SortFunc(hs, func(a, b *Host) int { return cmp.Compare(a.ID, b.ID) })
+	return hs
+}
+
+// gateFailure returns why the started strict wave w fails, or "". A
+// failure is an unhealthy report or failure phase, a holder lost mid-reboot
+// (silent past its reboot deadline), a host silent on the release's kernel,
+// and, once every host was healthy (the soak), a host that is silent or not
+// on the release's kernel any more. A host that is silent on its old
+// kernel without a slot does not fail the wave, but it never passes it.
+func (s *State) gateFailure(r *Rollout, w *Wave, t Timing) string {
+	soaking := !w.Completed.IsZero() && w.Passed.IsZero()
+	for _, name := range w.Datacenters {
+		dc := s.Datacenters[name]
+		for _, h := range s.sortedLineHosts(name, r.Line) {
+			var sl *Slot
+			if dc != nil {
+				sl = dc.Slots[h.ID]
+			}
+			alive := t.AliveWithin <= 0 || s.Now.Sub(h.LastHeartbeat) <= t.AliveWithin
+			switch {
+			case h.Unhealthy:
+				return fmt.Sprintf("host %s in %s reported unhealthy on %s", h.ID, name, orDefault(h.Kernel, "its kernel"))
+			case failurePhase(h.Phase):
+				return fmt.Sprintf("host %s in %s is %s on %s", h.ID, name, h.Phase, orDefault(h.Kernel, "its kernel"))
+			case sl != nil && sl.Lost:
+				return fmt.Sprintf("host %s in %s was lost mid-reboot (silent past its reboot deadline)", h.ID, name)
+			case !alive && sl == nil && (soaking || h.Kernel == r.Kernel):
+				return fmt.Sprintf("host %s in %s went silent on %s (last heartbeat %s)", h.ID, name, orDefault(h.Kernel, "its kernel"), h.LastHeartbeat.Format(time.RFC3339))
+			case soaking && h.Kernel != r.Kernel:
+				return fmt.Sprintf("host %s in %s left %s during the soak (now on %s, phase %s)", h.ID, name, r.Kernel, orDefault(h.Kernel, "an unknown kernel"), orDefault(h.Phase, "unknown"))
+			}
+		}
+	}
+	return ""
+}
+
+// gateHealthy reports whether every host of the line in strict wave w is
+// alive, on the release's kernel and healthy, and there is at least one.
+func (s *State) gateHealthy(r *Rollout, w *Wave, t Timing) (int, bool) {
+	n := 0
+	for _, name := range w.Datacenters {
+		for _, h := range s.lineHosts(name, r.Line) {
+			alive := t.AliveWithin <= 0 || s.Now.Sub(h.LastHeartbeat) <= t.AliveWithin
+			if !alive || h.Unhealthy || h.Kernel != r.Kernel || (h.Phase != wire.PhaseIdle && h.Phase != wire.PhaseHealthy && h.Phase != "") {
+				return n, false
+			}
+			n++
+		}
+	}
+	return n, n > 0
+}
+
+// failRollout stops r for good: state failed with the reason, the targets
+// it set withdrawn, and its release rejected for the line.
+func (s *State) failRollout(r *Rollout, reason string) {
+	r.State, r.PauseReason = RolloutFailed, reason
+	for _, name := range sortedKeys(s.Datacenters) {
+		dc := s.Datacenters[name]
+		if tg, ok := dc.Targets[r.Line]; ok && tg.Rollout == r.ID {
+			targets := map[string]Target{}
+			for l, x := range dc.Targets {
+				if l != r.Line {
+					targets[l] = x
+				}
+			}
+			dc.Targets = targets
+		}
+	}
+	s.event("rollout_failed", "", "", "rollout %s of %s FAILED: %s", r.ID, r.Release, reason)
+	if rel := s.Releases[r.Release]; rel != nil {
+		rejected := make(map[string]Rejection, len(rel.Rejected)+1)
+		for l, x := range rel.Rejected {
+			rejected[l] = x
+		}
+		rejected[r.Line] = Rejection{Rollout: r.ID, Reason: reason, At: s.Now}
+		rel.Rejected = rejected
+		s.event("release_rejected", "", "", "release %s rejected for line %s: %s", rel.ID, r.Line, reason)
+	}
+}
+
+// hostUnhealthy fails, at once, every running or paused rollout of h's
+// line with a started staging or canary wave in h's datacenter: an
+// unhealthy report there is never waited out (nor can a later heartbeat
+// that clears the mark hide it from the next tick).
+func (s *State) hostUnhealthy(h *Host, kernel, detail string) {
+	for _, id := range sortedKeys(s.Rollouts) {
+		r := s.Rollouts[id]
+		if r.Line != h.KernelLine || (r.State != RolloutRunning && r.State != RolloutPaused) {
+			continue
+		}
+		for i := range r.Waves {
+			w := &r.Waves[i]
+			if strictWave(w) && !w.Started.IsZero() && slices.Contains(w.Datacenters, h.Datacenter) {
+				s.failRollout(r, fmt.Sprintf("wave %s: host %s in %s reported unhealthy on %s: %s", w.Name, h.ID, h.Datacenter, orDefault(kernel, "its kernel"), detail))
+				break
+			}
+		}
+	}
+}
+
+// advanceRollout fails the rollout when a staging or canary host fails,
+// completes waves whose hosts are done, passes staging and canary waves
+// that stayed healthy through the soak, pauses on an edge wave over its
+// failure budget, and starts the waves whose gates are open.
 func (s *State) advanceRollout(r *Rollout, t Timing) {
-	gatesOpen := true // every earlier gating wave completed
+	for i := range r.Waves {
+		w := &r.Waves[i]
+		if !strictWave(w) || w.Started.IsZero() {
+			continue
+		}
+		if why := s.gateFailure(r, w, t); why != "" {
+			s.failRollout(r, fmt.Sprintf("wave %s: %s", w.Name, why))
+			return
+		}
+	}
+	gatesOpen := true // every earlier gating wave completed (strict ones passed)
 	var edgeStart time.Time
 	edgeIndex := 0
 	edgeWaves := 0
@@ -318,12 +482,18 @@ func (s *State) advanceRollout(r *Rollout, t Timing) {
 			edgeWaves++
 		}
 	}
-	stagingDone := time.Time{}
 	for i := range r.Waves {
 		w := &r.Waves[i]
 		isEdge := w.Name != WaveStaging && w.Name != WaveControl
+		strict := strictWave(w)
 		if !w.Started.IsZero() {
-			if w.Completed.IsZero() {
+			switch {
+			case strict && w.Completed.IsZero():
+				if n, ok := s.gateHealthy(r, w, t); ok {
+					w.Completed = s.Now
+					s.event("rollout_wave_done", "", "", "rollout %s: wave %s healthy (%d hosts on %s); soaking until %s", r.ID, w.Name, n, r.Kernel, s.Now.Add(r.Soak).Format(time.RFC3339))
+				}
+			case w.Completed.IsZero():
 				wp := s.Progress(r, w.Datacenters, t.AliveWithin)
 				if wp.Failed > r.Budget {
 					r.State = RolloutPaused
@@ -336,8 +506,11 @@ func (s *State) advanceRollout(r *Rollout, t Timing) {
 					s.event("rollout_wave_done", "", "", "rollout %s: wave %s done (%d hosts on %s, %d failed)", r.ID, w.Name, wp.Done, r.Kernel, wp.Failed)
 				}
 			}
-			if w.Name == WaveStaging && !w.Completed.IsZero() {
-				stagingDone = w.Completed
+			if strict && !w.Completed.IsZero() && w.Passed.IsZero() && !s.Now.Before(w.Completed.Add(r.Soak)) {
+				// gateFailure found nothing at this very time: every
+				// host stayed healthy through the soak.
+				w.Passed = s.Now
+				s.event("rollout_wave_passed", "", "", "rollout %s: wave %s passed: every host healthy on %s through the %s soak", r.ID, w.Name, r.Kernel, r.Soak)
 			}
 			if isEdge {
 				if edgeIndex == 0 {
@@ -345,19 +518,14 @@ func (s *State) advanceRollout(r *Rollout, t Timing) {
 				}
 				edgeIndex++
 			}
-			if w.Gates {
-				if w.Completed.IsZero() {
-					gatesOpen = false
-				}
+			if w.Gates && (w.Completed.IsZero() || (strict && w.Passed.IsZero())) {
+				gatesOpen = false
 			}
 			continue
 		}
 		// Not started: may it start now?
 		if !gatesOpen {
 			break
-		}
-		if !stagingDone.IsZero() && s.Now.Sub(stagingDone) < r.Soak {
-			break // staging soaks before anything else starts
 		}
 		if isEdge && edgeIndex > 0 && !r.Expedite {
 			// Pace the edge over the cycle: wave k not before
@@ -393,10 +561,21 @@ func (s *State) advanceRollout(r *Rollout, t Timing) {
 	}
 	all := true
 	for _, w := range r.Waves {
-		all = all && !w.Completed.IsZero()
+		all = all && !w.Completed.IsZero() && (!strictWave(&w) || !w.Passed.IsZero())
 	}
 	if all {
 		r.State = RolloutDone
 		s.event("rollout_done", "", "", "rollout %s of %s done", r.ID, r.Release)
+		if rel := s.Releases[r.Release]; rel != nil {
+			if _, ok := rel.Rejected[r.Line]; ok {
+				rejected := maps.Clone(rel.Rejected)
+				delete(rejected, r.Line)
+				if len(rejected) == 0 {
+					rejected = nil
+				}
+				rel.Rejected = rejected
+				s.event("release_accepted", "", "", "release %s is no longer rejected for line %s: rollout %s passed every gate", rel.ID, r.Line, r.ID)
+			}
+		}
 	}
 }

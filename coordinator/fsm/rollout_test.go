@@ -193,12 +193,17 @@ func TestRolloutExpediteSkipsPacingAndWindows(t *testing.T) {
 		t.Fatal(r.Err)
 	}
 	// Outside the window, an expedited target's host still gets a slot.
-	if r := acquire(t, f, t0, "e1", "e1-0"); kind(r) != "ok" {
+	r := acquire(t, f, t0, "e1", "e1-0")
+	if kind(r) != "ok" {
 		t.Fatalf("expedited acquire outside the window: %s %+v", kind(r), r.Err)
 	}
 	// A host whose line is not expedited (6.1) is held to the window.
 	if r := acquire(t, f, t0, "e1", "e1-old"); kind(r) != wire.KindOutsideWindow {
 		t.Fatalf("6.1 host outside the window: %s", kind(r))
+	}
+	// (A holder silent past its reboot deadline would fail the canary.)
+	if rel := apply(t, f, TypeRelease, t0, Renew{Datacenter: "e1", Host: "e1-0", Token: r.Slot.Token, Owner: OwnerAgent}); rel.Err != nil {
+		t.Fatal(rel.Err)
 	}
 	now := t0
 	for _, dc := range []string{"e1", "e2", "e3"} {
@@ -206,7 +211,11 @@ func TestRolloutExpediteSkipsPacingAndWindows(t *testing.T) {
 		upgrade(t, f, now, dc, "6.12.90")
 		apply(t, f, TypeTick, now, tick)
 	}
-	apply(t, f, TypeTick, now.Add(time.Minute), tick)
+	// The canary soaks (30 minutes when expedited); then the edge waves
+	// follow each other without pacing.
+	for _, d := range []time.Duration{DefaultExpediteSoak, DefaultExpediteSoak + time.Minute, DefaultExpediteSoak + 2*time.Minute} {
+		apply(t, f, TypeTick, now.Add(d), tick)
+	}
 	if r := rollout(f, "cve"); r.State != RolloutDone {
 		t.Fatalf("expedited rollout after all upgraded: %s %v", r.State, waveNames(r, true))
 	}
@@ -224,28 +233,36 @@ func TestRolloutExpediteSkipsPacingAndWindows(t *testing.T) {
 func TestRolloutFailureBudgetPausesAndActions(t *testing.T) {
 	f := New()
 	rolloutFleet(t, f, map[string]int{"e1": 5, "e2": 5}, nil, nil)
-	if r := apply(t, f, TypeStartRollout, t0, StartRollout{ID: "ro", Release: "r612", Budget: ptr(1), Canary: []string{"e2"}}); r.Err != nil {
+	if r := apply(t, f, TypeStartRollout, t0, StartRollout{ID: "ro", Release: "r612", Budget: ptr(1), Canary: []string{"e2"},
+		Soak: time.Hour, Expedite: true, Reason: "test"}); r.Err != nil {
 		t.Fatal(r.Err)
 	}
 	if targeted(f, "e2", "6.12") != "r612" || targeted(f, "e1", "6.12") != "" {
 		t.Fatal("explicit canary not honoured")
 	}
-	for i := range 2 {
-		apply(t, f, TypeHealth, t0, Health{HealthReport: wire.HealthReport{HostID: fmt.Sprintf("e2-%d", i), Datacenter: "e2", Kernel: "6.12.90", Detail: "nginx down"}})
+	// The canary passes; the budget applies to the edge wave (e1).
+	upgrade(t, f, t0, "e2", "6.12.90")
+	apply(t, f, TypeTick, t0, tick)
+	apply(t, f, TypeTick, t0.Add(time.Hour), tick)
+	if targeted(f, "e1", "6.12") != "r612" {
+		t.Fatal("the edge wave did not start after the canary passed")
 	}
-	apply(t, f, TypeTick, t0.Add(time.Minute), tick)
+	for i := range 2 {
+		apply(t, f, TypeHealth, t0.Add(time.Hour), Health{HealthReport: wire.HealthReport{HostID: fmt.Sprintf("e1-%d", i), Datacenter: "e1", Kernel: "6.12.90", Detail: "nginx down"}})
+	}
+	apply(t, f, TypeTick, t0.Add(time.Hour+time.Minute), tick)
 	r := rollout(f, "ro")
 	if r.State != RolloutPaused || !strings.Contains(r.PauseReason, "2 hosts unhealthy") {
 		t.Fatalf("over budget: %s %q", r.State, r.PauseReason)
 	}
 	// Paused: the target is withheld from heartbeats.
-	if ds := beat(t, f, t0.Add(time.Minute), "e2-3", "e2", "6.12", "6.12.80", wire.PhaseIdle); ds.Release != nil {
+	if ds := beat(t, f, t0.Add(time.Minute), "e1-3", "e1", "6.12", "6.12.80", wire.PhaseIdle); ds.Release != nil {
 		t.Fatal("a paused rollout's release is still handed out")
 	}
 	if r := apply(t, f, TypeResumeRollout, t0, RolloutAction{ID: "ro"}); r.Err != nil {
 		t.Fatal(r.Err)
 	}
-	if ds := beat(t, f, t0.Add(time.Minute), "e2-3", "e2", "6.12", "6.12.80", wire.PhaseIdle); ds.Release == nil {
+	if ds := beat(t, f, t0.Add(time.Minute), "e1-3", "e1", "6.12", "6.12.80", wire.PhaseIdle); ds.Release == nil {
 		t.Fatal("resumed rollout's release not handed out")
 	}
 	// A newer rollout of the line supersedes this one.
@@ -270,5 +287,20 @@ func TestRolloutSnapshotRoundTrip(t *testing.T) {
 	f := New()
 	rolloutFleet(t, f, map[string]int{"e1": 2}, []string{"s1"}, nil)
 	apply(t, f, TypeStartRollout, t0, StartRollout{ID: "ro", Release: "r612"})
+	assertSnapshotRoundTrip(t, f)
+	// A staging wave that passed, a failed rollout and a rejected release
+	// survive a snapshot.
+	upgrade(t, f, t0, "s1", "6.12.90")
+	apply(t, f, TypeTick, t0, tick)
+	apply(t, f, TypeTick, t0.Add(DefaultSoak), tick)
+	apply(t, f, TypeHealth, t0.Add(DefaultSoak), Health{HealthReport: wire.HealthReport{HostID: "e1-0", Datacenter: "e1", Kernel: "6.12.90", Detail: "panic"}})
+	var passed bool
+	f.View(func(s *State) {
+		r := s.Rollouts["ro"]
+		passed = !r.Waves[0].Passed.IsZero() && r.State == RolloutFailed && s.Releases["r612"].Rejected["6.12"].Rollout == "ro"
+	})
+	if !passed {
+		t.Fatalf("want a passed staging wave, a failed rollout and a rejected release: %+v", rollout(f, "ro"))
+	}
 	assertSnapshotRoundTrip(t, f)
 }

@@ -128,6 +128,8 @@ type Release struct {
 	KeyID           string          `json:"key_id"`
 	Manifest        json.RawMessage `json:"manifest"`
 	Signature       json.RawMessage `json:"signature"`
+	// Rejected marks the release rejected by a failed rollout, by line.
+	Rejected map[string]Rejection `json:"rejected,omitempty"`
 }
 
 // Slot is a held reboot slot.

@@ -144,6 +144,12 @@ func (s *State) ReleaseViews() []wire.Release {
 				v.Targeted = append(v.Targeted, name)
 			}
 		}
+		for line, rej := range r.Rejected {
+			if v.Rejected == nil {
+				v.Rejected = map[string]string{}
+			}
+			v.Rejected[line] = fmt.Sprintf("rollout %s: %s", rej.Rollout, rej.Reason)
+		}
 		out = append(out, v)
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Created.Before(out[j].Created) })
@@ -201,7 +207,7 @@ func (s *State) RolloutView(r *Rollout, now time.Time, aliveWithin time.Duration
 		Expedite: r.Expedite, Reason: r.Reason, Created: r.Created, SoakSeconds: int64(r.Soak / time.Second),
 		CycleSeconds: int64(r.Cycle / time.Second), Budget: r.Budget}
 	for _, w := range r.Waves {
-		wv := wire.RolloutWave{Name: w.Name, Gates: w.Gates, Started: w.Started, Completed: w.Completed}
+		wv := wire.RolloutWave{Name: w.Name, Gates: w.Gates, Started: w.Started, Completed: w.Completed, Passed: w.Passed}
 		for _, dc := range w.Datacenters {
 			c := wire.RolloutDCCount{Datacenter: dc}
 			for _, h := range s.lineHosts(dc, r.Line) {

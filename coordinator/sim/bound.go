@@ -40,7 +40,7 @@ type bound struct {
 //
 // Waves mirror the state machine's gates (fsm advanceRollout): a wave
 // starts once every earlier gating wave is done, not before the staging
-// wave's completion + soak, and (unless expedited) edge wave k not before
+// and canary waves' completion + soak, and (unless expedited) edge wave k not before
 // the first edge wave's start + k·cycle/edge-waves. Each wave's bound start
 // uses its predecessors' bound completions, and a wave is done when its
 // slowest datacenter is. The fleet's bound is the latest wave's bound
@@ -49,8 +49,7 @@ type bound struct {
 func (s *sim) lowerBound() bound {
 	b := bound{waveStart: make([]time.Duration, len(s.waves)), waveDone: make([]time.Duration, len(s.waves))}
 	t0 := time.Duration(0) // the rollout's start, in rollout time
-	var gatesDone, stagingDone, edgeStart time.Duration
-	stagingSeen := false
+	var gatesDone, soakDone, edgeStart time.Duration
 	edgeIdx, edgeWaves := 0, 0
 	for _, w := range s.waves {
 		if w.Name != fsm.WaveStaging && w.Name != fsm.WaveControl {
@@ -59,10 +58,7 @@ func (s *sim) lowerBound() bound {
 	}
 	for wi, w := range s.waves {
 		isEdge := w.Name != fsm.WaveStaging && w.Name != fsm.WaveControl
-		start := max(t0, gatesDone)
-		if stagingSeen {
-			start = max(start, stagingDone+s.soak)
-		}
+		start := max(t0, gatesDone, soakDone)
 		if isEdge {
 			if edgeIdx == 0 {
 				edgeStart = start
@@ -76,8 +72,9 @@ func (s *sim) lowerBound() bound {
 			done = max(done, s.dcBound(s.dcIndex[name], start))
 		}
 		b.waveStart[wi], b.waveDone[wi] = start, done
-		if w.Name == fsm.WaveStaging {
-			stagingSeen, stagingDone = true, done
+		if w.Name == fsm.WaveStaging || w.Name == fsm.WaveCanary {
+			soakDone = max(soakDone, done+s.soak)
+			done += s.soak // the rollout is done only when it passed
 		}
 		if w.Gates {
 			gatesDone = max(gatesDone, done)

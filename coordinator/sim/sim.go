@@ -531,8 +531,9 @@ func (s *sim) afterTick() {
 	}
 	// The next moment a wave may start: mirror of the state machine's
 	// gates (fsm advanceRollout): every earlier gating wave complete, the
-	// staging soak over, and the edge pacing delay passed.
-	var stagingDone, edgeStart time.Time
+	// staging and canary waves passed (healthy through the soak), and the
+	// edge pacing delay passed.
+	var edgeStart time.Time
 	edgeIdx, edgeWaves := 0, 0
 	for _, w := range st.Waves {
 		if w.Name != fsm.WaveStaging && w.Name != fsm.WaveControl {
@@ -541,10 +542,8 @@ func (s *sim) afterTick() {
 	}
 	for _, w := range st.Waves {
 		isEdge := w.Name != fsm.WaveStaging && w.Name != fsm.WaveControl
+		strict := w.Name == fsm.WaveStaging || w.Name == fsm.WaveCanary
 		if !w.Started.IsZero() {
-			if w.Name == fsm.WaveStaging && !w.Completed.IsZero() {
-				stagingDone = w.Completed
-			}
 			if isEdge {
 				if edgeIdx == 0 {
 					edgeStart = w.Started
@@ -554,12 +553,14 @@ func (s *sim) afterTick() {
 			if w.Gates && w.Completed.IsZero() {
 				return // a wave in progress; its last host ticks
 			}
+			if strict && w.Passed.IsZero() {
+				// Soaking: the tick at its end passes the wave.
+				s.scheduleTick(max(w.Completed.Add(st.Soak).Sub(s.start), s.now+time.Second))
+				return
+			}
 			continue
 		}
 		next := s.at()
-		if !stagingDone.IsZero() {
-			next = later(next, stagingDone.Add(st.Soak))
-		}
 		if isEdge && edgeIdx > 0 && !st.Expedite {
 			next = later(next, edgeStart.Add(time.Duration(edgeIdx)*(st.Cycle/time.Duration(edgeWaves))))
 		}
@@ -806,11 +807,12 @@ func (s *sim) verified(hi int32) {
 		h.rollback = true
 		if d.wave >= 0 {
 			// The coordinator ticks every few seconds: a wave over its
-			// failure budget pauses the rollout right away. Tick when
-			// this report takes the wave over it.
+			// failure budget pauses the rollout right away, and any
+			// failure in a staging or canary wave fails it at once. Tick
+			// when this report does either.
 			w := &s.waves[d.wave]
 			w.failed++
-			if w.failed > s.res.RolloutBudget {
+			if w.failed > s.res.RolloutBudget || w.Name == fsm.WaveStaging || w.Name == fsm.WaveCanary {
 				s.seq++
 				heap.Push(&s.q, event{at: s.now, seq: s.seq, kind: evTick, host: -2, dc: h.dc})
 			}

@@ -85,7 +85,9 @@ func TestInvariants(t *testing.T) {
 		{"cold", Options{Seed: 3, Reboot: RebootCold}, true},
 		{"failing-1pct", Options{Seed: 4, Expedite: true, FailPct: 1}, true},
 		{"lost-2pct", Options{Seed: 5, Expedite: true, LostPct: 2}, true},
-		{"failing-and-lost-normal", Options{Seed: 6, FailPct: 1, LostPct: 1}, true},
+		// (A seed whose staging and canary hosts all stay healthy: any
+		// failure there stops the rollout, see TestBudgets.)
+		{"failing-and-lost-normal", Options{Seed: 11, FailPct: 1, LostPct: 1}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -137,11 +139,11 @@ func TestInvariants(t *testing.T) {
 	}
 }
 
-// TestBudgets checks that the failure budgets act sensibly: a 1%
-// background failure rate completes with the proportional wave budget, a
-// bad kernel pauses the rollout at its first wave with the fsm default
-// budget, and datacenters whose failure budget a bad kernel exhausts stay
-// paused for an operator.
+// TestBudgets checks that the failure budgets and gates act sensibly: a
+// 1% background failure rate completes with the proportional wave budget
+// (when staging and the canary stay healthy), and a bad kernel fails the
+// rollout at its staging gate whatever the wave budget, before any host
+// outside staging is touched; so does a single host lost in staging.
 func TestBudgets(t *testing.T) {
 	f := smallFleet(t)
 	tests := []struct {
@@ -154,8 +156,9 @@ func TestBudgets(t *testing.T) {
 	}{
 		{"1pct-auto-budget", Options{Seed: 1, Expedite: true, FailPct: 1}, true, "done", "", false},
 		{"1pct-normal-cycle", Options{Seed: 2, FailPct: 1}, true, "done", "", false},
-		{"bad-kernel-default-budget", Options{Seed: 1, Expedite: true, FailPct: 30, Budget: intp(2)}, false, "paused", "over the wave's failure budget of 2", false},
-		{"bad-kernel-no-wave-budget", Options{Seed: 1, Expedite: true, FailPct: 30, Budget: intp(100000)}, false, "running", "", true},
+		{"bad-kernel-default-budget", Options{Seed: 1, Expedite: true, FailPct: 30, Budget: intp(2)}, false, "failed", "wave staging: host stg-", false},
+		{"bad-kernel-no-wave-budget", Options{Seed: 1, Expedite: true, FailPct: 30, Budget: intp(100000)}, false, "failed", "wave staging: host stg-", false},
+		{"lost-in-staging", Options{Seed: 8, LostPct: 2}, false, "failed", "lost mid-reboot", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -171,6 +174,9 @@ func TestBudgets(t *testing.T) {
 			}
 			if !tt.completed && r.HostsFailed > r.Hosts/10 {
 				t.Errorf("%d of %d hosts failed before the budgets stopped a bad kernel", r.HostsFailed, r.Hosts)
+			}
+			if staging := 2 * defaultStagingHosts; tt.state == "failed" && r.HostsFailed+r.HostsUpdated > staging {
+				t.Errorf("%d hosts updated and %d failed: a failed staging gate touched hosts outside its %d", r.HostsUpdated, r.HostsFailed, staging)
 			}
 			if tt.opt.FailPct == 1 && (r.HostsFailed == 0 || r.HostsFailed > r.Hosts/20) {
 				t.Errorf("%d of %d hosts failed at a 1%% failure rate", r.HostsFailed, r.Hosts)

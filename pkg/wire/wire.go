@@ -265,6 +265,9 @@ type Release struct {
 	KeyID string `json:"key_id"`
 	// Targeted lists the datacenters whose target it is.
 	Targeted []string `json:"targeted,omitempty"`
+	// Rejected maps a kernel line to why a failed rollout rejected the
+	// release for it; a new rollout of it there needs Force and a reason.
+	Rejected map[string]string `json:"rejected,omitempty"`
 }
 
 // SlotRequest asks to acquire (Token 0), renew or release a slot.
@@ -459,6 +462,9 @@ type RolloutStartRequest struct {
 	// limits or capacity floors; it needs a Reason.
 	Expedite bool   `json:"expedite,omitempty"`
 	Reason   string `json:"reason,omitempty"`
+	// Force starts a rollout of a release rejected for its line (a
+	// rollout of it failed its staging or canary gate); it needs a Reason.
+	Force bool `json:"force,omitempty"`
 }
 
 // RolloutActionRequest pauses, resumes or aborts a rollout.
@@ -490,6 +496,9 @@ type RolloutWave struct {
 	Started   time.Time        `json:"started,omitzero"`
 	Completed time.Time        `json:"completed,omitzero"`
 	Progress  []RolloutDCCount `json:"progress"`
+	// Passed is when a staging or canary wave passed its gate (every host
+	// healthy on the kernel through the soak).
+	Passed time.Time `json:"passed,omitzero"`
 }
 
 // RolloutDCCount counts a datacenter's hosts of the rollout's line:

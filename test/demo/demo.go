@@ -194,7 +194,7 @@ func (d *demo) run(ctx context.Context) error {
 		return err
 	}
 	d.step("roll %s through: canary fra1, then ams1 (expedited: CVE-2026-31431)", rel.ID)
-	if err := d.krollctl(ctx, "rollout", "start", rel.ID, "--canary", "fra1", "--waves", "1", "--expedite", "--reason", "CVE-2026-31431 fixed in "+rel.UpstreamVersion); err != nil {
+	if err := d.krollctl(ctx, "rollout", "start", rel.ID, "--canary", "fra1", "--waves", "1", "--soak", "15s", "--expedite", "--reason", "CVE-2026-31431 fixed in "+rel.UpstreamVersion); err != nil {
 		return err
 	}
 	watchCtx, stopWatch := context.WithTimeout(ctx, 8*time.Minute)

@@ -301,7 +301,13 @@ ams1  staging  5      5        0/1    10%    80%          0/2       -       -   
 			name: "release-list", args: []string{"release", "list"},
 			route: "GET /api/v1/releases", reply: ok(`[{"id":"6.1.192-kroll.1","line":"6.1","kernel_version":"6.1.0-56-amd64","upstream_version":"6.1.192","kind":"deb","created":"2026-11-01T00:00:00Z","added":"2026-11-02T00:00:00Z","key_id":"ab12","targeted":["fra1","ams1"]}]`),
 			want:   &request{Method: "GET", Path: "/api/v1/releases"},
-			stdout: "ID               LINE  KERNEL          UPSTREAM  KIND  CREATED               KEY   TARGETED\n6.1.192-kroll.1  6.1   6.1.0-56-amd64  6.1.192   deb   2026-11-01T00:00:00Z  ab12  fra1,ams1\n",
+			stdout: "ID               LINE  KERNEL          UPSTREAM  KIND  CREATED               KEY   TARGETED   REJECTED\n6.1.192-kroll.1  6.1   6.1.0-56-amd64  6.1.192   deb   2026-11-01T00:00:00Z  ab12  fra1,ams1  -\n",
+		},
+		{
+			name: "release-list-rejected", args: []string{"release", "list"},
+			route: "GET /api/v1/releases", reply: ok(`[{"id":"r2","line":"6.1","kernel_version":"6.1.0-57-amd64","kind":"deb","created":"2026-11-01T00:00:00Z","added":"2026-11-02T00:00:00Z","key_id":"ab12","rejected":{"6.1":"rollout r2: wave staging: host h1 in stg1 reported unhealthy"}}]`),
+			want:     &request{Method: "GET", Path: "/api/v1/releases"},
+			inStdout: "6.1 (rollout r2: wave staging: host h1 in stg1 reported unhealthy)",
 		},
 		{
 			name:  "dc-set-flags-around-name",
@@ -342,6 +348,16 @@ ams1  staging  5      5        0/1    10%    80%          0/2       -       -   
 		{
 			name: "dc-set-pct-over-100", args: []string{"dc", "set", "fra1", "--slots-pct", "101"},
 			code: 2, stderr: "krollctl: --slots-pct 101: want 1 to 100\n",
+		},
+		{
+			name: "rollout-start-force", args: []string{"rollout", "start", "r2", "--force", "--reason", "stg1 disk was bad"},
+			route: "POST /api/v1/rollouts", reply: ok(`{"id":"r2","release":"r2","line":"6.1","kernel":"6.1.0-57-amd64","state":"failed","pause_reason":"wave staging: host h1 in stg1 was lost mid-reboot","created":"2026-11-01T00:00:00Z","soak_seconds":3600,"cycle_seconds":60,"budget":2,"waves":[]}`),
+			want:     &request{Method: "POST", Path: "/api/v1/rollouts", Body: `{"release":"r2","reason":"stg1 disk was bad","force":true}`},
+			inStdout: "failed: wave staging: host h1 in stg1 was lost mid-reboot",
+		},
+		{
+			name: "rollout-start-force-without-reason", args: []string{"rollout", "start", "r2", "--force"},
+			code: 2, stderr: "krollctl: --force needs --reason (why the rejected release may roll again)\n",
 		},
 		{
 			name: "dc-set-zero-slots", args: []string{"dc", "set", "fra1", "--slots", "0"},

@@ -5,7 +5,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/kroll-dev/kroll/pkg/cli"
@@ -84,8 +86,12 @@ func releaseList(ctx context.Context, env cli.Env, args []string) error {
 }
 
 func releaseTable(w io.Writer, rels []wire.Release) {
-	row(w, "ID", "LINE", "KERNEL", "UPSTREAM", "KIND", "CREATED", "KEY", "TARGETED")
+	row(w, "ID", "LINE", "KERNEL", "UPSTREAM", "KIND", "CREATED", "KEY", "TARGETED", "REJECTED")
 	for _, r := range rels {
-		row(w, r.ID, r.Line, r.KernelVersion, r.UpstreamVersion, r.Kind, ts(r.Created), r.KeyID, strings.Join(r.Targeted, ","))
+		var rejected []string
+		for _, line := range slices.Sorted(maps.Keys(r.Rejected)) {
+			rejected = append(rejected, line+" ("+r.Rejected[line]+")")
+		}
+		row(w, r.ID, r.Line, r.KernelVersion, r.UpstreamVersion, r.Kind, ts(r.Created), r.KeyID, strings.Join(r.Targeted, ","), strings.Join(rejected, "; "))
 	}
 }

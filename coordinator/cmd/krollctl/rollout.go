@@ -17,7 +17,7 @@ import (
 )
 
 const (
-	rolloutStartUsage  = "rollout start RELEASE [--id ID] [--waves 0.1,0.5,1] [--canary DC,...] [--soak 24h] [--cycle 672h] [--budget N] [--expedite --reason TEXT]"
+	rolloutStartUsage  = "rollout start RELEASE [--id ID] [--waves 0.1,0.5,1] [--canary DC,...] [--soak 24h] [--cycle 672h] [--budget N] [--expedite --reason TEXT] [--force --reason TEXT]"
 	rolloutStatusUsage = "rollout status [ID]"
 	rolloutWatchUsage  = "rollout watch ID [--interval 2s]"
 	rolloutActUsage    = "rollout pause|resume|abort ID [--reason TEXT]"
@@ -49,16 +49,20 @@ func rolloutStart(ctx context.Context, env cli.Env, args []string) error {
 		fs.StringVar(&req.ID, "id", "", "rollout id (default: the release id)")
 		fs.StringVar(&waves, "waves", "", "cumulative fractions of the edge datacenters after the canary (default 0.1,0.5,1)")
 		fs.StringVar(&canary, "canary", "", "canary datacenters, comma-separated (default: the smallest edge datacenter)")
-		fs.DurationVar(&soak, "soak", 0, "soak after staging is healthy (default 24h, 30m expedited)")
+		fs.DurationVar(&soak, "soak", 0, "how long staging and canary must stay healthy before later waves start (default 24h, 30m expedited)")
 		fs.DurationVar(&cycle, "cycle", 0, "pace the edge waves over this cycle (default 672h = 28 days)")
-		fs.IntVar(&budget, "budget", 0, "unhealthy hosts a wave may have before the rollout pauses (default 2)")
+		fs.IntVar(&budget, "budget", 0, "unhealthy hosts an edge wave may have before the rollout pauses (default 2; staging and canary allow none)")
 		fs.BoolVar(&req.Expedite, "expedite", false, "CVE: skip pacing and maintenance windows (never slot limits or floors); needs --reason")
-		fs.StringVar(&req.Reason, "reason", "", "why (required with --expedite; recorded in the event log)")
+		fs.StringVar(&req.Reason, "reason", "", "why (required with --expedite and --force; recorded in the event log)")
+		fs.BoolVar(&req.Force, "force", false, "start a release that a failed rollout rejected for its line; needs --reason")
 	}, func(fs *flag.FlagSet, pos []string) error {
 		set := map[string]bool{}
 		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 		if req.Expedite && strings.TrimSpace(req.Reason) == "" {
 			return cli.Usagef("--expedite needs --reason (e.g. the CVE)")
+		}
+		if req.Force && strings.TrimSpace(req.Reason) == "" {
+			return cli.Usagef("--force needs --reason (why the rejected release may roll again)")
 		}
 		if waves != "" {
 			for _, f := range strings.Split(waves, ",") {
@@ -221,7 +225,7 @@ func rolloutWatch(ctx context.Context, env cli.Env, args []string) error {
 			fmt.Fprintf(env.Stdout, "%s %s", time.Now().UTC().Format(time.RFC3339), s)
 			last = s
 		}
-		if r.State == "done" || r.State == "aborted" {
+		if r.State == "done" || r.State == "aborted" || r.State == "failed" {
 			return nil
 		}
 		select {
@@ -257,6 +261,10 @@ func bars(w io.Writer, r *wire.Rollout) {
 	for _, wv := range r.Waves {
 		status := "waiting"
 		switch {
+		case !wv.Passed.IsZero():
+			status = "passed"
+		case !wv.Completed.IsZero() && (wv.Name == "staging" || wv.Name == "canary"):
+			status = "soaking"
 		case !wv.Completed.IsZero():
 			status = "done"
 		case !wv.Started.IsZero():

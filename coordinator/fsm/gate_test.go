@@ -1,0 +1,333 @@
+package fsm
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kroll-dev/kroll/pkg/wire"
+)
+
+// gateTick ticks with real liveness: hosts silent for 30 s are dead,
+// holders silent past 15 min are lost.
+var gateTick = Tick{Timing: timing}
+
+// gateFleet is a staging datacenter stg1 (hosts stg1-0, stg1-1), the
+// canary e1 (3 hosts) and the edge datacenter e2 (4 hosts), all on line
+// 6.12 kernel 6.12.80, and an expedited rollout "ro" of r612 (6.12.90)
+// with a one-hour soak and the given wave budget, started at t0.
+func gateFleet(t *testing.T, budget *int) *FSM {
+	t.Helper()
+	f := New()
+	rolloutFleet(t, f, map[string]int{"e1": 3, "e2": 4}, []string{"stg1"}, nil)
+	if r := apply(t, f, TypeStartRollout, t0, StartRollout{ID: "ro", Release: "r612", Expedite: true, Reason: "test",
+		Canary: []string{"e1"}, Soak: gateSoak, Budget: budget}); r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	if targeted(f, "stg1", "6.12") != "r612" || targeted(f, "e1", "6.12") != "" {
+		t.Fatal("the staging wave did not start alone")
+	}
+	return f
+}
+
+const gateSoak = time.Hour
+
+// gateTickAt refreshes the heartbeat of every 6.12 host except the silent
+// ones (same kernel and phase as last reported) and ticks at now.
+func gateTickAt(t *testing.T, f *FSM, now time.Time, silent ...string) {
+	t.Helper()
+	type hb struct{ id, dc, kernel, phase string }
+	var hbs []hb
+	f.View(func(s *State) {
+		for _, id := range sortedKeys(s.Hosts) {
+			h := s.Hosts[id]
+			if h.KernelLine == "6.12" && !strings.HasSuffix(id, "-old") && !contains(silent, id) {
+				hbs = append(hbs, hb{id, h.Datacenter, h.Kernel, h.Phase})
+			}
+		}
+	})
+	for _, h := range hbs {
+		beat(t, f, now, h.id, h.dc, "6.12", h.kernel, h.phase)
+	}
+	if r := apply(t, f, TypeTick, now, gateTick); r.Err != nil {
+		t.Fatal(r.Err)
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// gateUnhealthy makes host report unhealthy on kernel, as an agent does
+// (phase unhealthy, then the health report).
+func gateUnhealthy(t *testing.T, f *FSM, now time.Time, host, dc, kernel string) {
+	t.Helper()
+	beat(t, f, now, host, dc, "6.12", kernel, wire.PhaseUnhealthy)
+	if r := apply(t, f, TypeHealth, now, Health{HealthReport: wire.HealthReport{HostID: host, Datacenter: dc, Kernel: kernel, Detail: "nginx down"}}); r.Err != nil {
+		t.Fatal(r.Err)
+	}
+}
+
+// gateStagingHealthy upgrades stg1 at t0+10m; the soak ends at
+// t0+10m+gateSoak.
+func gateStagingHealthy(t *testing.T, f *FSM) time.Time {
+	t.Helper()
+	at := t0.Add(10 * time.Minute)
+	upgrade(t, f, at, "stg1", "6.12.90")
+	gateTickAt(t, f, at)
+	if r := rollout(f, "ro"); r.Waves[0].Completed.IsZero() {
+		t.Fatalf("staging healthy on the new kernel is not complete: %+v", r.Waves[0])
+	}
+	return at.Add(gateSoak)
+}
+
+func TestRolloutStrictGates(t *testing.T) {
+	tests := []struct {
+		name   string
+		budget *int
+		run    func(t *testing.T, f *FSM)
+		// want: the rollout's state, a substring of its reason, and
+		// which datacenters end up targeted.
+		state, reason string
+		canary, edge  bool
+	}{
+		{
+			name: "staging 2 of 2 unhealthy within the default budget",
+			run: func(t *testing.T, f *FSM) {
+				at := t0.Add(10 * time.Minute)
+				gateUnhealthy(t, f, at, "stg1-0", "stg1", "6.12.90")
+				gateUnhealthy(t, f, at, "stg1-1", "stg1", "6.12.90")
+				for _, d := range []time.Duration{11 * time.Minute, 2 * time.Hour, 3 * time.Hour} {
+					gateTickAt(t, f, t0.Add(d))
+				}
+			},
+			state: "failed", reason: "staging",
+		},
+		{
+			name:   "unhealthy during the soak with budget 0",
+			budget: ptr(0),
+			run: func(t *testing.T, f *FSM) {
+				end := gateStagingHealthy(t, f)
+				gateUnhealthy(t, f, end.Add(-30*time.Minute), "stg1-1", "stg1", "6.12.90")
+				gateTickAt(t, f, end.Add(-30*time.Minute))
+				gateTickAt(t, f, end)
+				gateTickAt(t, f, end.Add(time.Hour))
+			},
+			state: "failed", reason: "stg1-1",
+		},
+		{
+			name: "both staging hosts silent mid-reboot (lost): 0 of 0 hosts never passes",
+			run: func(t *testing.T, f *FSM) {
+				at := t0.Add(5 * time.Minute)
+				for _, h := range []string{"stg1-0", "stg1-1"} {
+					beat(t, f, at, h, "stg1", "6.12", "6.12.80", wire.PhaseStaged)
+					if r := acquire(t, f, at, "stg1", h); r.Err != nil {
+						t.Fatal(r.Err)
+					}
+					beat(t, f, at.Add(time.Minute), h, "stg1", "6.12", "6.12.80", wire.PhaseRebooting)
+				}
+				for _, d := range []time.Duration{10 * time.Minute, 25 * time.Minute, 2 * time.Hour, 3 * time.Hour} {
+					gateTickAt(t, f, t0.Add(d), "stg1-0", "stg1-1")
+				}
+			},
+			state: "failed", reason: "lost",
+		},
+		{
+			name: "staging hosts silent on the old kernel: the wave never passes",
+			run: func(t *testing.T, f *FSM) {
+				for _, d := range []time.Duration{10 * time.Minute, 2 * time.Hour, 3 * time.Hour, 30 * time.Hour} {
+					gateTickAt(t, f, t0.Add(d), "stg1-0", "stg1-1")
+				}
+			},
+			state: "running",
+		},
+		{
+			name: "health report in the last second of the soak",
+			run: func(t *testing.T, f *FSM) {
+				end := gateStagingHealthy(t, f)
+				gateTickAt(t, f, end.Add(-2*time.Second))
+				if r := apply(t, f, TypeHealth, end.Add(-time.Second), Health{HealthReport: wire.HealthReport{HostID: "stg1-0", Datacenter: "stg1", Kernel: "6.12.90", Detail: "oops"}}); r.Err != nil {
+					t.Fatal(r.Err)
+				}
+				apply(t, f, TypeTick, end, gateTick)
+				gateTickAt(t, f, end.Add(time.Minute))
+			},
+			state: "failed", reason: "stg1-0",
+		},
+		{
+			name: "failed phase in the last second of the soak",
+			run: func(t *testing.T, f *FSM) {
+				end := gateStagingHealthy(t, f)
+				gateTickAt(t, f, end.Add(-2*time.Second))
+				beat(t, f, end.Add(-time.Second), "stg1-1", "stg1", "6.12", "6.12.80", wire.PhaseFailed)
+				apply(t, f, TypeTick, end, gateTick)
+				gateTickAt(t, f, end.Add(time.Minute))
+			},
+			state: "failed", reason: "stg1-1",
+		},
+		{
+			name: "host back on the old kernel during the soak",
+			run: func(t *testing.T, f *FSM) {
+				end := gateStagingHealthy(t, f)
+				beat(t, f, end.Add(-10*time.Minute), "stg1-0", "stg1", "6.12", "6.12.80", wire.PhaseIdle)
+				gateTickAt(t, f, end.Add(-10*time.Minute))
+				gateTickAt(t, f, end)
+			},
+			state: "failed", reason: "stg1-0",
+		},
+		{
+			name: "host silent on the new kernel during the soak",
+			run: func(t *testing.T, f *FSM) {
+				end := gateStagingHealthy(t, f)
+				gateTickAt(t, f, end.Add(-10*time.Minute), "stg1-1")
+				gateTickAt(t, f, end, "stg1-1")
+			},
+			state: "failed", reason: "stg1-1",
+		},
+		{
+			name: "canary 1 of 3 unhealthy within the default budget",
+			run: func(t *testing.T, f *FSM) {
+				end := gateStagingHealthy(t, f)
+				gateTickAt(t, f, end)
+				if targeted(f, "e1", "6.12") != "r612" {
+					t.Fatal("the canary did not start after the staging soak")
+				}
+				at := end.Add(10 * time.Minute)
+				upgrade(t, f, at, "e1", "6.12.90")
+				gateUnhealthy(t, f, at, "e1-2", "e1", "6.12.90")
+				gateTickAt(t, f, at)
+				gateTickAt(t, f, at.Add(2*gateSoak))
+			},
+			state: "failed", reason: "canary",
+		},
+		{
+			name: "healthy staging and canary pass after their soaks; an edge failure within budget does not stop the rollout",
+			run: func(t *testing.T, f *FSM) {
+				end := gateStagingHealthy(t, f)
+				gateTickAt(t, f, end.Add(-time.Second))
+				if targeted(f, "e1", "6.12") != "" {
+					t.Fatal("the canary started before the staging soak ended")
+				}
+				gateTickAt(t, f, end)
+				at := end.Add(10 * time.Minute)
+				upgrade(t, f, at, "e1", "6.12.90")
+				gateTickAt(t, f, at)
+				gateTickAt(t, f, at.Add(gateSoak-time.Second))
+				if targeted(f, "e2", "6.12") != "" {
+					t.Fatal("the edge started before the canary soak ended")
+				}
+				gateTickAt(t, f, at.Add(gateSoak))
+				if targeted(f, "e2", "6.12") != "r612" {
+					t.Fatal("the edge did not start after the canary soak")
+				}
+				at = at.Add(gateSoak + time.Minute)
+				upgrade(t, f, at, "e2", "6.12.90")
+				gateUnhealthy(t, f, at, "e2-0", "e2", "6.12.90")
+				gateTickAt(t, f, at)
+				gateTickAt(t, f, at.Add(time.Minute))
+			},
+			state: "done", canary: true, edge: true,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := gateFleet(t, tt.budget)
+			tt.run(t, f)
+			r := rollout(f, "ro")
+			if r.State != tt.state || !strings.Contains(r.PauseReason, tt.reason) {
+				t.Errorf("rollout %s (%q), want %s (%q)", r.State, r.PauseReason, tt.state, tt.reason)
+			}
+			if got := targeted(f, "e1", "6.12") == "r612"; got != tt.canary {
+				t.Errorf("canary targeted: %v, want %v", got, tt.canary)
+			}
+			if got := targeted(f, "e2", "6.12") == "r612"; got != tt.edge {
+				t.Errorf("edge targeted: %v, want %v", got, tt.edge)
+			}
+			var started bool
+			f.View(func(s *State) {
+				for _, w := range s.Rollouts["ro"].Waves {
+					started = started || (w.Name != WaveStaging && !w.Started.IsZero() && tt.state == "failed" && w.Name != WaveCanary)
+				}
+			})
+			if started {
+				t.Error("an edge wave started after a failed gate")
+			}
+		})
+	}
+}
+
+func TestRolloutFailureRejectsRelease(t *testing.T) {
+	f := gateFleet(t, nil)
+	gateUnhealthy(t, f, t0.Add(10*time.Minute), "stg1-0", "stg1", "6.12.90")
+	if r := rollout(f, "ro"); r.State != RolloutFailed {
+		t.Fatalf("rollout %s after an unhealthy staging host", r.State)
+	}
+	rejected := func() map[string]string {
+		out := map[string]string{}
+		f.View(func(s *State) {
+			for _, v := range s.ReleaseViews() {
+				if v.ID == "r612" {
+					out = v.Rejected
+				}
+			}
+		})
+		return out
+	}
+	if rej := rejected(); !strings.Contains(rej["6.12"], "stg1-0") {
+		t.Fatalf("release view rejected = %v, want line 6.12 with the reason", rej)
+	}
+	if targeted(f, "stg1", "6.12") != "" {
+		t.Error("a failed rollout's target is still handed out")
+	}
+	// A failed rollout is terminal.
+	if r := apply(t, f, TypeResumeRollout, t0.Add(11*time.Minute), RolloutAction{ID: "ro"}); kind(r) != wire.KindConflict {
+		t.Errorf("resuming a failed rollout: %s", kind(r))
+	}
+	tests := []struct {
+		name  string
+		start StartRollout
+		want  string
+	}{
+		{"not forced", StartRollout{ID: "again", Release: "r612"}, wire.KindConflict},
+		{"forced without a reason", StartRollout{ID: "again", Release: "r612", Force: true}, wire.KindInvalidRequest},
+		{"another release of the line", StartRollout{ID: "other", Release: "r612b", Soak: gateSoak}, "ok"},
+		{"forced with a reason", StartRollout{ID: "again", Release: "r612", Force: true, Reason: "stg1-0 had a bad disk", Soak: gateSoak, Expedite: true}, "ok"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if r := apply(t, f, TypeStartRollout, t0.Add(20*time.Minute), tt.start); kind(r) != tt.want {
+				t.Fatalf("start: %s %+v, want %s", kind(r), r.Err, tt.want)
+			}
+		})
+	}
+	var forced bool
+	f.View(func(s *State) {
+		for _, e := range s.Events {
+			forced = forced || (e.Type == "rollout_started" && strings.Contains(e.Message, "FORCED") && strings.Contains(e.Message, "bad disk"))
+		}
+	})
+	if !forced {
+		t.Error("the forced start and its reason are not in the event log")
+	}
+	assertSnapshotRoundTrip(t, f)
+	// The forced rollout passes every gate: the rejection is lifted.
+	at := t0.Add(30 * time.Minute)
+	beat(t, f, at, "stg1-0", "stg1", "6.12", "6.12.90", wire.PhaseIdle)
+	for _, dc := range []string{"stg1", "e1", "e2"} {
+		upgrade(t, f, at, dc, "6.12.90")
+	}
+	for d := time.Duration(0); d <= 3*gateSoak; d += 10 * time.Minute {
+		gateTickAt(t, f, at.Add(d))
+	}
+	if r := rollout(f, "again"); r.State != RolloutDone {
+		t.Fatalf("forced rollout %s (%q)", r.State, r.PauseReason)
+	}
+	if rej := rejected(); len(rej) != 0 {
+		t.Errorf("rejected = %v after a forced rollout passed every gate", rej)
+	}
+}
