@@ -73,6 +73,17 @@ type Verifier interface {
 	Check(ctx context.Context, want health.Expect) (health.Result, error)
 }
 
+// DatacenterView is the host's own view of its datacenter, from its
+// gossip pool (*dcguard.Guard). Check runs with the limits the coordinator
+// sent right before the host goes out of service and returns an error when
+// the view shows the datacenter cannot lose the host now; the agent then
+// gives the slot back with that reason. View summarizes the view for the
+// heartbeats (nil = none).
+type DatacenterView interface {
+	Check(ctx context.Context, limits *wire.DatacenterLimits) error
+	View() *wire.DCView
+}
+
 // JournalStore persists the journal (*journal.Store).
 type JournalStore interface {
 	Load(now time.Time) (*journal.Journal, error)
@@ -139,15 +150,11 @@ type Config struct {
 	// ResetFile is a file whose existence asks a failed agent to return
 	// to service (kroll-agent reset creates it); "" disables.
 	ResetFile string
-	// Guard is the datacenter-local check before the host goes out of
-	// service (before the drain and before the first boot): with the
-	// limits the coordinator sent, it returns an error when the host's
-	// own view (gossip) shows the datacenter cannot lose it now; the
-	// agent then gives the slot back with that reason. nil = no check.
-	Guard func(ctx context.Context, limits *wire.DatacenterLimits) error
-	// View returns the host's view of its datacenter for heartbeats; nil
-	// or a nil result = none.
-	View func() *wire.DCView
+	// Local is the host's own view of its datacenter (*dcguard.Guard):
+	// reported with every heartbeat, and checked before the host goes out
+	// of service (before the drain and before the first boot). nil = no
+	// view and no check.
+	Local DatacenterView
 	// GossipAddr is the host's gossip member address, for heartbeats.
 	GossipAddr string
 	// OnDesired is called with every desired state the coordinator sends
@@ -553,16 +560,17 @@ func (a *Agent) stepWaitingSlot(ctx context.Context, j *journal.Journal) (time.D
 	})
 }
 
-// guard runs Config.Guard; a refusal gives the slot back with its reason.
+// guard runs Config.Local's check; a refusal gives the slot back with its
+// reason.
 func (a *Agent) guard(ctx context.Context, j *journal.Journal) (refused bool, wait time.Duration, err error) {
-	if a.cfg.Guard == nil {
+	if a.cfg.Local == nil {
 		return false, 0, nil
 	}
 	var limits *wire.DatacenterLimits
 	if ds := a.desiredState(); ds != nil {
 		limits = ds.Datacenter
 	}
-	gerr := a.cfg.Guard(ctx, limits)
+	gerr := a.cfg.Local.Check(ctx, limits)
 	if gerr == nil {
 		return false, 0, nil
 	}

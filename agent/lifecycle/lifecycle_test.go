@@ -474,13 +474,13 @@ func TestLocalGuardRefusesReboot(t *testing.T) {
 	atLimit := true
 	var gotLimits *wire.DatacenterLimits
 	a := r.agent(0)
-	a.cfg.Guard = func(_ context.Context, l *wire.DatacenterLimits) error {
+	a.cfg.Local = fakeDC{check: func(l *wire.DatacenterLimits) error {
 		gotLimits = l
 		if atLimit {
 			return fmt.Errorf("1 host out of service in my view, slot limit %d", l.EffectiveLimit)
 		}
 		return nil
-	}
+	}}
 	ctx := context.Background()
 	for i := 0; i < 8; i++ {
 		a.Heartbeat(ctx)
@@ -570,5 +570,31 @@ func TestForgedReleaseDoesNotBlock(t *testing.T) {
 				t.Fatalf("genuine release after the forged one: phase %s done %v; want staging", j.Phase, j.Done)
 			}
 		})
+	}
+}
+
+// fakeDC is a datacenter view with a scripted check.
+type fakeDC struct {
+	check func(l *wire.DatacenterLimits) error
+	view  *wire.DCView
+}
+
+func (f fakeDC) Check(_ context.Context, l *wire.DatacenterLimits) error { return f.check(l) }
+func (f fakeDC) View() *wire.DCView                                      { return f.view }
+
+// TestHeartbeatCarriesLocalView: the datacenter view reaches the
+// coordinator with the heartbeat.
+func TestHeartbeatCarriesLocalView(t *testing.T) {
+	r := newRig(t)
+	a := r.agent(0)
+	want := wire.DCView{Alive: 7, Draining: 1, Rebooting: 1, Dead: 2}
+	a.cfg.Local = fakeDC{check: func(*wire.DatacenterLimits) error { return nil }, view: &want}
+	if _, err := a.Heartbeat(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var got *wire.DCView
+	r.coord.view(func(s *fsm.State) { got = s.Hosts["h1"].View })
+	if got == nil || *got != want {
+		t.Fatalf("coordinator has view %+v, want %+v", got, want)
 	}
 }
