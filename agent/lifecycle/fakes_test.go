@@ -237,6 +237,10 @@ type fakeStager struct {
 	fail  int // fail this many calls first
 }
 
+func (s *fakeStager) Verify(manifest, sig []byte) (release.Manifest, error) {
+	return stage.VerifyManifest(manifest, sig, []ed25519.PublicKey{testReleaseKey().Public().(ed25519.PublicKey)})
+}
+
 func (s *fakeStager) Stage(_ context.Context, manifest, sig []byte) (*stage.Staged, error) {
 	s.calls++
 	if s.calls <= s.fail {
@@ -367,13 +371,26 @@ func (c *fsmCoordinator) slotsHeld() int {
 	return n
 }
 
-// signedTestRelease returns a signed release of newKernel.
-func signedTestRelease(t testing.TB) *wire.SignedRelease {
-	priv := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{3}, ed25519.SeedSize))
-	m := release.Manifest{ID: "6.1.192-kroll.1", Line: "6.1", KernelVersion: newKernel, UpstreamVersion: newUpstream, Kind: release.KindDeb,
+// testReleaseKey signs the test releases; the fake stager trusts it.
+func testReleaseKey() ed25519.PrivateKey {
+	return ed25519.NewKeyFromSeed(bytes.Repeat([]byte{3}, ed25519.SeedSize))
+}
+
+// testManifest is the manifest of the test release of newKernel.
+func testManifest() release.Manifest {
+	return release.Manifest{ID: "6.1.192-kroll.1", Line: "6.1", KernelVersion: newKernel, UpstreamVersion: newUpstream, Kind: release.KindDeb,
 		Artifacts: []release.Artifact{{Name: "linux-image.deb", URL: "http://127.0.0.1:1/k.deb", Size: 10,
 			SHA256: "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"}},
 		Created: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)}
+}
+
+// signedTestRelease returns a signed release of newKernel.
+func signedTestRelease(t testing.TB) *wire.SignedRelease {
+	return signRelease(t, testReleaseKey(), testManifest())
+}
+
+// signRelease signs m with priv.
+func signRelease(t testing.TB, priv ed25519.PrivateKey, m release.Manifest) *wire.SignedRelease {
 	canon, err := m.Canonical()
 	if err != nil {
 		t.Fatal(err)

@@ -46,7 +46,9 @@ type Coordinator interface {
 }
 
 // Stager fetches, verifies and unpacks a signed release (*stage.Stager).
+// Verify only decodes the manifest and checks its signature.
 type Stager interface {
+	Verify(manifest, sig []byte) (release.Manifest, error)
 	Stage(ctx context.Context, manifest, sig []byte) (*stage.Staged, error)
 }
 
@@ -69,6 +71,17 @@ type Booter interface {
 // Verifier checks the host after a boot (*health.Checker).
 type Verifier interface {
 	Check(ctx context.Context, want health.Expect) (health.Result, error)
+}
+
+// DatacenterView is the host's own view of its datacenter, from its
+// gossip pool (*dcguard.Guard). Check runs with the limits the coordinator
+// sent right before the host goes out of service and returns an error when
+// the view shows the datacenter cannot lose the host now; the agent then
+// gives the slot back with that reason. View summarizes the view for the
+// heartbeats (nil = none).
+type DatacenterView interface {
+	Check(ctx context.Context, limits *wire.DatacenterLimits) error
+	View() *wire.DCView
 }
 
 // JournalStore persists the journal (*journal.Store).
@@ -137,15 +150,11 @@ type Config struct {
 	// ResetFile is a file whose existence asks a failed agent to return
 	// to service (kroll-agent reset creates it); "" disables.
 	ResetFile string
-	// Guard is the datacenter-local check before the host goes out of
-	// service (before the drain and before the first boot): with the
-	// limits the coordinator sent, it returns an error when the host's
-	// own view (gossip) shows the datacenter cannot lose it now; the
-	// agent then gives the slot back with that reason. nil = no check.
-	Guard func(ctx context.Context, limits *wire.DatacenterLimits) error
-	// View returns the host's view of its datacenter for heartbeats; nil
-	// or a nil result = none.
-	View func() *wire.DCView
+	// Local is the host's own view of its datacenter (*dcguard.Guard):
+	// reported with every heartbeat, and checked before the host goes out
+	// of service (before the drain and before the first boot). nil = no
+	// view and no check.
+	Local DatacenterView
 	// GossipAddr is the host's gossip member address, for heartbeats.
 	GossipAddr string
 	// OnDesired is called with every desired state the coordinator sends
@@ -175,6 +184,9 @@ type Agent struct {
 	// withdrawn are not announced (boot-time network configuration may
 	// have added them again).
 	rewithdrawn bool
+	// unverified is the release id and error of the last desired release
+	// whose manifest did not verify (logged once).
+	unverified string
 }
 
 // New loads the journal and returns an Agent.
@@ -378,6 +390,18 @@ func (a *Agent) stepIdle(ctx context.Context, j *journal.Journal) (time.Duration
 	if _, done := j.Done[id]; done {
 		return a.cfg.HeartbeatInterval, nil
 	}
+	// Verify before recording anything under id: an outcome is kept for
+	// good, so a forged or damaged desired state (bad signature, or a
+	// signed manifest of another release) must not block the release id
+	// on this host. It is refused now and looked at again next time.
+	m, err := a.cfg.Stager.Verify(ds.Release.Manifest, ds.Release.Signature)
+	if err == nil && m.ID != id {
+		err = fmt.Errorf("signed manifest is release %q, not %q", m.ID, id)
+	}
+	if err != nil {
+		a.refuseUnverified(id, err)
+		return a.cfg.HeartbeatInterval, nil
+	}
 	finish := func(outcome string) error {
 		a.log.Info("release not rolled out", "release", id, "outcome", outcome)
 		return a.save(func(n *journal.Journal) {
@@ -386,13 +410,6 @@ func (a *Agent) stepIdle(ctx context.Context, j *journal.Journal) (time.Duration
 			}
 			n.Done[id] = outcome
 		})
-	}
-	m, err := release.Decode(ds.Release.Manifest)
-	if err != nil {
-		return a.cfg.HeartbeatInterval, finish("refused: " + err.Error())
-	}
-	if m.ID != id {
-		return a.cfg.HeartbeatInterval, finish(fmt.Sprintf("refused: manifest id %q differs from release id %q", m.ID, id))
 	}
 	running, err := a.kernelRelease()
 	if err != nil {
@@ -416,8 +433,25 @@ func (a *Agent) stepIdle(ctx context.Context, j *journal.Journal) (time.Duration
 	})
 }
 
+// refuseUnverified logs a desired release that failed verification, once
+// per release id and error.
+func (a *Agent) refuseUnverified(id string, err error) {
+	a.mu.Lock()
+	key := id + "\x00" + err.Error()
+	repeated := a.unverified == key
+	a.unverified = key
+	a.mu.Unlock()
+	if !repeated {
+		a.log.Warn("desired release refused: its manifest does not verify", "release", id, "err", err)
+	}
+}
+
 // downgrade explains why m would not be an upgrade of the running kernel,
-// or returns "".
+// or returns "". The order is the full build version
+// (kversion.CompareBuild): a target must be strictly newer than the running
+// kernel, also within one upstream version (6.1.0-47-amd64 is older than
+// 6.1.0-56-amd64 even when both say 6.1.192), so an older signed build
+// cannot be pushed as a target.
 func (a *Agent) downgrade(m release.Manifest) string {
 	data, err := os.ReadFile(filepath.Join(a.cfg.ProcDir, "version"))
 	if err != nil {
@@ -427,20 +461,16 @@ func (a *Agent) downgrade(m release.Manifest) string {
 	if err != nil {
 		return "cannot parse the running kernel's version: " + err.Error()
 	}
-	want := m.UpstreamVersion
-	if want == "" {
-		want = m.KernelVersion
-	}
-	target, err := kversion.Parse(want)
+	target, err := kversion.ParseBuild(m.KernelVersion, m.UpstreamVersion)
 	if err != nil {
-		return fmt.Sprintf("release version %q: %v", want, err)
+		return fmt.Sprintf("release kernel %q (upstream %q): %v", m.KernelVersion, m.UpstreamVersion, err)
 	}
-	c, err := kversion.Compare(target, running)
+	c, err := kversion.CompareBuild(target, running)
 	if err != nil {
-		return fmt.Sprintf("cannot order %s against the running %s: %v", target, running, err)
+		return fmt.Sprintf("%s is not known to be newer than the running kernel %s: %v", target.Describe(), running.Describe(), err)
 	}
-	if c < 0 {
-		return fmt.Sprintf("downgrade from %s to %s", running, target)
+	if c <= 0 {
+		return fmt.Sprintf("%s is not newer than the running kernel %s", target.Describe(), running.Describe())
 	}
 	return ""
 }
@@ -530,16 +560,17 @@ func (a *Agent) stepWaitingSlot(ctx context.Context, j *journal.Journal) (time.D
 	})
 }
 
-// guard runs Config.Guard; a refusal gives the slot back with its reason.
+// guard runs Config.Local's check; a refusal gives the slot back with its
+// reason.
 func (a *Agent) guard(ctx context.Context, j *journal.Journal) (refused bool, wait time.Duration, err error) {
-	if a.cfg.Guard == nil {
+	if a.cfg.Local == nil {
 		return false, 0, nil
 	}
 	var limits *wire.DatacenterLimits
 	if ds := a.desiredState(); ds != nil {
 		limits = ds.Datacenter
 	}
-	gerr := a.cfg.Guard(ctx, limits)
+	gerr := a.cfg.Local.Check(ctx, limits)
 	if gerr == nil {
 		return false, 0, nil
 	}

@@ -1,7 +1,9 @@
 package lifecycle
 
 import (
+	"bytes"
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -295,7 +297,20 @@ func TestRefusals(t *testing.T) {
 		name, running, upstream, line, want string
 	}{
 		{"already current", newKernel, newUpstream, "6.1", "current"},
-		{"downgrade", "6.1.0-60-amd64", "6.1.200", "6.1", "refused: downgrade from 6.1.0-60-amd64 to 6.1.192"},
+		{"downgrade", "6.1.0-60-amd64", "6.1.200", "6.1",
+			"refused: 6.1.0-56-amd64 (upstream 6.1.192) is not newer than the running kernel 6.1.0-60-amd64 (upstream 6.1.200, Debian 6.1.200-1)"},
+		// Same upstream version, older build: 56 < 57.
+		{"older ABI, same upstream", "6.1.0-57-amd64", newUpstream, "6.1",
+			"refused: 6.1.0-56-amd64 (upstream 6.1.192) is not newer than the running kernel 6.1.0-57-amd64 (upstream 6.1.192, Debian 6.1.192-1)"},
+		// Same upstream version, another kind of build: not an upgrade
+		// (the old check compared only the upstream versions: equal, so
+		// accepted).
+		{"other build, same upstream", newUpstream, newUpstream, "6.1",
+			"refused: 6.1.0-56-amd64 (upstream 6.1.192) is not known to be newer than the running kernel 6.1.192 (Debian 6.1.192-1): " +
+				`kversion: different builds of the same upstream version: "6.1.0-56-amd64" (debian-abi) and "6.1.192" (upstream)`},
+		// Same upstream version, newer build: an upgrade (the old check
+		// reduced the target to plain 6.1.192 and called it a downgrade).
+		{"newer ABI, same upstream", "6.1.0-55-amd64", newUpstream, "6.1", ""},
 		{"other line", oldKernel, oldUpstream, "6.12", "refused: release line 6.1, host line 6.12"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -314,6 +329,12 @@ func TestRefusals(t *testing.T) {
 				t.Fatal(err)
 			}
 			j := a.Journal()
+			if tc.want == "" {
+				if _, done := j.Done["6.1.192-kroll.1"]; j.Phase != wire.PhaseStaging || done {
+					t.Fatalf("phase %s done %q; want staging, not done", j.Phase, j.Done["6.1.192-kroll.1"])
+				}
+				return
+			}
 			if j.Phase != wire.PhaseIdle || j.Done["6.1.192-kroll.1"] != tc.want || r.stager.calls != 0 {
 				t.Fatalf("phase %s done %q stagings %d; want idle, %q, 0", j.Phase, j.Done["6.1.192-kroll.1"], r.stager.calls, tc.want)
 			}
@@ -453,13 +474,13 @@ func TestLocalGuardRefusesReboot(t *testing.T) {
 	atLimit := true
 	var gotLimits *wire.DatacenterLimits
 	a := r.agent(0)
-	a.cfg.Guard = func(_ context.Context, l *wire.DatacenterLimits) error {
+	a.cfg.Local = fakeDC{check: func(l *wire.DatacenterLimits) error {
 		gotLimits = l
 		if atLimit {
 			return fmt.Errorf("1 host out of service in my view, slot limit %d", l.EffectiveLimit)
 		}
 		return nil
-	}
+	}}
 	ctx := context.Background()
 	for i := 0; i < 8; i++ {
 		a.Heartbeat(ctx)
@@ -493,5 +514,87 @@ func TestLocalGuardRefusesReboot(t *testing.T) {
 	}
 	if _, err := a.Step(ctx); !errors.Is(err, ErrRebooting) {
 		t.Fatalf("after the view cleared: %v (phase %s)", err, a.Journal().Phase)
+	}
+}
+
+// TestForgedReleaseDoesNotBlock: a desired release whose manifest does not
+// verify (forged, damaged, or a signed manifest of another release) is
+// refused without recording an outcome under its id, so the genuine
+// release of that id still rolls out afterwards.
+func TestForgedReleaseDoesNotBlock(t *testing.T) {
+	other := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{9}, ed25519.SeedSize))
+	current := testManifest()
+	current.KernelVersion, current.UpstreamVersion = oldKernel, oldUpstream
+	otherLine := testManifest()
+	otherLine.Line, otherLine.KernelVersion, otherLine.UpstreamVersion = "6.12", "6.12.117+deb12-amd64", ""
+	renamed := testManifest()
+	renamed.ID = "6.1.192-kroll.0"
+	for _, tc := range []struct {
+		name   string
+		forged func(t *testing.T) *wire.SignedRelease
+	}{
+		{"untrusted key says current", func(t *testing.T) *wire.SignedRelease { return signRelease(t, other, current) }},
+		{"untrusted key says other line", func(t *testing.T) *wire.SignedRelease { return signRelease(t, other, otherLine) }},
+		{"garbage manifest", func(t *testing.T) *wire.SignedRelease {
+			return &wire.SignedRelease{ID: "6.1.192-kroll.1", Manifest: []byte("{}"), Signature: []byte("x")}
+		}},
+		{"signed manifest of another release", func(t *testing.T) *wire.SignedRelease {
+			sr := signRelease(t, testReleaseKey(), renamed)
+			sr.ID = "6.1.192-kroll.1"
+			return sr
+		}},
+		{"genuine manifest, signature of another", func(t *testing.T) *wire.SignedRelease {
+			sr := signedTestRelease(t)
+			sr.Signature = signRelease(t, testReleaseKey(), current).Signature
+			return sr
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t)
+			a := r.agent(0)
+			ctx := context.Background()
+			a.SetDesired(&wire.DesiredState{Release: tc.forged(t)})
+			for range 3 {
+				if _, err := a.Step(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if j := a.Journal(); j.Phase != wire.PhaseIdle || len(j.Done) != 0 || r.stager.calls != 0 {
+				t.Fatalf("forged release: phase %s done %v stagings %d; want idle, nothing done, no staging", j.Phase, j.Done, r.stager.calls)
+			}
+			a.SetDesired(&wire.DesiredState{Release: signedTestRelease(t)})
+			if _, err := a.Step(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if j := a.Journal(); j.Phase != wire.PhaseStaging || j.Target == nil || j.Target.ID != "6.1.192-kroll.1" {
+				t.Fatalf("genuine release after the forged one: phase %s done %v; want staging", j.Phase, j.Done)
+			}
+		})
+	}
+}
+
+// fakeDC is a datacenter view with a scripted check.
+type fakeDC struct {
+	check func(l *wire.DatacenterLimits) error
+	view  *wire.DCView
+}
+
+func (f fakeDC) Check(_ context.Context, l *wire.DatacenterLimits) error { return f.check(l) }
+func (f fakeDC) View() *wire.DCView                                      { return f.view }
+
+// TestHeartbeatCarriesLocalView: the datacenter view reaches the
+// coordinator with the heartbeat.
+func TestHeartbeatCarriesLocalView(t *testing.T) {
+	r := newRig(t)
+	a := r.agent(0)
+	want := wire.DCView{Alive: 7, Draining: 1, Rebooting: 1, Dead: 2}
+	a.cfg.Local = fakeDC{check: func(*wire.DatacenterLimits) error { return nil }, view: &want}
+	if _, err := a.Heartbeat(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var got *wire.DCView
+	r.coord.view(func(s *fsm.State) { got = s.Hosts["h1"].View })
+	if got == nil || *got != want {
+		t.Fatalf("coordinator has view %+v, want %+v", got, want)
 	}
 }

@@ -71,8 +71,8 @@ func (a *Agent) Heartbeat(ctx context.Context) (*wire.DesiredState, error) {
 			a.log.Warn("listing mitigations for the heartbeat", "err", err)
 		}
 	}
-	if a.cfg.View != nil {
-		hb.View = a.cfg.View()
+	if a.cfg.Local != nil {
+		hb.View = a.cfg.Local.View()
 	}
 	ds, err := a.cfg.Coordinator.Heartbeat(ctx, hb)
 	if err != nil {

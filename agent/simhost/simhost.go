@@ -29,7 +29,6 @@ import (
 	"github.com/kroll-dev/kroll/agent/lifecycle"
 	"github.com/kroll-dev/kroll/agent/stage"
 	"github.com/kroll-dev/kroll/pkg/release"
-	"github.com/kroll-dev/kroll/pkg/signing"
 )
 
 // Durations are the simulated step times; each is drawn uniformly from
@@ -134,18 +133,16 @@ func (h *Host) sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
+// Verify checks the signed manifest for real.
+func (h *Host) Verify(manifest, sig []byte) (release.Manifest, error) {
+	return stage.VerifyManifest(manifest, sig, h.trusted)
+}
+
 // Stage is the simulated staging: it verifies the signed manifest for
 // real, then "downloads" for Durations.Stage.
 func (h *Host) Stage(ctx context.Context, manifest, sig []byte) (*stage.Staged, error) {
-	m, err := release.Decode(manifest)
+	m, err := h.Verify(manifest, sig)
 	if err != nil {
-		return nil, err
-	}
-	s, err := signing.ParseSignature(sig)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := release.VerifyManifest(m, s, h.trusted); err != nil {
 		return nil, err
 	}
 	if err := h.sleep(ctx, h.durations.Stage); err != nil {

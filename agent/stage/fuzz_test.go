@@ -12,10 +12,12 @@ import (
 // fuzzLimits keeps fuzz inputs from allocating much.
 var fuzzLimits = limits{maxEntry: 1 << 20, maxTotal: 4 << 20}
 
-// checkFuzzDir fails unless top holds only root.
+// checkFuzzDir fails unless top holds only root and no symlink under
+// root resolves outside it.
 func checkFuzzDir(t *testing.T, top string) {
 	t.Helper()
 	assertConfined(t, top, "root")
+	assertLinksInside(t, filepath.Join(top, "root"))
 }
 
 // fuzzRoot empties top/root (top is the fuzz target's own directory,
@@ -51,6 +53,8 @@ func FuzzExtractTar(f *testing.F) {
 	f.Add(buildTar(f, []entry{{name: "lib/modules/x", typ: tar.TypeSymlink, link: "../.."}, {name: "lib/modules/x/y", body: "z"}}))
 	f.Add(buildTar(f, []entry{{name: "lib/modules/a", typ: tar.TypeSymlink, link: "."}, {name: "lib/modules/b", typ: tar.TypeLink, link: "lib/modules/a"}}))
 	f.Add(buildTar(f, []entry{{name: "boot/vmlinuz-x", body: "abc", truncate: true}}))
+	f.Add(buildTar(f, []entry{{name: "lib/modules/up", typ: tar.TypeSymlink, link: ".."}, {name: "lib/modules/up/esc", typ: tar.TypeSymlink, link: "../../etc/passwd"}}))
+	f.Add(buildTar(f, []entry{{name: "lib/modules/esc", typ: tar.TypeSymlink, link: "up/../../x"}, {name: "lib/modules/up", typ: tar.TypeSymlink, link: ".."}}))
 	top := f.TempDir()
 	f.Fuzz(func(t *testing.T, data []byte) {
 		root := fuzzRoot(t, top)

@@ -141,20 +141,36 @@ func New(cfg Config) (*Stager, error) {
 	return &Stager{cfg: cfg}, nil
 }
 
+// Verify decodes the release manifest and checks its signature by one of
+// the trusted keys; it fetches nothing.
+func (s *Stager) Verify(manifest, sig []byte) (release.Manifest, error) {
+	return VerifyManifest(manifest, sig, s.cfg.Trusted)
+}
+
+// VerifyManifest decodes a release manifest and checks its signature by
+// one of the trusted keys.
+func VerifyManifest(manifest, sig []byte, trusted []ed25519.PublicKey) (release.Manifest, error) {
+	m, err := release.Decode(manifest)
+	if err != nil {
+		return release.Manifest{}, fmt.Errorf("stage: %w", err)
+	}
+	sg, err := signing.ParseSignature(sig)
+	if err != nil {
+		return release.Manifest{}, fmt.Errorf("stage %s: manifest signature: %w", m.ID, err)
+	}
+	if _, err := release.VerifyManifest(m, sg, trusted); err != nil {
+		return release.Manifest{}, fmt.Errorf("stage %s: %w", m.ID, err)
+	}
+	return m, nil
+}
+
 // Stage verifies the signed manifest, downloads its artifacts and unpacks
 // the kernel. Staging a release that is already staged (same manifest)
 // returns at once.
 func (s *Stager) Stage(ctx context.Context, manifest, sig []byte) (*Staged, error) {
-	m, err := release.Decode(manifest)
+	m, err := s.Verify(manifest, sig)
 	if err != nil {
-		return nil, fmt.Errorf("stage: %w", err)
-	}
-	sg, err := signing.ParseSignature(sig)
-	if err != nil {
-		return nil, fmt.Errorf("stage %s: manifest signature: %w", m.ID, err)
-	}
-	if _, err := release.VerifyManifest(m, sg, s.cfg.Trusted); err != nil {
-		return nil, fmt.Errorf("stage %s: %w", m.ID, err)
+		return nil, err
 	}
 	canon, err := m.Canonical()
 	if err != nil {

@@ -256,6 +256,12 @@ func checkEntry(h *tar.Header, lim limits) (string, error) {
 		if !filepath.IsLocal(path.Join(path.Dir(clean), t)) {
 			return "", fmt.Errorf("entry %q: symlink to %q points outside the tree", name, t)
 		}
+		if !dotdotLeading(t) {
+			// "up/../../x" is lexically inside the tree but physically
+			// outside when up is itself a symlink (to ..): only leading
+			// ".." components, which climb real directories, are allowed.
+			return "", fmt.Errorf("entry %q: symlink to %q has \"..\" after another path component", name, t)
+		}
 	case tar.TypeLink:
 		if !filepath.IsLocal(h.Linkname) || strings.Contains(h.Linkname, "\\") {
 			return "", fmt.Errorf("entry %q: hardlink to %q points outside the tree", name, h.Linkname)
@@ -273,9 +279,28 @@ func checkEntry(h *tar.Header, lim limits) (string, error) {
 	return clean, nil
 }
 
+// dotdotLeading reports whether the ".." components of the slash path p
+// all come before its other components.
+func dotdotLeading(p string) bool {
+	down := false
+	for _, c := range strings.Split(p, "/") {
+		switch {
+		case c == "..":
+			if down {
+				return false
+			}
+		case c != "" && c != ".":
+			down = true
+		}
+	}
+	return true
+}
+
 // extractTar extracts the selected entries of the tar stream r into root.
 // Every entry, selected or not, is checked with checkEntry. Files are
-// created through an os.Root, so nothing is ever written outside root.
+// created through an os.Root, so nothing is ever written outside root,
+// and never below a symlink (realParents), so no extracted link points
+// outside root either.
 func extractTar(ctx context.Context, r io.Reader, root string, sel selectFunc, lim limits) (extracted, error) {
 	rt, err := os.OpenRoot(root)
 	if err != nil {
@@ -284,6 +309,9 @@ func extractTar(ctx context.Context, r io.Reader, root string, sel selectFunc, l
 	defer rt.Close()
 	tr := tar.NewReader(r)
 	ex := extracted{}
+	// dirs are the directories under root known to be real directories
+	// (not symlinks): an entry is extracted only below such directories.
+	dirs := map[string]bool{}
 	var total int64
 	last := ""
 	for {
@@ -316,9 +344,13 @@ func extractTar(ctx context.Context, r io.Reader, root string, sel selectFunc, l
 			continue
 		}
 		if dir := path.Dir(name); dir != "." {
+			if err := realParents(rt, dirs, dir); err != nil {
+				return nil, fmt.Errorf("entry %q: %w", h.Name, err)
+			}
 			if err := rt.MkdirAll(dir, 0o755); err != nil {
 				return nil, fmt.Errorf("entry %q: %w", h.Name, err)
 			}
+			markDirs(dirs, dir)
 		}
 		switch h.Typeflag {
 		case tar.TypeDir:
@@ -348,6 +380,48 @@ func extractTar(ctx context.Context, r io.Reader, root string, sel selectFunc, l
 			}
 			ex[name] = true
 		}
+	}
+}
+
+// realParents fails when a component of dir (a cleaned relative path) is
+// a symlink under rt. A symlink that is harmless on its own
+// (lib/modules/up -> ..) would otherwise let a later entry below it
+// (lib/modules/up/x -> ../../etc/passwd) be placed where its lexically
+// checked target resolves outside the tree. Components that do not exist
+// yet are fine: MkdirAll creates them as directories. dirs caches the
+// components already known to be directories.
+func realParents(rt *os.Root, dirs map[string]bool, dir string) error {
+	for i := 0; i <= len(dir); i++ {
+		if i < len(dir) && dir[i] != '/' {
+			continue
+		}
+		p := dir[:i]
+		if dirs[p] {
+			continue
+		}
+		fi, err := rt.Lstat(p)
+		if errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("parent %q: %w", p, err)
+		}
+		if fi.Mode()&os.ModeSymlink != 0 {
+			return fmt.Errorf("parent %q is a symlink: entries below symlinks are refused", p)
+		}
+		if !fi.IsDir() {
+			return fmt.Errorf("parent %q is not a directory", p)
+		}
+		dirs[p] = true
+	}
+	return nil
+}
+
+// markDirs records dir and its parents as real directories (just created
+// or verified by MkdirAll after realParents).
+func markDirs(dirs map[string]bool, dir string) {
+	for p := dir; p != "." && p != "/" && !dirs[p]; p = path.Dir(p) {
+		dirs[p] = true
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/kroll-dev/kroll/coordinator/schedule"
+	"github.com/kroll-dev/kroll/pkg/capacity"
 	"github.com/kroll-dev/kroll/pkg/wire"
 )
 
@@ -322,7 +323,7 @@ func (s *State) hostStatesAndView(dc *Datacenter, t Timing) ([]schedule.HostStat
 				break
 			}
 		}
-		serving := !holding && !h.Unhealthy && !outOfService(h.Phase) && (h.FleetLock || h.alive(s.Now, t.AliveWithin))
+		serving := !holding && !h.Unhealthy && !capacity.OutOfService(h.Phase) && (h.FleetLock || h.alive(s.Now, t.AliveWithin))
 		out = append(out, schedule.HostState{ID: id, Holding: holding, Serving: serving})
 		if h.View != nil && s.Now.Sub(h.LastHeartbeat) <= t.AliveWithin {
 			worst = max(worst, h.View.Dead+h.View.Draining+h.View.Rebooting)

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/kroll-dev/kroll/coordinator/schedule"
+	"github.com/kroll-dev/kroll/pkg/capacity"
 	"github.com/kroll-dev/kroll/pkg/wire"
 )
 
@@ -188,16 +189,6 @@ const (
 	TierStaging = "staging"
 )
 
-// outOfService reports whether a host in phase does not serve traffic.
-func outOfService(phase string) bool {
-	switch phase {
-	case wire.PhaseDraining, wire.PhaseRebooting, wire.PhaseVerifying,
-		wire.PhaseDrainTimeout, wire.PhaseWrongKernel, wire.PhaseUnhealthy, wire.PhaseRollback, wire.PhaseFailed:
-		return true
-	}
-	return false
-}
-
 // serving reports whether h counts toward its datacenter's capacity floor
 // at time now: alive (recent heartbeat, or a FleetLock-only host), not
 // holding a slot, not unhealthy, not in an out-of-service phase.
@@ -207,7 +198,7 @@ func (h *Host) serving(dc *Datacenter, now time.Time, aliveWithin time.Duration)
 			return false
 		}
 	}
-	if h.Unhealthy || outOfService(h.Phase) {
+	if h.Unhealthy || capacity.OutOfService(h.Phase) {
 		return false
 	}
 	return h.FleetLock || h.alive(now, aliveWithin)

@@ -3,6 +3,8 @@ package schedule
 import (
 	"fmt"
 	"time"
+
+	"github.com/kroll-dev/kroll/pkg/capacity"
 )
 
 // HostState is what Decide needs to know about one registered host of the
@@ -150,9 +152,6 @@ func Decide(p Policy, exists bool, hosts []HostState, req Request) Decision {
 	if !inWindow && !req.Expedite {
 		return deny(ReasonOutsideWindow, "outside window "+p.Window.String()+"; "+nextOpens(p.Window, req.Now))
 	}
-	if holders >= limit {
-		return deny(ReasonSemaphoreFull, slotsHeld(p, holders, limit, registered))
-	}
 	floor := p.Floor(registered)
 	seen := ""
 	if g := registered - req.ObservedOutOfService; req.ObservedOutOfService > 0 && g < serving {
@@ -163,7 +162,10 @@ func Decide(p Policy, exists bool, hosts []HostState, req Request) Decision {
 	if reqServing {
 		after--
 	}
-	if after < floor {
+	switch capacity.MayTakeOut(capacity.Load{Out: holders, Limit: limit, ServingAfter: after, Floor: floor}) {
+	case capacity.AtSlotLimit:
+		return deny(ReasonSemaphoreFull, slotsHeld(p, holders, limit, registered))
+	case capacity.BelowFloor:
 		var detail string
 		if reqServing {
 			detail = fmt.Sprintf("serving %d of %d hosts; granting would leave %d < floor %d (%d%%)",

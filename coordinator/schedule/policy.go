@@ -3,6 +3,8 @@ package schedule
 import (
 	"fmt"
 	"strings"
+
+	"github.com/kroll-dev/kroll/pkg/capacity"
 )
 
 // Policy holds the reboot settings of one datacenter (DESIGN §5).
@@ -81,13 +83,7 @@ func (p Policy) Validate() error {
 // 10% → 2). Out-of-range values (negative SlotLimit, SlotPct outside 1..100)
 // give 0, so an invalid policy grants nothing.
 func (p Policy) Limit(registered int) int {
-	switch {
-	case p.SlotLimit > 0:
-		return p.SlotLimit
-	case p.SlotLimit < 0, p.SlotPct <= 0, p.SlotPct > 100, registered <= 0:
-		return 0
-	}
-	return max(p.SlotPct*registered/100, 1)
+	return capacity.SlotLimit(registered, p.SlotLimit, p.SlotPct)
 }
 
 // Floor returns the capacity floor of a datacenter with registered hosts:
@@ -96,11 +92,5 @@ func (p Policy) Limit(registered int) int {
 // out-of-range MinHealthyPct gives registered+1, so an invalid policy
 // grants nothing.
 func (p Policy) Floor(registered int) int {
-	switch {
-	case registered <= 0:
-		return 0
-	case p.MinHealthyPct < 0, p.MinHealthyPct > 100:
-		return registered + 1
-	}
-	return (p.MinHealthyPct*registered + 99) / 100
+	return capacity.Floor(registered, p.MinHealthyPct)
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/kroll-dev/kroll/coordinator/fsm"
 	"github.com/kroll-dev/kroll/coordinator/schedule"
+	"github.com/kroll-dev/kroll/pkg/capacity"
 )
 
 // Fleet describes the simulated fleet: its datacenters and the duration
@@ -220,8 +221,7 @@ func DefaultFleet(dcs, hosts int) (Fleet, error) {
 // a floor must leave room for the slot limit, or no host of the
 // datacenter could ever reboot (9 hosts at 90% keep all 9 serving).
 func admissibleFloor(hosts, slotPct, pct int) int {
-	limit := schedule.Policy{SlotPct: slotPct}.Limit(hosts)
-	return min(pct, 100*(hosts-limit)/hosts)
+	return min(pct, capacity.AdmissiblePct(hosts, capacity.SlotLimit(hosts, 0, slotPct)))
 }
 
 // LoadFleet reads a fleet from a JSON file (the Fleet type); missing

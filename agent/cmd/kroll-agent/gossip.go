@@ -14,74 +14,13 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/kroll-dev/kroll/agent/dcguard"
 	"github.com/kroll-dev/kroll/agent/lifecycle"
 	"github.com/kroll-dev/kroll/agent/policysync"
 	"github.com/kroll-dev/kroll/pkg/gossip"
 	"github.com/kroll-dev/kroll/pkg/kversion"
 	"github.com/kroll-dev/kroll/pkg/wire"
 )
-
-// outOfService reports whether a member in phase does not serve traffic.
-func outOfService(phase string) bool {
-	switch phase {
-	case wire.PhaseDraining, wire.PhaseRebooting, wire.PhaseVerifying, wire.PhaseDrainTimeout,
-		wire.PhaseWrongKernel, wire.PhaseUnhealthy, wire.PhaseRollback, wire.PhaseFailed:
-		return true
-	}
-	return false
-}
-
-// dcView summarizes a pool view for the coordinator.
-func dcView(v gossip.View) *wire.DCView {
-	out := &wire.DCView{Dead: v.Suspect + v.Dead + v.Left}
-	for _, m := range v.Members {
-		if m.State != gossip.StateAlive {
-			continue
-		}
-		switch {
-		case m.Meta.Phase == wire.PhaseDraining:
-			out.Draining++
-		case outOfService(m.Meta.Phase):
-			out.Rebooting++
-		default:
-			out.Alive++
-		}
-	}
-	return out
-}
-
-// guard is the datacenter-local check before this host goes out of
-// service: with the other members it sees out of service at the slot limit,
-// or too few left serving for the floor once it leaves, it refuses.
-func guard(v gossip.View, self string, l *wire.DatacenterLimits) error {
-	if l == nil {
-		return nil // the coordinator sent no limits: nothing to check against
-	}
-	out, serving := 0, 0
-	var down []string
-	for _, m := range v.Members {
-		if m.Name == self {
-			continue
-		}
-		if m.State != gossip.StateAlive || outOfService(m.Meta.Phase) {
-			out++
-			if len(down) < 5 {
-				down = append(down, m.Name)
-			}
-			continue
-		}
-		serving++
-	}
-	if out >= l.EffectiveLimit {
-		return fmt.Errorf("%d other hosts out of service in this host's gossip view (%s) ≥ slot limit %d", out, strings.Join(down, ","), l.EffectiveLimit)
-	}
-	hosts := max(l.Hosts, len(v.Members))
-	floor := (l.MinHealthyPct*hosts + 99) / 100
-	if serving < floor {
-		return fmt.Errorf("only %d of %d hosts would serve in this host's gossip view, below the floor of %d (%d%%)", serving, hosts, floor, l.MinHealthyPct)
-	}
-	return nil
-}
 
 // readKeys reads the gossip keyring: one base64 key (16, 24 or 32 bytes)
 // per file, the first being the primary.
@@ -150,9 +89,7 @@ func startGossip(ctx context.Context, c *config, log *slog.Logger, reg prometheu
 			}
 		}()
 	}
-	self := c.hostID
-	deps.View = func() *wire.DCView { return dcView(pool.View()) }
-	deps.Guard = func(_ context.Context, l *wire.DatacenterLimits) error { return guard(pool.View(), self, l) }
+	deps.Local = dcguard.New(pool, c.hostID)
 	addr := pool.LocalAddr()
 	prev := deps.OnDesired
 	deps.OnDesired = func(ctx context.Context, ds *wire.DesiredState) {
