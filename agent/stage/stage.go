@@ -24,7 +24,6 @@ import (
 
 	"github.com/kroll-dev/kroll/pkg/fsutil"
 	"github.com/kroll-dev/kroll/pkg/release"
-	"github.com/kroll-dev/kroll/pkg/signing"
 )
 
 // Default limits used when the corresponding Config field is zero.
@@ -150,18 +149,11 @@ func (s *Stager) Verify(manifest, sig []byte) (release.Manifest, error) {
 // VerifyManifest decodes a release manifest and checks its signature by
 // one of the trusted keys.
 func VerifyManifest(manifest, sig []byte, trusted []ed25519.PublicKey) (release.Manifest, error) {
-	m, err := release.Decode(manifest)
+	v, err := release.Open(manifest, sig, trusted)
 	if err != nil {
 		return release.Manifest{}, fmt.Errorf("stage: %w", err)
 	}
-	sg, err := signing.ParseSignature(sig)
-	if err != nil {
-		return release.Manifest{}, fmt.Errorf("stage %s: manifest signature: %w", m.ID, err)
-	}
-	if _, err := release.VerifyManifest(m, sg, trusted); err != nil {
-		return release.Manifest{}, fmt.Errorf("stage %s: %w", m.ID, err)
-	}
-	return m, nil
+	return v.Manifest(), nil
 }
 
 // Stage verifies the signed manifest, downloads its artifacts and unpacks

@@ -24,7 +24,7 @@ func newClockCluster(t testing.TB, n int) (*testCluster, map[string]*clock.Stepp
 		clocks[id] = clock.NewStepped()
 		c.cfgs[id] = Config{
 			NodeID: id, DataDir: t.TempDir(), RaftAddr: addr, HTTPAddr: "127.0.0.1:1" + addr[len(addr)-4:],
-			Peers: peers, TickInterval: 100 * time.Millisecond, Clock: clocks[id],
+			Peers: peers, TickInterval: 100 * time.Millisecond, Clock: clocks[id], PeerToken: "peer-token-for-store-tests",
 			HeartbeatTimeout: 300 * time.Millisecond, ElectionTimeout: 300 * time.Millisecond, LeaderLeaseTimeout: 200 * time.Millisecond,
 		}
 		c.start(id)
