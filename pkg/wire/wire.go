@@ -30,6 +30,12 @@ const (
 	KindConflict            = "conflict"
 	KindNoLeader            = "no_leader" // cluster has no leader right now (503)
 	KindInternal            = "internal"
+	// KindUnknownDatacenter: a host tried to register in a datacenter no
+	// operator created (404).
+	KindUnknownDatacenter = "unknown_dc"
+	// KindHostLimit: the datacenter has as many hosts as [hosts]
+	// max_per_dc allows; a new one cannot register.
+	KindHostLimit = "dc_host_limit_reached"
 
 	// Denials of a slot (FleetLock pre-reboot and agent acquire).
 	KindSemaphoreFull = "failed_lock_semaphore_full"
