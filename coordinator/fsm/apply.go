@@ -601,7 +601,8 @@ func (s *State) dropHost(h *Host) {
 	delete(s.byDC[h.Datacenter], h.ID)
 }
 
-// expiryScanEvery is how often Tick looks for silent hosts to expire.
+// expiryScanEvery is how often Tick looks for silent hosts to expire (more
+// often when ExpireAfter is shorter than 4 minutes).
 const expiryScanEvery = time.Minute
 
 // expireHosts removes the hosts, not holding a slot, that were silent for
@@ -609,7 +610,7 @@ const expiryScanEvery = time.Minute
 // follower's clock).
 func (s *State) expireHosts(t Timing) {
 	after := t.expireAfter()
-	if after <= 0 || (!s.ExpiryScanned.IsZero() && s.Now.Sub(s.ExpiryScanned) < expiryScanEvery) {
+	if after <= 0 || (!s.ExpiryScanned.IsZero() && s.Now.Sub(s.ExpiryScanned) < min(expiryScanEvery, after/4)) {
 		return
 	}
 	s.ExpiryScanned = s.Now
