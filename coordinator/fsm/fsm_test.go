@@ -282,6 +282,13 @@ func TestRandomCommandsKeepInvariants(t *testing.T) {
 				if rng.IntN(10) == 0 {
 					apply(t, f, TypeSetDatacenter, now, SetDatacenter{Name: dc, Update: wire.DatacenterUpdate{SlotLimit: ptr(1 + rng.IntN(3))}})
 				}
+				if rng.IntN(10) == 1 { // an operator removes a host, sometimes by force
+					if r := apply(t, f, TypeRemoveHost, now, RemoveHost{Host: host, Force: rng.IntN(2) == 0, Reason: "decommissioned"}); r.Err == nil {
+						for _, h := range held {
+							delete(h, host)
+						}
+					}
+				}
 			}
 		}
 		assertSnapshotRoundTrip(t, f)
