@@ -83,7 +83,8 @@ func TestSlotLifecycle(t *testing.T) {
 	for _, h := range []string{"h1", "h2", "h3"} {
 		e.heartbeat(h, "fra")
 	}
-	e.heartbeat("h4", "ams") // registered in a datacenter nobody configured
+	// A datacenter nobody configured registers no host.
+	checkError(t, e.do(http.MethodPost, wire.PathHeartbeat, tokAgent, wire.Heartbeat{HostID: "h4", Datacenter: "ams"}), http.StatusNotFound, wire.KindUnknownDatacenter)
 
 	// Token choices for a step.
 	const (
@@ -189,8 +190,13 @@ func TestHealthReportFailureBudget(t *testing.T) {
 	for _, h := range []string{"h1", "h2", "h3"} {
 		e.heartbeat(h, "fra")
 	}
+	// Unhealthy reports count with the token of the host's slot.
+	tokens := map[string]uint64{}
+	for _, h := range []string{"h1", "h2"} {
+		tokens[h] = decodeOK[wire.Slot](t, e.do(http.MethodPost, wire.PathSlotAcquire, tokAgent, wire.SlotRequest{HostID: h, Datacenter: "fra"})).Token
+	}
 	health := func(host string, healthy bool) response {
-		return e.do(http.MethodPost, wire.PathHealth, tokAgent, wire.HealthReport{HostID: host, Datacenter: "fra", Healthy: healthy, Kernel: "6.12.85", Detail: "systemd degraded"})
+		return e.do(http.MethodPost, wire.PathHealth, tokAgent, wire.HealthReport{HostID: host, Datacenter: "fra", Token: tokens[host], Healthy: healthy, Kernel: "6.12.85", Detail: "systemd degraded"})
 	}
 	mustOK(t, health("h1", true))
 	mustOK(t, health("h1", false))

@@ -33,7 +33,7 @@ func statusOf(kind string) int {
 		return http.StatusUnauthorized
 	case wire.KindForbidden:
 		return http.StatusForbidden
-	case wire.KindNotFound:
+	case wire.KindNotFound, wire.KindUnknownDatacenter:
 		return http.StatusNotFound
 	case wire.KindMethodNotAllowed:
 		return http.StatusMethodNotAllowed

@@ -19,11 +19,39 @@ func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request, id Identity) 
 	if !actsFor(w, id, hb.HostID) {
 		return
 	}
-	res, ok := s.applyAndWait(w, r, fsm.TypeHeartbeat, fsm.Heartbeat{Heartbeat: hb})
+	if hb.View != nil {
+		var registered int
+		s.cfg.Store.FSM().View(func(st *fsm.State) {
+			registered = len(st.HostsIn(hb.Datacenter))
+			if h := st.HostsIn(hb.Datacenter)[hb.HostID]; h == nil {
+				registered++ // the reporter registers now
+			}
+		})
+		v := clampView(*hb.View, registered)
+		hb.View = &v
+	}
+	res, ok := s.applyAndWait(w, r, fsm.TypeHeartbeat, fsm.Heartbeat{Heartbeat: hb, Timing: s.cfg.Store.Timing()})
 	if !ok {
 		return
 	}
 	ds := wire.DesiredState{HeartbeatIntervalSeconds: int(s.cfg.HeartbeatInterval.Seconds()), Slot: res.Slot, Release: res.Release,
 		Policies: res.Policies, RetiredPolicies: res.RetiredPolicies, Retirements: res.Retirements, Datacenter: res.Limits, GossipSeeds: res.GossipSeeds}
 	writeJSON(w, ds)
+}
+
+// clampView bounds a gossip view by the datacenter's registered size: no
+// count can exceed it, and the out-of-service counts together cannot
+// either (the state machine bounds them again, by its own count).
+func clampView(v wire.DCView, registered int) wire.DCView {
+	left := registered
+	take := func(n int) int {
+		n = min(n, left)
+		left -= n
+		return n
+	}
+	v.Alive = min(v.Alive, registered)
+	v.Dead = take(v.Dead)
+	v.Rebooting = take(v.Rebooting)
+	v.Draining = take(v.Draining)
+	return v
 }

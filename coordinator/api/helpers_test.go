@@ -224,7 +224,7 @@ var knownKinds = []string{
 	wire.KindMethodNotAllowed, wire.KindNotFound, wire.KindUnauthorized, wire.KindForbidden, wire.KindStaleToken,
 	wire.KindNotHolder, wire.KindConflict, wire.KindNoLeader, wire.KindInternal,
 	wire.KindSemaphoreFull, wire.KindCapacityFloor, wire.KindPaused, wire.KindOutsideWindow,
-	wire.KindFailureBudget, wire.KindUnknownDC, wire.KindUnknownHost,
+	wire.KindFailureBudget, wire.KindUnknownDC, wire.KindUnknownHost, wire.KindUnknownDatacenter, wire.KindHostLimit,
 }
 
 // decodeOK asserts status 200 and decodes the body into a T.

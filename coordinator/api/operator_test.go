@@ -214,6 +214,8 @@ func TestSlotsListAndRelease(t *testing.T) {
 
 func TestHosts(t *testing.T) {
 	e := newEnv(t)
+	e.setDC("fra", wire.DatacenterUpdate{SlotLimit: ptr(1)})
+	e.setDC("ams", wire.DatacenterUpdate{SlotLimit: ptr(1)})
 	e.heartbeat("h2", "fra")
 	e.heartbeat("h1", "fra")
 	e.heartbeat("a1", "ams")

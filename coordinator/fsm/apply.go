@@ -118,15 +118,25 @@ func (s *State) heartbeat(p Heartbeat) Result {
 	if !ValidName(p.HostID) || !ValidName(p.Datacenter) {
 		return refused(wire.KindInvalidRequest, "invalid host id %q or datacenter %q", p.HostID, p.Datacenter)
 	}
+	if s.Datacenters[p.Datacenter] == nil {
+		// A typo must not create hosts nobody schedules, nor let state
+		// grow without bound.
+		return refused(wire.KindUnknownDatacenter, "unknown datacenter %q: hosts register only in datacenters an operator created (krollctl dc set)", p.Datacenter)
+	}
 	h, ok := s.Hosts[p.HostID]
 	if ok && h.Datacenter != p.Datacenter {
 		if old := s.Datacenters[h.Datacenter]; old != nil && old.Slots[h.ID] != nil {
 			return refused(wire.KindConflict, "host %s holds a slot in %s; it cannot move to %s", h.ID, h.Datacenter, p.Datacenter)
 		}
 	}
+	if !ok || h.Datacenter != p.Datacenter {
+		if n, limit := len(s.byDC[p.Datacenter]), p.Timing.maxHostsPerDC(); n >= limit {
+			return refused(wire.KindHostLimit, "datacenter %s already has %d registered hosts, the most [hosts] max_per_dc allows; remove decommissioned hosts with 'krollctl host remove'", p.Datacenter, n)
+		}
+	}
 	var old string
 	if !ok {
-		h = &Host{ID: p.HostID}
+		h = &Host{ID: p.HostID, Registered: s.Now}
 		s.Hosts[p.HostID] = h
 		s.event("host_registered", p.Datacenter, p.HostID, "host registered")
 	} else {
@@ -135,7 +145,9 @@ func (s *State) heartbeat(p Heartbeat) Result {
 	h.Datacenter = p.Datacenter
 	s.indexHost(h, old)
 	if p.FleetLock {
+		// Heard from: a FleetLock-only host counts only while fresh.
 		h.FleetLock = true
+		h.LastHeartbeat = s.Now
 		return Result{}
 	}
 	h.FleetLock = false
@@ -157,7 +169,7 @@ func (s *State) heartbeat(p Heartbeat) Result {
 		if rel := s.targetRelease(dc, h.KernelLine); rel != nil {
 			res.Release = &wire.SignedRelease{ID: rel.ID, Manifest: rel.Manifest, Signature: rel.Signature}
 		}
-		n := len(s.byDC[dc.Name])
+		n := s.countedHosts(dc, s.Now, p.Timing.fleetLockFresh())
 		res.Limits = &wire.DatacenterLimits{EffectiveLimit: dc.Policy.Limit(n), MinHealthyPct: dc.Policy.MinHealthyPct, Hosts: n}
 	}
 	res.GossipSeeds = s.gossipSeeds(h, maxGossipSeeds)
@@ -298,14 +310,19 @@ func (s *State) hostStates(dc *Datacenter, t Timing) []schedule.HostState {
 }
 
 // hostStatesAndView lists dc's hosts for the scheduler and, in the same
-// pass, the most pessimistic recent gossip view of its agents: the largest
-// dead + draining + rebooting count reported by a host with a fresh
-// heartbeat (schedule.Request.ObservedOutOfService). The slice is scratch space reused by the next
-// call: Decide does not keep it.
+// pass, the datacenter's gossip view of itself: how many of its hosts its
+// agents see out of service (dead + draining + rebooting), as confirmed by
+// a quorum of the hosts with a fresh heartbeat that report a view
+// (schedule.Request.ObservedOutOfService; see quorumView). A FleetLock-only
+// host not heard from within t.FleetLockFresh is left out altogether,
+// unless it holds a slot: a phantom id must inflate neither the slot limit
+// base nor the serving count. The slice is scratch space reused by the
+// next call: Decide does not keep it.
 func (s *State) hostStatesAndView(dc *Datacenter, t Timing) ([]schedule.HostState, int) {
 	hosts := s.byDC[dc.Name]
 	out := s.scratch[:0]
-	worst := 0
+	views := s.viewScratch[:0]
+	fresh := t.fleetLockFresh()
 	// Holders are few (the slot limit): compare host pointers instead of
 	// hashing every host id into dc.Slots.
 	holders := s.holderScratch[:0]
@@ -323,14 +340,32 @@ func (s *State) hostStatesAndView(dc *Datacenter, t Timing) ([]schedule.HostStat
 				break
 			}
 		}
-		serving := !holding && !h.Unhealthy && !capacity.OutOfService(h.Phase) && (h.FleetLock || h.alive(s.Now, t.AliveWithin))
+		if h.FleetLock && !holding && !h.alive(s.Now, fresh) {
+			continue
+		}
+		serving := !holding && !h.Unhealthy && !capacity.OutOfService(h.Phase) && h.alive(s.Now, h.aliveWindow(t.AliveWithin, fresh))
 		out = append(out, schedule.HostState{ID: id, Holding: holding, Serving: serving})
-		if h.View != nil && s.Now.Sub(h.LastHeartbeat) <= t.AliveWithin {
-			worst = max(worst, h.View.Dead+h.View.Draining+h.View.Rebooting)
+		if h.View != nil && !h.FleetLock && s.Now.Sub(h.LastHeartbeat) <= t.AliveWithin {
+			views = append(views, h.View.Dead+h.View.Draining+h.View.Rebooting)
 		}
 	}
-	s.scratch = out
-	return out, worst
+	s.scratch, s.viewScratch = out, views
+	return out, quorumView(views, len(hosts))
+}
+
+// quorumView aggregates the out-of-service counts of a datacenter's
+// gossip views, each clamped to its registered hosts: the largest count
+// that a quorum — a majority, and at least two — of the reporters report
+// or exceed. One host (or a minority) reporting a huge outage cannot halt
+// the datacenter; a sole reporter is not trusted at all (the coordinator's
+// own count of serving hosts still applies). views is sorted in place.
+func quorumView(views []int, registered int) int {
+	quorum := max(len(views)/2+1, 2)
+	if len(views) < quorum {
+		return 0
+	}
+	slices.Sort(views)
+	return min(views[len(views)-quorum], registered)
 }
 
 func (s *State) acquire(p Acquire) Result {
@@ -341,9 +376,11 @@ func (s *State) acquire(p Acquire) Result {
 		// FleetLock clients (Zincati) never send heartbeats: asking for the
 		// lock registers them.
 		if h, ok := s.Hosts[p.Host]; !ok || (h.FleetLock && h.Datacenter != p.Datacenter) {
-			if r := s.heartbeat(Heartbeat{Heartbeat: wire.Heartbeat{HostID: p.Host, Datacenter: p.Datacenter}, FleetLock: true}); r.Err != nil {
+			if r := s.heartbeat(Heartbeat{Heartbeat: wire.Heartbeat{HostID: p.Host, Datacenter: p.Datacenter}, FleetLock: true, Timing: p.Timing}); r.Err != nil {
 				return r
 			}
+		} else if h.FleetLock {
+			h.LastHeartbeat = s.Now
 		}
 	}
 	dc, exists := s.Datacenters[p.Datacenter]
@@ -378,6 +415,9 @@ func (s *State) acquire(p Acquire) Result {
 	dc.NextToken++
 	s.extend(sl, p.Timing)
 	dc.Slots[p.Host] = sl
+	if h := s.Hosts[p.Host]; h != nil {
+		h.LastToken = sl.Token
+	}
 	s.event("slot_granted", dc.Name, p.Host, "slot granted to %s (token %d, %s)", p.Host, sl.Token, d.Detail)
 	return Result{Slot: sl.wire(dc.Name), Reason: string(d.Reason)}
 }
@@ -444,6 +484,10 @@ func (s *State) renew(p Renew) Result {
 }
 
 func (s *State) release(p Renew) Result {
+	if h := s.Hosts[p.Host]; p.Owner == OwnerFleetLock && h != nil && h.FleetLock && h.Datacenter == p.Datacenter {
+		// Steady-state: the FleetLock host is heard from.
+		h.LastHeartbeat = s.Now
+	}
 	dc, sl, e := s.heldSlot(p)
 	if e != nil {
 		if p.Owner == OwnerFleetLock && e.Kind == wire.KindNotHolder {
@@ -476,16 +520,24 @@ func (s *State) forceRelease(p ForceRelease) Result {
 	return Result{Slot: sl.wire(dc.Name)}
 }
 
+// health records a host's verdict on its new kernel. An unhealthy report
+// counts against the failure budget only when it carries the fencing token
+// of the host's latest grant (the slot it holds or held for this reboot),
+// and once per grant: a host without a slot, or one repeating itself,
+// cannot exhaust the budget.
 func (s *State) health(p Health) Result {
 	h, ok := s.Hosts[p.HostID]
 	if !ok || h.Datacenter != p.Datacenter {
 		return refused(wire.KindNotFound, "host %s is not registered in %s", p.HostID, p.Datacenter)
 	}
 	dc := s.Datacenters[p.Datacenter]
-	if p.Token != 0 {
-		if dc == nil || dc.Slots[p.HostID] == nil || dc.Slots[p.HostID].Token != p.Token {
-			return refused(wire.KindStaleToken, "token %d does not match a slot of %s", p.Token, p.HostID)
-		}
+	var sl *Slot
+	if dc != nil {
+		sl = dc.Slots[p.HostID]
+	}
+	granted := p.Token != 0 && (p.Token == h.LastToken || (sl != nil && sl.Token == p.Token))
+	if p.Token != 0 && !granted {
+		return refused(wire.KindStaleToken, "token %d does not match a slot of %s", p.Token, p.HostID)
 	}
 	if p.Kernel != "" {
 		h.Kernel = p.Kernel
@@ -495,8 +547,23 @@ func (s *State) health(p Health) Result {
 		s.event("host_healthy", p.Datacenter, p.HostID, "healthy on %s", orDefault(p.Kernel, h.Kernel))
 		return Result{}
 	}
+	counts := granted && h.CountedToken != p.Token
+	if !counts {
+		if !h.Unhealthy {
+			h.Unhealthy = true
+			why := "no slot token"
+			if granted {
+				why = fmt.Sprintf("already counted for token %d", p.Token)
+			}
+			s.event("host_unhealthy", p.Datacenter, p.HostID, "unhealthy on %s: %s (not counted against the failure budget: %s)", orDefault(p.Kernel, h.Kernel), p.Detail, why)
+		}
+		// Staging and canary gates fail closed on any unhealthy report.
+		s.hostUnhealthy(h, orDefault(p.Kernel, h.Kernel), p.Detail)
+		return Result{}
+	}
 	h.Unhealthy = true
-	s.event("host_unhealthy", p.Datacenter, p.HostID, "unhealthy on %s: %s", orDefault(p.Kernel, h.Kernel), p.Detail)
+	h.CountedToken = p.Token
+	s.event("host_unhealthy", p.Datacenter, p.HostID, "unhealthy on %s (token %d, boot %s): %s", orDefault(p.Kernel, h.Kernel), p.Token, orDefault(h.BootID, "unknown"), p.Detail)
 	s.hostUnhealthy(h, orDefault(p.Kernel, h.Kernel), p.Detail)
 	if dc != nil {
 		dc.Policy.Failures++
@@ -509,10 +576,72 @@ func (s *State) health(p Health) Result {
 	return Result{}
 }
 
+// removeHost forgets a decommissioned host. A holder is refused unless
+// forced with a reason; its slot goes with it.
+func (s *State) removeHost(p RemoveHost) Result {
+	h, ok := s.Hosts[p.Host]
+	if !ok {
+		return refused(wire.KindNotFound, "unknown host %q", p.Host)
+	}
+	if dc := s.Datacenters[h.Datacenter]; dc != nil {
+		if sl := dc.Slots[h.ID]; sl != nil {
+			switch {
+			case !p.Force:
+				return refused(wire.KindConflict, "host %s holds a slot in %s (token %d); remove it with --force and a --reason, or release the slot first", h.ID, dc.Name, sl.Token)
+			case strings.TrimSpace(p.Reason) == "":
+				return refused(wire.KindInvalidRequest, "forcing the removal of slot holder %s needs a reason (it is recorded in the event log)", h.ID)
+			}
+			delete(dc.Slots, h.ID)
+			s.event("slot_force_released", dc.Name, h.ID, "operator released slot of %s (token %d) removing the host: %s", h.ID, sl.Token, p.Reason)
+		}
+	}
+	s.dropHost(h)
+	s.event("host_removed", h.Datacenter, h.ID, "host removed: %s", orDefault(p.Reason, "no reason given"))
+	return Result{}
+}
+
+// dropHost deletes h from the state and its index.
+func (s *State) dropHost(h *Host) {
+	delete(s.Hosts, h.ID)
+	delete(s.byDC[h.Datacenter], h.ID)
+}
+
+// expiryScanEvery is how often Tick looks for silent hosts to expire (more
+// often when ExpireAfter is shorter than 4 minutes).
+const expiryScanEvery = time.Minute
+
+// expireHosts removes the hosts, not holding a slot, that were silent for
+// longer than t's ExpireAfter, by the command's stamped time (never a
+// follower's clock).
+func (s *State) expireHosts(t Timing) {
+	after := t.expireAfter()
+	if after <= 0 || (!s.ExpiryScanned.IsZero() && s.Now.Sub(s.ExpiryScanned) < min(expiryScanEvery, after/4)) {
+		return
+	}
+	s.ExpiryScanned = s.Now
+	var expired []*Host
+	for _, h := range s.Hosts {
+		if s.Now.Sub(h.lastHeard()) <= after {
+			continue
+		}
+		if dc := s.Datacenters[h.Datacenter]; dc != nil && dc.Slots[h.ID] != nil {
+			continue
+		}
+		expired = append(expired, h)
+	}
+	slices.SortFunc(expired, func(a, b *Host) int { return strings.Compare(a.ID, b.ID) })
+	for _, h := range expired {
+		s.dropHost(h)
+		s.event("host_expired", h.Datacenter, h.ID, "host expired: silent since %s (longer than %s)", h.lastHeard().Format(time.RFC3339), after)
+	}
+}
+
 // tick marks holders past their reboot deadline lost and pauses their
 // datacenters: an operator decides what happened to them.
 func (s *State) tick(p Tick) Result {
 	defer s.advanceRollouts(p.Timing)
+	s.FleetLockFresh = p.Timing.FleetLockFresh
+	s.expireHosts(p.Timing)
 	for _, name := range sortedKeys(s.Datacenters) {
 		dc := s.Datacenters[name]
 		for _, host := range sortedKeys(dc.Slots) {

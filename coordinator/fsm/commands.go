@@ -32,6 +32,7 @@ const (
 	TypePauseRollout  Type = "pause_rollout"
 	TypeResumeRollout Type = "resume_rollout"
 	TypeAbortRollout  Type = "abort_rollout"
+	TypeRemoveHost    Type = "remove_host"
 )
 
 // Command is one entry of the replicated log.
@@ -71,6 +72,8 @@ type Heartbeat struct {
 	// FleetLock marks hosts that only speak FleetLock (no heartbeats): they
 	// count as serving unless they hold a slot.
 	FleetLock bool `json:"fleetlock,omitempty"`
+	// Timing carries the leader's host settings (MaxHostsPerDC).
+	Timing Timing `json:"timing,omitzero"`
 }
 
 // Timing holds the durations the leader's configuration sets; they travel
@@ -84,6 +87,53 @@ type Timing struct {
 	// AliveWithin is how recent a heartbeat must be for a host to count as
 	// alive.
 	AliveWithin time.Duration `json:"alive_within"`
+	// FleetLockFresh is how recently a FleetLock-only host (which sends no
+	// heartbeats) must have been heard from (pre-reboot or steady-state)
+	// to count as a host of its datacenter at all: a stale one counts
+	// neither toward the slot limit base nor as serving. 0 means
+	// DefaultFleetLockFresh.
+	FleetLockFresh time.Duration `json:"fleetlock_fresh,omitempty"`
+	// ExpireAfter is how long a host not holding a slot may stay silent
+	// before Tick removes it. 0 means DefaultExpireAfter; negative, never.
+	ExpireAfter time.Duration `json:"expire_after,omitempty"`
+	// MaxHostsPerDC caps the hosts registered in one datacenter. 0 means
+	// DefaultMaxHostsPerDC.
+	MaxHostsPerDC int `json:"max_hosts_per_dc,omitempty"`
+}
+
+// Defaults of the host settings a command leaves at zero.
+const (
+	// DefaultFleetLockFresh is three times a 5-minute Zincati check.
+	DefaultFleetLockFresh = 15 * time.Minute
+	DefaultExpireAfter    = 7 * 24 * time.Hour
+	DefaultMaxHostsPerDC  = 10000
+)
+
+// fleetLockFresh returns t.FleetLockFresh or its default.
+func (t Timing) fleetLockFresh() time.Duration {
+	if t.FleetLockFresh > 0 {
+		return t.FleetLockFresh
+	}
+	return DefaultFleetLockFresh
+}
+
+// expireAfter returns t.ExpireAfter or its default; 0 = never.
+func (t Timing) expireAfter() time.Duration {
+	switch {
+	case t.ExpireAfter < 0:
+		return 0
+	case t.ExpireAfter == 0:
+		return DefaultExpireAfter
+	}
+	return t.ExpireAfter
+}
+
+// maxHostsPerDC returns t.MaxHostsPerDC or its default.
+func (t Timing) maxHostsPerDC() int {
+	if t.MaxHostsPerDC > 0 {
+		return t.MaxHostsPerDC
+	}
+	return DefaultMaxHostsPerDC
 }
 
 // Acquire asks for a slot for Host in Datacenter.
@@ -114,6 +164,14 @@ type ForceRelease struct {
 	Datacenter string `json:"datacenter"`
 	Host       string `json:"host"`
 	Reason     string `json:"reason,omitempty"`
+}
+
+// RemoveHost forgets a host (decommissioned). A host holding a slot is
+// only removed with Force and a Reason; its slot is released with it.
+type RemoveHost struct {
+	Host   string `json:"host"`
+	Force  bool   `json:"force,omitempty"`
+	Reason string `json:"reason,omitempty"`
 }
 
 // Health records an agent's verdict on its new kernel.

@@ -94,6 +94,8 @@ func (s *State) exec(t Type, payload any) Result {
 		return s.startRollout(p)
 	case RolloutAction:
 		return s.rolloutAction(p, t)
+	case RemoveHost:
+		return s.removeHost(p)
 	}
 	return refused(wire.KindInternal, "exec: unknown payload %T", payload)
 }
@@ -183,6 +185,11 @@ func (s *State) apply(t Type, payload json.RawMessage) Result {
 		var p RolloutAction
 		if p, err = decode[RolloutAction](payload); err == nil {
 			res = s.rolloutAction(p, t)
+		}
+	case TypeRemoveHost:
+		var p RemoveHost
+		if p, err = decode[RemoveHost](payload); err == nil {
+			res = s.removeHost(p)
 		}
 	case TypeSetMember:
 		var p SetMember
@@ -339,6 +346,8 @@ func (f *FSM) Exec(now time.Time, payload any) Result {
 		t = TypeRetirePolicy
 	case StartRollout:
 		t = TypeStartRollout
+	case RemoveHost:
+		t = TypeRemoveHost
 	default:
 		return refused(wire.KindInternal, "Exec: payload %T needs ExecType", payload)
 	}

@@ -28,6 +28,11 @@ type State struct {
 	Now time.Time `json:"now"`
 	// Index is the Raft log index of the last applied command.
 	Index uint64 `json:"index"`
+	// ExpiryScanned is when Tick last looked for silent hosts to expire.
+	ExpiryScanned time.Time `json:"expiry_scanned,omitzero"`
+	// FleetLockFresh is the freshness of FleetLock-only hosts the last
+	// Tick carried, for the read views (0: DefaultFleetLockFresh).
+	FleetLockFresh time.Duration `json:"fleetlock_fresh,omitempty"`
 
 	// byDC indexes Hosts by datacenter; derived, rebuilt on restore.
 	byDC map[string]map[string]*Host
@@ -35,6 +40,7 @@ type State struct {
 	// state).
 	scratch       []schedule.HostState
 	holderScratch []*Host
+	viewScratch   []int
 }
 
 // indexHost records h under its datacenter, moving it from old if it
@@ -160,6 +166,15 @@ type Host struct {
 	View *wire.DCView `json:"view,omitempty"`
 	// GossipAddr is the host's gossip member address.
 	GossipAddr string `json:"gossip_addr,omitempty"`
+	// Registered is when the host registered.
+	Registered time.Time `json:"registered,omitzero"`
+	// LastToken is the fencing token of the host's latest grant (held or
+	// given back): only a health report carrying it counts against the
+	// failure budget.
+	LastToken uint64 `json:"last_token,omitempty"`
+	// CountedToken is the grant whose unhealthy report was counted
+	// against the failure budget: once per grant, so once per boot.
+	CountedToken uint64 `json:"counted_token,omitempty"`
 }
 
 // Member is a coordinator node's addresses.
@@ -190,9 +205,10 @@ const (
 )
 
 // serving reports whether h counts toward its datacenter's capacity floor
-// at time now: alive (recent heartbeat, or a FleetLock-only host), not
-// holding a slot, not unhealthy, not in an out-of-service phase.
-func (h *Host) serving(dc *Datacenter, now time.Time, aliveWithin time.Duration) bool {
+// at time now: alive (recent heartbeat, or a FleetLock-only host heard
+// from within fleetLockFresh), not holding a slot, not unhealthy, not in
+// an out-of-service phase.
+func (h *Host) serving(dc *Datacenter, now time.Time, aliveWithin, fleetLockFresh time.Duration) bool {
 	if dc != nil {
 		if _, holding := dc.Slots[h.ID]; holding {
 			return false
@@ -201,7 +217,24 @@ func (h *Host) serving(dc *Datacenter, now time.Time, aliveWithin time.Duration)
 	if h.Unhealthy || capacity.OutOfService(h.Phase) {
 		return false
 	}
-	return h.FleetLock || h.alive(now, aliveWithin)
+	return h.alive(now, h.aliveWindow(aliveWithin, fleetLockFresh))
+}
+
+// aliveWindow is how recently h must have been heard from to be alive:
+// aliveWithin for an agent, fleetLockFresh for a FleetLock-only host.
+func (h *Host) aliveWindow(aliveWithin, fleetLockFresh time.Duration) time.Duration {
+	if h.FleetLock {
+		return fleetLockFresh
+	}
+	return aliveWithin
+}
+
+// lastHeard is when h was last heard from (or registered).
+func (h *Host) lastHeard() time.Time {
+	if h.LastHeartbeat.After(h.Registered) {
+		return h.LastHeartbeat
+	}
+	return h.Registered
 }
 
 func (h *Host) alive(now time.Time, aliveWithin time.Duration) bool {

@@ -29,14 +29,29 @@ func (s *State) DatacenterView(name string, now time.Time, aliveWithin time.Dura
 		}
 		v.Targets[line] = t.Release
 	}
+	fresh := Timing{FleetLockFresh: s.FleetLockFresh}.fleetLockFresh()
 	for _, h := range s.byDC[name] {
 		v.Hosts++
-		if h.serving(dc, now, aliveWithin) {
+		if h.serving(dc, now, aliveWithin, fresh) {
 			v.Serving++
 		}
 	}
-	v.EffectiveLimit = dc.Policy.Limit(v.Hosts)
+	v.EffectiveLimit = dc.Policy.Limit(s.countedHosts(dc, now, fresh))
 	return v, true
+}
+
+// countedHosts is the base of dc's slot limit and capacity floor at time
+// now: its registered hosts, less the FleetLock-only hosts not heard from
+// within fresh that hold no slot (see hostStatesAndView).
+func (s *State) countedHosts(dc *Datacenter, now time.Time, fresh time.Duration) int {
+	n := 0
+	for id, h := range s.byDC[dc.Name] {
+		if h.FleetLock && !h.alive(now, fresh) && dc.Slots[id] == nil {
+			continue
+		}
+		n++
+	}
+	return n
 }
 
 // DatacenterViews returns every datacenter, by name.
@@ -58,7 +73,8 @@ func (s *State) HostView(id string, now time.Time, aliveWithin time.Duration) (w
 	dc := s.Datacenters[h.Datacenter]
 	v := wire.Host{
 		ID: h.ID, Datacenter: h.Datacenter, KernelLine: h.KernelLine, Kernel: h.Kernel, Phase: h.Phase,
-		LastHeartbeat: h.LastHeartbeat, Alive: h.FleetLock || h.alive(now, aliveWithin), Unhealthy: h.Unhealthy,
+		LastHeartbeat: h.LastHeartbeat, Unhealthy: h.Unhealthy,
+		Alive:    h.alive(now, h.aliveWindow(aliveWithin, Timing{FleetLockFresh: s.FleetLockFresh}.fleetLockFresh())),
 		Policies: append([]wire.PolicyStatus(nil), h.Policies...),
 	}
 	if dc != nil {

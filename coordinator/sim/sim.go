@@ -237,6 +237,8 @@ func Run(ctx context.Context, fleet Fleet, opt Options) (*Result, error) {
 			// Simulated agents heartbeat at phase changes only: every
 			// registered host stays alive for the coordinator.
 			AliveWithin: 10 * 365 * 24 * time.Hour,
+			// ... and is never expired for its silence.
+			ExpireAfter: -1,
 		},
 		dcIndex: map[string]int{},
 	}

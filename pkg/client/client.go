@@ -397,6 +397,16 @@ func (c *Client) Host(ctx context.Context, id string) (*wire.Host, error) {
 	return &h, nil
 }
 
+// RemoveHost forgets a decommissioned host; a slot holder only with
+// req.Force and a reason. It returns the host as it was.
+func (c *Client) RemoveHost(ctx context.Context, id string, req wire.HostRemoveRequest) (*wire.Host, error) {
+	var h wire.Host
+	if err := c.do(ctx, http.MethodPost, wire.PathHost+url.PathEscape(id)+wire.PathHostRemove, nil, nil, req, &h); err != nil {
+		return nil, err
+	}
+	return &h, nil
+}
+
 // Events returns events with an ID greater than since (0: from the
 // oldest kept), at most limit of them (0: the coordinator's default).
 func (c *Client) Events(ctx context.Context, since uint64, limit int) ([]wire.Event, error) {

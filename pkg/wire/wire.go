@@ -30,6 +30,12 @@ const (
 	KindConflict            = "conflict"
 	KindNoLeader            = "no_leader" // cluster has no leader right now (503)
 	KindInternal            = "internal"
+	// KindUnknownDatacenter: a host tried to register in a datacenter no
+	// operator created (404).
+	KindUnknownDatacenter = "unknown_dc"
+	// KindHostLimit: the datacenter has as many hosts as [hosts]
+	// max_per_dc allows; a new one cannot register.
+	KindHostLimit = "dc_host_limit_reached"
 
 	// Denials of a slot (FleetLock pre-reboot and agent acquire).
 	KindSemaphoreFull = "failed_lock_semaphore_full"
@@ -306,6 +312,14 @@ type HealthReport struct {
 	Detail     string `json:"detail,omitempty"`
 }
 
+// HostRemoveRequest forgets a decommissioned host (POST PathHost + ID +
+// PathHostRemove). A host holding a slot is removed only with Force and a
+// Reason.
+type HostRemoveRequest struct {
+	Force  bool   `json:"force,omitempty"`
+	Reason string `json:"reason,omitempty"`
+}
+
 // Member is one coordinator node.
 type Member struct {
 	ID       string `json:"id"`
@@ -426,7 +440,8 @@ const (
 	PathSlots            = "/api/v1/slots"           // GET ?dc= → []Slot
 	PathSlotsRelease     = "/api/v1/slots/release"   // POST SlotReleaseRequest → Slot (the released one)
 	PathHosts            = "/api/v1/hosts"           // GET ?dc= → []Host
-	PathHost             = "/api/v1/hosts/"          // + {id}: GET → Host
+	PathHost             = "/api/v1/hosts/"          // + {id}: GET → Host; + {id}/remove: POST HostRemoveRequest → Host (the removed one)
+	PathHostRemove       = "/remove"
 	PathEvents           = "/api/v1/events"          // GET ?since=ID&limit=N → []Event
 	PathReleases         = "/api/v1/releases"        // GET → []Release; POST ReleaseAddRequest → Release
 	PathPolicies         = "/api/v1/policies"        // GET → []Policy; POST PolicyPushRequest → Policy

@@ -82,6 +82,9 @@ func TestPolicyRetirementBeatsStaleGossip(t *testing.T) {
 	pub := priv.Public().(ed25519.PublicKey)
 	coord := testcoord.Start(t, testcoord.Options{PolicyKeys: []ed25519.PublicKey{pub}})
 	ctx := t.Context()
+	if _, err := coord.Client.SetDatacenter(ctx, "fra", wire.DatacenterUpdate{SlotLimit: new(1)}); err != nil {
+		t.Fatal(err)
+	}
 	v3 := policySigned(t, priv, "cve-x", 3)
 	if _, err := coord.Client.PushPolicy(ctx, v3); err != nil {
 		t.Fatal(err)

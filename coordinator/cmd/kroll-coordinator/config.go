@@ -28,6 +28,18 @@ type fileConfig struct {
 		// HeartbeatInterval is what agents are told to use.
 		HeartbeatInterval tomlfile.Duration `toml:"heartbeat_interval"`
 	} `toml:"slots"`
+	Hosts struct {
+		// ExpireAfter is how long a host not holding a slot may stay
+		// silent before it is removed.
+		ExpireAfter tomlfile.Duration `toml:"expire_after"`
+		// MaxPerDC caps the hosts registered in one datacenter.
+		MaxPerDC int `toml:"max_per_dc"`
+	} `toml:"hosts"`
+	FleetLock struct {
+		// FreshWithin is how recently a FleetLock-only host must have
+		// called pre-reboot or steady-state to count as serving.
+		FreshWithin tomlfile.Duration `toml:"fresh_within"`
+	} `toml:"fleetlock"`
 	Auth struct {
 		// PeerTokenFile holds the token nodes use to forward commands to
 		// the leader (role peer), the same on every node.
@@ -62,7 +74,8 @@ type settings struct {
 
 func loadConfig(path string) (settings, error) {
 	s := settings{
-		timing:            fsm.Timing{Lease: time.Minute, RebootDeadline: 20 * time.Minute, AliveWithin: 45 * time.Second},
+		timing: fsm.Timing{Lease: time.Minute, RebootDeadline: 20 * time.Minute, AliveWithin: 45 * time.Second,
+			FleetLockFresh: fsm.DefaultFleetLockFresh, ExpireAfter: fsm.DefaultExpireAfter, MaxHostsPerDC: fsm.DefaultMaxHostsPerDC},
 		heartbeatInterval: 10 * time.Second,
 		auth:              &api.Auth{},
 	}
@@ -76,10 +89,17 @@ func loadConfig(path string) (settings, error) {
 	for _, pair := range []struct {
 		dst *time.Duration
 		src tomlfile.Duration
-	}{{&s.timing.Lease, fc.Slots.Lease}, {&s.timing.RebootDeadline, fc.Slots.RebootDeadline}, {&s.timing.AliveWithin, fc.Slots.AliveWithin}, {&s.heartbeatInterval, fc.Slots.HeartbeatInterval}} {
+	}{{&s.timing.Lease, fc.Slots.Lease}, {&s.timing.RebootDeadline, fc.Slots.RebootDeadline}, {&s.timing.AliveWithin, fc.Slots.AliveWithin}, {&s.heartbeatInterval, fc.Slots.HeartbeatInterval},
+		{&s.timing.FleetLockFresh, fc.FleetLock.FreshWithin}, {&s.timing.ExpireAfter, fc.Hosts.ExpireAfter}} {
 		if pair.src.Duration != 0 {
 			*pair.dst = pair.src.Duration
 		}
+	}
+	switch {
+	case fc.Hosts.MaxPerDC < 0:
+		return s, fmt.Errorf("config %s: hosts.max_per_dc (%d) must not be negative", path, fc.Hosts.MaxPerDC)
+	case fc.Hosts.MaxPerDC > 0:
+		s.timing.MaxHostsPerDC = fc.Hosts.MaxPerDC
 	}
 	if s.timing.RebootDeadline < s.timing.Lease {
 		return s, fmt.Errorf("config %s: slots.reboot_deadline (%s) must not be shorter than slots.lease (%s)", path, s.timing.RebootDeadline, s.timing.Lease)

@@ -15,14 +15,16 @@ import (
 )
 
 const (
-	hostListUsage = "host list [--dc NAME]"
-	hostShowUsage = "host show ID"
+	hostListUsage   = "host list [--dc NAME]"
+	hostShowUsage   = "host show ID"
+	hostRemoveUsage = "host remove ID [--force --reason TEXT]"
 )
 
 func hostCommand() cli.Command {
 	return group("host", "registered hosts and their agents' state", map[string]cli.Command{
-		"list": {Usage: hostListUsage, Summary: "list hosts", Run: hostList},
-		"show": {Usage: hostShowUsage, Summary: "show one host: kernel, phase, slot, policies", Run: hostShow},
+		"list":   {Usage: hostListUsage, Summary: "list hosts", Run: hostList},
+		"show":   {Usage: hostShowUsage, Summary: "show one host: kernel, phase, slot, policies", Run: hostShow},
+		"remove": {Usage: hostRemoveUsage, Summary: "forget a decommissioned host (a slot holder only with --force and --reason)", Run: hostRemove},
 	})
 }
 
@@ -118,4 +120,30 @@ func hostDetail(w io.Writer, h *wire.Host) {
 	for _, p := range h.Policies {
 		row(w, "  "+p.ID, strconv.FormatInt(p.Version, 10), string(p.State), p.Detail)
 	}
+}
+
+func hostRemove(ctx context.Context, env cli.Env, args []string) error {
+	var (
+		force  bool
+		reason string
+	)
+	c, pos, err := prepare(env, hostRemoveUsage, args, 1, func(fs *flag.FlagSet) {
+		fs.BoolVar(&force, "force", false, "remove it even while it holds a slot (releases the slot)")
+		fs.StringVar(&reason, "reason", "", "why, recorded in the event history (required with --force)")
+	}, func(*flag.FlagSet, []string) error {
+		if force && strings.TrimSpace(reason) == "" {
+			return usage(hostRemoveUsage + ": --force needs --reason")
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	h, err := c.client.RemoveHost(ctx, pos[0], wire.HostRemoveRequest{Force: force, Reason: reason})
+	if err != nil {
+		return c.fail(err)
+	}
+	return c.show(h, func(w io.Writer) {
+		fmt.Fprintf(w, "removed host %s from %s\n", cell(h.ID), cell(h.Datacenter))
+	})
 }

@@ -1,0 +1,486 @@
+package fsm
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kroll-dev/kroll/pkg/wire"
+)
+
+// hostsBeat sends an agent heartbeat for host in dc at now.
+func hostsBeat(t testing.TB, f *FSM, now time.Time, dc, host string, tm Timing) Result {
+	t.Helper()
+	return apply(t, f, TypeHeartbeat, now, Heartbeat{Heartbeat: wire.Heartbeat{HostID: host, Datacenter: dc, Phase: wire.PhaseIdle}, Timing: tm})
+}
+
+// hostsFleetLock calls pre-reboot (lock) or steady-state (unlock) for id in dc.
+func hostsFleetLock(t testing.TB, f *FSM, now time.Time, dc, id string, lock bool, tm Timing) Result {
+	t.Helper()
+	if lock {
+		return apply(t, f, TypeAcquire, now, Acquire{Datacenter: dc, Host: id, Owner: OwnerFleetLock, Timing: tm})
+	}
+	return apply(t, f, TypeRelease, now, Renew{Datacenter: dc, Host: id, Owner: OwnerFleetLock})
+}
+
+func hostsCount(f *FSM) int {
+	n := 0
+	f.View(func(s *State) { n = len(s.Hosts) })
+	return n
+}
+
+func hostsEvents(f *FSM) map[string]int {
+	out := map[string]int{}
+	f.View(func(s *State) {
+		for _, e := range s.Events {
+			out[e.Type]++
+		}
+	})
+	return out
+}
+
+// TestRegistrationNeedsKnownDatacenter: neither a heartbeat nor a FleetLock
+// call registers a host in a datacenter no operator created, and a
+// datacenter takes at most MaxHostsPerDC hosts.
+func TestRegistrationNeedsKnownDatacenter(t *testing.T) {
+	capped := timing
+	capped.MaxHostsPerDC = 3
+	tests := []struct {
+		name      string
+		do        func(f *FSM) Result
+		want      string
+		wantHosts int // registered hosts afterwards (fra starts with 3)
+	}{
+		{"heartbeat into a typo", func(f *FSM) Result { return hostsBeat(t, f, t0, "fra1x", "n1", capped) }, wire.KindUnknownDatacenter, 3},
+		{"fleetlock into a typo", func(f *FSM) Result { return hostsFleetLock(t, f, t0, "fra1x", "n1", true, capped) }, wire.KindUnknownDC, 3},
+		{"steady-state into a typo", func(f *FSM) Result { return hostsFleetLock(t, f, t0, "fra1x", "n1", false, capped) }, wire.KindNotFound, 3},
+		{"heartbeat over the cap", func(f *FSM) Result { return hostsBeat(t, f, t0, "fra", "n1", capped) }, wire.KindHostLimit, 3},
+		{"fleetlock over the cap", func(f *FSM) Result { return hostsFleetLock(t, f, t0, "fra", "n1", true, capped) }, wire.KindHostLimit, 3},
+		{"known host under the cap", func(f *FSM) Result { return hostsBeat(t, f, t0, "fra", "fra-h1", capped) }, "ok", 3},
+		{"moving into a full datacenter", func(f *FSM) Result { return hostsBeat(t, f, t0, "fra", "ams-h0", capped) }, wire.KindHostLimit, 3},
+		{"default cap", func(f *FSM) Result { return hostsBeat(t, f, t0, "fra", "n1", timing) }, "ok", 4},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := New()
+			fleet(t, f, "fra", 3, wire.DatacenterUpdate{SlotLimit: ptr(1)})
+			fleet(t, f, "ams", 1, wire.DatacenterUpdate{SlotLimit: ptr(1)})
+			if r := tc.do(f); kind(r) != tc.want {
+				t.Fatalf("got %s (%+v), want %s", kind(r), r.Err, tc.want)
+			}
+			f.View(func(s *State) {
+				assertIndex(t, s)
+				if fra, all := len(s.HostsIn("fra")), len(s.Hosts); fra != tc.wantHosts || all != tc.wantHosts+1 {
+					t.Fatalf("fra has %d hosts and the state %d, want %d and %d", fra, all, tc.wantHosts, tc.wantHosts+1)
+				}
+			})
+		})
+	}
+}
+
+// TestRemoveHost: a decommissioned host leaves the floor's denominator; a
+// holder goes only by force with a reason, and its slot with it.
+func TestRemoveHost(t *testing.T) {
+	tests := []struct {
+		name       string
+		p          RemoveHost
+		want       string
+		gone       bool
+		slotsAfter int
+		event      string
+	}{
+		{"unknown host", RemoveHost{Host: "nope"}, wire.KindNotFound, false, 1, ""},
+		{"dead host", RemoveHost{Host: "fra-h3", Reason: "decommissioned"}, "ok", true, 1, "host_removed"},
+		{"holder", RemoveHost{Host: "fra-h0"}, wire.KindConflict, false, 1, ""},
+		{"holder forced without reason", RemoveHost{Host: "fra-h0", Force: true, Reason: "  "}, wire.KindInvalidRequest, false, 1, ""},
+		{"holder forced", RemoveHost{Host: "fra-h0", Force: true, Reason: "hardware gone"}, "ok", true, 0, "slot_force_released"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := New()
+			fleet(t, f, "fra", 6, wire.DatacenterUpdate{SlotLimit: ptr(2), MinHealthyPct: ptr(10)})
+			if r := acquire(t, f, t0, "fra", "fra-h0"); r.Err != nil {
+				t.Fatal(r.Err)
+			}
+			r := apply(t, f, TypeRemoveHost, t0, tc.p)
+			if kind(r) != tc.want {
+				t.Fatalf("got %s (%+v), want %s", kind(r), r.Err, tc.want)
+			}
+			f.View(func(s *State) {
+				_, present := s.Hosts[tc.p.Host]
+				if present == tc.gone && tc.p.Host != "nope" {
+					t.Fatalf("host present=%v after removal, want gone=%v", present, tc.gone)
+				}
+				if n := len(s.Hosts); n != 6-hostsBoolInt(tc.gone) {
+					t.Fatalf("%d hosts left", n)
+				}
+				if n := len(s.Datacenters["fra"].Slots); n != tc.slotsAfter {
+					t.Fatalf("%d slots held, want %d", n, tc.slotsAfter)
+				}
+				assertIndex(t, s)
+			})
+			if tc.event != "" && hostsEvents(f)[tc.event] == 0 {
+				t.Fatalf("no %s event", tc.event)
+			}
+			assertSnapshotRoundTrip(t, f)
+		})
+	}
+}
+
+// TestRemovedHostsLeaveTheFloor: 2 live hosts of 4 registered at
+// min-healthy 50 % are refused forever; removing the 2 decommissioned ones
+// lets them reboot.
+func TestRemovedHostsLeaveTheFloor(t *testing.T) {
+	f := New()
+	fleet(t, f, "fra", 4, wire.DatacenterUpdate{SlotLimit: ptr(1), MinHealthyPct: ptr(50)})
+	later := t0.Add(time.Hour)
+	for _, h := range []string{"fra-h0", "fra-h1"} {
+		hostsBeat(t, f, later, "fra", h, timing)
+	}
+	if r := acquire(t, f, later, "fra", "fra-h0"); kind(r) != wire.KindCapacityFloor {
+		t.Fatalf("before removal: %s, want %s", kind(r), wire.KindCapacityFloor)
+	}
+	for _, h := range []string{"fra-h2", "fra-h3"} {
+		if r := apply(t, f, TypeRemoveHost, later, RemoveHost{Host: h, Reason: "decommissioned"}); r.Err != nil {
+			t.Fatal(r.Err)
+		}
+	}
+	if r := acquire(t, f, later, "fra", "fra-h0"); r.Err != nil {
+		t.Fatalf("after removal: %+v", r.Err)
+	}
+}
+
+// TestHostExpiry: Tick, by its stamped time, removes hosts silent for
+// ExpireAfter that hold no slot; it looks at most once a minute.
+func TestHostExpiry(t *testing.T) {
+	week := 7 * 24 * time.Hour
+	tests := []struct {
+		name        string
+		expireAfter time.Duration
+		tickAt      time.Duration // after t0
+		wantGone    []string
+		wantKept    []string
+	}{
+		{"before the deadline", 0, week - time.Minute, nil, []string{"fra-h0", "fra-h1", "fra-h2", "z1"}},
+		{"default week", 0, week + time.Minute, []string{"fra-h1", "z1"}, []string{"fra-h0", "fra-h2"}},
+		{"configured hour", time.Hour, time.Hour + time.Minute, []string{"fra-h1", "z1"}, []string{"fra-h0", "fra-h2"}},
+		{"never", -1, 10 * week, nil, []string{"fra-h0", "fra-h1", "fra-h2", "z1"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := New()
+			tm := timing
+			tm.ExpireAfter = tc.expireAfter
+			fleet(t, f, "fra", 3, wire.DatacenterUpdate{SlotLimit: ptr(1)})
+			if r := acquire(t, f, t0, "fra", "fra-h0"); r.Err != nil {
+				t.Fatal(r.Err)
+			}
+			// z1, a FleetLock host, registers but finds the slot taken.
+			if r := hostsFleetLock(t, f, t0, "fra", "z1", true, tm); kind(r) != wire.KindSemaphoreFull {
+				t.Fatalf("z1: %s", kind(r))
+			}
+			// fra-h0 holds its slot; fra-h2 keeps talking.
+			hostsBeat(t, f, t0.Add(tc.tickAt-time.Minute), "fra", "fra-h2", tm)
+			apply(t, f, TypeTick, t0.Add(tc.tickAt), Tick{Timing: tm})
+			f.View(func(s *State) {
+				for _, h := range tc.wantGone {
+					if s.Hosts[h] != nil {
+						t.Errorf("%s not expired", h)
+					}
+				}
+				for _, h := range tc.wantKept {
+					if s.Hosts[h] == nil {
+						t.Errorf("%s expired", h)
+					}
+				}
+				assertIndex(t, s)
+			})
+			if n := hostsEvents(f)["host_expired"]; n != len(tc.wantGone) {
+				t.Errorf("%d host_expired events, want %d", n, len(tc.wantGone))
+			}
+			assertSnapshotRoundTrip(t, f)
+		})
+	}
+}
+
+// TestHostExpiryScansOncePerMinute: a host that went silent just after a
+// scan waits for the next one.
+func TestHostExpiryScansOncePerMinute(t *testing.T) {
+	f := New()
+	tm := timing
+	tm.ExpireAfter = time.Hour
+	fleet(t, f, "fra", 1, wire.DatacenterUpdate{SlotLimit: ptr(1)})
+	apply(t, f, TypeTick, t0.Add(time.Hour), Tick{Timing: tm}) // scans: not yet silent for > 1h
+	apply(t, f, TypeTick, t0.Add(time.Hour+30*time.Second), Tick{Timing: tm})
+	if hostsCount(f) != 1 {
+		t.Fatal("expired between scans")
+	}
+	apply(t, f, TypeTick, t0.Add(time.Hour+time.Minute), Tick{Timing: tm})
+	if hostsCount(f) != 0 {
+		t.Fatal("not expired at the next scan")
+	}
+}
+
+// TestFleetLockPhantoms: with the shared agent token, 90 FleetLock ids
+// registered by pre-reboot/steady-state must not let all 10 real hosts of
+// a datacenter (slots 10 %, min-healthy 50 %) hold slots at once; once the
+// phantoms are stale they count neither in the limit base nor as serving.
+func TestFleetLockPhantoms(t *testing.T) {
+	tm := timing
+	tm.FleetLockFresh = 15 * time.Minute
+	f := New()
+	fleet(t, f, "fra", 10, wire.DatacenterUpdate{SlotPct: ptr(10), MinHealthyPct: ptr(50)})
+	for i := range 90 {
+		id := fmt.Sprintf("phantom-%d", i)
+		hostsFleetLock(t, f, t0, "fra", id, true, tm)
+		if r := hostsFleetLock(t, f, t0, "fra", id, false, tm); r.Err != nil {
+			t.Fatal(r.Err)
+		}
+	}
+	later := t0.Add(tm.FleetLockFresh + time.Minute)
+	for i := range 10 {
+		hostsBeat(t, f, later, "fra", fmt.Sprintf("fra-h%d", i), tm)
+	}
+	apply(t, f, TypeTick, later, Tick{Timing: tm})
+	granted := 0
+	for i := range 10 {
+		if r := apply(t, f, TypeAcquire, later, Acquire{Datacenter: "fra", Host: fmt.Sprintf("fra-h%d", i), Owner: OwnerAgent, Timing: tm}); r.Err == nil {
+			granted++
+		}
+	}
+	if granted != 1 {
+		t.Fatalf("%d of 10 real hosts granted a slot, want 1 (10%% of 10)", granted)
+	}
+	f.View(func(s *State) {
+		v, _ := s.DatacenterView("fra", later, tm.AliveWithin)
+		if v.EffectiveLimit != 1 || v.Serving != 9 {
+			t.Errorf("view: limit %d serving %d, want 1 and 9", v.EffectiveLimit, v.Serving)
+		}
+		if hv, _ := s.HostView("phantom-0", later, tm.AliveWithin); hv.Alive {
+			t.Error("a stale FleetLock host shows alive")
+		}
+	})
+}
+
+// TestFleetLockFreshness: a FleetLock-only host counts as serving while
+// heard from (pre-reboot or steady-state) within FleetLockFresh.
+func TestFleetLockFreshness(t *testing.T) {
+	tm := timing
+	tm.FleetLockFresh = 10 * time.Minute
+	tests := []struct {
+		name   string
+		heard  time.Duration // when z1..z3 last spoke, after t0
+		askAt  time.Duration
+		want   string
+		detail string
+	}{
+		// 4 FleetLock hosts at min-healthy 75 %: z0 asks, the others
+		// serve only while fresh.
+		{"all fresh", 0, 5 * time.Minute, "ok", ""},
+		{"others stale: the base shrinks to the requester", 0, 11 * time.Minute, wire.KindCapacityFloor, "of 1 hosts"},
+		{"others refreshed by steady-state", 9 * time.Minute, 11 * time.Minute, "ok", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := New()
+			fleet(t, f, "fra", 0, wire.DatacenterUpdate{SlotLimit: ptr(1), MinHealthyPct: ptr(75)})
+			for i := range 4 {
+				hostsFleetLock(t, f, t0, "fra", fmt.Sprintf("z%d", i), true, tm)
+				hostsFleetLock(t, f, t0, "fra", fmt.Sprintf("z%d", i), false, tm)
+			}
+			for i := 1; i < 4; i++ {
+				hostsFleetLock(t, f, t0.Add(tc.heard), "fra", fmt.Sprintf("z%d", i), false, tm)
+			}
+			r := hostsFleetLock(t, f, t0.Add(tc.askAt), "fra", "z0", true, tm)
+			if kind(r) != tc.want || (tc.detail != "" && !strings.Contains(r.Err.Value, tc.detail)) {
+				t.Fatalf("got %s (%+v), want %s %q", kind(r), r.Err, tc.want, tc.detail)
+			}
+		})
+	}
+}
+
+// TestGossipViewQuorum: the floor takes the out-of-service count a quorum
+// of fresh reporters confirm, clamped to the registered hosts; one host
+// reporting a huge outage cannot halt its datacenter.
+func TestGossipViewQuorum(t *testing.T) {
+	tests := []struct {
+		name  string
+		views map[string]wire.DCView // reporter → view
+		want  string
+	}{
+		{"no views", nil, "ok"},
+		{"one liar alone", map[string]wire.DCView{"fra-h1": {Dead: 1 << 20}}, "ok"},
+		{"one liar among honest", map[string]wire.DCView{"fra-h1": {Dead: 1 << 20}, "fra-h2": {Alive: 10}, "fra-h3": {Alive: 10}}, "ok"},
+		{"two liars of five", map[string]wire.DCView{"fra-h1": {Dead: 1 << 20}, "fra-h2": {Rebooting: 9}, "fra-h3": {Alive: 10}, "fra-h4": {Alive: 10}, "fra-h5": {Alive: 10}}, "ok"},
+		{"a quorum sees two down", map[string]wire.DCView{"fra-h1": {Alive: 8, Dead: 2}, "fra-h2": {Alive: 8, Draining: 1, Dead: 1}, "fra-h3": {Alive: 10}}, wire.KindCapacityFloor},
+		{"two of two see two down", map[string]wire.DCView{"fra-h1": {Alive: 8, Dead: 2}, "fra-h2": {Alive: 8, Dead: 2}}, wire.KindCapacityFloor},
+		{"a quorum reports a huge outage: clamped, still denied", map[string]wire.DCView{"fra-h1": {Dead: 1 << 20}, "fra-h2": {Dead: 1 << 20}}, wire.KindCapacityFloor},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := New()
+			fleet(t, f, "fra", 10, wire.DatacenterUpdate{SlotLimit: ptr(5), MinHealthyPct: ptr(80)})
+			for host, v := range tc.views {
+				apply(t, f, TypeHeartbeat, t0, Heartbeat{Heartbeat: wire.Heartbeat{HostID: host, Datacenter: "fra", Phase: wire.PhaseIdle, View: &v}})
+			}
+			if r := acquire(t, f, t0, "fra", "fra-h0"); kind(r) != tc.want {
+				t.Fatalf("got %s (%+v), want %s", kind(r), r.Err, tc.want)
+			}
+		})
+	}
+}
+
+// TestGossipViewsGoStale: views of hosts whose heartbeat is no longer
+// fresh do not count.
+func TestGossipViewsGoStale(t *testing.T) {
+	f := New()
+	fleet(t, f, "fra", 10, wire.DatacenterUpdate{SlotLimit: ptr(5), MinHealthyPct: ptr(60)})
+	for _, h := range []string{"fra-h1", "fra-h2", "fra-h3"} {
+		apply(t, f, TypeHeartbeat, t0, Heartbeat{Heartbeat: wire.Heartbeat{HostID: h, Datacenter: "fra", Phase: wire.PhaseIdle, View: &wire.DCView{Dead: 5}}})
+	}
+	if r := acquire(t, f, t0, "fra", "fra-h0"); kind(r) != wire.KindCapacityFloor {
+		t.Fatalf("fresh views: %s, want %s", kind(r), wire.KindCapacityFloor)
+	}
+	later := t0.Add(timing.AliveWithin + time.Second)
+	for i := 0; i < 10; i++ {
+		if i < 1 || i > 3 {
+			hostsBeat(t, f, later, "fra", fmt.Sprintf("fra-h%d", i), timing)
+		}
+	}
+	// 7 serving by heartbeat, floor 6: the stale views no longer count.
+	if r := acquire(t, f, later, "fra", "fra-h0"); kind(r) != "ok" {
+		t.Fatalf("stale views: %s (%+v), want ok", kind(r), r.Err)
+	}
+}
+
+// TestHealthReportsCountOncePerGrant: an unhealthy report counts against
+// the failure budget only with the fencing token of the host's latest
+// grant, and once per grant; reports without a token never count.
+func TestHealthReportsCountOncePerGrant(t *testing.T) {
+	type report struct {
+		host  string
+		token string // "held": the host's token; "other": another host's; "": none; "old": the host's previous grant
+		want  string
+	}
+	tests := []struct {
+		name         string
+		reports      []report
+		wantFailures int
+	}{
+		{"tokenless reports never count", []report{{"fra-h5", "", "ok"}, {"fra-h5", "", "ok"}, {"fra-h6", "", "ok"}, {"fra-h7", "", "ok"}}, 0},
+		{"the holder counts once", []report{{"fra-h0", "held", "ok"}, {"fra-h0", "held", "ok"}, {"fra-h0", "held", "ok"}}, 1},
+		{"another host's token is stale", []report{{"fra-h5", "other", wire.KindStaleToken}}, 0},
+		{"two holders count twice", []report{{"fra-h0", "held", "ok"}, {"fra-h1", "held", "ok"}}, 2},
+		{"a released grant still counts, once", []report{{"fra-h2", "old", "ok"}, {"fra-h2", "old", "ok"}}, 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := New()
+			fleet(t, f, "fra", 10, wire.DatacenterUpdate{SlotLimit: ptr(3), FailureBudget: ptr(3)})
+			tokens := map[string]uint64{}
+			for _, h := range []string{"fra-h0", "fra-h1", "fra-h2"} {
+				r := acquire(t, f, t0, "fra", h)
+				if r.Err != nil {
+					t.Fatal(r.Err)
+				}
+				tokens[h] = r.Slot.Token
+			}
+			if r := apply(t, f, TypeRelease, t0, Renew{Datacenter: "fra", Host: "fra-h2", Token: tokens["fra-h2"], Timing: timing}); r.Err != nil {
+				t.Fatal(r.Err)
+			}
+			for i, rep := range tc.reports {
+				var tok uint64
+				switch rep.token {
+				case "held", "old":
+					tok = tokens[rep.host]
+				case "other":
+					tok = tokens["fra-h0"]
+				}
+				r := apply(t, f, TypeHealth, t0, Health{wire.HealthReport{HostID: rep.host, Datacenter: "fra", Token: tok, Healthy: false, Detail: "boom"}})
+				if kind(r) != rep.want {
+					t.Fatalf("report %d: %s (%+v), want %s", i, kind(r), r.Err, rep.want)
+				}
+				if i == len(tc.reports)/2 {
+					// A snapshot in the middle carries what was counted.
+					f = hostsRestored(t, f)
+				}
+			}
+			f.View(func(s *State) {
+				if got := s.Datacenters["fra"].Policy.Failures; got != tc.wantFailures {
+					t.Fatalf("%d failures counted, want %d", got, tc.wantFailures)
+				}
+			})
+		})
+	}
+}
+
+// hostsRestored returns a new FSM restored from a snapshot of f.
+func hostsRestored(t *testing.T, f *FSM) *FSM {
+	t.Helper()
+	snap, err := f.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink := &memSink{}
+	if err := snap.Persist(sink); err != nil {
+		t.Fatal(err)
+	}
+	g := New()
+	if err := g.Restore(io.NopCloser(bytes.NewReader(sink.Bytes()))); err != nil {
+		t.Fatal(err)
+	}
+	return g
+}
+
+// TestHostStateSurvivesSnapshot: expiry bookkeeping, FleetLock freshness
+// and grant tokens come back from a snapshot and keep deciding alike.
+func TestHostStateSurvivesSnapshot(t *testing.T) {
+	tm := timing
+	tm.FleetLockFresh, tm.ExpireAfter = 10*time.Minute, time.Hour
+	f := New()
+	fleet(t, f, "fra", 4, wire.DatacenterUpdate{SlotPct: ptr(50), MinHealthyPct: ptr(80)})
+	if r := hostsFleetLock(t, f, t0, "fra", "z1", true, tm); r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	hostsFleetLock(t, f, t0, "fra", "z1", false, tm)
+	apply(t, f, TypeTick, t0.Add(time.Minute), Tick{Timing: tm})
+	g := hostsRestored(t, f)
+	assertSnapshotRoundTrip(t, g)
+	f.View(func(a *State) {
+		g.View(func(b *State) {
+			if !a.ExpiryScanned.Equal(b.ExpiryScanned) || a.FleetLockFresh != b.FleetLockFresh || b.FleetLockFresh != tm.FleetLockFresh {
+				t.Fatalf("scan %v/%v fresh %v/%v", a.ExpiryScanned, b.ExpiryScanned, a.FleetLockFresh, b.FleetLockFresh)
+			}
+			if h := b.Hosts["z1"]; h == nil || !h.FleetLock || !h.LastHeartbeat.Equal(t0) || !h.Registered.Equal(t0) || h.LastToken == 0 {
+				t.Fatalf("restored z1: %+v", b.Hosts["z1"])
+			}
+		})
+	})
+	// 4 agents and z1 (fresh for 10 min) at min-healthy 80 %: a grant
+	// leaves 4 of 5 serving; once z1 is stale, 3 of 4 would be too few.
+	for _, at := range []struct {
+		after time.Duration
+		want  string
+	}{{5 * time.Minute, "ok"}, {11 * time.Minute, wire.KindCapacityFloor}} {
+		for _, x := range []*FSM{hostsRestored(t, f), hostsRestored(t, g)} {
+			now := t0.Add(at.after)
+			for i := range 4 {
+				hostsBeat(t, x, now, "fra", fmt.Sprintf("fra-h%d", i), tm)
+			}
+			r := apply(t, x, TypeAcquire, now, Acquire{Datacenter: "fra", Host: "fra-h0", Owner: OwnerAgent, Timing: tm})
+			if kind(r) != at.want {
+				t.Fatalf("after %s: got %s (%+v), want %s", at.after, kind(r), r.Err, at.want)
+			}
+		}
+	}
+}
+
+func hostsBoolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
