@@ -3,6 +3,7 @@ package kversion
 import (
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // ParseBuild parses the version of a kernel build as a release manifest
@@ -56,7 +57,12 @@ var ErrSameUpstreamBuild = errors.New("kversion: different builds of the same up
 //     (amd64 against cloud-amd64) are not ordered: the error wraps
 //     ErrSameUpstreamBuild;
 //   - at equal upstream versions builds of one kind are ordered by their
-//     build identity: the local suffix (6.12.85-kroll-2 < 6.12.85-kroll-3),
+//     build identity: the local suffix (6.12.85-kroll-2 < 6.12.85-kroll-3;
+//     the plain release before any local build), but only the numbers of
+//     two suffixes of the same shape (the same text once every run of
+//     digits is taken as a number): unrelated suffixes such as -zz,
+//     -kroll-3.old or -kroll-3-debug against -kroll-3 are not ordered and
+//     the error wraps ErrSameUpstreamBuild;
 //     the Debian ABI (6.1.0-47-amd64 < 6.1.0-56-amd64), the distribution
 //     tag, and the Debian revision when both are known (Debian package
 //     6.12.85-2 < 6.12.85-3); a revision known on one side only does not
@@ -93,6 +99,9 @@ func CompareBuild(a, b Version) (int, error) {
 	var keys [][2]string
 	switch a.kind {
 	case KindUpstream:
+		if a.suffix != "" && b.suffix != "" && suffixShape(a.suffix) != suffixShape(b.suffix) {
+			return 0, fmt.Errorf("%w: %q and %q have unrelated local suffixes (%s and %s)", ErrSameUpstreamBuild, a.raw, b.raw, a.suffix, b.suffix)
+		}
 		keys = [][2]string{{a.suffix, b.suffix}}
 	case KindDebianABI:
 		keys = [][2]string{{a.abi, b.abi}}
@@ -108,6 +117,23 @@ func CompareBuild(a, b Version) (int, error) {
 		}
 	}
 	return 0, nil
+}
+
+// suffixShape returns a local suffix with every run of digits replaced by
+// "#" ("-kroll-12" → "-kroll-#"): two suffixes of one shape differ only in
+// their numbers, which order them.
+func suffixShape(s string) string {
+	var b strings.Builder
+	for s != "" {
+		if d, rest := leadingDigits(s); d != "" {
+			b.WriteByte('#')
+			s = rest
+			continue
+		}
+		b.WriteByte(s[0])
+		s = s[1:]
+	}
+	return b.String()
 }
 
 // upstreamOf returns v's upstream version or "unknown".

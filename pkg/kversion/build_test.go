@@ -71,6 +71,13 @@ func TestCompareBuild(t *testing.T) {
 		{name: "newer internal build", release: "6.12.85-kroll-3", upstream: "6.12.85", runRelease: "6.12.85-kroll-2", want: 1},
 		{name: "internal build over plain", release: "6.12.85-kroll-1", upstream: "6.12.85", runRelease: "6.12.85", want: 1},
 		{name: "plain under internal build", release: "6.12.85", runRelease: "6.12.85-kroll-1", want: -1},
+		{name: "internal build, more digits", release: "6.12.85-kroll-10", upstream: "6.12.85", runRelease: "6.12.85-kroll-9", want: 1},
+		{name: "same shape, two numbers", release: "6.12.85-kroll-3.2", upstream: "6.12.85", runRelease: "6.12.85-kroll-3.10", want: -1},
+		// Unrelated local suffixes are not ordered as text.
+		{name: "unrelated suffix", release: "6.12.85-zz", upstream: "6.12.85", runRelease: "6.12.85-kroll-3", wantSameUpstreamBuildErr: true},
+		{name: "suffix with a tail", release: "6.12.85-kroll-3.old", upstream: "6.12.85", runRelease: "6.12.85-kroll-3", wantSameUpstreamBuildErr: true},
+		{name: "debug build", release: "6.12.85-kroll-3-debug", upstream: "6.12.85", runRelease: "6.12.85-kroll-3", wantSameUpstreamBuildErr: true},
+		{name: "other builder", release: "6.12.85-acme-4", upstream: "6.12.85", runRelease: "6.12.85-kroll-3", wantSameUpstreamBuildErr: true},
 		{name: "Debian name over plain upstream", release: "6.12.85+deb13-amd64", upstream: "6.12.85", runRelease: "6.12.85", runPackage: "6.12.85-3",
 			wantSameUpstreamBuildErr: true, compareAlsoSaysNotOlderTo: true},
 		{name: "ABI name over plain upstream", release: "6.1.0-47-amd64", upstream: "6.1.192", runRelease: "6.1.192",
