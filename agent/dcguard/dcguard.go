@@ -8,6 +8,7 @@ package dcguard
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -15,6 +16,11 @@ import (
 	"github.com/kroll-dev/kroll/pkg/gossip"
 	"github.com/kroll-dev/kroll/pkg/wire"
 )
+
+// ErrNoLimits is returned by Check when the coordinator sent no datacenter
+// limits: the capacity of the datacenter cannot be checked, so the host
+// does not go out of service.
+var ErrNoLimits = errors.New("no datacenter limits from the coordinator: cannot check the datacenter's capacity")
 
 // maxNamed bounds how many out-of-service members a refusal names.
 const maxNamed = 5
@@ -38,8 +44,9 @@ func New(src Source, self string) *Guard {
 }
 
 // Check returns an error saying why the host may not go out of service
-// now, with the limits the coordinator sent, or nil (also when limits is
-// nil: there is nothing to check against).
+// now, with the limits the coordinator sent, or nil. Without limits (nil:
+// the coordinator has not answered, or sent none) it refuses: the check
+// must never be skipped.
 func (g *Guard) Check(_ context.Context, limits *wire.DatacenterLimits) error {
 	return Check(g.src.View(), g.self, limits)
 }
@@ -74,10 +81,11 @@ func Summarize(v gossip.View) *wire.DCView {
 // self: the other members out of service or not alive count against the
 // slot limit (a rebooting host drops out of the pool), the alive and
 // serving ones must meet the capacity floor of the larger of the
-// coordinator's host count and the pool's.
+// coordinator's host count and the pool's. Without limits (l nil) it
+// refuses with ErrNoLimits.
 func Check(v gossip.View, self string, l *wire.DatacenterLimits) error {
 	if l == nil {
-		return nil
+		return ErrNoLimits
 	}
 	out, serving := 0, 0
 	var down []string

@@ -37,7 +37,9 @@ func TestCheck(t *testing.T) {
 		limits  *wire.DatacenterLimits
 		want    string // "" = allowed
 	}{
-		{"no limits", alive(3), nil, ""},
+		// Without limits nothing can be checked: refused, never skipped.
+		{"no limits", alive(3), nil, "no datacenter limits"},
+		{"no limits, alone", []gossip.Member{self}, nil, "no datacenter limits"},
 		{"room", append(alive(9), self), &wire.DatacenterLimits{EffectiveLimit: 2, MinHealthyPct: 80, Hosts: 10}, ""},
 		{"another rebooting at limit 1", append(append(alive(8), member("r", gossip.StateAlive, wire.PhaseRebooting)), self),
 			&wire.DatacenterLimits{EffectiveLimit: 1, MinHealthyPct: 50, Hosts: 10}, "1 other hosts out of service in this host's gossip view (r) ≥ slot limit 1"},

@@ -435,6 +435,9 @@ type rig struct {
 	state  string
 	checks []health.CommandCheck
 	writes int
+	// policies and pinned, when set, replace the fake host's policy
+	// status as Config.Policies and Config.PinnedPolicies.
+	policies, pinned func(context.Context) ([]wire.PolicyStatus, error)
 }
 
 func newRig(t testing.TB) *rig {
@@ -454,9 +457,13 @@ func (r *rig) agent(crashAt int) *Agent {
 	if err != nil {
 		r.t.Fatal(err)
 	}
+	policies := r.host.policyStatus
+	if r.policies != nil {
+		policies = r.policies
+	}
 	a, err := New(Config{
-		Policies: r.host.policyStatus,
-		HostID:   "h1", Datacenter: "fra1", KernelLine: "6.1",
+		Policies: policies, PinnedPolicies: r.pinned,
+		HostID: "h1", Datacenter: "fra1", KernelLine: "6.1",
 		Coordinator: r.coord, Stager: r.stager, Routes: fakeRoutes{r.host}, Booter: r.booter, Verifier: checker,
 		Journal: crashingStore{Store: st, writes: &r.writes, crashAt: crashAt},
 		ProcDir: r.host.proc, BootDir: r.host.boot, RetryInterval: time.Millisecond, MaxBackoff: 5 * time.Millisecond,

@@ -120,9 +120,15 @@ type Config struct {
 	Booter   Booter
 	Verifier Verifier
 	Journal  JournalStore
-	// Policies lists the mitigation policies in force, for heartbeats and
-	// for the post-boot check; nil means none.
+	// Policies reports the mitigation policies (reconciling them first),
+	// for heartbeats and for the post-boot check; nil means none. It
+	// returns the statuses it has together with an error when part of it
+	// failed: heartbeats report the statuses either way.
 	Policies func(ctx context.Context) ([]wire.PolicyStatus, error)
+	// PinnedPolicies lists, without changing anything, the policies
+	// pinned right before the boot: those must be in force again after
+	// it. An error means the pins cannot be listed; nil uses Policies.
+	PinnedPolicies func(ctx context.Context) ([]wire.PolicyStatus, error)
 
 	// ProcDir is /proc (tests use a fake).
 	ProcDir string
@@ -421,7 +427,13 @@ func (a *Agent) stepIdle(ctx context.Context, j *journal.Journal) (time.Duration
 	if m.Line != a.cfg.KernelLine {
 		return a.cfg.HeartbeatInterval, finish(fmt.Sprintf("refused: release line %s, host line %s", m.Line, a.cfg.KernelLine))
 	}
-	if reason := a.downgrade(m); reason != "" {
+	reason, err := a.downgrade(m)
+	if err != nil {
+		// The host could not be read: not the release's fault, nothing
+		// is recorded; tried again.
+		return a.cfg.RetryInterval, err
+	}
+	if reason != "" {
 		return a.cfg.HeartbeatInterval, finish("refused: " + reason)
 	}
 	return 0, a.save(func(n *journal.Journal) {
@@ -447,32 +459,34 @@ func (a *Agent) refuseUnverified(id string, err error) {
 }
 
 // downgrade explains why m would not be an upgrade of the running kernel,
-// or returns "". The order is the full build version
+// or returns "". An error means the running kernel's version could not be
+// read or parsed: a problem of the host, never recorded as the release's
+// outcome. The order is the full build version
 // (kversion.CompareBuild): a target must be strictly newer than the running
 // kernel, also within one upstream version (6.1.0-47-amd64 is older than
 // 6.1.0-56-amd64 even when both say 6.1.192), so an older signed build
 // cannot be pushed as a target.
-func (a *Agent) downgrade(m release.Manifest) string {
+func (a *Agent) downgrade(m release.Manifest) (string, error) {
 	data, err := os.ReadFile(filepath.Join(a.cfg.ProcDir, "version"))
 	if err != nil {
-		return "cannot read the running kernel's version: " + err.Error()
+		return "", fmt.Errorf("lifecycle: cannot read the running kernel's version: %w", err)
 	}
 	running, err := kversion.ParseProcVersion(string(data))
 	if err != nil {
-		return "cannot parse the running kernel's version: " + err.Error()
+		return "", fmt.Errorf("lifecycle: cannot parse the running kernel's version: %w", err)
 	}
 	target, err := kversion.ParseBuild(m.KernelVersion, m.UpstreamVersion)
 	if err != nil {
-		return fmt.Sprintf("release kernel %q (upstream %q): %v", m.KernelVersion, m.UpstreamVersion, err)
+		return fmt.Sprintf("release kernel %q (upstream %q): %v", m.KernelVersion, m.UpstreamVersion, err), nil
 	}
 	c, err := kversion.CompareBuild(target, running)
 	if err != nil {
-		return fmt.Sprintf("%s is not known to be newer than the running kernel %s: %v", target.Describe(), running.Describe(), err)
+		return fmt.Sprintf("%s is not known to be newer than the running kernel %s: %v", target.Describe(), running.Describe(), err), nil
 	}
 	if c <= 0 {
-		return fmt.Sprintf("%s is not newer than the running kernel %s", target.Describe(), running.Describe())
+		return fmt.Sprintf("%s is not newer than the running kernel %s", target.Describe(), running.Describe()), nil
 	}
-	return ""
+	return "", nil
 }
 
 func (a *Agent) kernelRelease() (string, error) {
@@ -561,16 +575,20 @@ func (a *Agent) stepWaitingSlot(ctx context.Context, j *journal.Journal) (time.D
 }
 
 // guard runs Config.Local's check; a refusal gives the slot back with its
-// reason.
-func (a *Agent) guard(ctx context.Context, j *journal.Journal) (refused bool, wait time.Duration, err error) {
+// reason. Until the coordinator answered a heartbeat (an agent restarted
+// while holding a slot) there are no limits to check against: it waits
+// (stop is true) for the first desired state, holding the slot and
+// changing nothing.
+func (a *Agent) guard(ctx context.Context, j *journal.Journal) (stop bool, wait time.Duration, err error) {
 	if a.cfg.Local == nil {
 		return false, 0, nil
 	}
-	var limits *wire.DatacenterLimits
-	if ds := a.desiredState(); ds != nil {
-		limits = ds.Datacenter
+	ds := a.desiredState()
+	if ds == nil {
+		a.log.Info("waiting for the coordinator's first desired state (its datacenter limits) before the datacenter-local check")
+		return true, a.cfg.RetryInterval, nil
 	}
-	gerr := a.cfg.Local.Check(ctx, limits)
+	gerr := a.cfg.Local.Check(ctx, ds.Datacenter)
 	if gerr == nil {
 		return false, 0, nil
 	}
@@ -636,6 +654,16 @@ func (a *Agent) stepDraining(ctx context.Context, j *journal.Journal) (time.Dura
 	}
 	inForce, err := a.policiesInForce(ctx)
 	if err != nil {
+		// Without knowing what must be in force after the boot, do not
+		// boot; and do not stay out of service holding the slot either.
+		fails := j.Failures + 1
+		if fails >= maxPolicyListFailures {
+			a.log.Warn("cannot list the mitigations in force; giving the slot back", "attempts", fails, "err", err)
+			return a.giveBack(ctx, j, wire.PhaseStaged, "mitigations in force unknown before the boot: "+truncate(err.Error(), 200))
+		}
+		if serr := a.save(func(n *journal.Journal) { n.Failures = fails }); serr != nil {
+			return 0, serr
+		}
 		return a.cfg.RetryInterval, err
 	}
 	return 0, a.save(func(n *journal.Journal) {
@@ -826,12 +854,21 @@ func (a *Agent) bootImage(j *journal.Journal) (boot.Image, string, error) {
 	return img, j.Staged.KernelRelease, nil
 }
 
-// policiesInForce lists the ids of the policies enforcing or auditing.
+// maxPolicyListFailures bounds the attempts to list the mitigations in
+// force before the boot; then the slot is given back.
+const maxPolicyListFailures = 3
+
+// policiesInForce lists the ids of the policies enforcing or auditing:
+// what is pinned (Config.PinnedPolicies), without changing it.
 func (a *Agent) policiesInForce(ctx context.Context) ([]string, error) {
-	if a.cfg.Policies == nil {
+	list := a.cfg.PinnedPolicies
+	if list == nil {
+		list = a.cfg.Policies
+	}
+	if list == nil {
 		return nil, nil
 	}
-	ps, err := a.cfg.Policies(ctx)
+	ps, err := list(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("lifecycle: list mitigations: %w", err)
 	}
@@ -852,7 +889,7 @@ func (a *Agent) expectedPolicies(ctx context.Context, before []string) []string 
 		return before
 	}
 	ps, err := a.cfg.Policies(ctx)
-	if err != nil {
+	if err != nil && len(ps) == 0 {
 		return before // the check itself reports the failure
 	}
 	retired := map[string]bool{}

@@ -65,10 +65,12 @@ func (a *Agent) Heartbeat(ctx context.Context) (*wire.DesiredState, error) {
 	hb.Kernel, _ = a.kernelRelease()
 	hb.BootID, _ = a.cfg.Booter.BootID()
 	if a.cfg.Policies != nil {
-		if ps, err := a.cfg.Policies(ctx); err == nil {
-			hb.Policies = ps
-		} else {
-			a.log.Warn("listing mitigations for the heartbeat", "err", err)
+		// Whatever statuses there are go out even when part of the
+		// reconcile failed: each says what is pinned and why not.
+		ps, err := a.cfg.Policies(ctx)
+		hb.Policies = ps
+		if err != nil {
+			a.log.Warn("mitigations for the heartbeat", "err", err)
 		}
 	}
 	if a.cfg.Local != nil {
