@@ -23,7 +23,6 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
-	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -35,13 +34,17 @@ import (
 	"github.com/kroll-dev/kroll/pkg/fsutil"
 	"github.com/kroll-dev/kroll/pkg/kversion"
 	"github.com/kroll-dev/kroll/pkg/policy"
+	"github.com/kroll-dev/kroll/pkg/strictjson"
 	"github.com/kroll-dev/kroll/pkg/wire"
 )
 
 // Defaults for Config.
 const (
-	DefaultBPFFS    = "/sys/fs/bpf/kroll"
-	DefaultStateDir = "/var/lib/kroll/mitigations"
+	DefaultBPFFS = "/sys/fs/bpf/kroll"
+	// DefaultStateDir is the agent daemon's (state_dir
+	// /var/lib/kroll-agent, plus "mitigations"): one-shot commands and
+	// the daemon share the state and the pins.
+	DefaultStateDir = "/var/lib/kroll-agent/mitigations"
 )
 
 // ErrRejected is wrapped by Apply's errors for a policy that was refused
@@ -56,6 +59,16 @@ var ErrRetired = errors.New("policy version retired")
 // ErrNotInstalled is returned (wrapped) by Enforcer.Read for a policy
 // without pins.
 var ErrNotInstalled = errors.New("policy not installed")
+
+// ErrPins is wrapped by the errors of Reconcile and List when the pins
+// cannot be listed or read: what is in force is then not known. Every
+// other error of theirs leaves the statuses they return accurate.
+var ErrPins = errors.New("cannot read the pinned policies")
+
+// ErrDamagedRetirement is wrapped by the errors about a retirement record
+// that does not decode: the policy counts as retired at every version
+// until the coordinator's next retirement of it rewrites the record.
+var ErrDamagedRetirement = errors.New("retirement record damaged")
 
 // SignedPolicy is a policy document (YAML or JSON) and its detached
 // signature (the POLICY.sig file).
@@ -192,6 +205,48 @@ type retirement struct {
 	Version int64  `json:"version"`
 }
 
+// maxRetirementSize bounds a retirement record.
+const maxRetirementSize = 4096
+
+// decodeRetirement decodes the retirement record of id strictly: one JSON
+// object with exactly the known fields, the id it is stored under and a
+// version of at least 1.
+func decodeRetirement(b []byte, id string) (retirement, error) {
+	var r retirement
+	if err := strictjson.Decode(b, maxRetirementSize, &r); err != nil {
+		return retirement{}, err
+	}
+	if r.ID != id {
+		return retirement{}, fmt.Errorf("record of %q stored as %q", r.ID, id)
+	}
+	if r.Version < 1 {
+		return retirement{}, fmt.Errorf("version %d, want at least 1", r.Version)
+	}
+	return r, nil
+}
+
+// retiredAt is what the host holds of a retirement of one policy.
+type retiredAt struct {
+	// exists: there is a record.
+	exists bool
+	// version is the retired version (valid unless damaged).
+	version int64
+	// damaged, if not nil, says why the record does not decode; the
+	// policy then counts as retired at every version.
+	damaged error
+}
+
+// refuses reports whether version v of the policy is retired.
+func (r retiredAt) refuses(v int64) bool { return r.exists && (r.damaged != nil || v <= r.version) }
+
+// String describes the retirement for errors and statuses.
+func (r retiredAt) String() string {
+	if r.damaged != nil {
+		return fmt.Sprintf("%v (%v): every version is refused until the coordinator retires it again", ErrDamagedRetirement, r.damaged)
+	}
+	return fmt.Sprintf("retired version %d", r.version)
+}
+
 func (m *Manager) statePath(id string) string {
 	return filepath.Join(m.stateDir, id+".json")
 }
@@ -223,6 +278,18 @@ func (m *Manager) Open(d SignedPolicy) (policy.Verified, error) {
 // document that does not open gets State rejected. The error joins every
 // document's problem.
 func (m *Manager) Apply(ctx context.Context, docs []SignedPolicy) ([]Status, error) {
+	return m.apply(ctx, docs, false)
+}
+
+// ApplyOnly is Apply for a one-shot command: it reconciles only the
+// policies in docs and leaves every other policy and its pins alone (a
+// command given only some of the trusted keys must not unpin what the
+// others signed; the daemon owns the rest).
+func (m *Manager) ApplyOnly(ctx context.Context, docs []SignedPolicy) ([]Status, error) {
+	return m.apply(ctx, docs, true)
+}
+
+func (m *Manager) apply(ctx context.Context, docs []SignedPolicy, only bool) ([]Status, error) {
 	var (
 		vs   []policy.Verified
 		errs []error
@@ -242,7 +309,7 @@ func (m *Manager) Apply(ctx context.Context, docs []SignedPolicy) ([]Status, err
 		vs = append(vs, v)
 		idx = append(idx, i)
 	}
-	sts, err := m.ApplyVerified(ctx, vs)
+	sts, err := m.applyVerified(ctx, vs, only)
 	for j, i := range idx {
 		out[i] = sts[j]
 		out[i].Source = docs[i].Source
@@ -261,14 +328,36 @@ func (m *Manager) Apply(ctx context.Context, docs []SignedPolicy) ([]Status, err
 // is written or loaded. If bpf-lsm is unavailable the accepted policies
 // are stored, their State is unavailable and the error is non-nil.
 func (m *Manager) ApplyVerified(ctx context.Context, vs []policy.Verified) ([]Status, error) {
+	return m.applyVerified(ctx, vs, false)
+}
+
+// applyVerified is ApplyVerified; with only it reconciles only the
+// policies of vs.
+func (m *Manager) applyVerified(ctx context.Context, vs []policy.Verified, only bool) ([]Status, error) {
 	// The daemon keeps running after loading: give back the parsed kernel
 	// BTF (several MiB) once the policies are in.
 	defer bpf.ReleaseCaches()
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	var errs []error
 	out := make([]Status, len(vs))
+	unlock, err := m.lockState(ctx)
+	if err != nil {
+		for i, v := range vs {
+			p := v.Policy()
+			out[i] = Status{ID: p.ID, Version: p.Version, Kind: string(p.Kind), Mode: string(p.Mode), State: wire.PolicyUnavailable, Detail: err.Error()}
+		}
+		return out, err
+	}
+	defer unlock()
+	var errs []error
 	var accepted []int
+	var scope map[string]bool
+	if only {
+		scope = map[string]bool{}
+		for _, v := range vs {
+			scope[v.Policy().ID] = true
+		}
+	}
 	for i, v := range vs {
 		p := v.Policy()
 		out[i] = Status{ID: p.ID, Version: p.Version, Kind: string(p.Kind), Mode: string(p.Mode)}
@@ -287,7 +376,7 @@ func (m *Manager) ApplyVerified(ctx context.Context, vs []policy.Verified) ([]St
 		delete(m.pinned, p.ID)
 		accepted = append(accepted, i)
 	}
-	sts, err := m.reconcileLocked(ctx)
+	sts, err := m.reconcileLocked(ctx, scope)
 	byID := make(map[string]Status, len(sts))
 	for _, st := range sts {
 		byID[st.ID] = st
@@ -323,10 +412,10 @@ func (m *Manager) accept(v policy.Verified) error {
 	if !v.TrustedBy(m.trusted) {
 		return fmt.Errorf("%w: signing key %s is not trusted", ErrRejected, v.KeyID())
 	}
-	if r, ok, err := m.retired(p.ID); err != nil {
+	if r, err := m.retired(p.ID); err != nil {
 		return err
-	} else if ok && p.Version <= r {
-		return fmt.Errorf("%w: %w: version %d <= retired version %d", ErrRejected, ErrRetired, p.Version, r)
+	} else if r.refuses(p.Version) {
+		return fmt.Errorf("%w: %w: version %d: %s", ErrRejected, ErrRetired, p.Version, r)
 	}
 	old, _, err := m.load(p.ID)
 	switch {
@@ -356,10 +445,10 @@ func (m *Manager) Check(v policy.Verified) error {
 	if err := validID(p.ID); err != nil {
 		return fmt.Errorf("%w: %w", ErrRejected, err)
 	}
-	if r, ok, err := m.retired(p.ID); err != nil {
+	if r, err := m.retired(p.ID); err != nil {
 		return err
-	} else if ok && p.Version <= r {
-		return fmt.Errorf("%w: %w: policy %s version %d <= retired version %d", ErrRejected, ErrRetired, p.ID, p.Version, r)
+	} else if r.refuses(p.Version) {
+		return fmt.Errorf("%w: %w: policy %s version %d: %s", ErrRejected, ErrRetired, p.ID, p.Version, r)
 	}
 	old, _, err := m.load(p.ID)
 	switch {
@@ -393,6 +482,10 @@ func (m *Manager) storeRaw(id string, doc, sig []byte) error {
 	return nil
 }
 
+// errDamagedState is wrapped by load's errors for a state file that was
+// read but does not decode.
+var errDamagedState = errors.New("stored policy damaged")
+
 // load reads and decodes a stored policy (not verified: see open).
 func (m *Manager) load(id string) (policy.Policy, stored, error) {
 	var s stored
@@ -401,55 +494,75 @@ func (m *Manager) load(id string) (policy.Policy, stored, error) {
 		return policy.Policy{}, s, err
 	}
 	if err := json.Unmarshal(b, &s); err != nil {
-		return policy.Policy{}, s, fmt.Errorf("mitigate: state of %s: %w", id, err)
+		return policy.Policy{}, s, fmt.Errorf("mitigate: state of %s: %w: %w", id, errDamagedState, err)
 	}
 	p, err := policy.Decode([]byte(s.Document), time.Time{})
 	if err != nil {
-		return p, s, fmt.Errorf("mitigate: state of %s: %w", id, err)
+		return p, s, fmt.Errorf("mitigate: state of %s: %w: %w", id, errDamagedState, err)
 	}
 	return p, s, nil
 }
 
-// retired returns the version at which id was retired.
-func (m *Manager) retired(id string) (int64, bool, error) {
+// retired returns what the host holds of a retirement of id; an error
+// means the record could not be read (nothing is known).
+func (m *Manager) retired(id string) (retiredAt, error) {
 	b, err := os.ReadFile(m.retiredPath(id))
 	if errors.Is(err, os.ErrNotExist) {
-		return 0, false, nil
+		return retiredAt{}, nil
 	}
 	if err != nil {
-		return 0, false, fmt.Errorf("mitigate: retirement of %s: %w", id, err)
+		return retiredAt{}, fmt.Errorf("mitigate: retirement of %s: %w", id, err)
 	}
-	var r retirement
-	if err := json.Unmarshal(b, &r); err != nil || r.ID != id {
-		// A damaged record must not un-retire: refuse everything.
-		return math.MaxInt64, true, nil
+	r, err := decodeRetirement(b, id)
+	if err != nil {
+		// A damaged record must not un-retire: every version is refused
+		// until a retirement rewrites it.
+		return retiredAt{exists: true, damaged: err}, nil
 	}
-	return r.Version, true, nil
+	return retiredAt{exists: true, version: r.Version}, nil
 }
 
 // Retired returns the version at which the operator retired id, if any.
+// A damaged record is retired (true) at an unknown version: the error
+// wraps ErrDamagedRetirement.
 func (m *Manager) Retired(id string) (int64, bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.retired(id)
+	r, err := m.retired(id)
+	if err != nil {
+		return 0, false, err
+	}
+	if r.damaged != nil {
+		return 0, true, fmt.Errorf("mitigate: policy %s: %w: %w", id, ErrDamagedRetirement, r.damaged)
+	}
+	return r.version, r.exists, nil
 }
 
 // Retire records durably that the operator retired policy id at version
-// (a later, lower version does not lower the record), deletes a stored
-// document of that version or older, and reconciles: the policy's pins
-// are removed and any document of id with a version <= version is refused
-// from then on, also after a restart.
+// (a later, lower version does not lower the record; a damaged record is
+// rewritten), deletes a stored document of that version or older, and
+// reconciles: the policy's pins are removed and any document of id with a
+// version <= version is refused from then on, also after a restart.
 func (m *Manager) Retire(ctx context.Context, id string, version int64) error {
 	if err := validID(id); err != nil {
 		return err
 	}
+	if version < 1 {
+		return fmt.Errorf("mitigate: retire %s: version %d, want at least 1", id, version)
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	r, ok, err := m.retired(id)
+	unlock, err := m.lockState(ctx)
 	if err != nil {
 		return err
 	}
-	if !ok || version > r {
+	defer unlock()
+	ra, err := m.retired(id)
+	if err != nil {
+		return err
+	}
+	ok, r := ra.exists, ra.version
+	if !ok || ra.damaged != nil || version > r {
 		if err := os.MkdirAll(m.retiredDir(), 0o700); err != nil {
 			return fmt.Errorf("mitigate: %w", err)
 		}
@@ -475,7 +588,7 @@ func (m *Manager) Retire(ctx context.Context, id string, version int64) error {
 			return fmt.Errorf("mitigate: %w", err)
 		}
 	}
-	_, err = m.reconcileLocked(ctx)
+	_, err = m.reconcileLocked(ctx, nil)
 	return err
 }
 
@@ -484,31 +597,50 @@ type verdict struct {
 	st   Status
 	v    policy.Verified
 	want bool // to be pinned
-	// unchecked: the manager has no trusted keys (a one-shot list), so
-	// the signature was not checked and nothing is to be changed.
+	// unchecked: the manager has no trusted keys, so the signature was
+	// not checked and nothing is to be changed.
 	unchecked bool
+	// undecided: the stored state could not be read or decoded; the pins
+	// are left as they are and st says why.
+	undecided bool
 }
 
 // judge decides from the stored state alone what policy id should be:
 // pinned if its document still verifies with the trusted keys, is not
 // retired, not expired and not fixed by the running kernel; known is false
-// when the host holds neither a document nor a retirement of id.
+// when the host holds neither a document nor a retirement of id. An error
+// means the stored state could not be read or decoded (vd.undecided): no
+// decision, the pins stay as they are. A damaged retirement record is a
+// decision (retired) and an error too, to be reported.
 func (m *Manager) judge(id string) (vd verdict, known bool, err error) {
 	vd.st.ID = id
-	r, isRetired, err := m.retired(id)
+	r, err := m.retired(id)
 	if err != nil {
+		vd.undecided = true
+		vd.st.State, vd.st.Detail = wire.PolicyUnavailable, err.Error()
 		return vd, true, err
+	}
+	var damaged error
+	if r.damaged != nil {
+		damaged = fmt.Errorf("mitigate: policy %s: %w: %w", id, ErrDamagedRetirement, r.damaged)
 	}
 	p, s, err := m.load(id)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
-		if !isRetired {
+		if !r.exists {
 			return vd, false, nil
 		}
-		vd.st.Version, vd.st.State, vd.st.Detail = r, wire.PolicyRetired, "retired by the operator"
-		return vd, true, nil
+		vd.st.Version, vd.st.State, vd.st.Detail = r.version, wire.PolicyRetired, "retired by the operator"
+		if damaged != nil {
+			vd.st.Detail = "retired by the operator: " + r.String()
+		}
+		return vd, true, damaged
 	case err != nil:
+		vd.undecided = true
 		vd.st.State, vd.st.Detail = wire.PolicyRejected, err.Error()
+		if !errors.Is(err, errDamagedState) {
+			vd.st.State = wire.PolicyUnavailable
+		}
 		return vd, true, err
 	}
 	vd.st.Version, vd.st.Kind, vd.st.Mode = p.Version, string(p.Kind), string(p.Mode)
@@ -517,11 +649,14 @@ func (m *Manager) judge(id string) (vd verdict, known bool, err error) {
 		vd.unchecked = true
 	} else if v, err = policy.Open([]byte(s.Document), s.Signature, m.trusted); err != nil {
 		vd.st.State, vd.st.Detail = wire.PolicyRejected, "no longer verifies with the trusted keys: "+err.Error()
-		return vd, true, nil
+		return vd, true, damaged
 	}
-	if isRetired && p.Version <= r {
-		vd.st.State, vd.st.Detail = wire.PolicyRetired, fmt.Sprintf("retired by the operator at version %d", r)
-		return vd, true, nil
+	if r.refuses(p.Version) {
+		vd.st.State, vd.st.Detail = wire.PolicyRetired, fmt.Sprintf("retired by the operator at version %d", r.version)
+		if damaged != nil {
+			vd.st.Detail = "retired by the operator: " + r.String()
+		}
+		return vd, true, damaged
 	}
 	// Verified and not retired by the operator: news to other hosts
 	// (Documents) even when expired or fixed here.
@@ -541,13 +676,17 @@ func (m *Manager) judge(id string) (vd verdict, known bool, err error) {
 }
 
 // ids returns every id the host knows: stored documents, retirements and
-// pins (when the Enforcer lists them).
-func (m *Manager) ids() ([]string, error) {
+// pins (when the Enforcer lists them). stateErr says the state directory
+// could not be read (the ids are then those of the pins and what could be
+// read): nothing may be unpinned on that basis. err, wrapping ErrPins,
+// says the pins could not be listed.
+func (m *Manager) ids() (ids []string, stateErr, err error) {
 	set := map[string]bool{}
+	var stateErrs []error
 	for _, dir := range []string{m.stateDir, m.retiredDir()} {
 		ents, err := os.ReadDir(dir)
 		if err != nil && !errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("mitigate: %w", err)
+			stateErrs = append(stateErrs, fmt.Errorf("mitigate: %w", err))
 		}
 		for _, e := range ents {
 			if id, ok := strings.CutSuffix(e.Name(), ".json"); ok && !e.IsDir() && !strings.HasPrefix(id, ".") {
@@ -558,18 +697,19 @@ func (m *Manager) ids() ([]string, error) {
 	if l, ok := m.enf.(InstalledLister); ok {
 		pinned, err := l.Installed()
 		if err != nil {
-			return nil, fmt.Errorf("mitigate: list pins: %w", err)
+			return nil, nil, fmt.Errorf("mitigate: %w: %w", ErrPins, err)
 		}
 		for _, id := range pinned {
 			set[id] = true
 		}
 	}
-	return slices.Sorted(maps.Keys(set)), nil
+	return slices.Sorted(maps.Keys(set)), errors.Join(stateErrs...), nil
 }
 
 // observe completes vd.st with what is pinned: a policy is enforcing or
-// auditing only when its pins are there.
-func (m *Manager) observe(ctx context.Context, vd verdict, known bool, availErr func() error) (Status, bool) {
+// auditing only when its pins are there. An error (wrapping ErrPins) says
+// the pins of a policy could not be read.
+func (m *Manager) observe(ctx context.Context, vd verdict, known bool, availErr func() error) (Status, bool, error) {
 	st := vd.st
 	mode, c, err := m.enf.Read(st.ID)
 	switch {
@@ -581,6 +721,8 @@ func (m *Manager) observe(ctx context.Context, vd verdict, known bool, availErr 
 		switch {
 		case !known:
 			st.Detail = "pinned without a stored policy"
+		case vd.undecided:
+			st.Detail = "left pinned: the stored state cannot be judged: " + vd.st.Detail
 		case vd.unchecked && vd.st.State == "":
 			st.Detail = "signature not checked (no trusted keys given)"
 		case !vd.want:
@@ -588,19 +730,19 @@ func (m *Manager) observe(ctx context.Context, vd verdict, known bool, availErr 
 		default:
 			st.Detail = ""
 		}
-		return st, true
+		return st, true, nil
 	case !errors.Is(err, ErrNotInstalled):
 		st.State, st.Detail = wire.PolicyUnavailable, err.Error()
-		return st, true
+		return st, true, fmt.Errorf("mitigate: policy %s: %w: %w", st.ID, ErrPins, err)
 	case !known:
-		return st, false
+		return st, false, nil
 	case vd.want || vd.unchecked && vd.st.State == "":
 		st.State, st.Detail = wire.PolicyUnavailable, "not loaded"
 		if aerr := availErr(); aerr != nil {
 			st.Detail = aerr.Error()
 		}
 	}
-	return st, true
+	return st, true, nil
 }
 
 // Reconcile makes the pins match the stored state and reports what is
@@ -608,21 +750,59 @@ func (m *Manager) observe(ctx context.Context, vd verdict, known bool, availErr 
 // kernel, no longer signed by a trusted key, or pinned without a stored
 // document is unpinned; every policy that should be in force and is not
 // pinned (or was pinned at another version, or not by this process) is
-// installed. The daemon calls it at start, on every heartbeat, after
-// every gossip delivery and when the nearest expiry passes (Run).
+// installed. A policy whose stored state cannot be read or decoded keeps
+// its pins (its status says why). The daemon calls it at start, on every
+// heartbeat, after every gossip delivery and when the nearest expiry
+// passes (Run).
+//
+// It returns a Status per policy together with the joined errors of
+// whatever failed (bpf-lsm unavailable, an install or unpin, a state
+// file); only when the pins cannot be listed (ErrPins) are there no
+// statuses. Without trusted keys nothing can be verified: the pins are
+// reported as unverified and left as they are. It holds the state
+// directory's lock (shared with one-shot commands) while it works.
 func (m *Manager) Reconcile(ctx context.Context) ([]Status, error) {
 	defer bpf.ReleaseCaches()
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.reconcileLocked(ctx)
+	if len(m.trusted) == 0 {
+		return m.listUnverified(ctx)
+	}
+	unlock, err := m.lockState(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	return m.reconcileLocked(ctx, nil)
 }
 
-func (m *Manager) reconcileLocked(ctx context.Context) ([]Status, error) {
+// unverifiedDetail marks what a manager without trusted keys reports.
+const unverifiedDetail = "not verified: no trusted policy keys configured; the pins are left as they are"
+
+// listUnverified is Reconcile without trusted keys: List, with the pins
+// marked unverified.
+func (m *Manager) listUnverified(ctx context.Context) ([]Status, error) {
+	sts, err := m.listLocked(ctx)
+	for i, st := range sts {
+		if !st.State.InForce() {
+			continue
+		}
+		if st.Detail == "" || strings.HasPrefix(st.Detail, "signature not checked") {
+			sts[i].Detail = unverifiedDetail
+		} else {
+			sts[i].Detail = unverifiedDetail + "; " + st.Detail
+		}
+	}
+	return sts, err
+}
+
+// reconcileLocked reconciles the policies in only (every policy when nil).
+func (m *Manager) reconcileLocked(ctx context.Context, only map[string]bool) ([]Status, error) {
 	if len(m.trusted) == 0 {
 		// Nothing can be verified: changing the pins would only remove.
 		return nil, errors.New("mitigate: reconcile: no trusted policy keys")
 	}
-	ids, err := m.ids()
+	ids, stateErr, err := m.ids()
 	if err != nil {
 		return nil, err
 	}
@@ -632,6 +812,9 @@ func (m *Manager) reconcileLocked(ctx context.Context) ([]Status, error) {
 		availErr  error
 		availDone bool
 	)
+	if stateErr != nil {
+		errs = append(errs, fmt.Errorf("%w (nothing unpinned)", stateErr))
+	}
 	avail := func() error {
 		if !availDone {
 			availErr, availDone = m.enf.Available(ctx), true
@@ -639,12 +822,19 @@ func (m *Manager) reconcileLocked(ctx context.Context) ([]Status, error) {
 		return availErr
 	}
 	for _, id := range ids {
+		if only != nil && !only[id] {
+			continue
+		}
 		vd, known, err := m.judge(id)
 		if err != nil {
 			errs = append(errs, err)
 		}
 		var warns []string
-		if vd.want {
+		switch {
+		case vd.undecided:
+			// The stored state cannot be read or decoded: neither pin
+			// nor unpin on that basis.
+		case vd.want:
 			// Installed again when this process did not pin this
 			// version or the pins went away (a reboot, bpffs unmounted,
 			// removed by hand) or hold the other mode.
@@ -660,13 +850,20 @@ func (m *Manager) reconcileLocked(ctx context.Context) ([]Status, error) {
 					m.pinned[id] = vd.v.Policy().Version
 				}
 			}
-		} else {
+		case stateErr != nil:
+			// The state directory could not be listed: a pin may have
+			// a stored document this reconcile did not see.
+		default:
 			delete(m.pinned, id)
 			if err := m.enf.Uninstall(id); err != nil {
 				errs = append(errs, fmt.Errorf("policy %s: unpin: %w", id, err))
 			}
 		}
-		if st, ok := m.observe(ctx, vd, known, avail); ok {
+		st, ok, oerr := m.observe(ctx, vd, known, avail)
+		if oerr != nil {
+			errs = append(errs, oerr)
+		}
+		if ok {
 			st.Warnings = warns
 			out = append(out, st)
 		}
@@ -676,11 +873,17 @@ func (m *Manager) reconcileLocked(ctx context.Context) ([]Status, error) {
 
 // List reports, without changing anything, every policy the host knows,
 // ordered by ID: enforcing or auditing only when pinned (with a Detail
-// when the pins are due for removal), else why not.
+// when the pins are due for removal), else why not. Like Reconcile it
+// returns the statuses with the joined errors; only when the pins cannot
+// be listed (ErrPins) are there none.
 func (m *Manager) List(ctx context.Context) ([]Status, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	ids, err := m.ids()
+	return m.listLocked(ctx)
+}
+
+func (m *Manager) listLocked(ctx context.Context) ([]Status, error) {
+	ids, stateErr, err := m.ids()
 	if err != nil {
 		return nil, err
 	}
@@ -690,6 +893,9 @@ func (m *Manager) List(ctx context.Context) ([]Status, error) {
 		availErr  error
 		availDone bool
 	)
+	if stateErr != nil {
+		errs = append(errs, stateErr)
+	}
 	avail := func() error {
 		if !availDone {
 			availErr, availDone = m.enf.Available(ctx), true
@@ -701,7 +907,11 @@ func (m *Manager) List(ctx context.Context) ([]Status, error) {
 		if err != nil {
 			errs = append(errs, err)
 		}
-		if st, ok := m.observe(ctx, vd, known, avail); ok {
+		st, ok, oerr := m.observe(ctx, vd, known, avail)
+		if oerr != nil {
+			errs = append(errs, oerr)
+		}
+		if ok {
 			out = append(out, st)
 		}
 	}
@@ -713,7 +923,7 @@ func (m *Manager) List(ctx context.Context) ([]Status, error) {
 func (m *Manager) NextExpiry() (time.Time, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	ids, err := m.ids()
+	ids, _, err := m.ids()
 	if err != nil {
 		return time.Time{}, false
 	}
@@ -763,6 +973,11 @@ func (m *Manager) Remove(ctx context.Context, id string) error {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	unlock, err := m.lockState(ctx)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	_, statErr := os.Stat(m.statePath(id))
 	if err := m.enf.Uninstall(id); err != nil {
 		return fmt.Errorf("mitigate: %w", err)

@@ -103,6 +103,9 @@ func stateFiles(t *testing.T, dir string) []string {
 	}
 	var names []string
 	for _, e := range ents {
+		if e.Name() == ".lock" { // the cross-process lock, not state
+			continue
+		}
 		names = append(names, e.Name())
 	}
 	return names
