@@ -16,6 +16,7 @@ import (
 	"github.com/kroll-dev/kroll/agent/boot"
 	"github.com/kroll-dev/kroll/agent/health"
 	"github.com/kroll-dev/kroll/agent/lifecycle"
+	"github.com/kroll-dev/kroll/agent/mitigate"
 	"github.com/kroll-dev/kroll/pkg/kversion"
 	"github.com/kroll-dev/kroll/pkg/signing"
 )
@@ -207,7 +208,7 @@ func resolve(fc fileConfig) (*config, []error) {
 		}
 	}
 	if c.stateDir == "" {
-		c.stateDir = "/var/lib/kroll-agent"
+		c.stateDir = defaultStateDir
 	}
 	if !filepath.IsAbs(c.stateDir) {
 		bad("state_dir: %q is not an absolute path", c.stateDir)
@@ -295,9 +296,7 @@ func resolve(fc fileConfig) (*config, []error) {
 		}
 		c.commands = append(c.commands, health.CommandCheck{Name: cmd.Name, Command: cmd.Command, Timeout: cmd.Timeout.Duration})
 	}
-	if c.mitState == "" {
-		c.mitState = filepath.Join(c.stateDir, "mitigations")
-	}
+	c.mitState, c.bpffs = mitigationDirs(fc)
 	if c.metrics != "" {
 		if _, _, err := net.SplitHostPort(c.metrics); err != nil {
 			bad("metrics.listen: %v", err)
@@ -334,6 +333,30 @@ func resolve(fc fileConfig) (*config, []error) {
 		bad("gossip: seeds or key_files without gossip.bind")
 	}
 	return c, errs
+}
+
+// defaultStateDir is the daemon's state directory when state_dir is not
+// set.
+const defaultStateDir = "/var/lib/kroll-agent"
+
+// mitigationDirs returns the mitigations' state directory and bpffs pin
+// directory of fc: mitigations.state_dir, else <state_dir>/mitigations;
+// mitigations.bpffs, else mitigate.DefaultBPFFS. The daemon and the
+// one-shot mitigations commands both use it, so that they share one
+// state (and its lock) next to one set of pins.
+func mitigationDirs(fc fileConfig) (stateDir, bpffs string) {
+	stateDir, bpffs = fc.Mitigations.StateDir, fc.Mitigations.BPFFS
+	if stateDir == "" {
+		base := fc.StateDir
+		if base == "" {
+			base = defaultStateDir
+		}
+		stateDir = filepath.Join(base, "mitigations")
+	}
+	if bpffs == "" {
+		bpffs = mitigate.DefaultBPFFS
+	}
+	return stateDir, bpffs
 }
 
 // validName mirrors the coordinator's host and datacenter id rule.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -12,9 +13,10 @@ import (
 	"github.com/kroll-dev/kroll/agent/mitigate"
 	"github.com/kroll-dev/kroll/pkg/cli"
 	"github.com/kroll-dev/kroll/pkg/signing"
+	"github.com/kroll-dev/kroll/pkg/tomlfile"
 )
 
-const mitigationsUsage = "apply [--trusted-key PUB]... [--state-dir DIR] [--bpffs DIR] POLICY... | list | remove ID"
+const mitigationsUsage = "apply [--trusted-key PUB]... [--config FILE] [--state-dir DIR] [--bpffs DIR] POLICY... | list | remove ID"
 
 func mitigationsCommand() cli.Command {
 	return cli.Command{
@@ -26,8 +28,34 @@ func mitigationsCommand() cli.Command {
 
 type mitFlags struct {
 	trusted  []string
+	config   string
 	stateDir string
 	bpffs    string
+}
+
+// resolveDirs fills in the state and bpffs directories not given as flags
+// from the agent's configuration (the daemon's directories): the file
+// given with --config must be readable; the default one is used when it
+// exists, else the daemon's defaults.
+func (f *mitFlags) resolveDirs(configSet bool) error {
+	if f.stateDir != "" && f.bpffs != "" {
+		return nil
+	}
+	var fc fileConfig
+	if err := tomlfile.Decode(f.config, &fc); err != nil {
+		if configSet || !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		fc = fileConfig{}
+	}
+	stateDir, bpffs := mitigationDirs(fc)
+	if f.stateDir == "" {
+		f.stateDir = stateDir
+	}
+	if f.bpffs == "" {
+		f.bpffs = bpffs
+	}
+	return nil
 }
 
 func mitigations(ctx context.Context, env cli.Env, args []string) error {
@@ -41,12 +69,15 @@ func mitigations(ctx context.Context, env cli.Env, args []string) error {
 		f.trusted = append(f.trusted, s)
 		return nil
 	})
-	fs.StringVar(&f.stateDir, "state-dir", mitigate.DefaultStateDir, "where accepted policies are stored")
-	fs.StringVar(&f.bpffs, "bpffs", mitigate.DefaultBPFFS, "where programs, maps and links are pinned")
+	fs.StringVar(&f.config, "config", DefaultConfigPath, "agent configuration `FILE` (TOML) whose mitigation directories to use")
+	fs.StringVar(&f.stateDir, "state-dir", "", "where accepted policies are stored (default: the agent's, from --config)")
+	fs.StringVar(&f.bpffs, "bpffs", "", "where programs, maps and links are pinned (default: the agent's, from --config)")
 	pos, err := cli.ParseInterspersed(fs, env.Stdout, args)
 	if err != nil {
 		return err
 	}
+	configSet := false
+	fs.Visit(func(fl *flag.Flag) { configSet = configSet || fl.Name == "config" })
 	switch sub {
 	case "apply":
 		if len(pos) == 0 {
@@ -66,6 +97,9 @@ func mitigations(ctx context.Context, env cli.Env, args []string) error {
 	default:
 		return cli.Usagef("mitigations: unknown command %q (want apply, list or remove)", sub)
 	}
+	if err := f.resolveDirs(configSet); err != nil {
+		return err
+	}
 	m, err := newManager(f)
 	if err != nil {
 		return err
@@ -84,7 +118,9 @@ func mitigations(ctx context.Context, env cli.Env, args []string) error {
 			}
 			docs = append(docs, mitigate.SignedPolicy{Source: path, Document: doc, Signature: sig})
 		}
-		sts, err := m.Apply(ctx, docs)
+		// Only the policies given: everything else belongs to the daemon
+		// (and to keys this command may not have been given).
+		sts, err := m.ApplyOnly(ctx, docs)
 		printStatus(env.Stdout, sts)
 		return oneLine(err)
 	case "list":

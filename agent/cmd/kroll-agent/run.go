@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -69,26 +70,26 @@ func runDaemon(ctx context.Context, env cli.Env, args []string) error {
 	lm := lifecycle.NewMetrics(reg)
 
 	// Mitigations first: policies accepted earlier are in force again
-	// before anything else happens (DESIGN §4 "Mitigate").
-	var mgr *mitigate.Manager
-	if len(c.policyKeys) > 0 {
-		mgr, err = mitigate.New(mitigate.Config{Trusted: c.policyKeys, BPFFS: c.bpffs, StateDir: c.mitState})
-		if err != nil {
-			return err
-		}
-		sts, err := mgr.Restore(ctx)
-		for _, s := range sts {
-			log.Info("mitigation", "policy", s.ID, "version", s.Version, "state", s.State, "detail", s.Detail)
-		}
-		if err != nil {
-			log.Warn("mitigations not all in force", "err", err)
-		}
-		// Loading parsed the kernel's BTF (released by Apply); hand the
-		// memory back to the system now rather than minutes later.
-		debug.FreeOSMemory()
-	} else {
-		log.Warn("no trust.policy_keys configured: mitigation policies are disabled")
+	// before anything else happens (DESIGN §4 "Mitigate"). Without policy
+	// keys the manager changes nothing but still reports what is pinned
+	// (unverified).
+	mgr, err := mitigate.New(mitigate.Config{Trusted: c.policyKeys, BPFFS: c.bpffs, StateDir: c.mitState})
+	if err != nil {
+		return err
 	}
+	if len(c.policyKeys) == 0 {
+		log.Warn("no trust.policy_keys configured: mitigation policies are disabled; existing pins are reported, unverified, and left as they are")
+	}
+	sts, err := mgr.Restore(ctx)
+	for _, s := range sts {
+		log.Info("mitigation", "policy", s.ID, "version", s.Version, "state", s.State, "detail", s.Detail)
+	}
+	if err != nil {
+		log.Warn("mitigations not all in force", "err", err)
+	}
+	// Loading parsed the kernel's BTF (released by Apply); hand the
+	// memory back to the system now rather than minutes later.
+	debug.FreeOSMemory()
 
 	deps, err := build(ctx, c, log, mgr)
 	if err != nil {
@@ -96,7 +97,7 @@ func runDaemon(ctx context.Context, env cli.Env, args []string) error {
 	}
 	deps.Metrics, deps.Logger = lm, log
 	var syncer *policysync.Syncer
-	if mgr != nil {
+	if len(c.policyKeys) > 0 {
 		syncer, err = policysync.New(ctx, policysync.Config{Datacenter: c.datacenter, Trusted: c.policyKeys, Manager: mgr,
 			Logger: log.With("component", "policies"), Registerer: reg})
 		if err != nil {
@@ -139,12 +140,12 @@ func runDaemon(ctx context.Context, env cli.Env, args []string) error {
 	defer cancel()
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	if mgr != nil {
-		wg.Go(func() {
-			if err := mgr.Watch(ctx, log, mitigate.NewMetrics(reg)); err != nil && ctx.Err() == nil {
-				log.Warn("mitigation event watcher stopped", "err", err)
-			}
-		})
+	wg.Go(func() {
+		if err := mgr.Watch(ctx, log, mitigate.NewMetrics(reg)); err != nil && ctx.Err() == nil {
+			log.Warn("mitigation event watcher stopped", "err", err)
+		}
+	})
+	if len(c.policyKeys) > 0 {
 		// Unpin policies when they expire, whether or not a heartbeat
 		// or gossip message comes by.
 		wg.Go(func() { mgr.Run(ctx, log, mitigationReconcileInterval, nil) })
@@ -197,23 +198,15 @@ func build(ctx context.Context, c *config, log *slog.Logger, mgr *mitigate.Manag
 		return lifecycle.Config{}, err
 	}
 	hc := health.Config{RequiredUnits: c.units, Commands: c.commands, SettleTimeout: c.settle}
-	var policies func(ctx context.Context) ([]wire.PolicyStatus, error)
-	if mgr != nil {
-		hc.Policies = inForce{mgr}
-		// Every heartbeat reconciles the pins with the stored state and
-		// reports what is pinned.
-		policies = func(ctx context.Context) ([]wire.PolicyStatus, error) {
-			sts, err := mgr.Reconcile(ctx)
-			return mitigate.WireStatus(sts), err
-		}
-	}
+	policies, pinned, lister := policyFuncs(mgr, len(c.policyKeys) > 0)
+	hc.Policies = lister
 	checker, err := health.New(hc)
 	if err != nil {
 		return lifecycle.Config{}, err
 	}
 	cfg := lifecycle.Config{
 		HostID: c.hostID, Datacenter: c.datacenter, KernelLine: c.kernelLine,
-		Coordinator: coord, Stager: st, Booter: b, Verifier: checker, Journal: js, Policies: policies,
+		Coordinator: coord, Stager: st, Booter: b, Verifier: checker, Journal: js, Policies: policies, PinnedPolicies: pinned,
 		BootDir: c.bootDir, Initrd: c.initrd, Drain: c.drain, MaxBoots: c.maxBoots,
 		RetryInterval: c.retry, HeartbeatInterval: c.heartbeat, RenewInterval: c.renew,
 		ResetFile: filepath.Join(c.stateDir, resetFileName),
@@ -245,13 +238,43 @@ func build(ctx context.Context, c *config, log *slog.Logger, mgr *mitigate.Manag
 	return cfg, nil
 }
 
+// policyFuncs wires the mitigation manager into the lifecycle and the
+// health check. policies (every heartbeat) reconciles the pins with the
+// stored state and reports every status, with the error of whatever
+// failed. pinned (right before the boot) lists what is pinned without
+// changing it; it fails only when the pins cannot be read. lister (the
+// post-boot check) is what is in force. Without trusted keys (verified
+// false) the pins are reported but are no expectation: the agent could
+// not pin them again after the boot.
+func policyFuncs(mgr *mitigate.Manager, verified bool) (policies, pinned func(context.Context) ([]wire.PolicyStatus, error), lister health.PolicyLister) {
+	if mgr == nil {
+		return nil, nil, nil
+	}
+	policies = func(ctx context.Context) ([]wire.PolicyStatus, error) {
+		sts, err := mgr.Reconcile(ctx)
+		return mitigate.WireStatus(sts), err
+	}
+	if !verified {
+		return policies, func(context.Context) ([]wire.PolicyStatus, error) { return nil, nil }, nil
+	}
+	pinned = func(ctx context.Context) ([]wire.PolicyStatus, error) {
+		sts, err := mgr.List(ctx)
+		if errors.Is(err, mitigate.ErrPins) {
+			return nil, err
+		}
+		return mitigate.WireStatus(sts), nil
+	}
+	return policies, pinned, inForce{mgr}
+}
+
 // inForce adapts the mitigation manager to health.PolicyLister.
 type inForce struct{ m *mitigate.Manager }
 
-// InForce returns the ids of policies enforcing or auditing.
+// InForce returns the ids of policies enforcing or auditing (from the
+// pins; an error only when they cannot be read).
 func (p inForce) InForce(ctx context.Context) (map[string]bool, error) {
 	sts, err := p.m.List(ctx)
-	if err != nil {
+	if errors.Is(err, mitigate.ErrPins) {
 		return nil, err
 	}
 	out := map[string]bool{}
