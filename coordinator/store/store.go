@@ -51,7 +51,9 @@ type Config struct {
 	// without Raft state bootstraps.
 	Peers map[string]string
 	// Join, for a node added to a running cluster, skips the bootstrap: the
-	// node waits until the leader adds it (krollctl cluster join).
+	// node waits until the leader adds it (krollctl cluster join). Peers
+	// must then list at least one member of the cluster: until the node
+	// has a configuration, only the nodes of Peers may reach it.
 	Join bool
 	// TLS, when set, secures the Raft transport (mutual TLS): RootCAs and
 	// ClientCAs are the peer CA, and the certificate must carry the URI
@@ -137,6 +139,9 @@ type Store struct {
 // joins the quorum.
 func Open(cfg Config) (*Store, error) {
 	cfg.defaults()
+	if cfg.Join && !listsOther(cfg.Peers, cfg.NodeID) {
+		return nil, errors.New("store: a joining node needs Peers listing at least one member of the cluster: until it is added, only those may reach it")
+	}
 	if err := os.MkdirAll(filepath.Join(cfg.DataDir, "wal"), 0o700); err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
@@ -265,6 +270,16 @@ func (o *observer) observeNow() {
 	if !now.IsZero() {
 		o.stamper.Observe(now)
 	}
+}
+
+// listsOther reports whether peers names a node other than self.
+func listsOther(peers map[string]string, self string) bool {
+	for id := range peers {
+		if id != self {
+			return true
+		}
+	}
+	return false
 }
 
 func bootstrapConfig(peers map[string]string) raft.Configuration {
