@@ -206,8 +206,24 @@ type membershipChange struct {
 	Remove *wire.RemoveRequest `json:"remove,omitempty"`
 }
 
+// validateMembership checks a forwarded membership change as the public
+// routes check theirs: exactly one of join and remove, each validated.
+func validateMembership(mc *membershipChange) error {
+	switch {
+	case mc.Join != nil && mc.Remove != nil:
+		return errors.New("join and remove: set exactly one")
+	case mc.Join != nil:
+		return validateJoin(mc.Join)
+	case mc.Remove != nil:
+		return validateRemove(mc.Remove)
+	}
+	return errors.New("neither join nor remove")
+}
+
 func (s *Server) internalJoin(w http.ResponseWriter, r *http.Request, _ Identity) {
-	mc, rerr := decode[membershipChange](r, false, nil)
+	// A peer's request is validated like an operator's: a compromised or
+	// buggy peer must not add a voter with an id no operator could give.
+	mc, rerr := decode[membershipChange](r, false, validateMembership)
 	if rerr != nil {
 		writeRequestError(w, rerr)
 		return

@@ -291,3 +291,28 @@ func TestNoLeaderOneOfThree(t *testing.T) {
 		})
 	}
 }
+
+// TestInternalMembershipValidated: the peers' membership route validates a
+// join or remove like the operators' cluster routes; nothing invalid
+// reaches the Raft configuration.
+func TestInternalMembershipValidated(t *testing.T) {
+	e := newEnv(t)
+	for _, tc := range []struct {
+		name string
+		body string
+	}{
+		{"join without id", `{"join":{"id":"","raft_addr":"127.0.0.1:7009"}}`},
+		{"join with an invalid id", `{"join":{"id":"../c9 x","raft_addr":"127.0.0.1:7009"}}`},
+		{"join without raft address", `{"join":{"id":"c9"}}`},
+		{"remove without id", `{"remove":{"id":""}}`},
+		{"join and remove", `{"join":{"id":"c9","raft_addr":"127.0.0.1:7009"},"remove":{"id":"c1"}}`},
+		{"neither", `{}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			checkError(t, e.do(http.MethodPost, pathInternalJoin, tokPeer, tc.body), 400, wire.KindInvalidRequest)
+			if ms, err := e.store.Members(); err != nil || len(ms) != 1 {
+				t.Fatalf("members %+v %v, want c1 only", ms, err)
+			}
+		})
+	}
+}

@@ -4,12 +4,23 @@
 // bad RTC after reboot) never moves state time, and it detects and reports
 // such steps.
 //
-// On becoming leader the stamper anchors at max(wall now, the last time the
-// state machine applied); afterwards every stamp is anchor + monotonic time
-// elapsed since anchoring. Stamps therefore never fall behind the state's
-// last time (a new leader whose wall clock lags the old leader's does not
-// freeze state time) and never run ahead of it by more than the real time
-// that passed (a forward step does not expire leases or mark holders lost).
+// Every node observes the state machine's time as it applies entries
+// (Observe), together with its own monotonic reading. On becoming leader
+// the stamper anchors at
+//
+//	max(last, min(wall now, observed + monotonic time since observing))
+//
+// where last is the latest time the state machine has applied (a wall
+// within the step threshold above the bound is taken as is). Afterwards
+// every stamp is anchor + monotonic time elapsed since anchoring. Stamps
+// therefore never fall behind the state's last time (a new leader whose
+// wall clock lags the old leader's does not freeze state time) and never
+// run ahead of it by more than the real time that passed: neither a forward
+// step on the leader nor a new leader whose wall clock runs ahead (stepped
+// or skewed) expires leases or marks holders lost. Only a process that has
+// observed no entry since it started (a whole-cluster restart) anchors at
+// max(wall now, last): nothing bounds its wall clock then. The difference
+// wall − anchor is reported as a step.
 package clock
 
 import (
@@ -90,7 +101,13 @@ type Stamper struct {
 	threshold time.Duration
 	log       *slog.Logger
 
-	mu         sync.Mutex
+	mu sync.Mutex
+	// observed is set once this process has observed the state's time;
+	// obsTime is the latest state time observed, obsMono the monotonic
+	// reading when it was.
+	observed   bool
+	obsTime    time.Time
+	obsMono    time.Duration
 	term       uint64
 	anchored   bool
 	anchorWall time.Time
@@ -117,21 +134,49 @@ func NewStamper(clk Clock, threshold time.Duration, log *slog.Logger) *Stamper {
 	return &Stamper{clk: clk, threshold: threshold, log: log}
 }
 
-// Anchor starts the stamps of a leader's term: anchor = max(wall now,
-// last), where last is the latest time the state machine has applied.
-// It returns the anchor.
+// Observe records that the state machine's latest time is now stateTime
+// (called after every entry this process applies, on every node): it bounds
+// the anchor of a later term to stateTime + the real time elapsed since.
+func (s *Stamper) Observe(stateTime time.Time) {
+	mono := s.clk.Mono()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.observed && !stateTime.After(s.obsTime) {
+		// Same (or older) state time: keep the earlier reading, the bound
+		// must follow the state's time, not the moment of the apply.
+		return
+	}
+	s.observed, s.obsTime, s.obsMono = true, stateTime.UTC(), mono
+}
+
+// Anchor starts the stamps of a leader's term and returns the anchor. last
+// is the latest time the state machine has applied. Once this process has
+// observed the state's time (Observe), the anchor is max(last, min(wall
+// now, observed time + monotonic time since observing)), a wall clock up to
+// the step threshold above that bound being taken as is; before any
+// observation it is max(wall now, last). The wall clock's difference from
+// the anchor is reported as a step when beyond the threshold.
 func (s *Stamper) Anchor(term uint64, last time.Time) time.Time {
 	wall, mono := s.clk.Wall(), s.clk.Mono()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	anchor := wall
+	if s.observed {
+		// The state's time cannot have run faster than real time since
+		// this node last saw it: a wall clock beyond that is stepped or
+		// skewed ahead, and must not move state time.
+		bound := s.obsTime.Add(max(mono-s.obsMono, 0))
+		if wall.After(bound.Add(s.threshold)) {
+			anchor = bound
+		}
+	}
 	if last.After(anchor) {
 		anchor = last
 	}
 	s.term, s.anchored = term, true
 	s.anchorWall, s.anchorMono = anchor.UTC(), mono
-	// The clock behind the state's time is a step relative to the
-	// timeline this leader continues; report it against a zero baseline.
+	// The clock off the state's time is a step relative to the timeline
+	// this leader continues; report it against a zero baseline.
 	s.baseline = 0
 	s.observe(wall.Sub(anchor))
 	return s.anchorWall

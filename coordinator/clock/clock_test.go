@@ -77,7 +77,14 @@ func TestStamper(t *testing.T) {
 		name string
 		// last is the FSM's time at anchoring, relative to t0.
 		last time.Duration
-		ops  []op
+		// obs, when set, is a state time (relative to t0) the node
+		// observed at the start; gap then passes (and the wall is stepped
+		// by gapStep) before anchoring. anchor is the expected anchor
+		// relative to t0 (default: max(last, 0)).
+		obs    *time.Duration
+		gap    op
+		anchor *time.Duration
+		ops    []op
 		// want is the last stamp relative to t0; wantSteps the steps
 		// counted; wantOffset the last wall − stamp offset.
 		want       time.Duration
@@ -95,7 +102,21 @@ func TestStamper(t *testing.T) {
 			want: time.Second, wantOffset: -200 * time.Millisecond},
 		{name: "new leader behind the state's time", last: time.Hour, ops: []op{{pass: 3 * time.Second}},
 			want: time.Hour + 3*time.Second, wantSteps: 1, wantOffset: -time.Hour},
-		{name: "state's time behind the wall", last: -time.Hour, ops: []op{{pass: 3 * time.Second}}, want: 3 * time.Second},
+		// A process that observed nothing yet (fresh start) trusts its
+		// wall clock ahead of the state's time.
+		{name: "fresh start, state's time behind the wall", last: -time.Hour, ops: []op{{pass: 3 * time.Second}}, want: 3 * time.Second},
+		// A node that saw the state's time: its wall clock ahead of what
+		// real time allows is a step, never a jump of state time.
+		{name: "failover to a node stepped +2h", obs: dur(0), gap: op{pass: 5 * time.Second, step: 2 * time.Hour}, last: 4 * time.Second,
+			anchor: dur(5 * time.Second), ops: []op{{pass: 3 * time.Second}}, want: 8 * time.Second, wantSteps: 1, wantOffset: 2 * time.Hour},
+		{name: "node skewed +1h all along", obs: dur(-time.Hour), gap: op{pass: 2 * time.Second}, last: -time.Hour + time.Second,
+			anchor: dur(-time.Hour + 2*time.Second), ops: []op{{pass: time.Second}}, want: -time.Hour + 3*time.Second, wantSteps: 1, wantOffset: time.Hour},
+		{name: "state's time observed long ago, nothing applied since", obs: dur(0), gap: op{pass: time.Hour},
+			anchor: dur(time.Hour), want: time.Hour},
+		{name: "wall within the threshold ahead is taken", obs: dur(0), gap: op{pass: time.Second, step: 700 * time.Millisecond},
+			last: time.Second, anchor: dur(1700 * time.Millisecond), want: 1700 * time.Millisecond},
+		{name: "observed, wall behind the state's time", obs: dur(0), gap: op{pass: time.Second, step: -time.Hour},
+			last: time.Second, anchor: dur(time.Second), ops: []op{{pass: time.Second}}, want: 2 * time.Second, wantSteps: 1, wantOffset: -time.Hour},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			fc := &fakeClock{wall: t0, mono: 42 * time.Second}
@@ -107,8 +128,20 @@ func TestStamper(t *testing.T) {
 			if s.Anchored(7) {
 				t.Fatal("anchored before Anchor")
 			}
+			if tc.obs != nil {
+				s.Observe(t0.Add(*tc.obs))
+				// Re-observing the same state time later does not
+				// restart the bound.
+				fc.pass(tc.gap.pass)
+				s.Observe(t0.Add(*tc.obs))
+				fc.step(tc.gap.step)
+			}
 			anchor := s.Anchor(7, t0.Add(tc.last))
-			if want := t0.Add(max(tc.last, 0)); !anchor.Equal(want) {
+			want := t0.Add(max(tc.last, 0))
+			if tc.anchor != nil {
+				want = t0.Add(*tc.anchor)
+			}
+			if !anchor.Equal(want) {
 				t.Fatalf("anchor %s, want %s", anchor, want)
 			}
 			if !s.Anchored(7) || s.Anchored(8) {
@@ -137,6 +170,8 @@ func TestStamper(t *testing.T) {
 		})
 	}
 }
+
+func dur(d time.Duration) *time.Duration { return &d }
 
 func TestSteppedKeepsMonotonic(t *testing.T) {
 	c := NewStepped()

@@ -129,9 +129,17 @@ func (s *State) heartbeat(p Heartbeat) Result {
 			return refused(wire.KindConflict, "host %s holds a slot in %s; it cannot move to %s", h.ID, h.Datacenter, p.Datacenter)
 		}
 	}
-	if !ok || h.Datacenter != p.Datacenter {
-		if n, limit := len(s.byDC[p.Datacenter]), p.Timing.maxHostsPerDC(); n >= limit {
-			return refused(wire.KindHostLimit, "datacenter %s already has %d registered hosts, the most [hosts] max_per_dc allows; remove decommissioned hosts with 'krollctl host remove'", p.Datacenter, n)
+	if !ok || h.Datacenter != p.Datacenter || (!p.FleetLock && !h.counts()) {
+		// Unconfirmed FleetLock ids have their own small bound: a flood of
+		// them must not fill max_per_dc against real registrations.
+		counted, unconfirmed := s.registered(p.Datacenter)
+		switch {
+		case p.FleetLock && (!ok || !h.counts()):
+			if unconfirmed >= MaxUnconfirmedFleetLockPerDC {
+				return refused(wire.KindHostLimit, "datacenter %s already has %d FleetLock hosts that have not completed a lock and steady-state cycle, the most allowed; they expire after [fleetlock] fresh_within of silence", p.Datacenter, unconfirmed)
+			}
+		case counted >= p.Timing.maxHostsPerDC():
+			return refused(wire.KindHostLimit, "datacenter %s already has %d registered hosts, the most [hosts] max_per_dc allows; remove decommissioned hosts with 'krollctl host remove'", p.Datacenter, counted)
 		}
 	}
 	var old string
@@ -302,23 +310,18 @@ func (s *State) addRelease(p AddRelease) Result {
 	return Result{}
 }
 
-// hostStates lists the datacenter's registered hosts for the scheduler
-// (which only counts them, so their order does not matter).
-func (s *State) hostStates(dc *Datacenter, t Timing) []schedule.HostState {
-	states, _ := s.hostStatesAndView(dc, t)
-	return states
-}
-
 // hostStatesAndView lists dc's hosts for the scheduler and, in the same
 // pass, the datacenter's gossip view of itself: how many of its hosts its
 // agents see out of service (dead + draining + rebooting), as confirmed by
 // a quorum of the hosts with a fresh heartbeat that report a view
 // (schedule.Request.ObservedOutOfService; see quorumView). A FleetLock-only
-// host not heard from within t.FleetLockFresh is left out altogether,
-// unless it holds a slot: a phantom id must inflate neither the slot limit
-// base nor the serving count. The slice is scratch space reused by the
-// next call: Decide does not keep it.
-func (s *State) hostStatesAndView(dc *Datacenter, t Timing) ([]schedule.HostState, int) {
+// host that holds no slot is left out altogether unless it is confirmed
+// (see Host.counts) and heard from within t.FleetLockFresh: a phantom id
+// must inflate neither the slot limit base nor the serving count. The
+// requester is always listed (the scheduler must find it), an unconfirmed
+// or stale FleetLock requester as not serving. The slice is scratch space
+// reused by the next call: Decide does not keep it.
+func (s *State) hostStatesAndView(dc *Datacenter, t Timing, requester string) ([]schedule.HostState, int) {
 	hosts := s.byDC[dc.Name]
 	out := s.scratch[:0]
 	views := s.viewScratch[:0]
@@ -340,10 +343,11 @@ func (s *State) hostStatesAndView(dc *Datacenter, t Timing) ([]schedule.HostStat
 				break
 			}
 		}
-		if h.FleetLock && !holding && !h.alive(s.Now, fresh) {
+		counts := !h.FleetLock || (h.counts() && h.alive(s.Now, fresh))
+		if !holding && !counts && id != requester {
 			continue
 		}
-		serving := !holding && !h.Unhealthy && !capacity.OutOfService(h.Phase) && h.alive(s.Now, h.aliveWindow(t.AliveWithin, fresh))
+		serving := counts && !holding && !h.Unhealthy && !capacity.OutOfService(h.Phase) && h.alive(s.Now, h.aliveWindow(t.AliveWithin, fresh))
 		out = append(out, schedule.HostState{ID: id, Holding: holding, Serving: serving})
 		if h.View != nil && !h.FleetLock && s.Now.Sub(h.LastHeartbeat) <= t.AliveWithin {
 			views = append(views, h.View.Dead+h.View.Draining+h.View.Rebooting)
@@ -394,7 +398,7 @@ func (s *State) acquire(p Acquire) Result {
 	req := schedule.Request{Host: p.Host, Expedite: p.Expedite || s.expedited(dc, p.Host), Now: s.Now}
 	if exists {
 		policy = dc.Policy
-		hosts, req.ObservedOutOfService = s.hostStatesAndView(dc, p.Timing)
+		hosts, req.ObservedOutOfService = s.hostStatesAndView(dc, p.Timing, p.Host)
 	}
 	d := schedule.Decide(policy, exists, hosts, req)
 	switch {
@@ -498,6 +502,11 @@ func (s *State) release(p Renew) Result {
 		return Result{Err: e}
 	}
 	delete(dc.Slots, p.Host)
+	if h := s.Hosts[p.Host]; h != nil && h.FleetLock && sl.Owner == OwnerFleetLock && !sl.Lost && s.Now.Sub(sl.Granted) >= FleetLockConfirmAfter {
+		// A lock held across a reboot and given back at steady-state: a
+		// real node, from now on part of its datacenter's base.
+		h.FleetLockConfirmed = true
+	}
 	if p.Reason != "" {
 		s.event("slot_released", dc.Name, p.Host, "slot released by %s (token %d): %s", p.Host, sl.Token, p.Reason)
 	} else {
@@ -611,17 +620,32 @@ func (s *State) dropHost(h *Host) {
 const expiryScanEvery = time.Minute
 
 // expireHosts removes the hosts, not holding a slot, that were silent for
-// longer than t's ExpireAfter, by the command's stamped time (never a
-// follower's clock).
+// longer than t's ExpireAfter (an unconfirmed FleetLock id: longer than
+// its FleetLockFresh), by the command's stamped time (never a follower's
+// clock). A host without any time it was heard from (restored from a
+// snapshot of an older version) is taken as heard from now.
 func (s *State) expireHosts(t Timing) {
 	after := t.expireAfter()
-	if after <= 0 || (!s.ExpiryScanned.IsZero() && s.Now.Sub(s.ExpiryScanned) < min(expiryScanEvery, after/4)) {
+	if after <= 0 || (!s.ExpiryScanned.IsZero() && s.Now.Sub(s.ExpiryScanned) < min(expiryScanEvery, after/4, t.fleetLockFresh()/4)) {
 		return
 	}
 	s.ExpiryScanned = s.Now
 	var expired []*Host
+	fresh := t.fleetLockFresh()
 	for _, h := range s.Hosts {
-		if s.Now.Sub(h.lastHeard()) <= after {
+		if h.lastHeard().IsZero() {
+			// Registered before the state recorded when (a snapshot of an
+			// older version): heard from now, not silent since year 1.
+			h.Registered = s.Now
+			continue
+		}
+		limit := after
+		if !h.counts() {
+			// An unconfirmed FleetLock id counts for nothing; it is kept
+			// only while fresh.
+			limit = min(after, fresh)
+		}
+		if s.Now.Sub(h.lastHeard()) <= limit {
 			continue
 		}
 		if dc := s.Datacenters[h.Datacenter]; dc != nil && dc.Slots[h.ID] != nil {
@@ -632,7 +656,11 @@ func (s *State) expireHosts(t Timing) {
 	slices.SortFunc(expired, func(a, b *Host) int { return strings.Compare(a.ID, b.ID) })
 	for _, h := range expired {
 		s.dropHost(h)
-		s.event("host_expired", h.Datacenter, h.ID, "host expired: silent since %s (longer than %s)", h.lastHeard().Format(time.RFC3339), after)
+		if h.counts() {
+			s.event("host_expired", h.Datacenter, h.ID, "host expired: silent since %s (longer than %s)", h.lastHeard().Format(time.RFC3339), after)
+		} else {
+			s.event("host_expired", h.Datacenter, h.ID, "unconfirmed FleetLock host expired: silent since %s (longer than [fleetlock] fresh_within %s)", h.lastHeard().Format(time.RFC3339), fresh)
+		}
 	}
 }
 

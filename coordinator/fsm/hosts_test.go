@@ -2,6 +2,7 @@ package fsm
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
@@ -58,7 +59,9 @@ func TestRegistrationNeedsKnownDatacenter(t *testing.T) {
 		{"fleetlock into a typo", func(f *FSM) Result { return hostsFleetLock(t, f, t0, "fra1x", "n1", true, capped) }, wire.KindUnknownDC, 3},
 		{"steady-state into a typo", func(f *FSM) Result { return hostsFleetLock(t, f, t0, "fra1x", "n1", false, capped) }, wire.KindNotFound, 3},
 		{"heartbeat over the cap", func(f *FSM) Result { return hostsBeat(t, f, t0, "fra", "n1", capped) }, wire.KindHostLimit, 3},
-		{"fleetlock over the cap", func(f *FSM) Result { return hostsFleetLock(t, f, t0, "fra", "n1", true, capped) }, wire.KindHostLimit, 3},
+		// An unconfirmed FleetLock id does not take a max_per_dc place
+		// (it has its own bound, see TestFleetLockPhantomsInsideFreshness).
+		{"unconfirmed fleetlock beside a full datacenter", func(f *FSM) Result { return hostsFleetLock(t, f, t0, "fra", "n1", true, capped) }, "ok", 4},
 		{"known host under the cap", func(f *FSM) Result { return hostsBeat(t, f, t0, "fra", "fra-h1", capped) }, "ok", 3},
 		{"moving into a full datacenter", func(f *FSM) Result { return hostsBeat(t, f, t0, "fra", "ams-h0", capped) }, wire.KindHostLimit, 3},
 		{"default cap", func(f *FSM) Result { return hostsBeat(t, f, t0, "fra", "n1", timing) }, "ok", 4},
@@ -164,7 +167,9 @@ func TestHostExpiry(t *testing.T) {
 		wantGone    []string
 		wantKept    []string
 	}{
-		{"before the deadline", 0, week - time.Minute, nil, []string{"fra-h0", "fra-h1", "fra-h2", "z1"}},
+		// z1 never completed a lock cycle: it goes once not fresh.
+		{"unconfirmed fleetlock id after fresh_within", 0, 16 * time.Minute, []string{"z1"}, []string{"fra-h0", "fra-h1", "fra-h2"}},
+		{"before the deadline", 0, week - time.Minute, []string{"z1"}, []string{"fra-h0", "fra-h1", "fra-h2"}},
 		{"default week", 0, week + time.Minute, []string{"fra-h1", "z1"}, []string{"fra-h0", "fra-h2"}},
 		{"configured hour", time.Hour, time.Hour + time.Minute, []string{"fra-h1", "z1"}, []string{"fra-h0", "fra-h2"}},
 		{"never", -1, 10 * week, nil, []string{"fra-h0", "fra-h1", "fra-h2", "z1"}},
@@ -265,6 +270,73 @@ func TestFleetLockPhantoms(t *testing.T) {
 	})
 }
 
+// TestFleetLockPhantomsInsideFreshness: 90 FleetLock ids made up by a
+// holder of FleetLock access (pre-reboot, with or without steady-state)
+// must not, while fresh, let the 10 real hosts of a datacenter (slots
+// 10 %, min-healthy 50 %) hold more than one slot at once: an id that did
+// not hold its lock across a reboot counts neither in the slot limit base
+// nor as serving, takes no [hosts] max_per_dc place, has a bound of its
+// own and expires after fresh_within.
+func TestFleetLockPhantomsInsideFreshness(t *testing.T) {
+	for _, steady := range []bool{true, false} {
+		t.Run(fmt.Sprintf("steady-state %v", steady), func(t *testing.T) {
+			tm := timing
+			tm.FleetLockFresh, tm.MaxHostsPerDC = 15*time.Minute, 11
+			f := New()
+			fleet(t, f, "fra", 10, wire.DatacenterUpdate{SlotPct: ptr(10), MinHealthyPct: ptr(50)})
+			limited := 0
+			for i := range 90 {
+				id := fmt.Sprintf("phantom-%d", i)
+				if kind(hostsFleetLock(t, f, t0, "fra", id, true, tm)) == wire.KindHostLimit {
+					limited++
+				}
+				if steady {
+					if r := hostsFleetLock(t, f, t0, "fra", id, false, tm); r.Err != nil {
+						t.Fatal(r.Err)
+					}
+				}
+			}
+			if limited != 90-MaxUnconfirmedFleetLockPerDC {
+				t.Errorf("%d phantoms refused for the unconfirmed bound, want %d", limited, 90-MaxUnconfirmedFleetLockPerDC)
+			}
+			// Inside the freshness window.
+			now := t0.Add(time.Minute)
+			for i := range 10 {
+				hostsBeat(t, f, now, "fra", fmt.Sprintf("fra-h%d", i), tm)
+			}
+			// A real new host still registers under max_per_dc 11.
+			if r := hostsBeat(t, f, now, "fra", "fra-new", tm); r.Err != nil {
+				t.Fatalf("real host refused beside the phantoms: %+v", r.Err)
+			}
+			granted := 0
+			for i := range 10 {
+				if r := apply(t, f, TypeAcquire, now, Acquire{Datacenter: "fra", Host: fmt.Sprintf("fra-h%d", i), Owner: OwnerAgent, Timing: tm}); r.Err == nil {
+					granted++
+				}
+			}
+			f.View(func(s *State) {
+				if held := len(s.Datacenters["fra"].Slots); granted > 1 || held > 1 {
+					t.Fatalf("%d of 10 real hosts granted a slot, %d slots held; want at most 1 (10%% of 11)", granted, held)
+				}
+				v, _ := s.DatacenterView("fra", now, tm.AliveWithin)
+				if v.EffectiveLimit != 1 || v.Serving != 11-granted {
+					t.Errorf("view: limit %d serving %d, want 1 and %d", v.EffectiveLimit, v.Serving, 11-granted)
+				}
+			})
+			// Stale unconfirmed ids go at the first scan past fresh_within
+			// (unless one holds its slot).
+			apply(t, f, TypeTick, t0.Add(tm.FleetLockFresh+time.Minute), Tick{Timing: tm})
+			f.View(func(s *State) {
+				for id, h := range s.Hosts {
+					if h.FleetLock && s.Datacenters["fra"].Slots[id] == nil {
+						t.Fatalf("stale unconfirmed %s not expired", id)
+					}
+				}
+			})
+		})
+	}
+}
+
 // TestFleetLockFreshness: a FleetLock-only host counts as serving while
 // heard from (pre-reboot or steady-state) within FleetLockFresh.
 func TestFleetLockFreshness(t *testing.T) {
@@ -286,20 +358,45 @@ func TestFleetLockFreshness(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			f := New()
-			fleet(t, f, "fra", 0, wire.DatacenterUpdate{SlotLimit: ptr(1), MinHealthyPct: ptr(75)})
-			for i := range 4 {
-				hostsFleetLock(t, f, t0, "fra", fmt.Sprintf("z%d", i), true, tm)
-				hostsFleetLock(t, f, t0, "fra", fmt.Sprintf("z%d", i), false, tm)
-			}
+			fleet(t, f, "fra", 0, wire.DatacenterUpdate{SlotLimit: ptr(1)})
+			// Each host completes a real lock cycle (a reboot takes a
+			// minute) and so is confirmed; then the floor goes up.
+			start := hostsConfirmFleetLock(t, f, t0, "fra", tm, "z0", "z1", "z2", "z3")
+			apply(t, f, TypeSetDatacenter, start, SetDatacenter{Name: "fra", Update: wire.DatacenterUpdate{MinHealthyPct: ptr(75)}})
 			for i := 1; i < 4; i++ {
-				hostsFleetLock(t, f, t0.Add(tc.heard), "fra", fmt.Sprintf("z%d", i), false, tm)
+				hostsFleetLock(t, f, start.Add(tc.heard), "fra", fmt.Sprintf("z%d", i), false, tm)
 			}
-			r := hostsFleetLock(t, f, t0.Add(tc.askAt), "fra", "z0", true, tm)
+			r := hostsFleetLock(t, f, start.Add(tc.askAt), "fra", "z0", true, tm)
 			if kind(r) != tc.want || (tc.detail != "" && !strings.Contains(r.Err.Value, tc.detail)) {
 				t.Fatalf("got %s (%+v), want %s %q", kind(r), r.Err, tc.want, tc.detail)
 			}
 		})
 	}
+}
+
+// hostsConfirmFleetLock takes each FleetLock id through a lock cycle
+// that spans a reboot (granted at one minute, steady-state the next), one
+// after the other from start, and returns when the last one was done.
+func hostsConfirmFleetLock(t testing.TB, f *FSM, start time.Time, dc string, tm Timing, ids ...string) time.Time {
+	t.Helper()
+	now := start
+	for _, id := range ids {
+		if r := hostsFleetLock(t, f, now, dc, id, true, tm); r.Err != nil {
+			t.Fatalf("pre-reboot %s: %+v", id, r.Err)
+		}
+		now = now.Add(time.Minute)
+		if r := hostsFleetLock(t, f, now, dc, id, false, tm); r.Err != nil {
+			t.Fatalf("steady-state %s: %+v", id, r.Err)
+		}
+	}
+	f.View(func(s *State) {
+		for _, id := range ids {
+			if !s.Hosts[id].FleetLockConfirmed {
+				t.Fatalf("%s not confirmed by its lock cycle", id)
+			}
+		}
+	})
+	return now
 }
 
 // TestGossipViewQuorum: the floor takes the out-of-service count a quorum
@@ -442,10 +539,7 @@ func TestHostStateSurvivesSnapshot(t *testing.T) {
 	tm.FleetLockFresh, tm.ExpireAfter = 10*time.Minute, time.Hour
 	f := New()
 	fleet(t, f, "fra", 4, wire.DatacenterUpdate{SlotPct: ptr(50), MinHealthyPct: ptr(80)})
-	if r := hostsFleetLock(t, f, t0, "fra", "z1", true, tm); r.Err != nil {
-		t.Fatal(r.Err)
-	}
-	hostsFleetLock(t, f, t0, "fra", "z1", false, tm)
+	heard := hostsConfirmFleetLock(t, f, t0, "fra", tm, "z1")
 	apply(t, f, TypeTick, t0.Add(time.Minute), Tick{Timing: tm})
 	g := hostsRestored(t, f)
 	assertSnapshotRoundTrip(t, g)
@@ -454,7 +548,7 @@ func TestHostStateSurvivesSnapshot(t *testing.T) {
 			if !a.ExpiryScanned.Equal(b.ExpiryScanned) || a.FleetLockFresh != b.FleetLockFresh || b.FleetLockFresh != tm.FleetLockFresh {
 				t.Fatalf("scan %v/%v fresh %v/%v", a.ExpiryScanned, b.ExpiryScanned, a.FleetLockFresh, b.FleetLockFresh)
 			}
-			if h := b.Hosts["z1"]; h == nil || !h.FleetLock || !h.LastHeartbeat.Equal(t0) || !h.Registered.Equal(t0) || h.LastToken == 0 {
+			if h := b.Hosts["z1"]; h == nil || !h.FleetLock || !h.FleetLockConfirmed || !h.LastHeartbeat.Equal(heard) || !h.Registered.Equal(t0) || h.LastToken == 0 {
 				t.Fatalf("restored z1: %+v", b.Hosts["z1"])
 			}
 		})
@@ -464,7 +558,7 @@ func TestHostStateSurvivesSnapshot(t *testing.T) {
 	for _, at := range []struct {
 		after time.Duration
 		want  string
-	}{{5 * time.Minute, "ok"}, {11 * time.Minute, wire.KindCapacityFloor}} {
+	}{{5 * time.Minute, "ok"}, {12 * time.Minute, wire.KindCapacityFloor}} {
 		for _, x := range []*FSM{hostsRestored(t, f), hostsRestored(t, g)} {
 			now := t0.Add(at.after)
 			for i := range 4 {
@@ -483,4 +577,66 @@ func hostsBoolInt(b bool) int {
 		return 1
 	}
 	return 0
+}
+
+// TestHostsFromOlderSnapshotDoNotExpireAtOnce: hosts restored from a
+// snapshot written before hosts recorded when they registered or were
+// last heard from (FleetLock hosts without a heartbeat time, agents in
+// general) are taken as heard from at the first scan, and expire only
+// after ExpireAfter (agents) or FleetLockFresh (unconfirmed FleetLock ids)
+// from then.
+func TestHostsFromOlderSnapshotDoNotExpireAtOnce(t *testing.T) {
+	tm := timing
+	tm.ExpireAfter = time.Hour
+	f := New()
+	fleet(t, f, "fra", 2, wire.DatacenterUpdate{SlotLimit: ptr(1)})
+	hostsFleetLock(t, f, t0, "fra", "z1", true, tm)
+	hostsFleetLock(t, f, t0, "fra", "z1", false, tm)
+	snap, err := f.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink := &memSink{}
+	if err := snap.Persist(sink); err != nil {
+		t.Fatal(err)
+	}
+	// The older version's snapshot: no registered time, no heartbeat time.
+	var raw map[string]any
+	if err := json.Unmarshal(sink.Bytes(), &raw); err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range raw["hosts"].(map[string]any) {
+		h := h.(map[string]any)
+		delete(h, "registered")
+		h["last_heartbeat"] = time.Time{}
+	}
+	delete(raw, "expiry_scanned")
+	old, err := json.Marshal(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	upgraded := t0.Add(30 * 24 * time.Hour)
+	for _, tc := range []struct {
+		name     string
+		tickAt   time.Duration // after the upgrade
+		wantKept int
+	}{
+		{"first tick after the upgrade", 0, 3},
+		{"unconfirmed fleetlock id after fresh_within", 16 * time.Minute, 2},
+		{"agents after expire_after", time.Hour + time.Minute, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := New()
+			if err := g.Restore(io.NopCloser(bytes.NewReader(old))); err != nil {
+				t.Fatal(err)
+			}
+			apply(t, g, TypeTick, upgraded, Tick{Timing: tm})
+			if tc.tickAt > 0 {
+				apply(t, g, TypeTick, upgraded.Add(tc.tickAt), Tick{Timing: tm})
+			}
+			if n := hostsCount(g); n != tc.wantKept {
+				t.Fatalf("%d hosts kept, want %d (events %v)", n, tc.wantKept, hostsEvents(g))
+			}
+		})
+	}
 }

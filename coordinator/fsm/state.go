@@ -175,6 +175,40 @@ type Host struct {
 	// CountedToken is the grant whose unhealthy report was counted
 	// against the failure budget: once per grant, so once per boot.
 	CountedToken uint64 `json:"counted_token,omitempty"`
+	// FleetLockConfirmed marks a FleetLock-only host that completed a
+	// lock and steady-state cycle (granted, then steady-state at least
+	// FleetLockConfirmAfter later): only then does it count toward its
+	// datacenter's slot limit base and serving hosts (see counts).
+	FleetLockConfirmed bool `json:"fleetlock_confirmed,omitempty"`
+}
+
+// FleetLockConfirmAfter is how long a FleetLock host must have held its
+// lock before its steady-state confirms it: a reboot takes at least that
+// long, so an id cycled through pre-reboot and steady-state at once (a
+// phantom) stays unconfirmed.
+const FleetLockConfirmAfter = 30 * time.Second
+
+// MaxUnconfirmedFleetLockPerDC bounds the unconfirmed FleetLock ids one
+// datacenter tracks; they do not count toward [hosts] max_per_dc.
+const MaxUnconfirmedFleetLockPerDC = 64
+
+// counts reports whether h may count toward its datacenter's slot limit
+// base and serving hosts: an agent, or a confirmed FleetLock-only host.
+// An unconfirmed FleetLock id (anyone with FleetLock access can make one
+// up) never does unless it holds a slot.
+func (h *Host) counts() bool { return !h.FleetLock || h.FleetLockConfirmed }
+
+// registered counts dc's hosts that count toward [hosts] max_per_dc and
+// its unconfirmed FleetLock ids.
+func (s *State) registered(dc string) (counted, unconfirmed int) {
+	for _, h := range s.byDC[dc] {
+		if h.counts() {
+			counted++
+		} else {
+			unconfirmed++
+		}
+	}
+	return counted, unconfirmed
 }
 
 // Member is a coordinator node's addresses.
@@ -205,16 +239,16 @@ const (
 )
 
 // serving reports whether h counts toward its datacenter's capacity floor
-// at time now: alive (recent heartbeat, or a FleetLock-only host heard
-// from within fleetLockFresh), not holding a slot, not unhealthy, not in
-// an out-of-service phase.
+// at time now: alive (recent heartbeat, or a confirmed FleetLock-only host
+// heard from within fleetLockFresh), not holding a slot, not unhealthy,
+// not in an out-of-service phase.
 func (h *Host) serving(dc *Datacenter, now time.Time, aliveWithin, fleetLockFresh time.Duration) bool {
 	if dc != nil {
 		if _, holding := dc.Slots[h.ID]; holding {
 			return false
 		}
 	}
-	if h.Unhealthy || capacity.OutOfService(h.Phase) {
+	if h.Unhealthy || capacity.OutOfService(h.Phase) || !h.counts() {
 		return false
 	}
 	return h.alive(now, h.aliveWindow(aliveWithin, fleetLockFresh))

@@ -41,12 +41,13 @@ func (s *State) DatacenterView(name string, now time.Time, aliveWithin time.Dura
 }
 
 // countedHosts is the base of dc's slot limit and capacity floor at time
-// now: its registered hosts, less the FleetLock-only hosts not heard from
-// within fresh that hold no slot (see hostStatesAndView).
+// now: its registered hosts, less the FleetLock-only hosts holding no slot
+// that are unconfirmed or not heard from within fresh (see
+// hostStatesAndView).
 func (s *State) countedHosts(dc *Datacenter, now time.Time, fresh time.Duration) int {
 	n := 0
 	for id, h := range s.byDC[dc.Name] {
-		if h.FleetLock && !h.alive(now, fresh) && dc.Slots[id] == nil {
+		if h.FleetLock && (!h.counts() || !h.alive(now, fresh)) && dc.Slots[id] == nil {
 			continue
 		}
 		n++

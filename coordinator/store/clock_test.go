@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/raft"
+
 	"github.com/kroll-dev/kroll/coordinator/clock"
 	"github.com/kroll-dev/kroll/coordinator/fsm"
 	"github.com/kroll-dev/kroll/pkg/wire"
@@ -211,5 +213,102 @@ func TestClockFailoverBehindLastStamp(t *testing.T) {
 	}
 	if off, n := l2.ClockSteps(); n < 1 || off > -59*time.Minute {
 		t.Fatalf("new leader reports offset %s, %d steps; want about -1h, ≥ 1", off, n)
+	}
+}
+
+// clockHolders sets up datacenter fra with h0 holding a slot (reboot
+// deadline 20 min) and h1 registered, on leader l.
+func clockHolders(t *testing.T, l *Store) fsm.Timing {
+	t.Helper()
+	timing := fsm.Timing{Lease: time.Minute, RebootDeadline: 20 * time.Minute, AliveWithin: 45 * time.Second}
+	mustApply(t, l, fsm.TypeSetDatacenter, fsm.SetDatacenter{Name: "fra", Update: wire.DatacenterUpdate{SlotLimit: ptr(2)}})
+	for _, h := range []string{"h0", "h1"} {
+		mustApply(t, l, fsm.TypeHeartbeat, fsm.Heartbeat{Heartbeat: wire.Heartbeat{HostID: h, Datacenter: "fra"}})
+	}
+	if r := mustApply(t, l, fsm.TypeAcquire, fsm.Acquire{Datacenter: "fra", Host: "h0", Owner: fsm.OwnerAgent, Timing: timing}); r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	return timing
+}
+
+// clockWantSafe checks that h0 is neither lost nor its datacenter paused,
+// and that a fresh heartbeat is stamped at the real time.
+func clockWantSafe(t *testing.T, l *Store) {
+	t.Helper()
+	if sl, paused := slotOf(t, l, "fra", "h0"); sl.Lost || paused {
+		t.Fatalf("holder lost %v, datacenter paused %v after the failover; want neither", sl.Lost, paused)
+	}
+	mustApply(t, l, fsm.TypeHeartbeat, fsm.Heartbeat{Heartbeat: wire.Heartbeat{HostID: "h1", Datacenter: "fra"}})
+	var hb time.Time
+	l.FSM().View(func(st *fsm.State) { hb = st.Hosts["h1"].LastHeartbeat })
+	if d := time.Since(hb); d < -50*time.Millisecond || d > time.Second {
+		t.Fatalf("heartbeat stamped %s, %s from the real clock", hb, -d)
+	}
+}
+
+// TestClockFailoverAheadOfLastStamp fails the leader over to nodes whose
+// wall clocks were stepped 2h ahead: the new leader anchors at the state's
+// time plus the real time it saw pass, not at its wall clock; no holder is
+// lost, no datacenter paused, state time runs at real speed, and the
+// step is reported.
+func TestClockFailoverAheadOfLastStamp(t *testing.T) {
+	c, clocks := newClockCluster(t, 3)
+	l := c.leader(10 * time.Second)
+	clockHolders(t, l)
+	for id, clk := range clocks {
+		if id != l.NodeID() {
+			clk.Step(2 * time.Hour)
+		}
+	}
+	// Followers keep applying the leader's ticks after their step.
+	time.Sleep(300 * time.Millisecond)
+	c.stop(l.NodeID())
+	l2 := c.leader(10 * time.Second)
+	if _, err := l2.stamp(); err != nil {
+		t.Fatal(err)
+	}
+	watchStateTime(t, l2, 1500*time.Millisecond, time.Second)
+	clockWantSafe(t, l2)
+	if off, n := l2.ClockSteps(); n < 1 || off < 119*time.Minute {
+		t.Fatalf("new leader reports offset %s, %d steps; want about +2h, ≥ 1", off, n)
+	}
+}
+
+// TestClockLeadershipRegainedOnSteppedNode: the leader's wall clock is
+// stepped 2h ahead while it leads; it loses leadership and regains it. Its
+// new term continues the state's time at real speed instead of anchoring
+// at its stepped wall clock.
+func TestClockLeadershipRegainedOnSteppedNode(t *testing.T) {
+	c, clocks := newClockCluster(t, 3)
+	l := c.leader(10 * time.Second)
+	clockHolders(t, l)
+	clocks[l.NodeID()].Step(2 * time.Hour)
+	watchStateTime(t, l, 500*time.Millisecond, time.Second)
+	if err := l.raft.LeadershipTransfer().Error(); err != nil {
+		t.Fatalf("transfer leadership away: %v", err)
+	}
+	other := c.leader(10 * time.Second)
+	for other == l {
+		time.Sleep(20 * time.Millisecond)
+		other = c.leader(10 * time.Second)
+	}
+	watchStateTime(t, other, 500*time.Millisecond, time.Second)
+	if err := other.raft.LeadershipTransferToServer(raft.ServerID(l.NodeID()), raft.ServerAddress(c.cfgs[l.NodeID()].RaftAddr)).Error(); err != nil {
+		t.Fatalf("transfer leadership back: %v", err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !l.IsLeader() {
+		if time.Now().After(deadline) {
+			t.Fatal("leadership not regained")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if _, err := l.stamp(); err != nil {
+		t.Fatal(err)
+	}
+	watchStateTime(t, l, 1500*time.Millisecond, time.Second)
+	clockWantSafe(t, l)
+	if off, _ := l.ClockSteps(); off < 119*time.Minute {
+		t.Fatalf("regained leader reports offset %s; want about +2h", off)
 	}
 }

@@ -203,7 +203,7 @@ func testJoinAndRemove(t *testing.T, opt func(id string, c *Config)) {
 	c := newTestCluster(t, 3, opt)
 	l := c.leader(10 * time.Second)
 	mustApply(t, l, fsm.TypeSetDatacenter, fsm.SetDatacenter{Name: "fra", Update: wire.DatacenterUpdate{SlotLimit: ptr(1)}})
-	c4 := Config{NodeID: "c4", DataDir: t.TempDir(), RaftAddr: freePort(t), HTTPAddr: "127.0.0.1:1", Join: true, PeerToken: "peer-token-for-store-tests",
+	c4 := Config{NodeID: "c4", DataDir: t.TempDir(), RaftAddr: freePort(t), HTTPAddr: "127.0.0.1:1", Join: true, Peers: c.cfgs["c1"].Peers, PeerToken: "peer-token-for-store-tests",
 		HeartbeatTimeout: 300 * time.Millisecond, ElectionTimeout: 300 * time.Millisecond, LeaderLeaseTimeout: 200 * time.Millisecond}
 	opt("c4", &c4)
 	c.cfgs["c4"] = c4

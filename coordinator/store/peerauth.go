@@ -55,7 +55,8 @@ func PeerID(cert *x509.Certificate) (string, error) {
 // servers of the latest Raft configuration (committed or not, so that a
 // node being added by `cluster join` is reachable at once). A node that
 // has no configuration yet (started with --join, waiting to be added)
-// accepts the nodes of Peers, or any peer when Peers is empty.
+// accepts only the nodes of Peers (Open refuses a joining node without
+// another member there): never any node that proves some peer identity.
 type peerGate struct {
 	self  string
 	peers map[string]string
@@ -87,7 +88,7 @@ func (g *peerGate) member(id string) bool {
 	}
 	if len(servers) == 0 {
 		_, listed := g.peers[id]
-		return len(g.peers) == 0 || listed
+		return listed && id != g.self
 	}
 	for _, s := range servers {
 		if string(s.ID) == id {

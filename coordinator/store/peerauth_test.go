@@ -141,3 +141,39 @@ func TestTokenHandshake(t *testing.T) {
 		}
 	})
 }
+
+// TestJoiningNodeAcceptsOnlyItsPeers: a node started with Join and no
+// configuration yet accepts on its Raft port only the nodes its Peers
+// list, not any node that proves some peer identity; and it refuses to
+// start without another member in Peers.
+func TestJoiningNodeAcceptsOnlyItsPeers(t *testing.T) {
+	const token = "peer-token-for-store-tests"
+	self := freePort(t)
+	for _, peers := range []map[string]string{nil, {"c4": self}} {
+		if s, err := Open(Config{NodeID: "c4", DataDir: t.TempDir(), RaftAddr: self, Join: true, Peers: peers, PeerToken: token}); err == nil {
+			s.Close()
+			t.Fatalf("joining node with Peers %v started", peers)
+		}
+	}
+	s, err := Open(Config{NodeID: "c4", DataDir: t.TempDir(), RaftAddr: self, HTTPAddr: "127.0.0.1:1", Join: true,
+		Peers: map[string]string{"c1": freePort(t)}, PeerToken: token})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	for deadline := time.Now().Add(5 * time.Second); !s.IsPeer("c1"); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("joining node does not accept c1 of its Peers")
+		}
+	}
+	for _, tc := range []struct {
+		id string
+		ok bool
+	}{{"c1", true}, {"c2", false}, {"c9", false}, {"c4", false}} {
+		// IsPeer is the gate both Raft streams ask on accept (see
+		// TestTokenHandshake, TestRaftOverMutualTLS).
+		if s.IsPeer(tc.id) != tc.ok {
+			t.Errorf("joining node accepts %s: %v, want %v", tc.id, !tc.ok, tc.ok)
+		}
+	}
+}

@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -50,7 +51,9 @@ type Config struct {
 	// without Raft state bootstraps.
 	Peers map[string]string
 	// Join, for a node added to a running cluster, skips the bootstrap: the
-	// node waits until the leader adds it (krollctl cluster join).
+	// node waits until the leader adds it (krollctl cluster join). Peers
+	// must then list at least one member of the cluster: until the node
+	// has a configuration, only the nodes of Peers may reach it.
 	Join bool
 	// TLS, when set, secures the Raft transport (mutual TLS): RootCAs and
 	// ClientCAs are the peer CA, and the certificate must carry the URI
@@ -136,6 +139,9 @@ type Store struct {
 // joins the quorum.
 func Open(cfg Config) (*Store, error) {
 	cfg.defaults()
+	if cfg.Join && !listsOther(cfg.Peers, cfg.NodeID) {
+		return nil, errors.New("store: a joining node needs Peers listing at least one member of the cluster: until it is added, only those may reach it")
+	}
 	if err := os.MkdirAll(filepath.Join(cfg.DataDir, "wal"), 0o700); err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
@@ -172,6 +178,17 @@ func Open(cfg Config) (*Store, error) {
 	rc.MaxAppendEntries = 512
 
 	f := fsm.New()
+	stamper := clock.NewStamper(cfg.Clock, cfg.ClockStepThreshold, cfg.Logger)
+	// Entries already in the log when the process starts are replays:
+	// their times are old, they must not bound the clock (see observer).
+	replayed, err := w.LastIndex()
+	if err != nil {
+		trans.Close()
+		w.Close()
+		meta.Close()
+		return nil, fmt.Errorf("store: last log index: %w", err)
+	}
+	obs := &observer{FSM: f, stamper: stamper, replayed: replayed}
 	has, err := raft.HasExistingState(w, w, snaps)
 	if err != nil {
 		trans.Close()
@@ -197,7 +214,7 @@ func Open(cfg Config) (*Store, error) {
 		meta.Close()
 		return nil, fmt.Errorf("store: log cache: %w", err)
 	}
-	r, err := raft.NewRaft(rc, f, logs, w, snaps, trans)
+	r, err := raft.NewRaft(rc, obs, logs, w, snaps, trans)
 	if err != nil {
 		trans.Close()
 		w.Close()
@@ -205,11 +222,64 @@ func Open(cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("store: start raft: %w", err)
 	}
 	gate.raft.Store(r)
+	// Snapshots restored from now on come from the leader (InstallSnapshot).
+	obs.started.Store(true)
 	s := &Store{cfg: cfg, fsm: f, raft: r, log: w, meta: meta, transport: trans, gate: gate, done: make(chan struct{}),
-		stamper: clock.NewStamper(cfg.Clock, cfg.ClockStepThreshold, cfg.Logger)}
+		stamper: stamper}
 	s.wg.Add(1)
 	go s.leaderLoop()
 	return s, nil
+}
+
+// observer is the raft.FSM the node runs: the state machine, telling the
+// stamper the state's time after every entry this process receives and
+// applies, so that a term this node leads later is anchored no further
+// ahead of the state's time than the real time elapsed since (see package
+// clock). Entries that were in the log at start (index ≤ replayed) and the
+// snapshot restored at start are replays of the past, not observations.
+type observer struct {
+	*fsm.FSM
+	stamper  *clock.Stamper
+	replayed uint64
+	started  atomic.Bool
+}
+
+// Apply implements raft.FSM.
+func (o *observer) Apply(l *raft.Log) any {
+	res := o.FSM.Apply(l)
+	if l.Index > o.replayed {
+		o.observeNow()
+	}
+	return res
+}
+
+// Restore implements raft.FSM.
+func (o *observer) Restore(r io.ReadCloser) error {
+	if err := o.FSM.Restore(r); err != nil {
+		return err
+	}
+	if o.started.Load() {
+		o.observeNow()
+	}
+	return nil
+}
+
+func (o *observer) observeNow() {
+	var now time.Time
+	o.FSM.View(func(st *fsm.State) { now = st.Now })
+	if !now.IsZero() {
+		o.stamper.Observe(now)
+	}
+}
+
+// listsOther reports whether peers names a node other than self.
+func listsOther(peers map[string]string, self string) bool {
+	for id := range peers {
+		if id != self {
+			return true
+		}
+	}
+	return false
 }
 
 func bootstrapConfig(peers map[string]string) raft.Configuration {
@@ -399,9 +469,10 @@ func (s *Store) stamp() (time.Time, error) {
 	return s.stamper.Now(), nil
 }
 
-// anchor anchors the stamps of term at max(wall now, the FSM's time) once
-// the FSM has applied every entry of earlier terms (a barrier), so that the
-// new leader never stamps earlier than the old leader's last stamp.
+// anchor anchors the stamps of term once the FSM has applied every entry
+// of earlier terms (a barrier), so that the new leader never stamps earlier
+// than the old leader's last stamp, nor further ahead of it than the real
+// time this node saw pass (see clock.Stamper.Anchor).
 func (s *Store) anchor(term uint64) error {
 	s.anchorMu.Lock()
 	defer s.anchorMu.Unlock()

@@ -65,6 +65,9 @@ func serve(ctx context.Context, env cli.Env, o options, set settings) error {
 	if err != nil {
 		return err
 	}
+	if tc.peer != nil && !tc.separatePeerCA {
+		log.Warn("no --peer-tls-ca: the CA of --tls-ca, which signs the agents' client certificates, also vouches for peers (Raft and forwarding); give peer certificates a CA of their own")
+	}
 	st, err := store.Open(store.Config{
 		NodeID: o.nodeID, DataDir: o.dataDir, RaftAddr: o.raftAddr, HTTPAddr: o.httpAddr,
 		Peers: peers, Join: o.join, TLS: tc.peer, PeerToken: set.peerToken, Timing: set.timing, Logger: log,

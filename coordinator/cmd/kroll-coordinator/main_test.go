@@ -39,7 +39,10 @@ func TestCommandLine(t *testing.T) {
 		{"partial-tls", append(with("--http-addr", "10.1.2.3:8001"), "--tls-cert", "c.pem"), 2, "", "go together"},
 		{"peer-ca-without-tls", append(with("--http-addr", "127.0.0.1:8001"), "--peer-tls-ca", "p.pem"), 2, "", "--peer-tls-ca needs --tls-cert"},
 		{"cluster-without-tls-or-peer-token", good, 2, "", "without TLS, Raft peers authenticate with the peer token: set auth.peer_token_file"},
-		{"join-without-tls-or-peer-token", append(with("--peers", "c1=127.0.0.1:7001"), "--join"), 2, "", "auth.peer_token_file"},
+		{"join-without-tls-or-peer-token", append(with("--peers", "c2=127.0.0.1:7002"), "--join"), 2, "", "auth.peer_token_file"},
+		{"join-without-peers", append(with("--peers", ""), "--join"), 2, "", "--join needs --peers"},
+		{"join-listing-only-itself", append(with("--peers", "c1=127.0.0.1:7001"), "--join"), 2, "", "--peers lists no member of the cluster other than --node-id"},
+		{"join-with-peers-not-listing-itself", append(with("--peers", "c2=127.0.0.1:7002,c3=127.0.0.1:7003"), "--join"), 2, "", "auth.peer_token_file"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer

@@ -24,7 +24,7 @@ func (o *options) register(fs *flag.FlagSet) {
 	fs.StringVar(&o.httpAddr, "http-addr", "", "HOST:PORT for the HTTP API")
 	fs.StringVar(&o.peers, "peers", "", "initial cluster: ID=HOST:PORT,... (the same on every node)")
 	fs.StringVar(&o.config, "config", "", "TOML configuration file")
-	fs.BoolVar(&o.join, "join", false, "a node added to a running cluster: do not bootstrap, wait for 'krollctl cluster join' (then --peers may be omitted)")
+	fs.BoolVar(&o.join, "join", false, "a node added to a running cluster: do not bootstrap, wait for 'krollctl cluster join'; --peers lists members of the cluster, the only nodes it accepts until then")
 	fs.StringVar(&o.tlsCert, "tls-cert", "", "TLS certificate (PEM) for the HTTP API and Raft; must carry the URI SAN kroll:peer:<node-id>")
 	fs.StringVar(&o.tlsKey, "tls-key", "", "TLS private key (PEM)")
 	fs.StringVar(&o.tlsCA, "tls-ca", "", "CA bundle (PEM) that client certificates (and peer certificates, without --peer-tls-ca) must chain to")
@@ -82,10 +82,20 @@ func (o *options) validate() error {
 		}
 	}
 	peers, err := parsePeers(o.peers)
+	others := 0
+	for id := range peers {
+		if id != o.nodeID {
+			others++
+		}
+	}
 	switch {
 	case o.join && o.peers == "":
+		errs = append(errs, errors.New("--join needs --peers listing at least one member of the cluster: until it is added, the node accepts only those on its Raft port"))
 	case err != nil:
 		errs = append(errs, err)
+	case o.join && others == 0:
+		errs = append(errs, errors.New("--join: --peers lists no member of the cluster other than --node-id"))
+	case o.join && peers[o.nodeID] == "":
 	case peers[o.nodeID] == "":
 		errs = append(errs, fmt.Errorf("--peers does not list --node-id %q", o.nodeID))
 	case peers[o.nodeID] != o.raftAddr:

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -168,12 +170,119 @@ sha256 = %q
 			t.Errorf("%s: HTTP %d on /internal/v1/apply, want %d", bad.name, resp.StatusCode, bad.want)
 		}
 	}
+	// The Raft port takes only peer-CA certificates: with separate CAs a
+	// kroll:peer:c1 certificate of the client CA is refused there too.
+	raftCerts := []struct {
+		name string
+		cert tls.Certificate
+		ok   bool
+	}{{"peer-ca-c2", peerCA.Issue(t, "peer", "c2"), true}}
+	if separatePeerCA {
+		raftCerts = append(raftCerts, struct {
+			name string
+			cert tls.Certificate
+			ok   bool
+		}{"client-ca-claims-peer-c1", ca.Issue(t, "peer", "c1"), false})
+	}
+	for _, rc := range raftCerts {
+		if err := tlsRaftDial(raft["c1"], rc.cert, peerCA); (err == nil) != rc.ok {
+			t.Errorf("%s at the Raft port: %v, want accepted %v", rc.name, err, rc.ok)
+		}
+	}
 	if dcs, err := ops.Datacenters(t.Context()); err != nil || len(dcs) != 1 {
 		t.Errorf("datacenters %+v %v, want fra1 only", dcs, err)
 	}
 }
 
 func ptrInt(v int) *int { return &v }
+
+// tlsRaftDial connects to a Raft port with cert and reports whether the
+// node refused it: nil when the connection stays open (the node waits for
+// an RPC), the error of the node's TLS alert otherwise.
+func tlsRaftDial(addr string, cert tls.Certificate, peerCA *testpki.CA) error {
+	conn, err := tls.Dial("tcp", addr, &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: peerCA.Pool, MinVersion: tls.VersionTLS12})
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	// Under TLS 1.3 the server's verdict on the client certificate
+	// arrives after the client's handshake: read it.
+	conn.SetReadDeadline(time.Now().Add(time.Second))
+	_, err = conn.Read(make([]byte, 1))
+	if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		return nil
+	}
+	if err == nil {
+		return nil
+	}
+	return err
+}
+
+// syncBuffer is a bytes.Buffer safe for a node's logger and the test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestWarnsWithoutPeerCA: under TLS without --peer-tls-ca the node warns
+// at start that the agents' CA also vouches for peers; with it, it does
+// not.
+func TestWarnsWithoutPeerCA(t *testing.T) {
+	for _, separate := range []bool{false, true} {
+		t.Run(fmt.Sprintf("peer-tls-ca %v", separate), func(t *testing.T) {
+			ca, peerCA := testpki.NewCA(t), testpki.NewCA(t)
+			dir := t.TempDir()
+			signer := ca
+			if separate {
+				signer = peerCA
+			}
+			cert, key, signerFile := signer.WriteFiles(t, dir, signer.Issue(t, "peer", "c1"))
+			raft := freeAddr(t)
+			args := []string{"--node-id", "c1", "--data-dir", filepath.Join(dir, "data"), "--raft-addr", raft,
+				"--http-addr", freeAddr(t), "--peers", "c1=" + raft, "--tls-cert", cert, "--tls-key", key}
+			if separate {
+				clientCA := filepath.Join(dir, "client-ca.pem")
+				if err := os.WriteFile(clientCA, ca.PEM, 0o600); err != nil {
+					t.Fatal(err)
+				}
+				args = append(args, "--tls-ca", clientCA, "--peer-tls-ca", signerFile)
+			} else {
+				args = append(args, "--tls-ca", signerFile)
+			}
+			stderr := &syncBuffer{}
+			ctx, cancel := context.WithCancel(t.Context())
+			done := make(chan error, 1)
+			go func() {
+				done <- run(ctx, cli.Env{Name: "kroll-coordinator", Stdout: io.Discard, Stderr: stderr, Getenv: os.Getenv}, args)
+			}()
+			for deadline := time.Now().Add(10 * time.Second); !strings.Contains(stderr.String(), "serving"); time.Sleep(20 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					cancel()
+					t.Fatalf("node did not start: %s", stderr.String())
+				}
+			}
+			cancel()
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+			if warned := strings.Contains(stderr.String(), "no --peer-tls-ca"); warned == separate {
+				t.Fatalf("warned %v, want %v: %s", warned, !separate, stderr.String())
+			}
+		})
+	}
+}
 
 // TestOwnCertificateMustProveNodeID: a node whose certificate does not
 // carry kroll:peer:<its id> would be refused by every peer; it refuses to
