@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -329,5 +330,86 @@ func TestRolloutFailureRejectsRelease(t *testing.T) {
 	}
 	if rej := rejected(); len(rej) != 0 {
 		t.Errorf("rejected = %v after a forced rollout passed every gate", rej)
+	}
+}
+
+// TestRolloutNeedsStagingAndCanary: a rollout whose line has no hosts in a
+// staging datacenter, or in an edge datacenter (no canary), is refused
+// unless forced with a reason; the forced skip is in the event log.
+func TestRolloutNeedsStagingAndCanary(t *testing.T) {
+	tests := []struct {
+		name             string
+		edge             map[string]int
+		staging, control []string
+		start            StartRollout
+		want             string
+		// event is a substring of the rollout_started event (when started).
+		event string
+		waves []string
+	}{
+		{name: "staging and canary", edge: map[string]int{"e1": 2, "e2": 3}, staging: []string{"s1"},
+			start: StartRollout{ID: "ro", Release: "r612"}, want: "ok", waves: []string{"staging", "canary", "edge-10%"}},
+		{name: "no staging datacenter", edge: map[string]int{"e1": 2, "e2": 3},
+			start: StartRollout{ID: "ro", Release: "r612"}, want: wire.KindConflict},
+		{name: "no staging datacenter, expedited with a reason but not forced", edge: map[string]int{"e1": 2, "e2": 3},
+			start: StartRollout{ID: "ro", Release: "r612", Expedite: true, Reason: "CVE-2026-1"}, want: wire.KindConflict},
+		{name: "no staging datacenter, forced without a reason", edge: map[string]int{"e1": 2},
+			start: StartRollout{ID: "ro", Release: "r612", Force: true}, want: wire.KindInvalidRequest},
+		{name: "no staging datacenter, forced with a reason", edge: map[string]int{"e1": 2, "e2": 3},
+			start: StartRollout{ID: "ro", Release: "r612", Force: true, Reason: "lab line, no staging"}, want: "ok",
+			event: "FORCED with no staging wave", waves: []string{"canary", "edge-10%"}},
+		{name: "no edge datacenter (no canary)", staging: []string{"s1"}, control: []string{"c1"},
+			start: StartRollout{ID: "ro", Release: "r612"}, want: wire.KindConflict},
+		{name: "no edge datacenter, forced with a reason", staging: []string{"s1"}, control: []string{"c1"},
+			start: StartRollout{ID: "ro", Release: "r612", Force: true, Reason: "control-only line"}, want: "ok",
+			event: "FORCED with no canary wave", waves: []string{"staging", "control"}},
+		{name: "control only, forced", control: []string{"c1"},
+			start: StartRollout{ID: "ro", Release: "r612", Force: true, Reason: "control-only line"}, want: "ok",
+			event: "no staging wave (no staging datacenter has hosts of line 6.12) and no canary wave", waves: []string{"control"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := New()
+			rolloutFleet(t, f, tt.edge, tt.staging, tt.control)
+			res := apply(t, f, TypeStartRollout, t0, tt.start)
+			if kind(res) != tt.want {
+				t.Fatalf("start: %s %+v, want %s", kind(res), res.Err, tt.want)
+			}
+			var started string
+			var plan []string
+			f.View(func(s *State) {
+				for _, e := range s.Events {
+					if e.Type == "rollout_started" {
+						started = e.Message
+					}
+				}
+				if r := s.Rollouts["ro"]; r != nil {
+					for _, w := range r.Waves {
+						plan = append(plan, w.Name)
+					}
+				}
+			})
+			if tt.want != "ok" {
+				var targets int
+				f.View(func(s *State) {
+					for _, dc := range s.Datacenters {
+						targets += len(dc.Targets)
+					}
+				})
+				if started != "" || plan != nil || targets != 0 {
+					t.Fatalf("a refused rollout started: %q %v (%d targets)", started, plan, targets)
+				}
+				return
+			}
+			if !strings.Contains(started, tt.event) || (tt.start.Reason != "" && !strings.Contains(started, tt.start.Reason)) {
+				t.Errorf("rollout_started event %q, want %q and the reason", started, tt.event)
+			}
+			if tt.event == "" && strings.Contains(started, "FORCED") {
+				t.Errorf("rollout_started event %q says FORCED", started)
+			}
+			if !slices.Equal(plan, tt.waves) {
+				t.Errorf("waves %v, want %v", plan, tt.waves)
+			}
+		})
 	}
 }

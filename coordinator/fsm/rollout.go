@@ -102,8 +102,10 @@ type StartRollout struct {
 	Soak   time.Duration `json:"soak,omitempty"`
 	Cycle  time.Duration `json:"cycle,omitempty"`
 	Budget *int          `json:"budget,omitempty"`
-	// Force starts a rollout of a release rejected for its line; it
-	// needs a Reason.
+	// Force starts a rollout of a release rejected for its line, or one
+	// without a staging or canary wave (no staging, or no edge,
+	// datacenter has hosts of the line: that gate is skipped); it needs a
+	// Reason, and the event log records what was forced.
 	Force bool `json:"force,omitempty"`
 }
 
@@ -208,6 +210,27 @@ func (s *State) startRollout(p StartRollout) Result {
 	}
 	rest := slices.DeleteFunc(slices.Clone(edge), func(d string) bool { return slices.Contains(canary, d) })
 
+	// Every release meets staging and a canary before the edge: a line
+	// without hosts in either skips that gate only when forced, with a
+	// reason (recorded in the event log).
+	var skipped []string
+	if len(staging) == 0 {
+		skipped = append(skipped, fmt.Sprintf("no staging wave (no staging datacenter has hosts of line %s)", rel.Line))
+	}
+	if len(canary) == 0 {
+		skipped = append(skipped, fmt.Sprintf("no canary wave (no edge datacenter has hosts of line %s)", rel.Line))
+	}
+	if len(size) == 0 {
+		return refused(wire.KindInvalidRequest, "no datacenter has hosts of line %s", rel.Line)
+	}
+	if len(skipped) > 0 {
+		switch {
+		case !p.Force:
+			return refused(wire.KindConflict, "rollout of %s: %s; only a forced rollout with a reason may skip that gate", rel.ID, strings.Join(skipped, ", "))
+		case strings.TrimSpace(p.Reason) == "":
+			return refused(wire.KindInvalidRequest, "a forced rollout of %s without %s needs a reason (it is recorded in the event log)", rel.ID, strings.Join(skipped, ", "))
+		}
+	}
 	if len(staging) > 0 {
 		r.Waves = append(r.Waves, Wave{Name: WaveStaging, Datacenters: staging, Gates: true})
 	}
@@ -225,9 +248,6 @@ func (s *State) startRollout(p StartRollout) Result {
 		}
 		r.Waves = append(r.Waves, Wave{Name: fmt.Sprintf("edge-%d%%", int(math.Round(f*100))), Datacenters: rest[done:upto], Gates: true})
 		done = upto
-	}
-	if len(r.Waves) == 0 {
-		return refused(wire.KindInvalidRequest, "no datacenter has hosts of line %s", rel.Line)
 	}
 	// A newer rollout of the line supersedes a running one.
 	for _, id := range sortedKeys(s.Rollouts) {
@@ -249,6 +269,9 @@ func (s *State) startRollout(p StartRollout) Result {
 	msg := fmt.Sprintf("%s %s of %s (line %s) started: %s", kind, p.ID, rel.ID, rel.Line, strings.Join(plan, " → "))
 	if rejected {
 		msg += fmt.Sprintf("; FORCED although rejected for line %s by rollout %s (%s)", rel.Line, rej.Rollout, rej.Reason)
+	}
+	if len(skipped) > 0 {
+		msg += "; FORCED with " + strings.Join(skipped, " and ")
 	}
 	if p.Reason != "" {
 		msg += "; reason: " + p.Reason
