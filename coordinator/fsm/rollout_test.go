@@ -250,12 +250,19 @@ func TestRolloutFailureBudgetPausesAndActions(t *testing.T) {
 	if targeted(f, "e1", "6.12") != "r612" {
 		t.Fatal("the edge wave did not start after the canary passed")
 	}
+	// Two hosts of e1 rebooted with a slot each and report unhealthy with
+	// its token: both count against the wave's budget.
 	for i := range 2 {
-		apply(t, f, TypeHealth, t0.Add(time.Hour), Health{HealthReport: wire.HealthReport{HostID: fmt.Sprintf("e1-%d", i), Datacenter: "e1", Kernel: "6.12.90", Detail: "nginx down"}})
+		host := fmt.Sprintf("e1-%d", i)
+		sl := acquire(t, f, t0.Add(time.Hour), "e1", host)
+		if sl.Err != nil {
+			t.Fatal(sl.Err)
+		}
+		apply(t, f, TypeHealth, t0.Add(time.Hour), Health{HealthReport: wire.HealthReport{HostID: host, Datacenter: "e1", Kernel: "6.12.90", Token: sl.Slot.Token, Detail: "nginx down"}})
 	}
 	apply(t, f, TypeTick, t0.Add(time.Hour+time.Minute), tick)
 	r := rollout(f, "ro")
-	if r.State != RolloutPaused || !strings.Contains(r.PauseReason, "2 hosts unhealthy") {
+	if r.State != RolloutPaused || !strings.Contains(r.PauseReason, "2 unhealthy reports") {
 		t.Fatalf("over budget: %s %q", r.State, r.PauseReason)
 	}
 	// Paused: the target is withheld from heartbeats.
