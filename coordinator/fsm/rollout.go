@@ -422,7 +422,7 @@ func (s *State) progress(r *Rollout, dcs []string, aliveWithin time.Duration, ho
 func (s *State) advanceRollouts(p Tick) {
 	if p.Term != 0 && p.Term != s.Grace.Term {
 		s.Grace = LeaderGrace{Term: p.Term, Since: s.Now}
-		if p.AliveWithin > 0 {
+		if p.AliveWithin > 0 && s.activeRollouts() {
 			s.event("leader_grace", "", "", "leader term %d: silent hosts fail no rollout gate until %s (they hold their waves)", p.Term, s.Now.Add(p.AliveWithin).Format(time.RFC3339))
 		}
 	}
@@ -436,6 +436,16 @@ func (s *State) advanceRollouts(p Tick) {
 			s.checkGates(r, p.Timing)
 		}
 	}
+}
+
+// activeRollouts reports whether a rollout is running or paused.
+func (s *State) activeRollouts() bool {
+	for _, r := range s.Rollouts {
+		if r.State == RolloutRunning || r.State == RolloutPaused {
+			return true
+		}
+	}
+	return false
 }
 
 // checkGates fails r when one of its started staging or canary waves

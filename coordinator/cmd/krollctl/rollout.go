@@ -62,7 +62,7 @@ func rolloutStart(ctx context.Context, env cli.Env, args []string) error {
 			return cli.Usagef("--expedite needs --reason (e.g. the CVE)")
 		}
 		if req.Force && strings.TrimSpace(req.Reason) == "" {
-			return cli.Usagef("--force needs --reason (why the rejected release may roll again, or the staging or canary gate may be skipped)")
+			return cli.Usagef("--force needs --reason (why the rejected release may roll again)")
 		}
 		if waves != "" {
 			for _, f := range strings.Split(waves, ",") {
