@@ -25,8 +25,10 @@ func TestRolloutAPI(t *testing.T) {
 	checkError(t, e.do("POST", wire.PathRollouts, tokOperate, wire.RolloutStartRequest{Release: "6.1.192-kroll.1", Waves: []float64{0.5, 0.2}}), http.StatusBadRequest, wire.KindInvalidRequest)
 	checkError(t, e.do("POST", wire.PathRollouts, tokOperate, wire.RolloutStartRequest{Release: "nope"}), http.StatusNotFound, wire.KindNotFound)
 
+	// No staging datacenter: refused unless forced (with a reason).
+	checkError(t, e.do("POST", wire.PathRollouts, tokOperate, wire.RolloutStartRequest{Release: "6.1.192-kroll.1", Expedite: true, Reason: "CVE-2026-31431"}), http.StatusConflict, wire.KindConflict)
 	r := decodeOK[wire.Rollout](t, e.do("POST", wire.PathRollouts, tokOperate, wire.RolloutStartRequest{
-		Release: "6.1.192-kroll.1", Expedite: true, Reason: "CVE-2026-31431", Canary: []string{"ams1"}}))
+		Release: "6.1.192-kroll.1", Expedite: true, Reason: "CVE-2026-31431", Canary: []string{"ams1"}, Force: true}))
 	if r.ID != "6.1.192-kroll.1" || r.State != "running" || len(r.Waves) != 2 || r.Waves[0].Name != "canary" || r.Waves[0].Started.IsZero() {
 		t.Fatalf("started %+v", r)
 	}

@@ -574,6 +574,7 @@ func (s *State) health(p Health) Result {
 	h.CountedToken = p.Token
 	s.event("host_unhealthy", p.Datacenter, p.HostID, "unhealthy on %s (token %d, boot %s): %s", orDefault(p.Kernel, h.Kernel), p.Token, orDefault(h.BootID, "unknown"), p.Detail)
 	s.hostUnhealthy(h, orDefault(p.Kernel, h.Kernel), p.Detail)
+	s.countWaveFailure(h)
 	if dc != nil {
 		dc.Policy.Failures++
 		if b := dc.Policy.FailureBudget; b > 0 && dc.Policy.Failures >= b && !dc.Policy.Paused {
@@ -667,7 +668,7 @@ func (s *State) expireHosts(t Timing) {
 // tick marks holders past their reboot deadline lost and pauses their
 // datacenters: an operator decides what happened to them.
 func (s *State) tick(p Tick) Result {
-	defer s.advanceRollouts(p.Timing)
+	defer s.advanceRollouts(p)
 	s.FleetLockFresh = p.Timing.FleetLockFresh
 	s.expireHosts(p.Timing)
 	for _, name := range sortedKeys(s.Datacenters) {

@@ -199,6 +199,10 @@ type RetirePolicy struct {
 // moves rollouts on.
 type Tick struct {
 	Timing
+	// Term is the Raft term of the leader that proposed the tick (0:
+	// unknown, as in the simulator). The first tick of a new term starts
+	// the leader grace of the rollout gates (see LeaderGrace).
+	Term uint64 `json:"term,omitempty"`
 }
 
 // SetMember records a coordinator node's addresses.

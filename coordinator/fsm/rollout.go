@@ -78,6 +78,34 @@ type Wave struct {
 	// host healthy on the release's kernel from Completed through the
 	// soak. Later waves start only after it.
 	Passed time.Time `json:"passed,omitzero"`
+	// Members are the hosts of a staging or canary wave, with their
+	// registration times: the hosts of the line in its datacenters when it
+	// started and those that registered there later. A member that leaves
+	// (removed, expired, moved, off the line) before the wave passed fails
+	// it: a host stuck on its old kernel cannot be removed to let the
+	// wave pass without it.
+	Members map[string]time.Time `json:"members,omitempty"`
+	// Failures counts the unhealthy reports counted against the failure
+	// budget (with a slot token, once per grant) of hosts in the wave's
+	// datacenters: the edge waves' budget. A later healthy heartbeat does
+	// not take one back; resuming the rollout resets it (the operator
+	// has looked).
+	Failures int `json:"failures,omitempty"`
+}
+
+// LeaderGrace is when the current leader's term began, as replicated by
+// the ticks it proposes (Tick.Term). For AliveWithin after it a silent
+// host fails no gate — without a leader no host could report — but it
+// still holds its wave: silence never lets a wave pass.
+type LeaderGrace struct {
+	Term  uint64    `json:"term,omitempty"`
+	Since time.Time `json:"since,omitzero"`
+}
+
+// inGrace reports whether silence is forgiven now: within t.AliveWithin
+// of the first tick of the leader's term.
+func (s *State) inGrace(t Timing) bool {
+	return s.Grace.Term != 0 && t.AliveWithin > 0 && s.Now.Sub(s.Grace.Since) <= t.AliveWithin
 }
 
 // Rejection marks a release rejected for a kernel line: a rollout of it
@@ -102,8 +130,10 @@ type StartRollout struct {
 	Soak   time.Duration `json:"soak,omitempty"`
 	Cycle  time.Duration `json:"cycle,omitempty"`
 	Budget *int          `json:"budget,omitempty"`
-	// Force starts a rollout of a release rejected for its line; it
-	// needs a Reason.
+	// Force starts a rollout of a release rejected for its line, or one
+	// without a staging or canary wave (no staging, or no edge,
+	// datacenter has hosts of the line: that gate is skipped); it needs a
+	// Reason, and the event log records what was forced.
 	Force bool `json:"force,omitempty"`
 }
 
@@ -208,6 +238,27 @@ func (s *State) startRollout(p StartRollout) Result {
 	}
 	rest := slices.DeleteFunc(slices.Clone(edge), func(d string) bool { return slices.Contains(canary, d) })
 
+	// Every release meets staging and a canary before the edge: a line
+	// without hosts in either skips that gate only when forced, with a
+	// reason (recorded in the event log).
+	var skipped []string
+	if len(staging) == 0 {
+		skipped = append(skipped, fmt.Sprintf("no staging wave (no staging datacenter has hosts of line %s)", rel.Line))
+	}
+	if len(canary) == 0 {
+		skipped = append(skipped, fmt.Sprintf("no canary wave (no edge datacenter has hosts of line %s)", rel.Line))
+	}
+	if len(size) == 0 {
+		return refused(wire.KindInvalidRequest, "no datacenter has hosts of line %s", rel.Line)
+	}
+	if len(skipped) > 0 {
+		switch {
+		case !p.Force:
+			return refused(wire.KindConflict, "rollout of %s: %s; only a forced rollout with a reason may skip that gate", rel.ID, strings.Join(skipped, ", "))
+		case strings.TrimSpace(p.Reason) == "":
+			return refused(wire.KindInvalidRequest, "a forced rollout of %s without %s needs a reason (it is recorded in the event log)", rel.ID, strings.Join(skipped, ", "))
+		}
+	}
 	if len(staging) > 0 {
 		r.Waves = append(r.Waves, Wave{Name: WaveStaging, Datacenters: staging, Gates: true})
 	}
@@ -225,9 +276,6 @@ func (s *State) startRollout(p StartRollout) Result {
 		}
 		r.Waves = append(r.Waves, Wave{Name: fmt.Sprintf("edge-%d%%", int(math.Round(f*100))), Datacenters: rest[done:upto], Gates: true})
 		done = upto
-	}
-	if len(r.Waves) == 0 {
-		return refused(wire.KindInvalidRequest, "no datacenter has hosts of line %s", rel.Line)
 	}
 	// A newer rollout of the line supersedes a running one.
 	for _, id := range sortedKeys(s.Rollouts) {
@@ -249,6 +297,9 @@ func (s *State) startRollout(p StartRollout) Result {
 	msg := fmt.Sprintf("%s %s of %s (line %s) started: %s", kind, p.ID, rel.ID, rel.Line, strings.Join(plan, " → "))
 	if rejected {
 		msg += fmt.Sprintf("; FORCED although rejected for line %s by rollout %s (%s)", rel.Line, rej.Rollout, rej.Reason)
+	}
+	if len(skipped) > 0 {
+		msg += "; FORCED with " + strings.Join(skipped, " and ")
 	}
 	if p.Reason != "" {
 		msg += "; reason: " + p.Reason
@@ -275,6 +326,7 @@ func (s *State) rolloutAction(p RolloutAction, t Type) Result {
 		if r.State == RolloutPaused {
 			r.State, r.PauseReason = RolloutRunning, ""
 			s.event("rollout_resumed", "", "", "rollout %s resumed", p.ID)
+			s.resumeWaves(r)
 		}
 	case t == TypeAbortRollout:
 		r.State, r.PauseReason = RolloutAborted, orDefault(p.Reason, "aborted by an operator")
@@ -292,13 +344,36 @@ func (s *State) rolloutAction(p RolloutAction, t Type) Result {
 	return Result{}
 }
 
+// resumeWaves restarts the soak of r's staging and canary waves that were
+// soaking when it was paused (a soak counts running time only: nothing
+// advanced the rollout while paused), and resets the counted failures of
+// its unfinished waves: the operator who resumes has looked at them.
+func (s *State) resumeWaves(r *Rollout) {
+	for i := range r.Waves {
+		w := &r.Waves[i]
+		if w.Started.IsZero() {
+			continue
+		}
+		if strictWave(w) && !w.Completed.IsZero() && w.Passed.IsZero() {
+			w.Completed = s.Now
+			s.event("rollout_soak_restarted", "", "", "rollout %s: wave %s soak restarted on resume; soaking until %s", r.ID, w.Name, s.Now.Add(r.Soak).Format(time.RFC3339))
+		}
+		if !strictWave(w) && w.Completed.IsZero() && w.Failures > 0 {
+			s.event("rollout_failures_reset", "", "", "rollout %s: wave %s: %d counted unhealthy reports reset on resume", r.ID, w.Name, w.Failures)
+			w.Failures = 0
+		}
+	}
+}
+
 // WaveProgress counts a wave's hosts of the rollout's line.
 type WaveProgress struct {
 	// Hosts counts alive hosts; the others wait until they come back.
 	Hosts int
 	// Done hosts run the release's kernel and are not unhealthy.
 	Done int
-	// Failed hosts reported unhealthy (or are in phase failed).
+	// Failed hosts reported unhealthy (or are in phase failed) and have
+	// not reported healthy since. The failure budget counts reports
+	// instead (Wave.Failures).
 	Failed int
 	// Phases counts the not-done hosts by phase.
 	Phases map[string]int
@@ -306,6 +381,16 @@ type WaveProgress struct {
 
 // Progress returns the progress of the rollout's hosts in datacenters dcs.
 func (s *State) Progress(r *Rollout, dcs []string, aliveWithin time.Duration) WaveProgress {
+	return s.progress(r, dcs, aliveWithin, false)
+}
+
+// phaseSilent counts, in WaveProgress.Phases, the silent hosts that hold
+// a wave during the leader grace.
+const phaseSilent = "silent"
+
+// progress is Progress; with holdSilent (the leader grace) a silent host
+// holds the wave back instead of being left out.
+func (s *State) progress(r *Rollout, dcs []string, aliveWithin time.Duration, holdSilent bool) WaveProgress {
 	wp := WaveProgress{Phases: map[string]int{}}
 	for _, name := range dcs {
 		for _, h := range s.lineHosts(name, r.Line) {
@@ -314,6 +399,9 @@ func (s *State) Progress(r *Rollout, dcs []string, aliveWithin time.Duration) Wa
 			case h.Unhealthy || h.Phase == wire.PhaseFailed:
 				wp.Hosts++
 				wp.Failed++
+			case !alive && holdSilent:
+				wp.Hosts++
+				wp.Phases[phaseSilent]++
 			case !alive:
 				// Dead hosts do not hold a wave back.
 			case h.Kernel == r.Kernel && (h.Phase == wire.PhaseIdle || h.Phase == wire.PhaseHealthy || h.Phase == ""):
@@ -328,11 +416,117 @@ func (s *State) Progress(r *Rollout, dcs []string, aliveWithin time.Duration) Wa
 	return wp
 }
 
-// advanceRollouts moves every running rollout on (from Tick).
-func (s *State) advanceRollouts(t Timing) {
+// advanceRollouts moves every running rollout on and checks the gates of
+// the paused ones (from Tick). The first tick of a new leader term starts
+// the leader grace.
+func (s *State) advanceRollouts(p Tick) {
+	if p.Term != 0 && p.Term != s.Grace.Term {
+		s.Grace = LeaderGrace{Term: p.Term, Since: s.Now}
+		if p.AliveWithin > 0 && s.activeRollouts() {
+			s.event("leader_grace", "", "", "leader term %d: silent hosts fail no rollout gate until %s (they hold their waves)", p.Term, s.Now.Add(p.AliveWithin).Format(time.RFC3339))
+		}
+	}
 	for _, id := range sortedKeys(s.Rollouts) {
-		if r := s.Rollouts[id]; r.State == RolloutRunning {
-			s.advanceRollout(r, t)
+		switch r := s.Rollouts[id]; r.State {
+		case RolloutRunning:
+			s.advanceRollout(r, p.Timing)
+		case RolloutPaused:
+			// A paused rollout is still watched: a failure while paused
+			// fails it.
+			s.checkGates(r, p.Timing)
+		}
+	}
+}
+
+// activeRollouts reports whether a rollout is running or paused.
+func (s *State) activeRollouts() bool {
+	for _, r := range s.Rollouts {
+		if r.State == RolloutRunning || r.State == RolloutPaused {
+			return true
+		}
+	}
+	return false
+}
+
+// checkGates fails r when one of its started staging or canary waves
+// fails (see gateFailure and gateMembers) and reports whether it did;
+// held reports whether a silent host (in the leader grace) keeps a
+// soaking wave from passing.
+func (s *State) checkGates(r *Rollout, t Timing) (failed bool, held map[int]bool) {
+	held = map[int]bool{}
+	for i := range r.Waves {
+		w := &r.Waves[i]
+		if !strictWave(w) || w.Started.IsZero() {
+			continue
+		}
+		why := s.gateMembers(r, w)
+		if why == "" {
+			var hold bool
+			why, hold = s.gateFailure(r, w, t)
+			held[i] = hold
+		}
+		if why != "" {
+			s.failRollout(r, fmt.Sprintf("wave %s: %s", w.Name, why))
+			return true, held
+		}
+	}
+	return false, held
+}
+
+// recordMembers adds the hosts of r's line in strict wave w's datacenters
+// that are not members yet.
+func (s *State) recordMembers(r *Rollout, w *Wave) {
+	for _, name := range w.Datacenters {
+		for _, h := range s.lineHosts(name, r.Line) {
+			if _, ok := w.Members[h.ID]; !ok {
+				if w.Members == nil {
+					w.Members = map[string]time.Time{}
+				}
+				w.Members[h.ID] = h.Registered
+			}
+		}
+	}
+}
+
+// gateMembers returns why strict wave w fails because a member left it
+// before it passed — removed or expired (or removed and registered
+// again), moved to another datacenter, or off the rollout's line — or "";
+// then it records the hosts that joined w's datacenters since.
+func (s *State) gateMembers(r *Rollout, w *Wave) string {
+	if !w.Passed.IsZero() {
+		return ""
+	}
+	for _, id := range sortedKeys(w.Members) {
+		h := s.Hosts[id]
+		switch {
+		case h == nil:
+			return fmt.Sprintf("host %s left the wave before it passed: removed or expired", id)
+		case !h.Registered.Equal(w.Members[id]):
+			return fmt.Sprintf("host %s left the wave before it passed: removed and registered again at %s", id, h.Registered.Format(time.RFC3339))
+		case !slices.Contains(w.Datacenters, h.Datacenter):
+			return fmt.Sprintf("host %s left the wave before it passed: moved to datacenter %s", id, h.Datacenter)
+		case h.FleetLock || h.KernelLine != r.Line:
+			return fmt.Sprintf("host %s left the wave before it passed: no longer reports line %s", id, r.Line)
+		}
+	}
+	s.recordMembers(r, w)
+	return ""
+}
+
+// countWaveFailure counts an unhealthy report of h that counted against
+// its datacenter's failure budget against the started wave containing the
+// datacenter in every running or paused rollout of h's line.
+func (s *State) countWaveFailure(h *Host) {
+	for _, id := range sortedKeys(s.Rollouts) {
+		r := s.Rollouts[id]
+		if r.Line != h.KernelLine || (r.State != RolloutRunning && r.State != RolloutPaused) {
+			continue
+		}
+		for i := range r.Waves {
+			if w := &r.Waves[i]; !w.Started.IsZero() && slices.Contains(w.Datacenters, h.Datacenter) {
+				w.Failures++
+				break
+			}
 		}
 	}
 }
@@ -367,8 +561,11 @@ func (s *State) sortedLineHosts(dc, line string) []*Host {
 // and, once every host was healthy (the soak), a host that is silent or not
 // on the release's kernel any more. A host that is silent on its old
 // kernel without a slot does not fail the wave, but it never passes it.
-func (s *State) gateFailure(r *Rollout, w *Wave, t Timing) string {
+// In the leader grace silence fails nothing; held reports whether a host
+// of a soaking wave is silent: the wave must not pass then.
+func (s *State) gateFailure(r *Rollout, w *Wave, t Timing) (why string, held bool) {
 	soaking := !w.Completed.IsZero() && w.Passed.IsZero()
+	grace := s.inGrace(t)
 	for _, name := range w.Datacenters {
 		dc := s.Datacenters[name]
 		for _, h := range s.sortedLineHosts(name, r.Line) {
@@ -377,21 +574,26 @@ func (s *State) gateFailure(r *Rollout, w *Wave, t Timing) string {
 				sl = dc.Slots[h.ID]
 			}
 			alive := t.AliveWithin <= 0 || s.Now.Sub(h.LastHeartbeat) <= t.AliveWithin
+			silent := !alive && sl == nil && (soaking || h.Kernel == r.Kernel)
+			held = held || (soaking && !alive)
 			switch {
 			case h.Unhealthy:
-				return fmt.Sprintf("host %s in %s reported unhealthy on %s", h.ID, name, orDefault(h.Kernel, "its kernel"))
+				return fmt.Sprintf("host %s in %s reported unhealthy on %s", h.ID, name, orDefault(h.Kernel, "its kernel")), held
 			case failurePhase(h.Phase):
-				return fmt.Sprintf("host %s in %s is %s on %s", h.ID, name, h.Phase, orDefault(h.Kernel, "its kernel"))
+				return fmt.Sprintf("host %s in %s is %s on %s", h.ID, name, h.Phase, orDefault(h.Kernel, "its kernel")), held
 			case sl != nil && sl.Lost:
-				return fmt.Sprintf("host %s in %s was lost mid-reboot (silent past its reboot deadline)", h.ID, name)
-			case !alive && sl == nil && (soaking || h.Kernel == r.Kernel):
-				return fmt.Sprintf("host %s in %s went silent on %s (last heartbeat %s)", h.ID, name, orDefault(h.Kernel, "its kernel"), h.LastHeartbeat.Format(time.RFC3339))
+				return fmt.Sprintf("host %s in %s was lost mid-reboot (silent past its reboot deadline)", h.ID, name), held
+			case silent && grace:
+				// Silent since before the leader's term, perhaps only
+				// because there was no leader: wait.
+			case silent:
+				return fmt.Sprintf("host %s in %s went silent on %s (last heartbeat %s)", h.ID, name, orDefault(h.Kernel, "its kernel"), h.LastHeartbeat.Format(time.RFC3339)), held
 			case soaking && h.Kernel != r.Kernel:
-				return fmt.Sprintf("host %s in %s left %s during the soak (now on %s, phase %s)", h.ID, name, r.Kernel, orDefault(h.Kernel, "an unknown kernel"), orDefault(h.Phase, "unknown"))
+				return fmt.Sprintf("host %s in %s left %s during the soak (now on %s, phase %s)", h.ID, name, r.Kernel, orDefault(h.Kernel, "an unknown kernel"), orDefault(h.Phase, "unknown")), held
 			}
 		}
 	}
-	return ""
+	return "", held
 }
 
 // gateHealthy reports whether every host of the line in strict wave w is
@@ -463,16 +665,11 @@ func (s *State) hostUnhealthy(h *Host, kernel, detail string) {
 // that stayed healthy through the soak, pauses on an edge wave over its
 // failure budget, and starts the waves whose gates are open.
 func (s *State) advanceRollout(r *Rollout, t Timing) {
-	for i := range r.Waves {
-		w := &r.Waves[i]
-		if !strictWave(w) || w.Started.IsZero() {
-			continue
-		}
-		if why := s.gateFailure(r, w, t); why != "" {
-			s.failRollout(r, fmt.Sprintf("wave %s: %s", w.Name, why))
-			return
-		}
+	failed, held := s.checkGates(r, t)
+	if failed {
+		return
 	}
+	grace := s.inGrace(t)
 	gatesOpen := true // every earlier gating wave completed (strict ones passed)
 	var edgeStart time.Time
 	edgeIndex := 0
@@ -494,10 +691,10 @@ func (s *State) advanceRollout(r *Rollout, t Timing) {
 					s.event("rollout_wave_done", "", "", "rollout %s: wave %s healthy (%d hosts on %s); soaking until %s", r.ID, w.Name, n, r.Kernel, s.Now.Add(r.Soak).Format(time.RFC3339))
 				}
 			case w.Completed.IsZero():
-				wp := s.Progress(r, w.Datacenters, t.AliveWithin)
-				if wp.Failed > r.Budget {
+				wp := s.progress(r, w.Datacenters, t.AliveWithin, grace)
+				if w.Failures > r.Budget {
 					r.State = RolloutPaused
-					r.PauseReason = fmt.Sprintf("wave %s: %d hosts unhealthy, over the wave's failure budget of %d", w.Name, wp.Failed, r.Budget)
+					r.PauseReason = fmt.Sprintf("wave %s: %d unhealthy reports counted, over the wave's failure budget of %d", w.Name, w.Failures, r.Budget)
 					s.event("rollout_paused", "", "", "rollout %s paused: %s", r.ID, r.PauseReason)
 					return
 				}
@@ -506,9 +703,10 @@ func (s *State) advanceRollout(r *Rollout, t Timing) {
 					s.event("rollout_wave_done", "", "", "rollout %s: wave %s done (%d hosts on %s, %d failed)", r.ID, w.Name, wp.Done, r.Kernel, wp.Failed)
 				}
 			}
-			if strict && !w.Completed.IsZero() && w.Passed.IsZero() && !s.Now.Before(w.Completed.Add(r.Soak)) {
-				// gateFailure found nothing at this very time: every
-				// host stayed healthy through the soak.
+			if strict && !w.Completed.IsZero() && w.Passed.IsZero() && !held[i] && !s.Now.Before(w.Completed.Add(r.Soak)) {
+				// gateFailure found nothing at this very time (and no
+				// silent host held the wave): every host stayed healthy
+				// through the soak.
 				w.Passed = s.Now
 				s.event("rollout_wave_passed", "", "", "rollout %s: wave %s passed: every host healthy on %s through the %s soak", r.ID, w.Name, r.Kernel, r.Soak)
 			}
@@ -536,6 +734,9 @@ func (s *State) advanceRollout(r *Rollout, t Timing) {
 			}
 		}
 		w.Started = s.Now
+		if strict {
+			s.recordMembers(r, w)
+		}
 		for _, name := range w.Datacenters {
 			dc := s.Datacenters[name]
 			if dc == nil {

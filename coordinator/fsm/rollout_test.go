@@ -180,16 +180,19 @@ func TestRolloutWavesGatingAndPacing(t *testing.T) {
 
 func TestRolloutExpediteSkipsPacingAndWindows(t *testing.T) {
 	f := New()
+	// No staging datacenter: the rollouts below are forced (with a
+	// reason) to skip the staging gate; TestRolloutNeedsStagingAndCanary
+	// checks that refusal.
 	rolloutFleet(t, f, map[string]int{"e1": 4, "e2": 5, "e3": 6}, nil, nil)
 	// A window that is closed at t0 (03:00 UTC is outside 12:00-13:00).
 	w := "Mon-Sun 12:00-13:00 UTC"
 	for _, dc := range []string{"e1", "e2", "e3"} {
 		apply(t, f, TypeSetDatacenter, t0, SetDatacenter{Name: dc, Update: wire.DatacenterUpdate{Window: &w}})
 	}
-	if r := apply(t, f, TypeStartRollout, t0, StartRollout{ID: "cve", Release: "r612", Expedite: true}); r.Err == nil || !strings.Contains(r.Err.Value, "reason") {
+	if r := apply(t, f, TypeStartRollout, t0, StartRollout{ID: "cve", Release: "r612", Expedite: true, Force: true}); r.Err == nil || !strings.Contains(r.Err.Value, "expedited rollout needs a reason") {
 		t.Fatalf("expedite without a reason: %+v", r.Err)
 	}
-	if r := apply(t, f, TypeStartRollout, t0, StartRollout{ID: "cve", Release: "r612", Expedite: true, Reason: "CVE-2026-31431"}); r.Err != nil {
+	if r := apply(t, f, TypeStartRollout, t0, StartRollout{ID: "cve", Release: "r612", Expedite: true, Reason: "CVE-2026-31431", Force: true}); r.Err != nil {
 		t.Fatal(r.Err)
 	}
 	// Outside the window, an expedited target's host still gets a slot.
@@ -232,9 +235,9 @@ func TestRolloutExpediteSkipsPacingAndWindows(t *testing.T) {
 
 func TestRolloutFailureBudgetPausesAndActions(t *testing.T) {
 	f := New()
-	rolloutFleet(t, f, map[string]int{"e1": 5, "e2": 5}, nil, nil)
+	rolloutFleet(t, f, map[string]int{"e1": 5, "e2": 5}, nil, nil) // (forced: no staging)
 	if r := apply(t, f, TypeStartRollout, t0, StartRollout{ID: "ro", Release: "r612", Budget: ptr(1), Canary: []string{"e2"},
-		Soak: time.Hour, Expedite: true, Reason: "test"}); r.Err != nil {
+		Soak: time.Hour, Expedite: true, Reason: "test", Force: true}); r.Err != nil {
 		t.Fatal(r.Err)
 	}
 	if targeted(f, "e2", "6.12") != "r612" || targeted(f, "e1", "6.12") != "" {
@@ -247,12 +250,19 @@ func TestRolloutFailureBudgetPausesAndActions(t *testing.T) {
 	if targeted(f, "e1", "6.12") != "r612" {
 		t.Fatal("the edge wave did not start after the canary passed")
 	}
+	// Two hosts of e1 rebooted with a slot each and report unhealthy with
+	// its token: both count against the wave's budget.
 	for i := range 2 {
-		apply(t, f, TypeHealth, t0.Add(time.Hour), Health{HealthReport: wire.HealthReport{HostID: fmt.Sprintf("e1-%d", i), Datacenter: "e1", Kernel: "6.12.90", Detail: "nginx down"}})
+		host := fmt.Sprintf("e1-%d", i)
+		sl := acquire(t, f, t0.Add(time.Hour), "e1", host)
+		if sl.Err != nil {
+			t.Fatal(sl.Err)
+		}
+		apply(t, f, TypeHealth, t0.Add(time.Hour), Health{HealthReport: wire.HealthReport{HostID: host, Datacenter: "e1", Kernel: "6.12.90", Token: sl.Slot.Token, Detail: "nginx down"}})
 	}
 	apply(t, f, TypeTick, t0.Add(time.Hour+time.Minute), tick)
 	r := rollout(f, "ro")
-	if r.State != RolloutPaused || !strings.Contains(r.PauseReason, "2 hosts unhealthy") {
+	if r.State != RolloutPaused || !strings.Contains(r.PauseReason, "2 unhealthy reports") {
 		t.Fatalf("over budget: %s %q", r.State, r.PauseReason)
 	}
 	// Paused: the target is withheld from heartbeats.
@@ -266,7 +276,7 @@ func TestRolloutFailureBudgetPausesAndActions(t *testing.T) {
 		t.Fatal("resumed rollout's release not handed out")
 	}
 	// A newer rollout of the line supersedes this one.
-	if r := apply(t, f, TypeStartRollout, t0, StartRollout{ID: "ro2", Release: "r612b"}); r.Err != nil {
+	if r := apply(t, f, TypeStartRollout, t0, StartRollout{ID: "ro2", Release: "r612b", Force: true, Reason: "no staging here"}); r.Err != nil {
 		t.Fatal(r.Err)
 	}
 	if r := rollout(f, "ro"); r.State != RolloutAborted {

@@ -33,6 +33,8 @@ type State struct {
 	// FleetLockFresh is the freshness of FleetLock-only hosts the last
 	// Tick carried, for the read views (0: DefaultFleetLockFresh).
 	FleetLockFresh time.Duration `json:"fleetlock_fresh,omitempty"`
+	// Grace is the leader grace of the rollout gates (see LeaderGrace).
+	Grace LeaderGrace `json:"leader_grace,omitzero"`
 
 	// byDC indexes Hosts by datacenter; derived, rebuilt on restore.
 	byDC map[string]map[string]*Host

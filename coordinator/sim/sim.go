@@ -8,6 +8,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/kroll-dev/kroll/coordinator/fsm"
@@ -343,6 +344,17 @@ func (s *sim) setup() error {
 	start := fsm.StartRollout{ID: s.rolloutID, Release: s.releaseID, Expedite: s.opt.Expedite}
 	if s.opt.Expedite {
 		start.Reason = "simulated CVE fix"
+	}
+	// The coordinator refuses a rollout without a staging or canary wave
+	// unless forced; a simulated fleet may lack either tier on purpose.
+	var staging, edge bool
+	for _, d := range s.dcs {
+		staging = staging || d.spec.Tier == fsm.TierStaging
+		edge = edge || d.spec.Tier == "" || d.spec.Tier == fsm.TierEdge
+	}
+	if !staging || !edge {
+		start.Force = true
+		start.Reason = strings.TrimPrefix(start.Reason+"; simulated fleet without a staging or edge tier", "; ")
 	}
 	// A first plan (with a throwaway budget) tells the wave sizes the
 	// automatic budget needs; it is computed by the state machine itself.

@@ -538,7 +538,7 @@ func (s *Store) leaderLoop() {
 				announced = true
 			}
 		}
-		if _, err := s.Apply(ctx, fsm.TypeTick, fsm.Tick{Timing: s.cfg.Timing}); err != nil && !errors.Is(err, ErrNotLeader) {
+		if _, err := s.Apply(ctx, fsm.TypeTick, fsm.Tick{Timing: s.cfg.Timing, Term: s.raft.CurrentTerm()}); err != nil && !errors.Is(err, ErrNotLeader) {
 			s.cfg.Logger.Warn("tick", "err", err)
 		}
 		cancel()

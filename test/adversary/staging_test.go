@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kroll-dev/kroll/coordinator/clock"
 	"github.com/kroll-dev/kroll/coordinator/fsm"
 	"github.com/kroll-dev/kroll/internal/testcoord"
 	"github.com/kroll-dev/kroll/pkg/client"
@@ -373,5 +374,145 @@ func TestStagingGateFailsClosed(t *testing.T) {
 				t.Fatalf("forced with a reason: %v", err)
 			}
 		})
+	}
+}
+
+// gatesSpeak lets a hushed agent heartbeat again.
+func gatesSpeak(a *stagingAgent) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.silent = false
+}
+
+// TestStagingGateSurvivesCoordinatorOutage (review item 3 of issue 12): a
+// coordinator outage longer than alive_within must not fail a soaking
+// staging wave. The leader of a 3-node quorum dies while the staging
+// hosts cannot reach any coordinator; the survivors' clocks are 20 minutes
+// ahead (a long outage: the new leader's stamps jump 20 minutes), so at
+// the new leader's first tick every staging host looks silent for 20
+// minutes.
+// Within the grace after the term change that fails nothing; once the
+// hosts heartbeat again the wave soaks on. Silence after the grace still
+// fails it.
+func TestStagingGateSurvivesCoordinatorOutage(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	const aliveWithin = 8 * time.Second
+	pub, req := stagingSignedRelease(t)
+	clocks := map[string]clock.Clock{}
+	stepped := map[string]*clock.Stepped{}
+	for _, id := range []string{"c1", "c2", "c3"} {
+		stepped[id] = clock.NewStepped()
+		clocks[id] = stepped[id]
+	}
+	nodes := testcoord.StartCluster(t, 3, testcoord.Options{
+		ReleaseKeys: []ed25519.PublicKey{pub}, Clocks: clocks,
+		Timing: fsm.Timing{Lease: 2 * time.Second, RebootDeadline: 30 * time.Second, AliveWithin: aliveWithin},
+	})
+	var old, survivor *testcoord.Coordinator
+	stagingWaitFor(t, "a leader", 20*time.Second, func() bool {
+		for _, n := range nodes {
+			if n.Store.IsLeader() {
+				old = n
+			}
+		}
+		return old != nil
+	})
+	for _, n := range nodes {
+		if n != old {
+			survivor = n
+			break
+		}
+	}
+	op := survivor.Client
+	staging, edge := fsm.TierStaging, fsm.TierEdge
+	for _, dc := range []struct {
+		name string
+		tier *string
+	}{{"stg1", &staging}, {"e1", &edge}} {
+		if err := stagingCall(func() error {
+			_, err := op.SetDatacenter(ctx, dc.name, wire.DatacenterUpdate{SlotLimit: stagingPtr(2), Tier: dc.tier})
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := stagingCall(func() error { _, err := op.AddRelease(ctx, req); return err }); err != nil {
+		t.Fatal(err)
+	}
+	agents := map[string]*stagingAgent{}
+	for _, h := range []struct{ id, dc string }{{"stg1-a", "stg1"}, {"stg1-b", "stg1"}, {"e1-a", "e1"}} {
+		c, err := client.New(survivor.URL, client.Options{Token: testcoord.AgentToken})
+		if err != nil {
+			t.Fatal(err)
+		}
+		a := &stagingAgent{id: h.id, dc: h.dc, c: c, kernel: stagingOldKernel, phase: wire.PhaseIdle}
+		if err := stagingCall(func() error { return a.beat(ctx) }); err != nil {
+			t.Fatal(err)
+		}
+		agents[h.id] = a
+		go a.run(ctx)
+	}
+	if err := stagingCall(func() error {
+		_, err := op.StartRollout(ctx, wire.RolloutStartRequest{Release: stagingRelease, SoakSeconds: 3600})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	rollout := func() *wire.Rollout {
+		r, err := survivor.Client.Rollout(ctx, stagingRelease)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	for _, id := range []string{"stg1-a", "stg1-b"} {
+		agents[id].set(stagingNewKernel, wire.PhaseIdle)
+	}
+	stagingWaitFor(t, "the staging wave healthy (soaking)", 15*time.Second, func() bool {
+		return !rollout().Waves[0].Completed.IsZero()
+	})
+
+	// The outage: no host gets through, the leader dies, and the
+	// survivors' clocks say 20 minutes went by (of the hour's soak).
+	for _, a := range agents {
+		a.hush()
+	}
+	for id, c := range stepped {
+		if id != old.Store.NodeID() {
+			c.Step(20 * time.Minute)
+		}
+	}
+	old.Stop()
+	var leader *testcoord.Coordinator
+	stagingWaitFor(t, "a new leader", 20*time.Second, func() bool {
+		for _, n := range nodes {
+			if n != old && n.Store.IsLeader() {
+				leader = n
+			}
+		}
+		return leader != nil
+	})
+	// The new leader's first ticks find every staging host silent for 20
+	// minutes.
+	time.Sleep(2 * time.Second)
+	for _, a := range agents {
+		gatesSpeak(a)
+	}
+	deadline := time.Now().Add(2 * aliveWithin)
+	for time.Now().Before(deadline) {
+		if r := rollout(); r.State != "running" || !r.Waves[0].Passed.IsZero() {
+			t.Fatalf("after the outage: rollout %s (%q), staging passed %v; want running, soaking", r.State, r.PauseReason, r.Waves[0].Passed)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	// Past the grace, silence fails the wave again.
+	agents["stg1-b"].hush()
+	stagingWaitFor(t, "the rollout failed by the silent stg1-b", 4*aliveWithin, func() bool {
+		r := rollout()
+		return r.State == "failed" && strings.Contains(r.PauseReason, "stg1-b")
+	})
+	if agents["e1-a"].wasOffered() {
+		t.Fatal("the canary was offered the release")
 	}
 }

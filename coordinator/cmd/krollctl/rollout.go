@@ -54,7 +54,7 @@ func rolloutStart(ctx context.Context, env cli.Env, args []string) error {
 		fs.IntVar(&budget, "budget", 0, "unhealthy hosts an edge wave may have before the rollout pauses (default 2; staging and canary allow none)")
 		fs.BoolVar(&req.Expedite, "expedite", false, "CVE: skip pacing and maintenance windows (never slot limits or floors); needs --reason")
 		fs.StringVar(&req.Reason, "reason", "", "why (required with --expedite and --force; recorded in the event log)")
-		fs.BoolVar(&req.Force, "force", false, "start a release that a failed rollout rejected for its line; needs --reason")
+		fs.BoolVar(&req.Force, "force", false, "start a release that a failed rollout rejected for its line, or skip a missing staging or canary wave (no staging or edge datacenter has hosts of the line); needs --reason")
 	}, func(fs *flag.FlagSet, pos []string) error {
 		set := map[string]bool{}
 		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
