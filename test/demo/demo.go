@@ -193,8 +193,12 @@ func (d *demo) run(ctx context.Context) error {
 	if err := d.mitigate(ctx, n); err != nil {
 		return err
 	}
-	d.step("roll %s through: canary fra1, then ams1 (expedited: CVE-2026-31431)", rel.ID)
-	if err := d.krollctl(ctx, "rollout", "start", rel.ID, "--canary", "fra1", "--waves", "1", "--soak", "15s", "--expedite", "--reason", "CVE-2026-31431 fixed in "+rel.UpstreamVersion); err != nil {
+	// The demo fleet has no staging datacenter: the coordinator refuses a
+	// rollout without a staging wave unless it is forced with a reason,
+	// which the event log records.
+	d.step("roll %s through: canary fra1, then ams1 (expedited: CVE-2026-31431; forced: no staging datacenter in the demo)", rel.ID)
+	if err := d.krollctl(ctx, "rollout", "start", rel.ID, "--canary", "fra1", "--waves", "1", "--soak", "15s", "--expedite", "--force",
+		"--reason", "CVE-2026-31431 fixed in "+rel.UpstreamVersion+"; the demo fleet has no staging datacenter"); err != nil {
 		return err
 	}
 	watchCtx, stopWatch := context.WithTimeout(ctx, 8*time.Minute)
