@@ -43,8 +43,9 @@ type Admission struct {
 	RetryAfter time.Duration
 }
 
-// withDefaults fills zero fields.
-func (a Admission) withDefaults(heartbeat time.Duration) Admission {
+// WithDefaults returns a with its zero fields set to the defaults
+// (RetryAfter: heartbeat, the interval agents are told).
+func (a Admission) WithDefaults(heartbeat time.Duration) Admission {
 	def := func(v *int, d int) {
 		if *v == 0 {
 			*v = d

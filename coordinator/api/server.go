@@ -112,7 +112,7 @@ func New(cfg Config) *Server {
 	if cfg.Auth == nil {
 		cfg.Auth = &Auth{}
 	}
-	cfg.Admission = cfg.Admission.withDefaults(cfg.HeartbeatInterval)
+	cfg.Admission = cfg.Admission.WithDefaults(cfg.HeartbeatInterval)
 	s.cfg = cfg
 	ad := cfg.Admission
 	s.heartbeats = newAdmission(classHeartbeat, ad.HeartbeatConcurrency, ad.HeartbeatQueue, ad.HeartbeatQueueWait)
