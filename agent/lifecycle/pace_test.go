@@ -85,7 +85,7 @@ func (s *scripted) RenewSlot(_ context.Context, req wire.SlotRequest) (*wire.Slo
 func (s *scripted) AcquireSlot(context.Context, wire.SlotRequest) (*wire.Slot, error) {
 	return nil, errors.New("not scripted")
 }
-func (s *scripted) AgentRelease(context.Context, wire.SlotRequest) error { return nil }
+func (s *scripted) AgentRelease(context.Context, wire.SlotRequest) error  { return nil }
 func (s *scripted) ReportHealth(context.Context, wire.HealthReport) error { return nil }
 
 // sleeps records the waits of a loop and ends it after n of them.
@@ -282,12 +282,11 @@ func TestDesiredStateOmission(t *testing.T) {
 	nodes := testcoord.StartCluster(t, 3, testcoord.Options{PolicyKeys: []ed25519.PublicKey{lifecyclePolicyKey().Public().(ed25519.PublicKey)}})
 	op := nodes[0].Client
 	one := 1
-	if _, err := op.SetDatacenter(ctx, "fra1", wire.DatacenterUpdate{SlotLimit: &one}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := op.PushPolicy(ctx, signedLifecyclePolicy(t, 1)); err != nil {
-		t.Fatal(err)
-	}
+	retrying(t, "set fra1", func() error {
+		_, err := op.SetDatacenter(ctx, "fra1", wire.DatacenterUpdate{SlotLimit: &one})
+		return err
+	})
+	retrying(t, "push v1", func() error { _, err := op.PushPolicy(ctx, signedLifecyclePolicy(t, 1)); return err })
 	sw := &switching{}
 	for _, n := range nodes {
 		c, err := client.New(n.URL, client.Options{Token: testcoord.AgentToken})
@@ -322,15 +321,11 @@ func TestDesiredStateOmission(t *testing.T) {
 	}
 	for i, st := range steps {
 		if st.push != 0 {
-			if _, err := op.PushPolicy(ctx, signedLifecyclePolicy(t, st.push)); err != nil {
-				t.Fatal(err)
-			}
+			retrying(t, st.name, func() error { _, err := op.PushPolicy(ctx, signedLifecyclePolicy(t, st.push)); return err })
 		}
 		sw.cur = st.node
-		ds, err := a.Heartbeat(ctx)
-		if err != nil {
-			t.Fatalf("%s: %v", st.name, err)
-		}
+		var ds *wire.DesiredState
+		retrying(t, st.name, func() (err error) { ds, err = a.Heartbeat(ctx); return err })
 		raw := sw.raw[len(sw.raw)-1]
 		if raw.Unchanged != st.wantUnchanged || (st.wantUnchanged && len(raw.Policies) != 0) {
 			t.Fatalf("%s: answer unchanged=%v with %d policies, want unchanged=%v", st.name, raw.Unchanged, len(raw.Policies), st.wantUnchanged)
@@ -341,6 +336,23 @@ func TestDesiredStateOmission(t *testing.T) {
 		if got := a.desiredState(); got.DesiredVersion != raw.DesiredVersion || len(got.Policies) != 1 {
 			t.Fatalf("%s: stored desired state %+v", st.name, got)
 		}
+	}
+}
+
+// retrying runs call until it succeeds, for at most 10 s: a cluster that
+// just started (or a busy machine) may answer no_leader for a moment.
+func retrying(t *testing.T, what string, call func() error) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := call()
+		if err == nil {
+			return
+		}
+		if client.ErrorKind(err) != wire.KindNoLeader || time.Now().After(deadline) {
+			t.Fatalf("%s: %v", what, err)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 

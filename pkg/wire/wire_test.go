@@ -75,3 +75,22 @@ func TestDesiredVersion(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkDesiredVersion: the per-heartbeat cost of the version (a
+// 2 KiB manifest and two 1 KiB policies), and the answer sizes with and
+// without the documents.
+func BenchmarkDesiredVersion(b *testing.B) {
+	rel := &SignedRelease{ID: "6.12.117-kroll.1", Manifest: json.RawMessage(`"` + strings.Repeat("m", 2048) + `"`), Signature: json.RawMessage(`"` + strings.Repeat("s", 120) + `"`)}
+	ps := []SignedPolicy{
+		{ID: "copy-fail", Version: 3, Document: strings.Repeat("d", 1024), Signature: json.RawMessage(`"` + strings.Repeat("s", 120) + `"`)},
+		{ID: "userns", Version: 1, Document: strings.Repeat("d", 1024), Signature: json.RawMessage(`"` + strings.Repeat("s", 120) + `"`)},
+	}
+	full, _ := json.Marshal(DesiredState{HeartbeatIntervalSeconds: 10, Release: rel, Policies: ps, DesiredVersion: DesiredVersion(rel, ps), Datacenter: &DatacenterLimits{EffectiveLimit: 2, MinHealthyPct: 90, Hosts: 300}})
+	omitted, _ := json.Marshal(DesiredState{HeartbeatIntervalSeconds: 10, DesiredVersion: DesiredVersion(rel, ps), Unchanged: true, Datacenter: &DatacenterLimits{EffectiveLimit: 2, MinHealthyPct: 90, Hosts: 300}})
+	b.ReportAllocs()
+	for b.Loop() {
+		DesiredVersion(rel, ps)
+	}
+	b.ReportMetric(float64(len(full)), "full-bytes")
+	b.ReportMetric(float64(len(omitted)), "unchanged-bytes")
+}
