@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -152,7 +153,21 @@ type Config struct {
 	// default 10 s.
 	HeartbeatInterval time.Duration
 	// RenewInterval is how often a held slot is renewed; default 15 s.
+	// Renewals are never later than half the time left on the lease.
 	RenewInterval time.Duration
+	// ErrorBackoff and ErrorBackoffMax pace the retries of failed
+	// heartbeats and renewals: exponential from ErrorBackoff (default
+	// 1 s) up to ErrorBackoffMax (default 30 s: every agent is heard again
+	// within a new leader's grace of three heartbeat intervals), each wait
+	// drawn uniformly from [0, current] (full jitter), reset on success.
+	// A Retry-After from the coordinator is a floor; a lease is a ceiling.
+	ErrorBackoff, ErrorBackoffMax time.Duration
+	// Rand returns uniform numbers in [0, 1) for the jitter; nil uses
+	// math/rand/v2 (tests inject their own).
+	Rand func() float64
+	// Sleep waits between heartbeats and between renewals (d, or until
+	// ctx ends: then an error); nil uses a timer (tests record the waits).
+	Sleep func(ctx context.Context, d time.Duration) error
 	// ResetFile is a file whose existence asks a failed agent to return
 	// to service (kroll-agent reset creates it); "" disables.
 	ResetFile string
@@ -235,6 +250,18 @@ func New(cfg Config) (*Agent, error) {
 	}
 	if cfg.RenewInterval <= 0 {
 		cfg.RenewInterval = 15 * time.Second
+	}
+	if cfg.ErrorBackoff <= 0 {
+		cfg.ErrorBackoff = time.Second
+	}
+	if cfg.ErrorBackoffMax <= 0 {
+		cfg.ErrorBackoffMax = 30 * time.Second
+	}
+	if cfg.Rand == nil {
+		cfg.Rand = rand.Float64
+	}
+	if cfg.Sleep == nil {
+		cfg.Sleep = sleep
 	}
 	if cfg.Drain.Deadline <= 0 {
 		cfg.Drain.Deadline = 5 * time.Minute

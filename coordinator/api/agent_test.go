@@ -61,6 +61,7 @@ func TestHeartbeatValidation(t *testing.T) {
 		{"unknown phase", tokAgent, wire.Heartbeat{HostID: "h1", Datacenter: "fra", Phase: "napping"}, 400, wire.KindInvalidRequest},
 		{"long kernel", tokAgent, wire.Heartbeat{HostID: "h1", Datacenter: "fra", Kernel: long}, 400, wire.KindInvalidRequest},
 		{"bad policy state", tokAgent, wire.Heartbeat{HostID: "h1", Datacenter: "fra", Policies: []wire.PolicyStatus{{ID: "p", State: "on"}}}, 400, wire.KindInvalidRequest},
+		{"bad desired_version", tokAgent, wire.Heartbeat{HostID: "h1", Datacenter: "fra", DesiredVersion: "v1"}, 400, wire.KindInvalidRequest},
 		{"unknown field", tokAgent, `{"host_id":"h1","datacenter":"fra","uptime":3}`, 400, wire.KindInvalidRequest},
 		{"trailing data", tokAgent, `{"host_id":"h1","datacenter":"fra"} {}`, 400, wire.KindInvalidRequest},
 		{"too large", tokAgent, `{"host_id":"h1","datacenter":"fra","kernel":"` + strings.Repeat("x", wire.MaxBodySize) + `"}`, 413, wire.KindRequestTooLarge},

@@ -39,6 +39,12 @@ func (s *Server) apply(w http.ResponseWriter, r *http.Request, typ fsm.Type, pay
 		switch {
 		case errors.Is(err, errNoLeader), errors.Is(err, store.ErrOutcomeUnknown):
 			kind = wire.KindNoLeader
+		case errors.As(err, &fe) && fe.kind == wire.KindOverloaded:
+			// The leader shed the forwarded command: so does this node,
+			// with its own Retry-After.
+			s.cfg.Metrics.shed.WithLabelValues("leader").Inc()
+			s.writeOverloaded(w, "the leader is past its capacity")
+			return res, false
 		case errors.As(err, &fe):
 			writeError(w, fe.status, fe.kind, fe.value)
 			return res, false
@@ -188,6 +194,17 @@ func (s *Server) internalApply(w http.ResponseWriter, r *http.Request, _ Identit
 		writeError(w, http.StatusBadRequest, wire.KindInvalidRequest, err.Error())
 		return
 	}
+	// A forwarded heartbeat counts against the leader's heartbeat
+	// admission, every other command against the priority one.
+	class := s.priority
+	if fc.Type == fsm.TypeHeartbeat {
+		class = s.heartbeats
+	}
+	s.admitted(class, w, r, func() { s.internalApplyAdmitted(w, r, fc) })
+}
+
+// internalApplyAdmitted runs an admitted forwarded command.
+func (s *Server) internalApplyAdmitted(w http.ResponseWriter, r *http.Request, fc forwardedCommand) {
 	res, err := s.cfg.Store.Apply(r.Context(), fc.Type, fc.Payload)
 	if err != nil {
 		kind := wire.KindInternal

@@ -39,6 +39,8 @@ func statusOf(kind string) int {
 		return http.StatusMethodNotAllowed
 	case wire.KindNoLeader:
 		return http.StatusServiceUnavailable
+	case wire.KindOverloaded:
+		return http.StatusTooManyRequests
 	case wire.KindInternal:
 		return http.StatusInternalServerError
 	case wire.KindStaleToken, wire.KindNotHolder, wire.KindConflict:

@@ -19,6 +19,10 @@ func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request, id Identity) 
 	if !actsFor(w, id, hb.HostID) {
 		return
 	}
+	// The version of the documents the agent holds shapes only the answer;
+	// it is no part of the host's replicated state.
+	have := hb.DesiredVersion
+	hb.DesiredVersion = ""
 	if hb.View != nil {
 		var registered int
 		s.cfg.Store.FSM().View(func(st *fsm.State) {
@@ -34,9 +38,7 @@ func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request, id Identity) 
 	if !ok {
 		return
 	}
-	ds := wire.DesiredState{HeartbeatIntervalSeconds: int(s.cfg.HeartbeatInterval.Seconds()), Slot: res.Slot, Release: res.Release,
-		Policies: res.Policies, RetiredPolicies: res.RetiredPolicies, Retirements: res.Retirements, Datacenter: res.Limits, GossipSeeds: res.GossipSeeds}
-	writeJSON(w, ds)
+	writeJSON(w, s.desiredState(have, res))
 }
 
 // clampView bounds a gossip view by the datacenter's registered size: no

@@ -19,6 +19,7 @@ type Metrics struct {
 	latency   *prometheus.HistogramVec
 	decisions *prometheus.CounterVec
 	commit    prometheus.Histogram
+	shed      *prometheus.CounterVec
 }
 
 // NewMetrics creates the metrics in a new registry (reg is ignored when
@@ -44,8 +45,11 @@ func NewMetrics(reg *prometheus.Registry) *Metrics {
 			Name: "kroll_raft_commit_seconds", Help: "Time from proposing a command on the leader to its commit and apply (includes the fsync).",
 			Buckets: prometheus.ExponentialBuckets(0.0002, 2, 16),
 		}),
+		shed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kroll_api_shed_total", Help: "Requests answered 429 overloaded by admission class (heartbeat, priority).",
+		}, []string{"class"}),
 	}
-	reg.MustRegister(m.requests, m.latency, m.decisions, m.commit)
+	reg.MustRegister(m.requests, m.latency, m.decisions, m.commit, m.shed)
 	return m
 }
 

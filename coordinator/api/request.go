@@ -98,6 +98,9 @@ func validateHeartbeat(hb *wire.Heartbeat) error {
 			errs = append(errs, fmt.Errorf("%s: at most 256 bytes", field))
 		}
 	}
+	if !wire.ValidDesiredVersion(hb.DesiredVersion) {
+		errs = append(errs, errors.New("desired_version: 64 lower-case hex digits or empty"))
+	}
 	if hb.Phase != "" && !knownPhase(hb.Phase) {
 		errs = append(errs, fmt.Errorf("phase: unknown phase %q", hb.Phase))
 	}

@@ -68,12 +68,18 @@ type Config struct {
 	// PolicyKeys are the keys whose mitigation policy signatures are
 	// accepted; without any, pushing a policy is refused.
 	PolicyKeys []ed25519.PublicKey
+	// Admission bounds the heartbeats and, separately, the slot, health
+	// and FleetLock calls this node serves at once; zero fields take the
+	// defaults.
+	Admission Admission
 }
 
 // Server serves the coordinator's HTTP API.
 type Server struct {
 	cfg Config
 	mux *http.ServeMux
+	// heartbeats and priority are the admission classes (see Admission).
+	heartbeats, priority *admission
 }
 
 // New returns a Server.
@@ -106,7 +112,11 @@ func New(cfg Config) *Server {
 	if cfg.Auth == nil {
 		cfg.Auth = &Auth{}
 	}
+	cfg.Admission = cfg.Admission.WithDefaults(cfg.HeartbeatInterval)
 	s.cfg = cfg
+	ad := cfg.Admission
+	s.heartbeats = newAdmission(classHeartbeat, ad.HeartbeatConcurrency, ad.HeartbeatQueue, ad.HeartbeatQueueWait)
+	s.priority = newAdmission(classPriority, ad.PriorityConcurrency, ad.PriorityQueue, ad.PriorityQueueWait)
 	s.routes()
 	return s
 }
@@ -118,6 +128,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // route registers pattern for role with the metrics and auth wrapper.
 func (s *Server) route(pattern string, role Role, h func(w http.ResponseWriter, r *http.Request, id Identity)) {
+	s.routeIn(nil, pattern, role, h)
+}
+
+// routeIn is route for a route of an admission class: authenticated
+// requests past the class's capacity are shed (429) before h runs.
+func (s *Server) routeIn(class *admission, pattern string, role Role, h func(w http.ResponseWriter, r *http.Request, id Identity)) {
 	s.mux.Handle(pattern, s.cfg.Metrics.instrument(pattern, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id, err := s.cfg.Auth.Authenticate(r)
 		if err != nil {
@@ -136,20 +152,25 @@ func (s *Server) route(pattern string, role Role, h func(w http.ResponseWriter, 
 			writeError(w, http.StatusForbidden, wire.KindForbidden, "credentials "+id.String()+": not a member of the Raft configuration")
 			return
 		}
-		h(w, r, id)
+		if class == nil {
+			h(w, r, id)
+			return
+		}
+		s.admitted(class, w, r, func() { h(w, r, id) })
 	})))
 }
 
 func (s *Server) routes() {
 	// FleetLock (Zincati / airlock protocol).
-	s.route("POST "+wire.PathFleetLockPreReboot, RoleAgent, s.preReboot)
-	s.route("POST "+wire.PathFleetLockSteady, RoleAgent, s.steadyState)
-	// Agent API.
-	s.route("POST "+wire.PathHeartbeat, RoleAgent, s.heartbeat)
-	s.route("POST "+wire.PathSlotAcquire, RoleAgent, s.slotAcquire)
-	s.route("POST "+wire.PathSlotRenew, RoleAgent, s.slotRenew)
-	s.route("POST "+wire.PathSlotRelease, RoleAgent, s.slotRelease)
-	s.route("POST "+wire.PathHealth, RoleAgent, s.healthReport)
+	s.routeIn(s.priority, "POST "+wire.PathFleetLockPreReboot, RoleAgent, s.preReboot)
+	s.routeIn(s.priority, "POST "+wire.PathFleetLockSteady, RoleAgent, s.steadyState)
+	// Agent API: heartbeats are shed first; slot and health calls have
+	// their own, separate admission.
+	s.routeIn(s.heartbeats, "POST "+wire.PathHeartbeat, RoleAgent, s.heartbeat)
+	s.routeIn(s.priority, "POST "+wire.PathSlotAcquire, RoleAgent, s.slotAcquire)
+	s.routeIn(s.priority, "POST "+wire.PathSlotRenew, RoleAgent, s.slotRenew)
+	s.routeIn(s.priority, "POST "+wire.PathSlotRelease, RoleAgent, s.slotRelease)
+	s.routeIn(s.priority, "POST "+wire.PathHealth, RoleAgent, s.healthReport)
 	// Operator API.
 	s.route("GET "+wire.PathStatus, RoleRead, s.status)
 	s.route("GET "+wire.PathMembers, RoleRead, s.members)

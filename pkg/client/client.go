@@ -23,6 +23,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -58,11 +59,32 @@ type Options struct {
 	Timeout time.Duration
 }
 
+// MaxRetryAfter bounds the Retry-After the client honours: a longer one
+// (or a far HTTP date) is cut to it.
+const MaxRetryAfter = 10 * time.Minute
+
 // Client talks to one coordinator. It is safe for concurrent use.
+//
+// A 429 or 503 answer with Retry-After is honoured: until it passes, calls
+// of the same route fail at once with an *APIError of the same kind and
+// the remaining RetryAfter, without sending anything.
 type Client struct {
 	base  string // scheme://host[/prefix], no trailing slash
 	token string
 	hc    *http.Client
+	// now is the clock for Retry-After; time.Now in production.
+	now func() time.Time
+
+	mu sync.Mutex
+	// notBefore maps a route to when it may be called again and the error
+	// that said so.
+	notBefore map[string]retryGate
+}
+
+// retryGate is a route's Retry-After: no call before until.
+type retryGate struct {
+	until time.Time
+	err   APIError
 }
 
 // APIError is a non-2xx response of the coordinator.
@@ -74,11 +96,24 @@ type APIError struct {
 	Kind string
 	// Value is the human-readable detail.
 	Value string
+	// RetryAfter is the response's Retry-After (429, 503), at most
+	// MaxRetryAfter; zero when it had none. Do not call the route again
+	// before it passed.
+	RetryAfter time.Duration
 }
 
 // Error formats the error as "KIND: VALUE (HTTP STATUS)".
 func (e *APIError) Error() string {
 	return fmt.Sprintf("%s: %s (HTTP %d)", e.Kind, e.Value, e.Status)
+}
+
+// RetryAfter returns the Retry-After of the *APIError in err's chain, or
+// zero.
+func RetryAfter(err error) time.Duration {
+	if ae, ok := errors.AsType[*APIError](err); ok {
+		return ae.RetryAfter
+	}
+	return 0
 }
 
 // ErrorKind returns the kind of the *APIError in err's chain, or "" when
@@ -139,7 +174,7 @@ func New(baseURL string, opts Options) (*Client, error) {
 		}
 	}
 	base := u.Scheme + "://" + u.Host + strings.TrimRight(u.EscapedPath(), "/")
-	return &Client{base: base, token: opts.Token, hc: hc}, nil
+	return &Client{base: base, token: opts.Token, hc: hc, now: time.Now, notBefore: map[string]retryGate{}}, nil
 }
 
 // checkURL rejects base URLs the client cannot use: see checkTransport,
@@ -216,6 +251,10 @@ func (c *Client) BaseURL() string { return c.base }
 // do sends one request. path must already be escaped; in, when not nil,
 // is sent as JSON; out, when not nil, receives the decoded 2xx body.
 func (c *Client) do(ctx context.Context, method, path string, query url.Values, header http.Header, in, out any) error {
+	route := method + " " + path
+	if err := c.gate(route); err != nil {
+		return err
+	}
 	target := c.base + path
 	if len(query) > 0 {
 		target += "?" + query.Encode()
@@ -261,7 +300,16 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 		return fmt.Errorf("%s %s: response larger than %d bytes", method, target, MaxResponseSize)
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return decodeError(resp.StatusCode, data)
+		ae := decodeError(resp.StatusCode, data)
+		if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
+			ae.RetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), c.now())
+			if ae.RetryAfter > 0 {
+				c.mu.Lock()
+				c.notBefore[route] = retryGate{until: c.now().Add(ae.RetryAfter), err: *ae}
+				c.mu.Unlock()
+			}
+		}
+		return ae
 	}
 	if out == nil {
 		return nil
@@ -270,6 +318,41 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 		return fmt.Errorf("%s %s: decode response: %w", method, target, err)
 	}
 	return nil
+}
+
+// gate refuses a call of route while a Retry-After for it runs.
+func (c *Client) gate(route string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	g, ok := c.notBefore[route]
+	if !ok {
+		return nil
+	}
+	left := g.until.Sub(c.now())
+	if left <= 0 {
+		delete(c.notBefore, route)
+		return nil
+	}
+	ae := g.err
+	ae.RetryAfter = left
+	ae.Value = fmt.Sprintf("not sent: %s asked to wait (Retry-After), %s left; it answered: %s", c.base, left.Round(time.Millisecond), g.err.Value)
+	return &ae
+}
+
+// parseRetryAfter reads a Retry-After header: delay seconds or an HTTP
+// date; zero when absent or invalid, at most MaxRetryAfter.
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	var d time.Duration
+	if secs, err := strconv.ParseUint(v, 10, 32); err == nil {
+		d = time.Duration(secs) * time.Second
+	} else if t, err := http.ParseTime(v); err == nil {
+		d = t.Sub(now)
+	}
+	return min(max(d, 0), MaxRetryAfter)
 }
 
 // decodeError turns a non-2xx body into an *APIError.

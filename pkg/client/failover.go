@@ -12,7 +12,9 @@ import (
 // Failover is the agent side of several coordinator nodes: a call that
 // fails without an answer (network error, no leader, internal error) is
 // tried on the next node; an answer (a grant or a refusal) is final. It
-// remembers the node that answered last.
+// remembers the node that answered last. An overloaded node's 429 is
+// final too (the caller waits its Retry-After), and the next call starts
+// at the following node.
 type Failover struct {
 	mu      sync.Mutex
 	clients []*Client
@@ -40,6 +42,15 @@ func try[T any](f *Failover, call func(*Client) (T, error)) (T, error) {
 		idx := (start + i) % len(f.clients)
 		v, err := call(f.clients[idx])
 		kind := ErrorKind(err)
+		if kind == wire.KindOverloaded {
+			// An answer: the caller honours its Retry-After. The next
+			// call starts at the next node, so a shed agent's load moves
+			// off the overloaded one.
+			f.mu.Lock()
+			f.cur = (idx + 1) % len(f.clients)
+			f.mu.Unlock()
+			return v, err
+		}
 		if err == nil || (kind != "" && kind != wire.KindNoLeader && kind != wire.KindInternal) {
 			f.mu.Lock()
 			f.cur = idx

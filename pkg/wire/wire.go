@@ -30,6 +30,9 @@ const (
 	KindConflict            = "conflict"
 	KindNoLeader            = "no_leader" // cluster has no leader right now (503)
 	KindInternal            = "internal"
+	// KindOverloaded: the coordinator node sheds load (429); the response
+	// carries Retry-After (seconds) and the client waits at least that long.
+	KindOverloaded = "overloaded"
 	// KindUnknownDatacenter: a host tried to register in a datacenter no
 	// operator created (404).
 	KindUnknownDatacenter = "unknown_dc"
@@ -156,6 +159,10 @@ type Heartbeat struct {
 	View *DCView `json:"view,omitempty"`
 	// GossipAddr is the host:port of the host's gossip member, if any.
 	GossipAddr string `json:"gossip_addr,omitempty"`
+	// DesiredVersion is the DesiredState.DesiredVersion of the documents
+	// (release manifest, policies) the agent holds; "" when it holds none.
+	// When it is current, the answer omits them (DesiredState.Unchanged).
+	DesiredVersion string `json:"desired_version,omitempty"`
 }
 
 // DesiredState is what the coordinator wants a host to do; the heartbeat
@@ -186,6 +193,15 @@ type DesiredState struct {
 	// GossipSeeds are gossip addresses of a few live hosts of the same
 	// datacenter, to join its pool.
 	GossipSeeds []string `json:"gossip_seeds,omitempty"`
+	// DesiredVersion identifies Release and Policies: the hex SHA-256 of
+	// their canonical encoding, the same on every coordinator node for the
+	// same replicated state. The agent sends it back in its heartbeats.
+	DesiredVersion string `json:"desired_version,omitempty"`
+	// Unchanged says that Release and Policies were omitted because the
+	// heartbeat's desired_version equals DesiredVersion: the agent keeps
+	// the documents it has. Slot, Retirements, Datacenter and the other
+	// fields are always sent.
+	Unchanged bool `json:"unchanged,omitempty"`
 }
 
 // DatacenterLimits are what an agent needs to check its datacenter's

@@ -2,6 +2,7 @@ package wire
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 )
 
@@ -32,4 +33,64 @@ func TestPolicyState(t *testing.T) {
 	if err != nil || string(b) != `{"id":"p","version":3,"state":"retired"}` {
 		t.Fatalf("json = %s, %v", b, err)
 	}
+}
+
+func TestDesiredVersion(t *testing.T) {
+	rel := &SignedRelease{ID: "r1", Manifest: json.RawMessage(`{"id":"r1"}`), Signature: json.RawMessage(`"sig"`)}
+	p1 := SignedPolicy{ID: "a", Version: 1, Document: "doc a", Signature: json.RawMessage(`"sa"`)}
+	p2 := SignedPolicy{ID: "b", Version: 2, Document: "doc b", Signature: json.RawMessage(`"sb"`)}
+	p1v2 := p1
+	p1v2.Version = 2
+	base := DesiredVersion(rel, []SignedPolicy{p1, p2})
+	if !ValidDesiredVersion(base) || base == "" {
+		t.Fatalf("version %q is not valid", base)
+	}
+	for _, tc := range []struct {
+		name string
+		rel  *SignedRelease
+		ps   []SignedPolicy
+		same bool
+	}{
+		{"identical", &SignedRelease{ID: "r1", Manifest: json.RawMessage(`{"id":"r1"}`), Signature: json.RawMessage(`"sig"`)}, []SignedPolicy{p1, p2}, true},
+		{"policy order does not matter", rel, []SignedPolicy{p2, p1}, true},
+		{"no release", nil, []SignedPolicy{p1, p2}, false},
+		{"other release", &SignedRelease{ID: "r2", Manifest: rel.Manifest, Signature: rel.Signature}, []SignedPolicy{p1, p2}, false},
+		{"other manifest", &SignedRelease{ID: "r1", Manifest: json.RawMessage(`{"id":"r2"}`), Signature: rel.Signature}, []SignedPolicy{p1, p2}, false},
+		{"policy removed", rel, []SignedPolicy{p1}, false},
+		{"policy version", rel, []SignedPolicy{p1v2, p2}, false},
+		{"policy document", rel, []SignedPolicy{{ID: "a", Version: 1, Document: "doc A", Signature: p1.Signature}, p2}, false},
+		// Length prefixes: moving bytes between fields changes the version.
+		{"field boundary", &SignedRelease{ID: "r1{", Manifest: json.RawMessage(`"id":"r1"}`), Signature: rel.Signature}, []SignedPolicy{p1, p2}, false},
+	} {
+		if got := DesiredVersion(tc.rel, tc.ps); (got == base) != tc.same {
+			t.Errorf("%s: version equal = %v, want %v", tc.name, got == base, tc.same)
+		}
+	}
+	if DesiredVersion(nil, nil) == DesiredVersion(&SignedRelease{}, nil) {
+		t.Error("an absent release and an empty one have the same version")
+	}
+	for v, ok := range map[string]bool{"": true, base: true, base[:63]: false, base + "0": false, strings.ToUpper(base): base == strings.ToUpper(base), strings.Repeat("g", 64): false} {
+		if ValidDesiredVersion(v) != ok {
+			t.Errorf("ValidDesiredVersion(%q) = %v, want %v", v, !ok, ok)
+		}
+	}
+}
+
+// BenchmarkDesiredVersion: the per-heartbeat cost of the version (a
+// 2 KiB manifest and two 1 KiB policies), and the answer sizes with and
+// without the documents.
+func BenchmarkDesiredVersion(b *testing.B) {
+	rel := &SignedRelease{ID: "6.12.117-kroll.1", Manifest: json.RawMessage(`"` + strings.Repeat("m", 2048) + `"`), Signature: json.RawMessage(`"` + strings.Repeat("s", 120) + `"`)}
+	ps := []SignedPolicy{
+		{ID: "copy-fail", Version: 3, Document: strings.Repeat("d", 1024), Signature: json.RawMessage(`"` + strings.Repeat("s", 120) + `"`)},
+		{ID: "userns", Version: 1, Document: strings.Repeat("d", 1024), Signature: json.RawMessage(`"` + strings.Repeat("s", 120) + `"`)},
+	}
+	full, _ := json.Marshal(DesiredState{HeartbeatIntervalSeconds: 10, Release: rel, Policies: ps, DesiredVersion: DesiredVersion(rel, ps), Datacenter: &DatacenterLimits{EffectiveLimit: 2, MinHealthyPct: 90, Hosts: 300}})
+	omitted, _ := json.Marshal(DesiredState{HeartbeatIntervalSeconds: 10, DesiredVersion: DesiredVersion(rel, ps), Unchanged: true, Datacenter: &DatacenterLimits{EffectiveLimit: 2, MinHealthyPct: 90, Hosts: 300}})
+	b.ReportAllocs()
+	for b.Loop() {
+		DesiredVersion(rel, ps)
+	}
+	b.ReportMetric(float64(len(full)), "full-bytes")
+	b.ReportMetric(float64(len(omitted)), "unchanged-bytes")
 }

@@ -106,6 +106,10 @@ type fileConfig struct {
 		RetryInterval     tomlfile.Duration `toml:"retry_interval"`
 		HeartbeatInterval tomlfile.Duration `toml:"heartbeat_interval"`
 		RenewInterval     tomlfile.Duration `toml:"renew_interval"`
+		// ErrorBackoff and ErrorBackoffMax pace retries of failed
+		// heartbeats and renewals (exponential, full jitter).
+		ErrorBackoff    tomlfile.Duration `toml:"error_backoff"`
+		ErrorBackoffMax tomlfile.Duration `toml:"error_backoff_max"`
 	} `toml:"timing"`
 }
 
@@ -148,6 +152,8 @@ type config struct {
 	retry       time.Duration
 	heartbeat   time.Duration
 	renew       time.Duration
+	errBackoff  time.Duration
+	errMax      time.Duration
 
 	gossip         bool
 	gossipBindAddr string
@@ -184,6 +190,10 @@ func resolve(fc fileConfig) (*config, []error) {
 		strip: fc.Boot.StripParams, units: fc.Health.RequiredUnits, settle: fc.Health.SettleTimeout.Duration,
 		bpffs: fc.Mitigations.BPFFS, mitState: fc.Mitigations.StateDir, metrics: fc.Metrics.Listen,
 		retry: fc.Timing.RetryInterval.Duration, heartbeat: fc.Timing.HeartbeatInterval.Duration, renew: fc.Timing.RenewInterval.Duration,
+		errBackoff: fc.Timing.ErrorBackoff.Duration, errMax: fc.Timing.ErrorBackoffMax.Duration,
+	}
+	if c.errBackoff > 0 && c.errMax > 0 && c.errBackoff > c.errMax {
+		bad("timing.error_backoff (%s) must not be longer than timing.error_backoff_max (%s)", c.errBackoff, c.errMax)
 	}
 	if c.hostID == "" {
 		b, err := os.ReadFile("/etc/machine-id")

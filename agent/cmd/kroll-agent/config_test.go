@@ -55,6 +55,7 @@ func TestConfigErrors(t *testing.T) {
 		{"negative duration", base + "[drain]\ndeadline = \"-1s\"\n", "must be positive"},
 		{"bad host id", strings.Replace(base, `host_id = "h1"`, `host_id = "../etc"`, 1), "host_id"},
 		{"relative state dir", "state_dir = \"var/lib\"\n" + base, "state_dir: \"var/lib\" is not an absolute path"},
+		{"backoff above its cap", base + "[timing]\nerror_backoff = \"1m\"\nerror_backoff_max = \"10s\"\n", "timing.error_backoff (1m0s) must not be longer"},
 		{"command without name", base + "[[health.commands]]\ncommand = [\"true\"]\n", "health.commands[0]"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -209,6 +209,7 @@ func build(ctx context.Context, c *config, log *slog.Logger, mgr *mitigate.Manag
 		Coordinator: coord, Stager: st, Booter: b, Verifier: checker, Journal: js, Policies: policies, PinnedPolicies: pinned,
 		BootDir: c.bootDir, Initrd: c.initrd, Drain: c.drain, MaxBoots: c.maxBoots,
 		RetryInterval: c.retry, HeartbeatInterval: c.heartbeat, RenewInterval: c.renew,
+		ErrorBackoff: c.errBackoff, ErrorBackoffMax: c.errMax,
 		ResetFile: filepath.Join(c.stateDir, resetFileName),
 	}
 	if c.table > 0 {

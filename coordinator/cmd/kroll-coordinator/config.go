@@ -60,6 +60,16 @@ type fileConfig struct {
 		// on mitigation policies the coordinator accepts.
 		TrustedKeys []string `toml:"trusted_keys"`
 	} `toml:"policies"`
+	// API bounds the load a node takes on (api.Admission).
+	API struct {
+		HeartbeatConcurrency int               `toml:"heartbeat_concurrency"`
+		HeartbeatQueue       int               `toml:"heartbeat_queue"`
+		HeartbeatQueueWait   tomlfile.Duration `toml:"heartbeat_queue_wait"`
+		PriorityConcurrency  int               `toml:"priority_concurrency"`
+		PriorityQueue        int               `toml:"priority_queue"`
+		PriorityQueueWait    tomlfile.Duration `toml:"priority_queue_wait"`
+		RetryAfter           tomlfile.Duration `toml:"retry_after"`
+	} `toml:"api"`
 }
 
 // settings are the resolved runtime settings.
@@ -70,6 +80,7 @@ type settings struct {
 	peerToken         string
 	releaseKeys       []ed25519.PublicKey
 	policyKeys        []ed25519.PublicKey
+	admission         api.Admission
 }
 
 func loadConfig(path string) (settings, error) {
@@ -100,6 +111,17 @@ func loadConfig(path string) (settings, error) {
 		return s, fmt.Errorf("config %s: hosts.max_per_dc (%d) must not be negative", path, fc.Hosts.MaxPerDC)
 	case fc.Hosts.MaxPerDC > 0:
 		s.timing.MaxHostsPerDC = fc.Hosts.MaxPerDC
+	}
+	a := fc.API
+	s.admission = api.Admission{HeartbeatConcurrency: a.HeartbeatConcurrency, HeartbeatQueue: a.HeartbeatQueue, HeartbeatQueueWait: a.HeartbeatQueueWait.Duration,
+		PriorityConcurrency: a.PriorityConcurrency, PriorityQueue: a.PriorityQueue, PriorityQueueWait: a.PriorityQueueWait.Duration, RetryAfter: a.RetryAfter.Duration}
+	switch {
+	case a.HeartbeatConcurrency < 0 || a.PriorityConcurrency < 0:
+		return s, fmt.Errorf("config %s: api.heartbeat_concurrency and api.priority_concurrency must not be negative", path)
+	case a.HeartbeatQueue < -1 || a.PriorityQueue < -1:
+		return s, fmt.Errorf("config %s: api.heartbeat_queue and api.priority_queue: -1 (no queue), 0 (the default) or more", path)
+	case a.RetryAfter.Duration > 0 && a.RetryAfter.Duration < time.Second:
+		return s, fmt.Errorf("config %s: api.retry_after (%s) must be at least 1s (Retry-After counts whole seconds)", path, a.RetryAfter.Duration)
 	}
 	if s.timing.RebootDeadline < s.timing.Lease {
 		return s, fmt.Errorf("config %s: slots.reboot_deadline (%s) must not be shorter than slots.lease (%s)", path, s.timing.RebootDeadline, s.timing.Lease)

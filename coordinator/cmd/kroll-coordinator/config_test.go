@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kroll-dev/kroll/coordinator/api"
 	"github.com/kroll-dev/kroll/coordinator/fsm"
 )
 
@@ -56,5 +57,54 @@ func TestHostsConfig(t *testing.T) {
 	def, _ := loadConfig("")
 	if ex.timing != def.timing {
 		t.Fatalf("example timing %+v, defaults %+v", ex.timing, def.timing)
+	}
+}
+
+// TestAPIConfig: [api] reaches the server's admission; the example file
+// documents the defaults.
+func TestAPIConfig(t *testing.T) {
+	tests := []struct {
+		name    string
+		toml    string
+		want    api.Admission
+		wantErr string
+	}{
+		{"defaults", "", api.Admission{}, ""},
+		{"set", "[api]\nheartbeat_concurrency = 16\nheartbeat_queue = -1\nheartbeat_queue_wait = \"50ms\"\npriority_concurrency = 32\npriority_queue = 8\npriority_queue_wait = \"2s\"\nretry_after = \"30s\"\n",
+			api.Admission{HeartbeatConcurrency: 16, HeartbeatQueue: -1, HeartbeatQueueWait: 50 * time.Millisecond,
+				PriorityConcurrency: 32, PriorityQueue: 8, PriorityQueueWait: 2 * time.Second, RetryAfter: 30 * time.Second}, ""},
+		{"negative concurrency", "[api]\nheartbeat_concurrency = -4\n", api.Admission{}, "api.heartbeat_concurrency"},
+		{"queue below -1", "[api]\npriority_queue = -2\n", api.Admission{}, "api.heartbeat_queue and api.priority_queue"},
+		{"sub-second Retry-After", "[api]\nretry_after = \"500ms\"\n", api.Admission{}, "api.retry_after"},
+		{"unknown key", "[api]\nmax_heartbeats = 5\n", api.Admission{}, "max_heartbeats"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "c.toml")
+			if err := os.WriteFile(path, []byte(tc.toml), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			s, err := loadConfig(path)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err %v, want one naming %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.admission != tc.want {
+				t.Fatalf("got %+v, want %+v", s.admission, tc.want)
+			}
+		})
+	}
+	ex, err := loadConfig("../../../docs/examples/coordinator.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	def, _ := loadConfig("")
+	if got, want := ex.admission.WithDefaults(ex.heartbeatInterval), def.admission.WithDefaults(def.heartbeatInterval); got != want {
+		t.Fatalf("example admission %+v, defaults %+v", got, want)
 	}
 }

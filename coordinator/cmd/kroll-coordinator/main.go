@@ -76,7 +76,8 @@ func serve(ctx context.Context, env cli.Env, o options, set settings) error {
 		return err
 	}
 	defer st.Close()
-	cfg := api.Config{Store: st, Auth: set.auth, PeerToken: set.peerToken, Logger: log, HeartbeatInterval: set.heartbeatInterval, ReleaseKeys: set.releaseKeys, PolicyKeys: set.policyKeys}
+	cfg := api.Config{Store: st, Auth: set.auth, PeerToken: set.peerToken, Logger: log, HeartbeatInterval: set.heartbeatInterval, ReleaseKeys: set.releaseKeys, PolicyKeys: set.policyKeys,
+		Admission: set.admission}
 	serverTLS := tc.server
 	if tc.peer != nil {
 		// Under TLS, peers prove kroll:peer:<id> with certificates only.
