@@ -254,14 +254,13 @@ type echoField struct {
 	key   []byte // `"name":` in the answer
 }
 
-// findEchoField returns the echo field of wire.Heartbeat, or nil.
-func findEchoField() *echoField {
+// findEchoField returns the echo field of heartbeat type hb (a struct,
+// wire.Heartbeat) given answer type ds (wire.DesiredState), or nil.
+func findEchoField(hb, ds reflect.Type) *echoField {
 	names := map[string]bool{}
-	ds := reflect.TypeFor[wire.DesiredState]()
 	for i := range ds.NumField() {
 		names[jsonName(ds.Field(i))] = true
 	}
-	hb := reflect.TypeFor[wire.Heartbeat]()
 	for i := range hb.NumField() {
 		f := hb.Field(i)
 		name := jsonName(f)
@@ -301,6 +300,15 @@ func (e *echoField) value(answer []byte) json.RawMessage {
 	return raw
 }
 
+// set stores v into the field of *hb (a pointer to the heartbeat
+// struct); a value the field cannot hold leaves it unset (not sent).
+func (e *echoField) set(hb any, v json.RawMessage) {
+	f := reflect.ValueOf(hb).Elem().FieldByIndex(e.index)
+	if err := json.Unmarshal(v, f.Addr().Interface()); err != nil {
+		f.SetZero()
+	}
+}
+
 // agentState is what the load generator keeps of one agent.
 type agentState struct {
 	busy      atomic.Bool                     // a heartbeat is queued or out
@@ -330,7 +338,7 @@ func newHeartbeatLoad(c *cluster, p regionParams) *heartbeatLoad {
 	tr.DialContext = (&net.Dialer{Timeout: p.timeout, KeepAlive: -1}).DialContext
 	lg := &heartbeatLoad{
 		p: p, hc: &http.Client{Transport: tr}, auth: "Bearer " + c.agentToken,
-		echo: findEchoField(), agents: make([]agentState, p.agents), nodes: c.nodes,
+		echo: findEchoField(reflect.TypeFor[wire.Heartbeat](), reflect.TypeFor[wire.DesiredState]()), agents: make([]agentState, p.agents), nodes: c.nodes,
 		bufs: sync.Pool{New: func() any { return new(bytes.Buffer) }},
 	}
 	for i, nd := range c.nodes {
@@ -362,8 +370,7 @@ func (lg *heartbeatLoad) heartbeat(i int) wire.Heartbeat {
 	}
 	if lg.echo != nil {
 		if v := lg.agents[i].version.Load(); v != nil {
-			f := reflect.ValueOf(&hb).Elem().FieldByIndex(lg.echo.index)
-			_ = json.Unmarshal(*v, f.Addr().Interface()) // a value we cannot hold is not sent
+			lg.echo.set(&hb, *v)
 		}
 	}
 	return hb
