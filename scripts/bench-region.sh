@@ -95,7 +95,7 @@ fi
 echo
 echo "## BenchmarkRegionHeartbeats — baseline $base_ref (${base_commit:0:12}) vs current ($(git describe --always --dirty))"
 echo
-echo "| agents | side | hb answered/s | shed/s | failed/s | skipped/s | lg late/s | hb p50 / p99 ms | slot ok/s | slot failed/s | slot p50 / p99 ms | RSS MiB c1 / c2 / c3 | nodes' CPU (cores) | registrations/s |"
+echo "| agents | side | hb answered/s | shed/s | failed/s | skipped/s | lg late/s | hb p50 / p99 ms | slot ok/s | slot failed/s | slot p50 / p99 ms | RSS MiB c1 / c2 / c3 | CPU cores: nodes / load gen. | registrations/s |"
 echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 for n in ${rows//,/ }; do
 	for side in "${sides[@]}"; do
@@ -107,10 +107,10 @@ for n in ${rows//,/ }; do
 			}
 			END {
 				if (!found) { printf "| %s | %s | (no result: see the raw output) |\n", n, side; exit }
-				printf "| %s | %s | %.0f | %.0f | %.0f | %.0f | %.0f | %.1f / %.1f | %.1f | %.1f | %.1f / %.1f | %.0f / %.0f / %.0f | %.2f | %.0f |\n",
+				printf "| %s | %s | %.0f | %.0f | %.0f | %.0f | %.0f | %.1f / %.1f | %.1f | %.1f | %.1f / %.1f | %.0f / %.0f / %.0f | %.2f / %.2f | %.0f |\n",
 					n, side, m["hb_answered/s"], m["hb_shed/s"], m["hb_failed/s"], m["hb_skipped/s"], m["hb_lg_late/s"],
 					m["hb_p50_ms"], m["hb_p99_ms"], m["slot_ok/s"], m["slot_failed/s"], m["slot_p50_ms"], m["slot_p99_ms"],
-					m["rss_mb_c1"], m["rss_mb_c2"], m["rss_mb_c3"], m["cpu_nodes"], m["registrations/s"]
+					m["rss_mb_c1"], m["rss_mb_c2"], m["rss_mb_c3"], m["cpu_nodes"], m["cpu_loadgen"], m["registrations/s"]
 			}' "$f"
 	done
 done

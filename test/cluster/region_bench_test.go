@@ -125,8 +125,9 @@ func regionParamsFromEnv(getenv func(string) string) ([]int, regionParams, error
 // hb_p50_ms and hb_p99_ms of the answered heartbeats from their scheduled
 // time, slot_ok/s, slot_failed/s, slot_skipped/s, slot_p50_ms and
 // slot_p99_ms of the acquire+release pairs, the largest resident set of
-// each node during the window (rss_mb_c1…c3, rss_mb_max), the CPU the
-// nodes used (cpu_nodes) and registrations/s before the load.
+// each node during the window (rss_mb_c1…c3, rss_mb_max), the CPU cores
+// the nodes and the load generator used on average (cpu_nodes,
+// cpu_loadgen) and registrations/s before the load.
 //
 // Rows: agents=10000, 50000, 100000, 200000, or the comma-separated list
 // in $KROLL_BENCH_AGENTS. $KROLL_BENCH_WINDOW (30s), $KROLL_BENCH_WARMUP
@@ -225,6 +226,7 @@ func runRegion(b *testing.B, p regionParams) {
 	}
 	b.ReportMetric(rssMax, "rss_mb_max")
 	b.ReportMetric(res.cpuNodes, "cpu_nodes")
+	b.ReportMetric(res.cpuLoad, "cpu_loadgen")
 	b.ReportMetric(regRate, "registrations/s")
 	b.ReportMetric(0, "ns/op") // one run per row, whatever b.N: ns/op means nothing
 }
@@ -502,6 +504,7 @@ type regionResult struct {
 	slotLat                                 []time.Duration
 	rssMB                                   []float64 // largest VmRSS of each node
 	cpuNodes                                float64   // CPU cores the nodes used on average
+	cpuLoad                                 float64   // CPU cores the load generator (this process) used
 	errSamples                              []string
 }
 
@@ -648,6 +651,10 @@ func (lg *heartbeatLoad) run(ctx context.Context, c *cluster) (*regionResult, er
 	if err != nil {
 		return nil, err
 	}
+	self0, err := processCPU(os.Getpid())
+	if err != nil {
+		return nil, err
+	}
 	for t := time.Now(); t.Before(win.end); t = time.Now() {
 		for i, nd := range c.nodes {
 			mb, err := vmRSSMB(nd.cmd.Process.Pid)
@@ -662,7 +669,12 @@ func (lg *heartbeatLoad) run(ctx context.Context, c *cluster) (*regionResult, er
 	if err != nil {
 		return nil, err
 	}
+	self1, err := processCPU(os.Getpid())
+	if err != nil {
+		return nil, err
+	}
 	res.cpuNodes = (cpu1 - cpu0).Seconds() / lg.p.window.Seconds()
+	res.cpuLoad = (self1 - self0).Seconds() / lg.p.window.Seconds()
 
 	<-schedDone
 	<-slotDone
