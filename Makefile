@@ -21,7 +21,7 @@ BENCH_DEBS    := etcd-server
 # and the uname before/after a kexec show in the output.
 VM_PKGS = ./test/vm/... ./bpf/... ./agent/mitigate/... ./agent/boot/... ./test/e2e/... ./test/demo/... ./test/systemdvm/...
 
-.PHONY: build deps deps-generate test test-unit test-vm bench generate lint fuzz demo demo-sim clean
+.PHONY: build deps deps-generate test test-unit test-vm bench bench-region generate lint fuzz demo demo-sim clean
 
 build:
 	@mkdir -p bin
@@ -52,6 +52,12 @@ test-vm:
 bench:
 	@./scripts/deps.sh $(BENCH_DEBS)
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+# BenchmarkRegionHeartbeats (and, with KROLL_BENCH_SLOT=1, BenchmarkSlotThroughput)
+# for the coordinator at BENCH_BASE (default: the merge-base with main) and
+# the working tree, side by side; knobs in scripts/bench-region.sh. Not in CI.
+bench-region:
+	./scripts/bench-region.sh $(BENCH_BASE)
 
 # Runs every fuzz target for FUZZTIME each.
 fuzz:

@@ -16,7 +16,11 @@
 // BenchmarkSlotThroughput measures slot acquire+release pairs per second
 // on a kroll cluster and, side by side, on a three-member etcd cluster
 // running the compare-and-swap semaphore that etcd-based reboot managers
-// use; docs/benchmarks.md has the figures.
+// use. BenchmarkRegionHeartbeats loads a quorum with 10,000–200,000
+// heartbeating agents and one slot agent (issue 13); it runs the binary in
+// $KROLL_BENCH_COORDINATOR when set, which scripts/bench-region.sh uses to
+// compare a baseline with the current tree. docs/benchmarks.md has the
+// figures.
 //
 // The package has no non-test code besides this comment.
 package cluster

@@ -36,8 +36,15 @@ const coordinatorPkg = "github.com/kroll-dev/kroll/coordinator/cmd/kroll-coordin
 func TestMain(m *testing.M) { os.Exit(testMain(m)) }
 
 // testMain builds the binary into a temporary directory, unless $KROLL_COORDINATOR_BIN
+// or $KROLL_BENCH_COORDINATOR (the benchmarks' name for it, which wins)
 // names one, runs the tests and returns their exit code.
 func testMain(m *testing.M) int {
+	if bin := os.Getenv(benchCoordinatorEnv); bin != "" {
+		if err := os.Setenv(binEnv, bin); err != nil {
+			fmt.Fprintln(os.Stderr, "test/cluster:", err)
+			return 1
+		}
+	}
 	if os.Getenv(binEnv) != "" {
 		return m.Run()
 	}

@@ -1,0 +1,766 @@
+package cluster_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/kroll-dev/kroll/pkg/client"
+	"github.com/kroll-dev/kroll/pkg/wire"
+)
+
+// Environment variables of BenchmarkRegionHeartbeats. They are read when
+// the benchmark starts, so `go test -bench` flags stay the usual ones.
+const (
+	// benchCoordinatorEnv names the kroll-coordinator binary to measure
+	// (e.g. a baseline build); testMain uses it instead of building one.
+	benchCoordinatorEnv = "KROLL_BENCH_COORDINATOR"
+	// benchAgentsEnv lists the agent counts of the rows, comma-separated.
+	benchAgentsEnv = "KROLL_BENCH_AGENTS"
+	// benchWindowEnv is the measurement window (a Go duration).
+	benchWindowEnv = "KROLL_BENCH_WINDOW"
+	// benchWarmupEnv is the time the load runs before the window opens.
+	benchWarmupEnv = "KROLL_BENCH_WARMUP"
+	// benchWorkersEnv bounds the load generator's concurrent requests.
+	benchWorkersEnv = "KROLL_BENCH_WORKERS"
+	// benchDCsEnv is how many datacenters the agents spread over.
+	benchDCsEnv = "KROLL_BENCH_DCS"
+)
+
+// regionParams are the settings of one BenchmarkRegionHeartbeats row.
+type regionParams struct {
+	agents    int           // heartbeating agents
+	dcs       int           // datacenters they spread over
+	interval  time.Duration // each agent's heartbeat interval
+	warmup    time.Duration // load before the window opens
+	window    time.Duration // the measurement window
+	timeout   time.Duration // one request's timeout: past it, it failed
+	workers   int           // bound on concurrent heartbeat requests
+	slotEvery time.Duration // the slot agent's acquire+release period
+	slotLimit int           // every datacenter's slot limit
+	registrar int           // concurrent registrations before the load
+}
+
+// defaultRegionRows are the agent counts of the issue's table.
+var defaultRegionRows = []int{10_000, 50_000, 100_000, 200_000}
+
+// regionParamsFromEnv returns the rows' agent counts and the common
+// parameters, from the defaults and the KROLL_BENCH_* variables in env.
+func regionParamsFromEnv(getenv func(string) string) ([]int, regionParams, error) {
+	p := regionParams{
+		dcs: 330, interval: 10 * time.Second, warmup: 10 * time.Second, window: 30 * time.Second,
+		timeout: 10 * time.Second, workers: 8192, slotEvery: 200 * time.Millisecond, slotLimit: 5, registrar: 128,
+	}
+	rows := defaultRegionRows
+	if v := getenv(benchAgentsEnv); v != "" {
+		rows = nil
+		for f := range strings.SplitSeq(v, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(strings.ReplaceAll(f, "_", "")))
+			if err != nil || n < 1 {
+				return nil, p, fmt.Errorf("%s: %q is not a positive agent count", benchAgentsEnv, f)
+			}
+			rows = append(rows, n)
+		}
+	}
+	for _, d := range []struct {
+		env string
+		dst *time.Duration
+	}{{benchWindowEnv, &p.window}, {benchWarmupEnv, &p.warmup}} {
+		if v := getenv(d.env); v != "" {
+			t, err := time.ParseDuration(v)
+			if err != nil || t <= 0 {
+				return nil, p, fmt.Errorf("%s: %q is not a positive duration", d.env, v)
+			}
+			*d.dst = t
+		}
+	}
+	for _, d := range []struct {
+		env string
+		dst *int
+	}{{benchWorkersEnv, &p.workers}, {benchDCsEnv, &p.dcs}} {
+		if v := getenv(d.env); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 {
+				return nil, p, fmt.Errorf("%s: %q is not a positive number", d.env, v)
+			}
+			*d.dst = n
+		}
+	}
+	return rows, p, nil
+}
+
+// BenchmarkRegionHeartbeats measures a region quorum under its agents'
+// heartbeats (issue 13): three kroll-coordinator processes on loopback
+// (raft-wal fsyncing every append), N agents registered in 330
+// datacenters, each heartbeating every 10 s to one of the three nodes
+// (agent i to node i mod 3, the agents' send times spread evenly over the
+// interval) with a realistic body (kernel, boot id, two policy states, a
+// gossip view, a gossip address, and — when pkg/wire has it — the desired
+// state version from its last answer), and one of them also doing a slot
+// acquire+release five times a second (pair k via node k mod 3).
+//
+// Per row it reports, over the window (by the heartbeats' scheduled times):
+// hb_answered/s (200), hb_shed/s (429; the agent then waits Retry-After),
+// hb_failed/s (timeouts after 10 s, transport errors, any other status),
+// hb_skipped/s (beats an agent did not send because its previous one was
+// still out or Retry-After had not passed), hb_lg_late/s (beats the load
+// generator could not send within the timeout of their scheduled time;
+// counted as failed too: a sign that it, not the quorum, was the limit),
+// hb_p50_ms and hb_p99_ms of the answered heartbeats from their scheduled
+// time, slot_ok/s, slot_failed/s, slot_skipped/s, slot_p50_ms and
+// slot_p99_ms of the acquire+release pairs, the largest resident set of
+// each node during the window (rss_mb_c1…c3, rss_mb_max), the CPU cores
+// the nodes and the load generator used on average (cpu_nodes,
+// cpu_loadgen) and registrations/s before the load.
+//
+// Rows: agents=10000, 50000, 100000, 200000, or the comma-separated list
+// in $KROLL_BENCH_AGENTS. $KROLL_BENCH_WINDOW (30s), $KROLL_BENCH_WARMUP
+// (10s), $KROLL_BENCH_WORKERS (8192 concurrent requests),
+// $KROLL_BENCH_DCS (330) override the defaults; $KROLL_BENCH_COORDINATOR
+// runs a given kroll-coordinator binary (scripts/bench-region.sh compares
+// a baseline with the current tree). Each row runs once, whatever b.N.
+//
+// Run: KROLL_BENCH_AGENTS=10000 go test ./test/cluster/ -run '^$' -bench RegionHeartbeats -benchtime 1x -timeout 60m
+func BenchmarkRegionHeartbeats(b *testing.B) {
+	rows, p, err := regionParamsFromEnv(os.Getenv)
+	if err != nil {
+		b.Fatal(err)
+	}
+	raiseFileLimit(b, 3*p.workers+4096)
+	for _, n := range rows {
+		b.Run(fmt.Sprintf("agents=%d", n), func(b *testing.B) {
+			p := p
+			p.agents = n
+			runRegion(b, p)
+		})
+	}
+}
+
+// raiseFileLimit raises the soft limit of open files to at least want
+// (bounded by the hard limit) before the nodes start: they inherit it, and
+// each keeps one descriptor per load-generator connection.
+func raiseFileLimit(tb testing.TB, want int) {
+	tb.Helper()
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
+		tb.Fatalf("getrlimit: %v", err)
+	}
+	if rl.Cur >= uint64(want) {
+		return
+	}
+	rl.Cur = min(uint64(want), rl.Max)
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
+		tb.Fatalf("setrlimit: %v", err)
+	}
+}
+
+// runRegion runs one row: cluster, datacenters, registration, load, and
+// reports the metrics.
+func runRegion(b *testing.B, p regionParams) {
+	c := newCluster(b, 3)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	setCtx, setCancel := context.WithTimeout(ctx, 2*time.Minute)
+	zero, limit := 0, p.slotLimit
+	for d := range p.dcs {
+		upd := wire.DatacenterUpdate{SlotLimit: &limit, MinHealthyPct: &zero}
+		if _, err := c.admin(d%len(c.nodes)).SetDatacenter(setCtx, benchDC(d), upd); err != nil {
+			b.Fatalf("set datacenter %s: %v", benchDC(d), err)
+		}
+	}
+	setCancel()
+
+	lg := newHeartbeatLoad(c, p)
+	t0 := time.Now()
+	if err := lg.register(ctx); err != nil {
+		b.Fatal(err)
+	}
+	regRate := float64(p.agents) / time.Since(t0).Seconds()
+	b.Logf("registered %d agents in %s (%.0f/s)", p.agents, time.Since(t0).Round(time.Millisecond), regRate)
+
+	b.ResetTimer()
+	res, err := lg.run(ctx, c)
+	b.StopTimer()
+	if err != nil {
+		b.Fatal(err)
+	}
+	c.checkAlive()
+	for _, e := range res.errSamples {
+		b.Logf("sample failure: %s", e)
+	}
+	secs := p.window.Seconds()
+	rate := func(n int64) float64 { return float64(n) / secs }
+	b.ReportMetric(rate(res.answered), "hb_answered/s")
+	b.ReportMetric(rate(res.shed), "hb_shed/s")
+	b.ReportMetric(rate(res.failed), "hb_failed/s")
+	b.ReportMetric(rate(res.skipped), "hb_skipped/s")
+	b.ReportMetric(rate(res.lgLate), "hb_lg_late/s")
+	b.ReportMetric(msQuantile(res.hbLat, 0.50, p.window), "hb_p50_ms")
+	b.ReportMetric(msQuantile(res.hbLat, 0.99, p.window), "hb_p99_ms")
+	b.ReportMetric(rate(int64(len(res.slotLat))), "slot_ok/s")
+	b.ReportMetric(rate(res.slotFailed), "slot_failed/s")
+	b.ReportMetric(rate(res.slotSkipped), "slot_skipped/s")
+	b.ReportMetric(msQuantile(res.slotLat, 0.50, p.window), "slot_p50_ms")
+	b.ReportMetric(msQuantile(res.slotLat, 0.99, p.window), "slot_p99_ms")
+	var rssMax float64
+	for i, r := range res.rssMB {
+		b.ReportMetric(r, fmt.Sprintf("rss_mb_%s", c.nodes[i].id))
+		rssMax = max(rssMax, r)
+	}
+	b.ReportMetric(rssMax, "rss_mb_max")
+	b.ReportMetric(res.cpuNodes, "cpu_nodes")
+	b.ReportMetric(res.cpuLoad, "cpu_loadgen")
+	b.ReportMetric(regRate, "registrations/s")
+	b.ReportMetric(0, "ns/op") // one run per row, whatever b.N: ns/op means nothing
+}
+
+// benchDC is the name of the benchmark's datacenter d.
+func benchDC(d int) string { return fmt.Sprintf("dc%03d", d) }
+
+// msQuantile returns the q-quantile of lat in milliseconds; with no
+// sample at all (nothing completed) it returns the whole window, the
+// least the latency can have been.
+func msQuantile(lat []time.Duration, q float64, window time.Duration) float64 {
+	if len(lat) == 0 {
+		return float64(window) / float64(time.Millisecond)
+	}
+	s := slices.Clone(lat)
+	slices.Sort(s)
+	return float64(s[min(len(s)-1, int(q*float64(len(s))))]) / float64(time.Millisecond)
+}
+
+// echoField is a field the agent sends back as it received it: a field
+// of wire.Heartbeat whose JSON name contains "version" and that
+// wire.DesiredState also has (under the same name or without a
+// "desired_" prefix). Today's wire has none; a coordinator that answers
+// unchanged desired state without documents (issue 13) has one.
+type echoField struct {
+	index []int  // of the field in wire.Heartbeat
+	key   []byte // `"name":` in the answer
+}
+
+// findEchoField returns the echo field of heartbeat type hb (a struct,
+// wire.Heartbeat) given answer type ds (wire.DesiredState), or nil.
+func findEchoField(hb, ds reflect.Type) *echoField {
+	names := map[string]bool{}
+	for i := range ds.NumField() {
+		names[jsonName(ds.Field(i))] = true
+	}
+	for i := range hb.NumField() {
+		f := hb.Field(i)
+		name := jsonName(f)
+		if !strings.Contains(name, "version") {
+			continue
+		}
+		for _, answer := range []string{name, strings.TrimPrefix(name, "desired_")} {
+			if names[answer] {
+				return &echoField{index: f.Index, key: []byte(strconv.Quote(answer) + ":")}
+			}
+		}
+	}
+	return nil
+}
+
+// jsonName is the JSON name of a struct field.
+func jsonName(f reflect.StructField) string {
+	name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+	if name == "" {
+		return f.Name
+	}
+	return name
+}
+
+// value extracts the field's value from a top-level JSON answer, nil when
+// it is absent. It searches for the key rather than decoding the whole
+// answer, which keeps the load generator cheap.
+func (e *echoField) value(answer []byte) json.RawMessage {
+	i := bytes.Index(answer, e.key)
+	if i < 0 {
+		return nil
+	}
+	var raw json.RawMessage
+	if err := json.NewDecoder(bytes.NewReader(answer[i+len(e.key):])).Decode(&raw); err != nil {
+		return nil
+	}
+	return raw
+}
+
+// set stores v into the field of *hb (a pointer to the heartbeat
+// struct); a value the field cannot hold leaves it unset (not sent).
+func (e *echoField) set(hb any, v json.RawMessage) {
+	f := reflect.ValueOf(hb).Elem().FieldByIndex(e.index)
+	if err := json.Unmarshal(v, f.Addr().Interface()); err != nil {
+		f.SetZero()
+	}
+}
+
+// agentState is what the load generator keeps of one agent.
+type agentState struct {
+	busy      atomic.Bool                     // a heartbeat is queued or out
+	notBefore atomic.Int64                    // Retry-After: no heartbeat before (unix ns)
+	version   atomic.Pointer[json.RawMessage] // echo field value of the last answer
+}
+
+// heartbeatLoad is the load generator: N agents, one HTTP client with a
+// large connection pool, a scheduler and a bounded pool of workers.
+type heartbeatLoad struct {
+	p      regionParams
+	hc     *http.Client
+	urls   []string // heartbeat URL of each node
+	auth   string   // Authorization header
+	echo   *echoField
+	agents []agentState
+	nodes  []*node
+	slot   []*client.Client // the slot agent's client of each node
+	bufs   sync.Pool        // *bytes.Buffer
+}
+
+// newHeartbeatLoad prepares the load generator for cluster c.
+func newHeartbeatLoad(c *cluster, p regionParams) *heartbeatLoad {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConns, tr.MaxIdleConnsPerHost, tr.MaxConnsPerHost = 0, p.workers, 0
+	tr.DisableCompression = true
+	tr.DialContext = (&net.Dialer{Timeout: p.timeout, KeepAlive: -1}).DialContext
+	lg := &heartbeatLoad{
+		p: p, hc: &http.Client{Transport: tr}, auth: "Bearer " + c.agentToken,
+		echo: findEchoField(reflect.TypeFor[wire.Heartbeat](), reflect.TypeFor[wire.DesiredState]()), agents: make([]agentState, p.agents), nodes: c.nodes,
+		bufs: sync.Pool{New: func() any { return new(bytes.Buffer) }},
+	}
+	for i, nd := range c.nodes {
+		lg.urls = append(lg.urls, nd.url()+wire.PathHeartbeat)
+		cl, err := client.New(nd.url(), client.Options{Token: c.agentToken, HTTPClient: lg.hc})
+		if err != nil {
+			c.tb.Fatalf("client of %s: %v", c.nodes[i].id, err)
+		}
+		lg.slot = append(lg.slot, cl)
+	}
+	return lg
+}
+
+// heartbeat returns agent i's heartbeat: an idle host of datacenter
+// i mod dcs on a Debian 6.1 kernel with two mitigation policies (one
+// enforcing, one auditing), a gossip member and a full gossip view.
+func (lg *heartbeatLoad) heartbeat(i int) wire.Heartbeat {
+	perDC := (lg.p.agents + lg.p.dcs - 1) / lg.p.dcs
+	hb := wire.Heartbeat{
+		HostID: benchHost(i), Datacenter: benchDC(i % lg.p.dcs),
+		KernelLine: "6.1", Kernel: "6.1.0-47-amd64", Phase: wire.PhaseIdle,
+		BootID: fmt.Sprintf("%08x-6b3c-4d2e-9f1a-%012x", i, i*2654435761%(1<<48)),
+		Policies: []wire.PolicyStatus{
+			{ID: "copy-fail-af-alg", Version: 3, State: wire.PolicyEnforcing},
+			{ID: "userns-create-audit", Version: 1, State: wire.PolicyAuditing},
+		},
+		View:       &wire.DCView{Alive: perDC},
+		GossipAddr: fmt.Sprintf("10.%d.%d.%d:7946", i>>16&0xff, i>>8&0xff, i&0xff),
+	}
+	if lg.echo != nil {
+		if v := lg.agents[i].version.Load(); v != nil {
+			lg.echo.set(&hb, *v)
+		}
+	}
+	return hb
+}
+
+// benchHost is the host id of agent i.
+func benchHost(i int) string { return fmt.Sprintf("h%06d", i) }
+
+// hbOutcome is how one heartbeat ended.
+type hbOutcome int
+
+const (
+	hbAnswered hbOutcome = iota
+	hbShed
+	hbFailed
+)
+
+// send sends agent i's heartbeat to its node and classifies the answer:
+// 200 answered (the echo field is kept), 429 shed (Retry-After is kept),
+// anything else or no answer within the timeout failed, with a
+// description.
+func (lg *heartbeatLoad) send(ctx context.Context, i int) (hbOutcome, string) {
+	buf := lg.bufs.Get().(*bytes.Buffer)
+	defer lg.bufs.Put(buf)
+	buf.Reset()
+	if err := json.NewEncoder(buf).Encode(lg.heartbeat(i)); err != nil {
+		return hbFailed, err.Error()
+	}
+	ctx, cancel := context.WithTimeout(ctx, lg.p.timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, lg.urls[i%len(lg.urls)], bytes.NewReader(buf.Bytes()))
+	if err != nil {
+		return hbFailed, err.Error()
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", lg.auth)
+	resp, err := lg.hc.Do(req)
+	if err != nil {
+		return hbFailed, err.Error()
+	}
+	defer resp.Body.Close()
+	buf.Reset()
+	if _, err := io.Copy(buf, io.LimitReader(resp.Body, client.MaxResponseSize)); err != nil {
+		return hbFailed, fmt.Sprintf("read answer: %v", err)
+	}
+	switch resp.StatusCode {
+	case http.StatusOK:
+		if lg.echo != nil {
+			lg.keepVersion(i, lg.echo.value(buf.Bytes()))
+		}
+		return hbAnswered, ""
+	case http.StatusTooManyRequests:
+		if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s > 0 {
+			lg.agents[i].notBefore.Store(time.Now().Add(time.Duration(s) * time.Second).UnixNano())
+		}
+		return hbShed, ""
+	default:
+		return hbFailed, fmt.Sprintf("HTTP %d: %.200s", resp.StatusCode, bytes.TrimSpace(buf.Bytes()))
+	}
+}
+
+// keepVersion stores the echo field's value of agent i's last answer,
+// sharing the previous agent's copy when equal (all agents of a
+// datacenter usually have the same).
+func (lg *heartbeatLoad) keepVersion(i int, v json.RawMessage) {
+	if v == nil {
+		lg.agents[i].version.Store(nil)
+		return
+	}
+	if prev := lg.agents[(i+lg.p.agents-lg.p.dcs)%lg.p.agents].version.Load(); prev != nil && bytes.Equal(*prev, v) {
+		lg.agents[i].version.Store(prev)
+		return
+	}
+	v = slices.Clone(v)
+	lg.agents[i].version.Store(&v)
+}
+
+// register registers every agent with its first heartbeat, p.registrar at
+// a time, retrying shed and failed ones (up to 30 times each, with a
+// growing pause).
+func (lg *heartbeatLoad) register(ctx context.Context) error {
+	var (
+		next     atomic.Int64
+		wg       sync.WaitGroup
+		errOnce  sync.Once
+		firstErr error
+	)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	for range lg.p.registrar {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				i := int(next.Add(1) - 1)
+				if i >= lg.p.agents {
+					return
+				}
+				for attempt := 1; ; attempt++ {
+					out, why := lg.send(ctx, i)
+					if out == hbAnswered {
+						break
+					}
+					if attempt == 30 || ctx.Err() != nil {
+						errOnce.Do(func() {
+							firstErr = fmt.Errorf("register %s: %d attempts, last: %s", benchHost(i), attempt, why)
+							cancel()
+						})
+						return
+					}
+					time.Sleep(min(time.Duration(attempt)*100*time.Millisecond, 2*time.Second))
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return firstErr
+}
+
+// hbJob is one scheduled heartbeat.
+type hbJob struct {
+	agent int
+	due   time.Time
+}
+
+// regionResult is what one row measured within the window.
+type regionResult struct {
+	answered, shed, failed, skipped, lgLate int64
+	hbLat                                   []time.Duration
+	slotFailed, slotSkipped                 int64
+	slotLat                                 []time.Duration
+	rssMB                                   []float64 // largest VmRSS of each node
+	cpuNodes                                float64   // CPU cores the nodes used on average
+	cpuLoad                                 float64   // CPU cores the load generator (this process) used
+	errSamples                              []string
+}
+
+// window is the measurement window; events count by their scheduled time.
+type window struct{ start, end time.Time }
+
+func (w window) has(t time.Time) bool { return !t.Before(w.start) && t.Before(w.end) }
+
+// run runs the load for the warm-up and the window and returns what the
+// window saw.
+func (lg *heartbeatLoad) run(ctx context.Context, c *cluster) (*regionResult, error) {
+	start := time.Now()
+	win := window{start: start.Add(lg.p.warmup), end: start.Add(lg.p.warmup + lg.p.window)}
+	res := &regionResult{}
+	var (
+		answered, shed, failed, skipped, lgLate atomic.Int64
+		mu                                      sync.Mutex // guards res.hbLat, res.errSamples
+	)
+	jobs := make(chan hbJob, lg.p.agents)
+	var workers sync.WaitGroup
+	for range lg.p.workers {
+		workers.Go(func() {
+			var lat []time.Duration
+			var errs []string
+			for j := range jobs {
+				in := win.has(j.due)
+				if !in && !j.due.Before(win.end) {
+					lg.agents[j.agent].busy.Store(false) // past the window: not sent
+					continue
+				}
+				if time.Since(j.due) > lg.p.timeout {
+					// The agent's own request would have timed out by now.
+					lg.agents[j.agent].busy.Store(false)
+					if in {
+						lgLate.Add(1)
+						failed.Add(1)
+					}
+					continue
+				}
+				out, why := lg.send(ctx, j.agent)
+				done := time.Now()
+				lg.agents[j.agent].busy.Store(false)
+				if !in {
+					continue
+				}
+				switch out {
+				case hbAnswered:
+					answered.Add(1)
+					lat = append(lat, done.Sub(j.due))
+				case hbShed:
+					shed.Add(1)
+				default:
+					failed.Add(1)
+					if len(errs) < 2 {
+						errs = append(errs, why)
+					}
+				}
+			}
+			mu.Lock()
+			res.hbLat = append(res.hbLat, lat...)
+			if len(res.errSamples) < 5 {
+				res.errSamples = append(res.errSamples, errs...)
+			}
+			mu.Unlock()
+		})
+	}
+
+	// The scheduler: agent i's heartbeats are due at start + i·interval/N
+	// + k·interval.
+	schedDone := make(chan struct{})
+	go func() {
+		defer close(schedDone)
+		defer close(jobs)
+		tick := time.NewTicker(5 * time.Millisecond)
+		defer tick.Stop()
+		n, next, cycle := lg.p.agents, 0, 0
+		offset := func(i int) time.Duration { return time.Duration(int64(lg.p.interval) * int64(i) / int64(n)) }
+		for now := range tick.C {
+			if now.After(win.end) {
+				return
+			}
+			for {
+				due := start.Add(time.Duration(cycle)*lg.p.interval + offset(next))
+				if due.After(now) {
+					break
+				}
+				a := &lg.agents[next]
+				switch {
+				case a.notBefore.Load() > due.UnixNano(), !a.busy.CompareAndSwap(false, true):
+					if win.has(due) {
+						skipped.Add(1)
+					}
+				default:
+					jobs <- hbJob{agent: next, due: due} // never blocks: at most n jobs are busy
+				}
+				if next++; next == n {
+					next, cycle = 0, cycle+1
+				}
+			}
+		}
+	}()
+
+	// The slot agent: agent 0 acquires and releases its slot every
+	// slotEvery, via node k mod 3 for pair k; a pair whose turn comes
+	// while the previous one still runs is skipped.
+	slotDone := make(chan struct{})
+	go func() {
+		defer close(slotDone)
+		req := wire.SlotRequest{HostID: benchHost(0), Datacenter: benchDC(0)}
+		for k := 0; ; k++ {
+			due := start.Add(time.Duration(k) * lg.p.slotEvery)
+			if !due.Before(win.end) {
+				return
+			}
+			time.Sleep(time.Until(due))
+			if time.Since(due) >= lg.p.slotEvery {
+				if win.has(due) {
+					res.slotSkipped++
+				}
+				continue
+			}
+			t0 := time.Now()
+			err := lg.slotPair(ctx, k, req)
+			if !win.has(due) {
+				continue
+			}
+			if err != nil {
+				res.slotFailed++
+				if res.slotFailed <= 2 {
+					mu.Lock()
+					res.errSamples = append(res.errSamples, "slot: "+err.Error())
+					mu.Unlock()
+				}
+				continue
+			}
+			res.slotLat = append(res.slotLat, time.Since(t0))
+		}
+	}()
+
+	// Resident sets every second of the window, CPU over the window.
+	res.rssMB = make([]float64, len(c.nodes))
+	time.Sleep(time.Until(win.start))
+	cpu0, err := lg.nodesCPU()
+	if err != nil {
+		return nil, err
+	}
+	self0, err := processCPU(os.Getpid())
+	if err != nil {
+		return nil, err
+	}
+	for t := time.Now(); t.Before(win.end); t = time.Now() {
+		for i, nd := range c.nodes {
+			mb, err := vmRSSMB(nd.cmd.Process.Pid)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", nd.id, err)
+			}
+			res.rssMB[i] = max(res.rssMB[i], mb)
+		}
+		time.Sleep(min(time.Second, time.Until(win.end)))
+	}
+	cpu1, err := lg.nodesCPU()
+	if err != nil {
+		return nil, err
+	}
+	self1, err := processCPU(os.Getpid())
+	if err != nil {
+		return nil, err
+	}
+	res.cpuNodes = (cpu1 - cpu0).Seconds() / lg.p.window.Seconds()
+	res.cpuLoad = (self1 - self0).Seconds() / lg.p.window.Seconds()
+
+	<-schedDone
+	<-slotDone
+	workers.Wait()
+	res.answered, res.shed, res.failed, res.skipped, res.lgLate = answered.Load(), shed.Load(), failed.Load(), skipped.Load(), lgLate.Load()
+	return res, nil
+}
+
+// slotPair acquires agent 0's slot via node k mod 3 and releases it.
+func (lg *heartbeatLoad) slotPair(ctx context.Context, k int, req wire.SlotRequest) error {
+	ctx, cancel := context.WithTimeout(ctx, lg.p.timeout)
+	defer cancel()
+	cl := lg.slot[k%len(lg.slot)]
+	s, err := cl.AcquireSlot(ctx, req)
+	if err != nil {
+		return fmt.Errorf("acquire: %w", err)
+	}
+	req.Token = s.Token
+	if err := cl.AgentRelease(ctx, req); err != nil {
+		return fmt.Errorf("release: %w", err)
+	}
+	return nil
+}
+
+// nodesCPU returns the CPU time (user + system) the nodes used so far.
+func (lg *heartbeatLoad) nodesCPU() (time.Duration, error) {
+	var total time.Duration
+	for _, nd := range lg.nodes {
+		d, err := processCPU(nd.cmd.Process.Pid)
+		if err != nil {
+			return 0, fmt.Errorf("%s: %w", nd.id, err)
+		}
+		total += d
+	}
+	return total, nil
+}
+
+// vmRSSMB reads a process's resident set size in MiB.
+func vmRSSMB(pid int) (float64, error) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
+			kb, err := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 64)
+			if err != nil {
+				return 0, fmt.Errorf("VmRSS %q: %w", rest, err)
+			}
+			return kb / 1024, nil
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return 0, err
+	}
+	return 0, errors.New("no VmRSS in /proc/PID/status")
+}
+
+// clockTicks is USER_HZ, the unit of /proc/PID/stat's CPU times on Linux.
+const clockTicks = 100
+
+// processCPU reads a process's user + system CPU time from /proc/PID/stat.
+func processCPU(pid int) (time.Duration, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// Fields after the command name (which may hold spaces) start at
+	// field 3; utime and stime are fields 14 and 15.
+	i := bytes.LastIndexByte(data, ')')
+	if i < 0 {
+		return 0, errors.New("malformed /proc/PID/stat")
+	}
+	fields := strings.Fields(string(data[i+1:]))
+	if len(fields) < 13 {
+		return 0, errors.New("short /proc/PID/stat")
+	}
+	var ticks int64
+	for _, f := range fields[11:13] {
+		n, err := strconv.ParseInt(f, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("/proc/PID/stat: %w", err)
+		}
+		ticks += n
+	}
+	return time.Duration(ticks) * time.Second / clockTicks, nil
+}
