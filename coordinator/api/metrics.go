@@ -19,6 +19,7 @@ type Metrics struct {
 	latency   *prometheus.HistogramVec
 	decisions *prometheus.CounterVec
 	commit    prometheus.Histogram
+	beats     *prometheus.CounterVec
 }
 
 // NewMetrics creates the metrics in a new registry (reg is ignored when
@@ -45,7 +46,10 @@ func NewMetrics(reg *prometheus.Registry) *Metrics {
 			Buckets: prometheus.ExponentialBuckets(0.0002, 2, 16),
 		}),
 	}
-	reg.MustRegister(m.requests, m.latency, m.decisions, m.commit)
+	m.beats = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "kroll_heartbeats_total", Help: "Heartbeats answered, by path: local (no durable change, answered from this node's state) or raft (proposed).",
+	}, []string{"path"})
+	reg.MustRegister(m.requests, m.latency, m.decisions, m.commit, m.beats)
 	return m
 }
 
@@ -67,6 +71,15 @@ func (m *Metrics) instrument(route string, h http.Handler) http.Handler {
 		m.requests.WithLabelValues(route, strconv.Itoa(rec.code)).Inc()
 		m.latency.WithLabelValues(route).Observe(time.Since(start).Seconds())
 	})
+}
+
+// heartbeat counts an answered heartbeat.
+func (m *Metrics) heartbeat(local bool) {
+	path := "raft"
+	if local {
+		path = "local"
+	}
+	m.beats.WithLabelValues(path).Inc()
 }
 
 // applied counts slot decisions.
