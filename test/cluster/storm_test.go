@@ -22,12 +22,12 @@ import (
 
 // The heartbeat storm: stormAgents agents heartbeat every stormInterval,
 // spread evenly over the interval and over the nodes; the leader's
-// liveness grace is max(alive_within, 3 intervals) = 30 s.
+// liveness grace is max(alive_within, 3 intervals) = 24 s.
 const (
 	stormAgents   = 20000
 	stormDCs      = 20
-	stormInterval = 10 * time.Second
-	stormAlive    = 25 * time.Second
+	stormInterval = 8 * time.Second
+	stormAlive    = 20 * time.Second
 	stormGrace    = 3 * stormInterval
 	// stormWorkers send the heartbeats, each for its share of the agents.
 	stormWorkers = 48
@@ -128,7 +128,7 @@ func (s *storm) register(tb testing.TB) {
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	var bad atomic.Int64
-	for range stormWorkers {
+	for range 2 * stormWorkers {
 		wg.Go(func() {
 			for {
 				i := int(next.Add(1) - 1)
@@ -332,7 +332,7 @@ func raftLastLog(t *testing.T, c *cluster, i int) uint64 {
 		t.Fatal(err)
 	}
 	for _, line := range strings.Split(string(data), "\n") {
-		if v, ok := strings.CutPrefix(line, `kroll_raft_index{index="last_log"} `); ok {
+		if v, ok := strings.CutPrefix(line, `kroll_raft_index{index="last_log_index"} `); ok {
 			var f float64
 			if _, err := fmt.Sscan(v, &f); err != nil {
 				t.Fatal(err)
@@ -340,7 +340,7 @@ func raftLastLog(t *testing.T, c *cluster, i int) uint64 {
 			return uint64(f)
 		}
 	}
-	t.Fatalf("%s's /metrics has no kroll_raft_index{index=\"last_log\"}", c.nodes[i].id)
+	t.Fatalf("%s's /metrics has no kroll_raft_index{index=\"last_log_index\"}", c.nodes[i].id)
 	return 0
 }
 
