@@ -30,7 +30,7 @@ const (
 	stormAlive    = 20 * time.Second
 	stormGrace    = 3 * stormInterval
 	// stormWorkers send the heartbeats, each for its share of the agents.
-	stormWorkers = 48
+	stormWorkers = 200
 )
 
 // stormSlots is the [slots] table of the storm cluster.
@@ -128,7 +128,7 @@ func (s *storm) register(tb testing.TB) {
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	var bad atomic.Int64
-	for range 2 * stormWorkers {
+	for range stormWorkers / 2 {
 		wg.Go(func() {
 			for {
 				i := int(next.Add(1) - 1)
@@ -284,7 +284,9 @@ func TestHeartbeatStorm(t *testing.T) {
 	if marked > 10 {
 		t.Errorf("… %d hosts marked silent or lost in all", marked)
 	}
-	hosts, err := c.admin(nl).Hosts(ctx, "")
+	hctx, hcancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer hcancel()
+	hosts, err := c.admin(nl).Hosts(hctx, "")
 	if err != nil {
 		t.Fatal(err)
 	}
