@@ -58,10 +58,10 @@ type storm struct {
 	failed atomic.Int64
 	// registered counts agents with an answered heartbeat.
 	registered atomic.Int64
-	mu     sync.Mutex
-	lat    []time.Duration
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	mu         sync.Mutex
+	lat        []time.Duration
+	cancel     context.CancelFunc
+	wg         sync.WaitGroup
 }
 
 func newStorm(c *cluster, hosts []string, dcs map[string]string) *storm {
@@ -267,7 +267,9 @@ func TestHeartbeatStorm(t *testing.T) {
 	}
 	marked := 0
 	for _, e := range evs {
-		if e.Type == "host_silent" || e.Type == "host_lost" {
+		// The slot clients (h..) register once and send no heartbeats:
+		// the leader rightly marks them silent. A lost slot is never right.
+		if e.Type == "host_lost" || (e.Type == "host_silent" && strings.HasPrefix(e.Host, "a")) {
 			marked++
 			if marked <= 10 {
 				t.Errorf("event %d: %s %s: %s", e.ID, e.Type, e.Host, e.Message)
