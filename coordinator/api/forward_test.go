@@ -224,6 +224,14 @@ func TestForwardToLeader(t *testing.T) {
 	mustOK(t, l.do(t, http.MethodPost, pathInternalApply, tokPeer, cmd))
 	checkError(t, f.do(t, http.MethodPost, pathInternalApply, tokPeer, cmd), 503, wire.KindNoLeader)
 	checkError(t, l.do(t, http.MethodPost, pathInternalApply, tokPeer, `{"type":"tick"} x`), 400, wire.KindInvalidRequest)
+	// So is the liveness route; only the leader takes batches.
+	lv := `{"ages_ms":{"h1":10}}`
+	checkError(t, l.do(t, http.MethodPost, pathInternalLiveness, "", lv), 401, wire.KindUnauthorized)
+	checkError(t, l.do(t, http.MethodPost, pathInternalLiveness, tokAgent, lv), 403, wire.KindForbidden)
+	mustOK(t, l.do(t, http.MethodPost, pathInternalLiveness, tokPeer, lv))
+	checkError(t, f.do(t, http.MethodPost, pathInternalLiveness, tokPeer, lv), 503, wire.KindNoLeader)
+	checkError(t, l.do(t, http.MethodPost, pathInternalLiveness, tokPeer, `{"ages_ms":{"bad id!":10}}`), 400, wire.KindInvalidRequest)
+	checkError(t, l.do(t, http.MethodPost, pathInternalLiveness, tokPeer, `{"ages_ms":{"h1":-1}}`), 400, wire.KindInvalidRequest)
 	// Peers may read but not operate.
 	mustOK(t, f.do(t, http.MethodGet, wire.PathStatus, tokPeer, nil))
 	checkError(t, f.do(t, http.MethodPut, wire.PathDatacenter+"fra", tokPeer, wire.DatacenterUpdate{SlotLimit: ptr(1)}), 403, wire.KindForbidden)
@@ -249,7 +257,12 @@ func TestForwardToLeader(t *testing.T) {
 		return f.do(t, http.MethodGet, "/readyz", "", nil).status == http.StatusServiceUnavailable
 	})
 	checkError(t, f.do(t, http.MethodGet, "/readyz", "", nil), 503, wire.KindNoLeader)
-	checkError(t, f.do(t, http.MethodPost, wire.PathHeartbeat, tokAgent, wire.Heartbeat{HostID: "h1", Datacenter: "fra"}), 503, wire.KindNoLeader)
+	// A heartbeat without a durable change is answered from the
+	// follower's state; one with a change (here a new host) needs a leader.
+	if ds := decodeOK[wire.DesiredState](t, f.do(t, http.MethodPost, wire.PathHeartbeat, tokAgent, wire.Heartbeat{HostID: "h1", Datacenter: "fra"})); ds.Datacenter == nil {
+		t.Fatalf("unchanged heartbeat without a leader: %+v", ds)
+	}
+	checkError(t, f.do(t, http.MethodPost, wire.PathHeartbeat, tokAgent, wire.Heartbeat{HostID: "h9", Datacenter: "fra"}), 503, wire.KindNoLeader)
 	if d := decodeOK[wire.Datacenter](t, f.do(t, http.MethodGet, wire.PathDatacenter+"fra", tokRead, nil)); d.SlotLimit != 1 || d.Name != "fra" {
 		t.Fatalf("read without a leader: %+v", d)
 	}

@@ -2,13 +2,18 @@ package api
 
 import (
 	"net/http"
+	"time"
 
 	"github.com/kroll-dev/kroll/coordinator/fsm"
 	"github.com/kroll-dev/kroll/pkg/wire"
 )
 
 // heartbeat registers a host or refreshes it, and answers its desired
-// state. It waits for the local apply, so the host is readable on this node
+// state. A heartbeat that carries no durable change (durableChange) is
+// answered at once from this node's state, without Raft: the node only
+// records in memory that it heard the host (the leader aggregates those
+// records, see store.Heard). One that does goes through Raft; the handler
+// waits for the local apply then, so the host is readable on this node
 // when the agent gets its answer.
 func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request, id Identity) {
 	hb, rerr := decode(r, false, validateHeartbeat)
@@ -23,22 +28,43 @@ func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request, id Identity) 
 	// it is no part of the host's replicated state.
 	have := hb.DesiredVersion
 	hb.DesiredVersion = ""
-	if hb.View != nil {
-		var registered int
-		s.cfg.Store.FSM().View(func(st *fsm.State) {
-			registered = len(st.HostsIn(hb.Datacenter))
+	timing := s.cfg.Store.Timing()
+	var (
+		why   string
+		res   fsm.Result
+		local bool
+	)
+	s.cfg.Store.FSM().View(func(st *fsm.State) {
+		if hb.View != nil {
+			registered := len(st.HostsIn(hb.Datacenter))
 			if h := st.HostsIn(hb.Datacenter)[hb.HostID]; h == nil {
 				registered++ // the reporter registers now
 			}
-		})
-		v := clampView(*hb.View, registered)
-		hb.View = &v
+			v := clampView(*hb.View, registered)
+			hb.View = &v
+		}
+		if why = durableChange(st, hb); why == "" {
+			res, local = st.HeartbeatAnswer(hb.HostID, timing)
+		}
+	})
+	if !local {
+		var ok bool
+		if res, ok = s.applyAndWait(w, r, fsm.TypeHeartbeat, fsm.Heartbeat{Heartbeat: hb, Timing: timing}); !ok {
+			return
+		}
 	}
-	res, ok := s.applyAndWait(w, r, fsm.TypeHeartbeat, fsm.Heartbeat{Heartbeat: hb, Timing: s.cfg.Store.Timing()})
-	if !ok {
-		return
-	}
+	s.cfg.Metrics.heartbeat(local)
+	s.cfg.Store.Heard(hb.HostID, time.Now())
 	writeJSON(w, s.desiredState(have, res))
+}
+
+// durableChange is the "durable change?" decision of a heartbeat: why it
+// must go through Raft (a new host, a move, a silent host heard again, a
+// phase, kernel, boot id, policy state, gossip address or material gossip
+// view change, see fsm.State.DurableChange), or "" when this node answers
+// it from its own state.
+func durableChange(st *fsm.State, hb wire.Heartbeat) string {
+	return st.DurableChange(hb)
 }
 
 // clampView bounds a gossip view by the datacenter's registered size: no

@@ -20,6 +20,7 @@ type Metrics struct {
 	decisions *prometheus.CounterVec
 	commit    prometheus.Histogram
 	shed      *prometheus.CounterVec
+	beats     *prometheus.CounterVec
 }
 
 // NewMetrics creates the metrics in a new registry (reg is ignored when
@@ -49,7 +50,10 @@ func NewMetrics(reg *prometheus.Registry) *Metrics {
 			Name: "kroll_api_shed_total", Help: "Requests answered 429 overloaded by admission class (heartbeat, priority).",
 		}, []string{"class"}),
 	}
-	reg.MustRegister(m.requests, m.latency, m.decisions, m.commit, m.shed)
+	m.beats = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "kroll_heartbeats_total", Help: "Heartbeats answered, by path: local (no durable change, answered from this node's state) or raft (proposed).",
+	}, []string{"path"})
+	reg.MustRegister(m.requests, m.latency, m.decisions, m.commit, m.shed, m.beats)
 	return m
 }
 
@@ -71,6 +75,15 @@ func (m *Metrics) instrument(route string, h http.Handler) http.Handler {
 		m.requests.WithLabelValues(route, strconv.Itoa(rec.code)).Inc()
 		m.latency.WithLabelValues(route).Observe(time.Since(start).Seconds())
 	})
+}
+
+// heartbeat counts an answered heartbeat.
+func (m *Metrics) heartbeat(local bool) {
+	path := "raft"
+	if local {
+		path = "local"
+	}
+	m.beats.WithLabelValues(path).Inc()
 }
 
 // applied counts slot decisions.

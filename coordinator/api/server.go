@@ -37,6 +37,11 @@ type Store interface {
 	Join(ctx context.Context, req wire.JoinRequest) error
 	Remove(ctx context.Context, id string) error
 	Stats() map[string]string
+	// Liveness (soft state, see store.Heard).
+	Heard(host string, at time.Time)
+	TakeHeard() map[string]time.Time
+	ReturnHeard(batch map[string]time.Time)
+	Aggregate(batch map[string]time.Time) error
 }
 
 // Config configures a Server.
@@ -201,6 +206,7 @@ func (s *Server) routes() {
 	// Cluster-internal.
 	s.route("POST "+pathInternalApply, RolePeer, s.internalApply)
 	s.route("POST "+pathInternalJoin, RolePeer, s.internalJoin)
+	s.route("POST "+pathInternalLiveness, RolePeer, s.internalLiveness)
 	// Unauthenticated probes and metrics.
 	s.mux.HandleFunc("GET /healthz", s.healthz)
 	s.mux.HandleFunc("GET /readyz", s.readyz)

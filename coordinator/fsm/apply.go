@@ -164,34 +164,13 @@ func (s *State) heartbeat(p Heartbeat) Result {
 	h.View = p.View
 	h.GossipAddr = p.GossipAddr
 	h.LastHeartbeat = s.Now
+	s.heardAgain(h)
 	if p.Phase == wire.PhaseHealthy || p.Phase == wire.PhaseIdle {
 		h.Unhealthy = false
 	}
 	// Answer the host's desired state: the slot it holds and its
 	// datacenter's target release when the host is on that line.
-	var res Result
-	if dc := s.Datacenters[h.Datacenter]; dc != nil {
-		if sl := dc.Slots[h.ID]; sl != nil {
-			res.Slot = sl.wire(dc.Name)
-		}
-		if rel := s.targetRelease(dc, h.KernelLine); rel != nil {
-			res.Release = &wire.SignedRelease{ID: rel.ID, Manifest: rel.Manifest, Signature: rel.Signature}
-		}
-		n := s.countedHosts(dc, s.Now, p.Timing.fleetLockFresh())
-		res.Limits = &wire.DatacenterLimits{EffectiveLimit: dc.Policy.Limit(n), MinHealthyPct: dc.Policy.MinHealthyPct, Hosts: n}
-	}
-	res.GossipSeeds = s.gossipSeeds(h, maxGossipSeeds)
-	for _, id := range sortedKeys(s.Policies) {
-		pol := s.Policies[id]
-		switch {
-		case pol.Retired:
-			res.RetiredPolicies = append(res.RetiredPolicies, id)
-			res.Retirements = append(res.Retirements, wire.PolicyRetirement{ID: id, Version: pol.Version})
-		case pol.appliesTo(h.Datacenter):
-			res.Policies = append(res.Policies, wire.SignedPolicy{ID: id, Version: pol.Version, Document: pol.Document, Signature: pol.Signature})
-		}
-	}
-	return res
+	return s.desired(h, p.Timing)
 }
 
 // pushPolicy records a policy version; pushing the same version again is a
@@ -235,7 +214,7 @@ func (s *State) retirePolicy(p RetirePolicy) Result {
 const maxGossipSeeds = 5
 
 // gossipSeeds returns up to n gossip addresses of other hosts of h's
-// datacenter that sent a heartbeat recently, chosen deterministically
+// datacenter that are not silent, chosen deterministically
 // (replicas must agree) but spread over the hosts by h's id.
 func (s *State) gossipSeeds(h *Host, n int) []string {
 	if h.GossipAddr == "" {
@@ -243,7 +222,7 @@ func (s *State) gossipSeeds(h *Host, n int) []string {
 	}
 	var ids []string
 	for id, o := range s.byDC[h.Datacenter] {
-		if id != h.ID && o.GossipAddr != "" && s.Now.Sub(o.LastHeartbeat) <= 2*time.Minute {
+		if id != h.ID && o.GossipAddr != "" && !o.Silent {
 			ids = append(ids, id)
 		}
 	}
@@ -313,7 +292,7 @@ func (s *State) addRelease(p AddRelease) Result {
 // hostStatesAndView lists dc's hosts for the scheduler and, in the same
 // pass, the datacenter's gossip view of itself: how many of its hosts its
 // agents see out of service (dead + draining + rebooting), as confirmed by
-// a quorum of the hosts with a fresh heartbeat that report a view
+// a quorum of the hosts not marked silent that report a view
 // (schedule.Request.ObservedOutOfService; see quorumView). A FleetLock-only
 // host that holds no slot is left out altogether unless it is confirmed
 // (see Host.counts) and heard from within t.FleetLockFresh: a phantom id
@@ -347,9 +326,9 @@ func (s *State) hostStatesAndView(dc *Datacenter, t Timing, requester string) ([
 		if !holding && !counts && id != requester {
 			continue
 		}
-		serving := counts && !holding && !h.Unhealthy && !capacity.OutOfService(h.Phase) && h.alive(s.Now, h.aliveWindow(t.AliveWithin, fresh))
+		serving := counts && !holding && !h.Unhealthy && !capacity.OutOfService(h.Phase) && h.live(s.Now, fresh)
 		out = append(out, schedule.HostState{ID: id, Holding: holding, Serving: serving})
-		if h.View != nil && !h.FleetLock && s.Now.Sub(h.LastHeartbeat) <= t.AliveWithin {
+		if h.View != nil && !h.FleetLock && !h.Silent {
 			views = append(views, h.View.Dead+h.View.Draining+h.View.Rebooting)
 		}
 	}
@@ -621,8 +600,9 @@ func (s *State) dropHost(h *Host) {
 const expiryScanEvery = time.Minute
 
 // expireHosts removes the hosts, not holding a slot, that were silent for
-// longer than t's ExpireAfter (an unconfirmed FleetLock id: longer than
-// its FleetLockFresh), by the command's stamped time (never a follower's
+// longer than t's ExpireAfter — an agent: marked silent (MarkSilent) that
+// long ago; an unconfirmed FleetLock id: not heard from for longer than
+// its FleetLockFresh — by the command's stamped time (never a follower's
 // clock). A host without any time it was heard from (restored from a
 // snapshot of an older version) is taken as heard from now.
 func (s *State) expireHosts(t Timing) {
@@ -646,7 +626,12 @@ func (s *State) expireHosts(t Timing) {
 			// only while fresh.
 			limit = min(after, fresh)
 		}
-		if s.Now.Sub(h.lastHeard()) <= limit {
+		switch {
+		case !h.FleetLock && !s.silentExpired(h, after):
+			// An agent's liveness is soft: it expires only once the leader
+			// marked it silent, ExpireAfter after that.
+			continue
+		case h.FleetLock && s.Now.Sub(h.lastHeard()) <= limit:
 			continue
 		}
 		if dc := s.Datacenters[h.Datacenter]; dc != nil && dc.Slots[h.ID] != nil {
@@ -658,7 +643,7 @@ func (s *State) expireHosts(t Timing) {
 	for _, h := range expired {
 		s.dropHost(h)
 		if h.counts() {
-			s.event("host_expired", h.Datacenter, h.ID, "host expired: silent since %s (longer than %s)", h.lastHeard().Format(time.RFC3339), after)
+			s.event("host_expired", h.Datacenter, h.ID, "host expired: silent since %s (longer than %s)", h.SilentSince.Format(time.RFC3339), after)
 		} else {
 			s.event("host_expired", h.Datacenter, h.ID, "unconfirmed FleetLock host expired: silent since %s (longer than [fleetlock] fresh_within %s)", h.lastHeard().Format(time.RFC3339), fresh)
 		}

@@ -87,6 +87,10 @@ type Timing struct {
 	// AliveWithin is how recent a heartbeat must be for a host to count as
 	// alive.
 	AliveWithin time.Duration `json:"alive_within"`
+	// LivenessGrace is how long after its term starts a leader marks no
+	// host silent (every host counts as heard at the term start), at
+	// least AliveWithin; the rollout gates forgive silence as long.
+	LivenessGrace time.Duration `json:"liveness_grace,omitempty"`
 	// FleetLockFresh is how recently a FleetLock-only host (which sends no
 	// heartbeats) must have been heard from (pre-reboot or steady-state)
 	// to count as a host of its datacenter at all: a stale one counts

@@ -96,6 +96,8 @@ func (s *State) exec(t Type, payload any) Result {
 		return s.rolloutAction(p, t)
 	case RemoveHost:
 		return s.removeHost(p)
+	case MarkSilent:
+		return s.markSilent(p)
 	}
 	return refused(wire.KindInternal, "exec: unknown payload %T", payload)
 }
@@ -190,6 +192,11 @@ func (s *State) apply(t Type, payload json.RawMessage) Result {
 		var p RemoveHost
 		if p, err = decode[RemoveHost](payload); err == nil {
 			res = s.removeHost(p)
+		}
+	case TypeMarkSilent:
+		var p MarkSilent
+		if p, err = decode[MarkSilent](payload); err == nil {
+			res = s.markSilent(p)
 		}
 	case TypeSetMember:
 		var p SetMember
@@ -348,6 +355,8 @@ func (f *FSM) Exec(now time.Time, payload any) Result {
 		t = TypeStartRollout
 	case RemoveHost:
 		t = TypeRemoveHost
+	case MarkSilent:
+		t = TypeMarkSilent
 	default:
 		return refused(wire.KindInternal, "Exec: payload %T needs ExecType", payload)
 	}

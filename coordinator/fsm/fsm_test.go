@@ -110,6 +110,10 @@ func TestCapacityFloorCountsDeadHosts(t *testing.T) {
 	for i := 0; i < 8; i++ {
 		apply(t, f, TypeHeartbeat, later, Heartbeat{Heartbeat: wire.Heartbeat{HostID: fmt.Sprintf("fra-h%d", i), Datacenter: "fra", Phase: wire.PhaseIdle}})
 	}
+	// The leader marks the two silent.
+	if got := markStale(t, f, later); len(got) != 2 {
+		t.Fatalf("marked %v silent, want fra-h8 and fra-h9", got)
+	}
 	// 8 serving; floor 8: granting would leave 7.
 	if r := acquire(t, f, later, "fra", "fra-h0"); kind(r) != wire.KindCapacityFloor {
 		t.Fatalf("got %s, want capacity floor: %+v", kind(r), r.Err)

@@ -11,8 +11,9 @@ import (
 	"github.com/kroll-dev/kroll/pkg/wire"
 )
 
-// gateTick ticks with real liveness: hosts silent for 30 s are dead,
-// holders silent past 15 min are lost.
+// gateTick ticks with real liveness: hosts silent for 30 s are dead (once
+// marked silent, see leaderMarksSilent), holders silent past 15 min are
+// lost.
 var gateTick = Tick{Timing: timing}
 
 // gateFleet is a staging datacenter stg1 (hosts stg1-0, stg1-1), the
@@ -58,6 +59,7 @@ func gateTermTickAt(t *testing.T, f *FSM, now time.Time, term uint64, silent ...
 	for _, h := range hbs {
 		beat(t, f, now, h.id, h.dc, "6.12", h.kernel, h.phase)
 	}
+	leaderMarksSilent(t, f, now, term)
 	if r := apply(t, f, TypeTick, now, Tick{Timing: timing, Term: term}); r.Err != nil {
 		t.Fatal(r.Err)
 	}
@@ -592,6 +594,7 @@ func TestRolloutGateMembersLeaving(t *testing.T) {
 				beat(t, f, at, "stg1-0", "stg1", "6.12", "6.12.90", wire.PhaseIdle)
 				for d := time.Duration(0); d <= 4*time.Hour; d += 30 * time.Minute {
 					beat(t, f, at.Add(d), "stg1-0", "stg1", "6.12", "6.12.90", wire.PhaseIdle)
+					markStale(t, f, at.Add(d))
 					apply(t, f, TypeTick, at.Add(d), expiring)
 				}
 				return f

@@ -143,6 +143,7 @@ func TestRemovedHostsLeaveTheFloor(t *testing.T) {
 	for _, h := range []string{"fra-h0", "fra-h1"} {
 		hostsBeat(t, f, later, "fra", h, timing)
 	}
+	markStale(t, f, later)
 	if r := acquire(t, f, later, "fra", "fra-h0"); kind(r) != wire.KindCapacityFloor {
 		t.Fatalf("before removal: %s, want %s", kind(r), wire.KindCapacityFloor)
 	}
@@ -187,7 +188,9 @@ func TestHostExpiry(t *testing.T) {
 			if r := hostsFleetLock(t, f, t0, "fra", "z1", true, tm); kind(r) != wire.KindSemaphoreFull {
 				t.Fatalf("z1: %s", kind(r))
 			}
-			// fra-h0 holds its slot; fra-h2 keeps talking.
+			// fra-h0 holds its slot; fra-h2 keeps talking; the leader
+			// marks fra-h0 and fra-h1 silent after AliveWithin.
+			markStale(t, f, t0.Add(timing.AliveWithin+time.Second))
 			hostsBeat(t, f, t0.Add(tc.tickAt-time.Minute), "fra", "fra-h2", tm)
 			apply(t, f, TypeTick, t0.Add(tc.tickAt), Tick{Timing: tm})
 			f.View(func(s *State) {
@@ -218,12 +221,13 @@ func TestHostExpiryScansOncePerMinute(t *testing.T) {
 	tm := timing
 	tm.ExpireAfter = time.Hour
 	fleet(t, f, "fra", 1, wire.DatacenterUpdate{SlotLimit: ptr(1)})
-	apply(t, f, TypeTick, t0.Add(time.Hour), Tick{Timing: tm}) // scans: not yet silent for > 1h
-	apply(t, f, TypeTick, t0.Add(time.Hour+30*time.Second), Tick{Timing: tm})
+	markStale(t, f, t0.Add(timing.AliveWithin+time.Second))
+	apply(t, f, TypeTick, t0.Add(time.Hour+timing.AliveWithin+time.Second), Tick{Timing: tm}) // scans: not yet silent for > 1h
+	apply(t, f, TypeTick, t0.Add(time.Hour+timing.AliveWithin+31*time.Second), Tick{Timing: tm})
 	if hostsCount(f) != 1 {
 		t.Fatal("expired between scans")
 	}
-	apply(t, f, TypeTick, t0.Add(time.Hour+time.Minute), Tick{Timing: tm})
+	apply(t, f, TypeTick, t0.Add(time.Hour+timing.AliveWithin+time.Minute+time.Second), Tick{Timing: tm})
 	if hostsCount(f) != 0 {
 		t.Fatal("not expired at the next scan")
 	}
@@ -447,7 +451,9 @@ func TestGossipViewsGoStale(t *testing.T) {
 			hostsBeat(t, f, later, "fra", fmt.Sprintf("fra-h%d", i), timing)
 		}
 	}
-	// 7 serving by heartbeat, floor 6: the stale views no longer count.
+	markStale(t, f, later)
+	// 7 serving by heartbeat, floor 6: the silent hosts' views no longer
+	// count.
 	if r := acquire(t, f, later, "fra", "fra-h0"); kind(r) != "ok" {
 		t.Fatalf("stale views: %s (%+v), want ok", kind(r), r.Err)
 	}
@@ -630,6 +636,9 @@ func TestHostsFromOlderSnapshotDoNotExpireAtOnce(t *testing.T) {
 			if err := g.Restore(io.NopCloser(bytes.NewReader(old))); err != nil {
 				t.Fatal(err)
 			}
+			// The new leader marks the agents silent once it has not
+			// heard them for AliveWithin.
+			markStale(t, g, upgraded)
 			apply(t, g, TypeTick, upgraded, Tick{Timing: tm})
 			if tc.tickAt > 0 {
 				apply(t, g, TypeTick, upgraded.Add(tc.tickAt), Tick{Timing: tm})

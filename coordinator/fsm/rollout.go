@@ -94,7 +94,7 @@ type Wave struct {
 }
 
 // LeaderGrace is when the current leader's term began, as replicated by
-// the ticks it proposes (Tick.Term). For AliveWithin after it a silent
+// the ticks it proposes (Tick.Term). For the liveness grace after it a silent
 // host fails no gate — without a leader no host could report — but it
 // still holds its wave: silence never lets a wave pass.
 type LeaderGrace struct {
@@ -102,10 +102,19 @@ type LeaderGrace struct {
 	Since time.Time `json:"since,omitzero"`
 }
 
-// inGrace reports whether silence is forgiven now: within t.AliveWithin
-// of the first tick of the leader's term.
+// unheardThisTerm reports whether no heartbeat of h was applied since the
+// leader grace began. In the grace the leader marks no host silent, so a
+// host that died while there was no leader is not silent yet: such a host
+// holds its wave (it must not pass on liveness nobody checked).
+func (s *State) unheardThisTerm(h *Host) bool {
+	return s.Grace.Term != 0 && h.LastHeartbeat.Before(s.Grace.Since)
+}
+
+// inGrace reports whether silence is forgiven now: within the liveness
+// grace (t.LivenessGrace, at least t.AliveWithin) of the first tick of the
+// leader's term, while the new leader marks no host silent either.
 func (s *State) inGrace(t Timing) bool {
-	return s.Grace.Term != 0 && t.AliveWithin > 0 && s.Now.Sub(s.Grace.Since) <= t.AliveWithin
+	return s.Grace.Term != 0 && t.AliveWithin > 0 && s.Now.Sub(s.Grace.Since) <= t.livenessGrace()
 }
 
 // Rejection marks a release rejected for a kernel line: a rollout of it
@@ -394,12 +403,12 @@ func (s *State) progress(r *Rollout, dcs []string, aliveWithin time.Duration, ho
 	wp := WaveProgress{Phases: map[string]int{}}
 	for _, name := range dcs {
 		for _, h := range s.lineHosts(name, r.Line) {
-			alive := aliveWithin <= 0 || s.Now.Sub(h.LastHeartbeat) <= aliveWithin
+			alive := !h.Silent
 			switch {
 			case h.Unhealthy || h.Phase == wire.PhaseFailed:
 				wp.Hosts++
 				wp.Failed++
-			case !alive && holdSilent:
+			case (!alive || s.unheardThisTerm(h)) && holdSilent:
 				wp.Hosts++
 				wp.Phases[phaseSilent]++
 			case !alive:
@@ -423,7 +432,7 @@ func (s *State) advanceRollouts(p Tick) {
 	if p.Term != 0 && p.Term != s.Grace.Term {
 		s.Grace = LeaderGrace{Term: p.Term, Since: s.Now}
 		if p.AliveWithin > 0 && s.activeRollouts() {
-			s.event("leader_grace", "", "", "leader term %d: silent hosts fail no rollout gate until %s (they hold their waves)", p.Term, s.Now.Add(p.AliveWithin).Format(time.RFC3339))
+			s.event("leader_grace", "", "", "leader term %d: silent hosts fail no rollout gate until %s (they hold their waves)", p.Term, s.Now.Add(p.Timing.livenessGrace()).Format(time.RFC3339))
 		}
 	}
 	for _, id := range sortedKeys(s.Rollouts) {
@@ -573,9 +582,9 @@ func (s *State) gateFailure(r *Rollout, w *Wave, t Timing) (why string, held boo
 			if dc != nil {
 				sl = dc.Slots[h.ID]
 			}
-			alive := t.AliveWithin <= 0 || s.Now.Sub(h.LastHeartbeat) <= t.AliveWithin
+			alive := !h.Silent
 			silent := !alive && sl == nil && (soaking || h.Kernel == r.Kernel)
-			held = held || (soaking && !alive)
+			held = held || (soaking && (!alive || (grace && s.unheardThisTerm(h))))
 			switch {
 			case h.Unhealthy:
 				return fmt.Sprintf("host %s in %s reported unhealthy on %s", h.ID, name, orDefault(h.Kernel, "its kernel")), held
@@ -587,7 +596,7 @@ func (s *State) gateFailure(r *Rollout, w *Wave, t Timing) (why string, held boo
 				// Silent since before the leader's term, perhaps only
 				// because there was no leader: wait.
 			case silent:
-				return fmt.Sprintf("host %s in %s went silent on %s (last heartbeat %s)", h.ID, name, orDefault(h.Kernel, "its kernel"), h.LastHeartbeat.Format(time.RFC3339)), held
+				return fmt.Sprintf("host %s in %s went silent on %s (marked silent %s)", h.ID, name, orDefault(h.Kernel, "its kernel"), h.SilentSince.Format(time.RFC3339)), held
 			case soaking && h.Kernel != r.Kernel:
 				return fmt.Sprintf("host %s in %s left %s during the soak (now on %s, phase %s)", h.ID, name, r.Kernel, orDefault(h.Kernel, "an unknown kernel"), orDefault(h.Phase, "unknown")), held
 			}
@@ -602,7 +611,7 @@ func (s *State) gateHealthy(r *Rollout, w *Wave, t Timing) (int, bool) {
 	n := 0
 	for _, name := range w.Datacenters {
 		for _, h := range s.lineHosts(name, r.Line) {
-			alive := t.AliveWithin <= 0 || s.Now.Sub(h.LastHeartbeat) <= t.AliveWithin
+			alive := !h.Silent
 			if !alive || h.Unhealthy || h.Kernel != r.Kernel || (h.Phase != wire.PhaseIdle && h.Phase != wire.PhaseHealthy && h.Phase != "") {
 				return n, false
 			}

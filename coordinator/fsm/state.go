@@ -168,6 +168,11 @@ type Host struct {
 	View *wire.DCView `json:"view,omitempty"`
 	// GossipAddr is the host's gossip member address.
 	GossipAddr string `json:"gossip_addr,omitempty"`
+	// Silent marks a host the leader has not heard from for AliveWithin
+	// (MarkSilent); its next heartbeat clears it. SilentSince is when it
+	// was marked.
+	Silent      bool      `json:"silent,omitempty"`
+	SilentSince time.Time `json:"silent_since,omitzero"`
 	// Registered is when the host registered.
 	Registered time.Time `json:"registered,omitzero"`
 	// LastToken is the fencing token of the host's latest grant (held or
@@ -241,7 +246,7 @@ const (
 )
 
 // serving reports whether h counts toward its datacenter's capacity floor
-// at time now: alive (recent heartbeat, or a confirmed FleetLock-only host
+// at time now: alive (not marked silent, or a confirmed FleetLock-only host
 // heard from within fleetLockFresh), not holding a slot, not unhealthy,
 // not in an out-of-service phase.
 func (h *Host) serving(dc *Datacenter, now time.Time, aliveWithin, fleetLockFresh time.Duration) bool {
@@ -253,7 +258,7 @@ func (h *Host) serving(dc *Datacenter, now time.Time, aliveWithin, fleetLockFres
 	if h.Unhealthy || capacity.OutOfService(h.Phase) || !h.counts() {
 		return false
 	}
-	return h.alive(now, h.aliveWindow(aliveWithin, fleetLockFresh))
+	return h.live(now, fleetLockFresh)
 }
 
 // aliveWindow is how recently h must have been heard from to be alive:

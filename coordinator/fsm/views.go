@@ -75,7 +75,7 @@ func (s *State) HostView(id string, now time.Time, aliveWithin time.Duration) (w
 	v := wire.Host{
 		ID: h.ID, Datacenter: h.Datacenter, KernelLine: h.KernelLine, Kernel: h.Kernel, Phase: h.Phase,
 		LastHeartbeat: h.LastHeartbeat, Unhealthy: h.Unhealthy,
-		Alive:    h.alive(now, h.aliveWindow(aliveWithin, Timing{FleetLockFresh: s.FleetLockFresh}.fleetLockFresh())),
+		Alive:    h.live(now, Timing{FleetLockFresh: s.FleetLockFresh}.fleetLockFresh()),
 		Policies: append([]wire.PolicyStatus(nil), h.Policies...),
 	}
 	if dc != nil {
@@ -195,7 +195,7 @@ func (s *State) PolicyViews(now time.Time, aliveWithin time.Duration) []wire.Pol
 						reported = true
 					}
 				}
-				if !reported && !p.Retired && p.appliesTo(dc) && now.Sub(h.LastHeartbeat) <= aliveWithin {
+				if !reported && !p.Retired && p.appliesTo(dc) && !h.Silent {
 					counts["missing"]++
 				}
 			}

@@ -69,6 +69,12 @@ type Config struct {
 	Timing fsm.Timing
 	// TickInterval is how often the leader replicates lease expiry.
 	TickInterval time.Duration
+	// HeartbeatInterval is the agents' heartbeat interval (10 s when
+	// zero): the leader's liveness grace is at least three of them.
+	HeartbeatInterval time.Duration
+	// LivenessInterval is how often the leader looks for silent hosts (1 s
+	// when zero).
+	LivenessInterval time.Duration
 	// ApplyTimeout bounds one Raft apply.
 	ApplyTimeout time.Duration
 	// Raft timing; defaults suit a LAN quorum.
@@ -93,6 +99,13 @@ func (c *Config) defaults() {
 	if c.TickInterval == 0 {
 		c.TickInterval = time.Second
 	}
+	if c.HeartbeatInterval == 0 {
+		c.HeartbeatInterval = 10 * time.Second
+	}
+	if c.LivenessInterval == 0 {
+		c.LivenessInterval = time.Second
+	}
+	c.Timing.LivenessGrace = max(c.Timing.LivenessGrace, c.Timing.AliveWithin, 3*c.HeartbeatInterval)
 	if c.ApplyTimeout == 0 {
 		c.ApplyTimeout = 5 * time.Second
 	}
@@ -132,6 +145,8 @@ type Store struct {
 	// anchoring at the start of a term.
 	stamper  *clock.Stamper
 	anchorMu sync.Mutex
+	// lv is the in-memory liveness table (see liveness.go).
+	lv liveness
 }
 
 // Open starts a node: it opens (or creates) the on-disk state, bootstraps
@@ -226,8 +241,9 @@ func Open(cfg Config) (*Store, error) {
 	obs.started.Store(true)
 	s := &Store{cfg: cfg, fsm: f, raft: r, log: w, meta: meta, transport: trans, gate: gate, done: make(chan struct{}),
 		stamper: stamper}
-	s.wg.Add(1)
+	s.wg.Add(2)
 	go s.leaderLoop()
+	go s.livenessLoop()
 	return s, nil
 }
 
@@ -541,6 +557,24 @@ func (s *Store) leaderLoop() {
 		if _, err := s.Apply(ctx, fsm.TypeTick, fsm.Tick{Timing: s.cfg.Timing, Term: s.raft.CurrentTerm()}); err != nil && !errors.Is(err, ErrNotLeader) {
 			s.cfg.Logger.Warn("tick", "err", err)
 		}
+		cancel()
+	}
+}
+
+// livenessLoop marks silent hosts while this node leads (see
+// liveness.go).
+func (s *Store) livenessLoop() {
+	defer s.wg.Done()
+	tick := time.NewTicker(s.cfg.LivenessInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-s.done:
+			return
+		case <-tick.C:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ApplyTimeout)
+		s.markSilent(ctx)
 		cancel()
 	}
 }

@@ -47,6 +47,11 @@ type Options struct {
 	Clocks map[string]clock.Clock
 	// HeartbeatInterval told to agents; default 2s.
 	HeartbeatInterval time.Duration
+	// TickInterval is how often the leader proposes a Tick; default 1s.
+	TickInterval time.Duration
+	// LivenessInterval is how often the leader looks for silent hosts and
+	// followers send it the hosts they heard; default 1s.
+	LivenessInterval time.Duration
 }
 
 // Coordinator is a running test coordinator.
@@ -124,6 +129,12 @@ func startNode(t testing.TB, o Options, id string, ln net.Listener, peers map[st
 	if o.HeartbeatInterval == 0 {
 		o.HeartbeatInterval = 2 * time.Second
 	}
+	if o.TickInterval == 0 {
+		o.TickInterval = time.Second
+	}
+	if o.LivenessInterval == 0 {
+		o.LivenessInterval = time.Second
+	}
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	var nodeCert tls.Certificate
 	var peerTLS *tls.Config
@@ -133,7 +144,7 @@ func startNode(t testing.TB, o Options, id string, ln net.Listener, peers map[st
 	}
 	st, err := store.Open(store.Config{
 		NodeID: id, DataDir: t.TempDir(), RaftAddr: raftAddr, HTTPAddr: ln.Addr().String(),
-		Peers: peers, Timing: o.Timing, TickInterval: time.Second, Logger: quiet, TLS: peerTLS, PeerToken: PeerToken, Clock: o.Clocks[id],
+		Peers: peers, Timing: o.Timing, TickInterval: o.TickInterval, HeartbeatInterval: o.HeartbeatInterval, LivenessInterval: o.LivenessInterval, Logger: quiet, TLS: peerTLS, PeerToken: PeerToken, Clock: o.Clocks[id],
 		HeartbeatTimeout: 300 * time.Millisecond, ElectionTimeout: 300 * time.Millisecond, LeaderLeaseTimeout: 300 * time.Millisecond,
 	})
 	if err != nil {
@@ -159,6 +170,7 @@ func startNode(t testing.TB, o Options, id string, ln net.Listener, peers map[st
 	actx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	go h.Announce(actx, fsm.SetMember{ID: id, RaftAddr: raftAddr, HTTPAddr: ln.Addr().String()})
+	go h.ForwardLiveness(actx, o.LivenessInterval)
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, ErrorLog: slog.NewLogLogger(quiet.Handler(), slog.LevelWarn)}
 	c := &Coordinator{Store: st, ID: id, RaftAddr: raftAddr}
 	_, c.Port, _ = net.SplitHostPort(ln.Addr().String())

@@ -279,6 +279,21 @@ func (ec *eventCollector) poll(ctx context.Context, i int) bool {
 	return len(evs) == 1000
 }
 
+// caughtUp reports whether the collector has read some events.
+func (ec *eventCollector) caughtUp() bool {
+	ec.mu.Lock()
+	defer ec.mu.Unlock()
+	return len(ec.events) > 0
+}
+
+// resetGaps forgets the gaps seen so far (a history longer than the
+// bounded one before the collector started).
+func (ec *eventCollector) resetGaps() {
+	ec.mu.Lock()
+	defer ec.mu.Unlock()
+	ec.gaps = 0
+}
+
 // stop ends the collector, reads what is left from node i, and returns the
 // events and the number of gaps (events that had dropped out of the
 // history before they were read).

@@ -122,6 +122,17 @@ func (n *node) url() string { return "http://" + n.httpAddr }
 // SIGKILLed when the test ends.
 func newCluster(tb testing.TB, n int) *cluster {
 	tb.Helper()
+	return newClusterSlots(tb, n, defaultSlots)
+}
+
+// defaultSlots is the [slots] table of newCluster's configuration.
+const defaultSlots = `lease = "10m"
+reboot_deadline = "1h"
+alive_within = "1h"`
+
+// newClusterSlots is newCluster with slots as the [slots] table.
+func newClusterSlots(tb testing.TB, n int, slots string) *cluster {
+	tb.Helper()
 	bin := os.Getenv(binEnv)
 	if bin == "" {
 		tb.Fatalf("%s is not set: TestMain did not build kroll-coordinator", binEnv)
@@ -136,9 +147,7 @@ func newCluster(tb testing.TB, n int) *cluster {
 	writeFile(tb, peerTokenPath, randomToken(tb)+"\n")
 	c.configPath = filepath.Join(dir, "coordinator.toml")
 	writeFile(tb, c.configPath, fmt.Sprintf(`[slots]
-lease = "10m"
-reboot_deadline = "1h"
-alive_within = "1h"
+%s
 
 [auth]
 peer_token_file = %q
@@ -152,7 +161,7 @@ sha256 = %q
 name = "test-agent"
 role = "agent"
 sha256 = %q
-`, peerTokenPath, api.HashToken(c.adminToken), api.HashToken(c.agentToken)))
+`, slots, peerTokenPath, api.HashToken(c.adminToken), api.HashToken(c.agentToken)))
 
 	addrs := freeAddrs(tb, 2*n)
 	var peers []string

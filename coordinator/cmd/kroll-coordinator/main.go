@@ -71,6 +71,7 @@ func serve(ctx context.Context, env cli.Env, o options, set settings) error {
 	st, err := store.Open(store.Config{
 		NodeID: o.nodeID, DataDir: o.dataDir, RaftAddr: o.raftAddr, HTTPAddr: o.httpAddr,
 		Peers: peers, Join: o.join, TLS: tc.peer, PeerToken: set.peerToken, Timing: set.timing, Logger: log,
+		HeartbeatInterval: set.heartbeatInterval,
 	})
 	if err != nil {
 		return err
@@ -96,6 +97,7 @@ func serve(ctx context.Context, env cli.Env, o options, set settings) error {
 	}
 	handler := api.New(cfg)
 	go handler.Announce(ctx, fsm.SetMember{ID: o.nodeID, RaftAddr: o.raftAddr, HTTPAddr: o.httpAddr})
+	go handler.ForwardLiveness(ctx, time.Second)
 	srv := &http.Server{
 		Handler: handler, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second,
 		WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10,

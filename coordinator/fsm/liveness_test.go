@@ -1,0 +1,265 @@
+package fsm
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/kroll-dev/kroll/pkg/wire"
+)
+
+// markStale does what the leader does outside its liveness grace: it
+// marks silent every agent host whose last heartbeat is older than
+// timing.AliveWithin at now (in these tests every heartbeat is applied, so
+// LastHeartbeat is when the host was last heard). It returns the hosts it
+// named.
+func markStale(t testing.TB, f *FSM, now time.Time) []string {
+	t.Helper()
+	var ids []string
+	f.View(func(s *State) {
+		for _, id := range sortedKeys(s.Hosts) {
+			h := s.Hosts[id]
+			if !h.FleetLock && !h.Silent && now.Sub(h.LastHeartbeat) > timing.AliveWithin {
+				ids = append(ids, id)
+			}
+		}
+	})
+	if len(ids) > 0 {
+		if r := apply(t, f, TypeMarkSilent, now, MarkSilent{Hosts: ids, Timing: timing}); r.Err != nil {
+			t.Fatal(r.Err)
+		}
+	}
+	return ids
+}
+
+// leaderMarksSilent is markStale unless the leader of term is in its
+// liveness grace at now (a tick of a new term starts one).
+func leaderMarksSilent(t testing.TB, f *FSM, now time.Time, term uint64) {
+	t.Helper()
+	grace := false
+	f.View(func(s *State) {
+		newTerm := term != 0 && term != s.Grace.Term
+		grace = newTerm || (s.Grace.Term != 0 && now.Sub(s.Grace.Since) <= timing.livenessGrace())
+	})
+	if !grace {
+		markStale(t, f, now)
+	}
+}
+
+func silent(f *FSM, id string) bool {
+	var out bool
+	f.View(func(s *State) { out = s.Hosts[id] != nil && s.Hosts[id].Silent })
+	return out
+}
+
+// TestDurableChange: only a heartbeat that changes what the state holds
+// goes through Raft.
+func TestDurableChange(t *testing.T) {
+	pol := []wire.PolicyStatus{{ID: "copy-fail", Version: 2, State: "enforcing"}}
+	base := wire.Heartbeat{HostID: "fra-h0", Datacenter: "fra", KernelLine: "6.12", Kernel: "6.12.85", Phase: wire.PhaseIdle,
+		BootID: "b1", Policies: pol, GossipAddr: "10.0.0.1:7946", View: &wire.DCView{Alive: 9, Dead: 1}}
+	tests := []struct {
+		name   string
+		setup  func(t *testing.T, f *FSM)
+		change func(hb *wire.Heartbeat)
+		want   string
+	}{
+		{"unchanged", nil, func(*wire.Heartbeat) {}, ""},
+		{"view alive count only", nil, func(hb *wire.Heartbeat) { hb.View = &wire.DCView{Alive: 8, Dead: 1} }, ""},
+		{"view shifts dead to draining", nil, func(hb *wire.Heartbeat) { hb.View = &wire.DCView{Alive: 9, Draining: 1} }, ""},
+		{"new host", nil, func(hb *wire.Heartbeat) { hb.HostID = "fra-h9" }, "new host"},
+		{"unknown datacenter", nil, func(hb *wire.Heartbeat) { hb.Datacenter = "nowhere" }, "unknown datacenter"},
+		{"datacenter move", nil, func(hb *wire.Heartbeat) { hb.Datacenter = "ams" }, "datacenter move"},
+		{"phase", nil, func(hb *wire.Heartbeat) { hb.Phase = wire.PhaseDraining }, "phase"},
+		{"kernel line", nil, func(hb *wire.Heartbeat) { hb.KernelLine = "6.18" }, "kernel line"},
+		{"kernel", nil, func(hb *wire.Heartbeat) { hb.Kernel = "6.12.90" }, "kernel"},
+		{"boot id", nil, func(hb *wire.Heartbeat) { hb.BootID = "b2" }, "boot id"},
+		{"policy version", nil, func(hb *wire.Heartbeat) {
+			hb.Policies = []wire.PolicyStatus{{ID: "copy-fail", Version: 3, State: "enforcing"}}
+		}, "policy states"},
+		{"policy state", nil, func(hb *wire.Heartbeat) {
+			hb.Policies = []wire.PolicyStatus{{ID: "copy-fail", Version: 2, State: "auditing"}}
+		}, "policy states"},
+		{"policy gone", nil, func(hb *wire.Heartbeat) { hb.Policies = nil }, "policy states"},
+		{"gossip address", nil, func(hb *wire.Heartbeat) { hb.GossipAddr = "10.0.0.2:7946" }, "gossip address"},
+		{"view out of service", nil, func(hb *wire.Heartbeat) { hb.View = &wire.DCView{Alive: 8, Dead: 1, Rebooting: 1} }, "gossip view"},
+		{"view gone", nil, func(hb *wire.Heartbeat) { hb.View = nil }, "gossip view"},
+		{"silent host", func(t *testing.T, f *FSM) {
+			apply(t, f, TypeMarkSilent, t0.Add(time.Minute), MarkSilent{Hosts: []string{"fra-h0"}, Timing: timing})
+		}, func(*wire.Heartbeat) {}, "silent host heard again"},
+		{"unhealthy host reports idle", func(t *testing.T, f *FSM) {
+			apply(t, f, TypeHealth, t0, Health{HealthReport: wire.HealthReport{HostID: "fra-h0", Datacenter: "fra", Detail: "x"}})
+		}, func(*wire.Heartbeat) {}, "clears unhealthy"},
+		{"unhealthy host still unhealthy", func(t *testing.T, f *FSM) {
+			hb := base
+			hb.Phase = wire.PhaseUnhealthy
+			apply(t, f, TypeHeartbeat, t0, Heartbeat{Heartbeat: hb})
+			apply(t, f, TypeHealth, t0, Health{HealthReport: wire.HealthReport{HostID: "fra-h0", Datacenter: "fra", Detail: "x"}})
+		}, func(hb *wire.Heartbeat) { hb.Phase = wire.PhaseUnhealthy }, ""},
+		{"fleetlock host starts heartbeating", func(t *testing.T, f *FSM) {
+			hostsFleetLock(t, f, t0, "fra", "z1", true, timing)
+		}, func(hb *wire.Heartbeat) { hb.HostID = "z1" }, "FleetLock host heartbeats"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := New()
+			fleet(t, f, "ams", 0, wire.DatacenterUpdate{SlotLimit: ptr(1)})
+			fleet(t, f, "fra", 0, wire.DatacenterUpdate{SlotLimit: ptr(1)})
+			if r := apply(t, f, TypeHeartbeat, t0, Heartbeat{Heartbeat: base}); r.Err != nil {
+				t.Fatal(r.Err)
+			}
+			if tc.setup != nil {
+				tc.setup(t, f)
+			}
+			hb := base
+			tc.change(&hb)
+			var got string
+			f.View(func(s *State) { got = s.DurableChange(hb) })
+			if got != tc.want {
+				t.Fatalf("DurableChange = %q, want %q", got, tc.want)
+			}
+			if got != "" {
+				return
+			}
+			// Not durable: applying it would change nothing but the
+			// heartbeat's time.
+			var before, after Host
+			f.View(func(s *State) { before = *s.Hosts[hb.HostID] })
+			apply(t, f, TypeHeartbeat, t0.Add(time.Second), Heartbeat{Heartbeat: hb})
+			f.View(func(s *State) { after = *s.Hosts[hb.HostID] })
+			after.LastHeartbeat, after.View = before.LastHeartbeat, before.View
+			if !equalHosts(before, after) {
+				t.Fatalf("a heartbeat judged not durable changed the host:\n%+v\n%+v", before, after)
+			}
+		})
+	}
+}
+
+func equalHosts(a, b Host) bool {
+	return a.ID == b.ID && a.Datacenter == b.Datacenter && a.KernelLine == b.KernelLine && a.Kernel == b.Kernel &&
+		a.Phase == b.Phase && a.BootID == b.BootID && a.FleetLock == b.FleetLock && a.Unhealthy == b.Unhealthy &&
+		a.GossipAddr == b.GossipAddr && a.Silent == b.Silent && len(a.Policies) == len(b.Policies)
+}
+
+// TestHeartbeatAnswerMatchesApply: the answer a node gives from its local
+// state is the one a proposed heartbeat gets.
+func TestHeartbeatAnswerMatchesApply(t *testing.T) {
+	f := New()
+	rolloutFleet(t, f, map[string]int{"e1": 3}, []string{"stg1"}, nil)
+	var id string
+	f.View(func(s *State) { id = sortedKeys(s.HostsIn("e1"))[0] })
+	var hb wire.Heartbeat
+	f.View(func(s *State) {
+		h := s.Hosts[id]
+		hb = wire.Heartbeat{HostID: id, Datacenter: h.Datacenter, KernelLine: h.KernelLine, Kernel: h.Kernel, Phase: h.Phase,
+			BootID: h.BootID, Policies: h.Policies, GossipAddr: h.GossipAddr, View: h.View}
+	})
+	var local Result
+	var ok bool
+	f.View(func(s *State) {
+		if why := s.DurableChange(hb); why != "" {
+			t.Fatalf("unchanged heartbeat judged durable: %s", why)
+		}
+		local, ok = s.HeartbeatAnswer(id, timing)
+	})
+	if !ok {
+		t.Fatal("no answer for a registered host")
+	}
+	applied := apply(t, f, TypeHeartbeat, t0, Heartbeat{Heartbeat: hb, Timing: timing})
+	if a, b := mustJSON(t, local), mustJSON(t, applied); a != b {
+		t.Fatalf("local answer differs from the applied one:\n%s\n%s", a, b)
+	}
+	f.View(func(s *State) {
+		if _, ok := s.HeartbeatAnswer("nobody", timing); ok {
+			t.Fatal("an answer for an unknown host")
+		}
+	})
+}
+
+// TestMarkSilent: the leader's mark takes a host out of the serving
+// hosts, its next heartbeat brings it back; hosts heard within
+// AliveWithin (by a proposed heartbeat), FleetLock-only and unknown hosts
+// are left alone; the mark survives a snapshot.
+func TestMarkSilent(t *testing.T) {
+	f := New()
+	fleet(t, f, "fra", 4, wire.DatacenterUpdate{SlotLimit: ptr(2), MinHealthyPct: ptr(60)})
+	hostsFleetLock(t, f, t0, "fra", "z1", true, timing)
+	later := t0.Add(timing.AliveWithin + time.Second)
+	hostsBeat(t, f, later, "fra", "fra-h3", timing) // fra-h3 was heard
+	apply(t, f, TypeMarkSilent, later, MarkSilent{Hosts: []string{"fra-h2", "fra-h3", "z1", "ghost", "fra-h2"}, Timing: timing})
+	for id, want := range map[string]bool{"fra-h0": false, "fra-h2": true, "fra-h3": false, "z1": false} {
+		if got := silent(f, id); got != want {
+			t.Errorf("%s silent = %v, want %v", id, got, want)
+		}
+	}
+	if n := hostsEvents(f)["host_silent"]; n != 1 {
+		t.Errorf("%d host_silent events, want 1", n)
+	}
+	// 4 agents and z1 (holding) registered, floor 60 % = 3: fra-h2 silent
+	// leaves 3 serving;
+	// granting fra-h0 would leave 2.
+	if r := acquire(t, f, later, "fra", "fra-h0"); kind(r) != wire.KindCapacityFloor {
+		t.Fatalf("with fra-h2 silent: %s, want %s", kind(r), wire.KindCapacityFloor)
+	}
+	assertSnapshotRoundTrip(t, f)
+	var view wire.Host
+	f.View(func(s *State) { view, _ = s.HostView("fra-h2", later, timing.AliveWithin) })
+	if view.Alive {
+		t.Error("a silent host shows alive")
+	}
+	hostsBeat(t, f, later.Add(time.Second), "fra", "fra-h2", timing)
+	if silent(f, "fra-h2") {
+		t.Fatal("a heartbeat did not clear the silent mark")
+	}
+	if n := hostsEvents(f)["host_heard"]; n != 1 {
+		t.Errorf("%d host_heard events, want 1", n)
+	}
+	if r := acquire(t, f, later.Add(time.Second), "fra", "fra-h0"); r.Err != nil {
+		t.Fatalf("fra-h2 back: %+v", r.Err)
+	}
+}
+
+// TestAliveIsNotTimeBased: without a mark, a host whose last proposed
+// heartbeat is old still serves (unchanged heartbeats are not proposed).
+func TestAliveIsNotTimeBased(t *testing.T) {
+	f := New()
+	fleet(t, f, "fra", 4, wire.DatacenterUpdate{SlotLimit: ptr(1), MinHealthyPct: ptr(75)})
+	later := t0.Add(24 * time.Hour)
+	if r := acquire(t, f, later, "fra", "fra-h0"); r.Err != nil {
+		t.Fatalf("got %+v, want a grant", r.Err)
+	}
+	var v wire.Datacenter
+	f.View(func(s *State) { v, _ = s.DatacenterView("fra", later, timing.AliveWithin) })
+	if v.Serving != 3 {
+		t.Fatalf("serving %d, want 3", v.Serving)
+	}
+}
+
+// TestLivenessGraceHoldsWaves: in the leader grace of a new term, a host
+// not heard this term holds a soaking wave even though nobody marked it
+// silent.
+func TestLivenessGraceHoldsWaves(t *testing.T) {
+	f := gateFleet(t, nil)
+	end := gateStagingHealthy(t, f)
+	// The old leader dies; the new one's first tick comes after the soak.
+	apply(t, f, TypeTick, end.Add(time.Minute), Tick{Timing: timing, Term: 7})
+	if targeted(f, "e1", "6.12") != "" {
+		t.Fatal("staging passed in the grace on liveness nobody checked")
+	}
+	gateTermTickAt(t, f, end.Add(time.Minute+time.Second), 7)
+	if targeted(f, "e1", "6.12") != "r612" {
+		t.Fatalf("staging did not pass once every host was heard: %+v", rollout(f, "ro"))
+	}
+	if r := rollout(f, "ro"); r.State != RolloutRunning {
+		t.Fatalf("rollout %s", r.State)
+	}
+}
+
+func mustJSON(t testing.TB, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}

@@ -1,0 +1,172 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/kroll-dev/kroll/coordinator/fsm"
+)
+
+// Liveness is soft state (see package fsm): every node records in memory
+// when it heard a host (Heard); followers hand their records to the leader
+// about once a second (TakeHeard, Aggregate; coordinator/api carries them
+// over a peer-authenticated route), and the leader keeps the last time it
+// heard each host. Silence reaches the replicated state only through the
+// leader's batched fsm.MarkSilent for registered agents not heard for
+// AliveWithin — never within the liveness grace of its term: a new leader
+// treats every registered host as heard when its term starts.
+
+// markSilentBatch bounds the hosts one MarkSilent command names.
+const markSilentBatch = 2000
+
+// liveness is a node's in-memory liveness table.
+type liveness struct {
+	mu sync.Mutex
+	// pending holds the hosts heard on this node since the last drain
+	// (by this node's clock).
+	pending map[string]time.Time
+	// heard is the leader's table: the last time any node heard a host.
+	heard map[string]time.Time
+	// term is the term heard belongs to; termStart is when this node
+	// first saw itself lead it.
+	term      uint64
+	termStart time.Time
+}
+
+// note records host heard at at in m, keeping the later time.
+func note(m map[string]time.Time, host string, at time.Time) {
+	if old, ok := m[host]; !ok || at.After(old) {
+		m[host] = at
+	}
+}
+
+// Heard records that host was heard from at at (this node's clock).
+func (s *Store) Heard(host string, at time.Time) {
+	s.lv.mu.Lock()
+	defer s.lv.mu.Unlock()
+	if s.lv.pending == nil {
+		s.lv.pending = map[string]time.Time{}
+	}
+	note(s.lv.pending, host, at)
+}
+
+// TakeHeard returns the hosts heard on this node since the last call and
+// forgets them; a follower sends them to the leader (ReturnHeard when it
+// could not).
+func (s *Store) TakeHeard() map[string]time.Time {
+	s.lv.mu.Lock()
+	defer s.lv.mu.Unlock()
+	out := s.lv.pending
+	s.lv.pending = nil
+	return out
+}
+
+// ReturnHeard puts back records TakeHeard returned that did not reach the
+// leader.
+func (s *Store) ReturnHeard(batch map[string]time.Time) {
+	s.lv.mu.Lock()
+	defer s.lv.mu.Unlock()
+	if s.lv.pending == nil {
+		s.lv.pending = make(map[string]time.Time, len(batch))
+	}
+	for h, at := range batch {
+		note(s.lv.pending, h, at)
+	}
+}
+
+// Aggregate records a follower's liveness records on the leader; a
+// follower returns ErrNotLeader.
+func (s *Store) Aggregate(batch map[string]time.Time) error {
+	if !s.IsLeader() {
+		return ErrNotLeader
+	}
+	s.lv.mu.Lock()
+	defer s.lv.mu.Unlock()
+	if s.lv.heard == nil {
+		s.lv.heard = make(map[string]time.Time, len(batch))
+	}
+	for h, at := range batch {
+		note(s.lv.heard, h, at)
+	}
+	return nil
+}
+
+// LivenessGrace is how long after its term starts the leader marks no
+// host silent: cfg.Timing.LivenessGrace (at least AliveWithin and three
+// heartbeat intervals, see Config.defaults).
+func (s *Store) LivenessGrace() time.Duration { return s.cfg.Timing.LivenessGrace }
+
+// silentHosts returns the registered agent hosts the leader has not heard
+// from for AliveWithin at now, none within the grace of its term. It
+// merges this node's own records first and drops records of hosts no
+// longer registered.
+func (s *Store) silentHosts(now time.Time) []string {
+	term := s.raft.CurrentTerm()
+	s.lv.mu.Lock()
+	defer s.lv.mu.Unlock()
+	if s.lv.heard == nil || s.lv.term != term {
+		// A new term: every registered host counts as heard now.
+		s.lv.heard, s.lv.term, s.lv.termStart = map[string]time.Time{}, term, now
+	}
+	for h, at := range s.lv.pending {
+		note(s.lv.heard, h, at)
+	}
+	s.lv.pending = nil
+	if now.Sub(s.lv.termStart) < s.cfg.Timing.LivenessGrace {
+		return nil
+	}
+	aliveWithin := s.cfg.Timing.AliveWithin
+	var silent []string
+	s.fsm.View(func(st *fsm.State) {
+		if len(s.lv.heard) > len(st.Hosts) {
+			for h := range s.lv.heard {
+				if st.Hosts[h] == nil {
+					delete(s.lv.heard, h)
+				}
+			}
+		}
+		for id, h := range st.Hosts {
+			if h.FleetLock || h.Silent {
+				continue
+			}
+			last, ok := s.lv.heard[id]
+			if !ok || last.Before(s.lv.termStart) {
+				last = s.lv.termStart
+			}
+			if now.Sub(last) > aliveWithin {
+				silent = append(silent, id)
+			}
+		}
+	})
+	return silent
+}
+
+// dropLiveness forgets the leader's table (this node does not lead).
+func (s *Store) dropLiveness() {
+	s.lv.mu.Lock()
+	defer s.lv.mu.Unlock()
+	s.lv.heard, s.lv.term = nil, 0
+}
+
+// markSilent proposes MarkSilent for the hosts silentHosts finds, in
+// batches (leader only).
+func (s *Store) markSilent(ctx context.Context) {
+	if !s.IsLeader() {
+		s.dropLiveness()
+		return
+	}
+	silent := s.silentHosts(time.Now())
+	for len(silent) > 0 {
+		n := min(len(silent), markSilentBatch)
+		if _, err := s.Apply(ctx, fsm.TypeMarkSilent, fsm.MarkSilent{Hosts: silent[:n], Timing: s.cfg.Timing}); err != nil {
+			if !errors.Is(err, ErrNotLeader) {
+				s.cfg.Logger.Warn("mark silent", "err", err)
+			}
+			return
+		}
+		s.cfg.Logger.Info("marked hosts silent", "hosts", n)
+		silent = silent[n:]
+	}
+}
