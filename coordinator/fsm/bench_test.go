@@ -29,7 +29,7 @@ func BenchmarkApplyAcquireRelease(b *testing.B) {
 		if r.Err != nil {
 			b.Fatal(r.Err)
 		}
-		rel, _ := NewCommand(TypeRelease, t0, Renew{Datacenter: r.Slot.Datacenter, Host: r.Slot.HostID, Token: r.Slot.Token})
+		rel, _ := NewCommand(TypeRelease, t0, SlotRelease{Datacenter: r.Slot.Datacenter, Host: r.Slot.HostID, Token: r.Slot.Token})
 		if r := f.Apply(&raft.Log{Data: rel}).(Result); r.Err != nil {
 			b.Fatal(r.Err)
 		}
