@@ -281,6 +281,9 @@ type Result struct {
 	Reason string `json:"reason,omitempty"`
 	// Index is the Raft log index of the command (set by the store).
 	Index uint64 `json:"index,omitempty"`
+	// Halted marks the refusal of a halted state machine (see
+	// FSM.Halted): the command was not applied, nor will any later one be.
+	Halted bool `json:"halted,omitempty"`
 }
 
 func refused(kind, format string, args ...any) Result {

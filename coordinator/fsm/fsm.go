@@ -87,7 +87,9 @@ func (f *FSM) Halted() error {
 
 // haltedResult is the refusal of every command a halted FSM meets.
 func (f *FSM) haltedResult() Result {
-	return refused(wire.KindInternal, "%s", f.halt.Error())
+	res := refused(wire.KindInternal, "%s", f.halt.Error())
+	res.Halted = true
+	return res
 }
 
 // stop halts the FSM (f.mu held) and returns the refusal of the command
