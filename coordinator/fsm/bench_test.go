@@ -35,3 +35,30 @@ func BenchmarkApplyAcquireRelease(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkDispatch measures the registry's dispatch alone: a command
+// refused at once (an unknown host), by the typed path (Exec, the
+// simulator's) and by the log's (decode, then dispatch).
+func BenchmarkDispatch(b *testing.B) {
+	f := New()
+	data, err := NewCommand(TypeRemoveHost, t0, RemoveHost{Host: "nope"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("exec", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			if r := f.Exec(t0, RemoveHost{Host: "nope"}); r.Err == nil {
+				b.Fatal("applied")
+			}
+		}
+	})
+	b.Run("apply", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			if r := f.Apply(&raft.Log{Data: data}).(Result); r.Err == nil {
+				b.Fatal("applied")
+			}
+		}
+	})
+}
