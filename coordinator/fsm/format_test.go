@@ -100,9 +100,11 @@ func replay(t *testing.T, f *FSM, log, want [][]byte, first int) {
 func TestFormatReplay(t *testing.T) {
 	for _, tc := range []struct {
 		dir string
+		v   int // the commands' "v" (0: absent)
 		mid int // the entry after which snapshot-mid was taken
 	}{
-		{"format-v1", 30},
+		{"format-v1", 0, 30},
+		{"format-v2", FormatV2, 30},
 	} {
 		t.Run(tc.dir, func(t *testing.T) {
 			dir := filepath.Join("testdata", tc.dir)
@@ -120,6 +122,9 @@ func TestFormatReplay(t *testing.T) {
 					t.Fatal(err)
 				}
 				types[c.Type] = true
+				if c.V != tc.v {
+					t.Fatalf("a command of version %d in %s: %s", c.V, tc.dir, e)
+				}
 			}
 			for _, typ := range []Type{TypeSetDatacenter, TypePause, TypeResume, TypeHeartbeat, TypeAcquire, TypeRenew, TypeRelease,
 				TypeForceRelease, TypeHealth, TypeTick, TypeSetMember, TypeRemoveMember, TypeAddRelease, TypePushPolicy,

@@ -6,6 +6,9 @@
 //
 //	go run ./coordinator/fsm/testdata/gen -out coordinator/fsm/testdata/format-vN
 //
+// where N is fsm.FormatVersion (format-v1 was written by this program as
+// of the commit that added it, before the registry).
+//
 // A fixture is written once, by the code of its format, and committed:
 // the replay test (coordinator/fsm/format_test.go) checks that later code
 // replays it into the same state. Never regenerate an older format's
@@ -87,29 +90,29 @@ func scenario() []step {
 		// Refused: stale token.
 		{fsm.TypeRenew, time.Second, fsm.Renew{Datacenter: "fra", Host: "fra-1", Token: 7, Owner: fsm.OwnerAgent, Timing: timing}},
 		{fsm.TypeHealth, 20 * time.Second, fsm.Health{HealthReport: wire.HealthReport{HostID: "fra-1", Datacenter: "fra", Token: 1, Healthy: false, Kernel: "6.12.90", Detail: "oops"}}},
-		{fsm.TypeRelease, time.Second, fsm.Renew{Datacenter: "fra", Host: "fra-1", Token: 1, Owner: fsm.OwnerAgent, Reason: "upgrade failed: rolled back", Timing: timing}},
+		{fsm.TypeRelease, time.Second, fsm.SlotRelease{Datacenter: "fra", Host: "fra-1", Token: 1, Owner: fsm.OwnerAgent, Reason: "upgrade failed: rolled back"}},
 		{fsm.TypeHealth, time.Second, fsm.Health{HealthReport: wire.HealthReport{HostID: "fra-1", Datacenter: "fra", Token: 1, Healthy: true, Kernel: "6.12.85"}}},
 		{fsm.TypePause, time.Second, fsm.Pause{Name: "ams", Reason: "network work"}},
-		{fsm.TypeResume, time.Second, fsm.Pause{Name: "ams"}},
+		{fsm.TypeResume, time.Second, fsm.Resume{Name: "ams"}},
 		// Refused: unknown datacenter.
 		{fsm.TypePause, time.Second, fsm.Pause{Name: "nyc"}},
 		// FleetLock: pre-reboot registers the host, steady-state later
 		// confirms it.
 		{fsm.TypeAcquire, time.Second, fsm.Acquire{Datacenter: "ams", Host: "zinc-1", Owner: fsm.OwnerFleetLock, Timing: timing}},
-		{fsm.TypeRelease, time.Minute, fsm.Renew{Datacenter: "ams", Host: "zinc-1", Owner: fsm.OwnerFleetLock}},
-		{fsm.TypeRelease, time.Second, fsm.Renew{Datacenter: "ams", Host: "zinc-1", Owner: fsm.OwnerFleetLock}},
+		{fsm.TypeRelease, time.Minute, fsm.SlotRelease{Datacenter: "ams", Host: "zinc-1", Owner: fsm.OwnerFleetLock}},
+		{fsm.TypeRelease, time.Second, fsm.SlotRelease{Datacenter: "ams", Host: "zinc-1", Owner: fsm.OwnerFleetLock}},
 		{fsm.TypeAcquire, time.Second, fsm.Acquire{Datacenter: "ams", Host: "ams-1", Owner: fsm.OwnerAgent, Timing: timing}},
 		{fsm.TypeForceRelease, time.Second, fsm.ForceRelease{Datacenter: "ams", Host: "ams-1", Reason: "stuck"}},
 		// Refused: holds nothing.
 		{fsm.TypeForceRelease, time.Second, fsm.ForceRelease{Datacenter: "ams", Host: "ams-1"}},
 		{fsm.TypeStartRollout, time.Second, fsm.StartRollout{ID: "ro-1", Release: "lts-6.12.90", Soak: time.Hour, Cycle: 4 * time.Hour}},
 		{fsm.TypeTick, time.Second, fsm.Tick{Timing: timing, Term: 2}},
-		{fsm.TypePauseRollout, time.Second, fsm.RolloutAction{ID: "ro-1", Reason: "looking"}},
-		{fsm.TypeResumeRollout, time.Second, fsm.RolloutAction{ID: "ro-1"}},
+		{fsm.TypePauseRollout, time.Second, fsm.PauseRollout{ID: "ro-1", Reason: "looking"}},
+		{fsm.TypeResumeRollout, time.Second, fsm.ResumeRollout{ID: "ro-1"}},
 		{fsm.TypeHeartbeat, time.Second, hb("stg-1", "stg", func(h *wire.Heartbeat) { h.Phase = wire.PhaseHealthy; h.Kernel = "6.12.90" })},
-		{fsm.TypeAbortRollout, time.Second, fsm.RolloutAction{ID: "ro-1", Reason: "bad build"}},
+		{fsm.TypeAbortRollout, time.Second, fsm.AbortRollout{ID: "ro-1", Reason: "bad build"}},
 		// Refused: aborted.
-		{fsm.TypeResumeRollout, time.Second, fsm.RolloutAction{ID: "ro-1"}},
+		{fsm.TypeResumeRollout, time.Second, fsm.ResumeRollout{ID: "ro-1"}},
 		{fsm.TypeStartRollout, time.Second, fsm.StartRollout{ID: "ro-2", Release: "lts-6.12.90", Expedite: true, Reason: "CVE-2026-0001", Waves: []float64{0.5, 1}, Budget: ptr(1)}},
 		{fsm.TypeRetirePolicy, time.Second, fsm.RetirePolicy{ID: "pol-2", Reason: "obsolete"}},
 		// Refused: unknown policy.
@@ -126,8 +129,8 @@ func scenario() []step {
 		// A holder past its reboot deadline is marked lost.
 		{fsm.TypeAcquire, time.Second, fsm.Acquire{Datacenter: "ctl", Host: "ctl-1", Owner: fsm.OwnerAgent, Timing: timing}},
 		{fsm.TypeTick, 16 * time.Minute, fsm.Tick{Timing: timing, Term: 3}},
-		// A tick without a payload (older leaders).
-		{fsm.TypeTick, time.Second, nil},
+		// A tick without timing.
+		{fsm.TypeTick, time.Second, fsm.Tick{}},
 		// Silent hosts expire.
 		{fsm.TypeTick, 3 * time.Hour, fsm.Tick{Timing: timing, Term: 3}},
 	}
