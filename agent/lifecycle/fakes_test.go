@@ -341,7 +341,7 @@ func (c *fsmCoordinator) RenewSlot(_ context.Context, req wire.SlotRequest) (*wi
 }
 
 func (c *fsmCoordinator) AgentRelease(_ context.Context, req wire.SlotRequest) error {
-	_, err := c.call(fsm.TypeRelease, fsm.Renew{Datacenter: req.Datacenter, Host: req.HostID, Token: req.Token, Owner: fsm.OwnerAgent, Reason: req.Reason, Timing: c.timing})
+	_, err := c.call(fsm.TypeRelease, fsm.SlotRelease{Datacenter: req.Datacenter, Host: req.HostID, Token: req.Token, Owner: fsm.OwnerAgent, Reason: req.Reason})
 	return err
 }
 

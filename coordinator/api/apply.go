@@ -48,6 +48,11 @@ func (s *Server) apply(w http.ResponseWriter, r *http.Request, typ fsm.Type, pay
 		case errors.As(err, &fe):
 			writeError(w, fe.status, fe.kind, fe.value)
 			return res, false
+		case errors.Is(err, fsm.ErrHalted):
+			// Fail closed: this node's state machine stopped applying.
+			s.cfg.Logger.Error("apply refused: state machine halted", "type", typ, "err", err)
+			writeError(w, http.StatusServiceUnavailable, wire.KindInternal, err.Error())
+			return res, false
 		}
 		s.cfg.Logger.Warn("apply", "type", typ, "err", err)
 		writeError(w, statusOf(kind), kind, err.Error())

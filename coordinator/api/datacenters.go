@@ -77,7 +77,7 @@ func (s *Server) resumeDatacenter(w http.ResponseWriter, r *http.Request, _ Iden
 		return
 	}
 	name := r.PathValue("name")
-	if _, ok := s.applyAndWait(w, r, fsm.TypeResume, fsm.Pause{Name: name}); !ok {
+	if _, ok := s.applyAndWait(w, r, fsm.TypeResume, fsm.Resume{Name: name}); !ok {
 		return
 	}
 	s.writeDatacenter(w, name)

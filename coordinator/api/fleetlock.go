@@ -46,7 +46,7 @@ func (s *Server) steadyState(w http.ResponseWriter, r *http.Request, id Identity
 	if !ok || !actsFor(w, id, p.ID) {
 		return
 	}
-	if _, ok := s.apply(w, r, fsm.TypeRelease, fsm.Renew{Datacenter: p.Group, Host: p.ID, Owner: fsm.OwnerFleetLock}); !ok {
+	if _, ok := s.apply(w, r, fsm.TypeRelease, fsm.SlotRelease{Datacenter: p.Group, Host: p.ID, Owner: fsm.OwnerFleetLock}); !ok {
 		return
 	}
 	writeJSON(w, struct{}{})

@@ -113,6 +113,14 @@ var (
 	descClockSteps = prometheus.NewDesc("kroll_coordinator_clock_steps_total", "Wall-clock steps observed while leading (offset from the stamped time changed beyond the threshold).", nil, nil)
 )
 
+var descFSMHalted = prometheus.NewDesc("kroll_coordinator_fsm_halted", "1 when this node's state machine halted: it met a command or snapshot it cannot apply (unknown type or format version, undecodable) and refuses every write; /readyz says why.", nil, nil)
+
+// halter is implemented by a store whose state machine can halt
+// (coordinator/store).
+type halter interface {
+	Halted() error
+}
+
 // clockStepper is implemented by a store that stamps commands from a
 // monotonic clock and watches the wall clock (coordinator/store).
 type clockStepper interface {
@@ -130,6 +138,9 @@ func (c *storeCollector) Describe(ch chan<- *prometheus.Desc) {
 		ch <- descClockStep
 		ch <- descClockSteps
 	}
+	if _, ok := c.st.(halter); ok {
+		ch <- descFSMHalted
+	}
 }
 
 func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
@@ -142,6 +153,13 @@ func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	if v, err := strconv.ParseFloat(stats["term"], 64); err == nil {
 		ch <- prometheus.MustNewConstMetric(descRaftTerm, prometheus.GaugeValue, v)
+	}
+	if h, ok := c.st.(halter); ok {
+		v := 0.0
+		if h.Halted() != nil {
+			v = 1
+		}
+		ch <- prometheus.MustNewConstMetric(descFSMHalted, prometheus.GaugeValue, v)
 	}
 	if cs, ok := c.st.(clockStepper); ok {
 		off, n := cs.ClockSteps()

@@ -74,7 +74,7 @@ func (s *Server) rolloutAction(t fsm.Type) func(w http.ResponseWriter, r *http.R
 		if reason != "" {
 			reason += " (by " + id.Name + ")"
 		}
-		if _, ok := s.applyAndWait(w, r, t, fsm.RolloutAction{ID: rid, Reason: reason}); !ok {
+		if _, ok := s.applyAndWait(w, r, t, fsm.NewRolloutAction(t, fsm.RolloutAction{ID: rid, Reason: reason})); !ok {
 			return
 		}
 		s.writeRollout(w, rid)

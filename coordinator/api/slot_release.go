@@ -16,7 +16,7 @@ func (s *Server) slotRelease(w http.ResponseWriter, r *http.Request, id Identity
 	if !actsFor(w, id, req.HostID) {
 		return
 	}
-	res, ok := s.apply(w, r, fsm.TypeRelease, fsm.Renew{Datacenter: req.Datacenter, Host: req.HostID, Token: req.Token, Owner: fsm.OwnerAgent, Reason: req.Reason})
+	res, ok := s.apply(w, r, fsm.TypeRelease, fsm.SlotRelease{Datacenter: req.Datacenter, Host: req.HostID, Token: req.Token, Owner: fsm.OwnerAgent, Reason: req.Reason})
 	if !ok {
 		return
 	}

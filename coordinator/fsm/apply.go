@@ -89,7 +89,11 @@ func (s *State) setDatacenter(p SetDatacenter) Result {
 	return Result{}
 }
 
-func (s *State) pause(p Pause, pause bool) Result {
+func (s *State) pause(p Pause) Result { return s.setPaused(p, true) }
+
+func (s *State) resume(p Resume) Result { return s.setPaused(Pause{Name: p.Name}, false) }
+
+func (s *State) setPaused(p Pause, pause bool) Result {
 	dc, ok := s.Datacenters[p.Name]
 	if !ok {
 		return refused(wire.KindNotFound, "unknown datacenter %q", p.Name)
@@ -433,7 +437,7 @@ func denialKind(r schedule.Reason) string {
 }
 
 // heldSlot finds the slot a renew/release names and checks its token.
-func (s *State) heldSlot(p Renew) (*Datacenter, *Slot, *wire.Error) {
+func (s *State) heldSlot(p SlotRelease) (*Datacenter, *Slot, *wire.Error) {
 	dc, ok := s.Datacenters[p.Datacenter]
 	if !ok {
 		return nil, nil, &wire.Error{Kind: wire.KindNotFound, Value: fmt.Sprintf("unknown datacenter %q", p.Datacenter)}
@@ -455,7 +459,7 @@ func (s *State) heldSlot(p Renew) (*Datacenter, *Slot, *wire.Error) {
 }
 
 func (s *State) renew(p Renew) Result {
-	dc, sl, e := s.heldSlot(p)
+	dc, sl, e := s.heldSlot(SlotRelease{Datacenter: p.Datacenter, Host: p.Host, Token: p.Token, Owner: p.Owner})
 	if e != nil {
 		return Result{Err: e}
 	}
@@ -466,7 +470,7 @@ func (s *State) renew(p Renew) Result {
 	return Result{Slot: sl.wire(dc.Name)}
 }
 
-func (s *State) release(p Renew) Result {
+func (s *State) release(p SlotRelease) Result {
 	if h := s.Hosts[p.Host]; p.Owner == OwnerFleetLock && h != nil && h.FleetLock && h.Datacenter == p.Datacenter {
 		// Steady-state: the FleetLock host is heard from.
 		h.LastHeartbeat = s.Now
@@ -492,6 +496,16 @@ func (s *State) release(p Renew) Result {
 		s.event("slot_released", dc.Name, p.Host, "slot released by %s (token %d)", p.Host, sl.Token)
 	}
 	return Result{Slot: sl.wire(dc.Name)}
+}
+
+func (s *State) setMember(p SetMember) Result {
+	s.Members[p.ID] = &Member{ID: p.ID, RaftAddr: p.RaftAddr, HTTPAddr: p.HTTPAddr}
+	return Result{}
+}
+
+func (s *State) removeMember(p RemoveMember) Result {
+	delete(s.Members, p.ID)
+	return Result{}
 }
 
 func (s *State) forceRelease(p ForceRelease) Result {

@@ -29,9 +29,36 @@ func BenchmarkApplyAcquireRelease(b *testing.B) {
 		if r.Err != nil {
 			b.Fatal(r.Err)
 		}
-		rel, _ := NewCommand(TypeRelease, t0, Renew{Datacenter: r.Slot.Datacenter, Host: r.Slot.HostID, Token: r.Slot.Token})
+		rel, _ := NewCommand(TypeRelease, t0, SlotRelease{Datacenter: r.Slot.Datacenter, Host: r.Slot.HostID, Token: r.Slot.Token})
 		if r := f.Apply(&raft.Log{Data: rel}).(Result); r.Err != nil {
 			b.Fatal(r.Err)
 		}
 	}
+}
+
+// BenchmarkDispatch measures the registry's dispatch alone: a command
+// refused at once (an unknown host), by the typed path (Exec, the
+// simulator's) and by the log's (decode, then dispatch).
+func BenchmarkDispatch(b *testing.B) {
+	f := New()
+	data, err := NewCommand(TypeRemoveHost, t0, RemoveHost{Host: "nope"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("exec", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			if r := f.Exec(t0, RemoveHost{Host: "nope"}); r.Err == nil {
+				b.Fatal("applied")
+			}
+		}
+	})
+	b.Run("apply", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			if r := f.Apply(&raft.Log{Data: data}).(Result); r.Err == nil {
+				b.Fatal("applied")
+			}
+		}
+	})
 }

@@ -3,6 +3,7 @@ package fsm
 import (
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"time"
 
 	"github.com/kroll-dev/kroll/pkg/wire"
@@ -38,18 +39,39 @@ const (
 // Command is one entry of the replicated log.
 type Command struct {
 	Type Type `json:"type"`
+	// V is the format version the command was written in (see
+	// FormatVersion); 0, absent, is FormatV1.
+	V int `json:"v,omitempty"`
 	// Time is the leader's clock when it proposed the command.
 	Time    time.Time       `json:"time"`
 	Payload json.RawMessage `json:"payload"`
 }
 
-// NewCommand encodes a command with the leader's time now.
+// NewCommand encodes a command of type t with the leader's time now in the
+// current FormatVersion. payload must be t's payload type (see PayloadOf),
+// or its JSON encoding as a json.RawMessage (a command a follower
+// forwarded). A command that this code could not apply — an unknown type,
+// a payload of another type or one that does not decode — is an error
+// here: it must never reach the log, where it would halt every replica.
 func NewCommand(t Type, now time.Time, payload any) ([]byte, error) {
-	p, err := json.Marshal(payload)
-	if err != nil {
-		return nil, fmt.Errorf("fsm: encode %s payload: %w", t, err)
+	e := registry.byType[t]
+	if e == nil {
+		return nil, fmt.Errorf("fsm: unknown command type %q", t)
 	}
-	return json.Marshal(Command{Type: t, Time: now.UTC(), Payload: p})
+	raw, isRaw := payload.(json.RawMessage)
+	if !isRaw {
+		if pt := reflect.TypeOf(payload); pt != e.payload {
+			return nil, fmt.Errorf("fsm: %s takes a %s payload, not %v", t, e.payload, pt)
+		}
+		var err error
+		if raw, err = json.Marshal(payload); err != nil {
+			return nil, fmt.Errorf("fsm: encode %s payload: %w", t, err)
+		}
+	}
+	if _, err := e.decode(raw, FormatVersion); err != nil {
+		return nil, fmt.Errorf("fsm: invalid %s payload: %w", t, err)
+	}
+	return json.Marshal(Command{Type: t, V: FormatVersion, Time: now.UTC(), Payload: raw})
 }
 
 // SetDatacenter creates or updates a datacenter.
@@ -58,12 +80,17 @@ type SetDatacenter struct {
 	Update wire.DatacenterUpdate `json:"update"`
 }
 
-// Pause pauses (or, for TypeResume, resumes) a datacenter.
+// Pause pauses a datacenter.
 type Pause struct {
 	Name   string `json:"name"`
 	Reason string `json:"reason,omitempty"`
 	// Index is the Raft log index of the command (set by the store).
 	Index uint64 `json:"index,omitempty"`
+}
+
+// Resume resumes a paused datacenter (and resets its failure count).
+type Resume struct {
+	Name string `json:"name"`
 }
 
 // Heartbeat registers or refreshes a host.
@@ -150,17 +177,27 @@ type Acquire struct {
 	Timing
 }
 
-// Renew extends the lease of a held slot; Release gives it back.
+// Renew extends the lease of a held slot.
 type Renew struct {
 	Datacenter string `json:"datacenter"`
 	Host       string `json:"host"`
-	// Token must be the slot's fencing token. For Release by a FleetLock
-	// client it is 0 and the owner must be "fleetlock".
+	// Token must be the slot's fencing token.
 	Token uint64 `json:"token"`
 	Owner string `json:"owner,omitempty"`
-	// Reason says why a release came early (release only).
-	Reason string `json:"reason,omitempty"`
 	Timing
+}
+
+// SlotRelease gives a held slot back (TypeRelease). Its JSON is the
+// subset of Renew's that version 1 release commands were written in.
+type SlotRelease struct {
+	Datacenter string `json:"datacenter"`
+	Host       string `json:"host"`
+	// Token must be the slot's fencing token; for a FleetLock client it is
+	// 0 and Owner must be OwnerFleetLock.
+	Token uint64 `json:"token"`
+	Owner string `json:"owner,omitempty"`
+	// Reason says why the release came early.
+	Reason string `json:"reason,omitempty"`
 }
 
 // ForceRelease is an operator's break-glass release of any slot.
@@ -248,6 +285,9 @@ type Result struct {
 	Reason string `json:"reason,omitempty"`
 	// Index is the Raft log index of the command (set by the store).
 	Index uint64 `json:"index,omitempty"`
+	// Halted marks the refusal of a halted state machine (see
+	// FSM.Halted): the command was not applied, nor will any later one be.
+	Halted bool `json:"halted,omitempty"`
 }
 
 func refused(kind, format string, args ...any) Result {

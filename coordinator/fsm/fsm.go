@@ -2,8 +2,10 @@ package fsm
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"reflect"
 	"sort"
 	"sync"
 	"time"
@@ -15,206 +17,151 @@ import (
 
 // FSM is the replicated state machine. It implements raft.FSM; reads go
 // through View.
+//
+// An FSM that meets a command or snapshot it cannot apply exactly as its
+// writer meant — an unknown command type or format version, an
+// undecodable entry — halts (see Halted): it never skips one, which would
+// let this replica drift silently from the others. A halted FSM changes
+// no more: every later command is refused with the halt's reason, and it
+// takes no snapshot (Raft would then compact away the entries it did not
+// apply) and restores none; a node restarted with code that knows the
+// format replays them.
 type FSM struct {
 	mu    sync.RWMutex
 	state *State
 	// applied counts applied commands (for tests and metrics).
 	applied uint64
+	// halt is why the FSM stopped applying (nil while it applies).
+	halt *HaltError
 }
+
+// ErrHalted is wrapped by every HaltError.
+var ErrHalted = errors.New("fsm: halted")
+
+// HaltError says why the FSM stopped applying: the Raft index and the
+// command (or snapshot) it could not apply, and why.
+type HaltError struct {
+	// Index is the Raft index of the command (0: a snapshot, or a
+	// command applied outside Raft).
+	Index uint64
+	// Type and Version are the command's, as far as they were decoded.
+	Type    Type
+	Version int
+	// Reason says what this code could not apply.
+	Reason string
+}
+
+// Error implements error.
+func (e *HaltError) Error() string {
+	what := "command"
+	switch {
+	case e.Type != "":
+		what = fmt.Sprintf("command %q (format v%d)", e.Type, e.Version)
+	case e.Version != 0:
+		what = fmt.Sprintf("command (format v%d)", e.Version)
+	}
+	at := ""
+	if e.Index != 0 {
+		at = fmt.Sprintf(" at Raft index %d", e.Index)
+	}
+	return fmt.Sprintf("state machine halted%s: %s: %s; this node (formats v1–v%d) applies nothing more until it runs a version that knows it", at, what, e.Reason, FormatVersion)
+}
+
+// Unwrap returns ErrHalted.
+func (e *HaltError) Unwrap() error { return ErrHalted }
 
 // New returns an FSM with empty state.
 func New() *FSM {
 	return &FSM{state: newState()}
 }
 
+// Halted returns why the FSM stopped applying (a *HaltError), or nil.
+func (f *FSM) Halted() error {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	if f.halt == nil {
+		return nil
+	}
+	return f.halt
+}
+
+// haltedResult is the refusal of every command a halted FSM meets.
+func (f *FSM) haltedResult() Result {
+	res := refused(wire.KindInternal, "%s", f.halt.Error())
+	res.Halted = true
+	return res
+}
+
+// stop halts the FSM (f.mu held) and returns the refusal of the command
+// that halted it.
+func (f *FSM) stop(h *HaltError) Result {
+	f.halt = h
+	return f.haltedResult()
+}
+
 // Apply implements raft.FSM.
 func (f *FSM) Apply(l *raft.Log) any {
-	res := f.ApplyCommand(l.Data)
-	f.mu.Lock()
-	f.state.Index = l.Index
-	f.mu.Unlock()
-	return res
+	return f.apply(l.Index, l.Data)
 }
 
 // Index returns the Raft index of the last command applied to the state
 // (also across snapshot restores): a follower that forwarded a write waits
-// for it before it reads its effect.
+// for it before it reads its effect. It does not move while halted.
 func (f *FSM) Index() uint64 {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	return f.state.Index
 }
 
-// ApplyCommand applies one encoded Command and returns its Result. A
-// command that cannot be decoded is refused; it changes nothing.
+// ApplyCommand applies one encoded Command outside Raft (its index is 0)
+// and returns its Result. A command this code cannot apply halts the FSM.
 func (f *FSM) ApplyCommand(data []byte) Result {
-	var c Command
-	if err := json.Unmarshal(data, &c); err != nil {
-		return refused(wire.KindInternal, "undecodable command: %v", err)
-	}
+	return f.apply(0, data)
+}
+
+// apply decodes and applies the command at Raft index (0: none). The
+// version, the type and the payload must all be known and decode, else
+// the FSM halts.
+func (f *FSM) apply(index uint64, data []byte) Result {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.applied++
-	s := f.state
-	if c.Time.After(s.Now) {
-		s.Now = c.Time.UTC()
+	if f.halt != nil {
+		return f.haltedResult()
 	}
-	return s.apply(c.Type, c.Payload)
-}
-
-// exec dispatches a typed command; apply decodes into the same calls.
-func (s *State) exec(t Type, payload any) Result {
-	switch p := payload.(type) {
-	case SetDatacenter:
-		return s.setDatacenter(p)
-	case Pause:
-		return s.pause(p, t == TypePause)
-	case Heartbeat:
-		return s.heartbeat(p)
-	case Acquire:
-		return s.acquire(p)
-	case Renew:
-		if t == TypeRelease {
-			return s.release(p)
-		}
-		return s.renew(p)
-	case ForceRelease:
-		return s.forceRelease(p)
-	case Health:
-		return s.health(p)
-	case Tick:
-		return s.tick(p)
-	case AddRelease:
-		return s.addRelease(p)
-	case PushPolicy:
-		return s.pushPolicy(p)
-	case RetirePolicy:
-		return s.retirePolicy(p)
-	case StartRollout:
-		return s.startRollout(p)
-	case RolloutAction:
-		return s.rolloutAction(p, t)
-	case RemoveHost:
-		return s.removeHost(p)
-	case MarkSilent:
-		return s.markSilent(p)
+	var c Command
+	if err := json.Unmarshal(data, &c); err != nil {
+		return f.stop(&HaltError{Index: index, Reason: fmt.Sprintf("undecodable command: %v", err)})
 	}
-	return refused(wire.KindInternal, "exec: unknown payload %T", payload)
-}
-
-func decode[T any](payload json.RawMessage) (T, error) {
-	var v T
-	err := json.Unmarshal(payload, &v)
-	return v, err
-}
-
-// apply dispatches a command; s.Now is the command's time.
-func (s *State) apply(t Type, payload json.RawMessage) Result {
-	var (
-		res Result
-		err error
-	)
-	switch t {
-	case TypeSetDatacenter:
-		var p SetDatacenter
-		if p, err = decode[SetDatacenter](payload); err == nil {
-			res = s.setDatacenter(p)
-		}
-	case TypePause, TypeResume:
-		var p Pause
-		if p, err = decode[Pause](payload); err == nil {
-			res = s.pause(p, t == TypePause)
-		}
-	case TypeHeartbeat:
-		var p Heartbeat
-		if p, err = decode[Heartbeat](payload); err == nil {
-			res = s.heartbeat(p)
-		}
-	case TypeAcquire:
-		var p Acquire
-		if p, err = decode[Acquire](payload); err == nil {
-			res = s.acquire(p)
-		}
-	case TypeRenew:
-		var p Renew
-		if p, err = decode[Renew](payload); err == nil {
-			res = s.renew(p)
-		}
-	case TypeRelease:
-		var p Renew
-		if p, err = decode[Renew](payload); err == nil {
-			res = s.release(p)
-		}
-	case TypeForceRelease:
-		var p ForceRelease
-		if p, err = decode[ForceRelease](payload); err == nil {
-			res = s.forceRelease(p)
-		}
-	case TypeHealth:
-		var p Health
-		if p, err = decode[Health](payload); err == nil {
-			res = s.health(p)
-		}
-	case TypeAddRelease:
-		var p AddRelease
-		if p, err = decode[AddRelease](payload); err == nil {
-			res = s.addRelease(p)
-		}
-	case TypePushPolicy:
-		var p PushPolicy
-		if p, err = decode[PushPolicy](payload); err == nil {
-			res = s.pushPolicy(p)
-		}
-	case TypeRetirePolicy:
-		var p RetirePolicy
-		if p, err = decode[RetirePolicy](payload); err == nil {
-			res = s.retirePolicy(p)
-		}
-	case TypeTick:
-		var p Tick
-		if len(payload) > 0 && string(payload) != "null" {
-			p, err = decode[Tick](payload)
-		}
-		if err == nil {
-			res = s.tick(p)
-		}
-	case TypeStartRollout:
-		var p StartRollout
-		if p, err = decode[StartRollout](payload); err == nil {
-			res = s.startRollout(p)
-		}
-	case TypePauseRollout, TypeResumeRollout, TypeAbortRollout:
-		var p RolloutAction
-		if p, err = decode[RolloutAction](payload); err == nil {
-			res = s.rolloutAction(p, t)
-		}
-	case TypeRemoveHost:
-		var p RemoveHost
-		if p, err = decode[RemoveHost](payload); err == nil {
-			res = s.removeHost(p)
-		}
-	case TypeMarkSilent:
-		var p MarkSilent
-		if p, err = decode[MarkSilent](payload); err == nil {
-			res = s.markSilent(p)
-		}
-	case TypeSetMember:
-		var p SetMember
-		if p, err = decode[SetMember](payload); err == nil {
-			s.Members[p.ID] = &Member{ID: p.ID, RaftAddr: p.RaftAddr, HTTPAddr: p.HTTPAddr}
-		}
-	case TypeRemoveMember:
-		var p RemoveMember
-		if p, err = decode[RemoveMember](payload); err == nil {
-			delete(s.Members, p.ID)
-		}
-	default:
-		return refused(wire.KindInternal, "unknown command type %q", t)
+	v := c.V
+	if v == 0 {
+		v = FormatV1
 	}
+	if v < FormatV1 || v > FormatVersion {
+		return f.stop(&HaltError{Index: index, Type: c.Type, Version: c.V, Reason: fmt.Sprintf("unknown format version %d", c.V)})
+	}
+	e := registry.byType[c.Type]
+	if e == nil {
+		return f.stop(&HaltError{Index: index, Type: c.Type, Version: v, Reason: "unknown command type"})
+	}
+	p, err := e.decode(c.Payload, v)
 	if err != nil {
-		return refused(wire.KindInternal, "undecodable %s payload: %v", t, err)
+		return f.stop(&HaltError{Index: index, Type: c.Type, Version: v, Reason: fmt.Sprintf("undecodable payload: %v", err)})
+	}
+	res := f.run(e, c.Time, p)
+	if index != 0 {
+		f.state.Index = index
 	}
 	return res
+}
+
+// run applies a decoded payload at time now (f.mu held).
+func (f *FSM) run(e *entry, now time.Time, p any) Result {
+	f.applied++
+	s := f.state
+	if now.After(s.Now) {
+		s.Now = now.UTC()
+	}
+	return e.run(s, p)
 }
 
 func (s *State) event(typ, dc, host, format string, args ...any) {
@@ -229,12 +176,24 @@ func (s *State) event(typ, dc, host, format string, args ...any) {
 	}
 }
 
+// snapshotHeader is the start of a snapshot: the format version, then the
+// state's fields at the same level. A version 1 snapshot is the bare
+// state.
+type snapshotHeader struct {
+	V int `json:"v,omitempty"`
+	*State
+}
+
 // Snapshot implements raft.FSM: it copies the state (cheap relative to the
-// log) so that Persist can stream it while Apply goes on.
+// log) so that Persist can stream it while Apply goes on. A halted FSM
+// takes none: Raft would compact away the entries it did not apply.
 func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	data, err := json.Marshal(f.state)
+	if f.halt != nil {
+		return nil, fmt.Errorf("fsm: no snapshot: %w", f.halt)
+	}
+	data, err := json.Marshal(snapshotHeader{V: FormatVersion, State: f.state})
 	if err != nil {
 		return nil, fmt.Errorf("fsm: snapshot: %w", err)
 	}
@@ -256,13 +215,25 @@ func (s snapshot) Persist(sink raft.SnapshotSink) error {
 func (s snapshot) Release() {}
 
 // Restore implements raft.FSM: it replaces the state with a snapshot,
-// streamed from r.
+// streamed from r. A snapshot of a format version this code does not know
+// halts the FSM; a halted FSM restores nothing (an older snapshot would
+// replay the log from a point it may no longer reach).
 func (f *FSM) Restore(r io.ReadCloser) error {
 	defer r.Close()
+	if err := f.Halted(); err != nil {
+		return fmt.Errorf("fsm: restore: %w", err)
+	}
 	st := newState()
 	dec := json.NewDecoder(r)
-	if err := dec.Decode(st); err != nil {
+	hdr := snapshotHeader{State: st}
+	if err := dec.Decode(&hdr); err != nil {
 		return fmt.Errorf("fsm: restore: %w", err)
+	}
+	if hdr.V < 0 || hdr.V > FormatVersion {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		f.halt = &HaltError{Version: hdr.V, Reason: fmt.Sprintf("snapshot in unknown format version %d", hdr.V)}
+		return fmt.Errorf("fsm: restore: %w", f.halt)
 	}
 	if st.Datacenters == nil {
 		st.Datacenters = map[string]*Datacenter{}
@@ -289,8 +260,11 @@ func (f *FSM) Restore(r io.ReadCloser) error {
 	}
 	st.reindex()
 	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.halt != nil {
+		return fmt.Errorf("fsm: restore: %w", f.halt)
+	}
 	f.state = st
-	f.mu.Unlock()
 	return nil
 }
 
@@ -323,54 +297,32 @@ func sortedKeys[V any](m map[string]V) []string {
 // Exec applies a command given as its typed payload at time now, without
 // the JSON encoding of the replicated log: the fleet simulator drives the
 // very state machine the coordinator replicates this way, at the speed of
-// a function call. The payload's type selects the command (Pause is
-// TypePause; use ExecType for TypeResume, TypeRelease and the rollout
-// actions, whose payload types are shared).
+// a function call. The payload's type selects the command through the
+// same registry as the log's (every command has its own payload type); a
+// payload of no command halts the FSM, as an unknown command in the log
+// does.
 func (f *FSM) Exec(now time.Time, payload any) Result {
-	var t Type
-	switch payload.(type) {
-	case SetDatacenter:
-		t = TypeSetDatacenter
-	case Pause:
-		t = TypePause
-	case Heartbeat:
-		t = TypeHeartbeat
-	case Acquire:
-		t = TypeAcquire
-	case Renew:
-		t = TypeRenew
-	case ForceRelease:
-		t = TypeForceRelease
-	case Health:
-		t = TypeHealth
-	case Tick:
-		t = TypeTick
-	case AddRelease:
-		t = TypeAddRelease
-	case PushPolicy:
-		t = TypePushPolicy
-	case RetirePolicy:
-		t = TypeRetirePolicy
-	case StartRollout:
-		t = TypeStartRollout
-	case RemoveHost:
-		t = TypeRemoveHost
-	case MarkSilent:
-		t = TypeMarkSilent
-	default:
-		return refused(wire.KindInternal, "Exec: payload %T needs ExecType", payload)
-	}
-	return f.ExecType(t, now, payload)
-}
-
-// ExecType is Exec with an explicit command type.
-func (f *FSM) ExecType(t Type, now time.Time, payload any) Result {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.applied++
-	s := f.state
-	if now.After(s.Now) {
-		s.Now = now.UTC()
+	if f.halt != nil {
+		return f.haltedResult()
 	}
-	return s.exec(t, payload)
+	e := registry.byPayload[reflect.TypeOf(payload)]
+	if e == nil {
+		return f.stop(&HaltError{Version: FormatVersion, Reason: fmt.Sprintf("no command takes a %T payload", payload)})
+	}
+	return f.run(e, now, payload)
+}
+
+// ExecType is Exec for a payload that must be of command type t.
+func (f *FSM) ExecType(t Type, now time.Time, payload any) Result {
+	if e := registry.byType[t]; e == nil || reflect.TypeOf(payload) != e.payload {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if f.halt != nil {
+			return f.haltedResult()
+		}
+		return f.stop(&HaltError{Type: t, Version: FormatVersion, Reason: fmt.Sprintf("no command %q takes a %T payload", t, payload)})
+	}
+	return f.Exec(now, payload)
 }

@@ -80,10 +80,10 @@ func TestSlotLifecycle(t *testing.T) {
 			return apply(t, f, TypeRenew, t0.Add(10*time.Second), Renew{Datacenter: "fra", Host: "fra-h0", Token: 1, Timing: timing})
 		}, "ok", 1},
 		{"release-not-holder", func() Result {
-			return apply(t, f, TypeRelease, t0, Renew{Datacenter: "fra", Host: "fra-h5", Token: 1})
+			return apply(t, f, TypeRelease, t0, SlotRelease{Datacenter: "fra", Host: "fra-h5", Token: 1})
 		}, wire.KindNotHolder, 0},
 		{"release", func() Result {
-			return apply(t, f, TypeRelease, t0, Renew{Datacenter: "fra", Host: "fra-h0", Token: 1})
+			return apply(t, f, TypeRelease, t0, SlotRelease{Datacenter: "fra", Host: "fra-h0", Token: 1})
 		}, "ok", 1},
 		{"token-never-reused", func() Result { return acquire(t, f, t0, "fra", "fra-h0") }, "ok", 3},
 		{"outside-window", func() Result { return acquire(t, f, t0.Add(6*time.Hour), "fra", "fra-h3") }, wire.KindOutsideWindow, 0},
@@ -157,7 +157,7 @@ func TestLostHolderPausesDatacenter(t *testing.T) {
 	if r := apply(t, f, TypeForceRelease, t0.Add(18*time.Minute), ForceRelease{Datacenter: "fra", Host: "fra-h0", Reason: "checked: host is dead"}); r.Err != nil {
 		t.Fatal(r.Err)
 	}
-	apply(t, f, TypeResume, t0.Add(18*time.Minute), Pause{Name: "fra"})
+	apply(t, f, TypeResume, t0.Add(18*time.Minute), Resume{Name: "fra"})
 	for i := 1; i < 4; i++ { // fresh heartbeats
 		apply(t, f, TypeHeartbeat, t0.Add(18*time.Minute), Heartbeat{Heartbeat: wire.Heartbeat{HostID: fmt.Sprintf("fra-h%d", i), Datacenter: "fra"}})
 	}
@@ -192,7 +192,7 @@ func TestFleetLockSemantics(t *testing.T) {
 		return apply(t, f, TypeAcquire, t0, Acquire{Datacenter: "fra", Host: id, Owner: OwnerFleetLock, Timing: timing})
 	}
 	unlock := func(id string) Result {
-		return apply(t, f, TypeRelease, t0, Renew{Datacenter: "fra", Host: id, Owner: OwnerFleetLock})
+		return apply(t, f, TypeRelease, t0, SlotRelease{Datacenter: "fra", Host: id, Owner: OwnerFleetLock})
 	}
 	for _, s := range []struct {
 		name string
@@ -269,7 +269,7 @@ func TestRandomCommandsKeepInvariants(t *testing.T) {
 				if rng.IntN(4) == 0 {
 					tok += 1 // sometimes stale
 				}
-				r := apply(t, f, TypeRelease, now, Renew{Datacenter: dc, Host: host, Token: tok})
+				r := apply(t, f, TypeRelease, now, SlotRelease{Datacenter: dc, Host: host, Token: tok})
 				if r.Err == nil {
 					delete(held[dc], host)
 				}
@@ -439,7 +439,7 @@ func TestExecMatchesApply(t *testing.T) {
 		{TypeHeartbeat, Heartbeat{Heartbeat: wire.Heartbeat{HostID: "h2", Datacenter: "fra", Phase: wire.PhaseIdle}}},
 		{TypeAcquire, Acquire{Datacenter: "fra", Host: "h1", Owner: OwnerAgent, Timing: timing}},
 		{TypeAcquire, Acquire{Datacenter: "fra", Host: "h2", Owner: OwnerAgent, Timing: timing}},
-		{TypeRelease, Renew{Datacenter: "fra", Host: "h1", Token: 1, Owner: OwnerAgent, Timing: timing}},
+		{TypeRelease, SlotRelease{Datacenter: "fra", Host: "h1", Token: 1, Owner: OwnerAgent}},
 		{TypeTick, Tick{Timing: timing}},
 	}
 	for i, st := range steps {

@@ -296,7 +296,7 @@ func TestRolloutFailureRejectsRelease(t *testing.T) {
 		t.Error("a failed rollout's target is still handed out")
 	}
 	// A failed rollout is terminal.
-	if r := apply(t, f, TypeResumeRollout, t0.Add(11*time.Minute), RolloutAction{ID: "ro"}); kind(r) != wire.KindConflict {
+	if r := apply(t, f, TypeResumeRollout, t0.Add(11*time.Minute), ResumeRollout{ID: "ro"}); kind(r) != wire.KindConflict {
 		t.Errorf("resuming a failed rollout: %s", kind(r))
 	}
 	tests := []struct {
@@ -498,7 +498,7 @@ func TestRolloutWaveBudgetCountsReports(t *testing.T) {
 			run: func(t *testing.T, f *FSM, at time.Time) *FSM {
 				for _, h := range []string{"e2-0", "e2-1"} {
 					gateReport(t, f, at, h, "e2", gateSlot(t, f, at, "e2", h))
-					apply(t, f, TypeRelease, at, Renew{Datacenter: "e2", Host: h, Token: gateSlot(t, f, at, "e2", h), Owner: OwnerAgent})
+					apply(t, f, TypeRelease, at, SlotRelease{Datacenter: "e2", Host: h, Token: gateSlot(t, f, at, "e2", h), Owner: OwnerAgent})
 					beat(t, f, at, h, "e2", "6.12", "6.12.80", wire.PhaseIdle)
 				}
 				f = gateRestored(t, f)
@@ -538,7 +538,7 @@ func TestRolloutWaveBudgetCountsReports(t *testing.T) {
 				if r := rollout(f, "ro"); r.State != RolloutPaused {
 					t.Fatalf("over budget: %s", r.State)
 				}
-				apply(t, f, TypeResumeRollout, at.Add(time.Minute), RolloutAction{ID: "ro"})
+				apply(t, f, TypeResumeRollout, at.Add(time.Minute), ResumeRollout{ID: "ro"})
 				gateTickAt(t, f, at.Add(time.Minute))
 				return f
 			},
@@ -780,10 +780,10 @@ func TestRolloutPausedIsWatched(t *testing.T) {
 			name: "resumed after the soak's end: the soak restarts",
 			run: func(t *testing.T, f *FSM) *FSM {
 				end := gateStagingHealthy(t, f)
-				apply(t, f, TypePauseRollout, end.Add(-50*time.Minute), RolloutAction{ID: "ro", Reason: "looking"})
+				apply(t, f, TypePauseRollout, end.Add(-50*time.Minute), PauseRollout{ID: "ro", Reason: "looking"})
 				gateTickAt(t, f, end.Add(time.Hour))
 				f = gateRestored(t, f)
-				apply(t, f, TypeResumeRollout, end.Add(time.Hour), RolloutAction{ID: "ro"})
+				apply(t, f, TypeResumeRollout, end.Add(time.Hour), ResumeRollout{ID: "ro"})
 				gateTickAt(t, f, end.Add(time.Hour+time.Second))
 				if targeted(f, "e1", "6.12") != "" {
 					t.Fatal("staging passed at the first tick after the resume")
@@ -801,7 +801,7 @@ func TestRolloutPausedIsWatched(t *testing.T) {
 			name: "a host silent on the new kernel while paused fails it",
 			run: func(t *testing.T, f *FSM) *FSM {
 				end := gateStagingHealthy(t, f)
-				apply(t, f, TypePauseRollout, end.Add(-50*time.Minute), RolloutAction{ID: "ro", Reason: "looking"})
+				apply(t, f, TypePauseRollout, end.Add(-50*time.Minute), PauseRollout{ID: "ro", Reason: "looking"})
 				gateTickAt(t, f, end.Add(-40*time.Minute), "stg1-1")
 				return f
 			},
@@ -810,7 +810,7 @@ func TestRolloutPausedIsWatched(t *testing.T) {
 		{
 			name: "a member removed while paused fails it",
 			run: func(t *testing.T, f *FSM) *FSM {
-				apply(t, f, TypePauseRollout, t0.Add(time.Minute), RolloutAction{ID: "ro", Reason: "looking"})
+				apply(t, f, TypePauseRollout, t0.Add(time.Minute), PauseRollout{ID: "ro", Reason: "looking"})
 				apply(t, f, TypeRemoveHost, t0.Add(2*time.Minute), RemoveHost{Host: "stg1-1"})
 				gateTickAt(t, f, t0.Add(3*time.Minute))
 				return f

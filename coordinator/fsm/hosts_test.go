@@ -24,7 +24,7 @@ func hostsFleetLock(t testing.TB, f *FSM, now time.Time, dc, id string, lock boo
 	if lock {
 		return apply(t, f, TypeAcquire, now, Acquire{Datacenter: dc, Host: id, Owner: OwnerFleetLock, Timing: tm})
 	}
-	return apply(t, f, TypeRelease, now, Renew{Datacenter: dc, Host: id, Owner: OwnerFleetLock})
+	return apply(t, f, TypeRelease, now, SlotRelease{Datacenter: dc, Host: id, Owner: OwnerFleetLock})
 }
 
 func hostsCount(f *FSM) int {
@@ -491,7 +491,7 @@ func TestHealthReportsCountOncePerGrant(t *testing.T) {
 				}
 				tokens[h] = r.Slot.Token
 			}
-			if r := apply(t, f, TypeRelease, t0, Renew{Datacenter: "fra", Host: "fra-h2", Token: tokens["fra-h2"], Timing: timing}); r.Err != nil {
+			if r := apply(t, f, TypeRelease, t0, SlotRelease{Datacenter: "fra", Host: "fra-h2", Token: tokens["fra-h2"]}); r.Err != nil {
 				t.Fatal(r.Err)
 			}
 			for i, rep := range tc.reports {

@@ -146,10 +146,46 @@ type StartRollout struct {
 	Force bool `json:"force,omitempty"`
 }
 
-// RolloutAction pauses, resumes or aborts a rollout.
+// RolloutAction is the body of the rollout actions: PauseRollout,
+// ResumeRollout and AbortRollout.
 type RolloutAction struct {
 	ID     string `json:"id"`
 	Reason string `json:"reason,omitempty"`
+}
+
+// PauseRollout pauses a running rollout (TypePauseRollout).
+type PauseRollout RolloutAction
+
+// ResumeRollout resumes a paused rollout (TypeResumeRollout).
+type ResumeRollout RolloutAction
+
+// AbortRollout aborts a rollout (TypeAbortRollout).
+type AbortRollout RolloutAction
+
+// NewRolloutAction returns the payload of rollout action t (pause, resume
+// or abort) for a; nil for any other t.
+func NewRolloutAction(t Type, a RolloutAction) any {
+	switch t {
+	case TypePauseRollout:
+		return PauseRollout(a)
+	case TypeResumeRollout:
+		return ResumeRollout(a)
+	case TypeAbortRollout:
+		return AbortRollout(a)
+	}
+	return nil
+}
+
+func (s *State) pauseRollout(p PauseRollout) Result {
+	return s.rolloutAction(RolloutAction(p), TypePauseRollout)
+}
+
+func (s *State) resumeRollout(p ResumeRollout) Result {
+	return s.rolloutAction(RolloutAction(p), TypeResumeRollout)
+}
+
+func (s *State) abortRollout(p AbortRollout) Result {
+	return s.rolloutAction(RolloutAction(p), TypeAbortRollout)
 }
 
 // lineHosts returns the hosts of dc on line.

@@ -205,7 +205,7 @@ func TestRolloutExpediteSkipsPacingAndWindows(t *testing.T) {
 		t.Fatalf("6.1 host outside the window: %s", kind(r))
 	}
 	// (A holder silent past its reboot deadline would fail the canary.)
-	if rel := apply(t, f, TypeRelease, t0, Renew{Datacenter: "e1", Host: "e1-0", Token: r.Slot.Token, Owner: OwnerAgent}); rel.Err != nil {
+	if rel := apply(t, f, TypeRelease, t0, SlotRelease{Datacenter: "e1", Host: "e1-0", Token: r.Slot.Token, Owner: OwnerAgent}); rel.Err != nil {
 		t.Fatal(rel.Err)
 	}
 	now := t0
@@ -269,7 +269,7 @@ func TestRolloutFailureBudgetPausesAndActions(t *testing.T) {
 	if ds := beat(t, f, t0.Add(time.Minute), "e1-3", "e1", "6.12", "6.12.80", wire.PhaseIdle); ds.Release != nil {
 		t.Fatal("a paused rollout's release is still handed out")
 	}
-	if r := apply(t, f, TypeResumeRollout, t0, RolloutAction{ID: "ro"}); r.Err != nil {
+	if r := apply(t, f, TypeResumeRollout, t0, ResumeRollout{ID: "ro"}); r.Err != nil {
 		t.Fatal(r.Err)
 	}
 	if ds := beat(t, f, t0.Add(time.Minute), "e1-3", "e1", "6.12", "6.12.80", wire.PhaseIdle); ds.Release == nil {
@@ -282,13 +282,13 @@ func TestRolloutFailureBudgetPausesAndActions(t *testing.T) {
 	if r := rollout(f, "ro"); r.State != RolloutAborted {
 		t.Fatalf("superseded rollout is %s", r.State)
 	}
-	if r := apply(t, f, TypeAbortRollout, t0, RolloutAction{ID: "ro2", Reason: "bad build"}); r.Err != nil {
+	if r := apply(t, f, TypeAbortRollout, t0, AbortRollout{ID: "ro2", Reason: "bad build"}); r.Err != nil {
 		t.Fatal(r.Err)
 	}
 	if targeted(f, "e1", "6.12") != "" || targeted(f, "e2", "6.12") != "" {
 		t.Fatal("abort left targets")
 	}
-	if r := apply(t, f, TypeResumeRollout, t0, RolloutAction{ID: "ro2"}); kind(r) != wire.KindConflict {
+	if r := apply(t, f, TypeResumeRollout, t0, ResumeRollout{ID: "ro2"}); kind(r) != wire.KindConflict {
 		t.Fatalf("resuming an aborted rollout: %s", kind(r))
 	}
 }

@@ -275,14 +275,6 @@ func (s *sim) exec(payload any) fsm.Result {
 	return r
 }
 
-func (s *sim) execType(t fsm.Type, payload any) fsm.Result {
-	r := s.f.ExecType(t, s.at(), payload)
-	if r.Err != nil && s.err == nil {
-		s.err = fmt.Errorf("sim: %s refused at %s: %s: %s", t, s.at().Format(time.RFC3339), r.Err.Kind, r.Err.Value)
-	}
-	return r
-}
-
 func (s *sim) setup() error {
 	fl := s.fleet
 	regionIndex := map[string]int{}
@@ -836,7 +828,7 @@ func (s *sim) verified(hi int32) {
 	}
 	s.exec(fsm.Health{HealthReport: wire.HealthReport{HostID: h.id, Datacenter: name, Token: h.token, Healthy: true, Kernel: s.fleet.ToKernel}})
 	s.heartbeat(h, wire.PhaseHealthy, s.fleet.ToKernel)
-	s.execType(fsm.TypeRelease, fsm.Renew{Datacenter: name, Host: h.id, Token: h.token, Owner: fsm.OwnerAgent, Timing: s.timing})
+	s.exec(fsm.SlotRelease{Datacenter: name, Host: h.id, Token: h.token, Owner: fsm.OwnerAgent})
 	s.heartbeat(h, wire.PhaseIdle, s.fleet.ToKernel)
 	h.phase = hDone
 	s.res.HostsUpdated++
@@ -850,7 +842,7 @@ func (s *sim) rolledBack(hi int32) {
 	h := &s.hosts[hi]
 	d := &s.dcs[h.dc]
 	s.heartbeat(h, wire.PhaseFailed, s.fleet.FromKernel)
-	s.execType(fsm.TypeRelease, fsm.Renew{Datacenter: d.spec.Name, Host: h.id, Token: h.token, Owner: fsm.OwnerAgent, Reason: "upgrade failed: rolled back", Timing: s.timing})
+	s.exec(fsm.SlotRelease{Datacenter: d.spec.Name, Host: h.id, Token: h.token, Owner: fsm.OwnerAgent, Reason: "upgrade failed: rolled back"})
 	h.phase = hFailed
 	d.down++
 	d.failed++
@@ -925,7 +917,7 @@ func (s *sim) operator(di int) {
 	if len(lost) == 0 {
 		d.budgetResumed = true
 	}
-	s.execType(fsm.TypeResume, fsm.Pause{Name: d.spec.Name})
+	s.exec(fsm.Resume{Name: d.spec.Name})
 	s.res.OperatorActions++
 	s.res.DatacenterResumes++
 	s.wake(di, s.now, true)

@@ -203,7 +203,7 @@ func Open(cfg Config) (*Store, error) {
 		meta.Close()
 		return nil, fmt.Errorf("store: last log index: %w", err)
 	}
-	obs := &observer{FSM: f, stamper: stamper, replayed: replayed}
+	obs := &observer{FSM: f, stamper: stamper, replayed: replayed, log: cfg.Logger}
 	has, err := raft.HasExistingState(w, w, snaps)
 	if err != nil {
 		trans.Close()
@@ -253,25 +253,41 @@ func Open(cfg Config) (*Store, error) {
 // ahead of the state's time than the real time elapsed since (see package
 // clock). Entries that were in the log at start (index ≤ replayed) and the
 // snapshot restored at start are replays of the past, not observations.
+//
+// It also reports, once and loudly, a state machine that halted (see
+// fsm.FSM.Halted).
 type observer struct {
 	*fsm.FSM
 	stamper  *clock.Stamper
 	replayed uint64
 	started  atomic.Bool
+	log      *slog.Logger
+	reported atomic.Bool
 }
 
 // Apply implements raft.FSM.
 func (o *observer) Apply(l *raft.Log) any {
 	res := o.FSM.Apply(l)
+	if r, ok := res.(fsm.Result); ok && r.Halted {
+		o.reportHalt()
+	}
 	if l.Index > o.replayed {
 		o.observeNow()
 	}
 	return res
 }
 
+// reportHalt logs the state machine's halt the first time it is met.
+func (o *observer) reportHalt() {
+	if err := o.FSM.Halted(); err != nil && o.reported.CompareAndSwap(false, true) {
+		o.log.Error("STATE MACHINE HALTED: this node applies no more commands and refuses writes until it runs a version that knows the replicated format; upgrade it and restart it (its log is kept)", "err", err)
+	}
+}
+
 // Restore implements raft.FSM.
 func (o *observer) Restore(r io.ReadCloser) error {
 	if err := o.FSM.Restore(r); err != nil {
+		o.reportHalt()
 		return err
 	}
 	if o.started.Load() {
@@ -361,17 +377,30 @@ func (s *Store) Leader() (id, httpAddr string) {
 }
 
 // Ready reports whether the node is part of a quorum with a known leader
-// whose HTTP address it knows (so that it can forward writes).
+// whose HTTP address it knows (so that it can forward writes), and its
+// state machine applies (see Halted).
 func (s *Store) Ready() bool {
+	if s.fsm.Halted() != nil {
+		return false
+	}
 	id, addr := s.Leader()
 	return id != "" && addr != ""
 }
 
+// Halted returns why this node's state machine stopped applying (it met a
+// command or snapshot of a type or format version it does not know, or
+// one it could not decode), or nil. A halted node refuses every write.
+func (s *Store) Halted() error { return s.fsm.Halted() }
+
 // Apply proposes a command on the leader, stamped with the leader's
 // monotonic clock anchored at its term start (see stamp), and returns the
 // state machine's result once the command is committed. On a follower it
-// returns ErrNotLeader.
+// returns ErrNotLeader. On a halted node (see Halted) it returns an error
+// wrapping fsm.ErrHalted and proposes nothing.
 func (s *Store) Apply(ctx context.Context, typ fsm.Type, payload any) (fsm.Result, error) {
+	if err := s.fsm.Halted(); err != nil {
+		return fsm.Result{}, fmt.Errorf("store: %w", err)
+	}
 	if s.raft.State() != raft.Leader {
 		return fsm.Result{}, ErrNotLeader
 	}
@@ -404,6 +433,9 @@ func (s *Store) Apply(ctx context.Context, typ fsm.Type, payload any) (fsm.Resul
 	if !ok {
 		return fsm.Result{}, fmt.Errorf("store: apply %s: unexpected response %T", typ, fut.Response())
 	}
+	if res.Halted {
+		return fsm.Result{}, fmt.Errorf("store: apply %s: %w", typ, s.fsm.Halted())
+	}
 	res.Index = fut.Index()
 	return res, nil
 }
@@ -415,6 +447,9 @@ func (s *Store) WaitApplied(ctx context.Context, index uint64) error {
 	// raft.AppliedIndex moves when an entry is handed to the FSM, not when
 	// it has been applied; the FSM's own index is the one that counts.
 	for s.fsm.Index() < index {
+		if err := s.fsm.Halted(); err != nil {
+			return fmt.Errorf("store: waiting for index %d: %w", index, err)
+		}
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("store: waiting for index %d (applied %d): %w", index, s.fsm.Index(), ctx.Err())
@@ -546,6 +581,15 @@ func (s *Store) leaderLoop() {
 		case <-tick.C:
 		}
 		if !s.IsLeader() {
+			continue
+		}
+		if err := s.fsm.Halted(); err != nil {
+			// A halted leader refuses every write: hand the lead to a
+			// node that can apply the log.
+			s.cfg.Logger.Error("state machine halted: transferring leadership", "err", err)
+			if err := s.raft.LeadershipTransfer().Error(); err != nil {
+				s.cfg.Logger.Warn("leadership transfer", "err", err)
+			}
 			continue
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ApplyTimeout)

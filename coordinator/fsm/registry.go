@@ -1,0 +1,162 @@
+package fsm
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"reflect"
+	"slices"
+)
+
+// The command registry: every command is one Type with one payload type
+// and one entry in registry, which both the Raft path (ApplyCommand, which
+// decodes the log entry) and the typed path (Exec, the fleet simulator's)
+// dispatch through. Adding a command is one line below, plus its Type
+// constant, its payload type and its method on State.
+//
+// Format versions. Commands and snapshots carry the format version they
+// were written in ("v"; absent means 1). A node applies only the versions
+// it knows (1 … FormatVersion) and only the types in its registry; anything
+// else halts its state machine (see FSM.Halted): skipping a command would
+// let this replica drift silently from the others. Version 1 payloads are
+// decoded leniently, as the version 1 code did (unknown fields ignored);
+// from version 2 on a payload must decode strictly (no unknown fields, one
+// JSON value), so a change of a payload's JSON shape needs a new
+// FormatVersion, whose decoding of the older versions stays.
+
+// FormatVersion is the format version of the commands and snapshots this
+// code writes; it reads every version from 1 up to it.
+const FormatVersion = 2
+
+// Format versions.
+const (
+	// FormatV1 is the format before the registry: no version field;
+	// Renew also carried slot releases, Pause resumes, RolloutAction
+	// every rollout action (their JSON shapes are unchanged).
+	FormatV1 = 1
+	// FormatV2 adds the version field and decodes payloads strictly.
+	FormatV2 = 2
+)
+
+// registry lists every command. It is built once and only read.
+var registry = newRegistry(
+	cmd(TypeSetDatacenter, (*State).setDatacenter),
+	cmd(TypePause, (*State).pause),
+	cmd(TypeResume, (*State).resume),
+	cmd(TypeHeartbeat, (*State).heartbeat),
+	cmd(TypeAcquire, (*State).acquire),
+	cmd(TypeRenew, (*State).renew),
+	cmd(TypeRelease, (*State).release),
+	cmd(TypeForceRelease, (*State).forceRelease),
+	cmd(TypeHealth, (*State).health),
+	cmd(TypeTick, (*State).tick),
+	cmd(TypeSetMember, (*State).setMember),
+	cmd(TypeRemoveMember, (*State).removeMember),
+	cmd(TypeAddRelease, (*State).addRelease),
+	cmd(TypePushPolicy, (*State).pushPolicy),
+	cmd(TypeRetirePolicy, (*State).retirePolicy),
+	cmd(TypeStartRollout, (*State).startRollout),
+	cmd(TypePauseRollout, (*State).pauseRollout),
+	cmd(TypeResumeRollout, (*State).resumeRollout),
+	cmd(TypeAbortRollout, (*State).abortRollout),
+	cmd(TypeRemoveHost, (*State).removeHost),
+	cmd(TypeMarkSilent, (*State).markSilent),
+)
+
+// entry is one command of the registry.
+type entry struct {
+	typ     Type
+	payload reflect.Type
+	// decode decodes a payload written in format version v.
+	decode func(raw json.RawMessage, v int) (any, error)
+	// run applies a payload of type payload to the state; s.Now is the
+	// command's time.
+	run func(s *State, p any) Result
+}
+
+// cmd makes the registry entry of command t, whose payload is a P and
+// which run applies.
+func cmd[P any](t Type, run func(*State, P) Result) entry {
+	return entry{
+		typ:     t,
+		payload: reflect.TypeFor[P](),
+		decode: func(raw json.RawMessage, v int) (any, error) {
+			var p P
+			if err := decodePayload(raw, v, &p); err != nil {
+				return nil, err
+			}
+			return p, nil
+		},
+		run: func(s *State, p any) Result { return run(s, p.(P)) },
+	}
+}
+
+// commandSet indexes the registry by type and by payload type.
+type commandSet struct {
+	byType    map[Type]*entry
+	byPayload map[reflect.Type]*entry
+}
+
+// newRegistry indexes entries; a type or payload type listed twice is a
+// programming error.
+func newRegistry(entries ...entry) commandSet {
+	r := commandSet{byType: map[Type]*entry{}, byPayload: map[reflect.Type]*entry{}}
+	for i := range entries {
+		e := &entries[i]
+		if r.byType[e.typ] != nil {
+			panic(fmt.Sprintf("fsm: command type %q registered twice", e.typ))
+		}
+		if o := r.byPayload[e.payload]; o != nil {
+			panic(fmt.Sprintf("fsm: payload %s registered for %q and %q", e.payload, o.typ, e.typ))
+		}
+		r.byType[e.typ], r.byPayload[e.payload] = e, e
+	}
+	return r
+}
+
+// Types returns every registered command type, sorted.
+func Types() []Type {
+	out := make([]Type, 0, len(registry.byType))
+	for t := range registry.byType {
+		out = append(out, t)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// PayloadOf returns a zero payload of command type t (nil when t is not
+// registered): what NewCommand and Exec expect for t.
+func PayloadOf(t Type) any {
+	e := registry.byType[t]
+	if e == nil {
+		return nil
+	}
+	return reflect.Zero(e.payload).Interface()
+}
+
+// decodePayload decodes raw into p as format version v writes it:
+// leniently for version 1, as the version 1 code did (null is the zero
+// payload), strictly from version 2 on (an object, no unknown fields,
+// nothing after it).
+func decodePayload(raw json.RawMessage, v int, p any) error {
+	if len(raw) == 0 {
+		return errors.New("missing payload")
+	}
+	if v == FormatV1 {
+		return json.Unmarshal(raw, p)
+	}
+	if bytes.Equal(bytes.TrimSpace(raw), []byte("null")) {
+		return errors.New("null payload")
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(p); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return errors.New("data after the payload")
+	}
+	return nil
+}

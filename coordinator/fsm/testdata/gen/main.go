@@ -1,0 +1,243 @@
+// Command gen writes a state-machine format fixture: a Raft log covering
+// every command type, encoded exactly as the store proposes it
+// (fsm.NewCommand), the result of each entry, snapshots of the state after
+// entry Mid and after the last one, as the FSM persists them, and the
+// state at both points rendered canonically.
+//
+//	go run ./coordinator/fsm/testdata/gen -out coordinator/fsm/testdata/format-vN
+//
+// where N is fsm.FormatVersion (format-v1 was written by this program as
+// of the commit that added it, before the registry).
+//
+// A fixture is written once, by the code of its format, and committed:
+// the replay test (coordinator/fsm/format_test.go) checks that later code
+// replays it into the same state. Never regenerate an older format's
+// fixture with newer code.
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/kroll-dev/kroll/coordinator/fsm"
+	"github.com/kroll-dev/kroll/pkg/wire"
+)
+
+// Mid is the entry after which the mid-log snapshot is taken.
+const Mid = 30
+
+func ptr[T any](v T) *T { return &v }
+
+type step struct {
+	typ     fsm.Type
+	dt      time.Duration // after the previous step
+	payload any
+}
+
+func scenario() []step {
+	timing := fsm.Timing{Lease: time.Minute, RebootDeadline: 15 * time.Minute, AliveWithin: 30 * time.Second, FleetLockFresh: 10 * time.Minute, ExpireAfter: 2 * time.Hour, MaxHostsPerDC: 50}
+	sig := json.RawMessage(`{"key_id":"k1","sig":"AAAA"}`)
+	hb := func(host, dc string, extra func(*wire.Heartbeat)) fsm.Heartbeat {
+		h := wire.Heartbeat{HostID: host, Datacenter: dc, KernelLine: "lts", Kernel: "6.12.85", Phase: wire.PhaseIdle, BootID: "boot-" + host}
+		if extra != nil {
+			extra(&h)
+		}
+		return fsm.Heartbeat{Heartbeat: h, Timing: timing}
+	}
+	s := []step{
+		{fsm.TypeSetMember, 0, fsm.SetMember{ID: "c1", RaftAddr: "127.0.0.1:7001", HTTPAddr: "127.0.0.1:8001"}},
+		{fsm.TypeSetMember, time.Second, fsm.SetMember{ID: "c2", RaftAddr: "127.0.0.1:7002", HTTPAddr: "127.0.0.1:8002"}},
+		{fsm.TypeTick, time.Second, fsm.Tick{Timing: timing, Term: 2}},
+		{fsm.TypeSetDatacenter, time.Second, fsm.SetDatacenter{Name: "stg", Update: wire.DatacenterUpdate{Tier: ptr(fsm.TierStaging), SlotLimit: ptr(1)}}},
+		{fsm.TypeSetDatacenter, time.Second, fsm.SetDatacenter{Name: "fra", Update: wire.DatacenterUpdate{SlotLimit: ptr(1), MinHealthyPct: ptr(50), FailureBudget: ptr(3)}}},
+		{fsm.TypeSetDatacenter, time.Second, fsm.SetDatacenter{Name: "ams", Update: wire.DatacenterUpdate{SlotPct: ptr(50)}}},
+		{fsm.TypeSetDatacenter, time.Second, fsm.SetDatacenter{Name: "ctl", Update: wire.DatacenterUpdate{Tier: ptr(fsm.TierControl), SlotLimit: ptr(1)}}},
+		// Refused: bad tier.
+		{fsm.TypeSetDatacenter, time.Second, fsm.SetDatacenter{Name: "bad", Update: wire.DatacenterUpdate{Tier: ptr("moon")}}},
+		{fsm.TypeHeartbeat, time.Second, hb("stg-1", "stg", nil)},
+		{fsm.TypeHeartbeat, time.Second, hb("fra-1", "fra", func(h *wire.Heartbeat) { h.GossipAddr = "10.0.0.1:7946" })},
+		{fsm.TypeHeartbeat, time.Second, hb("fra-2", "fra", func(h *wire.Heartbeat) {
+			h.GossipAddr = "10.0.0.2:7946"
+			h.View = &wire.DCView{}
+			h.Policies = []wire.PolicyStatus{{ID: "pol-1", Version: 1, State: wire.PolicyEnforcing}}
+		})},
+		{fsm.TypeHeartbeat, time.Second, hb("fra-3", "fra", nil)},
+		{fsm.TypeHeartbeat, time.Second, hb("ams-1", "ams", nil)},
+		{fsm.TypeHeartbeat, time.Second, hb("ams-2", "ams", nil)},
+		{fsm.TypeHeartbeat, time.Second, hb("ctl-1", "ctl", nil)},
+		// Refused: unknown datacenter.
+		{fsm.TypeHeartbeat, time.Second, hb("nyc-1", "nyc", nil)},
+		{fsm.TypeAddRelease, time.Second, fsm.AddRelease{Release: fsm.Release{ID: "lts-6.12.90", Line: "lts", KernelVersion: "6.12.90", Kind: "kernel",
+			Created: time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC), KeyID: "k1", Manifest: json.RawMessage(`{"kernel":"6.12.90"}`), Signature: sig}}},
+		{fsm.TypePushPolicy, time.Second, fsm.PushPolicy{Policy: fsm.Policy{ID: "pol-1", Version: 1, CVE: "CVE-2026-0001", Kind: "sysctl", Mode: "enforce",
+			Expires: time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC), KeyID: "k1", Document: `{"sysctl":{"a":"1"}}`, Signature: sig}}},
+		{fsm.TypePushPolicy, time.Second, fsm.PushPolicy{Policy: fsm.Policy{ID: "pol-2", Version: 3, Kind: "module", Mode: "audit", Datacenters: []string{"ams"},
+			Expires: time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC), KeyID: "k1", Document: `{"module":"x"}`, Signature: sig}}},
+		// A heartbeat answered with the desired state (policies, limits,
+		// seeds).
+		{fsm.TypeHeartbeat, time.Second, hb("fra-1", "fra", func(h *wire.Heartbeat) { h.GossipAddr = "10.0.0.1:7946" })},
+		{fsm.TypeAcquire, time.Second, fsm.Acquire{Datacenter: "fra", Host: "fra-1", Owner: fsm.OwnerAgent, Timing: timing}},
+		// Refused: the slot limit is reached.
+		{fsm.TypeAcquire, time.Second, fsm.Acquire{Datacenter: "fra", Host: "fra-2", Owner: fsm.OwnerAgent, Timing: timing}},
+		{fsm.TypeRenew, 10 * time.Second, fsm.Renew{Datacenter: "fra", Host: "fra-1", Token: 1, Owner: fsm.OwnerAgent, Timing: timing}},
+		// Refused: stale token.
+		{fsm.TypeRenew, time.Second, fsm.Renew{Datacenter: "fra", Host: "fra-1", Token: 7, Owner: fsm.OwnerAgent, Timing: timing}},
+		{fsm.TypeHealth, 20 * time.Second, fsm.Health{HealthReport: wire.HealthReport{HostID: "fra-1", Datacenter: "fra", Token: 1, Healthy: false, Kernel: "6.12.90", Detail: "oops"}}},
+		{fsm.TypeRelease, time.Second, fsm.SlotRelease{Datacenter: "fra", Host: "fra-1", Token: 1, Owner: fsm.OwnerAgent, Reason: "upgrade failed: rolled back"}},
+		{fsm.TypeHealth, time.Second, fsm.Health{HealthReport: wire.HealthReport{HostID: "fra-1", Datacenter: "fra", Token: 1, Healthy: true, Kernel: "6.12.85"}}},
+		{fsm.TypePause, time.Second, fsm.Pause{Name: "ams", Reason: "network work"}},
+		{fsm.TypeResume, time.Second, fsm.Resume{Name: "ams"}},
+		// Refused: unknown datacenter.
+		{fsm.TypePause, time.Second, fsm.Pause{Name: "nyc"}},
+		// FleetLock: pre-reboot registers the host, steady-state later
+		// confirms it.
+		{fsm.TypeAcquire, time.Second, fsm.Acquire{Datacenter: "ams", Host: "zinc-1", Owner: fsm.OwnerFleetLock, Timing: timing}},
+		{fsm.TypeRelease, time.Minute, fsm.SlotRelease{Datacenter: "ams", Host: "zinc-1", Owner: fsm.OwnerFleetLock}},
+		{fsm.TypeRelease, time.Second, fsm.SlotRelease{Datacenter: "ams", Host: "zinc-1", Owner: fsm.OwnerFleetLock}},
+		{fsm.TypeAcquire, time.Second, fsm.Acquire{Datacenter: "ams", Host: "ams-1", Owner: fsm.OwnerAgent, Timing: timing}},
+		{fsm.TypeForceRelease, time.Second, fsm.ForceRelease{Datacenter: "ams", Host: "ams-1", Reason: "stuck"}},
+		// Refused: holds nothing.
+		{fsm.TypeForceRelease, time.Second, fsm.ForceRelease{Datacenter: "ams", Host: "ams-1"}},
+		{fsm.TypeStartRollout, time.Second, fsm.StartRollout{ID: "ro-1", Release: "lts-6.12.90", Soak: time.Hour, Cycle: 4 * time.Hour}},
+		{fsm.TypeTick, time.Second, fsm.Tick{Timing: timing, Term: 2}},
+		{fsm.TypePauseRollout, time.Second, fsm.PauseRollout{ID: "ro-1", Reason: "looking"}},
+		{fsm.TypeResumeRollout, time.Second, fsm.ResumeRollout{ID: "ro-1"}},
+		{fsm.TypeHeartbeat, time.Second, hb("stg-1", "stg", func(h *wire.Heartbeat) { h.Phase = wire.PhaseHealthy; h.Kernel = "6.12.90" })},
+		{fsm.TypeAbortRollout, time.Second, fsm.AbortRollout{ID: "ro-1", Reason: "bad build"}},
+		// Refused: aborted.
+		{fsm.TypeResumeRollout, time.Second, fsm.ResumeRollout{ID: "ro-1"}},
+		{fsm.TypeStartRollout, time.Second, fsm.StartRollout{ID: "ro-2", Release: "lts-6.12.90", Expedite: true, Reason: "CVE-2026-0001", Waves: []float64{0.5, 1}, Budget: ptr(1)}},
+		{fsm.TypeRetirePolicy, time.Second, fsm.RetirePolicy{ID: "pol-2", Reason: "obsolete"}},
+		// Refused: unknown policy.
+		{fsm.TypeRetirePolicy, time.Second, fsm.RetirePolicy{ID: "pol-9"}},
+		{fsm.TypeHeartbeat, time.Second, hb("fra-1", "fra", nil)},
+		{fsm.TypeHeartbeat, time.Second, hb("fra-2", "fra", nil)},
+		{fsm.TypeHeartbeat, time.Second, hb("fra-3", "fra", nil)},
+		{fsm.TypeAcquire, time.Second, fsm.Acquire{Datacenter: "fra", Host: "fra-3", Owner: fsm.OwnerAgent, Expedite: true, Timing: timing}},
+		// Refused without force; then forced.
+		{fsm.TypeRemoveHost, time.Second, fsm.RemoveHost{Host: "fra-3"}},
+		{fsm.TypeRemoveHost, time.Second, fsm.RemoveHost{Host: "fra-3", Force: true, Reason: "decommissioned"}},
+		{fsm.TypeRemoveHost, time.Second, fsm.RemoveHost{Host: "ams-2", Reason: "gone"}},
+		{fsm.TypeRemoveMember, time.Second, fsm.RemoveMember{ID: "c2"}},
+		// A holder past its reboot deadline is marked lost.
+		{fsm.TypeAcquire, time.Second, fsm.Acquire{Datacenter: "ctl", Host: "ctl-1", Owner: fsm.OwnerAgent, Timing: timing}},
+		{fsm.TypeTick, 16 * time.Minute, fsm.Tick{Timing: timing, Term: 3}},
+		// A tick without timing.
+		{fsm.TypeTick, time.Second, fsm.Tick{}},
+		// Silent hosts expire.
+		{fsm.TypeTick, 3 * time.Hour, fsm.Tick{Timing: timing, Term: 3}},
+	}
+	return s
+}
+
+type sink struct{ bytes.Buffer }
+
+func (s *sink) ID() string    { return "fixture" }
+func (s *sink) Cancel() error { return nil }
+func (s *sink) Close() error  { return nil }
+
+func snapshot(f *fsm.FSM) ([]byte, error) {
+	snap, err := f.Snapshot()
+	if err != nil {
+		return nil, err
+	}
+	var s sink
+	if err := snap.Persist(&s); err != nil {
+		return nil, err
+	}
+	return s.Bytes(), nil
+}
+
+// canonical renders the state as indented JSON (encoding/json sorts map
+// keys).
+func canonical(f *fsm.FSM) ([]byte, error) {
+	var (
+		state []byte
+		err   error
+	)
+	f.View(func(s *fsm.State) { state, err = json.MarshalIndent(s, "", "  ") })
+	return append(state, '\n'), err
+}
+
+func run(out string) error {
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return err
+	}
+	f := fsm.New()
+	now := time.Date(2026, 11, 26, 3, 0, 0, 0, time.UTC)
+	var logBuf, resBuf bytes.Buffer
+	for i, st := range scenario() {
+		now = now.Add(st.dt)
+		data, err := fsm.NewCommand(st.typ, now, st.payload)
+		if err != nil {
+			return err
+		}
+		if bytes.IndexByte(data, '\n') >= 0 {
+			return fmt.Errorf("entry %d has a newline", i+1)
+		}
+		res := f.Apply(&raft.Log{Index: uint64(i + 1), Term: 1, Type: raft.LogCommand, Data: data})
+		r, err := json.Marshal(res)
+		if err != nil {
+			return err
+		}
+		logBuf.Write(data)
+		logBuf.WriteByte('\n')
+		resBuf.Write(r)
+		resBuf.WriteByte('\n')
+		if i+1 == Mid {
+			snap, err := snapshot(f)
+			if err != nil {
+				return err
+			}
+			state, err := canonical(f)
+			if err != nil {
+				return err
+			}
+			if err := os.WriteFile(filepath.Join(out, "snapshot-mid.json"), snap, 0o644); err != nil {
+				return err
+			}
+			if err := os.WriteFile(filepath.Join(out, "state-mid.json"), state, 0o644); err != nil {
+				return err
+			}
+		}
+	}
+	snap, err := snapshot(f)
+	if err != nil {
+		return err
+	}
+	state, err := canonical(f)
+	if err != nil {
+		return err
+	}
+	for name, data := range map[string][]byte{
+		"log.jsonl":     logBuf.Bytes(),
+		"results.jsonl": resBuf.Bytes(),
+		"snapshot.json": snap,
+		"state.json":    state,
+	} {
+		if err := os.WriteFile(filepath.Join(out, name), data, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func main() {
+	out := flag.String("out", "", "fixture directory to write")
+	flag.Parse()
+	if *out == "" {
+		fmt.Fprintln(os.Stderr, "gen: -out is required")
+		os.Exit(2)
+	}
+	if err := run(*out); err != nil {
+		fmt.Fprintln(os.Stderr, "gen:", err)
+		os.Exit(1)
+	}
+}
