@@ -296,15 +296,20 @@ func TestClockLeadershipRegainedOnSteppedNode(t *testing.T) {
 	if err := other.raft.LeadershipTransferToServer(raft.ServerID(l.NodeID()), raft.ServerAddress(c.cfgs[l.NodeID()].RaftAddr)).Error(); err != nil {
 		t.Fatalf("transfer leadership back: %v", err)
 	}
+	// Leadership may flap on a loaded machine: wait until the stepped node
+	// leads and has stamped a command of its term.
 	deadline := time.Now().Add(10 * time.Second)
-	for !l.IsLeader() {
-		if time.Now().After(deadline) {
+	for {
+		if l.IsLeader() {
+			if _, err := l.stamp(); err == nil {
+				break
+			} else if time.Now().After(deadline) {
+				t.Fatalf("regained leadership but cannot stamp: %v", err)
+			}
+		} else if time.Now().After(deadline) {
 			t.Fatal("leadership not regained")
 		}
 		time.Sleep(20 * time.Millisecond)
-	}
-	if _, err := l.stamp(); err != nil {
-		t.Fatal(err)
 	}
 	watchStateTime(t, l, 1500*time.Millisecond, time.Second)
 	clockWantSafe(t, l)
