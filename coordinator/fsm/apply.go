@@ -217,8 +217,13 @@ func (s *State) retirePolicy(p RetirePolicy) Result {
 // the datacenter's gossip pool.
 const maxGossipSeeds = 5
 
+// gossipSeedWithin is how recent a seed's heartbeat must be under the time
+// rule (formats 1 and 2; see State.alive).
+const gossipSeedWithin = 2 * time.Minute
+
 // gossipSeeds returns up to n gossip addresses of other hosts of h's
-// datacenter that are not silent, chosen deterministically
+// datacenter that are alive (State.alive; by time: heard from within
+// gossipSeedWithin), chosen deterministically
 // (replicas must agree) but spread over the hosts by h's id.
 func (s *State) gossipSeeds(h *Host, n int) []string {
 	if h.GossipAddr == "" {
@@ -226,7 +231,7 @@ func (s *State) gossipSeeds(h *Host, n int) []string {
 	}
 	var ids []string
 	for id, o := range s.byDC[h.Datacenter] {
-		if id != h.ID && o.GossipAddr != "" && !o.Silent {
+		if id != h.ID && o.GossipAddr != "" && s.alive(o, s.Now, gossipSeedWithin) {
 			ids = append(ids, id)
 		}
 	}
@@ -296,7 +301,7 @@ func (s *State) addRelease(p AddRelease) Result {
 // hostStatesAndView lists dc's hosts for the scheduler and, in the same
 // pass, the datacenter's gossip view of itself: how many of its hosts its
 // agents see out of service (dead + draining + rebooting), as confirmed by
-// a quorum of the hosts not marked silent that report a view
+// a quorum of the alive hosts (State.alive) that report a view
 // (schedule.Request.ObservedOutOfService; see quorumView). A FleetLock-only
 // host that holds no slot is left out altogether unless it is confirmed
 // (see Host.counts) and heard from within t.FleetLockFresh: a phantom id
@@ -326,13 +331,13 @@ func (s *State) hostStatesAndView(dc *Datacenter, t Timing, requester string) ([
 				break
 			}
 		}
-		counts := !h.FleetLock || (h.counts() && h.alive(s.Now, fresh))
+		counts := !h.FleetLock || (h.counts() && s.alive(h, s.Now, fresh))
 		if !holding && !counts && id != requester {
 			continue
 		}
-		serving := counts && !holding && !h.Unhealthy && !capacity.OutOfService(h.Phase) && h.live(s.Now, fresh)
+		serving := counts && !holding && !h.Unhealthy && !capacity.OutOfService(h.Phase) && s.alive(h, s.Now, h.aliveWindow(t.AliveWithin, fresh))
 		out = append(out, schedule.HostState{ID: id, Holding: holding, Serving: serving})
-		if h.View != nil && !h.FleetLock && !h.Silent {
+		if h.View != nil && !h.FleetLock && s.alive(h, s.Now, t.AliveWithin) {
 			views = append(views, h.View.Dead+h.View.Draining+h.View.Rebooting)
 		}
 	}
@@ -614,10 +619,11 @@ func (s *State) dropHost(h *Host) {
 const expiryScanEvery = time.Minute
 
 // expireHosts removes the hosts, not holding a slot, that were silent for
-// longer than t's ExpireAfter — an agent: marked silent (MarkSilent) that
-// long ago; an unconfirmed FleetLock id: not heard from for longer than
-// its FleetLockFresh — by the command's stamped time (never a follower's
-// clock). A host without any time it was heard from (restored from a
+// longer than t's ExpireAfter — an agent: by flag (State.LivenessByFlag)
+// marked silent (MarkSilent) that long ago, by time (formats 1 and 2) not
+// heard from for that long; an unconfirmed FleetLock id: not heard from
+// for longer than its FleetLockFresh — by the command's stamped time
+// (never a follower's clock). A host without any time it was heard from (restored from a
 // snapshot of an older version) is taken as heard from now.
 func (s *State) expireHosts(t Timing) {
 	after := t.expireAfter()
@@ -640,12 +646,7 @@ func (s *State) expireHosts(t Timing) {
 			// only while fresh.
 			limit = min(after, fresh)
 		}
-		switch {
-		case !h.FleetLock && !s.silentExpired(h, after):
-			// An agent's liveness is soft: it expires only once the leader
-			// marked it silent, ExpireAfter after that.
-			continue
-		case h.FleetLock && s.Now.Sub(h.lastHeard()) <= limit:
+		if since := s.silentSince(h); since.IsZero() || s.Now.Sub(since) <= limit {
 			continue
 		}
 		if dc := s.Datacenters[h.Datacenter]; dc != nil && dc.Slots[h.ID] != nil {
@@ -657,7 +658,7 @@ func (s *State) expireHosts(t Timing) {
 	for _, h := range expired {
 		s.dropHost(h)
 		if h.counts() {
-			s.event("host_expired", h.Datacenter, h.ID, "host expired: silent since %s (longer than %s)", h.SilentSince.Format(time.RFC3339), after)
+			s.event("host_expired", h.Datacenter, h.ID, "host expired: silent since %s (longer than %s)", s.silentSince(h).Format(time.RFC3339), after)
 		} else {
 			s.event("host_expired", h.Datacenter, h.ID, "unconfirmed FleetLock host expired: silent since %s (longer than [fleetlock] fresh_within %s)", h.lastHeard().Format(time.RFC3339), fresh)
 		}

@@ -102,9 +102,13 @@ func TestFormatReplay(t *testing.T) {
 		dir string
 		v   int // the commands' "v" (0: absent)
 		mid int // the entry after which snapshot-mid was taken
+		// more lists the command types of the format's log beyond
+		// format 1's.
+		more []Type
 	}{
-		{"format-v1", 0, 30},
-		{"format-v2", FormatV2, 30},
+		{"format-v1", 0, 30, nil},
+		{"format-v2", FormatV2, 30, nil},
+		{"format-v3", FormatV3, 30, []Type{TypeMarkSilent}},
 	} {
 		t.Run(tc.dir, func(t *testing.T) {
 			dir := filepath.Join("testdata", tc.dir)
@@ -126,9 +130,9 @@ func TestFormatReplay(t *testing.T) {
 					t.Fatalf("a command of version %d in %s: %s", c.V, tc.dir, e)
 				}
 			}
-			for _, typ := range []Type{TypeSetDatacenter, TypePause, TypeResume, TypeHeartbeat, TypeAcquire, TypeRenew, TypeRelease,
+			for _, typ := range append([]Type{TypeSetDatacenter, TypePause, TypeResume, TypeHeartbeat, TypeAcquire, TypeRenew, TypeRelease,
 				TypeForceRelease, TypeHealth, TypeTick, TypeSetMember, TypeRemoveMember, TypeAddRelease, TypePushPolicy,
-				TypeRetirePolicy, TypeStartRollout, TypePauseRollout, TypeResumeRollout, TypeAbortRollout, TypeRemoveHost} {
+				TypeRetirePolicy, TypeStartRollout, TypePauseRollout, TypeResumeRollout, TypeAbortRollout, TypeRemoveHost}, tc.more...) {
 				if !types[typ] {
 					t.Errorf("the fixture's log has no %s command", typ)
 				}

@@ -143,23 +143,34 @@ func (f *FSM) apply(index uint64, data []byte) Result {
 	if e == nil {
 		return f.stop(&HaltError{Index: index, Type: c.Type, Version: v, Reason: "unknown command type"})
 	}
+	if !e.known(v) {
+		// Written by no code of format v: never applied under rules it
+		// was not written for.
+		return f.stop(&HaltError{Index: index, Type: c.Type, Version: v, Reason: fmt.Sprintf("unknown command type in format version %d (it is new in version %d)", v, e.since)})
+	}
 	p, err := e.decode(c.Payload, v)
 	if err != nil {
 		return f.stop(&HaltError{Index: index, Type: c.Type, Version: v, Reason: fmt.Sprintf("undecodable payload: %v", err)})
 	}
-	res := f.run(e, c.Time, p)
+	res := f.run(e, v, c.Time, p)
 	if index != 0 {
 		f.state.Index = index
 	}
 	return res
 }
 
-// run applies a decoded payload at time now (f.mu held).
-func (f *FSM) run(e *entry, now time.Time, p any) Result {
+// run applies a decoded payload of format version v at time now (f.mu
+// held). The first command of FormatV3 or later switches the state to the
+// flag rule of liveness for good (see State.LivenessByFlag), before it
+// runs: a command runs by the rules of its format.
+func (f *FSM) run(e *entry, v int, now time.Time, p any) Result {
 	f.applied++
 	s := f.state
 	if now.After(s.Now) {
 		s.Now = now.UTC()
+	}
+	if v >= FormatV3 {
+		s.LivenessByFlag = true
 	}
 	return e.run(s, p)
 }
@@ -297,7 +308,8 @@ func sortedKeys[V any](m map[string]V) []string {
 // Exec applies a command given as its typed payload at time now, without
 // the JSON encoding of the replicated log: the fleet simulator drives the
 // very state machine the coordinator replicates this way, at the speed of
-// a function call. The payload's type selects the command through the
+// a function call, in the current FormatVersion (its rules). The
+// payload's type selects the command through the
 // same registry as the log's (every command has its own payload type); a
 // payload of no command halts the FSM, as an unknown command in the log
 // does.
@@ -311,7 +323,7 @@ func (f *FSM) Exec(now time.Time, payload any) Result {
 	if e == nil {
 		return f.stop(&HaltError{Version: FormatVersion, Reason: fmt.Sprintf("no command takes a %T payload", payload)})
 	}
-	return f.run(e, now, payload)
+	return f.run(e, FormatVersion, now, payload)
 }
 
 // ExecType is Exec for a payload that must be of command type t.

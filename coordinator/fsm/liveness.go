@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"math"
 	"slices"
 	"time"
 
@@ -14,7 +15,9 @@ import (
 // MarkSilent command the leader proposes, and a silent host's next
 // heartbeat, a durable change, clears the mark. "Alive" in the state
 // machine is therefore !Host.Silent for agents (FleetLock-only hosts, which
-// send no heartbeats, keep their stamped-time freshness rules).
+// send no heartbeats, keep their stamped-time freshness rules) — once the
+// state runs by format 3 (State.LivenessByFlag; see State.alive): a log of
+// formats 1 and 2 replays with their time-based rule.
 
 // TypeMarkSilent marks hosts silent (see MarkSilent).
 const TypeMarkSilent Type = "mark_silent"
@@ -57,14 +60,42 @@ func (s *State) heardAgain(h *Host) {
 	s.event("host_heard", h.Datacenter, h.ID, "host heard from again")
 }
 
-// live reports whether h counts as alive: an agent unless the leader
-// marked it silent; a FleetLock-only host (no heartbeats) when heard from
-// within fresh by the stamped times.
-func (h *Host) live(now time.Time, fresh time.Duration) bool {
-	if h.FleetLock {
-		return h.alive(now, fresh)
+// noLimit, as the window of State.alive, counts any heartbeat age as
+// alive under the time rule: the rollout gates and progress of formats 1
+// and 2 read a zero AliveWithin (a tick without timing) so.
+const noLimit = time.Duration(math.MaxInt64)
+
+// alive is the liveness rule: whether h counts as alive at now. Every
+// liveness decision of the state machine (capacity floor, gossip views
+// and seeds, rollout gates and progress, read views) goes through it, and
+// s.LivenessByFlag, the format in force, selects the rule:
+//
+//   - by flag (FormatV3 on): an agent is alive unless the leader marked it
+//     silent (MarkSilent);
+//   - by time (formats 1 and 2, exactly as their code decided): an agent
+//     is alive when its last applied heartbeat is at most window old by
+//     now (any age when window is noLimit).
+//
+// A FleetLock-only host, which sends no heartbeats, is alive under both
+// rules when heard from (stamped times) within window, which the caller
+// sets to its FleetLock freshness (see Host.aliveWindow).
+func (s *State) alive(h *Host, now time.Time, window time.Duration) bool {
+	switch {
+	case s.LivenessByFlag && !h.FleetLock:
+		return !h.Silent
+	case window == noLimit:
+		return true
 	}
-	return !h.Silent
+	return !h.LastHeartbeat.IsZero() && now.Sub(h.LastHeartbeat) <= window
+}
+
+// gateWindow is the time rule's window of the rollout gates and progress:
+// aliveWithin, or no limit when it is not set (formats 1 and 2).
+func gateWindow(aliveWithin time.Duration) time.Duration {
+	if aliveWithin <= 0 {
+		return noLimit
+	}
+	return aliveWithin
 }
 
 // DurableChange reports why heartbeat hb must go through Raft, or "" when
@@ -168,8 +199,27 @@ func (t Timing) livenessGrace() time.Duration {
 	return max(t.AliveWithin, t.LivenessGrace)
 }
 
-// silentExpired reports whether h is an agent host silent for longer than
-// after (see expireHosts).
-func (s *State) silentExpired(h *Host, after time.Duration) bool {
-	return h.Silent && !h.FleetLock && s.Now.Sub(h.SilentSince) > after
+// graceWindow is how long after the first tick of a leader's term the
+// rollout gates forgive silence: by flag, the liveness grace (the leader
+// marks no host silent as long); by time, t.AliveWithin, as formats 1 and
+// 2 did.
+func (s *State) graceWindow(t Timing) time.Duration {
+	if s.LivenessByFlag {
+		return t.livenessGrace()
+	}
+	return t.AliveWithin
+}
+
+// silentSince is when h went silent, by the rule in force (see
+// State.alive), for host expiry: by flag, when the leader marked an agent
+// silent (zero while it is not: a soft silence never expires it); by time,
+// and for a FleetLock-only host, when it was last heard from.
+func (s *State) silentSince(h *Host) time.Time {
+	if s.LivenessByFlag && !h.FleetLock {
+		if !h.Silent {
+			return time.Time{}
+		}
+		return h.SilentSince
+	}
+	return h.lastHeard()
 }

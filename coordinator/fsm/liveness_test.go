@@ -1,7 +1,9 @@
 package fsm
 
 import (
+	"bytes"
 	"encoding/json"
+	"io"
 	"testing"
 	"time"
 
@@ -262,4 +264,111 @@ func mustJSON(t testing.TB, v any) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// livenessApplyV encodes and applies one command written in format v
+// (FormatV1: no version field), as a node of that format proposed it.
+func livenessApplyV(t testing.TB, f *FSM, v int, typ Type, now time.Time, payload any) Result {
+	t.Helper()
+	raw, err := json.Marshal(payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := Command{Type: typ, V: v, Time: now.UTC(), Payload: raw}
+	if v == FormatV1 {
+		c.V = 0
+	}
+	data, err := json.Marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := f.ApplyCommand(data)
+	if res.Halted || res.Err != nil {
+		t.Fatalf("%s (v%d): %+v (halted: %v)", typ, v, res.Err, f.Halted())
+	}
+	return res
+}
+
+// TestLivenessRuleByFormat: the liveness rule is the format's. A state
+// that only applied commands of formats 1 and 2 decides liveness by time
+// (a host whose last heartbeat is older than AliveWithin is not alive and
+// expires ExpireAfter after it), as their code did; the first command of
+// format 3 switches it, for good, to the flag rule (alive unless marked
+// silent, expiry ExpireAfter after the mark), with no host silent yet.
+func TestLivenessRuleByFormat(t *testing.T) {
+	tm := Timing{Lease: time.Minute, RebootDeadline: 15 * time.Minute, AliveWithin: 30 * time.Second, ExpireAfter: time.Hour}
+	beat := func(host string) Heartbeat {
+		return Heartbeat{Heartbeat: wire.Heartbeat{HostID: host, Datacenter: "fra", KernelLine: "lts", Kernel: "6.12.85", Phase: wire.PhaseIdle}, Timing: tm}
+	}
+	for _, tc := range []struct {
+		name      string
+		v         int  // the format of the commands after the v2 setup
+		byFlag    bool // the rule in force then
+		staleLive bool // h1, last heard 2 minutes ago, counts as alive
+		serving   int
+	}{
+		{"format 1", FormatV1, false, false, 1},
+		{"format 2", FormatV2, false, false, 1},
+		{"format 3", FormatV3, true, true, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := New()
+			livenessApplyV(t, f, FormatV2, TypeSetDatacenter, t0, SetDatacenter{Name: "fra", Update: wire.DatacenterUpdate{SlotLimit: ptr(1)}})
+			livenessApplyV(t, f, FormatV2, TypeHeartbeat, t0, beat("h1"))
+			livenessApplyV(t, f, FormatV2, TypeHeartbeat, t0, beat("h2"))
+			now := t0.Add(2 * time.Minute)
+			livenessApplyV(t, f, tc.v, TypeHeartbeat, now, beat("h2"))
+			livenessApplyV(t, f, tc.v, TypeTick, now, Tick{Timing: tm, Term: 1})
+			check := func(f *FSM, now time.Time, what string) {
+				t.Helper()
+				f.View(func(s *State) {
+					hv, _ := s.HostView("h1", now, tm.AliveWithin)
+					dv, _ := s.DatacenterView("fra", now, tm.AliveWithin)
+					if s.LivenessByFlag != tc.byFlag || hv.Alive != tc.staleLive || dv.Serving != tc.serving || s.Hosts["h1"].Silent {
+						t.Fatalf("%s: by flag %v, h1 alive %v (silent %v), serving %d; want %v, %v, %d",
+							what, s.LivenessByFlag, hv.Alive, s.Hosts["h1"].Silent, dv.Serving, tc.byFlag, tc.staleLive, tc.serving)
+					}
+				})
+			}
+			check(f, now, "switch")
+			// A later command of an older format switches nothing back.
+			now = now.Add(time.Second)
+			livenessApplyV(t, f, FormatV2, TypeTick, now, Tick{Timing: tm, Term: 1})
+			check(f, now, "after a v2 command")
+			// Snapshots keep the rule.
+			var sink memSink
+			snap, err := f.Snapshot()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := snap.Persist(&sink); err != nil {
+				t.Fatal(err)
+			}
+			g := New()
+			if err := g.Restore(io.NopCloser(bytes.NewReader(sink.Bytes()))); err != nil {
+				t.Fatal(err)
+			}
+			check(g, now, "restored")
+			// Expiry: by time both hosts, unheard for longer than
+			// ExpireAfter, go; by flag neither (never marked silent) until
+			// the leader marks h1 silent and ExpireAfter passes after that.
+			now = now.Add(2 * time.Hour)
+			livenessApplyV(t, g, tc.v, TypeTick, now, Tick{Timing: tm, Term: 1})
+			if got, want := hostsCount(g), map[bool]int{false: 0, true: 2}[tc.byFlag]; got != want {
+				t.Fatalf("%d hosts left after 2h of silence, want %d", got, want)
+			}
+			if !tc.byFlag {
+				return
+			}
+			livenessApplyV(t, g, tc.v, TypeMarkSilent, now, MarkSilent{Hosts: []string{"h1"}, Timing: tm})
+			livenessApplyV(t, g, tc.v, TypeHeartbeat, now, beat("h2"))
+			now = now.Add(tm.ExpireAfter + time.Minute)
+			livenessApplyV(t, g, tc.v, TypeTick, now, Tick{Timing: tm, Term: 1})
+			g.View(func(s *State) {
+				if s.Hosts["h1"] != nil || s.Hosts["h2"] == nil {
+					t.Fatalf("h1 kept %v, h2 kept %v: want h1 expired an ExpireAfter after its mark, h2 kept", s.Hosts["h1"] != nil, s.Hosts["h2"] != nil)
+				}
+			})
+		})
+	}
 }

@@ -25,10 +25,23 @@ import (
 // from version 2 on a payload must decode strictly (no unknown fields, one
 // JSON value), so a change of a payload's JSON shape needs a new
 // FormatVersion, whose decoding of the older versions stays.
+//
+// A format version is also a version of the rules: a log written in an
+// older format replays into the very state its own code made. A command
+// introduced by a format (entry.since) is an unknown type in the older
+// ones. Version 3 changes liveness: from the first command of version 3
+// or later a State applies on (State.LivenessByFlag, persisted, never
+// cleared) an agent is alive unless the leader marked it silent with
+// mark_silent (new in version 3), and it expires ExpireAfter after that
+// mark; before it, as in versions 1 and 2, a host is alive while its last
+// applied heartbeat is at most AliveWithin old and expires ExpireAfter
+// after it (State.alive holds both rules). When the flag rule takes over
+// no host is marked silent yet, so every host is alive until the leader
+// marks the silent ones after its liveness grace.
 
 // FormatVersion is the format version of the commands and snapshots this
 // code writes; it reads every version from 1 up to it.
-const FormatVersion = 2
+const FormatVersion = FormatV3
 
 // Format versions.
 const (
@@ -38,6 +51,10 @@ const (
 	FormatV1 = 1
 	// FormatV2 adds the version field and decodes payloads strictly.
 	FormatV2 = 2
+	// FormatV3 is liveness by mark_silent: the mark_silent command, and
+	// the flag rule of liveness (State.LivenessByFlag) from the first
+	// command of version 3 on.
+	FormatV3 = 3
 )
 
 // registry lists every command. It is built once and only read.
@@ -62,13 +79,16 @@ var registry = newRegistry(
 	cmd(TypeResumeRollout, (*State).resumeRollout),
 	cmd(TypeAbortRollout, (*State).abortRollout),
 	cmd(TypeRemoveHost, (*State).removeHost),
-	cmd(TypeMarkSilent, (*State).markSilent),
+	since(FormatV3, cmd(TypeMarkSilent, (*State).markSilent)),
 )
 
 // entry is one command of the registry.
 type entry struct {
 	typ     Type
 	payload reflect.Type
+	// since is the first format version that has the command (0: all);
+	// in an older one its type is unknown.
+	since int
 	// decode decodes a payload written in format version v.
 	decode func(raw json.RawMessage, v int) (any, error)
 	// run applies a payload of type payload to the state; s.Now is the
@@ -92,6 +112,15 @@ func cmd[P any](t Type, run func(*State, P) Result) entry {
 		run: func(s *State, p any) Result { return run(s, p.(P)) },
 	}
 }
+
+// since marks e as introduced by format version v.
+func since(v int, e entry) entry {
+	e.since = v
+	return e
+}
+
+// known reports whether format version v has command e.
+func (e *entry) known(v int) bool { return v >= e.since }
 
 // commandSet indexes the registry by type and by payload type.
 type commandSet struct {

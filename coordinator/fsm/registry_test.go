@@ -45,9 +45,12 @@ func TestHalt(t *testing.T) {
 		name, entry string
 		halts       string // "" = applies
 	}{
-		{"unknown type", `{"type":"mark_silent","v":2,"time":"2026-11-26T03:00:00Z","payload":{"host":"h1"}}`, "unknown command type"},
-		{"unknown type v1", `{"type":"mark_silent","time":"2026-11-26T03:00:00Z","payload":{"host":"h1"}}`, "unknown command type"},
-		{"future version", `{"type":"remove_host","v":3,"time":"2026-11-26T03:00:00Z","payload":{"host":"h1"}}`, "unknown format version 3"},
+		{"unknown type", `{"type":"launch","v":3,"time":"2026-11-26T03:00:00Z","payload":{"host":"h1"}}`, "unknown command type"},
+		{"unknown type v1", `{"type":"launch","time":"2026-11-26T03:00:00Z","payload":{"host":"h1"}}`, "unknown command type"},
+		{"mark_silent in v2 (new in v3)", `{"type":"mark_silent","v":2,"time":"2026-11-26T03:00:00Z","payload":{"hosts":["h1"]}}`, "unknown command type in format version 2"},
+		{"mark_silent in v1 (new in v3)", `{"type":"mark_silent","time":"2026-11-26T03:00:00Z","payload":{"hosts":["h1"]}}`, "unknown command type in format version 1"},
+		{"valid mark_silent v3", `{"type":"mark_silent","v":3,"time":"2026-11-26T03:00:00Z","payload":{"hosts":["h1"],"lease":0,"reboot_deadline":0,"alive_within":0}}`, ""},
+		{"future version", `{"type":"remove_host","v":4,"time":"2026-11-26T03:00:00Z","payload":{"host":"h1"}}`, "unknown format version 4"},
 		{"negative version", `{"type":"remove_host","v":-1,"time":"2026-11-26T03:00:00Z","payload":{"host":"h1"}}`, "unknown format version -1"},
 		{"version not a number", `{"type":"remove_host","v":"2","time":"2026-11-26T03:00:00Z","payload":{"host":"h1"}}`, "undecodable command"},
 		{"not JSON", `remove h1`, "undecodable command"},
@@ -117,7 +120,8 @@ func TestRestoreVersion(t *testing.T) {
 	}{
 		{"v1", `{"hosts":{"h1":{"id":"h1","datacenter":"fra"}},"index":7}`, false},
 		{"v2", `{"v":2,"hosts":{"h1":{"id":"h1","datacenter":"fra"}},"index":7}`, false},
-		{"v3", `{"v":3,"hosts":{"h1":{"id":"h1","datacenter":"fra"}},"index":7}`, true},
+		{"v3", `{"v":3,"hosts":{"h1":{"id":"h1","datacenter":"fra"}},"index":7}`, false},
+		{"v4", `{"v":4,"hosts":{"h1":{"id":"h1","datacenter":"fra"}},"index":7}`, true},
 		{"negative", `{"v":-2,"hosts":{"h1":{"id":"h1","datacenter":"fra"}},"index":7}`, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -152,7 +156,7 @@ func TestNewCommand(t *testing.T) {
 	}{
 		{"typed", TypeRelease, SlotRelease{Datacenter: "fra", Host: "h1", Token: 1, Reason: "done"}, ""},
 		{"raw (forwarded)", TypeRelease, json.RawMessage(`{"datacenter":"fra","host":"h1","token":1}`), ""},
-		{"unknown type", Type("mark_silent"), RemoveHost{Host: "h1"}, "unknown command type"},
+		{"unknown type", Type("launch"), RemoveHost{Host: "h1"}, "unknown command type"},
 		{"payload of another command", TypeRelease, Renew{Datacenter: "fra", Host: "h1", Token: 1}, "takes a fsm.SlotRelease payload"},
 		{"pointer payload", TypeRemoveHost, &RemoveHost{Host: "h1"}, "takes a fsm.RemoveHost payload"},
 		{"nil payload", TypeTick, nil, "takes a fsm.Tick payload"},
@@ -217,7 +221,7 @@ func TestRegistry(t *testing.T) {
 			t.Fatalf("%s: the log and Exec differ: %s / %s", typ, ja, jb)
 		}
 	}
-	if PayloadOf("mark_silent") != nil {
+	if PayloadOf("launch") != nil {
 		t.Fatal("PayloadOf an unknown type")
 	}
 }
@@ -249,12 +253,14 @@ func TestExecHalts(t *testing.T) {
 	}
 }
 
-// TestExecReplaysFixture: the v1 fixture's commands, decoded through the
-// registry and run through Exec (the simulator's path), give the results
-// and the state of the Raft path.
+// TestExecReplaysFixture: the current format's fixture commands, decoded
+// through the registry and run through Exec (the simulator's path, which
+// runs by the current format's rules), give the results and the state of
+// the Raft path.
 func TestExecReplaysFixture(t *testing.T) {
-	log := readLines(t, "testdata/format-v1/log.jsonl")
-	results := readLines(t, "testdata/format-v1/results.jsonl")
+	dir := fmt.Sprintf("testdata/format-v%d/", FormatVersion)
+	log := readLines(t, dir+"log.jsonl")
+	results := readLines(t, dir+"results.jsonl")
 	f := New()
 	for i, data := range log {
 		var c Command
@@ -262,7 +268,10 @@ func TestExecReplaysFixture(t *testing.T) {
 			t.Fatal(err)
 		}
 		e := registry.byType[c.Type]
-		p, err := e.decode(c.Payload, FormatV1)
+		if c.V != FormatVersion {
+			t.Fatalf("entry %d: format %d", i+1, c.V)
+		}
+		p, err := e.decode(c.Payload, c.V)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -272,7 +281,7 @@ func TestExecReplaysFixture(t *testing.T) {
 		}
 	}
 	f.state.Index = uint64(len(log)) // Exec has no Raft index
-	if got, want := canonical(t, f), expectedState(t, "testdata/format-v1/state.json"); got != want {
+	if got, want := canonical(t, f), expectedState(t, dir+"state.json"); got != want {
 		t.Fatalf("state:\n%s\nwant\n%s", got, want)
 	}
 }

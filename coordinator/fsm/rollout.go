@@ -105,16 +105,19 @@ type LeaderGrace struct {
 // unheardThisTerm reports whether no heartbeat of h was applied since the
 // leader grace began. In the grace the leader marks no host silent, so a
 // host that died while there was no leader is not silent yet: such a host
-// holds its wave (it must not pass on liveness nobody checked).
+// holds its wave (it must not pass on liveness nobody checked). Only the
+// flag rule has it (see State.alive): by time such a host is not alive
+// once its heartbeat is older than AliveWithin.
 func (s *State) unheardThisTerm(h *Host) bool {
-	return s.Grace.Term != 0 && h.LastHeartbeat.Before(s.Grace.Since)
+	return s.LivenessByFlag && s.Grace.Term != 0 && h.LastHeartbeat.Before(s.Grace.Since)
 }
 
-// inGrace reports whether silence is forgiven now: within the liveness
-// grace (t.LivenessGrace, at least t.AliveWithin) of the first tick of the
-// leader's term, while the new leader marks no host silent either.
+// inGrace reports whether silence is forgiven now: within the grace
+// window (State.graceWindow: by flag the liveness grace, t.LivenessGrace
+// but at least t.AliveWithin, while the new leader marks no host silent
+// either) of the first tick of the leader's term.
 func (s *State) inGrace(t Timing) bool {
-	return s.Grace.Term != 0 && t.AliveWithin > 0 && s.Now.Sub(s.Grace.Since) <= t.livenessGrace()
+	return s.Grace.Term != 0 && t.AliveWithin > 0 && s.Now.Sub(s.Grace.Since) <= s.graceWindow(t)
 }
 
 // Rejection marks a release rejected for a kernel line: a rollout of it
@@ -439,7 +442,7 @@ func (s *State) progress(r *Rollout, dcs []string, aliveWithin time.Duration, ho
 	wp := WaveProgress{Phases: map[string]int{}}
 	for _, name := range dcs {
 		for _, h := range s.lineHosts(name, r.Line) {
-			alive := !h.Silent
+			alive := s.alive(h, s.Now, gateWindow(aliveWithin))
 			switch {
 			case h.Unhealthy || h.Phase == wire.PhaseFailed:
 				wp.Hosts++
@@ -468,7 +471,7 @@ func (s *State) advanceRollouts(p Tick) {
 	if p.Term != 0 && p.Term != s.Grace.Term {
 		s.Grace = LeaderGrace{Term: p.Term, Since: s.Now}
 		if p.AliveWithin > 0 && s.activeRollouts() {
-			s.event("leader_grace", "", "", "leader term %d: silent hosts fail no rollout gate until %s (they hold their waves)", p.Term, s.Now.Add(p.Timing.livenessGrace()).Format(time.RFC3339))
+			s.event("leader_grace", "", "", "leader term %d: silent hosts fail no rollout gate until %s (they hold their waves)", p.Term, s.Now.Add(s.graceWindow(p.Timing)).Format(time.RFC3339))
 		}
 	}
 	for _, id := range sortedKeys(s.Rollouts) {
@@ -618,7 +621,7 @@ func (s *State) gateFailure(r *Rollout, w *Wave, t Timing) (why string, held boo
 			if dc != nil {
 				sl = dc.Slots[h.ID]
 			}
-			alive := !h.Silent
+			alive := s.alive(h, s.Now, gateWindow(t.AliveWithin))
 			silent := !alive && sl == nil && (soaking || h.Kernel == r.Kernel)
 			held = held || (soaking && (!alive || (grace && s.unheardThisTerm(h))))
 			switch {
@@ -632,6 +635,9 @@ func (s *State) gateFailure(r *Rollout, w *Wave, t Timing) (why string, held boo
 				// Silent since before the leader's term, perhaps only
 				// because there was no leader: wait.
 			case silent:
+				if !s.LivenessByFlag {
+					return fmt.Sprintf("host %s in %s went silent on %s (last heartbeat %s)", h.ID, name, orDefault(h.Kernel, "its kernel"), h.LastHeartbeat.Format(time.RFC3339)), held
+				}
 				return fmt.Sprintf("host %s in %s went silent on %s (marked silent %s)", h.ID, name, orDefault(h.Kernel, "its kernel"), h.SilentSince.Format(time.RFC3339)), held
 			case soaking && h.Kernel != r.Kernel:
 				return fmt.Sprintf("host %s in %s left %s during the soak (now on %s, phase %s)", h.ID, name, r.Kernel, orDefault(h.Kernel, "an unknown kernel"), orDefault(h.Phase, "unknown")), held
@@ -647,7 +653,7 @@ func (s *State) gateHealthy(r *Rollout, w *Wave, t Timing) (int, bool) {
 	n := 0
 	for _, name := range w.Datacenters {
 		for _, h := range s.lineHosts(name, r.Line) {
-			alive := !h.Silent
+			alive := s.alive(h, s.Now, gateWindow(t.AliveWithin))
 			if !alive || h.Unhealthy || h.Kernel != r.Kernel || (h.Phase != wire.PhaseIdle && h.Phase != wire.PhaseHealthy && h.Phase != "") {
 				return n, false
 			}

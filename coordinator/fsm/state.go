@@ -35,6 +35,13 @@ type State struct {
 	FleetLockFresh time.Duration `json:"fleetlock_fresh,omitempty"`
 	// Grace is the leader grace of the rollout gates (see LeaderGrace).
 	Grace LeaderGrace `json:"leader_grace,omitzero"`
+	// LivenessByFlag is the liveness rule in force (see State.alive):
+	// false, the time rule of formats 1 and 2 (a recent heartbeat); true,
+	// the flag rule of FormatV3 (not marked silent). The first command of
+	// format 3 or later applied sets it, before it runs; nothing clears
+	// it. Omitted when false, so a snapshot of formats 1 and 2 restores
+	// the rule it ran by.
+	LivenessByFlag bool `json:"liveness_by_flag,omitempty"`
 
 	// byDC indexes Hosts by datacenter; derived, rebuilt on restore.
 	byDC map[string]map[string]*Host
@@ -246,10 +253,11 @@ const (
 )
 
 // serving reports whether h counts toward its datacenter's capacity floor
-// at time now: alive (not marked silent, or a confirmed FleetLock-only host
-// heard from within fleetLockFresh), not holding a slot, not unhealthy,
-// not in an out-of-service phase.
-func (h *Host) serving(dc *Datacenter, now time.Time, aliveWithin, fleetLockFresh time.Duration) bool {
+// at time now: alive (see State.alive: an agent within aliveWithin or not
+// marked silent, a confirmed FleetLock-only host heard from within
+// fleetLockFresh), not holding a slot, not unhealthy, not in an
+// out-of-service phase.
+func (s *State) serving(h *Host, dc *Datacenter, now time.Time, aliveWithin, fleetLockFresh time.Duration) bool {
 	if dc != nil {
 		if _, holding := dc.Slots[h.ID]; holding {
 			return false
@@ -258,7 +266,7 @@ func (h *Host) serving(dc *Datacenter, now time.Time, aliveWithin, fleetLockFres
 	if h.Unhealthy || capacity.OutOfService(h.Phase) || !h.counts() {
 		return false
 	}
-	return h.live(now, fleetLockFresh)
+	return s.alive(h, now, h.aliveWindow(aliveWithin, fleetLockFresh))
 }
 
 // aliveWindow is how recently h must have been heard from to be alive:
@@ -276,10 +284,6 @@ func (h *Host) lastHeard() time.Time {
 		return h.LastHeartbeat
 	}
 	return h.Registered
-}
-
-func (h *Host) alive(now time.Time, aliveWithin time.Duration) bool {
-	return !h.LastHeartbeat.IsZero() && now.Sub(h.LastHeartbeat) <= aliveWithin
 }
 
 func (s *Slot) wire(dc string) *wire.Slot {

@@ -32,7 +32,7 @@ func (s *State) DatacenterView(name string, now time.Time, aliveWithin time.Dura
 	fresh := Timing{FleetLockFresh: s.FleetLockFresh}.fleetLockFresh()
 	for _, h := range s.byDC[name] {
 		v.Hosts++
-		if h.serving(dc, now, aliveWithin, fresh) {
+		if s.serving(h, dc, now, aliveWithin, fresh) {
 			v.Serving++
 		}
 	}
@@ -47,7 +47,7 @@ func (s *State) DatacenterView(name string, now time.Time, aliveWithin time.Dura
 func (s *State) countedHosts(dc *Datacenter, now time.Time, fresh time.Duration) int {
 	n := 0
 	for id, h := range s.byDC[dc.Name] {
-		if h.FleetLock && (!h.counts() || !h.alive(now, fresh)) && dc.Slots[id] == nil {
+		if h.FleetLock && (!h.counts() || !s.alive(h, now, fresh)) && dc.Slots[id] == nil {
 			continue
 		}
 		n++
@@ -75,7 +75,7 @@ func (s *State) HostView(id string, now time.Time, aliveWithin time.Duration) (w
 	v := wire.Host{
 		ID: h.ID, Datacenter: h.Datacenter, KernelLine: h.KernelLine, Kernel: h.Kernel, Phase: h.Phase,
 		LastHeartbeat: h.LastHeartbeat, Unhealthy: h.Unhealthy,
-		Alive:    h.live(now, Timing{FleetLockFresh: s.FleetLockFresh}.fleetLockFresh()),
+		Alive:    s.alive(h, now, h.aliveWindow(aliveWithin, Timing{FleetLockFresh: s.FleetLockFresh}.fleetLockFresh())),
 		Policies: append([]wire.PolicyStatus(nil), h.Policies...),
 	}
 	if dc != nil {
@@ -195,7 +195,7 @@ func (s *State) PolicyViews(now time.Time, aliveWithin time.Duration) []wire.Pol
 						reported = true
 					}
 				}
-				if !reported && !p.Retired && p.appliesTo(dc) && !h.Silent {
+				if !reported && !p.Retired && p.appliesTo(dc) && s.alive(h, now, aliveWithin) {
 					counts["missing"]++
 				}
 			}

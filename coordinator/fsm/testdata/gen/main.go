@@ -7,7 +7,9 @@
 //	go run ./coordinator/fsm/testdata/gen -out coordinator/fsm/testdata/format-vN
 //
 // where N is fsm.FormatVersion (format-v1 was written by this program as
-// of the commit that added it, before the registry).
+// of the commit that added it, before the registry; format-v2 as of the
+// registry's, before mark_silent: older scenarios lack the commands of
+// later formats).
 //
 // A fixture is written once, by the code of its format, and committed:
 // the replay test (coordinator/fsm/format_test.go) checks that later code
@@ -131,6 +133,12 @@ func scenario() []step {
 		{fsm.TypeTick, 16 * time.Minute, fsm.Tick{Timing: timing, Term: 3}},
 		// A tick without timing.
 		{fsm.TypeTick, time.Second, fsm.Tick{}},
+		// The leader marks hosts silent (format 3): not fra-2, heard
+		// 10s ago, nor the FleetLock-only zinc-1, nor an unknown host.
+		{fsm.TypeHeartbeat, time.Second, hb("fra-2", "fra", nil)},
+		{fsm.TypeMarkSilent, 10 * time.Second, fsm.MarkSilent{Hosts: []string{"stg-1", "fra-1", "fra-2", "ams-1", "ctl-1", "zinc-1", "nyc-9", "stg-1"}, Timing: timing}},
+		// A silent host heard again.
+		{fsm.TypeHeartbeat, time.Second, hb("fra-1", "fra", nil)},
 		// Silent hosts expire.
 		{fsm.TypeTick, 3 * time.Hour, fsm.Tick{Timing: timing, Term: 3}},
 	}
