@@ -323,6 +323,10 @@ func TestDesiredStateOmission(t *testing.T) {
 		if st.push != 0 {
 			retrying(t, st.name, func() error { _, err := op.PushPolicy(ctx, signedLifecyclePolicy(t, st.push)); return err })
 		}
+		// A heartbeat without a durable change is answered from the
+		// receiving node's own state: a follower shows a push once it
+		// has applied it (a commit round after the leader).
+		lifecycleCaughtUp(t, nodes, st.node)
 		sw.cur = st.node
 		var ds *wire.DesiredState
 		retrying(t, st.name, func() (err error) { ds, err = a.Heartbeat(ctx); return err })
@@ -335,6 +339,21 @@ func TestDesiredStateOmission(t *testing.T) {
 		}
 		if got := a.desiredState(); got.DesiredVersion != raw.DesiredVersion || len(got.Policies) != 1 {
 			t.Fatalf("%s: stored desired state %+v", st.name, got)
+		}
+	}
+}
+
+// lifecycleCaughtUp waits (at most 10 s) until nodes[n] has applied the
+// log as far as any node of the cluster has.
+func lifecycleCaughtUp(t *testing.T, nodes []*testcoord.Coordinator, n int) {
+	t.Helper()
+	var want uint64
+	for _, c := range nodes {
+		want = max(want, c.Store.FSM().Index())
+	}
+	for deadline := time.Now().Add(10 * time.Second); nodes[n].Store.FSM().Index() < want; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("node %d applied index %d, not %d, after 10 s", n, nodes[n].Store.FSM().Index(), want)
 		}
 	}
 }

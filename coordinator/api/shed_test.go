@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -63,6 +64,10 @@ func TestHeartbeatDesiredVersion(t *testing.T) {
 		if st.before != nil {
 			st.before()
 		}
+		// A heartbeat without a durable change is answered from the
+		// receiving node's own state: a follower shows a change once it
+		// has applied it (a commit round after the leader).
+		caughtUp(t, st.node, l)
 		send := have
 		if st.send != nil {
 			send = *st.send
@@ -115,6 +120,14 @@ func TestHeartbeatDesiredVersion(t *testing.T) {
 	if err := json.Unmarshal(l.do(t, http.MethodGet, wire.PathHost+"h1", tokRead, nil).body, &raw); err != nil || raw["desired_version"] != nil {
 		t.Fatalf("host h1 %v: %v", raw, err)
 	}
+}
+
+// caughtUp waits (bounded) until node has applied everything the leader
+// applied.
+func caughtUp(t *testing.T, node, leader *clusterNode) {
+	t.Helper()
+	want := leader.store.FSM().Index()
+	waitFor(t, 10*time.Second, fmt.Sprintf("%s applied index %d", node.id, want), func() bool { return node.store.FSM().Index() >= want })
 }
 
 // blockedHeartbeat sends a heartbeat whose body stays open until the

@@ -21,7 +21,7 @@ func TestHaltSurvivesRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustApply(t, l, fsm.TypeHeartbeat, fsm.Heartbeat{Heartbeat: wire.Heartbeat{HostID: "h2", Datacenter: "fra"}})
-	if err := l.ProposeRaw([]byte(`{"type":"mark_silent","v":2,"time":"2030-01-01T00:00:00Z","payload":{}}`)); err != nil {
+	if err := l.ProposeRaw([]byte(`{"type":"drain_region","v":2,"time":"2030-01-01T00:00:00Z","payload":{}}`)); err != nil {
 		t.Fatal(err)
 	}
 	halted := func(s *Store) *fsm.HaltError {
@@ -38,7 +38,7 @@ func TestHaltSurvivesRestart(t *testing.T) {
 	}
 	first := halted(l)
 	index := l.FSM().Index()
-	if first.Type != "mark_silent" || first.Index != index+1 {
+	if first.Type != "drain_region" || first.Index != index+1 {
 		t.Fatalf("halted at %+v with the state at index %d", first, index)
 	}
 	if err := l.Snapshot(); err == nil {

@@ -54,7 +54,7 @@ func TestHaltOnUnknownCommand(t *testing.T) {
 	for _, tc := range []struct {
 		name, entry, reason string
 	}{
-		{"unknown type", `{"type":"mark_silent","v":2,"time":"2030-01-01T00:00:00Z","payload":{"host":"h1"}}`, "unknown command type"},
+		{"unknown type", `{"type":"drain_region","v":2,"time":"2030-01-01T00:00:00Z","payload":{"region":"eu"}}`, "unknown command type"},
 		{"unknown version", `{"type":"tick","v":4,"time":"2030-01-01T00:00:00Z","payload":{}}`, "unknown format version 4"},
 		{"undecodable payload", `{"type":"acquire","v":2,"time":"2030-01-01T00:00:00Z","payload":{"datacenter":7}}`, "undecodable payload"},
 		{"unknown payload field", `{"type":"set_datacenter","v":2,"time":"2030-01-01T00:00:00Z","payload":{"name":"ams","quota":3}}`, "undecodable payload"},

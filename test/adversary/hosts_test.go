@@ -162,7 +162,9 @@ func TestHostsRemoveDecommissioned(t *testing.T) {
 	ctx := hostsCtx(t)
 	hostsSetDC(t, ctx, admin, "fra1", wire.DatacenterUpdate{SlotLimit: hostsPtr(1), MinHealthyPct: hostsPtr(50)})
 	hostsMustBeat(t, ctx, agent, "fra1", "h0", "h1", "old0", "old1")
-	time.Sleep(2500 * time.Millisecond) // old0 and old1 are gone for good
+	// old0 and old1 are gone for good: alive means "not marked silent",
+	// which the leader does after alive_within (and its term's grace).
+	hostsWaitAlive(t, ctx, admin, agent, "fra1", []string{"h0", "h1"}, []string{"old0", "old1"}, 30*time.Second)
 	hostsMustBeat(t, ctx, agent, "fra1", "h0", "h1")
 	_, err := agent.AcquireSlot(ctx, wire.SlotRequest{HostID: "h0", Datacenter: "fra1"})
 	hostsWantErr(t, "acquire with 2 of 4 alive", err, 409, wire.KindCapacityFloor)
@@ -210,6 +212,38 @@ func TestHostsRemoveDecommissioned(t *testing.T) {
 	hostsWantEvents(t, ctx, admin, map[string]int{"host_removed": 3, "slot_force_released": 1})
 }
 
+// hostsWaitAlive keeps the talkers heartbeating (every 250 ms) until the
+// leader has marked every one of silent silent while the talkers stay
+// alive; it fails the test after within.
+func hostsWaitAlive(t *testing.T, ctx context.Context, admin, agent *client.Client, dc string, talkers, silent []string, within time.Duration) {
+	t.Helper()
+	for deadline := time.Now().Add(within); ; time.Sleep(250 * time.Millisecond) {
+		hostsMustBeat(t, ctx, agent, dc, talkers...)
+		hosts, err := admin.Hosts(ctx, dc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		alive := map[string]bool{}
+		for _, h := range hosts {
+			alive[h.ID] = h.Alive
+		}
+		done := true
+		for _, id := range talkers {
+			done = done && alive[id]
+		}
+		for _, id := range silent {
+			a, ok := alive[id]
+			done = done && ok && !a
+		}
+		if done {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %s: alive %v, want %v alive and %v marked silent", within, alive, talkers, silent)
+		}
+	}
+}
+
 // hostsWantEvents checks that at least want[type] events of each type
 // were recorded.
 func hostsWantEvents(t *testing.T, ctx context.Context, admin *client.Client, want map[string]int) {
@@ -231,25 +265,31 @@ func hostsWantEvents(t *testing.T, ctx context.Context, admin *client.Client, wa
 
 // TestHostsExpireSilent: the leader expires a host silent for [hosts]
 // expire_after through a replicated command; the quorum agrees and the
-// host that keeps talking stays.
+// host that keeps talking stays. Expiry counts from the leader marking
+// the host silent (after alive_within and its term's grace), not from its
+// last heartbeat.
 func TestHostsExpireSilent(t *testing.T) {
-	admin, agent := hostsCluster(t, hostsTiming(func(tm *fsm.Timing) { tm.ExpireAfter = 3 * time.Second }))
+	admin, agent := hostsCluster(t, hostsTiming(func(tm *fsm.Timing) {
+		tm.AliveWithin = 2 * time.Second
+		tm.ExpireAfter = 3 * time.Second
+	}))
 	ctx := hostsCtx(t)
 	hostsSetDC(t, ctx, admin, "fra1", wire.DatacenterUpdate{SlotLimit: hostsPtr(1)})
 	hostsMustBeat(t, ctx, agent, "fra1", "talker", "silent")
-	deadline := time.Now().Add(15 * time.Second)
-	for {
+	hostsWaitAlive(t, ctx, admin, agent, "fra1", []string{"talker"}, []string{"silent"}, 30*time.Second)
+	marked := time.Now()
+	const within = 20 * time.Second
+	for deadline := marked.Add(within); ; time.Sleep(500 * time.Millisecond) {
 		hostsMustBeat(t, ctx, agent, "fra1", "talker")
 		ids := hostsIDs(t, ctx, admin, "fra1")
 		if strings.Join(ids, ",") == "talker" {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("hosts %v 15 s after registering with expire_after 3s", ids)
+			t.Fatalf("hosts %v %s after the leader marked silent silent, with expire_after 3s", ids, within)
 		}
-		time.Sleep(500 * time.Millisecond)
 	}
-	hostsWantEvents(t, ctx, admin, map[string]int{"host_expired": 1})
+	hostsWantEvents(t, ctx, admin, map[string]int{"host_silent": 1, "host_expired": 1})
 }
 
 // TestHostsFleetLockPhantoms: with the shared agent token, 90 phantom
