@@ -100,19 +100,24 @@ func StartCluster(t testing.TB, n int, o Options) []*Coordinator {
 	for i := range n {
 		out[i] = startNode(t, o, fmt.Sprintf("c%d", i+1), lns[i], raftAddrs)
 	}
+	// Ready: one leader, and every node knows it and its HTTP address (a
+	// follower that does not yet answers writes with no_leader).
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		leaders := 0
+		leaders, known := 0, 0
 		for _, c := range out {
 			if c.Store.IsLeader() {
 				leaders++
 			}
+			if c.Store.Ready() {
+				known++
+			}
 		}
-		if leaders == 1 {
+		if leaders == 1 && known == len(out) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("testcoord: no leader within 20 s")
+			t.Fatalf("testcoord: no leader known to all %d nodes within 20 s (%d leaders, %d nodes know one)", len(out), leaders, known)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
