@@ -81,6 +81,9 @@ func (s *State) setDatacenter(p SetDatacenter) Result {
 		next.Slots = map[string]*Slot{}
 	}
 	s.Datacenters[p.Name] = &next
+	for id := range s.byDC[p.Name] {
+		s.touch(id)
+	}
 	verb := "updated"
 	if !exists {
 		verb = "created"
@@ -160,6 +163,7 @@ func (s *State) heartbeat(p Heartbeat) Result {
 		// Heard from: a FleetLock-only host counts only while fresh.
 		h.FleetLock = true
 		h.LastHeartbeat = s.Now
+		s.touch(h.ID)
 		return Result{}
 	}
 	h.FleetLock = false
@@ -172,6 +176,7 @@ func (s *State) heartbeat(p Heartbeat) Result {
 	if p.Phase == wire.PhaseHealthy || p.Phase == wire.PhaseIdle {
 		h.Unhealthy = false
 	}
+	s.touch(h.ID)
 	// Answer the host's desired state: the slot it holds and its
 	// datacenter's target release when the host is on that line.
 	return s.desired(h, p.Timing)
@@ -381,14 +386,14 @@ func (s *State) acquire(p Acquire) Result {
 	}
 	var (
 		policy schedule.Policy
-		hosts  []schedule.HostState
+		counts schedule.Counts
 	)
 	req := schedule.Request{Host: p.Host, Expedite: p.Expedite || s.expedited(dc, p.Host), Now: s.Now}
 	if exists {
 		policy = dc.Policy
-		hosts, req.ObservedOutOfService = s.hostStatesAndView(dc, p.Timing, p.Host)
+		counts, req.ObservedOutOfService = s.scheduleInputs(dc, p.Timing, p.Host)
 	}
-	d := schedule.Decide(policy, exists, hosts, req)
+	d := schedule.DecideCounts(policy, exists, counts, req)
 	switch {
 	case d.Reason == schedule.ReasonAlreadyHeld:
 		sl := dc.Slots[p.Host]
@@ -410,6 +415,7 @@ func (s *State) acquire(p Acquire) Result {
 	if h := s.Hosts[p.Host]; h != nil {
 		h.LastToken = sl.Token
 	}
+	s.touch(p.Host)
 	s.event("slot_granted", dc.Name, p.Host, "slot granted to %s (token %d, %s)", p.Host, sl.Token, d.Detail)
 	return Result{Slot: sl.wire(dc.Name), Reason: string(d.Reason)}
 }
@@ -495,6 +501,7 @@ func (s *State) release(p SlotRelease) Result {
 		// real node, from now on part of its datacenter's base.
 		h.FleetLockConfirmed = true
 	}
+	s.touch(p.Host)
 	if p.Reason != "" {
 		s.event("slot_released", dc.Name, p.Host, "slot released by %s (token %d): %s", p.Host, sl.Token, p.Reason)
 	} else {
@@ -523,6 +530,7 @@ func (s *State) forceRelease(p ForceRelease) Result {
 		return refused(wire.KindNotHolder, "%s holds no slot in %s", p.Host, p.Datacenter)
 	}
 	delete(dc.Slots, p.Host)
+	s.touch(p.Host)
 	s.event("slot_force_released", dc.Name, p.Host, "operator released slot of %s (token %d): %s", p.Host, sl.Token, orDefault(p.Reason, "no reason given"))
 	return Result{Slot: sl.wire(dc.Name)}
 }
@@ -537,6 +545,7 @@ func (s *State) health(p Health) Result {
 	if !ok || h.Datacenter != p.Datacenter {
 		return refused(wire.KindNotFound, "host %s is not registered in %s", p.HostID, p.Datacenter)
 	}
+	defer s.touch(h.ID)
 	dc := s.Datacenters[p.Datacenter]
 	var sl *Slot
 	if dc != nil {
@@ -612,6 +621,7 @@ func (s *State) removeHost(p RemoveHost) Result {
 func (s *State) dropHost(h *Host) {
 	delete(s.Hosts, h.ID)
 	delete(s.byDC[h.Datacenter], h.ID)
+	s.touch(h.ID)
 }
 
 // expiryScanEvery is how often Tick looks for silent hosts to expire (more
