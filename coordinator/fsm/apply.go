@@ -3,7 +3,6 @@ package fsm
 import (
 	"bytes"
 	"fmt"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -13,11 +12,26 @@ import (
 	"github.com/kroll-dev/kroll/pkg/wire"
 )
 
-// namePattern constrains datacenter and host ids.
-var namePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$`)
-
-// ValidName reports whether s is a valid datacenter or host id.
-func ValidName(s string) bool { return namePattern.MatchString(s) }
+// ValidName reports whether s is a valid datacenter or host id: 1 to 128
+// bytes of ASCII letters, digits, '.', '_', ':' and '-', starting with a
+// letter or digit (the regular expression
+// ^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$, checked by hand: it is on every
+// command's path).
+func ValidName(s string) bool {
+	if len(s) == 0 || len(s) > 128 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case i > 0 && (c == '.' || c == '_' || c == ':' || c == '-'):
+		default:
+			return false
+		}
+	}
+	return true
+}
 
 func (s *State) setDatacenter(p SetDatacenter) Result {
 	if !ValidName(p.Name) {
