@@ -3,7 +3,6 @@ package fsm
 import (
 	"bytes"
 	"fmt"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -13,11 +12,26 @@ import (
 	"github.com/kroll-dev/kroll/pkg/wire"
 )
 
-// namePattern constrains datacenter and host ids.
-var namePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$`)
-
-// ValidName reports whether s is a valid datacenter or host id.
-func ValidName(s string) bool { return namePattern.MatchString(s) }
+// ValidName reports whether s is a valid datacenter or host id: 1 to 128
+// bytes of ASCII letters, digits, '.', '_', ':' and '-', starting with a
+// letter or digit (the regular expression
+// ^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$, checked by hand: it is on every
+// command's path).
+func ValidName(s string) bool {
+	if len(s) == 0 || len(s) > 128 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case i > 0 && (c == '.' || c == '_' || c == ':' || c == '-'):
+		default:
+			return false
+		}
+	}
+	return true
+}
 
 func (s *State) setDatacenter(p SetDatacenter) Result {
 	if !ValidName(p.Name) {
@@ -81,6 +95,9 @@ func (s *State) setDatacenter(p SetDatacenter) Result {
 		next.Slots = map[string]*Slot{}
 	}
 	s.Datacenters[p.Name] = &next
+	for id := range s.byDC[p.Name] {
+		s.touch(id)
+	}
 	verb := "updated"
 	if !exists {
 		verb = "created"
@@ -160,6 +177,7 @@ func (s *State) heartbeat(p Heartbeat) Result {
 		// Heard from: a FleetLock-only host counts only while fresh.
 		h.FleetLock = true
 		h.LastHeartbeat = s.Now
+		s.touch(h.ID)
 		return Result{}
 	}
 	h.FleetLock = false
@@ -172,6 +190,7 @@ func (s *State) heartbeat(p Heartbeat) Result {
 	if p.Phase == wire.PhaseHealthy || p.Phase == wire.PhaseIdle {
 		h.Unhealthy = false
 	}
+	s.touch(h.ID)
 	// Answer the host's desired state: the slot it holds and its
 	// datacenter's target release when the host is on that line.
 	return s.desired(h, p.Timing)
@@ -381,14 +400,14 @@ func (s *State) acquire(p Acquire) Result {
 	}
 	var (
 		policy schedule.Policy
-		hosts  []schedule.HostState
+		counts schedule.Counts
 	)
 	req := schedule.Request{Host: p.Host, Expedite: p.Expedite || s.expedited(dc, p.Host), Now: s.Now}
 	if exists {
 		policy = dc.Policy
-		hosts, req.ObservedOutOfService = s.hostStatesAndView(dc, p.Timing, p.Host)
+		counts, req.ObservedOutOfService = s.scheduleInputs(dc, p.Timing, p.Host)
 	}
-	d := schedule.Decide(policy, exists, hosts, req)
+	d := schedule.DecideCounts(policy, exists, counts, req)
 	switch {
 	case d.Reason == schedule.ReasonAlreadyHeld:
 		sl := dc.Slots[p.Host]
@@ -410,6 +429,7 @@ func (s *State) acquire(p Acquire) Result {
 	if h := s.Hosts[p.Host]; h != nil {
 		h.LastToken = sl.Token
 	}
+	s.touch(p.Host)
 	s.event("slot_granted", dc.Name, p.Host, "slot granted to %s (token %d, %s)", p.Host, sl.Token, d.Detail)
 	return Result{Slot: sl.wire(dc.Name), Reason: string(d.Reason)}
 }
@@ -495,6 +515,7 @@ func (s *State) release(p SlotRelease) Result {
 		// real node, from now on part of its datacenter's base.
 		h.FleetLockConfirmed = true
 	}
+	s.touch(p.Host)
 	if p.Reason != "" {
 		s.event("slot_released", dc.Name, p.Host, "slot released by %s (token %d): %s", p.Host, sl.Token, p.Reason)
 	} else {
@@ -523,6 +544,7 @@ func (s *State) forceRelease(p ForceRelease) Result {
 		return refused(wire.KindNotHolder, "%s holds no slot in %s", p.Host, p.Datacenter)
 	}
 	delete(dc.Slots, p.Host)
+	s.touch(p.Host)
 	s.event("slot_force_released", dc.Name, p.Host, "operator released slot of %s (token %d): %s", p.Host, sl.Token, orDefault(p.Reason, "no reason given"))
 	return Result{Slot: sl.wire(dc.Name)}
 }
@@ -537,6 +559,7 @@ func (s *State) health(p Health) Result {
 	if !ok || h.Datacenter != p.Datacenter {
 		return refused(wire.KindNotFound, "host %s is not registered in %s", p.HostID, p.Datacenter)
 	}
+	defer s.touch(h.ID)
 	dc := s.Datacenters[p.Datacenter]
 	var sl *Slot
 	if dc != nil {
@@ -612,6 +635,7 @@ func (s *State) removeHost(p RemoveHost) Result {
 func (s *State) dropHost(h *Host) {
 	delete(s.Hosts, h.ID)
 	delete(s.byDC[h.Datacenter], h.ID)
+	s.touch(h.ID)
 }
 
 // expiryScanEvery is how often Tick looks for silent hosts to expire (more

@@ -45,6 +45,11 @@ type State struct {
 
 	// byDC indexes Hosts by datacenter; derived, rebuilt on restore.
 	byDC map[string]map[string]*Host
+	// counts are the scheduler's per-datacenter inputs and marks each
+	// host's contribution to them (see counters.go); derived, rebuilt on
+	// restore.
+	counts map[string]*dcCounts
+	marks  map[string]hostMark
 	// scratch and holderScratch are reused by hostStatesAndView (not
 	// state).
 	scratch       []schedule.HostState
@@ -64,12 +69,13 @@ func (s *State) indexHost(h *Host, old string) {
 	s.byDC[h.Datacenter][h.ID] = h
 }
 
-// reindex rebuilds byDC from Hosts.
+// reindex rebuilds byDC and the counters from Hosts and the slots.
 func (s *State) reindex() {
 	s.byDC = map[string]map[string]*Host{}
 	for _, h := range s.Hosts {
 		s.indexHost(h, "")
 	}
+	s.recount()
 }
 
 // HostsIn returns the hosts registered in datacenter dc (unordered; do not
@@ -215,6 +221,12 @@ func (h *Host) counts() bool { return !h.FleetLock || h.FleetLockConfirmed }
 // registered counts dc's hosts that count toward [hosts] max_per_dc and
 // its unconfirmed FleetLock ids.
 func (s *State) registered(dc string) (counted, unconfirmed int) {
+	return s.registeredFast(dc)
+}
+
+// registeredWalk is registered by walking dc's hosts (the reference the
+// counters are tested against).
+func (s *State) registeredWalk(dc string) (counted, unconfirmed int) {
 	for _, h := range s.byDC[dc] {
 		if h.counts() {
 			counted++
@@ -242,6 +254,8 @@ func newState() *State {
 		Rollouts:    map[string]*Rollout{},
 		NextEventID: 1,
 		byDC:        map[string]map[string]*Host{},
+		counts:      map[string]*dcCounts{},
+		marks:       map[string]hostMark{},
 	}
 }
 

@@ -116,23 +116,58 @@ func Decide(p Policy, exists bool, hosts []HostState, req Request) Decision {
 	if !exists {
 		return deny(ReasonUnknownDC, "datacenter is not registered")
 	}
-	var registered, holders, serving int
-	var found, reqHolding, reqServing bool
+	return DecideCounts(p, true, Count(hosts, req.Host), req)
+}
+
+// Counts is what Decide reads from a datacenter's hosts, summarized: a
+// state machine that maintains it incrementally decides in O(1) with
+// DecideCounts instead of listing every host per request.
+type Counts struct {
+	// Registered is the number of hosts listed (all of them, including
+	// the requester).
+	Registered int
+	// Holders is the number of hosts holding a slot.
+	Holders int
+	// Serving is the number of hosts serving and not holding.
+	Serving int
+	// Found reports that the requester is among the hosts.
+	Found bool
+	// RequesterHolding reports that the requester holds a slot.
+	RequesterHolding bool
+	// RequesterServing reports that the requester serves and does not
+	// hold a slot.
+	RequesterServing bool
+}
+
+// Count summarizes hosts for a request by host, as Decide counts them.
+func Count(hosts []HostState, host string) Counts {
+	var c Counts
 	for _, h := range hosts {
-		registered++
+		c.Registered++
 		isServing := h.Serving && !h.Holding
 		if h.Holding {
-			holders++
+			c.Holders++
 		}
 		if isServing {
-			serving++
+			c.Serving++
 		}
-		if h.ID == req.Host {
-			found = true
-			reqHolding = reqHolding || h.Holding
-			reqServing = reqServing || isServing
+		if h.ID == host {
+			c.Found = true
+			c.RequesterHolding = c.RequesterHolding || h.Holding
+			c.RequesterServing = c.RequesterServing || isServing
 		}
 	}
+	return c
+}
+
+// DecideCounts is Decide on hosts summarized by c (see Count): the same
+// checks in the same order, and the same decision for the same counts.
+func DecideCounts(p Policy, exists bool, c Counts, req Request) Decision {
+	if !exists {
+		return deny(ReasonUnknownDC, "datacenter is not registered")
+	}
+	registered, holders, serving := c.Registered, c.Holders, c.Serving
+	found, reqHolding, reqServing := c.Found, c.RequesterHolding, c.RequesterServing
 	limit := p.Limit(registered)
 
 	if !found {

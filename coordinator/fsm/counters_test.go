@@ -1,0 +1,240 @@
+package fsm
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"regexp"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/kroll-dev/kroll/coordinator/schedule"
+	"github.com/kroll-dev/kroll/pkg/wire"
+)
+
+// TestValidNameMatchesPattern checks the hand-written ValidName against
+// the regular expression it replaces.
+func TestValidNameMatchesPattern(t *testing.T) {
+	re := regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$`)
+	cases := []string{"", "a", "A9", "dc-1", "h.1_2:3-4", "-a", ".a", "_a", ":a", "a b", "a\n", "a/b", "é", "a\x00",
+		string(bytes.Repeat([]byte("a"), 128)), string(bytes.Repeat([]byte("a"), 129))}
+	rng := rand.New(rand.NewPCG(1, 2))
+	alphabet := []byte("aZ09._:-/ \n\x00\xff")
+	for range 20000 {
+		b := make([]byte, rng.IntN(132))
+		for i := range b {
+			b[i] = alphabet[rng.IntN(len(alphabet))]
+		}
+		cases = append(cases, string(b))
+	}
+	for _, c := range cases {
+		if got, want := ValidName(c), re.MatchString(c); got != want {
+			t.Fatalf("ValidName(%q) = %v, the pattern says %v", c, got, want)
+		}
+	}
+}
+
+// countersTiming is the timing of the counters test: short FleetLock
+// freshness and expiry so both happen.
+var countersTiming = Timing{Lease: time.Minute, RebootDeadline: 15 * time.Minute, AliveWithin: 30 * time.Second,
+	FleetLockFresh: 2 * time.Minute, ExpireAfter: 5 * time.Minute}
+
+// TestCountersMatchRecount applies random command sequences, by the typed
+// path (Exec, the simulator's) and by the log's (Apply), and checks after
+// every command that the incrementally maintained scheduler inputs equal
+// a full recomputation and that the decisions read from them equal those
+// from walking every host — and again after a snapshot and restore.
+func TestCountersMatchRecount(t *testing.T) {
+	for _, path := range []string{"exec", "log"} {
+		results := map[string]int{} // successes by command type
+		for seed := uint64(1); seed <= 12; seed++ {
+			t.Run(fmt.Sprintf("%s/seed%d", path, seed), func(t *testing.T) {
+				countersRun(t, path, seed, results)
+			})
+		}
+		for _, k := range []Type{TypeAcquire, TypeRelease, TypeForceRelease, TypeRemoveHost, TypeHealth, TypeMarkSilent} {
+			if results[string(k)] == 0 {
+				t.Fatalf("%s: no %s succeeded: the sequences do not exercise it", path, k)
+			}
+		}
+	}
+}
+
+func countersRun(t *testing.T, path string, seed uint64, results map[string]int) {
+	rng := rand.New(rand.NewPCG(seed, 7))
+	f := New()
+	now := t0
+	do := func(typ Type, p any) Result {
+		var r Result
+		if path == "exec" {
+			r = f.Exec(now, p)
+		} else {
+			r = apply(t, f, typ, now, p)
+		}
+		if r.Err == nil {
+			results[string(typ)]++
+		}
+		return r
+	}
+	dcs := []string{"a", "b", "c", "d"}
+	for _, dc := range dcs[:3] {
+		do(TypeSetDatacenter, SetDatacenter{Name: dc, Update: wire.DatacenterUpdate{SlotLimit: ptr(1 + rng.IntN(4)), MinHealthyPct: ptr(rng.IntN(80))}})
+	}
+	phases := []string{wire.PhaseIdle, wire.PhaseHealthy, wire.PhaseStaged, wire.PhaseDraining, wire.PhaseRebooting, wire.PhaseVerifying, wire.PhaseFailed, wire.PhaseUnhealthy, ""}
+	host := func() string { return fmt.Sprintf("h%d", rng.IntN(24)) }
+	fl := func() string { return fmt.Sprintf("fl%d", rng.IntN(8)) }
+	tokens := map[string]uint64{}
+	for step := range 600 {
+		now = now.Add(time.Duration(rng.IntN(40)) * time.Second)
+		dc := dcs[rng.IntN(len(dcs))]
+		// Mostly name a host in its own datacenter, so that grants,
+		// releases and health reports succeed.
+		hostIn := func(id string) (string, string) {
+			if rng.IntN(5) > 0 {
+				f.View(func(s *State) {
+					if h := s.Hosts[id]; h != nil {
+						dc = h.Datacenter
+					}
+				})
+			}
+			return id, dc
+		}
+		switch rng.IntN(12) {
+		case 0, 1, 2:
+			hb := wire.Heartbeat{HostID: host(), Datacenter: dc, Phase: phases[rng.IntN(len(phases))], Kernel: "6.12"}
+			if rng.IntN(2) == 0 {
+				hb.View = &wire.DCView{Alive: 5, Dead: rng.IntN(4), Draining: rng.IntN(2), Rebooting: rng.IntN(2)}
+			}
+			do(TypeHeartbeat, Heartbeat{Heartbeat: hb, Timing: countersTiming})
+		case 3, 4:
+			owner, id := OwnerAgent, host()
+			if rng.IntN(3) == 0 {
+				owner, id = OwnerFleetLock, fl()
+			}
+			id, dc = hostIn(id)
+			if r := do(TypeAcquire, Acquire{Datacenter: dc, Host: id, Owner: owner, Timing: countersTiming}); r.Err == nil && r.Slot != nil {
+				tokens[id] = r.Slot.Token
+			}
+		case 5:
+			id, owner := host(), OwnerAgent
+			if rng.IntN(2) == 0 {
+				id, owner = fl(), OwnerFleetLock
+			}
+			id, dc = hostIn(id)
+			tok := tokens[id]
+			if owner == OwnerFleetLock {
+				tok = 0
+			}
+			do(TypeRelease, SlotRelease{Datacenter: dc, Host: id, Token: tok, Owner: owner})
+		case 6:
+			id, dc := hostIn(host())
+			do(TypeHealth, Health{HealthReport: wire.HealthReport{HostID: id, Datacenter: dc, Token: tokens[id], Healthy: rng.IntN(2) == 0}})
+		case 7:
+			do(TypeMarkSilent, MarkSilent{Hosts: []string{host(), host(), fl()}, Timing: countersTiming})
+		case 8:
+			do(TypeTick, Tick{Timing: countersTiming})
+		case 9:
+			if rng.IntN(3) == 0 {
+				id, dc := hostIn(host())
+				do(TypeForceRelease, ForceRelease{Datacenter: dc, Host: id, Reason: "test"})
+			} else {
+				do(TypeRemoveHost, RemoveHost{Host: host(), Force: rng.IntN(2) == 0, Reason: "test"})
+			}
+		case 10:
+			do(TypeSetDatacenter, SetDatacenter{Name: dc, Update: wire.DatacenterUpdate{SlotLimit: ptr(1 + rng.IntN(4)), MinHealthyPct: ptr(rng.IntN(90))}})
+		case 11:
+			now = now.Add(time.Duration(rng.IntN(10)) * time.Minute)
+		}
+		f.View(func(s *State) { assertCounters(t, s, fmt.Sprintf("step %d", step)) })
+	}
+	snap, err := f.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink := &memSink{}
+	if err := snap.Persist(sink); err != nil {
+		t.Fatal(err)
+	}
+	g := New()
+	if err := g.Restore(io.NopCloser(bytes.NewReader(sink.Bytes()))); err != nil {
+		t.Fatal(err)
+	}
+	var hosts int
+	g.View(func(s *State) { assertCounters(t, s, "restored"); hosts = len(s.Hosts) })
+	f.View(func(s *State) { compareCounters(t, s.counts, g.state.counts, "restored vs live") })
+	if hosts == 0 {
+		t.Fatal("the sequence left no host: it tests nothing")
+	}
+}
+
+// assertCounters checks s's counters against a recomputation from
+// scratch, and the scheduler inputs, counted hosts and registered hosts
+// read from them against the walks over every host.
+func assertCounters(t *testing.T, s *State, when string) {
+	t.Helper()
+	if !s.LivenessByFlag {
+		t.Fatalf("%s: the test must run by the flag rule", when)
+	}
+	x := &State{Hosts: s.Hosts, Datacenters: s.Datacenters, LivenessByFlag: s.LivenessByFlag}
+	x.reindex()
+	compareCounters(t, s.counts, x.counts, when)
+	fresh := countersTiming.fleetLockFresh()
+	for name, dc := range s.Datacenters {
+		if got, want := s.countedFast(dc, s.Now, fresh), s.countedWalk(dc, s.Now, fresh); got != want {
+			t.Fatalf("%s: %s: counted hosts %d, walk %d", when, name, got, want)
+		}
+		gc, gu := s.registeredFast(name)
+		if wc, wu := s.registeredWalk(name); gc != wc || gu != wu {
+			t.Fatalf("%s: %s: registered %d/%d, walk %d/%d", when, name, gc, gu, wc, wu)
+		}
+		requesters := []string{"nobody"}
+		for id := range s.byDC[name] {
+			requesters = append(requesters, id)
+		}
+		for id := range s.Hosts {
+			requesters = append(requesters, id) // some in other datacenters
+		}
+		for _, req := range requesters {
+			got, gotView := s.scheduleInputs(dc, countersTiming, req)
+			hosts, wantView := s.hostStatesAndView(dc, countersTiming, req)
+			if want := schedule.Count(hosts, req); got != want || gotView != wantView {
+				t.Fatalf("%s: %s, requester %s: inputs %+v view %d, walk %+v view %d", when, name, req, got, gotView, want, wantView)
+			}
+		}
+	}
+}
+
+// compareCounters compares two counter sets, an absent datacenter equal
+// to one with nothing counted.
+func compareCounters(t *testing.T, got, want map[string]*dcCounts, when string) {
+	t.Helper()
+	norm := func(c *dcCounts) string {
+		if c == nil {
+			c = &dcCounts{}
+		}
+		var fl []string
+		for id := range c.fleetLock {
+			fl = append(fl, id)
+		}
+		slices.Sort(fl)
+		var views []string
+		for k, n := range c.views {
+			views = append(views, fmt.Sprintf("%d:%d", k, n))
+		}
+		slices.Sort(views)
+		return fmt.Sprintf("agents=%d holding=%d serving=%d alive=%d reporters=%d views=%v fleetlock=%v",
+			c.agents, c.holding, c.serving, c.alive, c.reporters, views, fl)
+	}
+	for name := range got {
+		if g, w := norm(got[name]), norm(want[name]); g != w {
+			t.Fatalf("%s: counters of %q:\n got  %s\n want %s", when, name, g, w)
+		}
+	}
+	for name := range want {
+		if g, w := norm(got[name]), norm(want[name]); g != w {
+			t.Fatalf("%s: counters of %q:\n got  %s\n want %s", when, name, g, w)
+		}
+	}
+}
