@@ -10,11 +10,16 @@ import (
 
 // heartbeat registers a host or refreshes it, and answers its desired
 // state. A heartbeat that carries no durable change (durableChange) is
-// answered at once from this node's state, without Raft: the node only
+// answered at once from this node's state, without Raft, while the node
+// is current (store.Store.Current: the leader, or a follower that heard
+// from the leader recently): the node only
 // records in memory that it heard the host (the leader aggregates those
 // records, see store.Heard). One that does goes through Raft; the handler
 // waits for the local apply then, so the host is readable on this node
-// when the agent gets its answer.
+// when the agent gets its answer. A node that is not current (cut off
+// from the majority, no leader) takes the Raft path too and so answers
+// 503 no_leader: its agents move to another node instead of living on
+// its stale state (a policy push would not reach them).
 func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request, id Identity) {
 	hb, rerr := decode(r, false, validateHeartbeat)
 	if rerr != nil {
@@ -34,6 +39,7 @@ func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request, id Identity) 
 		res   fsm.Result
 		local bool
 	)
+	current := s.cfg.Store.Current()
 	s.cfg.Store.FSM().View(func(st *fsm.State) {
 		if hb.View != nil {
 			registered := len(st.HostsIn(hb.Datacenter))
@@ -43,7 +49,7 @@ func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request, id Identity) 
 			v := clampView(*hb.View, registered)
 			hb.View = &v
 		}
-		if why = durableChange(st, hb); why == "" {
+		if why = durableChange(st, hb); why == "" && current {
 			res, local = st.HeartbeatAnswer(hb.HostID, timing)
 		}
 	})

@@ -32,6 +32,9 @@ type Store interface {
 	IsLeader() bool
 	Leader() (id, httpAddr string)
 	Ready() bool
+	// Current reports whether this node is part of a quorum with a
+	// leader it heard from recently (see store.Store.Current).
+	Current() bool
 	Members() ([]wire.Member, error)
 	WaitApplied(ctx context.Context, index uint64) error
 	Join(ctx context.Context, req wire.JoinRequest) error

@@ -387,6 +387,31 @@ func (s *Store) Ready() bool {
 	return id != "" && addr != ""
 }
 
+// Current reports whether this node may answer from its own state as
+// the cluster's: its state machine applies (see Halted), and it is the
+// leader (which steps down when it loses contact with a quorum for its
+// leader lease), or a follower that knows the leader and heard from it
+// within the Raft heartbeat timeout (after which it would start an
+// election itself). A node cut off from the majority, a candidate, or a
+// follower whose leader went quiet is not current.
+func (s *Store) Current() bool {
+	if s.fsm.Halted() != nil {
+		return false
+	}
+	switch s.raft.State() {
+	case raft.Leader:
+		return true
+	case raft.Follower:
+		if _, lid := s.raft.LeaderWithID(); lid == "" {
+			return false
+		}
+		last := s.raft.LastContact()
+		return !last.IsZero() && time.Since(last) <= s.cfg.HeartbeatTimeout
+	default:
+		return false
+	}
+}
+
 // Halted returns why this node's state machine stopped applying (it met a
 // command or snapshot of a type or format version it does not know, or
 // one it could not decode), or nil. A halted node refuses every write.

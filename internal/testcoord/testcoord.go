@@ -65,6 +65,11 @@ type Coordinator struct {
 	Store  *store.Store
 	// Stop shuts the coordinator down before the test ends (idempotent).
 	Stop func()
+
+	// How the node was started, for Restart.
+	opts    Options
+	dataDir string
+	peers   map[string]string
 }
 
 // PeerToken authenticates forwarding between the nodes of a test cluster.
@@ -98,7 +103,7 @@ func StartCluster(t testing.TB, n int, o Options) []*Coordinator {
 	}
 	out := make([]*Coordinator, n)
 	for i := range n {
-		out[i] = startNode(t, o, fmt.Sprintf("c%d", i+1), lns[i], raftAddrs)
+		out[i] = startNode(t, o, fmt.Sprintf("c%d", i+1), lns[i], t.TempDir(), raftAddrs)
 	}
 	// Ready: one leader, and every node knows it and its HTTP address (a
 	// follower that does not yet answers writes with no_leader).
@@ -124,8 +129,32 @@ func StartCluster(t testing.TB, n int, o Options) []*Coordinator {
 	return out
 }
 
-func startNode(t testing.TB, o Options, id string, ln net.Listener, peers map[string]string) *Coordinator {
+// Restart starts a stopped coordinator again with its data directory,
+// node id, Raft and HTTP addresses (a crashed node coming back): its
+// fields then describe the new process. The caller stops it first (Stop)
+// and calls Restart from the test's goroutine only.
+func (c *Coordinator) Restart(t testing.TB) {
 	t.Helper()
+	c.Stop()
+	httpAddr := net.JoinHostPort("127.0.0.1", c.Port)
+	var ln net.Listener
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var err error
+		if ln, err = net.Listen("tcp", httpAddr); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("testcoord: restart %s: listen on %s again: %v", c.ID, httpAddr, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	*c = *startNode(t, c.opts, c.ID, ln, c.dataDir, c.peers)
+}
+
+func startNode(t testing.TB, o Options, id string, ln net.Listener, dataDir string, peers map[string]string) *Coordinator {
+	t.Helper()
+	saved := o
 	raftAddr := peers[id]
 	var err error
 	if o.Timing == (fsm.Timing{}) {
@@ -148,7 +177,7 @@ func startNode(t testing.TB, o Options, id string, ln net.Listener, peers map[st
 		peerTLS = o.CA.MutualTLS(nodeCert)
 	}
 	st, err := store.Open(store.Config{
-		NodeID: id, DataDir: t.TempDir(), RaftAddr: raftAddr, HTTPAddr: ln.Addr().String(),
+		NodeID: id, DataDir: dataDir, RaftAddr: raftAddr, HTTPAddr: ln.Addr().String(),
 		Peers: peers, Timing: o.Timing, TickInterval: o.TickInterval, HeartbeatInterval: o.HeartbeatInterval, LivenessInterval: o.LivenessInterval, Logger: quiet, TLS: peerTLS, PeerToken: PeerToken, Clock: o.Clocks[id],
 		HeartbeatTimeout: 300 * time.Millisecond, ElectionTimeout: 300 * time.Millisecond, LeaderLeaseTimeout: 300 * time.Millisecond,
 	})
@@ -173,11 +202,10 @@ func startNode(t testing.TB, o Options, id string, ln net.Listener, peers map[st
 	}
 	h := api.New(acfg)
 	actx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
 	go h.Announce(actx, fsm.SetMember{ID: id, RaftAddr: raftAddr, HTTPAddr: ln.Addr().String()})
 	go h.ForwardLiveness(actx, o.LivenessInterval)
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, ErrorLog: slog.NewLogLogger(quiet.Handler(), slog.LevelWarn)}
-	c := &Coordinator{Store: st, ID: id, RaftAddr: raftAddr}
+	c := &Coordinator{Store: st, ID: id, RaftAddr: raftAddr, opts: saved, dataDir: dataDir, peers: peers}
 	_, c.Port, _ = net.SplitHostPort(ln.Addr().String())
 	opts := client.Options{Token: OperatorToken}
 	if o.CA != nil {
@@ -190,7 +218,7 @@ func startNode(t testing.TB, o Options, id string, ln net.Listener, peers map[st
 		c.URL = "http://" + ln.Addr().String()
 	}
 	var once sync.Once
-	c.Stop = func() { once.Do(func() { srv.Close(); st.Close() }) }
+	c.Stop = func() { once.Do(func() { cancel(); srv.Close(); st.Close() }) }
 	t.Cleanup(c.Stop)
 	c.Client, err = client.New(c.URL, opts)
 	if err != nil {

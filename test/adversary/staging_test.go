@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kroll-dev/kroll/coordinator/clock"
 	"github.com/kroll-dev/kroll/coordinator/fsm"
 	"github.com/kroll-dev/kroll/internal/testcoord"
 	"github.com/kroll-dev/kroll/pkg/client"
@@ -69,6 +68,8 @@ type stagingAgent struct {
 	phase   string
 	silent  bool
 	offered bool
+	// beats and failed count the heartbeats sent and those that failed.
+	beats, failed int
 }
 
 func (a *stagingAgent) set(kernel, phase string) {
@@ -101,7 +102,9 @@ func (a *stagingAgent) beat(ctx context.Context) error {
 	ds, err := a.c.Heartbeat(ctx, hb)
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	a.beats++
 	if err != nil {
+		a.failed++
 		return err
 	}
 	if ds.Release != nil && ds.Release.ID == stagingRelease {
@@ -384,32 +387,69 @@ func gatesSpeak(a *stagingAgent) {
 	a.silent = false
 }
 
+// stagingBeats returns how many heartbeats a sent and how many failed.
+func (a *stagingAgent) stagingBeats() (beats, failed int) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.beats, a.failed
+}
+
+// stagingEvents returns the events of type typ the coordinator behind c
+// keeps.
+func stagingEvents(ctx context.Context, t *testing.T, c *client.Client, typ string) []wire.Event {
+	t.Helper()
+	var out []wire.Event
+	var since uint64
+	for {
+		evs, err := c.Events(ctx, since, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range evs {
+			if e.Type == typ {
+				out = append(out, e)
+			}
+			since = e.ID
+		}
+		if len(evs) < 1000 {
+			return out
+		}
+	}
+}
+
 // TestStagingGateSurvivesCoordinatorOutage (review item 3 of issue 12): a
 // coordinator outage longer than alive_within must not fail a soaking
-// staging wave. The leader of a 3-node quorum dies while the staging
-// hosts cannot reach any coordinator; the survivors' clocks are 20 minutes
-// ahead (a long outage: the new leader's stamps jump 20 minutes), so at
-// the new leader's first tick every staging host looks silent for 20
-// minutes.
-// Within the grace after the term change that fails nothing; once the
-// hosts heartbeat again the wave soaks on. Silence after the grace still
-// fails it.
+// staging wave, nor let it pass on liveness nobody checked. Two of the
+// three nodes stop (no quorum) for longer than alive_within while the
+// agents keep heartbeating the survivor, which answers 503 (no leader);
+// the soak ends during the outage. Then one node comes back: a new leader,
+// and the agents return a few seconds later (their retry backoff). Within
+// the new leader's liveness grace no host is marked silent and the wave
+// neither fails nor passes (every host is unheard this term); after the
+// grace, with every host heard, it passes. A host that then really stays
+// silent is marked silent and fails the rollout.
 func TestStagingGateSurvivesCoordinatorOutage(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	const aliveWithin = 8 * time.Second
+	const (
+		aliveWithin = 8 * time.Second
+		// grace is the leader's liveness grace: max(alive_within, three
+		// heartbeat intervals of 2 s).
+		grace = aliveWithin
+		soak  = 6 * time.Second
+		// outage is how long no quorum runs: longer than alive_within
+		// and than the soak.
+		outage = aliveWithin + 4*time.Second
+		// backoff is how long the agents take to get through once the
+		// quorum is back: well within the grace.
+		backoff = 3 * time.Second
+	)
 	pub, req := stagingSignedRelease(t)
-	clocks := map[string]clock.Clock{}
-	stepped := map[string]*clock.Stepped{}
-	for _, id := range []string{"c1", "c2", "c3"} {
-		stepped[id] = clock.NewStepped()
-		clocks[id] = stepped[id]
-	}
 	nodes := testcoord.StartCluster(t, 3, testcoord.Options{
-		ReleaseKeys: []ed25519.PublicKey{pub}, Clocks: clocks,
-		Timing: fsm.Timing{Lease: 2 * time.Second, RebootDeadline: 30 * time.Second, AliveWithin: aliveWithin},
+		ReleaseKeys: []ed25519.PublicKey{pub},
+		Timing:      fsm.Timing{Lease: 2 * time.Second, RebootDeadline: 30 * time.Second, AliveWithin: aliveWithin},
 	})
-	var old, survivor *testcoord.Coordinator
+	var old *testcoord.Coordinator
 	stagingWaitFor(t, "a leader", 20*time.Second, func() bool {
 		for _, n := range nodes {
 			if n.Store.IsLeader() {
@@ -418,10 +458,16 @@ func TestStagingGateSurvivesCoordinatorOutage(t *testing.T) {
 		}
 		return old != nil
 	})
+	// survivor is a follower that keeps running; the leader and the
+	// other follower stop.
+	var survivor, other *testcoord.Coordinator
 	for _, n := range nodes {
-		if n != old {
+		switch {
+		case n == old:
+		case survivor == nil:
 			survivor = n
-			break
+		default:
+			other = n
 		}
 	}
 	op := survivor.Client
@@ -442,7 +488,7 @@ func TestStagingGateSurvivesCoordinatorOutage(t *testing.T) {
 	}
 	agents := map[string]*stagingAgent{}
 	for _, h := range []struct{ id, dc string }{{"stg1-a", "stg1"}, {"stg1-b", "stg1"}, {"e1-a", "e1"}} {
-		c, err := client.New(survivor.URL, client.Options{Token: testcoord.AgentToken})
+		c, err := client.New(survivor.URL, client.Options{Token: testcoord.AgentToken, Timeout: time.Second})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -454,14 +500,18 @@ func TestStagingGateSurvivesCoordinatorOutage(t *testing.T) {
 		go a.run(ctx)
 	}
 	if err := stagingCall(func() error {
-		_, err := op.StartRollout(ctx, wire.RolloutStartRequest{Release: stagingRelease, SoakSeconds: 3600})
+		_, err := op.StartRollout(ctx, wire.RolloutStartRequest{Release: stagingRelease, SoakSeconds: int64(soak / time.Second)})
 		return err
 	}); err != nil {
 		t.Fatal(err)
 	}
 	rollout := func() *wire.Rollout {
-		r, err := survivor.Client.Rollout(ctx, stagingRelease)
-		if err != nil {
+		var r *wire.Rollout
+		if err := stagingCall(func() error {
+			var err error
+			r, err = survivor.Client.Rollout(ctx, stagingRelease)
+			return err
+		}); err != nil {
 			t.Fatal(err)
 		}
 		return r
@@ -473,46 +523,93 @@ func TestStagingGateSurvivesCoordinatorOutage(t *testing.T) {
 		return !rollout().Waves[0].Completed.IsZero()
 	})
 
-	// The outage: no host gets through, the leader dies, and the
-	// survivors' clocks say 20 minutes went by (of the hour's soak).
+	// The outage: no quorum for longer than alive_within (and the soak).
+	// The agents keep heartbeating the survivor, which has no leader: it
+	// must not answer them from its state.
+	old.Stop()
+	other.Stop()
+	stagingWaitFor(t, "the survivor to lose its leader", 10*time.Second, func() bool {
+		id, _ := survivor.Store.Leader()
+		return id == ""
+	})
+	before := map[string][2]int{}
+	for id, a := range agents {
+		b, f := a.stagingBeats()
+		before[id] = [2]int{b, f}
+	}
+	time.Sleep(outage)
+	for id, a := range agents {
+		b, f := a.stagingBeats()
+		sent, failed := b-before[id][0], f-before[id][1]
+		if sent < 5 || failed != sent {
+			t.Fatalf("%s during the outage: %d of %d heartbeats answered, want all %d refused (no leader)", id, sent-failed, sent, sent)
+		}
+	}
+	if r := rollout(); r.State != fsm.RolloutRunning || !r.Waves[0].Passed.IsZero() {
+		t.Fatalf("during the outage: rollout %s (%q), staging passed %v", r.State, r.PauseReason, r.Waves[0].Passed)
+	}
+
+	// The quorum comes back (the other follower restarts on its data);
+	// the agents take a few seconds to get through.
 	for _, a := range agents {
 		a.hush()
 	}
-	for id, c := range stepped {
-		if id != old.Store.NodeID() {
-			c.Step(20 * time.Minute)
-		}
-	}
-	old.Stop()
+	other.Restart(t)
 	var leader *testcoord.Coordinator
 	stagingWaitFor(t, "a new leader", 20*time.Second, func() bool {
-		for _, n := range nodes {
-			if n != old && n.Store.IsLeader() {
+		for _, n := range []*testcoord.Coordinator{survivor, other} {
+			if n.Store.IsLeader() {
 				leader = n
 			}
 		}
 		return leader != nil
 	})
-	// The new leader's first ticks find every staging host silent for 20
-	// minutes.
-	time.Sleep(2 * time.Second)
+	back := time.Now()
+	time.Sleep(backoff)
 	for _, a := range agents {
 		gatesSpeak(a)
 	}
-	deadline := time.Now().Add(2 * aliveWithin)
-	for time.Now().Before(deadline) {
-		if r := rollout(); r.State != "running" || !r.Waves[0].Passed.IsZero() {
-			t.Fatalf("after the outage: rollout %s (%q), staging passed %v; want running, soaking", r.State, r.PauseReason, r.Waves[0].Passed)
+	// Within the grace (a margin short of it): no host marked silent, the
+	// wave neither fails nor passes, though its soak is over.
+	for time.Since(back) < grace-time.Second {
+		if r := rollout(); r.State != fsm.RolloutRunning || !r.Waves[0].Passed.IsZero() {
+			t.Fatalf("%s after the new leader: rollout %s (%q), staging passed %v; want running, held (every host unheard this term)",
+				time.Since(back).Round(time.Millisecond), r.State, r.PauseReason, r.Waves[0].Passed)
+		}
+		if evs := stagingEvents(ctx, t, survivor.Client, "host_silent"); len(evs) != 0 {
+			t.Fatalf("%s after the new leader: hosts marked silent within its grace: %+v", time.Since(back).Round(time.Millisecond), evs)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	// Past the grace, silence fails the wave again.
+	// After the grace, with every host heard, the wave passes: after its
+	// soak and after the grace began.
+	stagingWaitFor(t, "the staging wave passed", 4*grace, func() bool { return !rollout().Waves[0].Passed.IsZero() })
+	r := rollout()
+	if r.State != fsm.RolloutRunning {
+		t.Fatalf("rollout %s (%q) after the staging wave passed", r.State, r.PauseReason)
+	}
+	w := r.Waves[0]
+	if w.Passed.Sub(w.Completed) < soak {
+		t.Fatalf("staging passed %s after it completed, within its %s soak", w.Passed.Sub(w.Completed), soak)
+	}
+	graces := stagingEvents(ctx, t, survivor.Client, "leader_grace")
+	if len(graces) == 0 {
+		t.Fatal("no leader_grace event for the new leader's term")
+	}
+	if since := graces[len(graces)-1].Time; w.Passed.Before(since.Add(grace)) {
+		t.Fatalf("staging passed %s, within the grace that began %s: the hosts were not heard this term", w.Passed, since)
+	}
+	if evs := stagingEvents(ctx, t, survivor.Client, "host_silent"); len(evs) != 0 {
+		t.Fatalf("hosts marked silent though every host heartbeats: %+v", evs)
+	}
+	// A host that really stays silent is marked silent after alive_within
+	// and fails the rollout.
 	agents["stg1-b"].hush()
 	stagingWaitFor(t, "the rollout failed by the silent stg1-b", 4*aliveWithin, func() bool {
 		r := rollout()
-		return r.State == "failed" && strings.Contains(r.PauseReason, "stg1-b")
+		return r.State == fsm.RolloutFailed && strings.Contains(r.PauseReason, "stg1-b")
 	})
-	if agents["e1-a"].wasOffered() {
-		t.Fatal("the canary was offered the release")
+	if evs := stagingEvents(ctx, t, survivor.Client, "host_silent"); len(evs) != 1 || evs[0].Host != "stg1-b" {
+		t.Fatalf("host_silent events %+v, want stg1-b only", evs)
 	}
 }
