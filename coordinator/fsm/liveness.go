@@ -27,8 +27,15 @@ const TypeMarkSilent Type = "mark_silent"
 // than its liveness grace. A host whose last proposed heartbeat is more
 // recent than AliveWithin by the command's time is left alone (it was
 // heard), as are unknown, FleetLock-only and already silent hosts.
+//
+// Term, when set, is the leader's term, and the command is the leader's
+// first liveness pass after the grace of that term: it settles the term's
+// liveness (State.LivenessSettled). Until then a host not heard in the
+// term holds a soaking wave even after the gates' grace (see
+// State.unsettled): the wave must not pass on liveness nobody checked.
 type MarkSilent struct {
 	Hosts []string `json:"hosts"`
+	Term  uint64   `json:"term,omitempty"`
 	Timing
 }
 
@@ -49,7 +56,17 @@ func (s *State) markSilent(p MarkSilent) Result {
 		s.touch(h.ID)
 		s.event("host_silent", h.Datacenter, h.ID, "host silent: not heard from for %s (last proposed heartbeat %s)", p.AliveWithin, h.LastHeartbeat.Format(time.RFC3339))
 	}
+	if p.Term > s.LivenessSettled {
+		s.LivenessSettled = p.Term
+	}
 	return Result{}
+}
+
+// unsettled reports whether the leader of the current grace term has not
+// yet made its first liveness pass after its grace (MarkSilent.Term): a
+// host not heard in the term may be dead without being marked silent.
+func (s *State) unsettled() bool {
+	return s.LivenessByFlag && s.Grace.Term != 0 && s.LivenessSettled < s.Grace.Term
 }
 
 // heardAgain clears h's silent mark (a heartbeat applied).

@@ -45,6 +45,19 @@ func leaderMarksSilent(t testing.TB, f *FSM, now time.Time, term uint64) {
 	})
 	if !grace {
 		markStale(t, f, now)
+		// The term's first pass after the grace settles it, as the
+		// store's leader does.
+		var settle uint64
+		f.View(func(s *State) {
+			if s.Grace.Term != 0 && s.LivenessSettled < s.Grace.Term {
+				settle = s.Grace.Term
+			}
+		})
+		if settle != 0 {
+			if r := apply(t, f, TypeMarkSilent, now, MarkSilent{Term: settle, Timing: timing}); r.Err != nil {
+				t.Fatal(r.Err)
+			}
+		}
 	}
 }
 
@@ -254,6 +267,41 @@ func TestLivenessGraceHoldsWaves(t *testing.T) {
 	}
 	if r := rollout(f, "ro"); r.State != RolloutRunning {
 		t.Fatalf("rollout %s", r.State)
+	}
+}
+
+// TestLivenessSettleHoldsWaves: between the end of the gates' grace and
+// the new leader's first liveness pass after its own grace, a host not
+// heard in the term is neither marked silent nor vouched for: a soaking
+// wave must not pass on it. The leader's settling pass (MarkSilent.Term)
+// vouches for every host it did not mark.
+func TestLivenessSettleHoldsWaves(t *testing.T) {
+	f := gateFleet(t, nil)
+	end := gateStagingHealthy(t, f)
+	at := end.Add(time.Minute)
+	apply(t, f, TypeTick, at, Tick{Timing: timing, Term: 7})
+	// Past the grace: no heartbeat was applied this term (unchanged ones
+	// are answered off the log) and the leader has not made its pass yet.
+	at = at.Add(timing.livenessGrace() + time.Second)
+	apply(t, f, TypeTick, at, Tick{Timing: timing, Term: 7})
+	if targeted(f, "e1", "6.12") != "" {
+		t.Fatal("staging passed before the new leader's first liveness pass vouched for its hosts")
+	}
+	if r := rollout(f, "ro"); r.State != RolloutRunning {
+		t.Fatalf("rollout %s (%s) while waiting for the leader's pass", r.State, r.PauseReason)
+	}
+	// The pass marks nobody (the leader heard every host in memory) and
+	// settles the term.
+	apply(t, f, TypeMarkSilent, at, MarkSilent{Term: 7, Timing: timing})
+	apply(t, f, TypeTick, at.Add(time.Second), Tick{Timing: timing, Term: 7})
+	if targeted(f, "e1", "6.12") != "r612" {
+		t.Fatalf("staging did not pass once the term was settled: %+v", rollout(f, "ro"))
+	}
+	snap := gateRestored(t, f)
+	var settled uint64
+	snap.View(func(s *State) { settled = s.LivenessSettled })
+	if settled != 7 {
+		t.Fatalf("snapshot carries liveness_settled %d, want 7", settled)
 	}
 }
 

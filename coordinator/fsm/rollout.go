@@ -623,7 +623,7 @@ func (s *State) gateFailure(r *Rollout, w *Wave, t Timing) (why string, held boo
 			}
 			alive := s.alive(h, s.Now, gateWindow(t.AliveWithin))
 			silent := !alive && sl == nil && (soaking || h.Kernel == r.Kernel)
-			held = held || (soaking && (!alive || (grace && s.unheardThisTerm(h))))
+			held = held || (soaking && (!alive || ((grace || s.unsettled()) && s.unheardThisTerm(h))))
 			switch {
 			case h.Unhealthy:
 				return fmt.Sprintf("host %s in %s reported unhealthy on %s", h.ID, name, orDefault(h.Kernel, "its kernel")), held
@@ -742,7 +742,7 @@ func (s *State) advanceRollout(r *Rollout, t Timing) {
 					s.event("rollout_wave_done", "", "", "rollout %s: wave %s healthy (%d hosts on %s); soaking until %s", r.ID, w.Name, n, r.Kernel, s.Now.Add(r.Soak).Format(time.RFC3339))
 				}
 			case w.Completed.IsZero():
-				wp := s.progress(r, w.Datacenters, t.AliveWithin, grace)
+				wp := s.progress(r, w.Datacenters, t.AliveWithin, grace || s.unsettled())
 				if w.Failures > r.Budget {
 					r.State = RolloutPaused
 					r.PauseReason = fmt.Sprintf("wave %s: %d unhealthy reports counted, over the wave's failure budget of %d", w.Name, w.Failures, r.Budget)

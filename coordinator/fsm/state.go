@@ -35,6 +35,9 @@ type State struct {
 	FleetLockFresh time.Duration `json:"fleetlock_fresh,omitempty"`
 	// Grace is the leader grace of the rollout gates (see LeaderGrace).
 	Grace LeaderGrace `json:"leader_grace,omitzero"`
+	// LivenessSettled is the latest leader term whose first liveness pass
+	// after its grace was applied (MarkSilent.Term; see State.unsettled).
+	LivenessSettled uint64 `json:"liveness_settled,omitempty"`
 	// LivenessByFlag is the liveness rule in force (see State.alive):
 	// false, the time rule of formats 1 and 2 (a recent heartbeat); true,
 	// the flag rule of FormatV3 (not marked silent). The first command of

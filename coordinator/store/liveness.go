@@ -33,6 +33,8 @@ type liveness struct {
 	// first saw itself lead it.
 	term      uint64
 	termStart time.Time
+	// settled: the term's first pass after its grace was applied.
+	settled bool
 }
 
 // note records host heard at at in m, keeping the later time.
@@ -99,26 +101,29 @@ func (s *Store) Aggregate(batch map[string]time.Time) error {
 func (s *Store) LivenessGrace() time.Duration { return s.cfg.Timing.LivenessGrace }
 
 // silentHosts returns the registered agent hosts the leader has not heard
-// from for AliveWithin at now, none within the grace of its term. It
-// merges this node's own records first and drops records of hosts no
-// longer registered.
-func (s *Store) silentHosts(now time.Time) []string {
+// from for AliveWithin at now, none within the grace of its term, and the
+// term to settle (MarkSilent.Term) when this is the term's first pass
+// after its grace (0 otherwise). It merges this node's own records first
+// and drops records of hosts no longer registered.
+func (s *Store) silentHosts(now time.Time) (silent []string, settle uint64) {
 	term := s.raft.CurrentTerm()
 	s.lv.mu.Lock()
 	defer s.lv.mu.Unlock()
 	if s.lv.heard == nil || s.lv.term != term {
 		// A new term: every registered host counts as heard now.
-		s.lv.heard, s.lv.term, s.lv.termStart = map[string]time.Time{}, term, now
+		s.lv.heard, s.lv.term, s.lv.termStart, s.lv.settled = map[string]time.Time{}, term, now, false
 	}
 	for h, at := range s.lv.pending {
 		note(s.lv.heard, h, at)
 	}
 	s.lv.pending = nil
 	if now.Sub(s.lv.termStart) < s.cfg.Timing.LivenessGrace {
-		return nil
+		return nil, 0
+	}
+	if !s.lv.settled {
+		settle = term
 	}
 	aliveWithin := s.cfg.Timing.AliveWithin
-	var silent []string
 	s.fsm.View(func(st *fsm.State) {
 		if len(s.lv.heard) > len(st.Hosts) {
 			for h := range s.lv.heard {
@@ -140,7 +145,7 @@ func (s *Store) silentHosts(now time.Time) []string {
 			}
 		}
 	})
-	return silent
+	return silent, settle
 }
 
 // dropLiveness forgets the leader's table (this node does not lead).
@@ -157,7 +162,7 @@ func (s *Store) markSilent(ctx context.Context) {
 		s.dropLiveness()
 		return
 	}
-	silent := s.silentHosts(time.Now())
+	silent, settle := s.silentHosts(time.Now())
 	for len(silent) > 0 {
 		n := min(len(silent), markSilentBatch)
 		if _, err := s.Apply(ctx, fsm.TypeMarkSilent, fsm.MarkSilent{Hosts: silent[:n], Timing: s.cfg.Timing}); err != nil {
@@ -168,5 +173,20 @@ func (s *Store) markSilent(ctx context.Context) {
 		}
 		s.cfg.Logger.Info("marked hosts silent", "hosts", n)
 		silent = silent[n:]
+	}
+	if settle != 0 {
+		// The term's first pass after its grace is done: settle it, so
+		// that soaking waves stop holding for hosts not heard this term.
+		if _, err := s.Apply(ctx, fsm.TypeMarkSilent, fsm.MarkSilent{Term: settle, Timing: s.cfg.Timing}); err != nil {
+			if !errors.Is(err, ErrNotLeader) {
+				s.cfg.Logger.Warn("settle liveness", "err", err)
+			}
+			return
+		}
+		s.lv.mu.Lock()
+		if s.lv.term == settle {
+			s.lv.settled = true
+		}
+		s.lv.mu.Unlock()
 	}
 }
