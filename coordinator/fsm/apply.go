@@ -171,8 +171,11 @@ func (s *State) heartbeat(p Heartbeat) Result {
 	} else {
 		old = h.Datacenter
 	}
-	h.Datacenter = p.Datacenter
-	s.indexHost(h, old)
+	if !ok || old != p.Datacenter {
+		// A known host heard from in its datacenter is indexed there.
+		h.Datacenter = p.Datacenter
+		s.indexHost(h, old)
+	}
 	if p.FleetLock {
 		// Heard from: a FleetLock-only host counts only while fresh.
 		h.FleetLock = true

@@ -111,14 +111,21 @@ func b2i(b bool) int {
 func (s *State) touch(id string) {
 	old, had := s.marks[id]
 	h := s.Hosts[id]
-	if had {
-		s.add(s.Hosts[id], id, old, -1)
-	}
 	if h == nil {
-		delete(s.marks, id)
+		if had {
+			s.add(nil, id, old, -1)
+			delete(s.marks, id)
+		}
 		return
 	}
 	m := s.markOf(h)
+	if had && m == old {
+		// Most heartbeats change nothing the counters read.
+		return
+	}
+	if had {
+		s.add(h, id, old, -1)
+	}
 	s.add(h, id, m, 1)
 	s.marks[id] = m
 }

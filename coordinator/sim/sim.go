@@ -384,39 +384,32 @@ func (s *sim) setup() error {
 	return s.err
 }
 
-// largestWave plans the rollout on a scratch state machine holding the
-// same datacenters and hosts and returns its largest wave's host count.
+// largestWave plans the rollout with the state machine's planner
+// (fsm.PlanWaves) on the same datacenters and host counts, all hosts on
+// the fleet's line, and returns its largest wave's host count (0 when the
+// state machine would refuse the plan: then it refuses the rollout).
 func (s *sim) largestWave(start fsm.StartRollout) int {
-	scratch := fsm.New()
-	now := s.at()
+	dcs := make([]fsm.PlanDC, 0, len(s.dcs))
 	for _, d := range s.dcs {
 		tier := d.spec.Tier
 		if tier == "" {
 			tier = fsm.TierEdge
 		}
-		one := 1
-		scratch.Exec(now, fsm.SetDatacenter{Name: d.spec.Name, Update: wire.DatacenterUpdate{Tier: &tier, SlotLimit: &one}})
-		for _, hi := range d.hosts {
-			scratch.Exec(now, fsm.Heartbeat{Heartbeat: wire.Heartbeat{HostID: s.hosts[hi].id, Datacenter: d.spec.Name, KernelLine: s.fleet.Line, Kernel: s.fleet.FromKernel}})
-		}
+		dcs = append(dcs, fsm.PlanDC{Name: d.spec.Name, Tier: tier, Hosts: len(d.hosts)})
 	}
-	scratch.Exec(now, fsm.AddRelease{Release: fsm.Release{ID: s.releaseID, Line: s.fleet.Line, KernelVersion: s.fleet.ToKernel, Manifest: json.RawMessage(`{}`)}})
-	start.Budget = nil
-	scratch.Exec(now, start)
+	rel := fsm.Release{ID: s.releaseID, Line: s.fleet.Line, KernelVersion: s.fleet.ToKernel}
+	waves, err := fsm.PlanWaves(dcs, rel, start)
+	if err != nil {
+		return 0
+	}
 	largest := 0
-	scratch.View(func(st *fsm.State) {
-		r := st.Rollouts[start.ID]
-		if r == nil {
-			return
+	for _, w := range waves {
+		n := 0
+		for _, name := range w.Datacenters {
+			n += s.dcs[s.dcIndex[name]].spec.Hosts
 		}
-		for _, w := range r.Waves {
-			n := 0
-			for _, name := range w.Datacenters {
-				n += s.dcs[s.dcIndex[name]].spec.Hosts
-			}
-			largest = max(largest, n)
-		}
-	})
+		largest = max(largest, n)
+	}
 	return largest
 }
 
