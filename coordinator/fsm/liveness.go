@@ -46,7 +46,7 @@ func (s *State) markSilent(p MarkSilent) Result {
 			continue
 		}
 		h.Silent, h.SilentSince = true, s.Now
-		s.touch(h.ID)
+		s.touchHost(h)
 		s.event("host_silent", h.Datacenter, h.ID, "host silent: not heard from for %s (last proposed heartbeat %s)", p.AliveWithin, h.LastHeartbeat.Format(time.RFC3339))
 	}
 	return Result{}
@@ -58,7 +58,7 @@ func (s *State) heardAgain(h *Host) {
 		return
 	}
 	h.Silent, h.SilentSince = false, time.Time{}
-	s.touch(h.ID)
+	s.touchHost(h)
 	s.event("host_heard", h.Datacenter, h.ID, "host heard from again")
 }
 
