@@ -1,7 +1,6 @@
 package sim
 
 import (
-	"container/heap"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -258,7 +257,7 @@ func (s *sim) at() time.Time { return s.start.Add(s.now) }
 
 func (s *sim) push(at time.Duration, k kind, host, dc int32) {
 	s.seq++
-	heap.Push(&s.q, event{at: at, seq: s.seq, kind: k, host: host, dc: dc})
+	s.q.push(event{at: at, seq: s.seq, kind: k, host: host, dc: dc})
 }
 
 // uniform draws from r.
@@ -427,7 +426,7 @@ func (s *sim) loop() {
 				return
 			}
 		}
-		e := heap.Pop(&s.q).(event)
+		e := s.q.pop()
 		if e.at > s.opt.MaxDuration {
 			break
 		}
@@ -729,7 +728,7 @@ func (s *sim) wake(di int, at time.Duration, all bool) {
 	d.wakeGen++
 	d.wakePending, d.wakeAt = true, at
 	s.seq++
-	heap.Push(&s.q, event{at: at, seq: s.seq, kind: evWake, host: -1, dc: int32(di), gen: d.wakeGen})
+	s.q.push(event{at: at, seq: s.seq, kind: evWake, host: -1, dc: int32(di), gen: d.wakeGen})
 }
 
 // released counts a slot given back and wakes the datacenter.
@@ -765,7 +764,7 @@ func (s *sim) drained(hi int32) {
 		s.res.HostsLost++
 		at := h.granted + s.timing.RebootDeadline + time.Second
 		s.seq++
-		heap.Push(&s.q, event{at: at, seq: s.seq, kind: evTick, host: -2, dc: h.dc})
+		s.q.push(event{at: at, seq: s.seq, kind: evTick, host: -2, dc: h.dc})
 		// The lost host pages an operator, who looks a while later.
 		s.callOperator(int(h.dc), at+s.opt.OperatorDelay)
 		return
@@ -813,7 +812,7 @@ func (s *sim) verified(hi int32) {
 			w.failed++
 			if w.failed > s.res.RolloutBudget || w.Name == fsm.WaveStaging || w.Name == fsm.WaveCanary {
 				s.seq++
-				heap.Push(&s.q, event{at: s.now, seq: s.seq, kind: evTick, host: -2, dc: h.dc})
+				s.q.push(event{at: s.now, seq: s.seq, kind: evTick, host: -2, dc: h.dc})
 			}
 		}
 		s.push(s.now+s.dur(h, 1), evBooted, hi, -1)
