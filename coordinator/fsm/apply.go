@@ -171,13 +171,16 @@ func (s *State) heartbeat(p Heartbeat) Result {
 	} else {
 		old = h.Datacenter
 	}
-	h.Datacenter = p.Datacenter
-	s.indexHost(h, old)
+	if !ok || old != p.Datacenter {
+		// A known host heard from in its datacenter is indexed there.
+		h.Datacenter = p.Datacenter
+		s.indexHost(h, old)
+	}
 	if p.FleetLock {
 		// Heard from: a FleetLock-only host counts only while fresh.
 		h.FleetLock = true
 		h.LastHeartbeat = s.Now
-		s.touch(h.ID)
+		s.touchHost(h)
 		return Result{}
 	}
 	h.FleetLock = false
@@ -190,7 +193,7 @@ func (s *State) heartbeat(p Heartbeat) Result {
 	if p.Phase == wire.PhaseHealthy || p.Phase == wire.PhaseIdle {
 		h.Unhealthy = false
 	}
-	s.touch(h.ID)
+	s.touchHost(h)
 	// Answer the host's desired state: the slot it holds and its
 	// datacenter's target release when the host is on that line.
 	return s.desired(h, p.Timing)
@@ -635,7 +638,7 @@ func (s *State) removeHost(p RemoveHost) Result {
 func (s *State) dropHost(h *Host) {
 	delete(s.Hosts, h.ID)
 	delete(s.byDC[h.Datacenter], h.ID)
-	s.touch(h.ID)
+	s.untouch(h)
 }
 
 // expiryScanEvery is how often Tick looks for silent hosts to expire (more

@@ -14,7 +14,7 @@ import (
 // state, never persisted: rebuilt from Hosts and the slots on restore
 // (State.reindex), so snapshots and replayed logs do not change.
 //
-// Every host's contribution (hostMark) is recorded; State.touch
+// Every host's contribution (hostMark) is recorded on the host; State.touch
 // subtracts the old one and adds the current one, and every mutation of
 // what a mark reads — a host registered, moved, removed or expired, its
 // phase, unhealthy mark, silent mark, gossip view or FleetLock status, a
@@ -107,28 +107,44 @@ func b2i(b bool) int {
 }
 
 // touch brings host id's contribution to the counters up to date: call it
-// after every change of the host or of its slot (and after removing it).
+// after every change of the host or of its slot (a removed host is
+// untouched instead, see dropHost).
 func (s *State) touch(id string) {
-	old, had := s.marks[id]
-	h := s.Hosts[id]
-	if had {
-		s.add(s.Hosts[id], id, old, -1)
+	if h := s.Hosts[id]; h != nil {
+		s.touchHost(h)
 	}
-	if h == nil {
-		delete(s.marks, id)
+}
+
+// touchHost is touch for a host in hand. The host keeps the contribution
+// it made (Host.mark): no lookup by id.
+func (s *State) touchHost(h *Host) {
+	m := s.markOf(h)
+	if h.marked && m == h.mark {
+		// Most heartbeats change nothing the counters read.
 		return
 	}
-	m := s.markOf(h)
-	s.add(h, id, m, 1)
-	s.marks[id] = m
+	if h.marked {
+		s.add(h, h.ID, h.mark, -1)
+	}
+	s.add(h, h.ID, m, 1)
+	h.mark, h.marked = m, true
+}
+
+// untouch takes host h's contribution out of the counters (it is being
+// removed).
+func (s *State) untouch(h *Host) {
+	if h.marked {
+		s.add(h, h.ID, h.mark, -1)
+		h.mark, h.marked = hostMark{}, false
+	}
 }
 
 // recount rebuilds the counters from Hosts and the slots.
 func (s *State) recount() {
 	s.counts = map[string]*dcCounts{}
-	s.marks = make(map[string]hostMark, len(s.Hosts))
-	for id := range s.Hosts {
-		s.touch(id)
+	for _, h := range s.Hosts {
+		h.mark, h.marked = hostMark{}, false
+		s.touchHost(h)
 	}
 }
 
@@ -170,8 +186,8 @@ func (s *State) scheduleInputs(dc *Datacenter, t Timing, requester string) (sche
 			sc.Found, sc.RequesterHolding, sc.RequesterServing = true, holding, serving
 		}
 	}
-	if m, ok := s.marks[requester]; ok && !m.fleetLock && m.dc == dc.Name {
-		sc.Found, sc.RequesterHolding, sc.RequesterServing = true, m.holding, m.serving
+	if h := s.Hosts[requester]; h != nil && h.marked && !h.mark.fleetLock && h.mark.dc == dc.Name {
+		sc.Found, sc.RequesterHolding, sc.RequesterServing = true, h.mark.holding, h.mark.serving
 	}
 	return sc, quorumCounts(c.views, c.reporters, len(s.byDC[dc.Name]))
 }

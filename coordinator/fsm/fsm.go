@@ -181,9 +181,13 @@ func (s *State) event(typ, dc, host, format string, args ...any) {
 		Message: fmt.Sprintf(format, args...),
 	})
 	s.NextEventID++
-	// Trim in batches so that recording an event stays O(1) amortized.
+	// Trim in batches so that recording an event stays O(1) amortized,
+	// in place: the backing array is reused, not reallocated per batch
+	// (every reader of Events holds the lock and copies what it keeps).
 	if len(s.Events) >= MaxEvents+MaxEvents/4 {
-		s.Events = append(s.Events[:0:0], s.Events[len(s.Events)-MaxEvents:]...)
+		n := copy(s.Events, s.Events[len(s.Events)-MaxEvents:])
+		clear(s.Events[n:])
+		s.Events = s.Events[:n]
 	}
 }
 

@@ -53,7 +53,7 @@ func (s *State) markSilent(p MarkSilent) Result {
 			continue
 		}
 		h.Silent, h.SilentSince = true, s.Now
-		s.touch(h.ID)
+		s.touchHost(h)
 		s.event("host_silent", h.Datacenter, h.ID, "host silent: not heard from for %s (last proposed heartbeat %s)", p.AliveWithin, h.LastHeartbeat.Format(time.RFC3339))
 	}
 	if p.Term > s.LivenessSettled {
@@ -75,7 +75,7 @@ func (s *State) heardAgain(h *Host) {
 		return
 	}
 	h.Silent, h.SilentSince = false, time.Time{}
-	s.touch(h.ID)
+	s.touchHost(h)
 	s.event("host_heard", h.Datacenter, h.ID, "host heard from again")
 }
 

@@ -224,17 +224,9 @@ func (s *State) startRollout(p StartRollout) Result {
 	if rejected && strings.TrimSpace(p.Reason) == "" {
 		return refused(wire.KindInvalidRequest, "a forced rollout of rejected release %s needs a reason (it is recorded in the event log)", rel.ID)
 	}
-	fracs := p.Waves
-	if len(fracs) == 0 {
-		fracs = DefaultWaves
-	}
-	for i, f := range fracs {
-		if f <= 0 || f > 1 || (i > 0 && f <= fracs[i-1]) {
-			return refused(wire.KindInvalidRequest, "waves: %v: want increasing fractions in (0, 1]", fracs)
-		}
-	}
-	if fracs[len(fracs)-1] != 1 {
-		fracs = append(slices.Clone(fracs), 1)
+	fracs, refusal := waveFractions(p.Waves)
+	if refusal.Err != nil {
+		return refusal
 	}
 	r := &Rollout{ID: p.ID, Release: rel.ID, Line: rel.Line, Kernel: rel.KernelVersion, Expedite: p.Expedite, Reason: p.Reason,
 		State: RolloutRunning, Created: s.Now, Soak: p.Soak, Cycle: p.Cycle, Budget: DefaultWaveBudget}
@@ -254,77 +246,18 @@ func (s *State) startRollout(p StartRollout) Result {
 		r.Budget = *p.Budget
 	}
 
-	// Group the datacenters that have hosts of the line by tier.
-	var staging, control, edge []string
 	size := map[string]int{}
-	for _, name := range sortedKeys(s.Datacenters) {
-		n := len(s.lineHosts(name, rel.Line))
-		if n == 0 {
-			continue
-		}
-		size[name] = n
-		switch s.Datacenters[name].Tier {
-		case TierStaging:
-			staging = append(staging, name)
-		case TierControl:
-			control = append(control, name)
-		default:
-			edge = append(edge, name)
-		}
+	tiers := map[string]string{}
+	names := sortedKeys(s.Datacenters)
+	for _, name := range names {
+		size[name] = len(s.lineHosts(name, rel.Line))
+		tiers[name] = s.Datacenters[name].Tier
 	}
-	// Smaller datacenters first: a bad release meets few hosts before
-	// the big ones.
-	slices.SortStableFunc(edge, func(a, b string) int { return cmp.Compare(size[a], size[b]) })
-	canary := p.Canary
-	for _, c := range canary {
-		if size[c] == 0 || s.Datacenters[c].Tier != TierEdge {
-			return refused(wire.KindInvalidRequest, "canary %q is not an edge datacenter with hosts of line %s", c, rel.Line)
-		}
+	waves, skipped, refusal := planWaves(names, tiers, size, rel, p, fracs)
+	if refusal.Err != nil {
+		return refusal
 	}
-	if len(canary) == 0 && len(edge) > 0 {
-		canary = edge[:1]
-	}
-	rest := slices.DeleteFunc(slices.Clone(edge), func(d string) bool { return slices.Contains(canary, d) })
-
-	// Every release meets staging and a canary before the edge: a line
-	// without hosts in either skips that gate only when forced, with a
-	// reason (recorded in the event log).
-	var skipped []string
-	if len(staging) == 0 {
-		skipped = append(skipped, fmt.Sprintf("no staging wave (no staging datacenter has hosts of line %s)", rel.Line))
-	}
-	if len(canary) == 0 {
-		skipped = append(skipped, fmt.Sprintf("no canary wave (no edge datacenter has hosts of line %s)", rel.Line))
-	}
-	if len(size) == 0 {
-		return refused(wire.KindInvalidRequest, "no datacenter has hosts of line %s", rel.Line)
-	}
-	if len(skipped) > 0 {
-		switch {
-		case !p.Force:
-			return refused(wire.KindConflict, "rollout of %s: %s; only a forced rollout with a reason may skip that gate", rel.ID, strings.Join(skipped, ", "))
-		case strings.TrimSpace(p.Reason) == "":
-			return refused(wire.KindInvalidRequest, "a forced rollout of %s without %s needs a reason (it is recorded in the event log)", rel.ID, strings.Join(skipped, ", "))
-		}
-	}
-	if len(staging) > 0 {
-		r.Waves = append(r.Waves, Wave{Name: WaveStaging, Datacenters: staging, Gates: true})
-	}
-	if len(control) > 0 {
-		r.Waves = append(r.Waves, Wave{Name: WaveControl, Datacenters: control})
-	}
-	if len(canary) > 0 {
-		r.Waves = append(r.Waves, Wave{Name: WaveCanary, Datacenters: slices.Clone(canary), Gates: true})
-	}
-	done := 0
-	for _, f := range fracs {
-		upto := int(math.Ceil(f * float64(len(rest))))
-		if upto <= done {
-			continue
-		}
-		r.Waves = append(r.Waves, Wave{Name: fmt.Sprintf("edge-%d%%", int(math.Round(f*100))), Datacenters: rest[done:upto], Gates: true})
-		done = upto
-	}
+	r.Waves = waves
 	// A newer rollout of the line supersedes a running one.
 	for _, id := range sortedKeys(s.Rollouts) {
 		if o := s.Rollouts[id]; o.Line == rel.Line && (o.State == RolloutRunning || o.State == RolloutPaused) {
@@ -355,6 +288,130 @@ func (s *State) startRollout(p StartRollout) Result {
 	s.event("rollout_started", "", "", "%s", msg)
 	s.advanceRollout(r, Timing{})
 	return Result{}
+}
+
+// planWaves plans a rollout of release rel (request p, wave fractions
+// fracs) through the datacenters names (sorted), of tiers tiers, with
+// size[name] agent hosts of the release's line each: its waves and the
+// gates it skips, or its refusal.
+func planWaves(names []string, tiers map[string]string, size map[string]int, rel *Release, p StartRollout, fracs []float64) (waves []Wave, skipped []string, refusal Result) {
+	// Group the datacenters that have hosts of the line by tier.
+	var staging, control, edge []string
+	for _, name := range names {
+		if size[name] == 0 {
+			continue
+		}
+		switch tiers[name] {
+		case TierStaging:
+			staging = append(staging, name)
+		case TierControl:
+			control = append(control, name)
+		default:
+			edge = append(edge, name)
+		}
+	}
+	// Smaller datacenters first: a bad release meets few hosts before
+	// the big ones.
+	slices.SortStableFunc(edge, func(a, b string) int { return cmp.Compare(size[a], size[b]) })
+	canary := p.Canary
+	for _, c := range canary {
+		if size[c] == 0 || tiers[c] != TierEdge {
+			return nil, nil, refused(wire.KindInvalidRequest, "canary %q is not an edge datacenter with hosts of line %s", c, rel.Line)
+		}
+	}
+	if len(canary) == 0 && len(edge) > 0 {
+		canary = edge[:1]
+	}
+	rest := slices.DeleteFunc(slices.Clone(edge), func(d string) bool { return slices.Contains(canary, d) })
+
+	// Every release meets staging and a canary before the edge: a line
+	// without hosts in either skips that gate only when forced, with a
+	// reason (recorded in the event log).
+	if len(staging) == 0 {
+		skipped = append(skipped, fmt.Sprintf("no staging wave (no staging datacenter has hosts of line %s)", rel.Line))
+	}
+	if len(canary) == 0 {
+		skipped = append(skipped, fmt.Sprintf("no canary wave (no edge datacenter has hosts of line %s)", rel.Line))
+	}
+	if len(staging)+len(control)+len(edge) == 0 {
+		return nil, nil, refused(wire.KindInvalidRequest, "no datacenter has hosts of line %s", rel.Line)
+	}
+	if len(skipped) > 0 {
+		switch {
+		case !p.Force:
+			return nil, nil, refused(wire.KindConflict, "rollout of %s: %s; only a forced rollout with a reason may skip that gate", rel.ID, strings.Join(skipped, ", "))
+		case strings.TrimSpace(p.Reason) == "":
+			return nil, nil, refused(wire.KindInvalidRequest, "a forced rollout of %s without %s needs a reason (it is recorded in the event log)", rel.ID, strings.Join(skipped, ", "))
+		}
+	}
+	if len(staging) > 0 {
+		waves = append(waves, Wave{Name: WaveStaging, Datacenters: staging, Gates: true})
+	}
+	if len(control) > 0 {
+		waves = append(waves, Wave{Name: WaveControl, Datacenters: control})
+	}
+	if len(canary) > 0 {
+		waves = append(waves, Wave{Name: WaveCanary, Datacenters: slices.Clone(canary), Gates: true})
+	}
+	done := 0
+	for _, f := range fracs {
+		upto := int(math.Ceil(f * float64(len(rest))))
+		if upto <= done {
+			continue
+		}
+		waves = append(waves, Wave{Name: fmt.Sprintf("edge-%d%%", int(math.Round(f*100))), Datacenters: rest[done:upto], Gates: true})
+		done = upto
+	}
+	return waves, skipped, Result{}
+}
+
+// PlanDC is one datacenter as PlanWaves sees it: its name, tier and the
+// number of its agent hosts on the rollout's line.
+type PlanDC struct {
+	Name, Tier string
+	Hosts      int
+}
+
+// PlanWaves returns the waves StartRollout p of release rel would plan
+// for the datacenters dcs, as the state machine plans them, without
+// registering their hosts; or the state machine's refusal of the plan
+// (the checks of the release and the rollout's id and budget are left to
+// StartRollout).
+func PlanWaves(dcs []PlanDC, rel Release, p StartRollout) ([]Wave, error) {
+	fracs, res := waveFractions(p.Waves)
+	if res.Err != nil {
+		return nil, fmt.Errorf("plan waves: %s: %s", res.Err.Kind, res.Err.Value)
+	}
+	size := make(map[string]int, len(dcs))
+	tiers := make(map[string]string, len(dcs))
+	names := make([]string, 0, len(dcs))
+	for _, d := range dcs {
+		names = append(names, d.Name)
+		size[d.Name], tiers[d.Name] = d.Hosts, d.Tier
+	}
+	slices.Sort(names)
+	waves, _, res := planWaves(names, tiers, size, &rel, p, fracs)
+	if res.Err != nil {
+		return nil, fmt.Errorf("plan waves: %s: %s", res.Err.Kind, res.Err.Value)
+	}
+	return waves, nil
+}
+
+// waveFractions returns the cumulative edge wave fractions of a rollout
+// request (DefaultWaves when none), ending in 1, or their refusal.
+func waveFractions(fracs []float64) ([]float64, Result) {
+	if len(fracs) == 0 {
+		fracs = DefaultWaves
+	}
+	for i, f := range fracs {
+		if f <= 0 || f > 1 || (i > 0 && f <= fracs[i-1]) {
+			return nil, refused(wire.KindInvalidRequest, "waves: %v: want increasing fractions in (0, 1]", fracs)
+		}
+	}
+	if fracs[len(fracs)-1] != 1 {
+		fracs = append(slices.Clone(fracs), 1)
+	}
+	return fracs, Result{}
 }
 
 func (s *State) rolloutAction(p RolloutAction, t Type) Result {

@@ -314,3 +314,61 @@ func TestRolloutSnapshotRoundTrip(t *testing.T) {
 	}
 	assertSnapshotRoundTrip(t, f)
 }
+
+// TestPlanWavesMatchesStartRollout checks that PlanWaves, which the
+// simulator uses to size its automatic budget without registering the
+// fleet a second time, plans the waves StartRollout plans (and refuses
+// what it refuses) from the datacenters' line host counts alone.
+func TestPlanWavesMatchesStartRollout(t *testing.T) {
+	edge := map[string]int{"e00": 5, "e01": 3, "e02": 3, "e03": 9, "e04": 1, "e05": 4, "e06": 7}
+	tests := []struct {
+		name             string
+		staging, control []string
+		start            StartRollout
+		wantErr          bool
+	}{
+		{"default", []string{"stg1"}, []string{"ctl1"}, StartRollout{Release: "r612"}, false},
+		{"waves", []string{"stg1"}, nil, StartRollout{Release: "r612", Waves: []float64{0.2, 0.7}}, false},
+		{"canary", []string{"stg1"}, []string{"ctl1", "ctl2"}, StartRollout{Release: "r612", Canary: []string{"e03", "e05"}}, false},
+		{"other line", []string{"stg1"}, nil, StartRollout{Release: "r61", Force: true, Reason: "no staging"}, false},
+		{"forced without staging", nil, []string{"ctl1"}, StartRollout{Release: "r612", Force: true, Reason: "lab"}, false},
+		{"without staging", nil, []string{"ctl1"}, StartRollout{Release: "r612"}, true},
+		{"canary not edge", []string{"stg1"}, []string{"ctl1"}, StartRollout{Release: "r612", Canary: []string{"ctl1"}}, true},
+		{"canary unknown", []string{"stg1"}, nil, StartRollout{Release: "r612", Canary: []string{"nope"}}, true},
+		{"bad waves", []string{"stg1"}, nil, StartRollout{Release: "r612", Waves: []float64{0.5, 0.4}}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := New()
+			rolloutFleet(t, f, edge, tt.staging, tt.control)
+			var (
+				dcs []PlanDC
+				rel Release
+			)
+			f.View(func(s *State) {
+				rel = *s.Releases[tt.start.Release]
+				for _, name := range sortedKeys(s.Datacenters) {
+					dcs = append(dcs, PlanDC{Name: name, Tier: s.Datacenters[name].Tier, Hosts: len(s.lineHosts(name, rel.Line))})
+				}
+			})
+			waves, err := PlanWaves(dcs, rel, tt.start)
+			tt.start.ID = "ro1"
+			r := apply(t, f, TypeStartRollout, t0, tt.start)
+			if (err != nil) != tt.wantErr || (r.Err != nil) != tt.wantErr {
+				t.Fatalf("PlanWaves error %v, StartRollout refusal %v; want refused %v", err, r.Err, tt.wantErr)
+			}
+			if tt.wantErr {
+				return
+			}
+			got := rollout(f, "ro1").Waves
+			if len(waves) != len(got) {
+				t.Fatalf("PlanWaves %v, StartRollout %v", waves, got)
+			}
+			for i := range got {
+				if waves[i].Name != got[i].Name || waves[i].Gates != got[i].Gates || !slices.Equal(waves[i].Datacenters, got[i].Datacenters) {
+					t.Errorf("wave %d: PlanWaves %+v, StartRollout %+v", i, waves[i], got[i])
+				}
+			}
+		})
+	}
+}

@@ -48,11 +48,10 @@ type State struct {
 
 	// byDC indexes Hosts by datacenter; derived, rebuilt on restore.
 	byDC map[string]map[string]*Host
-	// counts are the scheduler's per-datacenter inputs and marks each
-	// host's contribution to them (see counters.go); derived, rebuilt on
-	// restore.
+	// counts are the scheduler's per-datacenter inputs (see
+	// counters.go; each host keeps its contribution, Host.mark); derived,
+	// rebuilt on restore.
 	counts map[string]*dcCounts
-	marks  map[string]hostMark
 	// scratch and holderScratch are reused by hostStatesAndView (not
 	// state).
 	scratch       []schedule.HostState
@@ -203,6 +202,11 @@ type Host struct {
 	// FleetLockConfirmAfter later): only then does it count toward its
 	// datacenter's slot limit base and serving hosts (see counts).
 	FleetLockConfirmed bool `json:"fleetlock_confirmed,omitempty"`
+
+	// mark is the host's contribution to its datacenter's counters, when
+	// marked (see State.touchHost); derived, never persisted.
+	mark   hostMark
+	marked bool
 }
 
 // FleetLockConfirmAfter is how long a FleetLock host must have held its
@@ -258,7 +262,6 @@ func newState() *State {
 		NextEventID: 1,
 		byDC:        map[string]map[string]*Host{},
 		counts:      map[string]*dcCounts{},
-		marks:       map[string]hostMark{},
 	}
 }
 

@@ -1,7 +1,6 @@
 package sim
 
 import (
-	"container/heap"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -258,7 +257,7 @@ func (s *sim) at() time.Time { return s.start.Add(s.now) }
 
 func (s *sim) push(at time.Duration, k kind, host, dc int32) {
 	s.seq++
-	heap.Push(&s.q, event{at: at, seq: s.seq, kind: k, host: host, dc: dc})
+	s.q.push(event{at: at, seq: s.seq, kind: k, host: host, dc: dc})
 }
 
 // uniform draws from r.
@@ -384,39 +383,32 @@ func (s *sim) setup() error {
 	return s.err
 }
 
-// largestWave plans the rollout on a scratch state machine holding the
-// same datacenters and hosts and returns its largest wave's host count.
+// largestWave plans the rollout with the state machine's planner
+// (fsm.PlanWaves) on the same datacenters and host counts, all hosts on
+// the fleet's line, and returns its largest wave's host count (0 when the
+// state machine would refuse the plan: then it refuses the rollout).
 func (s *sim) largestWave(start fsm.StartRollout) int {
-	scratch := fsm.New()
-	now := s.at()
+	dcs := make([]fsm.PlanDC, 0, len(s.dcs))
 	for _, d := range s.dcs {
 		tier := d.spec.Tier
 		if tier == "" {
 			tier = fsm.TierEdge
 		}
-		one := 1
-		scratch.Exec(now, fsm.SetDatacenter{Name: d.spec.Name, Update: wire.DatacenterUpdate{Tier: &tier, SlotLimit: &one}})
-		for _, hi := range d.hosts {
-			scratch.Exec(now, fsm.Heartbeat{Heartbeat: wire.Heartbeat{HostID: s.hosts[hi].id, Datacenter: d.spec.Name, KernelLine: s.fleet.Line, Kernel: s.fleet.FromKernel}})
-		}
+		dcs = append(dcs, fsm.PlanDC{Name: d.spec.Name, Tier: tier, Hosts: len(d.hosts)})
 	}
-	scratch.Exec(now, fsm.AddRelease{Release: fsm.Release{ID: s.releaseID, Line: s.fleet.Line, KernelVersion: s.fleet.ToKernel, Manifest: json.RawMessage(`{}`)}})
-	start.Budget = nil
-	scratch.Exec(now, start)
+	rel := fsm.Release{ID: s.releaseID, Line: s.fleet.Line, KernelVersion: s.fleet.ToKernel}
+	waves, err := fsm.PlanWaves(dcs, rel, start)
+	if err != nil {
+		return 0
+	}
 	largest := 0
-	scratch.View(func(st *fsm.State) {
-		r := st.Rollouts[start.ID]
-		if r == nil {
-			return
+	for _, w := range waves {
+		n := 0
+		for _, name := range w.Datacenters {
+			n += s.dcs[s.dcIndex[name]].spec.Hosts
 		}
-		for _, w := range r.Waves {
-			n := 0
-			for _, name := range w.Datacenters {
-				n += s.dcs[s.dcIndex[name]].spec.Hosts
-			}
-			largest = max(largest, n)
-		}
-	})
+		largest = max(largest, n)
+	}
 	return largest
 }
 
@@ -434,7 +426,7 @@ func (s *sim) loop() {
 				return
 			}
 		}
-		e := heap.Pop(&s.q).(event)
+		e := s.q.pop()
 		if e.at > s.opt.MaxDuration {
 			break
 		}
@@ -736,7 +728,7 @@ func (s *sim) wake(di int, at time.Duration, all bool) {
 	d.wakeGen++
 	d.wakePending, d.wakeAt = true, at
 	s.seq++
-	heap.Push(&s.q, event{at: at, seq: s.seq, kind: evWake, host: -1, dc: int32(di), gen: d.wakeGen})
+	s.q.push(event{at: at, seq: s.seq, kind: evWake, host: -1, dc: int32(di), gen: d.wakeGen})
 }
 
 // released counts a slot given back and wakes the datacenter.
@@ -772,7 +764,7 @@ func (s *sim) drained(hi int32) {
 		s.res.HostsLost++
 		at := h.granted + s.timing.RebootDeadline + time.Second
 		s.seq++
-		heap.Push(&s.q, event{at: at, seq: s.seq, kind: evTick, host: -2, dc: h.dc})
+		s.q.push(event{at: at, seq: s.seq, kind: evTick, host: -2, dc: h.dc})
 		// The lost host pages an operator, who looks a while later.
 		s.callOperator(int(h.dc), at+s.opt.OperatorDelay)
 		return
@@ -820,7 +812,7 @@ func (s *sim) verified(hi int32) {
 			w.failed++
 			if w.failed > s.res.RolloutBudget || w.Name == fsm.WaveStaging || w.Name == fsm.WaveCanary {
 				s.seq++
-				heap.Push(&s.q, event{at: s.now, seq: s.seq, kind: evTick, host: -2, dc: h.dc})
+				s.q.push(event{at: s.now, seq: s.seq, kind: evTick, host: -2, dc: h.dc})
 			}
 		}
 		s.push(s.now+s.dur(h, 1), evBooted, hi, -1)
