@@ -3,7 +3,6 @@ package fsm
 import (
 	"bytes"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"regexp"
 	"slices"
@@ -149,18 +148,7 @@ func countersRun(t *testing.T, path string, seed uint64, results map[string]int)
 		}
 		f.View(func(s *State) { assertCounters(t, s, fmt.Sprintf("step %d", step)) })
 	}
-	snap, err := f.Snapshot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sink := &memSink{}
-	if err := snap.Persist(sink); err != nil {
-		t.Fatal(err)
-	}
-	g := New()
-	if err := g.Restore(io.NopCloser(bytes.NewReader(sink.Bytes()))); err != nil {
-		t.Fatal(err)
-	}
+	g := restoredCopy(t, f)
 	var hosts int
 	g.View(func(s *State) { assertCounters(t, s, "restored"); hosts = len(s.Hosts) })
 	f.View(func(s *State) { compareCounters(t, s.counts, g.state.counts, "restored vs live") })

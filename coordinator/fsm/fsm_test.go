@@ -317,7 +317,8 @@ func assertIndex(t *testing.T, s *State) {
 	}
 }
 
-func assertSnapshotRoundTrip(t *testing.T, f *FSM) {
+// restoredCopy returns a new FSM restored from a streamed snapshot of f.
+func restoredCopy(t testing.TB, f *FSM) *FSM {
 	t.Helper()
 	snap, err := f.Snapshot()
 	if err != nil {
@@ -331,12 +332,21 @@ func assertSnapshotRoundTrip(t *testing.T, f *FSM) {
 	if err := g.Restore(io.NopCloser(bytes.NewReader(sink.Bytes()))); err != nil {
 		t.Fatal(err)
 	}
+	return g
+}
+
+// assertSnapshotRoundTrip checks that a state restored from a snapshot of
+// f equals f's and returns it.
+func assertSnapshotRoundTrip(t *testing.T, f *FSM) *FSM {
+	t.Helper()
+	g := restoredCopy(t, f)
 	var a, b []byte
 	f.View(func(s *State) { a, _ = json.Marshal(s) })
 	g.View(func(s *State) { b, _ = json.Marshal(s); assertIndex(t, s) })
 	if !bytes.Equal(a, b) {
 		t.Fatalf("restored state differs:\n%s\n%s", a, b)
 	}
+	return g
 }
 
 func TestRestoreRejectsGarbage(t *testing.T) {

@@ -1,8 +1,6 @@
 package fsm
 
 import (
-	"bytes"
-	"io"
 	"slices"
 	"strings"
 	"testing"
@@ -445,20 +443,7 @@ func gateToEdge(t *testing.T, f *FSM) time.Time {
 // go on with it, so what the gates remember must survive a snapshot.
 func gateRestored(t *testing.T, f *FSM) *FSM {
 	t.Helper()
-	assertSnapshotRoundTrip(t, f)
-	snap, err := f.Snapshot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sink := &memSink{}
-	if err := snap.Persist(sink); err != nil {
-		t.Fatal(err)
-	}
-	g := New()
-	if err := g.Restore(io.NopCloser(bytes.NewReader(sink.Bytes()))); err != nil {
-		t.Fatal(err)
-	}
-	return g
+	return assertSnapshotRoundTrip(t, f)
 }
 
 // gateReport sends host's health report (unhealthy unless healthy) with

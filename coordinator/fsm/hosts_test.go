@@ -523,19 +523,7 @@ func TestHealthReportsCountOncePerGrant(t *testing.T) {
 // hostsRestored returns a new FSM restored from a snapshot of f.
 func hostsRestored(t *testing.T, f *FSM) *FSM {
 	t.Helper()
-	snap, err := f.Snapshot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sink := &memSink{}
-	if err := snap.Persist(sink); err != nil {
-		t.Fatal(err)
-	}
-	g := New()
-	if err := g.Restore(io.NopCloser(bytes.NewReader(sink.Bytes()))); err != nil {
-		t.Fatal(err)
-	}
-	return g
+	return restoredCopy(t, f)
 }
 
 // TestHostStateSurvivesSnapshot: expiry bookkeeping, FleetLock freshness
