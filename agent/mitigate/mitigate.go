@@ -802,6 +802,29 @@ func (m *Manager) reconcileLocked(ctx context.Context, only map[string]bool) ([]
 		// Nothing can be verified: changing the pins would only remove.
 		return nil, errors.New("mitigate: reconcile: no trusted policy keys")
 	}
+	return m.pass(ctx, only, true)
+}
+
+// List reports, without changing anything, every policy the host knows,
+// ordered by ID: enforcing or auditing only when pinned (with a Detail
+// when the pins are due for removal), else why not. Like Reconcile it
+// returns the statuses with the joined errors; only when the pins cannot
+// be listed (ErrPins) are there none.
+func (m *Manager) List(ctx context.Context) ([]Status, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.listLocked(ctx)
+}
+
+func (m *Manager) listLocked(ctx context.Context) ([]Status, error) {
+	return m.pass(ctx, nil, false)
+}
+
+// pass judges every policy the host knows (those in only, when not nil)
+// and reports what is pinned; with change it first pins what is to be in
+// force and unpins the rest (Reconcile), without it changes nothing
+// (List).
+func (m *Manager) pass(ctx context.Context, only map[string]bool, change bool) ([]Status, error) {
 	ids, stateErr, err := m.ids()
 	if err != nil {
 		return nil, err
@@ -813,7 +836,10 @@ func (m *Manager) reconcileLocked(ctx context.Context, only map[string]bool) ([]
 		availDone bool
 	)
 	if stateErr != nil {
-		errs = append(errs, fmt.Errorf("%w (nothing unpinned)", stateErr))
+		if change {
+			stateErr = fmt.Errorf("%w (nothing unpinned)", stateErr)
+		}
+		errs = append(errs, stateErr)
 	}
 	avail := func() error {
 		if !availDone {
@@ -831,6 +857,7 @@ func (m *Manager) reconcileLocked(ctx context.Context, only map[string]bool) ([]
 		}
 		var warns []string
 		switch {
+		case !change:
 		case vd.undecided:
 			// The stored state cannot be read or decoded: neither pin
 			// nor unpin on that basis.
@@ -865,53 +892,6 @@ func (m *Manager) reconcileLocked(ctx context.Context, only map[string]bool) ([]
 		}
 		if ok {
 			st.Warnings = warns
-			out = append(out, st)
-		}
-	}
-	return out, errors.Join(errs...)
-}
-
-// List reports, without changing anything, every policy the host knows,
-// ordered by ID: enforcing or auditing only when pinned (with a Detail
-// when the pins are due for removal), else why not. Like Reconcile it
-// returns the statuses with the joined errors; only when the pins cannot
-// be listed (ErrPins) are there none.
-func (m *Manager) List(ctx context.Context) ([]Status, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.listLocked(ctx)
-}
-
-func (m *Manager) listLocked(ctx context.Context) ([]Status, error) {
-	ids, stateErr, err := m.ids()
-	if err != nil {
-		return nil, err
-	}
-	var (
-		errs      []error
-		out       []Status
-		availErr  error
-		availDone bool
-	)
-	if stateErr != nil {
-		errs = append(errs, stateErr)
-	}
-	avail := func() error {
-		if !availDone {
-			availErr, availDone = m.enf.Available(ctx), true
-		}
-		return availErr
-	}
-	for _, id := range ids {
-		vd, known, err := m.judge(id)
-		if err != nil {
-			errs = append(errs, err)
-		}
-		st, ok, oerr := m.observe(ctx, vd, known, avail)
-		if oerr != nil {
-			errs = append(errs, oerr)
-		}
-		if ok {
 			out = append(out, st)
 		}
 	}
