@@ -33,6 +33,8 @@ build:
 deps:
 	@./scripts/deps.sh $(TEST_DEBS)
 	$(GO) mod download
+	$(GO) mod download -modfile=tools/nfpm/go.mod
+	$(GO) mod download -modfile=tools/go-licenses/go.mod
 
 deps-generate:
 	@./scripts/deps.sh $(GENERATE_DEBS)
@@ -88,7 +90,8 @@ clean:
 	rm -rf bin dist
 
 # System packages: .deb and .rpm of kroll-agent, kroll-coordinator and
-# krollctl in PKG_DIST, made by nfpm (go tool nfpm) from packaging/ and
+# krollctl in PKG_DIST, made by nfpm (a tool in its own modfile,
+# tools/nfpm/go.mod, out of kroll's module graph) from packaging/ and
 # systemd/; the version comes from the git tag/commit (packaging/version.sh).
 PKG_VERSION ?= $(shell packaging/version.sh)
 PKG_ARCH    ?= $(shell $(GO) env GOARCH)
@@ -106,5 +109,5 @@ packages-only:
 	packaging/stage.sh dist/.stage '$(PKG_VERSION)' '$(PKG_BIN)'
 	@for p in agent coordinator krollctl; do for f in deb rpm; do \
 	  KROLL_PKG_VERSION='$(PKG_VERSION)' KROLL_PKG_ARCH='$(PKG_ARCH)' KROLL_PKG_BIN='$(PKG_BIN)' \
-	    $(GO) tool nfpm package --config packaging/nfpm-$$p.yaml --packager $$f --target $(PKG_DIST)/; \
+	    $(GO) tool -modfile=tools/nfpm/go.mod nfpm package --config packaging/nfpm-$$p.yaml --packager $$f --target $(PKG_DIST)/; \
 	done; done
