@@ -16,12 +16,15 @@ FUZZTIME ?= 20s
 TEST_DEBS     := qemu-system-x86 busybox-static cpio e2fsprogs bird2 iproute2 lintian rpm systemd debootstrap
 GENERATE_DEBS := clang llvm bpftool libbpf-dev linux-libc-dev
 BENCH_DEBS    := etcd-server
+# What `make demo` (VM agents) needs beyond Go; test/demo checks the same
+# commands before it starts anything (TestPreflight keeps both in step).
+DEMO_DEBS     := qemu-system-x86 busybox-static e2fsprogs
 
 # Packages with VM-tier tests (qemu), run verbosely so the kernels booted
 # and the uname before/after a kexec show in the output.
 VM_PKGS = ./test/vm/... ./bpf/... ./agent/mitigate/... ./agent/boot/... ./test/e2e/... ./test/demo/... ./test/systemdvm/...
 
-.PHONY: build deps deps-generate test test-unit test-vm bench bench-region generate lint fuzz demo demo-sim clean
+.PHONY: build deps deps-generate test test-unit test-vm bench bench-region generate lint fuzz demo demo-deps demo-sim clean
 
 build:
 	@mkdir -p bin
@@ -33,6 +36,8 @@ build:
 deps:
 	@./scripts/deps.sh $(TEST_DEBS)
 	$(GO) mod download
+	$(GO) mod download -modfile=tools/nfpm/go.mod
+	$(GO) mod download -modfile=tools/go-licenses/go.mod
 
 deps-generate:
 	@./scripts/deps.sh $(GENERATE_DEBS)
@@ -78,8 +83,13 @@ lint:
 # The main job on one machine: a 3-node quorum, VM agents in two
 # datacenters, a signed mitigation pushed (audit, enforce), a kernel rolled
 # through with progress on screen, a summary. demo-sim: simulated hosts.
-demo: build
+# Installs DEMO_DEBS when missing, as `make deps` does (as root; otherwise
+# it stops at once naming them). A failed demo keeps its logs and says where.
+demo: demo-deps build
 	$(GO) run ./test/demo --per-dc 2
+
+demo-deps:
+	@./scripts/deps.sh $(DEMO_DEBS)
 
 demo-sim: build
 	$(GO) run ./test/demo --sim --per-dc 2
@@ -88,7 +98,8 @@ clean:
 	rm -rf bin dist
 
 # System packages: .deb and .rpm of kroll-agent, kroll-coordinator and
-# krollctl in PKG_DIST, made by nfpm (go tool nfpm) from packaging/ and
+# krollctl in PKG_DIST, made by nfpm (a tool in its own modfile,
+# tools/nfpm/go.mod, out of kroll's module graph) from packaging/ and
 # systemd/; the version comes from the git tag/commit (packaging/version.sh).
 PKG_VERSION ?= $(shell packaging/version.sh)
 PKG_ARCH    ?= $(shell $(GO) env GOARCH)
@@ -106,5 +117,5 @@ packages-only:
 	packaging/stage.sh dist/.stage '$(PKG_VERSION)' '$(PKG_BIN)'
 	@for p in agent coordinator krollctl; do for f in deb rpm; do \
 	  KROLL_PKG_VERSION='$(PKG_VERSION)' KROLL_PKG_ARCH='$(PKG_ARCH)' KROLL_PKG_BIN='$(PKG_BIN)' \
-	    $(GO) tool nfpm package --config packaging/nfpm-$$p.yaml --packager $$f --target $(PKG_DIST)/; \
+	    $(GO) tool -modfile=tools/nfpm/go.mod nfpm package --config packaging/nfpm-$$p.yaml --packager $$f --target $(PKG_DIST)/; \
 	done; done

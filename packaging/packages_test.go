@@ -32,6 +32,9 @@ var expected = map[string][]pkgFile{
 		{path: "/usr/lib/systemd/system/kroll-agent.service", mode: 0o644},
 		{path: "/usr/lib/tmpfiles.d/kroll-agent.conf", mode: 0o644},
 		{path: "/usr/share/doc/kroll-agent/copyright", mode: 0o644},
+		{path: "/usr/share/doc/kroll-agent/LICENSE", mode: 0o644},
+		{path: "/usr/share/doc/kroll-agent/NOTICE", mode: 0o644},
+		{path: "/usr/share/doc/kroll-agent/THIRD_PARTY_NOTICES", mode: 0o644},
 		{path: "/usr/share/doc/kroll-agent/changelog.Debian.gz", mode: 0o644, debOnly: true},
 		{path: "/usr/share/lintian/overrides/kroll-agent", mode: 0o644, debOnly: true},
 		{path: "/usr/share/man/man8/kroll-agent.8.gz", mode: 0o644},
@@ -44,6 +47,9 @@ var expected = map[string][]pkgFile{
 		{path: "/usr/lib/sysusers.d/kroll.conf", mode: 0o644},
 		{path: "/usr/lib/tmpfiles.d/kroll-coordinator.conf", mode: 0o644},
 		{path: "/usr/share/doc/kroll-coordinator/copyright", mode: 0o644},
+		{path: "/usr/share/doc/kroll-coordinator/LICENSE", mode: 0o644},
+		{path: "/usr/share/doc/kroll-coordinator/NOTICE", mode: 0o644},
+		{path: "/usr/share/doc/kroll-coordinator/THIRD_PARTY_NOTICES", mode: 0o644},
 		{path: "/usr/share/doc/kroll-coordinator/changelog.Debian.gz", mode: 0o644, debOnly: true},
 		{path: "/usr/share/lintian/overrides/kroll-coordinator", mode: 0o644, debOnly: true},
 		{path: "/usr/share/man/man8/kroll-coordinator.8.gz", mode: 0o644},
@@ -51,6 +57,9 @@ var expected = map[string][]pkgFile{
 	"krollctl": {
 		{path: "/usr/bin/krollctl", mode: 0o755},
 		{path: "/usr/share/doc/krollctl/copyright", mode: 0o644},
+		{path: "/usr/share/doc/krollctl/LICENSE", mode: 0o644},
+		{path: "/usr/share/doc/krollctl/NOTICE", mode: 0o644},
+		{path: "/usr/share/doc/krollctl/THIRD_PARTY_NOTICES", mode: 0o644},
 		{path: "/usr/share/doc/krollctl/changelog.Debian.gz", mode: 0o644, debOnly: true},
 		{path: "/usr/share/lintian/overrides/krollctl", mode: 0o644, debOnly: true},
 		{path: "/usr/share/man/man1/krollctl.1.gz", mode: 0o644},
@@ -161,6 +170,67 @@ func TestPackages(t *testing.T) {
 	t.Run("conffiles", func(t *testing.T) { testConffiles(t, b) })
 	t.Run("systemd-analyze", func(t *testing.T) { testUnits(t, b) })
 	t.Run("dpkg-root", func(t *testing.T) { testDpkgRoot(t, b) })
+	t.Run("licence", func(t *testing.T) { testLicence(t, b) })
+}
+
+// testLicence checks the licence files of every package: LICENSE and
+// NOTICE as in the repository, the copyright file naming Apache-2.0, and
+// THIRD_PARTY_NOTICES covering every module `go version -m` finds linked
+// into the packaged binary, with a licence text for each.
+func testLicence(t *testing.T, b *built) {
+	license, err := os.ReadFile("../LICENSE")
+	if err != nil {
+		t.Fatal(err)
+	}
+	notice, err := os.ReadFile("../NOTICE")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(license), "Apache License\n                           Version 2.0, January 2004") {
+		t.Errorf("LICENSE is not the Apache License 2.0")
+	}
+	for _, n := range pkgNames {
+		root := filepath.Join(b.tmp, "licence-"+n)
+		run(t, "", nil, "dpkg-deb", "-x", b.v1[n+".deb"], root)
+		doc := filepath.Join(root, "usr/share/doc", n)
+		read := func(name string) string {
+			data, err := os.ReadFile(filepath.Join(doc, name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return string(data)
+		}
+		if read("LICENSE") != string(license) || read("NOTICE") != string(notice) {
+			t.Errorf("%s: LICENSE or NOTICE differ from the repository's", n)
+		}
+		if c := read("copyright"); !strings.Contains(c, "License: Apache-2.0\n") || !strings.Contains(c, "/usr/share/common-licenses/Apache-2.0") || strings.Contains(c, "not yet") {
+			t.Errorf("%s: copyright does not state Apache-2.0:\n%s", n, c)
+		}
+		notices := read("THIRD_PARTY_NOTICES")
+		if !strings.HasPrefix(notices, "Third-party software in "+n+"\n") {
+			t.Errorf("%s: THIRD_PARTY_NOTICES starts %.80q", n, notices)
+		}
+		listed, texts, _ := strings.Cut(notices, "\n=====")
+		mods := 0
+		for _, line := range strings.Split(run(t, "", nil, "go", "version", "-m", filepath.Join(root, "usr/bin", n)), "\n") {
+			f := strings.Fields(line)
+			if len(f) < 3 || f[0] != "dep" {
+				continue
+			}
+			mods++
+			if !strings.Contains(listed, "\n  "+f[1]+" ") && !strings.Contains(listed, "\n  "+f[1]+"/") {
+				t.Errorf("%s: module %s %s is linked in but not in THIRD_PARTY_NOTICES", n, f[1], f[2])
+			}
+		}
+		if mods == 0 {
+			t.Errorf("%s: go version -m lists no module", n)
+		}
+		for _, want := range []string{"Go standard library and runtime", "Permission is hereby granted", "Redistribution and use in source and binary forms"} {
+			if !strings.Contains(texts, want) {
+				t.Errorf("%s: THIRD_PARTY_NOTICES lacks %q", n, want)
+			}
+		}
+	}
 }
 
 // debFiles lists the regular files of a .deb with their modes and owners.

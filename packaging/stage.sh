@@ -10,6 +10,9 @@
 #       wrapping each binary's --help (from BIN).
 #   changelog.yml  a one-entry changelog for VERSION, package release 1
 #       (nfpm writes changelog.Debian.gz from it).
+#   kroll-agent.notices, kroll-coordinator.notices, krollctl.notices  the
+#       third-party notices of each binary (notices.sh, go-licenses),
+#       shipped as /usr/share/doc/<package>/THIRD_PARTY_NOTICES.
 set -eu
 cd "$(dirname "$0")/.."
 dir=$1
@@ -56,3 +59,8 @@ manpage() {
 manpage kroll-agent 8 "kroll on-host agent"
 manpage kroll-coordinator 8 "kroll coordinator node (Raft quorum member)"
 manpage krollctl 1 "operator CLI of kroll"
+
+for p in kroll-agent:agent kroll-coordinator:coordinator krollctl:coordinator; do
+	name=${p%%:*}
+	packaging/notices.sh "$dir/$name.notices" "$name" "./${p#*:}/cmd/$name"
+done

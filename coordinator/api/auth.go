@@ -58,7 +58,9 @@ func (r Role) Allows(need Role) bool {
 type Identity struct {
 	Name string
 	Role Role
-	// Via is "token", "certificate" or "loopback".
+	// Via is "token", "certificate", "loopback" or, for FleetLock
+	// requests without credentials from an allowed source network,
+	// "network".
 	Via string
 }
 

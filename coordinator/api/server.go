@@ -80,6 +80,10 @@ type Config struct {
 	// and FleetLock calls this node serves at once; zero fields take the
 	// defaults.
 	Admission Admission
+	// FleetLock opens the FleetLock endpoints to clients without
+	// credentials from some source networks (stock Zincati); the zero
+	// value opens nothing.
+	FleetLock FleetLockAccess
 }
 
 // Server serves the coordinator's HTTP API.
@@ -142,11 +146,23 @@ func (s *Server) route(pattern string, role Role, h func(w http.ResponseWriter, 
 // routeIn is route for a route of an admission class: authenticated
 // requests past the class's capacity are shed (429) before h runs.
 func (s *Server) routeIn(class *admission, pattern string, role Role, h func(w http.ResponseWriter, r *http.Request, id Identity)) {
+	s.handle(class, pattern, role, nil, h)
+}
+
+// handle is routeIn with open, when not nil, giving requests without
+// credentials an identity (or not): FleetLock from the configured source
+// networks (FleetLockAccess).
+func (s *Server) handle(class *admission, pattern string, role Role, open func(r *http.Request) (Identity, bool), h func(w http.ResponseWriter, r *http.Request, id Identity)) {
 	s.mux.Handle(pattern, s.cfg.Metrics.instrument(pattern, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id, err := s.cfg.Auth.Authenticate(r)
 		if err != nil {
 			writeError(w, http.StatusUnauthorized, wire.KindUnauthorized, err.Error())
 			return
+		}
+		if id.Role == RoleNone && open != nil {
+			if oid, ok := open(r); ok {
+				id = oid
+			}
 		}
 		if id.Role == RoleNone {
 			writeError(w, http.StatusUnauthorized, wire.KindUnauthorized, "credentials required: a bearer token or a client certificate")
@@ -169,9 +185,10 @@ func (s *Server) routeIn(class *admission, pattern string, role Role, h func(w h
 }
 
 func (s *Server) routes() {
-	// FleetLock (Zincati / airlock protocol).
-	s.routeIn(s.priority, "POST "+wire.PathFleetLockPreReboot, RoleAgent, s.preReboot)
-	s.routeIn(s.priority, "POST "+wire.PathFleetLockSteady, RoleAgent, s.steadyState)
+	// FleetLock (Zincati / airlock protocol); without credentials from
+	// the networks of [fleetlock] allow_unauthenticated_from.
+	s.handle(s.priority, "POST "+wire.PathFleetLockPreReboot, RoleAgent, s.cfg.FleetLock.identify, s.preReboot)
+	s.handle(s.priority, "POST "+wire.PathFleetLockSteady, RoleAgent, s.cfg.FleetLock.identify, s.steadyState)
 	// Agent API: heartbeats are shed first; slot and health calls have
 	// their own, separate admission.
 	s.routeIn(s.heartbeats, "POST "+wire.PathHeartbeat, RoleAgent, s.heartbeat)

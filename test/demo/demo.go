@@ -72,8 +72,10 @@ func (d *demo) step(format string, args ...any) {
 	fmt.Fprintf(d.out, "\n\033[1m== "+format+"\033[0m\n", args...)
 }
 
-// cleanup stops every process the demo started and removes its directory.
-func (d *demo) cleanup() {
+// cleanup stops every process the demo started and removes its directory,
+// unless the demo failed (or --keep): then the directory stays, with the
+// logs of every process, and cleanup says where.
+func (d *demo) cleanup(failed bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for _, c := range d.procs {
@@ -92,10 +94,14 @@ func (d *demo) cleanup() {
 		}
 	}
 	d.procs = nil
-	if d.dir != "" && !d.o.keep {
-		os.RemoveAll(d.dir)
-	} else if d.dir != "" {
+	switch {
+	case d.dir == "":
+	case failed:
+		fmt.Fprintf(d.out, "demo failed: logs kept in %s (remove it when done)\n", d.dir)
+	case d.o.keep:
 		fmt.Fprintf(d.out, "kept %s\n", d.dir)
+	default:
+		os.RemoveAll(d.dir)
 	}
 }
 
@@ -145,14 +151,17 @@ func randomToken() string {
 func writeFile(path string, data []byte) error { return os.WriteFile(path, data, 0o600) }
 
 func (d *demo) run(ctx context.Context) error {
-	var err error
-	if d.dir, err = os.MkdirTemp("", "kroll-demo-"); err != nil {
+	if err := preflight(d.o.sim, systemLookers); err != nil {
 		return err
 	}
 	for _, b := range []string{"kroll-coordinator", "krollctl", "kroll-agent"} {
 		if _, err := os.Stat(filepath.Join(d.o.bin, b)); err != nil {
 			return fmt.Errorf("%s: %w (run make build)", b, err)
 		}
+	}
+	var err error
+	if d.dir, err = os.MkdirTemp("", "kroll-demo-"); err != nil {
+		return err
 	}
 	if err := d.startQuorum(ctx); err != nil {
 		return err

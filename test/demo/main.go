@@ -6,8 +6,11 @@
 // process (demo-sim) — register; a signed Copy Fail mitigation is pushed in
 // audit mode, then enforce mode, and its coverage shown; then the newer
 // kernel rolls through with `krollctl rollout watch` on screen, and a
-// summary table ends it. Everything it starts is stopped and its temporary
-// directory removed on exit, also on Ctrl-C.
+// summary table ends it. It checks first that the commands it needs are
+// installed (naming the missing Debian packages; `make demo` installs
+// them). Everything it starts is stopped on exit, also on Ctrl-C; its
+// temporary directory is removed after a success and kept, with every
+// process's log, after a failure.
 package main
 
 import (
@@ -30,7 +33,7 @@ func main() {
 	defer stop()
 	d := newDemo(o, os.Stdout)
 	err := d.run(ctx)
-	d.cleanup()
+	d.cleanup(err != nil)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "demo: %v\n", err)
 		os.Exit(1)

@@ -39,6 +39,11 @@ type fileConfig struct {
 		// FreshWithin is how recently a FleetLock-only host must have
 		// called pre-reboot or steady-state to count as serving.
 		FreshWithin tomlfile.Duration `toml:"fresh_within"`
+		// AllowUnauthenticatedFrom are the source networks (CIDRs) whose
+		// FleetLock requests need no credentials (stock Zincati).
+		AllowUnauthenticatedFrom []string `toml:"allow_unauthenticated_from"`
+		// Groups limits those requests to these groups (datacenters).
+		Groups []string `toml:"groups"`
 	} `toml:"fleetlock"`
 	Auth struct {
 		// PeerTokenFile holds the token nodes use to forward commands to
@@ -81,6 +86,7 @@ type settings struct {
 	releaseKeys       []ed25519.PublicKey
 	policyKeys        []ed25519.PublicKey
 	admission         api.Admission
+	fleetLock         api.FleetLockAccess
 }
 
 func loadConfig(path string) (settings, error) {
@@ -155,6 +161,11 @@ func loadConfig(path string) (settings, error) {
 			continue
 		}
 		s.auth.Tokens = append(s.auth.Tokens, tok)
+	}
+	if fl, err := api.NewFleetLockAccess(fc.FleetLock.AllowUnauthenticatedFrom, fc.FleetLock.Groups); err != nil {
+		errs = append(errs, fmt.Errorf("fleetlock: %w", err))
+	} else {
+		s.fleetLock = fl
 	}
 	if fc.Auth.PeerTokenFile != "" {
 		b, err := os.ReadFile(fc.Auth.PeerTokenFile)

@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -106,5 +107,59 @@ func TestAPIConfig(t *testing.T) {
 	def, _ := loadConfig("")
 	if got, want := ex.admission.WithDefaults(ex.heartbeatInterval), def.admission.WithDefaults(def.heartbeatInterval); got != want {
 		t.Fatalf("example admission %+v, defaults %+v", got, want)
+	}
+}
+
+// TestFleetLockConfig: [fleetlock] allow_unauthenticated_from and groups
+// reach the server; a bad entry stops the start with one error naming it.
+func TestFleetLockConfig(t *testing.T) {
+	tests := []struct {
+		name, toml string
+		nets       []string
+		groups     []string
+		wantErr    string
+	}{
+		{name: "default: closed", toml: ""},
+		{name: "networks", toml: "[fleetlock]\nallow_unauthenticated_from = [\"10.0.0.0/8\", \"2001:db8::/32\"]\n", nets: []string{"10.0.0.0/8", "2001:db8::/32"}},
+		{name: "networks and groups", toml: "[fleetlock]\nallow_unauthenticated_from = [\"10.0.0.0/8\"]\ngroups = [\"fra\", \"ams\"]\n",
+			nets: []string{"10.0.0.0/8"}, groups: []string{"fra", "ams"}},
+		{name: "bad CIDR", toml: "[fleetlock]\nallow_unauthenticated_from = [\"10.0.0.0/8\", \"10.0.0.300/24\"]\n",
+			wantErr: "fleetlock: allow_unauthenticated_from[1]"},
+		{name: "host bits", toml: "[fleetlock]\nallow_unauthenticated_from = [\"192.168.1.7/24\"]\n", wantErr: "the network is 192.168.1.0/24"},
+		{name: "not a list", toml: "[fleetlock]\nallow_unauthenticated_from = \"10.0.0.0/8\"\n", wantErr: "allow_unauthenticated_from"},
+		{name: "groups alone", toml: "[fleetlock]\ngroups = [\"fra\"]\n", wantErr: "fleetlock: groups limits"},
+		{name: "misspelt key", toml: "[fleetlock]\nallow_unauthenticated = [\"10.0.0.0/8\"]\n", wantErr: "allow_unauthenticated"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "c.toml")
+			if err := os.WriteFile(path, []byte(tc.toml), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			s, err := loadConfig(path)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err %v, want one naming %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var nets []string
+			for _, p := range s.fleetLock.AllowUnauthenticatedFrom {
+				nets = append(nets, p.String())
+			}
+			if !slices.Equal(nets, tc.nets) || !slices.Equal(s.fleetLock.Groups, tc.groups) {
+				t.Fatalf("got %v %v, want %v %v", nets, s.fleetLock.Groups, tc.nets, tc.groups)
+			}
+		})
+	}
+	ex, err := loadConfig("../../../docs/examples/coordinator.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ex.fleetLock.AllowUnauthenticatedFrom) != 0 || len(ex.fleetLock.Groups) != 0 {
+		t.Fatalf("the example opens FleetLock: %+v", ex.fleetLock)
 	}
 }

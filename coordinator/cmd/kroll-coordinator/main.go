@@ -78,7 +78,10 @@ func serve(ctx context.Context, env cli.Env, o options, set settings) error {
 	}
 	defer st.Close()
 	cfg := api.Config{Store: st, Auth: set.auth, PeerToken: set.peerToken, Logger: log, HeartbeatInterval: set.heartbeatInterval, ReleaseKeys: set.releaseKeys, PolicyKeys: set.policyKeys,
-		Admission: set.admission}
+		Admission: set.admission, FleetLock: set.fleetLock}
+	if nets := set.fleetLock.AllowUnauthenticatedFrom; len(nets) > 0 {
+		log.Warn("FleetLock open without credentials", "from", nets, "groups", set.fleetLock.Groups)
+	}
 	serverTLS := tc.server
 	if tc.peer != nil {
 		// Under TLS, peers prove kroll:peer:<id> with certificates only.
