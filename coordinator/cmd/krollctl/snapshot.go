@@ -91,4 +91,3 @@ func snapshotRestoreCmd(ctx context.Context, env cli.Env, args []string) error {
 			pos[0], out.Index, out.Term, out.Datacenters, out.Hosts)
 	})
 }
-
