@@ -223,10 +223,14 @@ func (s *Server) routes() {
 	s.route("POST "+wire.PathRollout+"{id}/pause", RoleOperate, s.rolloutAction(fsm.TypePauseRollout))
 	s.route("POST "+wire.PathRollout+"{id}/resume", RoleOperate, s.rolloutAction(fsm.TypeResumeRollout))
 	s.route("POST "+wire.PathRollout+"{id}/abort", RoleOperate, s.rolloutAction(fsm.TypeAbortRollout))
+	s.route("GET "+wire.PathSnapshot, RoleOperate, s.snapshotSave)
+	s.route("POST "+wire.PathSnapshot, RoleAdmin, s.snapshotRestore)
 	// Cluster-internal.
 	s.route("POST "+pathInternalApply, RolePeer, s.internalApply)
 	s.route("POST "+pathInternalJoin, RolePeer, s.internalJoin)
 	s.route("POST "+pathInternalLiveness, RolePeer, s.internalLiveness)
+	s.route("GET "+pathInternalSnapshot, RolePeer, s.internalSnapshotSave)
+	s.route("POST "+pathInternalSnapshot, RolePeer, s.internalSnapshotRestore)
 	// Unauthenticated probes and metrics.
 	s.mux.HandleFunc("GET /healthz", s.healthz)
 	s.mux.HandleFunc("GET /readyz", s.readyz)

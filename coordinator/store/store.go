@@ -147,6 +147,8 @@ type Store struct {
 	anchorMu sync.Mutex
 	// lv is the in-memory liveness table (see liveness.go).
 	lv liveness
+	// lock is the data directory's lock, held until Close.
+	lock *dirLock
 }
 
 // Open starts a node: it opens (or creates) the on-disk state, bootstraps
@@ -160,6 +162,18 @@ func Open(cfg Config) (*Store, error) {
 	if err := os.MkdirAll(filepath.Join(cfg.DataDir, "wal"), 0o700); err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
+	// One process per data directory: a second node, or a recovery
+	// (Recover), is refused while this one runs.
+	lock, err := lockDataDir(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	opened := false
+	defer func() {
+		if !opened {
+			lock.unlock()
+		}
+	}()
 	hl := hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn, Output: slogWriter{cfg.Logger}, JSONFormat: true})
 	// The WAL does not close a meta store it opened itself; own it so that
 	// Close releases its file lock (a node restarted in-process reopens it).
@@ -240,7 +254,8 @@ func Open(cfg Config) (*Store, error) {
 	// Snapshots restored from now on come from the leader (InstallSnapshot).
 	obs.started.Store(true)
 	s := &Store{cfg: cfg, fsm: f, raft: r, log: w, meta: meta, transport: trans, gate: gate, done: make(chan struct{}),
-		stamper: stamper}
+		stamper: stamper, lock: lock}
+	opened = true
 	s.wg.Add(2)
 	go s.leaderLoop()
 	go s.livenessLoop()
@@ -339,6 +354,9 @@ func (s *Store) Close() error {
 			err = cerr
 		}
 		if cerr := s.meta.Close(); err == nil {
+			err = cerr
+		}
+		if cerr := s.lock.unlock(); err == nil {
 			err = cerr
 		}
 	})

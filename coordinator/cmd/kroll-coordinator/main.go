@@ -26,12 +26,16 @@ func main() { cli.Main("kroll-coordinator", run) }
 
 const usage = `--node-id ID --data-dir DIR --raft-addr HOST:PORT --http-addr HOST:PORT --peers ID=HOST:PORT,...
        [--join] [--config FILE] [--tls-cert FILE --tls-key FILE --tls-ca FILE [--peer-tls-ca FILE]]
+       kroll-coordinator recover --node-id ID --data-dir DIR --peers ID=HOST:PORT,... [--dry-run]
        kroll-coordinator version`
 
 func run(ctx context.Context, env cli.Env, args []string) error {
 	if len(args) > 0 && (args[0] == "version" || args[0] == "--version") {
 		fmt.Fprintln(env.Stdout, buildinfo.String(env.Name))
 		return nil
+	}
+	if len(args) > 0 && args[0] == "recover" {
+		return recoverCmd(ctx, env, args[1:])
 	}
 	fs := cli.NewFlagSet(env, env.Name, usage)
 	var o options

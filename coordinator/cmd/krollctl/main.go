@@ -32,5 +32,6 @@ func commands() map[string]cli.Command {
 		"events":  {Usage: eventsUsage, Summary: "the coordinator's recent events", Run: events},
 
 		"simulate": simulateCommand(),
+		"snapshot": snapshotCommand(),
 	}
 }
