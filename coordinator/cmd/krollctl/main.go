@@ -48,7 +48,6 @@ KROLL_TLS_CERT, KROLL_TLS_KEY.
 
 Exit status: 0 success, 1 failure, 2 bad usage.`,
 		Annotations: map[string]string{"man-section": "1"},
-		Args:        cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			_ = cmd.Help()
 			return cli.Usagef("no command given")
