@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -293,5 +295,39 @@ func TestWatchView(t *testing.T) {
 	}
 	if !strings.Contains(lines[1], "dc007") && !strings.Contains(lines[2], "dc007") {
 		t.Errorf("the busiest datacenter is not first:\n%s", b.String())
+	}
+}
+
+// TestCommandTree: completion scripts, unknown commands, help and the
+// hidden man page generator.
+func TestCommandTree(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		args             []string
+		code             int
+		inStdout, stderr string
+	}{
+		{[]string{"completion", "bash"}, 0, "bash completion V2 for krollctl", ""},
+		{[]string{"completion", "zsh"}, 0, "#compdef krollctl", ""},
+		{[]string{"completion", "fish"}, 0, "complete -c krollctl", ""},
+		{[]string{"frobnicate"}, 2, "", "krollctl: unknown command \"frobnicate\" for \"krollctl\" (see 'krollctl --help')\n"},
+		{nil, 2, "krollctl [command]", "krollctl: no command given\n"},
+		{[]string{"help", "rollout", "watch"}, 0, "Exit status: 0 when the rollout is done", ""},
+		{[]string{"--version"}, 0, "krollctl dev", ""},
+		{[]string{"gen-man", dir}, 0, "manual pages to " + dir, ""},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, "-"), func(t *testing.T) {
+			code, stdout, stderr := krollctl(t, tt.args...)
+			if code != tt.code || !strings.Contains(stdout, tt.inStdout) || stderr != tt.stderr {
+				t.Fatalf("exit %d, stdout %q, stderr %q; want %d, %q, %q", code, stdout, stderr, tt.code, tt.inStdout, tt.stderr)
+			}
+		})
+	}
+	for _, page := range []string{"krollctl.1", "krollctl-dc-set.1", "krollctl-rollout-watch.1"} {
+		data, err := os.ReadFile(filepath.Join(dir, page))
+		if err != nil || !strings.Contains(string(data), ".TH ") {
+			t.Errorf("%s: %v %q", page, err, data)
+		}
 	}
 }
