@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kroll-dev/kroll/pkg/cli"
 	"github.com/kroll-dev/kroll/pkg/wire"
 )
 
@@ -328,6 +330,38 @@ func TestCommandTree(t *testing.T) {
 		data, err := os.ReadFile(filepath.Join(dir, page))
 		if err != nil || !strings.Contains(string(data), ".TH ") {
 			t.Errorf("%s: %v %q", page, err, data)
+		}
+	}
+}
+
+// TestLegacyCommand: a command written against prepare (raw arguments)
+// wired in with legacyCommand sees the global flags wherever they are.
+func TestLegacyCommand(t *testing.T) {
+	f, url := newFakeCoord(t)
+	f.serve("GET /api/v1/status", reply{200, `{"leader":"c1"}`})
+	for _, args := range [][]string{
+		{"--coordinator", url, "legacy", "x"},
+		{"legacy", "x", "--coordinator", url},
+		{"legacy", "--coordinator=" + url, "x"},
+	} {
+		var stdout, stderr strings.Builder
+		env := cli.Env{Name: "krollctl", Stdout: &stdout, Stderr: &stderr, Getenv: func(string) string { return "" }}
+		root := newRoot(env)
+		a := &app{env: env}
+		root.AddCommand(a.legacyCommand("legacy ARG", "a legacy command", func(ctx context.Context, env cli.Env, args []string) error {
+			c, pos, err := prepare(env, "legacy ARG", args, 1, nil, nil)
+			if err != nil {
+				return err
+			}
+			st, err := c.client.Status(ctx)
+			if err != nil {
+				return c.fail(err)
+			}
+			fmt.Fprintf(env.Stdout, "%s %s\n", pos[0], st.Leader)
+			return nil
+		}))
+		if code := cli.ExitCode(env, cli.Execute(context.Background(), env, root, args)); code != 0 || stdout.String() != "x c1\n" {
+			t.Errorf("%q: exit %d, stdout %q, stderr %q", args, code, stdout.String(), stderr.String())
 		}
 	}
 }
