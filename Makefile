@@ -106,7 +106,15 @@ PKG_ARCH    ?= $(shell $(GO) env GOARCH)
 PKG_DIST    ?= dist
 PKG_BIN     ?= bin
 
-.PHONY: packages packages-only
+# Manual pages (packaging/man.sh) in MAN_DIR: man1/krollctl*.1.gz and
+# man8/kroll-agent*.8.gz, one per command, generated from the command
+# trees; man8/kroll-coordinator.8.gz. The packages ship the same pages.
+MAN_DIR ?= dist/man
+
+.PHONY: man packages packages-only
+man: build
+	packaging/man.sh bin $(MAN_DIR)
+
 packages: build
 	@$(MAKE) --no-print-directory packages-only
 

@@ -37,7 +37,6 @@ var expected = map[string][]pkgFile{
 		{path: "/usr/share/doc/kroll-agent/THIRD_PARTY_NOTICES", mode: 0o644},
 		{path: "/usr/share/doc/kroll-agent/changelog.Debian.gz", mode: 0o644, debOnly: true},
 		{path: "/usr/share/lintian/overrides/kroll-agent", mode: 0o644, debOnly: true},
-		{path: "/usr/share/man/man8/kroll-agent.8.gz", mode: 0o644},
 	},
 	"kroll-coordinator": {
 		{path: "/etc/default/kroll-coordinator", mode: 0o644, conffile: true},
@@ -54,6 +53,8 @@ var expected = map[string][]pkgFile{
 		{path: "/usr/share/lintian/overrides/kroll-coordinator", mode: 0o644, debOnly: true},
 		{path: "/usr/share/man/man8/kroll-coordinator.8.gz", mode: 0o644},
 	},
+	// krollctl and kroll-agent: besides these, a manual page per command
+	// (built.files).
 	"krollctl": {
 		{path: "/usr/bin/krollctl", mode: 0o755},
 		{path: "/usr/share/doc/krollctl/copyright", mode: 0o644},
@@ -62,7 +63,6 @@ var expected = map[string][]pkgFile{
 		{path: "/usr/share/doc/krollctl/THIRD_PARTY_NOTICES", mode: 0o644},
 		{path: "/usr/share/doc/krollctl/changelog.Debian.gz", mode: 0o644, debOnly: true},
 		{path: "/usr/share/lintian/overrides/krollctl", mode: 0o644, debOnly: true},
-		{path: "/usr/share/man/man1/krollctl.1.gz", mode: 0o644},
 	},
 }
 
@@ -111,6 +111,31 @@ type built struct {
 	repo, tmp string
 	bin       string
 	v1, v2    map[string]string // "kroll-agent.deb" -> path
+	// man are the manual pages per package, one per command, as
+	// generated from the binaries' command trees.
+	man map[string][]pkgFile
+}
+
+// files returns every file of package n: expected plus its manual pages.
+func (b *built) files(n string) []pkgFile {
+	return append(slices.Clone(expected[n]), b.man[n]...)
+}
+
+// manPages lists the manual pages gen-man writes for the binary: one per
+// command, the binary's own among them.
+func manPages(t *testing.T, bin, name, section string) []pkgFile {
+	t.Helper()
+	dir := t.TempDir()
+	run(t, "", nil, filepath.Join(bin, name), "gen-man", dir)
+	pages, err := filepath.Glob(filepath.Join(dir, name+"*."+section))
+	if err != nil || len(pages) < 5 || !slices.Contains(pages, filepath.Join(dir, name+"."+section)) {
+		t.Fatalf("%s gen-man: %v, %v", name, pages, err)
+	}
+	var files []pkgFile
+	for _, p := range pages {
+		files = append(files, pkgFile{path: "/usr/share/man/man" + section + "/" + filepath.Base(p) + ".gz", mode: 0o644})
+	}
+	return files
 }
 
 func buildPackages(t *testing.T) *built {
@@ -149,6 +174,10 @@ func buildPackages(t *testing.T) *built {
 		return got
 	}
 	b.v1, b.v2 = mk("1.0.0"), mk("1.0.1")
+	b.man = map[string][]pkgFile{
+		"krollctl":    manPages(t, b.bin, "krollctl", "1"),
+		"kroll-agent": manPages(t, b.bin, "kroll-agent", "8"),
+	}
 	return b
 }
 
@@ -255,7 +284,7 @@ func testContents(t *testing.T, b *built) {
 		got := debFiles(t, deb)
 		want := map[string]string{}
 		var conf []string
-		for _, f := range expected[n] {
+		for _, f := range b.files(n) {
 			owner := "root/root"
 			if strings.HasSuffix(f.path, "changelog.Debian.gz") {
 				owner = "0/0" // nfpm writes the generated changelog with numeric ids
@@ -338,7 +367,7 @@ func testRPM(t *testing.T, b *built) {
 		rpm := b.v1[n+".rpm"]
 		var want, conf []string
 		modes := map[string]string{}
-		for _, f := range expected[n] {
+		for _, f := range b.files(n) {
 			if f.debOnly {
 				continue
 			}
@@ -629,7 +658,7 @@ func testDpkgRoot(t *testing.T, b *built) {
 		if s := r.status(n); s != "install ok installed 1.0.0-1" {
 			t.Errorf("%s: %q after install", n, s)
 		}
-		for _, f := range expected[n] {
+		for _, f := range b.files(n) {
 			r.mode(f.path, f.mode, 0, 0)
 		}
 	}
@@ -674,7 +703,7 @@ func testDpkgRoot(t *testing.T, b *built) {
 		if s := r.status(n); s != "deinstall ok config-files 1.0.1-1" {
 			t.Errorf("%s: %q after remove", n, s)
 		}
-		for _, f := range expected[n] {
+		for _, f := range b.files(n) {
 			r.exists(f.path, f.conffile)
 		}
 	}
@@ -698,7 +727,7 @@ func testDpkgRoot(t *testing.T, b *built) {
 		if s := r.status(n); strings.HasPrefix(s, "install") || strings.Contains(s, "config-files") {
 			t.Errorf("%s: %q after purge", n, s)
 		}
-		for _, f := range expected[n] {
+		for _, f := range b.files(n) {
 			r.exists(f.path, false)
 		}
 	}

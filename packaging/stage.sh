@@ -6,8 +6,9 @@
 #       agent refuses to start until datacenter, coordinator.urls and
 #       trust.release_keys are set (the example's values are placeholders
 #       such as "fra1" and coord1.example.net).
-#   kroll-agent.8.gz, kroll-coordinator.8.gz, krollctl.1.gz  manual pages
-#       wrapping each binary's --help (from BIN).
+#   man/man1, man/man8  the gzipped manual pages (packaging/man.sh): one
+#       per command of krollctl and kroll-agent, generated from their
+#       command trees, and kroll-coordinator's around its --help.
 #   changelog.yml  a one-entry changelog for VERSION, package release 1
 #       (nfpm writes changelog.Debian.gz from it).
 #   kroll-agent.notices, kroll-coordinator.notices, krollctl.notices  the
@@ -42,23 +43,9 @@ cat >"$dir/changelog.yml" <<EOT
     - note: "Built from commit $commit; the changes are in the git history."
 EOT
 
-# manpage NAME SECTION SUMMARY: a manual page around bin/NAME --help.
-manpage() {
-	[ -x "$bin/$1" ] || {
-		echo "stage.sh: $bin/$1 not found (make build)" >&2
-		exit 1
-	}
-	{
-		printf '.TH %s %s "%s" "kroll %s" "kroll"\n' "$(echo "$1" | tr a-z A-Z)" "$2" "$(printf %s "$date" | cut -c1-10)" "$version"
-		printf '.SH NAME\n%s \\- %s\n.SH DESCRIPTION\n.nf\n' "$1" "$3"
-		"$bin/$1" --help 2>&1 | sed -e 's/\\/\\e/g' -e 's/^[.'"'"']/\\\&&/' -e 's/—/\\-/g'
-		printf '.fi\n.SH SEE ALSO\nhttps://github.com/kroll-dev/kroll\n'
-	} | gzip -9n >"$dir/$1.$2.gz.tmp"
-	mv "$dir/$1.$2.gz.tmp" "$dir/$1.$2.gz"
-}
-manpage kroll-agent 8 "kroll on-host agent"
-manpage kroll-coordinator 8 "kroll coordinator node (Raft quorum member)"
-manpage krollctl 1 "operator CLI of kroll"
+# The manual pages: man1/krollctl*.1.gz, man8/kroll-agent*.8.gz (one per
+# command, from the command trees) and man8/kroll-coordinator.8.gz.
+SOURCE_DATE_EPOCH=$(git show -s --format=%ct HEAD 2>/dev/null || date +%s) packaging/man.sh "$bin" "$dir/man" "$version"
 
 for p in kroll-agent:agent kroll-coordinator:coordinator krollctl:coordinator; do
 	name=${p%%:*}

@@ -21,9 +21,11 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 	"unicode/utf8"
 
@@ -57,6 +59,16 @@ type Options struct {
 	// HTTPClient, that client's own timeout), negative means no limit
 	// beyond the caller's context.
 	Timeout time.Duration
+	// Fallbacks are further base URLs of the same coordinator cluster,
+	// checked as the base URL is. A request that gets no answer from a
+	// node, or a 503 (no leader, halted), goes to the next one in turn,
+	// and the node that answered serves the next request first. Only a
+	// GET is sent again after an error past connecting (the node may
+	// have received it); a write, only when the connection failed or the
+	// node answered 503. A write whose outcome a node reported unknown
+	// (503) may thus apply twice: the second answer says so (conflict,
+	// not_found).
+	Fallbacks []string
 }
 
 // MaxRetryAfter bounds the Retry-After the client honours: a longer one
@@ -69,7 +81,11 @@ const MaxRetryAfter = 10 * time.Minute
 // of the same route fail at once with an *APIError of the same kind and
 // the remaining RetryAfter, without sending anything.
 type Client struct {
-	base  string // scheme://host[/prefix], no trailing slash
+	base string // scheme://host[/prefix], no trailing slash
+	// bases are base and the fallbacks, in order; cur indexes the node
+	// that answered last (under mu).
+	bases []string
+	cur   int
 	token string
 	hc    *http.Client
 	// now is the clock for Retry-After; time.Now in production.
@@ -129,15 +145,13 @@ func ErrorKind(err error) string {
 // "https://coord1.example:8001". baseURL may carry a path prefix but no
 // query, fragment or user info.
 func New(baseURL string, opts Options) (*Client, error) {
-	u, err := url.Parse(baseURL)
-	if err != nil {
-		return nil, fmt.Errorf("coordinator URL %q: %w", baseURL, err)
-	}
-	if err := checkURL(u, opts.Token != ""); err != nil {
-		return nil, fmt.Errorf("coordinator URL %q: %w", baseURL, err)
-	}
-	if opts.TLS != nil && u.Scheme != "https" {
-		return nil, fmt.Errorf("coordinator URL %q: TLS is configured but the URL is not https://", baseURL)
+	var bases []string
+	for _, raw := range append([]string{baseURL}, opts.Fallbacks...) {
+		b, err := parseBase(raw, opts)
+		if err != nil {
+			return nil, err
+		}
+		bases = append(bases, b)
 	}
 	timeout := max(opts.Timeout, 0) // negative: no limit
 	var hc *http.Client
@@ -173,8 +187,23 @@ func New(baseURL string, opts Options) (*Client, error) {
 			},
 		}
 	}
-	base := u.Scheme + "://" + u.Host + strings.TrimRight(u.EscapedPath(), "/")
-	return &Client{base: base, token: opts.Token, hc: hc, now: time.Now, notBefore: map[string]retryGate{}}, nil
+	return &Client{base: bases[0], bases: bases, token: opts.Token, hc: hc, now: time.Now, notBefore: map[string]retryGate{}}, nil
+}
+
+// parseBase checks one coordinator URL and returns it as a base:
+// scheme://host[/prefix], no trailing slash.
+func parseBase(raw string, opts Options) (string, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "", fmt.Errorf("coordinator URL %q: %w", raw, err)
+	}
+	if err := checkURL(u, opts.Token != ""); err != nil {
+		return "", fmt.Errorf("coordinator URL %q: %w", raw, err)
+	}
+	if opts.TLS != nil && u.Scheme != "https" {
+		return "", fmt.Errorf("coordinator URL %q: TLS is configured but the URL is not https://", raw)
+	}
+	return u.Scheme + "://" + u.Host + strings.TrimRight(u.EscapedPath(), "/"), nil
 }
 
 // checkURL rejects base URLs the client cannot use: see checkTransport,
@@ -245,17 +274,71 @@ func TLSConfig(caFile, certFile, keyFile string) (*tls.Config, error) {
 	return cfg, nil
 }
 
-// BaseURL returns the coordinator URL the client talks to.
+// BaseURL returns the coordinator URL the client talks to (the first one
+// given to New).
 func (c *Client) BaseURL() string { return c.base }
 
-// do sends one request. path must already be escaped; in, when not nil,
-// is sent as JSON; out, when not nil, receives the decoded 2xx body.
+// BaseURLs returns every coordinator URL of the client: the base URL and
+// the fallbacks, in order.
+func (c *Client) BaseURLs() []string { return slices.Clone(c.bases) }
+
+// do sends one request, to the nodes in turn (see Options.Fallbacks).
+// path must already be escaped; in, when not nil, is sent as JSON; out,
+// when not nil, receives the decoded 2xx body.
 func (c *Client) do(ctx context.Context, method, path string, query url.Values, header http.Header, in, out any) error {
+	if len(c.bases) == 1 {
+		return c.doOn(ctx, c.base, method, path, query, header, in, out)
+	}
+	c.mu.Lock()
+	start := c.cur
+	c.mu.Unlock()
+	var errs []error
+	for i := range c.bases {
+		idx := (start + i) % len(c.bases)
+		base := c.bases[idx]
+		err := c.doOn(ctx, base, method, path, query, header, in, out)
+		if err == nil || ctx.Err() != nil || !nextNode(method, err) {
+			if err == nil || ErrorKind(err) != "" {
+				c.mu.Lock()
+				c.cur = idx
+				c.mu.Unlock()
+			}
+			return err
+		}
+		if _, ok := errors.AsType[*APIError](err); ok {
+			err = fmt.Errorf("%s: %w", base, err)
+		}
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// nextNode reports whether a request that failed with err may go to the
+// next node: a 503, a connection that could not be made, and for a GET
+// any error without an answer.
+func nextNode(method string, err error) bool {
+	if ae, ok := errors.AsType[*APIError](err); ok {
+		return ae.Status == http.StatusServiceUnavailable
+	}
+	if method == http.MethodGet {
+		return true
+	}
+	if oe, ok := errors.AsType[*net.OpError](err); ok && oe.Op == "dial" {
+		return true
+	}
+	return errors.Is(err, syscall.ECONNREFUSED)
+}
+
+// doOn sends one request to the node at base.
+func (c *Client) doOn(ctx context.Context, base, method, path string, query url.Values, header http.Header, in, out any) error {
 	route := method + " " + path
-	if err := c.gate(route); err != nil {
+	if len(c.bases) > 1 {
+		route = base + " " + route
+	}
+	if err := c.gate(base, route); err != nil {
 		return err
 	}
-	target := c.base + path
+	target := base + path
 	if len(query) > 0 {
 		target += "?" + query.Encode()
 	}
@@ -321,7 +404,7 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 }
 
 // gate refuses a call of route while a Retry-After for it runs.
-func (c *Client) gate(route string) error {
+func (c *Client) gate(base, route string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	g, ok := c.notBefore[route]
@@ -335,7 +418,7 @@ func (c *Client) gate(route string) error {
 	}
 	ae := g.err
 	ae.RetryAfter = left
-	ae.Value = fmt.Sprintf("not sent: %s asked to wait (Retry-After), %s left; it answered: %s", c.base, left.Round(time.Millisecond), g.err.Value)
+	ae.Value = fmt.Sprintf("not sent: %s asked to wait (Retry-After), %s left; it answered: %s", base, left.Round(time.Millisecond), g.err.Value)
 	return &ae
 }
 

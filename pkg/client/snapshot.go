@@ -50,7 +50,7 @@ func (c *Client) SnapshotRestore(ctx context.Context, file []byte) (*wire.Snapsh
 // most a snapshot file's size); other answers become an *APIError.
 func (c *Client) raw(ctx context.Context, method, path string, body []byte, contentType string) ([]byte, error) {
 	route := method + " " + path
-	if err := c.gate(route); err != nil {
+	if err := c.gate(c.base, route); err != nil {
 		return nil, err
 	}
 	target := c.base + path

@@ -330,7 +330,7 @@ trusted_keys = [%q]
 		floor = "0"
 	}
 	for _, dc := range demoDCs {
-		if err := d.krollctl(ctx, "dc", "set", dc, "--slots", slots, "--min-healthy-pct", floor, "--window", "Mon-Sun 02:00-04:00 Europe/Berlin"); err != nil {
+		if err := d.krollctl(ctx, "dc", "set", dc, "--create", "--slots", slots, "--min-healthy-pct", floor, "--window", "Mon-Sun 02:00-04:00 Europe/Berlin"); err != nil {
 			return err
 		}
 	}

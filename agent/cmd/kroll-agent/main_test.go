@@ -16,7 +16,17 @@ func TestCommandLine(t *testing.T) {
 		inStdout string
 		inStderr string
 	}{
-		{args: []string{"--help"}, code: 0, inStdout: "Usage: kroll-agent COMMAND"},
+		{args: []string{"--help"}, code: 0, inStdout: "kroll-agent [command]"},
+		{args: []string{"mitigations", "--help"}, code: 0, inStdout: "kroll-agent mitigations [command]"},
+		{args: []string{"mitigations", "list", "--help"}, code: 0, inStdout: "kroll-agent mitigations list [flags]"},
+		{args: []string{"run", "--help"}, code: 0, inStdout: "  kroll-agent run [flags]\n"},
+		{args: []string{"help", "run"}, code: 0, inStdout: "  kroll-agent run [flags]\n"},
+		{args: []string{"status", "-o", "yaml"}, code: 2, inStderr: `kroll-agent: --output "yaml": want table or json`},
+		{args: []string{"--config", "/nonexistent/agent.toml", "status"}, code: 1, inStderr: "/nonexistent/agent.toml"},
+		{args: []string{"status", "--config", "/nonexistent/agent.toml"}, code: 1, inStderr: "/nonexistent/agent.toml"},
+		{args: []string{"completion", "bash"}, code: 0, inStdout: "bash completion V2 for kroll-agent"},
+		{args: []string{"completion", "zsh"}, code: 0, inStdout: "#compdef kroll-agent"},
+		{args: []string{"completion", "fish"}, code: 0, inStdout: "complete -c kroll-agent"},
 		{args: []string{"version"}, code: 0, inStdout: "kroll-agent dev"},
 		{args: nil, code: 2, inStderr: "kroll-agent: no command given"},
 		{args: []string{"frobnicate"}, code: 2, inStderr: `kroll-agent: unknown command "frobnicate"`},

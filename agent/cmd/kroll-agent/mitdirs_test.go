@@ -55,6 +55,12 @@ func TestMitigationsUseAgentDirs(t *testing.T) {
 	if code != 0 || !strings.Contains(stdout, "copy-fail\tv1\tsocket-family\t") {
 		t.Fatalf("list --config: exit %d, stdout %q, stderr %q; want the daemon's stored policy", code, stdout, stderr)
 	}
+	// Global flags before the command, JSON output.
+	code, stdout, stderr = runAgent("--config", cfg, "-o", "json", "mitigations", "list")
+	var sts []mitigate.Status
+	if err := json.Unmarshal([]byte(stdout), &sts); code != 0 || err != nil || len(sts) != 1 || sts[0].ID != "copy-fail" {
+		t.Fatalf("--config FILE -o json mitigations list: exit %d, stdout %q, stderr %q, %v", code, stdout, stderr, err)
+	}
 	if code, _, stderr := runAgent("mitigations", "list", "--config", filepath.Join(dir, "absent.toml")); code != 1 || !strings.Contains(stderr, "absent.toml") {
 		t.Errorf("list with a missing --config: exit %d, stderr %q; want exit 1", code, stderr)
 	}

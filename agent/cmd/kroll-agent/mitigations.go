@@ -4,11 +4,12 @@ import (
 	"context"
 	"crypto/ed25519"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"strings"
+
+	"github.com/spf13/cobra"
 
 	"github.com/kroll-dev/kroll/agent/mitigate"
 	"github.com/kroll-dev/kroll/pkg/cli"
@@ -16,14 +17,48 @@ import (
 	"github.com/kroll-dev/kroll/pkg/tomlfile"
 )
 
-const mitigationsUsage = "apply [--trusted-key PUB]... [--config FILE] [--state-dir DIR] [--bpffs DIR] POLICY... | list | remove ID"
-
-func mitigationsCommand() cli.Command {
-	return cli.Command{
-		Usage:   mitigationsUsage,
-		Summary: "apply, list or remove bpf-lsm mitigation policies (one-shot)",
-		Run:     mitigations,
+func (a *app) mitigationsCommand() *cobra.Command {
+	var f mitFlags
+	addFlags := func(cmd *cobra.Command) *cobra.Command {
+		cmd.Flags().StringVar(&f.stateDir, "state-dir", "", "where accepted policies are stored (default: the agent's, from --config)")
+		cmd.Flags().StringVar(&f.bpffs, "bpffs", "", "where programs, maps and links are pinned (default: the agent's, from --config)")
+		_ = cmd.MarkFlagDirname("state-dir")
+		_ = cmd.MarkFlagDirname("bpffs")
+		return cmd
 	}
+	apply := addFlags(&cobra.Command{Use: "apply --trusted-key PUB [--trusted-key PUB]... POLICY...",
+		Short: "verify and load policies (POLICY.sig beside each); others in force stay",
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return cli.Usagef("mitigations apply: no POLICY given")
+			}
+			return nil
+		}})
+	apply.Flags().StringArrayVar(&f.trusted, "trusted-key", nil, "trusted public key `PUB` (PEM); repeatable")
+	list := addFlags(&cobra.Command{Use: "list", Short: "the policies stored and pinned, with their state and counters", Args: noArgs("mitigations list")})
+	list.Flags().StringArrayVar(&f.trusted, "trusted-key", nil, "trusted public key `PUB` (PEM); repeatable")
+	remove := addFlags(&cobra.Command{Use: "remove ID", Short: "unpin a policy and forget it",
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) != 1 {
+				return cli.Usagef("mitigations remove: want exactly one ID")
+			}
+			return nil
+		}})
+	apply.RunE = func(cmd *cobra.Command, args []string) error {
+		if len(f.trusted) == 0 {
+			return cli.Usagef("mitigations apply: no --trusted-key given")
+		}
+		return a.mitigations(cmd.Context(), f, "apply", args)
+	}
+	list.RunE = func(cmd *cobra.Command, args []string) error { return a.mitigations(cmd.Context(), f, "list", args) }
+	remove.RunE = func(cmd *cobra.Command, args []string) error { return a.mitigations(cmd.Context(), f, "remove", args) }
+	g := cli.Group("mitigations", "apply, list or remove bpf-lsm mitigation policies (one-shot, on the daemon's state)", apply, list, remove)
+	g.Long = `apply, list or remove bpf-lsm mitigation policies, one-shot, on the state
+directory and pins of the daemon: mitigations.state_dir (default
+<state_dir>/mitigations, /var/lib/kroll-agent/mitigations) and
+mitigations.bpffs of the agent configuration (--config), unless
+--state-dir or --bpffs say otherwise.`
+	return g
 }
 
 type mitFlags struct {
@@ -58,52 +93,16 @@ func (f *mitFlags) resolveDirs(configSet bool) error {
 	return nil
 }
 
-func mitigations(ctx context.Context, env cli.Env, args []string) error {
-	if len(args) == 0 {
-		return cli.Usagef("usage: %s mitigations %s", env.Name, mitigationsUsage)
-	}
-	sub, args := args[0], args[1:]
-	var f mitFlags
-	fs := cli.NewFlagSet(env, env.Name+" mitigations "+sub, "[flags] ARGS")
-	fs.Func("trusted-key", "trusted public key `PUB` (PEM); repeatable", func(s string) error {
-		f.trusted = append(f.trusted, s)
-		return nil
-	})
-	fs.StringVar(&f.config, "config", DefaultConfigPath, "agent configuration `FILE` (TOML) whose mitigation directories to use")
-	fs.StringVar(&f.stateDir, "state-dir", "", "where accepted policies are stored (default: the agent's, from --config)")
-	fs.StringVar(&f.bpffs, "bpffs", "", "where programs, maps and links are pinned (default: the agent's, from --config)")
-	pos, err := cli.ParseInterspersed(fs, env.Stdout, args)
-	if err != nil {
-		return err
-	}
-	configSet := false
-	fs.Visit(func(fl *flag.Flag) { configSet = configSet || fl.Name == "config" })
-	switch sub {
-	case "apply":
-		if len(pos) == 0 {
-			return cli.Usagef("mitigations apply: no POLICY given")
-		}
-		if len(f.trusted) == 0 {
-			return cli.Usagef("mitigations apply: no --trusted-key given")
-		}
-	case "list":
-		if len(pos) != 0 {
-			return cli.Usagef("mitigations list takes no arguments")
-		}
-	case "remove":
-		if len(pos) != 1 {
-			return cli.Usagef("mitigations remove: want exactly one ID")
-		}
-	default:
-		return cli.Usagef("mitigations: unknown command %q (want apply, list or remove)", sub)
-	}
-	if err := f.resolveDirs(configSet); err != nil {
+func (a *app) mitigations(ctx context.Context, f mitFlags, sub string, pos []string) error {
+	f.config = a.config
+	if err := f.resolveDirs(a.configSet()); err != nil {
 		return err
 	}
 	m, err := newManager(f)
 	if err != nil {
 		return err
 	}
+	var sts []mitigate.Status
 	switch sub {
 	case "apply":
 		docs := make([]mitigate.SignedPolicy, 0, len(pos))
@@ -120,16 +119,23 @@ func mitigations(ctx context.Context, env cli.Env, args []string) error {
 		}
 		// Only the policies given: everything else belongs to the daemon
 		// (and to keys this command may not have been given).
-		sts, err := m.ApplyOnly(ctx, docs)
-		printStatus(env.Stdout, sts)
-		return oneLine(err)
+		sts, err = m.ApplyOnly(ctx, docs)
 	case "list":
-		sts, err := m.List(ctx)
-		printStatus(env.Stdout, sts)
-		return oneLine(err)
+		sts, err = m.List(ctx)
 	default:
 		return m.Remove(ctx, pos[0])
 	}
+	if a.json() {
+		if sts == nil {
+			sts = []mitigate.Status{}
+		}
+		if perr := printJSON(a.env.Stdout, sts); perr != nil {
+			return perr
+		}
+	} else {
+		printStatus(a.env.Stdout, sts)
+	}
+	return oneLine(err)
 }
 
 func newManager(f mitFlags) (*mitigate.Manager, error) {

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/kroll-dev/kroll/agent/journal"
 	"github.com/kroll-dev/kroll/agent/stage"
 	"github.com/kroll-dev/kroll/pkg/cli"
@@ -16,50 +18,46 @@ import (
 	"github.com/kroll-dev/kroll/pkg/wire"
 )
 
-const (
-	stageUsage  = "stage [--config FILE] [--signature FILE] MANIFEST"
-	statusUsage = "status [--config FILE] [--json]"
-	resetUsage  = "reset [--config FILE]"
-	// resetFileName in the state dir asks a failed daemon to return to
-	// service.
-	resetFileName = "reset-requested"
-)
+// resetFileName in the state dir asks a failed daemon to return to
+// service.
+const resetFileName = "reset-requested"
 
-func stageCommand() cli.Command {
-	return cli.Command{Usage: stageUsage, Summary: "fetch, verify and unpack a signed release (one-shot; MANIFEST.sig beside it)", Run: stageOnce}
+// stageResult is what stage prints with -o json.
+type stageResult struct {
+	Release string  `json:"release"`
+	Kernel  string  `json:"kernel"`
+	Vmlinuz string  `json:"vmlinuz"`
+	Initrd  string  `json:"initrd,omitempty"`
+	Seconds float64 `json:"seconds"`
 }
 
-func statusCommand() cli.Command {
-	return cli.Command{Usage: statusUsage, Summary: "the local lifecycle phase and journal", Run: status}
+func (a *app) stageCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "stage [--signature FILE] MANIFEST", Short: "fetch, verify and unpack a signed release (one-shot; MANIFEST.sig beside it)"}
+	var sigPath string
+	cmd.Flags().StringVar(&sigPath, "signature", "", "detached signature `FILE` (default MANIFEST.sig)")
+	cmd.Args = func(_ *cobra.Command, args []string) error {
+		if len(args) != 1 {
+			return cli.Usagef("stage: want exactly one MANIFEST (usage: %s)", cmd.UseLine())
+		}
+		return nil
+	}
+	cmd.RunE = func(cmd *cobra.Command, args []string) error { return a.stage(cmd.Context(), args[0], sigPath) }
+	return cmd
 }
 
-func resetCommand() cli.Command {
-	return cli.Command{Usage: resetUsage, Summary: "return a failed host to service (restores its routes; the daemon acts on it)", Run: reset}
-}
-
-func stageOnce(ctx context.Context, env cli.Env, args []string) error {
-	fs := cli.NewFlagSet(env, env.Name+" stage", stageUsage)
-	path := fs.String("config", DefaultConfigPath, "agent configuration `FILE` (TOML)")
-	sigPath := fs.String("signature", "", "detached signature `FILE` (default MANIFEST.sig)")
-	pos, err := cli.ParseInterspersed(fs, env.Stdout, args)
+func (a *app) stage(ctx context.Context, manifestPath, sigPath string) error {
+	c, err := loadConfig(a.config)
 	if err != nil {
 		return err
 	}
-	if len(pos) != 1 {
-		return cli.Usagef("stage: want exactly one MANIFEST (usage: %s %s)", env.Name, stageUsage)
+	if sigPath == "" {
+		sigPath = manifestPath + ".sig"
 	}
-	c, err := loadConfig(*path)
+	manifest, err := os.ReadFile(manifestPath)
 	if err != nil {
 		return err
 	}
-	if *sigPath == "" {
-		*sigPath = pos[0] + ".sig"
-	}
-	manifest, err := os.ReadFile(pos[0])
-	if err != nil {
-		return err
-	}
-	sig, err := os.ReadFile(*sigPath)
+	sig, err := os.ReadFile(sigPath)
 	if err != nil {
 		return err
 	}
@@ -73,32 +71,41 @@ func stageOnce(ctx context.Context, env cli.Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(env.Stdout, "staged %s: kernel %s\n  vmlinuz %s\n", s.Release.ID, s.KernelRelease, s.Vmlinuz)
-	if s.Initrd != "" {
-		fmt.Fprintf(env.Stdout, "  initrd  %s\n", s.Initrd)
+	took := time.Since(start)
+	if a.json() {
+		return printJSON(a.env.Stdout, stageResult{Release: s.Release.ID, Kernel: s.KernelRelease, Vmlinuz: s.Vmlinuz, Initrd: s.Initrd, Seconds: took.Seconds()})
 	}
-	fmt.Fprintf(env.Stdout, "  in %s\n", time.Since(start).Round(time.Millisecond))
+	fmt.Fprintf(a.env.Stdout, "staged %s: kernel %s\n  vmlinuz %s\n", s.Release.ID, s.KernelRelease, s.Vmlinuz)
+	if s.Initrd != "" {
+		fmt.Fprintf(a.env.Stdout, "  initrd  %s\n", s.Initrd)
+	}
+	fmt.Fprintf(a.env.Stdout, "  in %s\n", took.Round(time.Millisecond))
 	return nil
 }
 
-func status(ctx context.Context, env cli.Env, args []string) error {
-	fs := cli.NewFlagSet(env, env.Name+" status", statusUsage)
-	path := fs.String("config", DefaultConfigPath, "agent configuration `FILE` (TOML)")
-	asJSON := fs.Bool("json", false, "print the journal as JSON")
-	pos, err := cli.ParseInterspersed(fs, env.Stdout, args)
-	if err != nil {
-		return err
-	}
-	if len(pos) > 0 {
-		return cli.Usagef("status: unexpected argument %q", pos[0])
-	}
-	c, err := loadConfig(*path)
+func (a *app) statusCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "status", Short: "the local lifecycle phase and journal", Args: noArgs("status")}
+	var asJSON bool
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the journal as JSON (same as -o json)")
+	_ = cmd.Flags().MarkHidden("json")
+	cmd.RunE = func(*cobra.Command, []string) error { return a.status(asJSON || a.json()) }
+	return cmd
+}
+
+func (a *app) resetCommand() *cobra.Command {
+	return &cobra.Command{Use: "reset", Short: "return a failed host to service (restores its routes; the daemon acts on it)", Args: noArgs("reset"),
+		RunE: func(*cobra.Command, []string) error { return a.reset() }}
+}
+
+func (a *app) status(asJSON bool) error {
+	env := a.env
+	c, err := loadConfig(a.config)
 	if err != nil {
 		return err
 	}
 	data, err := os.ReadFile(filepath.Join(c.stateDir, journal.FileName))
 	if os.IsNotExist(err) {
-		if *asJSON {
+		if asJSON {
 			return json.NewEncoder(env.Stdout).Encode(journal.New(time.Time{}))
 		}
 		fmt.Fprintln(env.Stdout, "phase: idle (no journal yet)")
@@ -111,10 +118,8 @@ func status(ctx context.Context, env cli.Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	if *asJSON {
-		enc := json.NewEncoder(env.Stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(j)
+	if asJSON {
+		return printJSON(env.Stdout, j)
 	}
 	w := env.Stdout
 	fmt.Fprintf(w, "phase:     %s (since %s, %s)\n", j.Phase, j.PhaseSince.UTC().Format(time.RFC3339), time.Since(j.PhaseSince).Round(time.Second))
@@ -152,13 +157,10 @@ func status(ctx context.Context, env cli.Env, args []string) error {
 	return nil
 }
 
-func reset(ctx context.Context, env cli.Env, args []string) error {
-	c, pos, err := configFlag(env, "reset", resetUsage, args)
+func (a *app) reset() error {
+	c, err := loadConfig(a.config)
 	if err != nil {
 		return err
-	}
-	if len(pos) > 0 {
-		return cli.Usagef("reset: unexpected argument %q", pos[0])
 	}
 	data, err := os.ReadFile(filepath.Join(c.stateDir, journal.FileName))
 	if err != nil {
@@ -174,6 +176,9 @@ func reset(ctx context.Context, env cli.Env, args []string) error {
 	if err := fsutil.WriteFileAtomic(filepath.Join(c.stateDir, resetFileName), []byte(time.Now().UTC().Format(time.RFC3339)+"\n"), 0o600, false); err != nil {
 		return err
 	}
-	fmt.Fprintln(env.Stdout, "reset requested: the daemon restores the anycast routes and returns to idle")
+	if a.json() {
+		return printJSON(a.env.Stdout, map[string]bool{"reset_requested": true})
+	}
+	fmt.Fprintln(a.env.Stdout, "reset requested: the daemon restores the anycast routes and returns to idle")
 	return nil
 }

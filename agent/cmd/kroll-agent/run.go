@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/spf13/cobra"
 
 	"github.com/kroll-dev/kroll/agent/anycast"
 	"github.com/kroll-dev/kroll/agent/boot"
@@ -30,35 +31,28 @@ import (
 	"github.com/kroll-dev/kroll/pkg/wire"
 )
 
-const runUsage = "run [--config FILE]"
-
-func runCommand() cli.Command {
-	return cli.Command{Usage: runUsage, Summary: "the agent daemon (systemd Type=notify, watchdog)", Run: runDaemon}
+func (a *app) runCommand() *cobra.Command {
+	return &cobra.Command{Use: "run", Short: "the agent daemon (systemd Type=notify, watchdog)", Args: noArgs("run"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := loadConfig(a.config)
+			if err != nil {
+				return err
+			}
+			return runDaemon(cmd.Context(), a.env, c)
+		}}
 }
 
-// configFlag parses the common --config flag.
-func configFlag(env cli.Env, name, usage string, args []string) (*config, []string, error) {
-	fs := cli.NewFlagSet(env, env.Name+" "+name, usage)
-	path := fs.String("config", DefaultConfigPath, "agent configuration `FILE` (TOML)")
-	pos, err := cli.ParseInterspersed(fs, env.Stdout, args)
-	if err != nil {
-		return nil, nil, err
+// noArgs refuses positional arguments of command name.
+func noArgs(name string) cobra.PositionalArgs {
+	return func(_ *cobra.Command, args []string) error {
+		if len(args) > 0 {
+			return cli.Usagef("%s: unexpected argument %q", name, args[0])
+		}
+		return nil
 	}
-	c, err := loadConfig(*path)
-	if err != nil {
-		return nil, nil, err
-	}
-	return c, pos, nil
 }
 
-func runDaemon(ctx context.Context, env cli.Env, args []string) error {
-	c, pos, err := configFlag(env, "run", runUsage, args)
-	if err != nil {
-		return err
-	}
-	if len(pos) > 0 {
-		return cli.Usagef("run: unexpected argument %q", pos[0])
-	}
+func runDaemon(ctx context.Context, env cli.Env, c *config) error {
 	log := cli.Logger(env.Stderr, slog.LevelInfo).With("host", c.hostID, "datacenter", c.datacenter)
 	if os.Getenv("GOGC") == "" {
 		// A mostly idle daemon on every server: collect more often, keep

@@ -3,12 +3,13 @@ package main
 import (
 	"cmp"
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"net"
 	"slices"
 	"strconv"
+
+	"github.com/spf13/cobra"
 
 	"github.com/kroll-dev/kroll/pkg/cli"
 	"github.com/kroll-dev/kroll/pkg/wire"
@@ -20,16 +21,23 @@ const (
 	clusterRemoveUsage  = "cluster remove ID"
 )
 
-func clusterCommand() cli.Command {
-	return group("cluster", "coordinator cluster membership", map[string]cli.Command{
-		"members": {Usage: clusterMembersUsage, Summary: "list the coordinator nodes", Run: clusterMembers},
-		"join":    {Usage: clusterJoinUsage, Summary: "add a voter to the cluster (admin)", Run: clusterJoin},
-		"remove":  {Usage: clusterRemoveUsage, Summary: "remove a node from the cluster (admin)", Run: clusterRemove},
-	})
+func (a *app) clusterCommand() *cobra.Command {
+	return cli.Group("cluster", "coordinator cluster membership",
+		&cobra.Command{Use: use(clusterMembersUsage), Short: "list the coordinator nodes", Args: nArgs(0, clusterMembersUsage),
+			RunE: func(cmd *cobra.Command, _ []string) error { return a.clusterMembers(cmd.Context()) }},
+		&cobra.Command{Use: use(clusterJoinUsage), Short: "add a voter to the cluster (admin)", Args: rangeArgs(2, 3, clusterJoinUsage),
+			Long: `Add a voter to the cluster: ID is its node id (kroll-coordinator --node-id),
+RAFT_ADDR the HOST:PORT of its Raft transport (--raft-addr), HTTP_ADDR the
+HOST:PORT of its API (--http-addr), which followers forward writes to.`,
+			Example: "  krollctl cluster join c4 10.0.0.4:7001 10.0.0.4:8001",
+			RunE:    func(cmd *cobra.Command, args []string) error { return a.clusterJoin(cmd.Context(), args) }},
+		&cobra.Command{Use: use(clusterRemoveUsage), Short: "remove a node from the cluster (admin)", Args: nArgs(1, clusterRemoveUsage),
+			RunE: func(cmd *cobra.Command, args []string) error { return a.clusterRemove(cmd.Context(), args[0]) }},
+	)
 }
 
-func clusterMembers(ctx context.Context, env cli.Env, args []string) error {
-	c, _, err := prepare(env, clusterMembersUsage, args, 0, nil, nil)
+func (a *app) clusterMembers(ctx context.Context) error {
+	c, err := a.connect()
 	if err != nil {
 		return err
 	}
@@ -40,24 +48,18 @@ func clusterMembers(ctx context.Context, env cli.Env, args []string) error {
 	return showMembers(c, "", ms)
 }
 
-func clusterJoin(ctx context.Context, env cli.Env, args []string) error {
-	var req wire.JoinRequest
-	c, _, err := prepare(env, clusterJoinUsage, args, varArgs, nil, func(_ *flag.FlagSet, pos []string) error {
-		if len(pos) < 2 || len(pos) > 3 || pos[0] == "" {
-			return usage(clusterJoinUsage)
-		}
-		req = wire.JoinRequest{ID: pos[0], RaftAddr: pos[1]}
-		if len(pos) == 3 {
-			req.HTTPAddr = pos[2]
-		}
-		if !isHostPort(req.RaftAddr) {
-			return cli.Usagef("RAFT_ADDR %q: want HOST:PORT", req.RaftAddr)
-		}
-		if req.HTTPAddr != "" && !isHostPort(req.HTTPAddr) {
-			return cli.Usagef("HTTP_ADDR %q: want HOST:PORT", req.HTTPAddr)
-		}
-		return nil
-	})
+func (a *app) clusterJoin(ctx context.Context, pos []string) error {
+	req := wire.JoinRequest{ID: pos[0], RaftAddr: pos[1]}
+	if len(pos) == 3 {
+		req.HTTPAddr = pos[2]
+	}
+	if !isHostPort(req.RaftAddr) {
+		return cli.Usagef("RAFT_ADDR %q: want HOST:PORT", req.RaftAddr)
+	}
+	if req.HTTPAddr != "" && !isHostPort(req.HTTPAddr) {
+		return cli.Usagef("HTTP_ADDR %q: want HOST:PORT", req.HTTPAddr)
+	}
+	c, err := a.connect()
 	if err != nil {
 		return err
 	}
@@ -68,16 +70,16 @@ func clusterJoin(ctx context.Context, env cli.Env, args []string) error {
 	return showMembers(c, fmt.Sprintf("%s joined the cluster", cell(req.ID)), ms)
 }
 
-func clusterRemove(ctx context.Context, env cli.Env, args []string) error {
-	c, pos, err := prepare(env, clusterRemoveUsage, args, 1, nil, nil)
+func (a *app) clusterRemove(ctx context.Context, id string) error {
+	c, err := a.connect()
 	if err != nil {
 		return err
 	}
-	ms, err := c.client.Remove(ctx, pos[0])
+	ms, err := c.client.Remove(ctx, id)
 	if err != nil {
 		return c.fail(err)
 	}
-	return showMembers(c, fmt.Sprintf("%s removed from the cluster", cell(pos[0])), ms)
+	return showMembers(c, fmt.Sprintf("%s removed from the cluster", cell(id)), ms)
 }
 
 // isHostPort reports whether addr is HOST:PORT with a non-empty host and

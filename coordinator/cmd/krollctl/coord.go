@@ -1,22 +1,21 @@
 package main
 
-// What every coordinator command shares: the connection and output
-// flags, argument parsing with flags after positional arguments,
-// subcommand groups, error mapping and table/JSON output.
+// What every coordinator command shares: the global connection and output
+// flags with their environment variables, positional argument checks,
+// error mapping and table/JSON output.
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"slices"
 	"strings"
 	"syscall"
 	"text/tabwriter"
 	"time"
 	"unicode"
+
+	"github.com/spf13/cobra"
 
 	"github.com/kroll-dev/kroll/pkg/cli"
 	"github.com/kroll-dev/kroll/pkg/client"
@@ -26,64 +25,42 @@ const (
 	defaultCoordinator = "http://127.0.0.1:8001"
 	envCoordinator     = "KROLL_COORDINATOR"
 	envToken           = "KROLL_TOKEN"
+	envTLSCA           = "KROLL_TLS_CA"
+	envTLSCert         = "KROLL_TLS_CERT"
+	envTLSKey          = "KROLL_TLS_KEY"
 )
 
-// coordFlags are the flags every coordinator command takes.
-type coordFlags struct {
-	url, output, token, tlsCA, tlsCert, tlsKey string
+// globals are the flags of every command, given before or after its
+// name. Values from the environment are applied in connect, not as flag
+// defaults, so that --help never prints a token.
+type globals struct {
+	coordinator, output, token, tlsCA, tlsCert, tlsKey string
 }
 
-// addCoordFlags registers the connection and output flags on fs. Values
-// from the environment are applied in connect, not as flag defaults, so
-// that --help never prints a token.
-func addCoordFlags(fs *flag.FlagSet) *coordFlags {
-	f := &coordFlags{}
-	fs.StringVar(&f.url, "coordinator", "", "coordinator URL (env "+envCoordinator+", default "+defaultCoordinator+")")
-	fs.StringVar(&f.output, "output", "table", "output format: table or json")
-	fs.StringVar(&f.token, "token", "", "bearer token (env "+envToken+", preferred: flags show in process listings)")
-	fs.StringVar(&f.tlsCA, "tls-ca", "", "PEM CA bundle to verify the coordinator with (default: system roots)")
-	fs.StringVar(&f.tlsCert, "tls-cert", "", "PEM client certificate for mutual TLS (with --tls-key)")
-	fs.StringVar(&f.tlsKey, "tls-key", "", "PEM client key for mutual TLS (with --tls-cert)")
-	return f
+// register adds the global flags to root.
+func (g *globals) register(root *cobra.Command) {
+	pf := root.PersistentFlags()
+	pf.StringVar(&g.coordinator, "coordinator", "", "coordinator `URL`s, comma-separated, tried in turn (env "+envCoordinator+", default "+defaultCoordinator+")")
+	pf.StringVarP(&g.output, "output", "o", "table", "output format: table or json")
+	pf.StringVar(&g.token, "token", "", "bearer token (env "+envToken+", preferred: flags show in process listings)")
+	pf.StringVar(&g.tlsCA, "tls-ca", "", "PEM CA bundle `FILE` to verify the coordinator with (env "+envTLSCA+", default: system roots)")
+	pf.StringVar(&g.tlsCert, "tls-cert", "", "PEM client certificate `FILE` for mutual TLS, with --tls-key (env "+envTLSCert+")")
+	pf.StringVar(&g.tlsKey, "tls-key", "", "PEM client key `FILE` for mutual TLS, with --tls-cert (env "+envTLSKey+")")
+	_ = root.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"table", "json"}, cobra.ShellCompDirectiveNoFileComp))
+	_ = root.RegisterFlagCompletionFunc("coordinator", cobra.NoFileCompletions)
+	_ = root.RegisterFlagCompletionFunc("token", cobra.NoFileCompletions)
 }
 
-// varArgs as prepare's nargs leaves counting the positional arguments to
-// the command's check.
-const varArgs = -1
-
-// prepare does what every coordinator command starts with: it registers
-// the connection and output flags and, when flags is not nil, the
-// command's own; parses args, flags after positional arguments allowed;
-// wants exactly nargs positional arguments, the first not empty (else the
-// usage error of usageText); runs check, when not nil, on the parsed
-// flags and positional arguments; and connects. check runs before
-// connecting so that a command's own usage errors come before those of
-// the connection flags.
-func prepare(env cli.Env, usageText string, args []string, nargs int,
-	flags func(fs *flag.FlagSet), check func(fs *flag.FlagSet, pos []string) error) (*coord, []string, error) {
-	fs := cli.NewFlagSet(env, "krollctl", usageText)
-	cf := addCoordFlags(fs)
-	if flags != nil {
-		flags(fs)
+// check validates the flags every command takes.
+func (g *globals) check() error {
+	if g.output != "table" && g.output != "json" {
+		return cli.Usagef("--output %q: want table or json", g.output)
 	}
-	pos, err := cli.ParseInterspersed(fs, env.Stdout, args)
-	if err != nil {
-		return nil, nil, err
-	}
-	if nargs != varArgs && (len(pos) != nargs || nargs > 0 && pos[0] == "") {
-		return nil, nil, usage(usageText)
-	}
-	if check != nil {
-		if err := check(fs, pos); err != nil {
-			return nil, nil, err
-		}
-	}
-	c, err := cf.connect(env)
-	if err != nil {
-		return nil, nil, err
-	}
-	return c, pos, nil
+	return nil
 }
+
+// json reports whether the output is JSON.
+func (g *globals) json() bool { return g.output == "json" }
 
 // coord is a coordinator command's connection and output format.
 type coord struct {
@@ -92,25 +69,49 @@ type coord struct {
 	json   bool
 }
 
-// connect checks the flags and returns the command's connection.
-func (f *coordFlags) connect(env cli.Env) (*coord, error) {
-	if f.output != "table" && f.output != "json" {
-		return nil, cli.Usagef("--output %q: want table or json", f.output)
+// connect returns the command's connection: flags first, then the
+// environment, then the default URL.
+func (a *app) connect() (*coord, error) {
+	return a.g.connect(a.env)
+}
+
+func (g *globals) connect(env cli.Env) (*coord, error) {
+	if err := g.check(); err != nil {
+		return nil, err
 	}
-	if (f.tlsCert == "") != (f.tlsKey == "") {
-		return nil, cli.Usagef("--tls-cert and --tls-key go together")
+	ca := firstNonEmpty(g.tlsCA, env.Getenv(envTLSCA))
+	cert := firstNonEmpty(g.tlsCert, env.Getenv(envTLSCert))
+	key := firstNonEmpty(g.tlsKey, env.Getenv(envTLSKey))
+	if (cert == "") != (key == "") {
+		return nil, cli.Usagef("--tls-cert and --tls-key go together (env %s, %s)", envTLSCert, envTLSKey)
 	}
-	url := firstNonEmpty(f.url, env.Getenv(envCoordinator), defaultCoordinator)
-	token := firstNonEmpty(f.token, env.Getenv(envToken))
-	tlsCfg, err := client.TLSConfig(f.tlsCA, f.tlsCert, f.tlsKey)
+	urls, err := coordinatorURLs(firstNonEmpty(g.coordinator, env.Getenv(envCoordinator), defaultCoordinator))
 	if err != nil {
 		return nil, err
 	}
-	c, err := client.New(url, client.Options{Token: token, TLS: tlsCfg})
+	token := firstNonEmpty(g.token, env.Getenv(envToken))
+	tlsCfg, err := client.TLSConfig(ca, cert, key)
+	if err != nil {
+		return nil, err
+	}
+	c, err := client.New(urls[0], client.Options{Token: token, TLS: tlsCfg, Fallbacks: urls[1:]})
 	if err != nil {
 		return nil, &cli.UsageError{Err: err}
 	}
-	return &coord{env: env, client: c, json: f.output == "json"}, nil
+	return &coord{env: env, client: c, json: g.json()}, nil
+}
+
+// coordinatorURLs splits a comma-separated list of coordinator URLs.
+func coordinatorURLs(s string) ([]string, error) {
+	var urls []string
+	for _, u := range strings.Split(s, ",") {
+		u = strings.TrimSpace(u)
+		if u == "" {
+			return nil, cli.Usagef("coordinator URLs %q: an empty entry (want URL[,URL...])", s)
+		}
+		urls = append(urls, u)
+	}
+	return urls, nil
 }
 
 func firstNonEmpty(s ...string) string {
@@ -124,15 +125,22 @@ func firstNonEmpty(s ...string) string {
 
 // fail maps a client error to the one line krollctl prints: an API error
 // as "KIND: VALUE (HTTP STATUS)", a refused connection naming the
-// coordinator.
+// coordinators; the coordinator's words never carry terminal escapes.
 func (c *coord) fail(err error) error {
-	if ae, ok := errors.AsType[*client.APIError](err); ok {
-		// The coordinator's words go to a terminal: no escapes.
+	ae, isAPI := errors.AsType[*client.APIError](err)
+	if isAPI && len(c.client.BaseURLs()) == 1 {
 		return &client.APIError{Status: ae.Status, Kind: printable(ae.Kind), Value: printable(ae.Value)}
 	}
-	if errors.Is(err, syscall.ECONNREFUSED) {
-		return fmt.Errorf("coordinator %s: %w (is kroll-coordinator running there? see --coordinator, %s)",
-			c.client.BaseURL(), syscall.ECONNREFUSED, envCoordinator)
+	if !isAPI && errors.Is(err, syscall.ECONNREFUSED) {
+		what := "coordinator"
+		if len(c.client.BaseURLs()) > 1 {
+			what = "coordinators"
+		}
+		return fmt.Errorf("%s %s: %w (is kroll-coordinator running there? see --coordinator, %s)",
+			what, strings.Join(c.client.BaseURLs(), ", "), syscall.ECONNREFUSED, envCoordinator)
+	}
+	if s := err.Error(); printable(s) != s {
+		return errors.New(printable(s))
 	}
 	return err
 }
@@ -140,13 +148,18 @@ func (c *coord) fail(err error) error {
 // show prints v as indented JSON or, in table mode, with table writing to
 // a tabwriter (cells end in tabs).
 func (c *coord) show(v any, table func(w io.Writer)) error {
-	if c.json {
-		enc := json.NewEncoder(c.env.Stdout)
+	return show(c.env.Stdout, c.json, v, table)
+}
+
+// show prints v to w as indented JSON when asJSON, else the table.
+func show(w io.Writer, asJSON bool, v any, table func(w io.Writer)) error {
+	if asJSON {
+		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
 		enc.SetEscapeHTML(false)
 		return enc.Encode(v)
 	}
-	tw := tabwriter.NewWriter(c.env.Stdout, 0, 4, 2, ' ', 0)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	table(tw)
 	return tw.Flush()
 }
@@ -197,44 +210,47 @@ func yesNo(b bool) string {
 	return "no"
 }
 
-// group is a command with subcommands, e.g. "dc list".
-func group(name, summary string, subs map[string]cli.Command) cli.Command {
-	names := make([]string, 0, len(subs))
-	for n := range subs {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	want := strings.Join(names, ", ")
-	help := func(env cli.Env) {
-		fmt.Fprintf(env.Stdout, "Usage: krollctl %s COMMAND [ARGS] [FLAGS]\n\n%s\n\nCommands:\n", name, summary)
-		for _, n := range names {
-			fmt.Fprintf(env.Stdout, "  krollctl %s\n      %s\n", subs[n].Usage, subs[n].Summary)
-		}
-		fmt.Fprintf(env.Stdout, "\nRun 'krollctl %s COMMAND --help' for a command's flags.\n", name)
-	}
-	return cli.Command{
-		Usage:   name + " " + strings.Join(names, "|"),
-		Summary: summary,
-		Run: func(ctx context.Context, env cli.Env, args []string) error {
-			if len(args) == 0 {
-				help(env)
-				return cli.Usagef("%s: no command given (want %s)", name, want)
-			}
-			switch args[0] {
-			case "-h", "-help", "--help", "help":
-				help(env)
-				return nil
-			}
-			sub, ok := subs[args[0]]
-			if !ok {
-				return cli.Usagef("%s: unknown command %q (want %s)", name, args[0], want)
-			}
-			return sub.Run(ctx, env, args[1:])
-		},
-	}
-}
-
 // usage returns the usage error of a command with the given synopsis.
 func usage(synopsis string) error {
 	return cli.Usagef("usage: krollctl %s", synopsis)
+}
+
+// use is a command's cobra Use line: its synopsis without the group
+// ("dc set NAME ..." → "set NAME ...").
+func use(synopsis string) string {
+	if _, rest, ok := strings.Cut(synopsis, " "); ok && groupWord(synopsis) {
+		return rest
+	}
+	return synopsis
+}
+
+// groupWord reports whether synopsis starts with a command group's name.
+func groupWord(synopsis string) bool {
+	first, _, _ := strings.Cut(synopsis, " ")
+	switch first {
+	case "cluster", "dc", "slots", "host", "release", "policy", "rollout":
+		return true
+	}
+	return false
+}
+
+// nArgs wants exactly n positional arguments, the first not empty, else
+// the usage error of synopsis.
+func nArgs(n int, synopsis string) cobra.PositionalArgs {
+	return func(_ *cobra.Command, args []string) error {
+		if len(args) != n || n > 0 && args[0] == "" {
+			return usage(synopsis)
+		}
+		return nil
+	}
+}
+
+// rangeArgs wants min to max positional arguments, the first not empty.
+func rangeArgs(lo, hi int, synopsis string) cobra.PositionalArgs {
+	return func(_ *cobra.Command, args []string) error {
+		if len(args) < lo || len(args) > hi || len(args) > 0 && args[0] == "" {
+			return usage(synopsis)
+		}
+		return nil
+	}
 }

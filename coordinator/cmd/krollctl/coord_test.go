@@ -53,11 +53,15 @@ func (f *fakeCoord) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	io.WriteString(w, rep.body)
 }
 
-// serve resets the fake to answer route ("METHOD PATH") with rep.
-func (f *fakeCoord) serve(route string, rep reply) {
+// serve resets the fake to answer route ("METHOD PATH") with rep, and
+// more routes with theirs.
+func (f *fakeCoord) serve(route string, rep reply, more ...map[string]reply) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.routes = map[string]reply{route: rep}
+	for _, m := range more {
+		maps.Copy(f.routes, m)
+	}
 	f.reqs = nil
 }
 
@@ -272,7 +276,7 @@ fra1  edge     40     38       2/2    2      90%          1/3       Mon-Sun 02:0
 			stdout: "no datacenters\n",
 		},
 		{
-			name: "dc-set-slots", args: []string{"dc", "set", "ams1", "--slots", "2"},
+			name: "dc-set-slots", args: []string{"dc", "set", "ams1", "--slots", "2", "--create"},
 			route: "PUT /api/v1/datacenters/ams1", reply: ok(ams1JSON),
 			want: &request{Method: "PUT", Path: "/api/v1/datacenters/ams1", Body: `{"slot_limit":2}`},
 			stdout: `DC    TIER     HOSTS  SERVING  SLOTS  LIMIT  MIN-HEALTHY  FAILURES  WINDOW  TARGET  PAUSED
@@ -280,7 +284,7 @@ ams1  staging  5      5        0/1    10%    80%          0/2       -       -   
 `,
 		},
 		{
-			name: "dc-set-target", args: []string{"dc", "set", "ams1", "--target", "6.1.192-kroll.1"},
+			name: "dc-set-target", args: []string{"dc", "set", "ams1", "--target", "6.1.192-kroll.1", "--create"},
 			route: "PUT /api/v1/datacenters/ams1", reply: ok(ams1JSON),
 			want:   &request{Method: "PUT", Path: "/api/v1/datacenters/ams1", Body: `{"target_release":"6.1.192-kroll.1"}`},
 			stdout: "DC    TIER     HOSTS  SERVING  SLOTS  LIMIT  MIN-HEALTHY  FAILURES  WINDOW  TARGET  PAUSED\nams1  staging  5      5        0/1    10%    80%          0/2       -       -       no\n",
@@ -311,20 +315,20 @@ ams1  staging  5      5        0/1    10%    80%          0/2       -       -   
 		},
 		{
 			name:  "dc-set-flags-around-name",
-			args:  []string{"dc", "set", "--tier", "staging", "ams1", "--min-healthy-pct", "0", "--window", "Mon-Fri 01:00-03:00 UTC", "--slots-pct=25", "--failure-budget", "0"},
+			args:  []string{"dc", "set", "--create", "--tier", "staging", "ams1", "--min-healthy-pct", "0", "--window", "Mon-Fri 01:00-03:00 UTC", "--slots-pct=25", "--failure-budget", "0"},
 			route: "PUT /api/v1/datacenters/ams1", reply: ok(ams1JSON),
 			want: &request{Method: "PUT", Path: "/api/v1/datacenters/ams1",
 				Body: `{"tier":"staging","slot_pct":25,"min_healthy_pct":0,"window":"Mon-Fri 01:00-03:00 UTC","failure_budget":0}`},
 			inStdout: "ams1  staging",
 		},
 		{
-			name: "dc-set-escapes-name", args: []string{"dc", "set", "a/b c", "--window", ""},
+			name: "dc-set-escapes-name", args: []string{"dc", "set", "a/b c", "--window", "", "--create"},
 			route: "PUT /api/v1/datacenters/a%2Fb%20c", reply: ok(`{"name":"a/b c"}`),
 			want:     &request{Method: "PUT", Path: "/api/v1/datacenters/a%2Fb%20c", Body: `{"window":""}`},
 			inStdout: "a/b c",
 		},
 		{
-			name: "dc-set-json", args: []string{"dc", "set", "ams1", "--tier", "edge", "--output", "json"},
+			name: "dc-set-json", args: []string{"dc", "set", "ams1", "--tier", "edge", "--output", "json", "--create"},
 			route: "PUT /api/v1/datacenters/ams1", reply: ok(`{"name":"ams1","tier":"edge","min_healthy_pct":80,"window":"a<b&c","paused":false,"failure_budget":2,"failures":0,"hosts":5,"serving":5,"slots_held":0,"effective_limit":1}`),
 			want:     &request{Method: "PUT", Path: "/api/v1/datacenters/ams1", Body: `{"tier":"edge"}`},
 			inStdout: "{\n  \"name\": \"ams1\",\n  \"tier\": \"edge\",\n  \"min_healthy_pct\": 80,\n  \"window\": \"a<b&c\",",
@@ -373,7 +377,7 @@ ams1  staging  5      5        0/1    10%    80%          0/2       -       -   
 		},
 		{
 			name: "dc-set-not-a-number", args: []string{"dc", "set", "fra1", "--slots", "two"},
-			code: 2, stderr: "krollctl: invalid value \"two\" for flag -slots: parse error\n",
+			code: 2, stderr: "krollctl: invalid argument \"two\" for \"--slots\" flag: strconv.ParseInt: parsing \"two\": invalid syntax (see 'krollctl dc set --help')\n",
 		},
 		{
 			name: "dc-pause", args: []string{"dc", "pause", "fra1", "--reason", "bgp maintenance"},
@@ -507,7 +511,7 @@ Policies:
 		},
 		{
 			name: "events-bad-since", args: []string{"events", "--since", "-1"},
-			code: 2, stderr: "krollctl: invalid value \"-1\" for flag -since: parse error\n",
+			code: 2, stderr: "krollctl: invalid argument \"-1\" for \"--since\" flag: strconv.ParseUint: parsing \"-1\": invalid syntax (see 'krollctl events --help')\n",
 		},
 		{
 			name: "api-error", args: []string{"dc", "pause", "fra1"},
@@ -543,7 +547,7 @@ Policies:
 		},
 		{
 			name: "group-without-command", args: []string{"slots"},
-			code: 2, inStdout: "Usage: krollctl slots COMMAND", stderr: "krollctl: slots: no command given (want list, release)\n",
+			code: 2, inStdout: "krollctl slots [command]", stderr: "krollctl: slots: no command given (want list, release)\n",
 		},
 		{
 			name: "group-unknown-command", args: []string{"cluster", "leave"},
@@ -551,11 +555,11 @@ Policies:
 		},
 		{
 			name: "group-help", args: []string{"dc", "help"},
-			inStdout: "  krollctl dc pause NAME [--reason TEXT]\n      stop new reboot slots in a datacenter\n",
+			inStdout: "  pause       stop new reboot slots in a datacenter\n",
 		},
 		{
 			name: "command-help", args: []string{"dc", "set", "--help"},
-			inStdout: "Usage: krollctl " + dcSetUsage,
+			inStdout: "krollctl " + dcSetUsage,
 		},
 		{
 			name: "join-bad-raft-addr", args: []string{"cluster", "join", "c4", "10.0.0.4"},
@@ -721,7 +725,7 @@ func TestDefaultCoordinator(t *testing.T) {
 	}
 	for _, tt := range tests {
 		env := cli.Env{Stdout: io.Discard, Getenv: func(k string) string { return tt.environ[k] }}
-		c, err := (&coordFlags{url: tt.flag, output: "table"}).connect(env)
+		c, err := (&globals{coordinator: tt.flag, output: "table"}).connect(env)
 		if err != nil || c.client.BaseURL() != tt.want {
 			t.Errorf("%s: %v, %v; want base URL %s", tt.name, c, err, tt.want)
 		}

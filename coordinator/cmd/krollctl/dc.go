@@ -3,63 +3,53 @@ package main
 import (
 	"cmp"
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"slices"
 	"strconv"
 	"strings"
 
+	"github.com/spf13/cobra"
+
 	"github.com/kroll-dev/kroll/pkg/cli"
+	"github.com/kroll-dev/kroll/pkg/client"
 	"github.com/kroll-dev/kroll/pkg/wire"
 )
 
 const (
 	dcListUsage   = "dc list"
-	dcSetUsage    = `dc set NAME [--slots N | --slots-pct P] [--min-healthy-pct P] [--window "Mon-Sun 02:00-05:00 Europe/Berlin"] [--tier edge|control|staging] [--failure-budget N] [--target RELEASE] [--untarget LINE]`
+	dcSetUsage    = `dc set NAME [--create] [--slots N | --slots-pct P] [--min-healthy-pct P] [--window "Mon-Sun 02:00-05:00 Europe/Berlin"] [--tier edge|control|staging] [--failure-budget N] [--target RELEASE] [--untarget LINE]`
 	dcPauseUsage  = "dc pause NAME [--reason TEXT]"
 	dcResumeUsage = "dc resume NAME"
 )
 
-func dcCommand() cli.Command {
-	return group("dc", "datacenters: settings, pause and resume", map[string]cli.Command{
-		"list":   {Usage: dcListUsage, Summary: "list datacenters with their settings and live counts", Run: dcList},
-		"set":    {Usage: dcSetUsage, Summary: "change a datacenter's settings (creates it when new)", Run: dcSet},
-		"pause":  {Usage: dcPauseUsage, Summary: "stop new reboot slots in a datacenter", Run: dcPause},
-		"resume": {Usage: dcResumeUsage, Summary: "lift a datacenter's pause", Run: dcResume},
-	})
-}
-
-func dcList(ctx context.Context, env cli.Env, args []string) error {
-	c, _, err := prepare(env, dcListUsage, args, 0, nil, nil)
-	if err != nil {
-		return err
-	}
-	dcs, err := c.client.Datacenters(ctx)
-	if err != nil {
-		return c.fail(err)
-	}
-	return showDatacenters(c, dcs)
-}
-
-func dcSet(ctx context.Context, env cli.Env, args []string) error {
-	var slots, slotsPct, minHealthy, budget int
-	var window, tier string
-	var upd wire.DatacenterUpdate
-	var target, untarget string
-	c, pos, err := prepare(env, dcSetUsage, args, 1, func(fs *flag.FlagSet) {
-		fs.IntVar(&slots, "slots", 0, "reboot slots: at most N hosts rebooting at once")
-		fs.IntVar(&slotsPct, "slots-pct", 0, "reboot slots as a percentage (1-100) of registered hosts")
-		fs.IntVar(&minHealthy, "min-healthy-pct", 0, "capacity floor: never grant a slot below P% (0-100) hosts alive and serving")
-		fs.StringVar(&window, "window", "", `maintenance window, e.g. "Mon-Sun 02:00-05:00 Europe/Berlin"`)
-		fs.StringVar(&tier, "tier", "", "tier: edge, control or staging")
-		fs.IntVar(&budget, "failure-budget", 0, "unhealthy reports that pause the datacenter")
-		fs.StringVar(&target, "target", "", "release the datacenter's hosts of its kernel line should run")
-		fs.StringVar(&untarget, "untarget", "", "clear the target of kernel line LINE")
-	}, func(fs *flag.FlagSet, pos []string) error {
-		set := map[string]bool{}
-		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-		if set["slots"] && set["slots-pct"] {
+func (a *app) dcCommand() *cobra.Command {
+	set := &cobra.Command{Use: use(dcSetUsage), Short: "change a datacenter's settings (a new one only with --create)", Args: nArgs(1, dcSetUsage),
+		Long: `Change a datacenter's settings. A datacenter that does not exist yet is
+created only with --create, so that a mistyped name is refused instead of
+becoming a new, empty datacenter.`,
+		Example: `  krollctl dc set fra1 --create --slots 2 --min-healthy-pct 90 --window "Mon-Sun 02:00-04:00 Europe/Berlin"
+  krollctl dc set fra1 --target 6.1.192-kroll.1`}
+	var (
+		slots, slotsPct, minHealthy, budget int
+		window, tier, target, untarget      string
+		create                              bool
+	)
+	fs := set.Flags()
+	fs.IntVar(&slots, "slots", 0, "reboot slots: at most N hosts rebooting at once")
+	fs.IntVar(&slotsPct, "slots-pct", 0, "reboot slots as a percentage (1-100) of registered hosts")
+	fs.IntVar(&minHealthy, "min-healthy-pct", 0, "capacity floor: never grant a slot below P% (0-100) hosts alive and serving")
+	fs.StringVar(&window, "window", "", `maintenance window, e.g. "Mon-Sun 02:00-05:00 Europe/Berlin"`)
+	fs.StringVar(&tier, "tier", "", "tier: edge, control or staging")
+	fs.IntVar(&budget, "failure-budget", 0, "unhealthy reports that pause the datacenter")
+	fs.StringVar(&target, "target", "", "release the datacenter's hosts of its kernel line should run")
+	fs.StringVar(&untarget, "untarget", "", "clear the target of kernel line LINE")
+	fs.BoolVar(&create, "create", false, "create the datacenter when it does not exist yet")
+	_ = set.RegisterFlagCompletionFunc("tier", cobra.FixedCompletions([]string{"edge", "control", "staging"}, cobra.ShellCompDirectiveNoFileComp))
+	set.RunE = func(cmd *cobra.Command, args []string) error {
+		var upd wire.DatacenterUpdate
+		changed := cmd.Flags().Changed
+		if changed("slots") && changed("slots-pct") {
 			return cli.Usagef("--slots and --slots-pct are exclusive: give one")
 		}
 		checks := []struct {
@@ -74,7 +64,7 @@ func dcSet(ctx context.Context, env cli.Env, args []string) error {
 			{"failure-budget", &budget, 0, -1, &upd.FailureBudget},
 		}
 		for _, ch := range checks {
-			if !set[ch.flag] {
+			if !changed(ch.flag) {
 				continue
 			}
 			if *ch.val < ch.min || (ch.max >= 0 && *ch.val > ch.max) {
@@ -85,57 +75,86 @@ func dcSet(ctx context.Context, env cli.Env, args []string) error {
 			}
 			*ch.dst = ch.val
 		}
-		if set["tier"] {
+		if changed("tier") {
 			if !slices.Contains([]string{"edge", "control", "staging"}, tier) {
 				return cli.Usagef("--tier %q: want edge, control or staging", tier)
 			}
 			upd.Tier = &tier
 		}
-		if set["window"] {
+		if changed("window") {
 			upd.Window = &window
 		}
-		if set["target"] {
+		if changed("target") {
 			upd.TargetRelease = &target
 		}
-		if set["untarget"] {
+		if changed("untarget") {
 			upd.UntargetLine = &untarget
 		}
 		if upd == (wire.DatacenterUpdate{}) {
-			return cli.Usagef("dc set %s: nothing to change (usage: krollctl %s)", pos[0], dcSetUsage)
+			return cli.Usagef("dc set %s: nothing to change (usage: krollctl %s)", args[0], dcSetUsage)
 		}
-		return nil
-	})
-	if err != nil {
-		return err
+		return a.dcSet(cmd.Context(), args[0], upd, create)
 	}
-	dc, err := c.client.SetDatacenter(ctx, pos[0], upd)
-	if err != nil {
-		return c.fail(err)
-	}
-	return showDatacenter(c, dc)
-}
 
-func dcPause(ctx context.Context, env cli.Env, args []string) error {
+	pause := &cobra.Command{Use: use(dcPauseUsage), Short: "stop new reboot slots in a datacenter", Args: nArgs(1, dcPauseUsage)}
 	var reason string
-	c, pos, err := prepare(env, dcPauseUsage, args, 1, func(fs *flag.FlagSet) {
-		fs.StringVar(&reason, "reason", "", "why, for the other operators (shown in dc list)")
-	}, nil)
+	pause.Flags().StringVar(&reason, "reason", "", "why, for the other operators (shown in dc list)")
+	pause.RunE = func(cmd *cobra.Command, args []string) error {
+		return a.dcCall(func(c *coord) (*wire.Datacenter, error) { return c.client.Pause(cmd.Context(), args[0], reason) })
+	}
+	return cli.Group("dc", "datacenters: settings, pause and resume",
+		&cobra.Command{Use: use(dcListUsage), Short: "list datacenters with their settings and live counts", Args: nArgs(0, dcListUsage),
+			RunE: func(cmd *cobra.Command, _ []string) error { return a.dcList(cmd.Context()) }},
+		set, pause,
+		&cobra.Command{Use: use(dcResumeUsage), Short: "lift a datacenter's pause", Args: nArgs(1, dcResumeUsage),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				return a.dcCall(func(c *coord) (*wire.Datacenter, error) { return c.client.Resume(cmd.Context(), args[0]) })
+			}},
+	)
+}
+
+func (a *app) dcList(ctx context.Context) error {
+	c, err := a.connect()
 	if err != nil {
 		return err
 	}
-	dc, err := c.client.Pause(ctx, pos[0], reason)
+	dcs, err := c.client.Datacenters(ctx)
+	if err != nil {
+		return c.fail(err)
+	}
+	return showDatacenters(c, dcs)
+}
+
+// dcSet changes datacenter name. The API creates a datacenter it does not
+// know (PUT); without create, a name the coordinator does not know is
+// refused before anything is sent but the lookup.
+func (a *app) dcSet(ctx context.Context, name string, upd wire.DatacenterUpdate, create bool) error {
+	c, err := a.connect()
+	if err != nil {
+		return err
+	}
+	if !create {
+		if _, err := c.client.Datacenter(ctx, name); err != nil {
+			if client.ErrorKind(err) == wire.KindNotFound {
+				return fmt.Errorf("dc set %s: no such datacenter; to create it, add --create (see 'krollctl dc list')", printable(name))
+			}
+			return c.fail(err)
+		}
+	}
+	dc, err := c.client.SetDatacenter(ctx, name, upd)
 	if err != nil {
 		return c.fail(err)
 	}
 	return showDatacenter(c, dc)
 }
 
-func dcResume(ctx context.Context, env cli.Env, args []string) error {
-	c, pos, err := prepare(env, dcResumeUsage, args, 1, nil, nil)
+// dcCall runs a call that answers with one datacenter and shows it.
+func (a *app) dcCall(call func(c *coord) (*wire.Datacenter, error)) error {
+	c, err := a.connect()
 	if err != nil {
 		return err
 	}
-	dc, err := c.client.Resume(ctx, pos[0])
+	dc, err := call(c)
 	if err != nil {
 		return c.fail(err)
 	}

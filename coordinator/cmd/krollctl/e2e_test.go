@@ -67,7 +67,17 @@ func TestAgainstRealCoordinator(t *testing.T) {
 		}
 		return stdout
 	}
-	ctl("dc", "set", "fra1", "--slots", "1", "--min-healthy-pct", "50", "--window", "always")
+	// A typo must not create a datacenter: a new name needs --create.
+	if code, _, stderr := krollctlEnv(t, env, "dc", "set", "fra1", "--slots", "1"); code != 1 || !strings.Contains(stderr, "no such datacenter; to create it, add --create") {
+		t.Fatalf("dc set of a new name without --create: exit %d %q", code, stderr)
+	}
+	if out := ctl("dc", "list"); !strings.Contains(out, "no datacenters") {
+		t.Fatalf("dc set without --create created a datacenter:\n%s", out)
+	}
+	ctl("dc", "set", "fra1", "--create", "--slots", "1", "--min-healthy-pct", "50", "--window", "always")
+	// Known now: no --create needed, and --create on a known one is harmless.
+	ctl("dc", "set", "fra1", "--slots", "1")
+	ctl("dc", "set", "fra1", "--create", "--slots", "1")
 	if code, _, stderr := krollctlEnv(t, env, "dc", "set", "fra1", "--window", "Mon-Sun 02:00-02:00 UTC"); code != 1 || !strings.Contains(stderr, "invalid_request") {
 		t.Fatalf("invalid window: exit %d %q", code, stderr)
 	}

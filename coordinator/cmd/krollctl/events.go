@@ -3,11 +3,12 @@ package main
 import (
 	"cmp"
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"slices"
 	"strconv"
+
+	"github.com/spf13/cobra"
 
 	"github.com/kroll-dev/kroll/pkg/cli"
 	"github.com/kroll-dev/kroll/pkg/wire"
@@ -15,18 +16,21 @@ import (
 
 const eventsUsage = "events [--since ID] [--limit N]"
 
-func events(ctx context.Context, env cli.Env, args []string) error {
+func (a *app) eventsCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: eventsUsage, Short: "the coordinator's recent events", Args: nArgs(0, eventsUsage)}
 	var since uint64
 	var limit int
-	c, _, err := prepare(env, eventsUsage, args, 0, func(fs *flag.FlagSet) {
-		fs.Uint64Var(&since, "since", 0, "only events after this event ID")
-		fs.IntVar(&limit, "limit", 0, "at most N events (default: the coordinator's)")
-	}, func(*flag.FlagSet, []string) error {
-		if limit < 0 {
-			return cli.Usagef("--limit %d: want a positive number", limit)
-		}
-		return nil
-	})
+	cmd.Flags().Uint64Var(&since, "since", 0, "only events after this event ID")
+	cmd.Flags().IntVar(&limit, "limit", 0, "at most N events (default: the coordinator's)")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error { return a.events(cmd.Context(), since, limit) }
+	return cmd
+}
+
+func (a *app) events(ctx context.Context, since uint64, limit int) error {
+	if limit < 0 {
+		return cli.Usagef("--limit %d: want a positive number", limit)
+	}
+	c, err := a.connect()
 	if err != nil {
 		return err
 	}

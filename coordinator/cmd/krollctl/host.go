@@ -3,12 +3,13 @@ package main
 import (
 	"cmp"
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/spf13/cobra"
 
 	"github.com/kroll-dev/kroll/pkg/cli"
 	"github.com/kroll-dev/kroll/pkg/wire"
@@ -20,19 +21,26 @@ const (
 	hostRemoveUsage = "host remove ID [--force --reason TEXT]"
 )
 
-func hostCommand() cli.Command {
-	return group("host", "registered hosts and their agents' state", map[string]cli.Command{
-		"list":   {Usage: hostListUsage, Summary: "list hosts", Run: hostList},
-		"show":   {Usage: hostShowUsage, Summary: "show one host: kernel, phase, slot, policies", Run: hostShow},
-		"remove": {Usage: hostRemoveUsage, Summary: "forget a decommissioned host (a slot holder only with --force and --reason)", Run: hostRemove},
-	})
+func (a *app) hostCommand() *cobra.Command {
+	list := &cobra.Command{Use: use(hostListUsage), Short: "list hosts", Args: nArgs(0, hostListUsage)}
+	var dc string
+	list.Flags().StringVar(&dc, "dc", "", "only this datacenter")
+	list.RunE = func(cmd *cobra.Command, _ []string) error { return a.hostList(cmd.Context(), dc) }
+
+	remove := &cobra.Command{Use: use(hostRemoveUsage), Short: "forget a decommissioned host (a slot holder only with --force and --reason)", Args: nArgs(1, hostRemoveUsage)}
+	var req wire.HostRemoveRequest
+	remove.Flags().BoolVar(&req.Force, "force", false, "remove it even while it holds a slot (releases the slot)")
+	remove.Flags().StringVar(&req.Reason, "reason", "", "why, recorded in the event history (required with --force)")
+	remove.RunE = func(cmd *cobra.Command, args []string) error { return a.hostRemove(cmd.Context(), args[0], req) }
+	return cli.Group("host", "registered hosts and their agents' state",
+		list,
+		&cobra.Command{Use: use(hostShowUsage), Short: "show one host: kernel, phase, slot, policies", Args: nArgs(1, hostShowUsage),
+			RunE: func(cmd *cobra.Command, args []string) error { return a.hostShow(cmd.Context(), args[0]) }},
+		remove)
 }
 
-func hostList(ctx context.Context, env cli.Env, args []string) error {
-	var dc string
-	c, _, err := prepare(env, hostListUsage, args, 0, func(fs *flag.FlagSet) {
-		fs.StringVar(&dc, "dc", "", "only this datacenter")
-	}, nil)
+func (a *app) hostList(ctx context.Context, dc string) error {
+	c, err := a.connect()
 	if err != nil {
 		return err
 	}
@@ -71,12 +79,12 @@ func hostFlags(h wire.Host) string {
 	return strings.Join(flags, ",")
 }
 
-func hostShow(ctx context.Context, env cli.Env, args []string) error {
-	c, pos, err := prepare(env, hostShowUsage, args, 1, nil, nil)
+func (a *app) hostShow(ctx context.Context, id string) error {
+	c, err := a.connect()
 	if err != nil {
 		return err
 	}
-	h, err := c.client.Host(ctx, pos[0])
+	h, err := c.client.Host(ctx, id)
 	if err != nil {
 		return c.fail(err)
 	}
@@ -122,24 +130,15 @@ func hostDetail(w io.Writer, h *wire.Host) {
 	}
 }
 
-func hostRemove(ctx context.Context, env cli.Env, args []string) error {
-	var (
-		force  bool
-		reason string
-	)
-	c, pos, err := prepare(env, hostRemoveUsage, args, 1, func(fs *flag.FlagSet) {
-		fs.BoolVar(&force, "force", false, "remove it even while it holds a slot (releases the slot)")
-		fs.StringVar(&reason, "reason", "", "why, recorded in the event history (required with --force)")
-	}, func(*flag.FlagSet, []string) error {
-		if force && strings.TrimSpace(reason) == "" {
-			return usage(hostRemoveUsage + ": --force needs --reason")
-		}
-		return nil
-	})
+func (a *app) hostRemove(ctx context.Context, id string, req wire.HostRemoveRequest) error {
+	if req.Force && strings.TrimSpace(req.Reason) == "" {
+		return usage(hostRemoveUsage + ": --force needs --reason")
+	}
+	c, err := a.connect()
 	if err != nil {
 		return err
 	}
-	h, err := c.client.RemoveHost(ctx, pos[0], wire.HostRemoveRequest{Force: force, Reason: reason})
+	h, err := c.client.RemoveHost(ctx, id, req)
 	if err != nil {
 		return c.fail(err)
 	}

@@ -14,7 +14,7 @@ import (
 func TestHostRemove(t *testing.T) {
 	url, adminTok, agentTok := realCoordinator(t)
 	env := map[string]string{"KROLL_COORDINATOR": url, "KROLL_TOKEN": adminTok}
-	if code, _, stderr := krollctlEnv(t, env, "dc", "set", "fra1", "--slots", "1"); code != 0 {
+	if code, _, stderr := krollctlEnv(t, env, "dc", "set", "fra1", "--create", "--slots", "1"); code != 0 {
 		t.Fatal(stderr)
 	}
 	agent, err := client.New(url, client.Options{Token: agentTok})

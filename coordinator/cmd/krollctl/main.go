@@ -1,11 +1,18 @@
-// Command krollctl is the operator CLI of kroll: key management and
-// signing of release manifests and mitigation policies. The coordinator
-// commands (status, cluster, dc, slots, hosts, rollouts, policies) land
-// with the coordinator issue.
+// Command krollctl is the operator CLI of kroll: the coordinator's
+// cluster, datacenters, slots, hosts, releases, rollouts, policies and
+// events; key management and signing of release manifests and mitigation
+// policies; and the fleet simulator.
+//
+// Global flags (--coordinator, -o/--output, --token, --tls-*) go before or
+// after the command; every connection setting has an environment variable
+// (KROLL_COORDINATOR, KROLL_TOKEN, KROLL_TLS_CA, KROLL_TLS_CERT,
+// KROLL_TLS_KEY), the flag winning.
 package main
 
 import (
 	"context"
+
+	"github.com/spf13/cobra"
 
 	"github.com/kroll-dev/kroll/pkg/cli"
 )
@@ -13,25 +20,56 @@ import (
 func main() { cli.Main("krollctl", run) }
 
 func run(ctx context.Context, env cli.Env, args []string) error {
-	return cli.Dispatch(ctx, env, "operator CLI of kroll", commands(), args)
+	return cli.Execute(ctx, env, newRoot(env), args)
 }
 
-func commands() map[string]cli.Command {
-	return map[string]cli.Command{
-		"keygen":  {Usage: keygenUsage, Summary: "create an ed25519 key pair: PREFIX.key (0600) and PREFIX.pub", Run: keygen},
-		"sign":    {Usage: signUsage, Summary: "sign a release manifest or mitigation policy: writes FILE.sig", Run: sign},
-		"verify":  {Usage: verifyUsage, Summary: "check FILE against FILE.sig and trusted public keys", Run: verify},
-		"status":  {Usage: statusUsage, Summary: "cluster overview and per-datacenter hosts, kernels, slots and phases", Run: status},
-		"cluster": clusterCommand(),
-		"dc":      dcCommand(),
-		"slots":   slotsCommand(),
-		"host":    hostCommand(),
-		"release": releaseCommand(),
-		"policy":  policyCommand(),
-		"rollout": rolloutCommand(),
-		"events":  {Usage: eventsUsage, Summary: "the coordinator's recent events", Run: events},
+// app is one invocation of krollctl: its process environment and the
+// global flags.
+type app struct {
+	env cli.Env
+	g   globals
+}
 
-		"simulate": simulateCommand(),
-		"snapshot": snapshotCommand(),
+// newRoot returns the command tree of krollctl.
+func newRoot(env cli.Env) *cobra.Command {
+	a := &app{env: env}
+	root := &cobra.Command{
+		Use:   "krollctl",
+		Short: "operator CLI of kroll",
+		Long: `krollctl is the operator CLI of kroll: it talks to a coordinator quorum
+(cluster, datacenters, reboot slots, hosts, releases, rollouts, mitigation
+policies, events), creates and checks the ed25519 keys and signatures of
+releases and policies, and simulates fleet rollouts.
+
+Connection settings come from the flags or, when a flag is not given, the
+environment: KROLL_COORDINATOR (one URL or several, comma-separated, tried in
+turn when one cannot be reached or answers 503), KROLL_TOKEN, KROLL_TLS_CA,
+KROLL_TLS_CERT, KROLL_TLS_KEY.
+
+Exit status: 0 success, 1 failure, 2 bad usage.`,
+		Annotations: map[string]string{"man-section": "1"},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			_ = cmd.Help()
+			return cli.Usagef("no command given")
+		},
+		PersistentPreRunE: func(*cobra.Command, []string) error { return a.g.check() },
 	}
+	a.g.register(root)
+	root.AddCommand(
+		a.statusCommand(),
+		a.clusterCommand(),
+		a.dcCommand(),
+		a.slotsCommand(),
+		a.hostCommand(),
+		a.releaseCommand(),
+		a.policyCommand(),
+		a.rolloutCommand(),
+		a.eventsCommand(),
+		a.keygenCommand(),
+		a.signCommand(),
+		a.verifyCommand(),
+		a.simulateCommand(),
+		a.snapshotCommand(),
+	)
+	return root
 }

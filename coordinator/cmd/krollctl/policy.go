@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -10,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/spf13/cobra"
 
 	"github.com/kroll-dev/kroll/pkg/cli"
 	"github.com/kroll-dev/kroll/pkg/policy"
@@ -23,19 +24,24 @@ const (
 	policyRetireUsage = "policy retire ID [--reason TEXT]"
 )
 
-func policyCommand() cli.Command {
-	return group("policy", "bpf-lsm mitigation policies: push, coverage, retire", map[string]cli.Command{
-		"push":   {Usage: policyPushUsage, Summary: "push a signed policy (POLICY.sig unless --signature) to the agents of its datacenters", Run: policyPush},
-		"list":   {Usage: policyListUsage, Summary: "pushed policies and, per datacenter, how many hosts report each state", Run: policyList},
-		"retire": {Usage: policyRetireUsage, Summary: "remove a policy fleet-wide", Run: policyRetire},
-	})
+func (a *app) policyCommand() *cobra.Command {
+	push := &cobra.Command{Use: use(policyPushUsage), Short: "push a signed policy (POLICY.sig unless --signature) to the agents of its datacenters", Args: nArgs(1, policyPushUsage)}
+	var sigPath string
+	push.Flags().StringVar(&sigPath, "signature", "", "detached signature `FILE` (default SIGNED_POLICY.sig)")
+	push.RunE = func(cmd *cobra.Command, args []string) error { return a.policyPush(cmd.Context(), args, sigPath) }
+
+	retire := &cobra.Command{Use: use(policyRetireUsage), Short: "remove a policy fleet-wide", Args: nArgs(1, policyRetireUsage)}
+	var reason string
+	retire.Flags().StringVar(&reason, "reason", "", "why, for the event log")
+	retire.RunE = func(cmd *cobra.Command, args []string) error { return a.policyRetire(cmd.Context(), args[0], reason) }
+	return cli.Group("policy", "bpf-lsm mitigation policies: push, coverage, retire", push,
+		&cobra.Command{Use: use(policyListUsage), Short: "pushed policies and, per datacenter, how many hosts report each state", Args: nArgs(0, policyListUsage),
+			RunE: func(cmd *cobra.Command, _ []string) error { return a.policyList(cmd.Context()) }},
+		retire)
 }
 
-func policyPush(ctx context.Context, env cli.Env, args []string) error {
-	var sigPath string
-	c, pos, err := prepare(env, policyPushUsage, args, 1, func(fs *flag.FlagSet) {
-		fs.StringVar(&sigPath, "signature", "", "detached signature file (default SIGNED_POLICY.sig)")
-	}, nil)
+func (a *app) policyPush(ctx context.Context, pos []string, sigPath string) error {
+	c, err := a.connect()
 	if err != nil {
 		return err
 	}
@@ -64,8 +70,8 @@ func policyPush(ctx context.Context, env cli.Env, args []string) error {
 	return c.show(p, func(w io.Writer) { policyTable(w, []wire.Policy{*p}) })
 }
 
-func policyList(ctx context.Context, env cli.Env, args []string) error {
-	c, _, err := prepare(env, policyListUsage, args, 0, nil, nil)
+func (a *app) policyList(ctx context.Context) error {
+	c, err := a.connect()
 	if err != nil {
 		return err
 	}
@@ -82,15 +88,12 @@ func policyList(ctx context.Context, env cli.Env, args []string) error {
 	})
 }
 
-func policyRetire(ctx context.Context, env cli.Env, args []string) error {
-	var reason string
-	c, pos, err := prepare(env, policyRetireUsage, args, 1, func(fs *flag.FlagSet) {
-		fs.StringVar(&reason, "reason", "", "why, for the event log")
-	}, nil)
+func (a *app) policyRetire(ctx context.Context, id, reason string) error {
+	c, err := a.connect()
 	if err != nil {
 		return err
 	}
-	p, err := c.client.RetirePolicy(ctx, wire.PolicyRetireRequest{ID: pos[0], Reason: reason})
+	p, err := c.client.RetirePolicy(ctx, wire.PolicyRetireRequest{ID: id, Reason: reason})
 	if err != nil {
 		return c.fail(err)
 	}

@@ -2,13 +2,14 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"maps"
 	"os"
 	"slices"
 	"strings"
+
+	"github.com/spf13/cobra"
 
 	"github.com/kroll-dev/kroll/pkg/cli"
 	"github.com/kroll-dev/kroll/pkg/release"
@@ -21,18 +22,18 @@ const (
 	releaseListUsage = "release list"
 )
 
-func releaseCommand() cli.Command {
-	return group("release", "signed kernel releases", map[string]cli.Command{
-		"add":  {Usage: releaseAddUsage, Summary: "add a signed release manifest (MANIFEST.sig unless --signature)", Run: releaseAdd},
-		"list": {Usage: releaseListUsage, Summary: "list releases and the datacenters they target", Run: releaseList},
-	})
+func (a *app) releaseCommand() *cobra.Command {
+	add := &cobra.Command{Use: use(releaseAddUsage), Short: "add a signed release manifest (MANIFEST.sig unless --signature)", Args: nArgs(1, releaseAddUsage)}
+	var sigPath string
+	add.Flags().StringVar(&sigPath, "signature", "", "detached signature `FILE` (default MANIFEST.sig)")
+	add.RunE = func(cmd *cobra.Command, args []string) error { return a.releaseAdd(cmd.Context(), args, sigPath) }
+	return cli.Group("release", "signed kernel releases", add,
+		&cobra.Command{Use: use(releaseListUsage), Short: "list releases and the datacenters they target", Args: nArgs(0, releaseListUsage),
+			RunE: func(cmd *cobra.Command, _ []string) error { return a.releaseList(cmd.Context()) }})
 }
 
-func releaseAdd(ctx context.Context, env cli.Env, args []string) error {
-	var sigPath string
-	c, pos, err := prepare(env, releaseAddUsage, args, 1, func(fs *flag.FlagSet) {
-		fs.StringVar(&sigPath, "signature", "", "detached signature file (default MANIFEST.sig)")
-	}, nil)
+func (a *app) releaseAdd(ctx context.Context, pos []string, sigPath string) error {
+	c, err := a.connect()
 	if err != nil {
 		return err
 	}
@@ -67,8 +68,8 @@ func releaseAdd(ctx context.Context, env cli.Env, args []string) error {
 	return c.show(rel, func(w io.Writer) { releaseTable(w, []wire.Release{*rel}) })
 }
 
-func releaseList(ctx context.Context, env cli.Env, args []string) error {
-	c, _, err := prepare(env, releaseListUsage, args, 0, nil, nil)
+func (a *app) releaseList(ctx context.Context) error {
+	c, err := a.connect()
 	if err != nil {
 		return err
 	}

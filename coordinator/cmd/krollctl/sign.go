@@ -1,12 +1,14 @@
 package main
 
 import (
-	"context"
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"time"
+
+	"github.com/spf13/cobra"
 
 	"github.com/kroll-dev/kroll/pkg/cli"
 	"github.com/kroll-dev/kroll/pkg/fsutil"
@@ -17,7 +19,7 @@ import (
 
 const (
 	signUsage   = "sign --key PREFIX.key [--type auto|release|policy] FILE"
-	verifyUsage = "verify --key PUB [--key PUB]... [--sig FILE.sig] FILE"
+	verifyUsage = "verify --key PUB [--key PUB]... [--signature FILE.sig] FILE"
 )
 
 // document is a decoded, validated release manifest or policy.
@@ -85,94 +87,117 @@ func decodeDocument(data []byte, typ string, now time.Time) (document, error) {
 	return document{}, fmt.Errorf("neither a valid release manifest (%v) nor a valid policy (%v)", relErr, polErr)
 }
 
-func sign(ctx context.Context, env cli.Env, args []string) error {
-	fs := cli.NewFlagSet(env, "krollctl", signUsage)
-	keyPath := fs.String("key", "", "private key file written by 'krollctl keygen'")
-	typ := fs.String("type", "auto", "document type: auto, release or policy")
-	if err := cli.Parse(fs, env.Stdout, args); err != nil {
-		return err
-	}
-	if *keyPath == "" || fs.NArg() != 1 {
-		return cli.Usagef("usage: krollctl %s", signUsage)
-	}
-	file := fs.Arg(0)
-	priv, err := signing.LoadPrivateKey(*keyPath)
-	if err != nil {
-		return err
-	}
-	data, err := os.ReadFile(file)
-	if err != nil {
-		return err
-	}
-	doc, err := decodeDocument(data, *typ, time.Now())
-	if err != nil {
-		return fmt.Errorf("%s: %w", file, err)
-	}
-	sig, err := doc.sign(priv)
-	if err != nil {
-		return fmt.Errorf("%s: %w", file, err)
-	}
-	if err := fsutil.WriteFileAtomic(file+".sig", sig.Marshal(), 0o644, false); err != nil {
-		return err
-	}
-	fmt.Fprintf(env.Stdout, "signed %s %s with key %s: wrote %s.sig\n", doc.kind, file, sig.KeyID, file)
-	return nil
+// signResult is what sign prints with -o json.
+type signResult struct {
+	File      string `json:"file"`
+	Kind      string `json:"kind"`
+	Signature string `json:"signature"`
+	KeyID     string `json:"key_id"`
 }
 
-// stringList is a repeatable string flag.
-type stringList []string
-
-func (l *stringList) String() string     { return fmt.Sprint(*l) }
-func (l *stringList) Set(s string) error { *l = append(*l, s); return nil }
-
-func verify(ctx context.Context, env cli.Env, args []string) error {
-	fs := cli.NewFlagSet(env, "krollctl", verifyUsage)
-	var keyPaths stringList
-	fs.Var(&keyPaths, "key", "trusted public key file (repeatable)")
-	sigPath := fs.String("sig", "", "signature file (default FILE.sig)")
-	if err := cli.Parse(fs, env.Stdout, args); err != nil {
-		return err
-	}
-	if len(keyPaths) == 0 || fs.NArg() != 1 {
-		return cli.Usagef("usage: krollctl %s", verifyUsage)
-	}
-	file := fs.Arg(0)
-	if *sigPath == "" {
-		*sigPath = file + ".sig"
-	}
-	var trusted []ed25519.PublicKey
-	for _, p := range keyPaths {
-		k, err := signing.LoadPublicKey(p)
+func (a *app) signCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: signUsage, Short: "sign a release manifest or mitigation policy: writes FILE.sig", Args: nArgs(1, signUsage)}
+	var keyPath, typ string
+	cmd.Flags().StringVar(&keyPath, "key", "", "private key `FILE` written by 'krollctl keygen'")
+	cmd.Flags().StringVar(&typ, "type", "auto", "document type: auto, release or policy")
+	_ = cmd.RegisterFlagCompletionFunc("type", cobra.FixedCompletions([]string{"auto", "release", "policy"}, cobra.ShellCompDirectiveNoFileComp))
+	cmd.RunE = func(_ *cobra.Command, args []string) error {
+		if keyPath == "" {
+			return usage(signUsage)
+		}
+		file := args[0]
+		priv, err := signing.LoadPrivateKey(keyPath)
 		if err != nil {
 			return err
 		}
-		trusted = append(trusted, k)
+		data, err := os.ReadFile(file)
+		if err != nil {
+			return err
+		}
+		doc, err := decodeDocument(data, typ, time.Now())
+		if err != nil {
+			return fmt.Errorf("%s: %w", file, err)
+		}
+		sig, err := doc.sign(priv)
+		if err != nil {
+			return fmt.Errorf("%s: %w", file, err)
+		}
+		if err := fsutil.WriteFileAtomic(file+".sig", sig.Marshal(), 0o644, false); err != nil {
+			return err
+		}
+		res := signResult{File: file, Kind: doc.kind, Signature: file + ".sig", KeyID: sig.KeyID}
+		return show(a.env.Stdout, a.g.json(), res, func(w io.Writer) {
+			fmt.Fprintf(w, "signed %s %s with key %s: wrote %s\n", res.Kind, res.File, res.KeyID, res.Signature)
+		})
 	}
-	rawSig, err := os.ReadFile(*sigPath)
-	if err != nil {
-		return err
+	return cmd
+}
+
+// verifyResult is what verify prints with -o json.
+type verifyResult struct {
+	File      string `json:"file"`
+	Kind      string `json:"kind"`
+	Signature string `json:"signature"`
+	KeyID     string `json:"key_id"`
+	Valid     bool   `json:"valid"`
+}
+
+func (a *app) verifyCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: verifyUsage, Short: "check FILE against FILE.sig and trusted public keys", Args: nArgs(1, verifyUsage)}
+	var keyPaths []string
+	var sigPath string
+	cmd.Flags().StringArrayVar(&keyPaths, "key", nil, "trusted public key `FILE` (repeatable)")
+	cmd.Flags().StringVar(&sigPath, "signature", "", "detached signature `FILE` (default FILE.sig)")
+	cmd.Flags().StringVar(&sigPath, "sig", "", "old name of --signature")
+	_ = cmd.Flags().MarkHidden("sig")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if cmd.Flags().Changed("sig") {
+			fmt.Fprintln(a.env.Stderr, "krollctl: warning: --sig is deprecated, use --signature")
+		}
+		if len(keyPaths) == 0 {
+			return usage(verifyUsage)
+		}
+		file := args[0]
+		if sigPath == "" {
+			sigPath = file + ".sig"
+		}
+		var trusted []ed25519.PublicKey
+		for _, p := range keyPaths {
+			k, err := signing.LoadPublicKey(p)
+			if err != nil {
+				return err
+			}
+			trusted = append(trusted, k)
+		}
+		rawSig, err := os.ReadFile(sigPath)
+		if err != nil {
+			return err
+		}
+		sig, err := signing.ParseSignature(rawSig)
+		if err != nil {
+			return fmt.Errorf("%s: %w", sigPath, err)
+		}
+		data, err := os.ReadFile(file)
+		if err != nil {
+			return err
+		}
+		// The signature's context says what was signed.
+		typ := map[string]string{release.ManifestContext: "release", policy.PolicyContext: "policy"}[sig.Context]
+		if typ == "" {
+			return fmt.Errorf("%s: unknown signature context %q", sigPath, sig.Context)
+		}
+		doc, err := decodeDocument(data, typ, time.Now())
+		if err != nil {
+			return fmt.Errorf("%s: %w", file, err)
+		}
+		keyID, err := doc.verify(rawSig, trusted)
+		if err != nil {
+			return fmt.Errorf("%s: %w", file, err)
+		}
+		res := verifyResult{File: file, Kind: doc.kind, Signature: sigPath, KeyID: keyID, Valid: true}
+		return show(a.env.Stdout, a.g.json(), res, func(w io.Writer) {
+			fmt.Fprintf(w, "%s: valid %s signed by key %s\n", res.File, res.Kind, res.KeyID)
+		})
 	}
-	sig, err := signing.ParseSignature(rawSig)
-	if err != nil {
-		return fmt.Errorf("%s: %w", *sigPath, err)
-	}
-	data, err := os.ReadFile(file)
-	if err != nil {
-		return err
-	}
-	// The signature's context says what was signed.
-	typ := map[string]string{release.ManifestContext: "release", policy.PolicyContext: "policy"}[sig.Context]
-	if typ == "" {
-		return fmt.Errorf("%s: unknown signature context %q", *sigPath, sig.Context)
-	}
-	doc, err := decodeDocument(data, typ, time.Now())
-	if err != nil {
-		return fmt.Errorf("%s: %w", file, err)
-	}
-	keyID, err := doc.verify(rawSig, trusted)
-	if err != nil {
-		return fmt.Errorf("%s: %w", file, err)
-	}
-	fmt.Fprintf(env.Stdout, "%s: valid %s signed by key %s\n", file, doc.kind, keyID)
-	return nil
+	return cmd
 }

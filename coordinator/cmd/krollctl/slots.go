@@ -3,11 +3,12 @@ package main
 import (
 	"cmp"
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"slices"
 	"strconv"
+
+	"github.com/spf13/cobra"
 
 	"github.com/kroll-dev/kroll/pkg/cli"
 	"github.com/kroll-dev/kroll/pkg/wire"
@@ -18,18 +19,23 @@ const (
 	slotsReleaseUsage = "slots release --dc NAME --host ID [--reason TEXT]"
 )
 
-func slotsCommand() cli.Command {
-	return group("slots", "reboot slots held per datacenter", map[string]cli.Command{
-		"list":    {Usage: slotsListUsage, Summary: "list held slots", Run: slotsList},
-		"release": {Usage: slotsReleaseUsage, Summary: "break-glass: free a host's slot (e.g. a lost host)", Run: slotsRelease},
-	})
+func (a *app) slotsCommand() *cobra.Command {
+	list := &cobra.Command{Use: use(slotsListUsage), Short: "list held slots", Args: nArgs(0, slotsListUsage)}
+	var dc string
+	list.Flags().StringVar(&dc, "dc", "", "only this datacenter")
+	list.RunE = func(cmd *cobra.Command, _ []string) error { return a.slotsList(cmd.Context(), dc) }
+
+	release := &cobra.Command{Use: use(slotsReleaseUsage), Short: "break-glass: free a host's slot (e.g. a lost host)", Args: nArgs(0, slotsReleaseUsage)}
+	var req wire.SlotReleaseRequest
+	release.Flags().StringVar(&req.Datacenter, "dc", "", "datacenter of the slot")
+	release.Flags().StringVar(&req.HostID, "host", "", "host holding the slot")
+	release.Flags().StringVar(&req.Reason, "reason", "", "why, recorded in the event history")
+	release.RunE = func(cmd *cobra.Command, _ []string) error { return a.slotsRelease(cmd.Context(), req) }
+	return cli.Group("slots", "reboot slots held per datacenter", list, release)
 }
 
-func slotsList(ctx context.Context, env cli.Env, args []string) error {
-	var dc string
-	c, _, err := prepare(env, slotsListUsage, args, 0, func(fs *flag.FlagSet) {
-		fs.StringVar(&dc, "dc", "", "only this datacenter")
-	}, nil)
+func (a *app) slotsList(ctx context.Context, dc string) error {
+	c, err := a.connect()
 	if err != nil {
 		return err
 	}
@@ -61,22 +67,15 @@ func slotTable(w io.Writer, slots []wire.Slot) {
 	}
 }
 
-func slotsRelease(ctx context.Context, env cli.Env, args []string) error {
-	var dc, host, reason string
-	c, _, err := prepare(env, slotsReleaseUsage, args, 0, func(fs *flag.FlagSet) {
-		fs.StringVar(&dc, "dc", "", "datacenter of the slot")
-		fs.StringVar(&host, "host", "", "host holding the slot")
-		fs.StringVar(&reason, "reason", "", "why, recorded in the event history")
-	}, func(*flag.FlagSet, []string) error {
-		if dc == "" || host == "" {
-			return usage(slotsReleaseUsage)
-		}
-		return nil
-	})
+func (a *app) slotsRelease(ctx context.Context, req wire.SlotReleaseRequest) error {
+	if req.Datacenter == "" || req.HostID == "" {
+		return usage(slotsReleaseUsage)
+	}
+	c, err := a.connect()
 	if err != nil {
 		return err
 	}
-	s, err := c.client.ReleaseSlot(ctx, wire.SlotReleaseRequest{Datacenter: dc, HostID: host, Reason: reason})
+	s, err := c.client.ReleaseSlot(ctx, req)
 	if err != nil {
 		return c.fail(err)
 	}

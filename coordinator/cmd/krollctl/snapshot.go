@@ -8,6 +8,8 @@ import (
 	"io"
 	"os"
 
+	"github.com/spf13/cobra"
+
 	"github.com/kroll-dev/kroll/pkg/cli"
 	"github.com/kroll-dev/kroll/pkg/client"
 	"github.com/kroll-dev/kroll/pkg/fsutil"
@@ -20,11 +22,12 @@ const (
 	snapshotRestoreUsage = "snapshot restore FILE"
 )
 
-func snapshotCommand() cli.Command {
-	return group("snapshot", "back up and restore the coordinators' replicated state", map[string]cli.Command{
-		"save":    {Usage: snapshotSaveUsage, Summary: "write the leader's state to FILE (operate)", Run: snapshotSaveCmd},
-		"restore": {Usage: snapshotRestoreUsage, Summary: "replace the cluster's state with FILE's, through Raft (admin)", Run: snapshotRestoreCmd},
-	})
+func (a *app) snapshotCommand() *cobra.Command {
+	return cli.Group("snapshot", "back up and restore the coordinators' replicated state",
+		&cobra.Command{Use: use(snapshotSaveUsage), Short: "write the leader's state to FILE (operate)", Args: nArgs(1, snapshotSaveUsage),
+			RunE: func(cmd *cobra.Command, args []string) error { return a.snapshotSaveCmd(cmd.Context(), args[0]) }},
+		&cobra.Command{Use: use(snapshotRestoreUsage), Short: "replace the cluster's state with FILE's, through Raft (admin)", Args: nArgs(1, snapshotRestoreUsage),
+			RunE: func(cmd *cobra.Command, args []string) error { return a.snapshotRestoreCmd(cmd.Context(), args[0]) }})
 }
 
 // snapshotSave downloads the leader's state into path (replaced
@@ -59,27 +62,27 @@ func snapshotRestore(ctx context.Context, c *client.Client, path string) (*wire.
 	return c.SnapshotRestore(ctx, file)
 }
 
-func snapshotSaveCmd(ctx context.Context, env cli.Env, args []string) error {
-	c, pos, err := prepare(env, snapshotSaveUsage, args, 1, nil, nil)
+func (a *app) snapshotSaveCmd(ctx context.Context, path string) error {
+	c, err := a.connect()
 	if err != nil {
 		return err
 	}
-	h, err := snapshotSave(ctx, c.client, pos[0])
+	h, err := snapshotSave(ctx, c.client, path)
 	if err != nil {
 		return c.fail(err)
 	}
 	return c.show(h, func(w io.Writer) {
 		fmt.Fprintf(w, "saved %s: %d bytes of state at Raft index %d (term %d) from %s, format v%d, sha256 %s\n",
-			pos[0], h.Size, h.Index, h.Term, printable(h.Node), h.FSMFormat, h.SHA256)
+			path, h.Size, h.Index, h.Term, printable(h.Node), h.FSMFormat, h.SHA256)
 	})
 }
 
-func snapshotRestoreCmd(ctx context.Context, env cli.Env, args []string) error {
-	c, pos, err := prepare(env, snapshotRestoreUsage, args, 1, nil, nil)
+func (a *app) snapshotRestoreCmd(ctx context.Context, path string) error {
+	c, err := a.connect()
 	if err != nil {
 		return err
 	}
-	out, err := snapshotRestore(ctx, c.client, pos[0])
+	out, err := snapshotRestore(ctx, c.client, path)
 	if err != nil {
 		if errors.Is(err, snapshotfile.ErrInvalid) {
 			return fmt.Errorf("refused, nothing sent: %w", err)
@@ -88,6 +91,6 @@ func snapshotRestoreCmd(ctx context.Context, env cli.Env, args []string) error {
 	}
 	return c.show(out, func(w io.Writer) {
 		fmt.Fprintf(w, "restored %s (Raft index %d, term %d): %d datacenters, %d hosts; every member takes it from the leader\n",
-			pos[0], out.Index, out.Term, out.Datacenters, out.Hosts)
+			path, out.Index, out.Term, out.Datacenters, out.Hosts)
 	})
 }

@@ -10,7 +10,8 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/kroll-dev/kroll/pkg/cli"
+	"github.com/spf13/cobra"
+
 	"github.com/kroll-dev/kroll/pkg/wire"
 )
 
@@ -19,8 +20,16 @@ const statusUsage = "status"
 // topKernels is how many kernels a status row names before "+N more".
 const topKernels = 3
 
-func status(ctx context.Context, env cli.Env, args []string) error {
-	c, _, err := prepare(env, statusUsage, args, 0, nil, nil)
+func (a *app) statusCommand() *cobra.Command {
+	return &cobra.Command{
+		Use: use(statusUsage), Short: "cluster overview and per-datacenter hosts, kernels, slots and phases",
+		Args: nArgs(0, statusUsage),
+		RunE: func(cmd *cobra.Command, _ []string) error { return a.status(cmd.Context()) },
+	}
+}
+
+func (a *app) status(ctx context.Context) error {
+	c, err := a.connect()
 	if err != nil {
 		return err
 	}
