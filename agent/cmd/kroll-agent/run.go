@@ -25,6 +25,7 @@ import (
 	"github.com/kroll-dev/kroll/agent/mitigate"
 	"github.com/kroll-dev/kroll/agent/policysync"
 	"github.com/kroll-dev/kroll/agent/stage"
+	"github.com/kroll-dev/kroll/pkg/buildmetrics"
 	"github.com/kroll-dev/kroll/pkg/cli"
 	"github.com/kroll-dev/kroll/pkg/client"
 	"github.com/kroll-dev/kroll/pkg/wire"
@@ -66,7 +67,7 @@ func runDaemon(ctx context.Context, env cli.Env, args []string) error {
 		debug.SetGCPercent(50)
 	}
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), buildmetrics.Collector("kroll-agent"))
 	lm := lifecycle.NewMetrics(reg)
 
 	// Mitigations first: policies accepted earlier are in force again
@@ -155,6 +156,7 @@ func runDaemon(ctx context.Context, env cli.Env, args []string) error {
 		if err != nil {
 			return fmt.Errorf("metrics.listen: %w", err)
 		}
+		log.Info("serving metrics", "addr", ln.Addr().String())
 		srv := &http.Server{Handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), ReadHeaderTimeout: 5 * time.Second}
 		wg.Go(func() { _ = srv.Serve(ln) })
 		wg.Go(func() { <-ctx.Done(); _ = srv.Close() })
