@@ -82,32 +82,64 @@ func (s *State) FleetStats(now time.Time, aliveWithin time.Duration) FleetStats 
 			fs.Policies = append(fs.Policies, PolicyCoverage{ID: p.ID, Version: p.Version, Pushed: p.Pushed})
 		}
 	}
-	for _, h := range s.Hosts {
-		d := dcOf(h.Datacenter)
-		d.Hosts++
-		d.Phases[cmp.Or(h.Phase, PhaseUnknown)]++
-		fs.Kernels[KernelKey{Datacenter: h.Datacenter, Line: h.KernelLine, Kernel: cmp.Or(h.Kernel, PhaseUnknown)}]++
-		alive := s.alive(h, now, aliveWithin)
-		if !alive {
-			d.Silent++
-		}
-		if h.Unhealthy {
-			d.Unhealthy++
-		}
-		if h.FleetLock || !alive {
+	// Per datacenter, phases and kernels are few: counted in small
+	// slices (no hashing per host), turned into maps at the end.
+	type kernelCount struct {
+		line, kernel string
+		n            int
+	}
+	var (
+		phases  []counted
+		kernels []kernelCount
+	)
+	for name, hosts := range s.byDC {
+		if len(hosts) == 0 {
 			continue
 		}
-		for i, p := range policies {
-			if !p.appliesTo(h.Datacenter) {
-				continue
-			}
-			fs.Policies[i].Targeted++
-			for _, ps := range h.Policies {
-				if ps.ID == p.ID && ps.Version == p.Version && ps.State.InForce() {
-					fs.Policies[i].InForce++
+		d := dcOf(name)
+		phases, kernels = phases[:0], kernels[:0]
+		for _, h := range hosts {
+			d.Hosts++
+			phases = count(phases, h.Phase)
+			found := false
+			for i := range kernels {
+				if kernels[i].kernel == h.Kernel && kernels[i].line == h.KernelLine {
+					kernels[i].n++
+					found = true
 					break
 				}
 			}
+			if !found {
+				kernels = append(kernels, kernelCount{line: h.KernelLine, kernel: h.Kernel, n: 1})
+			}
+			alive := s.alive(h, now, aliveWithin)
+			if !alive {
+				d.Silent++
+			}
+			if h.Unhealthy {
+				d.Unhealthy++
+			}
+			if h.FleetLock || !alive {
+				continue
+			}
+			for i, p := range policies {
+				if !p.appliesTo(name) {
+					continue
+				}
+				fs.Policies[i].Targeted++
+				for _, ps := range h.Policies {
+					if ps.ID == p.ID && ps.Version == p.Version && ps.State.InForce() {
+						fs.Policies[i].InForce++
+						break
+					}
+				}
+			}
+		}
+		for _, c := range phases {
+			d.Phases[cmp.Or(c.key, PhaseUnknown)] += c.n
+		}
+		for _, k := range kernels {
+			fs.Kernels[KernelKey{Datacenter: name, Line: k.line, Kernel: cmp.Or(k.kernel, PhaseUnknown)}] += k.n
 		}
 	}
 	newest := map[string]*Rollout{}
@@ -120,6 +152,23 @@ func (s *State) FleetStats(now time.Time, aliveWithin time.Duration) FleetStats 
 		fs.Rollouts = append(fs.Rollouts, newest[line])
 	}
 	return fs
+}
+
+// counted is a value with its count.
+type counted struct {
+	key string
+	n   int
+}
+
+// count adds one to key's count in cs.
+func count(cs []counted, key string) []counted {
+	for i := range cs {
+		if cs[i].key == key {
+			cs[i].n++
+			return cs
+		}
+	}
+	return append(cs, counted{key: key, n: 1})
 }
 
 // RolloutStates returns the states a rollout can be in.
