@@ -117,7 +117,7 @@ var (
 
 	descHostsPhase     = prometheus.NewDesc("kroll_hosts_phase", "Registered hosts per datacenter and lifecycle phase (phases without hosts are left out; \"unknown\": none reported).", []string{"datacenter", "phase"}, nil)
 	descHostsKernel    = prometheus.NewDesc("kroll_hosts_kernel", "Registered hosts per datacenter, kernel line and running kernel.", []string{"datacenter", "kernel_line", "kernel"}, nil)
-	descHostsSilent    = prometheus.NewDesc("kroll_hosts_silent", "Hosts per datacenter the coordinators have not heard from within the liveness window (alive_within).", []string{"datacenter"}, nil)
+	descHostsSilent    = prometheus.NewDesc("kroll_hosts_silent", "Agent hosts per datacenter the coordinators have not heard from within the liveness window (alive_within); FleetLock-only hosts are not counted.", []string{"datacenter"}, nil)
 	descHostsUnhealthy = prometheus.NewDesc("kroll_hosts_unhealthy", "Hosts per datacenter whose last health report after a boot failed.", []string{"datacenter"}, nil)
 	descRolloutState   = prometheus.NewDesc("kroll_rollout_state", "1 for the state of the newest rollout of each kernel line, 0 for the other states.", []string{"kernel_line", "rollout", "release", "state"}, nil)
 	descRolloutWaves   = prometheus.NewDesc("kroll_rollout_waves", "Waves of the newest rollout of each kernel line.", []string{"kernel_line", "rollout"}, nil)

@@ -25,8 +25,8 @@ type DCStats struct {
 	// Phases counts the hosts by phase ("unknown" for a host that
 	// reported none).
 	Phases map[string]int
-	// Silent counts the hosts not heard from within the liveness window
-	// (agents marked silent; FleetLock-only hosts by their last call).
+	// Silent counts the agents not heard from within the liveness window
+	// (FleetLock-only hosts call only around their reboots: not counted).
 	Silent int
 	// Unhealthy counts the hosts whose last health report failed.
 	Unhealthy int
@@ -113,7 +113,7 @@ func (s *State) FleetStats(now time.Time, aliveWithin time.Duration) FleetStats 
 				kernels = append(kernels, kernelCount{line: h.KernelLine, kernel: h.Kernel, n: 1})
 			}
 			alive := s.alive(h, now, aliveWithin)
-			if !alive {
+			if !alive && !h.FleetLock {
 				d.Silent++
 			}
 			if h.Unhealthy {

@@ -36,6 +36,8 @@ func TestFleetStats(t *testing.T) {
 			// Auditing is in force; FleetLock-only hosts report no policies and are not targeted.
 			"h5": {ID: "h5", Datacenter: "ams", Kernel: "", Policies: []wire.PolicyStatus{{ID: "copy-fail", Version: 2, State: wire.PolicyAuditing}}},
 			"z1": {ID: "z1", Datacenter: "ams", FleetLock: true, LastHeartbeat: now},
+			// A FleetLock-only host not heard from for long is not silent: Zincati calls only around reboots.
+			"z2": {ID: "z2", Datacenter: "ams", FleetLock: true, LastHeartbeat: now.Add(-time.Hour)},
 		},
 		Policies: map[string]*Policy{
 			"copy-fail": {ID: "copy-fail", Version: 2, Pushed: pushed},
@@ -54,7 +56,7 @@ func TestFleetStats(t *testing.T) {
 
 	wantDC := map[string]DCStats{
 		"fra":   {Hosts: 3, Phases: map[string]int{wire.PhaseIdle: 1, wire.PhaseRebooting: 2}, Silent: 1, SlotsHeld: 2, SlotsLost: 1},
-		"ams":   {Hosts: 3, Phases: map[string]int{wire.PhaseFailed: 1, PhaseUnknown: 2}, Unhealthy: 1, Paused: true},
+		"ams":   {Hosts: 4, Phases: map[string]int{wire.PhaseFailed: 1, PhaseUnknown: 3}, Unhealthy: 1, Paused: true},
 		"empty": {Phases: map[string]int{}},
 	}
 	if len(fs.Datacenters) != len(wantDC) {
@@ -66,7 +68,7 @@ func TestFleetStats(t *testing.T) {
 		}
 	}
 	wantKernels := map[KernelKey]int{
-		{"fra", "6.12", "6.12.85"}: 2, {"fra", "6.12", "6.12.80"}: 1, {"ams", "6.12", "6.12.85"}: 1, {"ams", "", PhaseUnknown}: 2,
+		{"fra", "6.12", "6.12.85"}: 2, {"fra", "6.12", "6.12.80"}: 1, {"ams", "6.12", "6.12.85"}: 1, {"ams", "", PhaseUnknown}: 3,
 	}
 	if !reflect.DeepEqual(fs.Kernels, wantKernels) {
 		t.Errorf("kernels %v, want %v", fs.Kernels, wantKernels)
