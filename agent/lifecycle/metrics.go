@@ -20,9 +20,9 @@ var phases = []string{
 type Metrics struct {
 	// Phase is 1 for the current phase, 0 for the others.
 	Phase *prometheus.GaugeVec
-	// PhaseSince is the Unix time the current phase was entered (time in
-	// phase = time() - kroll_agent_phase_since_seconds).
-	PhaseSince prometheus.Gauge
+	// PhaseTimestamp is the Unix time the current phase was entered (time
+	// in phase = time() - kroll_agent_phase_timestamp_seconds).
+	PhaseTimestamp prometheus.Gauge
 	// StageSeconds observes successful staging durations.
 	StageSeconds prometheus.Histogram
 	// StageFailures counts failed staging attempts.
@@ -46,7 +46,7 @@ type Metrics struct {
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		Phase: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "kroll_agent_phase", Help: "1 for the agent's current lifecycle phase."}, []string{"phase"}),
-		PhaseSince: prometheus.NewGauge(prometheus.GaugeOpts{Name: "kroll_agent_phase_since_seconds",
+		PhaseTimestamp: prometheus.NewGauge(prometheus.GaugeOpts{Name: "kroll_agent_phase_timestamp_seconds",
 			Help: "Unix time the current phase was entered."}),
 		StageSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "kroll_agent_stage_duration_seconds",
 			Help: "Duration of successful stagings (download, verify, unpack).", Buckets: prometheus.ExponentialBuckets(1, 2, 12)}),
@@ -60,7 +60,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Reboots refused by the datacenter-local guard (the host's gossip view showed the datacenter at its limit) after a slot was granted."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.Phase, m.PhaseSince, m.StageSeconds, m.StageFailures, m.DrainConnections, m.Reboots, m.SlotDenials, m.Heartbeats, m.GuardRefusals)
+		reg.MustRegister(m.Phase, m.PhaseTimestamp, m.StageSeconds, m.StageFailures, m.DrainConnections, m.Reboots, m.SlotDenials, m.Heartbeats, m.GuardRefusals)
 	}
 	return m
 }
@@ -75,5 +75,5 @@ func (m *Metrics) setPhase(phase string, since time.Time) {
 		}
 		m.Phase.WithLabelValues(p).Set(v)
 	}
-	m.PhaseSince.Set(float64(since.UnixNano()) / 1e9)
+	m.PhaseTimestamp.Set(float64(since.UnixNano()) / 1e9)
 }

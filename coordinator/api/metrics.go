@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/kroll-dev/kroll/coordinator/fsm"
+	"github.com/kroll-dev/kroll/pkg/buildmetrics"
 )
 
 // Metrics are the coordinator's Prometheus metrics.
@@ -23,12 +24,13 @@ type Metrics struct {
 	beats     *prometheus.CounterVec
 }
 
-// NewMetrics creates the metrics in a new registry (reg is ignored when
-// nil; pass one to expose them elsewhere too).
+// NewMetrics creates the metrics in reg, or, when reg is nil, in a new
+// registry with the Go runtime, process and kroll_build_info collectors.
 func NewMetrics(reg *prometheus.Registry) *Metrics {
 	if reg == nil {
 		reg = prometheus.NewRegistry()
-		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+			buildmetrics.Collector("kroll-coordinator"))
 	}
 	m := &Metrics{
 		reg: reg,
@@ -56,6 +58,10 @@ func NewMetrics(reg *prometheus.Registry) *Metrics {
 	reg.MustRegister(m.requests, m.latency, m.decisions, m.commit, m.shed, m.beats)
 	return m
 }
+
+// Registry returns the registry /metrics serves, to register more
+// collectors on (e.g. store.Config.Registerer for Raft's own metrics).
+func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 
 type statusRecorder struct {
 	http.ResponseWriter
@@ -109,6 +115,17 @@ var (
 	descDCPaused  = prometheus.NewDesc("kroll_datacenter_paused", "1 when the datacenter is paused.", []string{"datacenter"}, nil)
 	descHosts     = prometheus.NewDesc("kroll_hosts", "Registered hosts per datacenter.", []string{"datacenter"}, nil)
 
+	descHostsPhase     = prometheus.NewDesc("kroll_hosts_phase", "Registered hosts per datacenter and lifecycle phase (phases without hosts are left out; \"unknown\": none reported).", []string{"datacenter", "phase"}, nil)
+	descHostsKernel    = prometheus.NewDesc("kroll_hosts_kernel", "Registered hosts per datacenter, kernel line and running kernel.", []string{"datacenter", "kernel_line", "kernel"}, nil)
+	descHostsSilent    = prometheus.NewDesc("kroll_hosts_silent", "Agent hosts per datacenter the coordinators have not heard from within the liveness window (alive_within); FleetLock-only hosts are not counted.", []string{"datacenter"}, nil)
+	descHostsUnhealthy = prometheus.NewDesc("kroll_hosts_unhealthy", "Hosts per datacenter whose last health report after a boot failed.", []string{"datacenter"}, nil)
+	descRolloutState   = prometheus.NewDesc("kroll_rollout_state", "1 for the state of the newest rollout of each kernel line, 0 for the other states.", []string{"kernel_line", "rollout", "release", "state"}, nil)
+	descRolloutWaves   = prometheus.NewDesc("kroll_rollout_waves", "Waves of the newest rollout of each kernel line.", []string{"kernel_line", "rollout"}, nil)
+	descRolloutDone    = prometheus.NewDesc("kroll_rollout_waves_completed", "Completed waves of the newest rollout of each kernel line.", []string{"kernel_line", "rollout"}, nil)
+	descPolicyTargeted = prometheus.NewDesc("kroll_policy_hosts_targeted", "Alive agent hosts in the datacenters a mitigation policy (not retired) targets.", []string{"policy"}, nil)
+	descPolicyInForce  = prometheus.NewDesc("kroll_policy_hosts_in_force", "Of kroll_policy_hosts_targeted, the hosts reporting the policy's current version enforcing or auditing.", []string{"policy"}, nil)
+	descPolicyPushed   = prometheus.NewDesc("kroll_policy_pushed_timestamp_seconds", "Unix time the current version of a mitigation policy (not retired) was pushed.", []string{"policy"}, nil)
+
 	descClockStep  = prometheus.NewDesc("kroll_coordinator_clock_step_seconds", "Last observed offset of this node's wall clock from the time it stamps commands with (positive: wall ahead); command times follow the monotonic clock.", nil, nil)
 	descClockSteps = prometheus.NewDesc("kroll_coordinator_clock_steps_total", "Wall-clock steps observed while leading (offset from the stamped time changed beyond the threshold).", nil, nil)
 )
@@ -131,7 +148,9 @@ type clockStepper interface {
 type storeCollector struct{ st Store }
 
 func (c *storeCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descRaftState, descRaftIndex, descRaftTerm, descSlotsHeld, descSlotsLost, descDCPaused, descHosts} {
+	for _, d := range []*prometheus.Desc{descRaftState, descRaftIndex, descRaftTerm, descSlotsHeld, descSlotsLost, descDCPaused, descHosts,
+		descHostsPhase, descHostsKernel, descHostsSilent, descHostsUnhealthy, descRolloutState, descRolloutWaves, descRolloutDone,
+		descPolicyTargeted, descPolicyInForce, descPolicyPushed} {
 		ch <- d
 	}
 	if _, ok := c.st.(clockStepper); ok {
@@ -166,28 +185,43 @@ func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descClockStep, prometheus.GaugeValue, off.Seconds())
 		ch <- prometheus.MustNewConstMetric(descClockSteps, prometheus.CounterValue, float64(n))
 	}
-	c.st.FSM().View(func(s *fsm.State) {
-		hosts := map[string]int{}
-		for _, h := range s.Hosts {
-			hosts[h.Datacenter]++
+	var fs fsm.FleetStats
+	alive := c.st.Timing().AliveWithin
+	c.st.FSM().View(func(s *fsm.State) { fs = s.FleetStats(time.Now(), alive) })
+	gauge := func(d *prometheus.Desc, v int, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, float64(v), labels...)
+	}
+	for name, d := range fs.Datacenters {
+		gauge(descSlotsHeld, d.SlotsHeld, name)
+		gauge(descSlotsLost, d.SlotsLost, name)
+		gauge(descDCPaused, b2i(d.Paused), name)
+		gauge(descHosts, d.Hosts, name)
+		gauge(descHostsSilent, d.Silent, name)
+		gauge(descHostsUnhealthy, d.Unhealthy, name)
+		for phase, n := range d.Phases {
+			gauge(descHostsPhase, n, name, phase)
 		}
-		for name, dc := range s.Datacenters {
-			lost := 0
-			for _, sl := range dc.Slots {
-				if sl.Lost {
-					lost++
-				}
-			}
-			paused := 0.0
-			if dc.Policy.Paused {
-				paused = 1
-			}
-			ch <- prometheus.MustNewConstMetric(descSlotsHeld, prometheus.GaugeValue, float64(len(dc.Slots)), name)
-			ch <- prometheus.MustNewConstMetric(descSlotsLost, prometheus.GaugeValue, float64(lost), name)
-			ch <- prometheus.MustNewConstMetric(descDCPaused, prometheus.GaugeValue, paused, name)
+	}
+	for k, n := range fs.Kernels {
+		gauge(descHostsKernel, n, k.Datacenter, k.Line, k.Kernel)
+	}
+	for _, r := range fs.Rollouts {
+		for _, state := range fsm.RolloutStates() {
+			gauge(descRolloutState, b2i(r.State == state), r.Line, r.ID, r.Release, state)
 		}
-		for name, n := range hosts {
-			ch <- prometheus.MustNewConstMetric(descHosts, prometheus.GaugeValue, float64(n), name)
-		}
-	})
+		gauge(descRolloutWaves, len(r.Waves), r.Line, r.ID)
+		gauge(descRolloutDone, r.WavesCompleted(), r.Line, r.ID)
+	}
+	for _, p := range fs.Policies {
+		gauge(descPolicyTargeted, p.Targeted, p.ID)
+		gauge(descPolicyInForce, p.InForce, p.ID)
+		ch <- prometheus.MustNewConstMetric(descPolicyPushed, prometheus.GaugeValue, float64(p.Pushed.UnixNano())/1e9, p.ID)
+	}
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

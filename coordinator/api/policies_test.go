@@ -80,11 +80,21 @@ func TestPolicyPushCoverageRetire(t *testing.T) {
 	if len(list) != 1 || fmt.Sprint(list[0].Coverage["fra1"]) != fmt.Sprint(want) || list[0].Coverage["ams1"] != nil {
 		t.Fatalf("coverage %+v, want fra1 %v", list[0].Coverage, want)
 	}
+	metrics := func() string { return string(e.do("GET", "/metrics", "", nil).body) }
+	for _, want := range []string{`kroll_policy_hosts_targeted{policy="copy-fail"} 3`, `kroll_policy_hosts_in_force{policy="copy-fail"} 1`,
+		`kroll_policy_pushed_timestamp_seconds{policy="copy-fail"} `} {
+		if !strings.Contains(metrics(), want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
 
 	checkError(t, e.do("POST", wire.PathPolicyRetire, tokOperate, wire.PolicyRetireRequest{ID: "nope"}), http.StatusNotFound, wire.KindNotFound)
 	r := decodeOK[wire.Policy](t, e.do("POST", wire.PathPolicyRetire, tokOperate, wire.PolicyRetireRequest{ID: "copy-fail", Reason: "fixed kernel everywhere"}))
 	if !r.Retired {
 		t.Fatalf("retire answered %+v", r)
+	}
+	if m := metrics(); strings.Contains(m, `kroll_policy_hosts_targeted{policy="copy-fail"}`) {
+		t.Errorf("/metrics still counts the retired policy")
 	}
 	ds = beat("f1", "fra1")
 	if len(ds.Policies) != 0 || len(ds.RetiredPolicies) != 1 || ds.RetiredPolicies[0] != "copy-fail" {

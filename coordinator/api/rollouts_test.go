@@ -50,6 +50,19 @@ func TestRolloutAPI(t *testing.T) {
 	if p.State != "paused" || !strings.Contains(p.PauseReason, "looking at a crash") {
 		t.Fatalf("paused %+v", p)
 	}
+	metrics := string(e.do("GET", "/metrics", "", nil).body)
+	for _, want := range []string{
+		`kroll_rollout_state{kernel_line="6.1",release="6.1.192-kroll.1",rollout="6.1.192-kroll.1",state="paused"} 1`,
+		`kroll_rollout_state{kernel_line="6.1",release="6.1.192-kroll.1",rollout="6.1.192-kroll.1",state="running"} 0`,
+		`kroll_rollout_waves{kernel_line="6.1",rollout="6.1.192-kroll.1"} 2`,
+		`kroll_rollout_waves_completed{kernel_line="6.1",rollout="6.1.192-kroll.1"} 0`,
+		`kroll_hosts_phase{datacenter="ams1",phase="staged"} 1`,
+		`kroll_hosts_kernel{datacenter="fra1",kernel="6.1.0-47-amd64",kernel_line="6.1"} 2`,
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
 	if p := decodeOK[wire.Rollout](t, e.do("POST", wire.PathRollout+r.ID+"/resume", tokOperate, nil)); p.State != "running" {
 		t.Fatalf("resumed %+v", p)
 	}

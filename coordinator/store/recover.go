@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	wal "github.com/hashicorp/raft-wal"
 	"github.com/hashicorp/raft-wal/metadb"
@@ -77,7 +76,7 @@ func Recover(ctx context.Context, cfg RecoverConfig) (RecoverReport, error) {
 	if err := ctx.Err(); err != nil {
 		return rep, err
 	}
-	hl := hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn, Output: slogWriter{cfg.Logger}, JSONFormat: true})
+	hl := newRaftLogger(cfg.Logger)
 	meta := &metadb.BoltMetaDB{}
 	defer meta.Close()
 	w, err := wal.Open(walDir, wal.WithLogger(hl), wal.WithMetaStore(meta))

@@ -25,6 +25,8 @@ import (
 	"github.com/hashicorp/raft"
 	wal "github.com/hashicorp/raft-wal"
 	"github.com/hashicorp/raft-wal/metadb"
+	walmetrics "github.com/hashicorp/raft-wal/metrics"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/kroll-dev/kroll/coordinator/clock"
 	"github.com/kroll-dev/kroll/coordinator/fsm"
@@ -90,6 +92,11 @@ type Config struct {
 	// beyond which a step is logged and counted (clock.DefaultStepThreshold
 	// when zero).
 	ClockStepThreshold time.Duration
+	// Registerer, when set, receives the node's Raft metrics:
+	// hashicorp/raft's own (kroll_raft_*, see RaftMetricsPrefix; through
+	// go-metrics' process-wide instance) and the log's
+	// (kroll_raft_wal_*).
+	Registerer prometheus.Registerer
 }
 
 func (c *Config) defaults() {
@@ -174,11 +181,22 @@ func Open(cfg Config) (*Store, error) {
 			lock.unlock()
 		}
 	}()
-	hl := hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn, Output: slogWriter{cfg.Logger}, JSONFormat: true})
+	hl := newRaftLogger(cfg.Logger)
+	var walMetrics walmetrics.Collector = &walmetrics.NoOpCollector{}
+	if cfg.Registerer != nil {
+		if err := exportRaftMetrics(cfg.Registerer); err != nil {
+			return nil, err
+		}
+		wm, err := newWALMetrics(cfg.Registerer)
+		if err != nil {
+			return nil, err
+		}
+		walMetrics = wm
+	}
 	// The WAL does not close a meta store it opened itself; own it so that
 	// Close releases its file lock (a node restarted in-process reopens it).
 	meta := &metadb.BoltMetaDB{}
-	w, err := wal.Open(filepath.Join(cfg.DataDir, "wal"), wal.WithLogger(hl), wal.WithMetaStore(meta))
+	w, err := wal.Open(filepath.Join(cfg.DataDir, "wal"), wal.WithLogger(hl), wal.WithMetaStore(meta), wal.WithMetricsCollector(walMetrics))
 	if err != nil {
 		meta.Close()
 		return nil, fmt.Errorf("store: open log: %w", err)
@@ -690,12 +708,4 @@ func newTransport(cfg Config, gate *peerGate, hl hclog.Logger) (*raft.NetworkTra
 		tc.Stream = &tokenStream{Listener: ln, advertise: addr, self: cfg.NodeID, token: []byte(cfg.PeerToken), gate: gate, log: cfg.Logger}
 	}
 	return raft.NewNetworkTransportWithConfig(tc), nil
-}
-
-// slogWriter feeds hclog's JSON lines into slog at warn level.
-type slogWriter struct{ l *slog.Logger }
-
-func (w slogWriter) Write(p []byte) (int, error) {
-	w.l.Warn("raft", "msg", string(p))
-	return len(p), nil
 }

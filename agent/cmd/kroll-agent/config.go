@@ -92,7 +92,9 @@ type fileConfig struct {
 	} `toml:"mitigations"`
 
 	Metrics struct {
-		Listen string `toml:"listen"`
+		// Listen is nil when not set (DefaultMetricsListen); "" turns
+		// the endpoint off.
+		Listen *string `toml:"listen"`
 	} `toml:"metrics"`
 
 	Gossip struct {
@@ -188,7 +190,7 @@ func resolve(fc fileConfig) (*config, []error) {
 		maxRetries: fc.Stage.MaxRetries, backoff: fc.Stage.Backoff.Duration, table: fc.Anycast.Table,
 		bootMode: boot.Mode(fc.Boot.Mode), bootDir: fc.Boot.BootDir, initrd: fc.Boot.Initrd, maxBoots: fc.Boot.MaxBoots,
 		strip: fc.Boot.StripParams, units: fc.Health.RequiredUnits, settle: fc.Health.SettleTimeout.Duration,
-		bpffs: fc.Mitigations.BPFFS, mitState: fc.Mitigations.StateDir, metrics: fc.Metrics.Listen,
+		bpffs: fc.Mitigations.BPFFS, mitState: fc.Mitigations.StateDir, metrics: DefaultMetricsListen,
 		retry: fc.Timing.RetryInterval.Duration, heartbeat: fc.Timing.HeartbeatInterval.Duration, renew: fc.Timing.RenewInterval.Duration,
 		errBackoff: fc.Timing.ErrorBackoff.Duration, errMax: fc.Timing.ErrorBackoffMax.Duration,
 	}
@@ -307,6 +309,9 @@ func resolve(fc fileConfig) (*config, []error) {
 		c.commands = append(c.commands, health.CommandCheck{Name: cmd.Name, Command: cmd.Command, Timeout: cmd.Timeout.Duration})
 	}
 	c.mitState, c.bpffs = mitigationDirs(fc)
+	if fc.Metrics.Listen != nil {
+		c.metrics = *fc.Metrics.Listen
+	}
 	if c.metrics != "" {
 		if _, _, err := net.SplitHostPort(c.metrics); err != nil {
 			bad("metrics.listen: %v", err)
@@ -344,6 +349,10 @@ func resolve(fc fileConfig) (*config, []error) {
 	}
 	return c, errs
 }
+
+// DefaultMetricsListen is where the daemon serves Prometheus /metrics
+// unless metrics.listen says otherwise: on by default, on localhost only.
+const DefaultMetricsListen = "127.0.0.1:9465"
 
 // defaultStateDir is the daemon's state directory when state_dir is not
 // set.

@@ -95,3 +95,40 @@ func FuzzConfig(f *testing.F) {
 		}
 	})
 }
+
+// TestMetricsListen: the metrics endpoint is on by default, on localhost;
+// metrics.listen moves it, "" turns it off, a malformed address is refused.
+func TestMetricsListen(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := signing.GenerateKeyFiles(filepath.Join(dir, "k"), false); err != nil {
+		t.Fatal(err)
+	}
+	base := "host_id = \"h1\"\nkernel_line = \"6.1\"\ndatacenter = \"fra1\"\n[coordinator]\nurls = [\"http://127.0.0.1:8001\"]\n[trust]\nrelease_keys = [\"" + filepath.Join(dir, "k.pub") + "\"]\n"
+	for _, tc := range []struct{ name, toml, want, err string }{
+		{"default", base, "127.0.0.1:9465", ""},
+		{"section without key", base + "[metrics]\n", "127.0.0.1:9465", ""},
+		{"moved", base + "[metrics]\nlisten = \"[::1]:9100\"\n", "[::1]:9100", ""},
+		{"off", base + "[metrics]\nlisten = \"\"\n", "", ""},
+		{"no port", base + "[metrics]\nlisten = \"127.0.0.1\"\n", "", "metrics.listen"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "agent.toml")
+			if err := os.WriteFile(p, []byte(tc.toml), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			c, err := loadConfig(p)
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("error %v, want one mentioning %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.metrics != tc.want {
+				t.Fatalf("metrics listen %q, want %q", c.metrics, tc.want)
+			}
+		})
+	}
+}

@@ -26,6 +26,7 @@ import (
 	"github.com/kroll-dev/kroll/agent/mitigate"
 	"github.com/kroll-dev/kroll/agent/policysync"
 	"github.com/kroll-dev/kroll/agent/stage"
+	"github.com/kroll-dev/kroll/pkg/buildmetrics"
 	"github.com/kroll-dev/kroll/pkg/cli"
 	"github.com/kroll-dev/kroll/pkg/client"
 	"github.com/kroll-dev/kroll/pkg/wire"
@@ -60,7 +61,7 @@ func runDaemon(ctx context.Context, env cli.Env, c *config) error {
 		debug.SetGCPercent(50)
 	}
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), buildmetrics.Collector("kroll-agent"))
 	lm := lifecycle.NewMetrics(reg)
 
 	// Mitigations first: policies accepted earlier are in force again
@@ -149,6 +150,7 @@ func runDaemon(ctx context.Context, env cli.Env, c *config) error {
 		if err != nil {
 			return fmt.Errorf("metrics.listen: %w", err)
 		}
+		log.Info("serving metrics", "addr", ln.Addr().String())
 		srv := &http.Server{Handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), ReadHeaderTimeout: 5 * time.Second}
 		wg.Go(func() { _ = srv.Serve(ln) })
 		wg.Go(func() { <-ctx.Done(); _ = srv.Close() })

@@ -9,6 +9,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -100,6 +102,7 @@ func TestRunDryRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	state := filepath.Join(dir, "state")
+	metricsAddr := freeAddr(t)
 	cfg := write("agent.toml", []byte(fmt.Sprintf(`host_id = "host1"
 datacenter = "lab1"
 state_dir = %q
@@ -111,7 +114,9 @@ release_keys = [%q]
 [timing]
 retry_interval = "200ms"
 heartbeat_interval = "200ms"
-`, state, coord.URL, filepath.Join(dir, "agent.token"), filepath.Join(dir, "release.pub"))))
+[metrics]
+listen = %q
+`, state, coord.URL, filepath.Join(dir, "agent.token"), filepath.Join(dir, "release.pub"), metricsAddr)))
 
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -133,6 +138,7 @@ heartbeat_interval = "200ms"
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	checkAgentMetrics(t, "http://"+metricsAddr+"/metrics")
 	cancel()
 	if err := <-errc; err != nil {
 		t.Fatalf("run: %v", err)
@@ -206,5 +212,36 @@ func TestStageCommand(t *testing.T) {
 	err := run(t.Context(), env, []string{"stage", "--config", cfg, filepath.Join(dir, "m.json")})
 	if err == nil || !strings.Contains(err.Error(), "signature") {
 		t.Fatalf("tampered manifest: %v", err)
+	}
+}
+
+// freeAddr returns a loopback address whose port was free a moment ago.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// checkAgentMetrics scrapes the daemon's /metrics.
+func checkAgentMetrics(t *testing.T, url string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %d %v", url, resp.StatusCode, err)
+	}
+	for _, want := range []string{`kroll_build_info{binary="kroll-agent",`, `kroll_agent_phase{phase="idle"} 1`,
+		"kroll_agent_phase_timestamp_seconds ", `kroll_agent_heartbeats_total{result="ok"}`, `kroll_agent_reboots_total{method="dry-run"} 1`} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("agent /metrics lacks %q", want)
+		}
 	}
 }

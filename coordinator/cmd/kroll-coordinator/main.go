@@ -72,17 +72,18 @@ func serve(ctx context.Context, env cli.Env, o options, set settings) error {
 	if tc.peer != nil && !tc.separatePeerCA {
 		log.Warn("no --peer-tls-ca: the CA of --tls-ca, which signs the agents' client certificates, also vouches for peers (Raft and forwarding); give peer certificates a CA of their own")
 	}
+	metrics := api.NewMetrics(nil)
 	st, err := store.Open(store.Config{
 		NodeID: o.nodeID, DataDir: o.dataDir, RaftAddr: o.raftAddr, HTTPAddr: o.httpAddr,
 		Peers: peers, Join: o.join, TLS: tc.peer, PeerToken: set.peerToken, Timing: set.timing, Logger: log,
-		HeartbeatInterval: set.heartbeatInterval,
+		HeartbeatInterval: set.heartbeatInterval, Registerer: metrics.Registry(),
 	})
 	if err != nil {
 		return err
 	}
 	defer st.Close()
 	cfg := api.Config{Store: st, Auth: set.auth, PeerToken: set.peerToken, Logger: log, HeartbeatInterval: set.heartbeatInterval, ReleaseKeys: set.releaseKeys, PolicyKeys: set.policyKeys,
-		Admission: set.admission, FleetLock: set.fleetLock}
+		Admission: set.admission, FleetLock: set.fleetLock, Metrics: metrics}
 	if nets := set.fleetLock.AllowUnauthenticatedFrom; len(nets) > 0 {
 		log.Warn("FleetLock open without credentials", "from", nets, "groups", set.fleetLock.Groups)
 	}
