@@ -210,6 +210,8 @@ func (s *Server) routes() {
 	s.route("POST "+pathInternalApply, RolePeer, s.internalApply)
 	s.route("POST "+pathInternalJoin, RolePeer, s.internalJoin)
 	s.route("POST "+pathInternalLiveness, RolePeer, s.internalLiveness)
+	// Runtime profiles, admins only.
+	s.route("GET "+pathDebugPprof+"{name...}", RoleAdmin, s.debugPprof)
 	// Unauthenticated probes and metrics.
 	s.mux.HandleFunc("GET /healthz", s.healthz)
 	s.mux.HandleFunc("GET /readyz", s.readyz)

@@ -248,28 +248,52 @@ const gossipSeedWithin = 2 * time.Minute
 // gossipSeedWithin), chosen deterministically
 // (replicas must agree) but spread over the hosts by h's id.
 func (s *State) gossipSeeds(h *Host, n int) []string {
-	if h.GossipAddr == "" {
+	if h.GossipAddr == "" || n <= 0 {
 		return nil
 	}
-	var ids []string
-	for id, o := range s.byDC[h.Datacenter] {
-		if id != h.ID && o.GossipAddr != "" && s.alive(o, s.Now, gossipSeedWithin) {
-			ids = append(ids, id)
+	// The candidates, in id order: the datacenter's other alive hosts
+	// with a gossip address. The seeds are the n candidates from rank
+	// start mod count on, wrapping around: two passes over the ordered
+	// hosts, no sorting, one allocation.
+	seed := func(o *Host) bool {
+		return o != h && o.GossipAddr != "" && s.alive(o, s.Now, gossipSeedWithin)
+	}
+	order := s.dcOrder[h.Datacenter]
+	count := 0
+	for _, o := range order {
+		if seed(o) {
+			count++
 		}
 	}
-	if len(ids) == 0 {
+	if count == 0 {
 		return nil
 	}
-	slices.Sort(ids)
 	start := 0
 	for _, c := range h.ID {
 		start += int(c)
 	}
-	out := make([]string, 0, min(n, len(ids)))
-	for i := 0; i < len(ids) && len(out) < n; i++ {
-		out = append(out, s.Hosts[ids[(start+i)%len(ids)]].GossipAddr)
+	first := start % count
+	take := min(n, count)
+	wrapped := max(0, first+take-count) // ranks [0, wrapped) come after the end
+	out := make([]string, 0, take)
+	var tail []string
+	rank := 0
+	for _, o := range order {
+		if !seed(o) {
+			continue
+		}
+		switch {
+		case rank >= first && len(out) < take:
+			out = append(out, o.GossipAddr)
+		case rank < wrapped:
+			if tail == nil {
+				tail = make([]string, 0, wrapped)
+			}
+			tail = append(tail, o.GossipAddr)
+		}
+		rank++
 	}
-	return out
+	return append(out, tail...)
 }
 
 // targetRelease returns the release dc's hosts of line should run now: its
@@ -638,6 +662,7 @@ func (s *State) removeHost(p RemoveHost) Result {
 func (s *State) dropHost(h *Host) {
 	delete(s.Hosts, h.ID)
 	delete(s.byDC[h.Datacenter], h.ID)
+	s.unorder(h.Datacenter, h.ID)
 	s.untouch(h)
 }
 
