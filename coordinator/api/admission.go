@@ -37,6 +37,12 @@ type Admission struct {
 	// PriorityQueueWait is how long they wait before being shed; default
 	// 10 s.
 	PriorityQueueWait time.Duration
+	// PressureTarget is the scheduling latency (99th percentile, sampled
+	// every 100 ms) past which heartbeats are shed on arrival, a growing
+	// share while it lasts (see pressure); default 10 ms, negative: never.
+	// It keeps a node whose CPUs are saturated answering slot calls and
+	// its Raft peers in time.
+	PressureTarget time.Duration
 	// RetryAfter is the mean of the Retry-After a shed request is told;
 	// each answer draws uniformly from [RetryAfter/2, 3·RetryAfter/2],
 	// whole seconds, at least 1. Default the heartbeat interval.
@@ -63,6 +69,9 @@ func (a Admission) WithDefaults(heartbeat time.Duration) Admission {
 	defDur(&a.HeartbeatQueueWait, 200*time.Millisecond)
 	defDur(&a.PriorityQueueWait, 10*time.Second)
 	defDur(&a.RetryAfter, heartbeat)
+	if a.PressureTarget == 0 {
+		a.PressureTarget = 10 * time.Millisecond
+	}
 	return a
 }
 
@@ -75,7 +84,11 @@ const (
 // admission is one class's gate: a semaphore of places and a bounded
 // number of waiters.
 type admission struct {
-	class   string
+	class string
+	// pressure, when set, sheds a share of the class's requests on
+	// arrival while the node's CPUs are saturated.
+	pressure *pressure
+
 	places  chan struct{}
 	queue   int64
 	wait    time.Duration
@@ -117,6 +130,11 @@ func (a *admission) done() { <-a.places }
 
 // admitted runs h when the class admits the request, else answers 429.
 func (s *Server) admitted(a *admission, w http.ResponseWriter, r *http.Request, h func()) {
+	if share := a.pressure.shedShare(time.Now()); share > 0 && rand.Float64() < share {
+		s.cfg.Metrics.shed.WithLabelValues(a.class).Inc()
+		s.writeOverloaded(w, "this coordinator node's CPUs are saturated")
+		return
+	}
 	if !a.admit(r.Context()) {
 		s.cfg.Metrics.shed.WithLabelValues(a.class).Inc()
 		s.writeOverloaded(w, "this coordinator node is past its "+a.class+" capacity")

@@ -125,6 +125,12 @@ func New(cfg Config) *Server {
 	ad := cfg.Admission
 	s.heartbeats = newAdmission(classHeartbeat, ad.HeartbeatConcurrency, ad.HeartbeatQueue, ad.HeartbeatQueueWait)
 	s.priority = newAdmission(classPriority, ad.PriorityConcurrency, ad.PriorityQueue, ad.PriorityQueueWait)
+	s.heartbeats.pressure = newPressure(ad.PressureTarget)
+	for _, c := range s.heartbeats.pressure.collectors() {
+		if err := cfg.Metrics.reg.Register(c); err != nil {
+			cfg.Logger.Warn("pressure metrics", "err", err) // a registry shared by several servers
+		}
+	}
 	s.routes()
 	return s
 }

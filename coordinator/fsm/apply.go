@@ -253,8 +253,41 @@ func (s *State) gossipSeeds(h *Host, n int) []string {
 	}
 	// The candidates, in id order: the datacenter's other alive hosts
 	// with a gossip address. The seeds are the n candidates from rank
-	// start mod count on, wrapping around: two passes over the ordered
-	// hosts, no sorting, one allocation.
+	// start mod count on, wrapping around.
+	start := 0
+	for _, c := range h.ID {
+		start += int(c)
+	}
+	if !s.LivenessByFlag {
+		return s.gossipSeedsWalk(h, n, start)
+	}
+	// By the flag rule the counters keep the candidates, plus h itself
+	// when it is one: rank k is seeds[k], or seeds[k+1] from h's place on.
+	var seeds []*Host
+	if c := s.counts[h.Datacenter]; c != nil {
+		seeds = c.seeds
+	}
+	skip, count := len(seeds), len(seeds)
+	if i, found := slices.BinarySearchFunc(seeds, h.ID, byHostID); found && seeds[i] == h {
+		skip, count = i, count-1
+	}
+	if count == 0 {
+		return nil
+	}
+	out := make([]string, 0, min(n, count))
+	for r := start % count; len(out) < cap(out); r = (r + 1) % count {
+		k := r
+		if k >= skip {
+			k++
+		}
+		out = append(out, seeds[k].GossipAddr)
+	}
+	return out
+}
+
+// gossipSeedsWalk is gossipSeeds under the time rule of formats 1 and 2:
+// two passes over the datacenter's hosts in id order.
+func (s *State) gossipSeedsWalk(h *Host, n, start int) []string {
 	seed := func(o *Host) bool {
 		return o != h && o.GossipAddr != "" && s.alive(o, s.Now, gossipSeedWithin)
 	}
@@ -267,10 +300,6 @@ func (s *State) gossipSeeds(h *Host, n int) []string {
 	}
 	if count == 0 {
 		return nil
-	}
-	start := 0
-	for _, c := range h.ID {
-		start += int(c)
 	}
 	first := start % count
 	take := min(n, count)

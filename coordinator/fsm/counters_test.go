@@ -230,8 +230,8 @@ func compareCounters(t *testing.T, got, want map[string]*dcCounts, when string) 
 			views = append(views, fmt.Sprintf("%d:%d", k, n))
 		}
 		slices.Sort(views)
-		return fmt.Sprintf("agents=%d holding=%d serving=%d alive=%d reporters=%d views=%v fleetlock=%v",
-			c.agents, c.holding, c.serving, c.alive, c.reporters, views, fl)
+		return fmt.Sprintf("agents=%d holding=%d serving=%d alive=%d reporters=%d views=%v fleetlock=%v seeds=%v",
+			c.agents, c.holding, c.serving, c.alive, c.reporters, views, fl, hostIDs(c.seeds))
 	}
 	for name := range got {
 		if g, w := norm(got[name]), norm(want[name]); g != w {
