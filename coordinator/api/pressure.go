@@ -39,8 +39,16 @@ const (
 // by the requests that ask (no goroutine of its own).
 type pressure struct {
 	target time.Duration
+	// minRate is the arrival rate (per second) below which nothing is
+	// shed: shedding a trickle relieves nothing, and a busy machine's
+	// latencies must not shed a small region's heartbeats.
+	minRate float64
+	// arrivals counts the requests that asked since the last sample.
+	arrivals atomic.Int64
 	// next is when the next sample is due (UnixNano).
 	next atomic.Int64
+	// last is when the last sample was taken.
+	last time.Time
 	// shed is the share of heartbeats to shed (math.Float64bits).
 	shed atomic.Uint64
 	// p99 is the last sample's 99th percentile (nanoseconds).
@@ -51,13 +59,14 @@ type pressure struct {
 	prev   []uint64
 }
 
-// newPressure returns a pressure gauge with target latency target; nil
-// (never shed) when target is negative.
-func newPressure(target time.Duration) *pressure {
+// newPressure returns a pressure gauge with target latency target that
+// sheds only while at least minRate requests a second arrive; nil (never
+// shed) when target is negative.
+func newPressure(target time.Duration, minRate float64) *pressure {
 	if target < 0 {
 		return nil
 	}
-	return &pressure{target: target, sample: []metrics.Sample{{Name: schedLatencies}}}
+	return &pressure{target: target, minRate: minRate, sample: []metrics.Sample{{Name: schedLatencies}}}
 }
 
 // shedShare returns the share of heartbeats to shed now, sampling the
@@ -66,10 +75,16 @@ func (p *pressure) shedShare(now time.Time) float64 {
 	if p == nil {
 		return 0
 	}
+	p.arrivals.Add(1)
 	if now.UnixNano() >= p.next.Load() && p.mu.TryLock() {
 		if now.UnixNano() >= p.next.Load() {
 			p.next.Store(now.Add(pressureEvery).UnixNano())
-			p.update(p.read())
+			rate := 0.0
+			if !p.last.IsZero() {
+				rate = float64(p.arrivals.Swap(0)) / now.Sub(p.last).Seconds()
+			}
+			p.last = now
+			p.update(p.read(), rate)
 		}
 		p.mu.Unlock()
 	}
@@ -120,11 +135,14 @@ func quantile(counts []uint64, buckets []float64, total uint64, q float64) time.
 	return 0
 }
 
-// update moves the shed share by one sample's 99th percentile.
-func (p *pressure) update(p99 time.Duration) {
+// update moves the shed share by one sample's 99th percentile and the
+// arrival rate since the one before.
+func (p *pressure) update(p99 time.Duration, rate float64) {
 	p.p99.Store(int64(p99))
 	shed := math.Float64frombits(p.shed.Load())
 	switch {
+	case rate < p.minRate:
+		shed = 0
 	case p99 > p.target:
 		shed = min(pressureMaxShed, shed+pressureStep)
 	case p99 < p.target/2:

@@ -125,7 +125,7 @@ func New(cfg Config) *Server {
 	ad := cfg.Admission
 	s.heartbeats = newAdmission(classHeartbeat, ad.HeartbeatConcurrency, ad.HeartbeatQueue, ad.HeartbeatQueueWait)
 	s.priority = newAdmission(classPriority, ad.PriorityConcurrency, ad.PriorityQueue, ad.PriorityQueueWait)
-	s.heartbeats.pressure = newPressure(ad.PressureTarget)
+	s.heartbeats.pressure = newPressure(ad.PressureTarget, ad.PressureMinRate)
 	for _, c := range s.heartbeats.pressure.collectors() {
 		if err := cfg.Metrics.reg.Register(c); err != nil {
 			cfg.Logger.Warn("pressure metrics", "err", err) // a registry shared by several servers
@@ -170,7 +170,7 @@ func (s *Server) routeIn(class *admission, pattern string, role Role, h func(w h
 			h(w, r, id)
 			return
 		}
-		s.admitted(class, w, r, func() { h(w, r, id) })
+		s.admitted(class, w, r, id, func() { h(w, r, id) })
 	})))
 }
 

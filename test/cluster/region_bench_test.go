@@ -490,6 +490,7 @@ func (lg *heartbeatLoad) send(ctx context.Context, i int) (hbOutcome, string) {
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Authorization", lg.auth)
+	req.Header.Set("Kroll-Host-Id", benchHost(i)) // wire.HostIDHeader, where pkg/wire has it
 	resp, err := lg.hc.Do(req)
 	if err != nil {
 		return hbFailed, err.Error()
