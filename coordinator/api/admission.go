@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/kroll-dev/kroll/coordinator/fsm"
 	"github.com/kroll-dev/kroll/pkg/wire"
 )
 
@@ -37,6 +38,16 @@ type Admission struct {
 	// PriorityQueueWait is how long they wait before being shed; default
 	// 10 s.
 	PriorityQueueWait time.Duration
+	// PressureTarget is the scheduling latency (99th percentile, sampled
+	// every 100 ms) past which heartbeats are shed on arrival, a growing
+	// share while it lasts (see pressure); default 10 ms, negative: never.
+	// It keeps a node whose CPUs are saturated answering slot calls and
+	// its Raft peers in time.
+	PressureTarget time.Duration
+	// PressureMinRate is the heartbeat arrival rate per second below
+	// which pressure sheds nothing; default 500 (a region of 15,000
+	// agents heartbeating every 10 s spread over three nodes).
+	PressureMinRate float64
 	// RetryAfter is the mean of the Retry-After a shed request is told;
 	// each answer draws uniformly from [RetryAfter/2, 3·RetryAfter/2],
 	// whole seconds, at least 1. Default the heartbeat interval.
@@ -63,6 +74,12 @@ func (a Admission) WithDefaults(heartbeat time.Duration) Admission {
 	defDur(&a.HeartbeatQueueWait, 200*time.Millisecond)
 	defDur(&a.PriorityQueueWait, 10*time.Second)
 	defDur(&a.RetryAfter, heartbeat)
+	if a.PressureTarget == 0 {
+		a.PressureTarget = 10 * time.Millisecond
+	}
+	if a.PressureMinRate <= 0 {
+		a.PressureMinRate = 500
+	}
 	return a
 }
 
@@ -75,7 +92,11 @@ const (
 // admission is one class's gate: a semaphore of places and a bounded
 // number of waiters.
 type admission struct {
-	class   string
+	class string
+	// pressure, when set, sheds a share of the class's requests on
+	// arrival while the node's CPUs are saturated.
+	pressure *pressure
+
 	places  chan struct{}
 	queue   int64
 	wait    time.Duration
@@ -116,14 +137,48 @@ func (a *admission) admit(ctx context.Context) bool {
 func (a *admission) done() { <-a.places }
 
 // admitted runs h when the class admits the request, else answers 429.
-func (s *Server) admitted(a *admission, w http.ResponseWriter, r *http.Request, h func()) {
-	if !a.admit(r.Context()) {
+func (s *Server) admitted(a *admission, w http.ResponseWriter, r *http.Request, id Identity, h func()) {
+	why := ""
+	if share := a.pressure.shedShare(time.Now()); share > 0 && rand.Float64() < share {
+		why = "this coordinator node's CPUs are saturated"
+	} else if !a.admit(r.Context()) {
+		why = "this coordinator node is past its " + a.class + " capacity"
+	}
+	if why != "" {
 		s.cfg.Metrics.shed.WithLabelValues(a.class).Inc()
-		s.writeOverloaded(w, "this coordinator node is past its "+a.class+" capacity")
+		if a.class == classHeartbeat {
+			s.heardOnShed(r, id)
+		}
+		s.writeOverloaded(w, why)
 		return
 	}
 	defer a.done()
 	h()
+}
+
+// heardOnShed records that the host of a shed heartbeat was heard: it
+// reached this node, and shedding must never make a live host look
+// silent (marked silent, a host holding a slot would be lost). The host
+// is the agent certificate's, else the wire.HostIDHeader the agent sends
+// (what a token holder could also claim in the body); only a registered
+// host not marked silent is recorded — bringing a silent host back is a
+// durable change that needs its whole heartbeat.
+func (s *Server) heardOnShed(r *http.Request, id Identity) {
+	host := r.Header.Get(wire.HostIDHeader)
+	if id.Via == "certificate" && id.Role == RoleAgent {
+		host = id.Name
+	}
+	if !fsm.ValidName(host) {
+		return
+	}
+	known := false
+	s.cfg.Store.FSM().View(func(st *fsm.State) {
+		h := st.Hosts[host]
+		known = h != nil && !h.Silent && !h.FleetLock
+	})
+	if known {
+		s.cfg.Store.Heard(host, time.Now())
+	}
 }
 
 // writeOverloaded answers 429 with a jittered Retry-After, so that shed

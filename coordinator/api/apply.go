@@ -188,7 +188,7 @@ func (s *Server) forward(ctx context.Context, path string, body, out any) error 
 // internalApply runs a command forwarded by a follower. It answers 200
 // with the fsm.Result, also for refused commands (the follower passes the
 // refusal on).
-func (s *Server) internalApply(w http.ResponseWriter, r *http.Request, _ Identity) {
+func (s *Server) internalApply(w http.ResponseWriter, r *http.Request, id Identity) {
 	data, rerr := readBody(r)
 	if rerr != nil {
 		writeRequestError(w, rerr)
@@ -205,7 +205,7 @@ func (s *Server) internalApply(w http.ResponseWriter, r *http.Request, _ Identit
 	if fc.Type == fsm.TypeHeartbeat {
 		class = s.heartbeats
 	}
-	s.admitted(class, w, r, func() { s.internalApplyAdmitted(w, r, fc) })
+	s.admitted(class, w, r, id, func() { s.internalApplyAdmitted(w, r, fc) })
 }
 
 // internalApplyAdmitted runs an admitted forwarded command.

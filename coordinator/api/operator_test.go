@@ -420,3 +420,33 @@ func TestUnknownRoutes(t *testing.T) {
 		})
 	}
 }
+
+func TestDebugPprofAdminsOnly(t *testing.T) {
+	e := newEnv(t)
+	tests := []struct {
+		token  string
+		status int
+		kind   string
+	}{
+		{"", 401, wire.KindUnauthorized},
+		{tokAgent, 403, wire.KindForbidden},
+		{tokRead, 403, wire.KindForbidden},
+		{tokAdmin, 200, ""},
+	}
+	for _, tc := range tests {
+		for _, path := range []string{"/debug/pprof/", "/debug/pprof/goroutine?debug=1", "/debug/pprof/cmdline"} {
+			r := e.do(http.MethodGet, path, tc.token, nil)
+			if tc.status != 200 {
+				checkError(t, r, tc.status, tc.kind)
+				continue
+			}
+			mustOK(t, r)
+			if len(r.body) == 0 {
+				t.Fatalf("%s: empty profile", path)
+			}
+		}
+	}
+	if r := e.do(http.MethodGet, "/debug/pprof/goroutine?debug=1", tokAdmin, nil); !strings.Contains(string(r.body), "goroutine profile:") {
+		t.Fatalf("goroutine profile: %.200s", r.body)
+	}
+}

@@ -129,6 +129,12 @@ func New(cfg Config) *Server {
 	ad := cfg.Admission
 	s.heartbeats = newAdmission(classHeartbeat, ad.HeartbeatConcurrency, ad.HeartbeatQueue, ad.HeartbeatQueueWait)
 	s.priority = newAdmission(classPriority, ad.PriorityConcurrency, ad.PriorityQueue, ad.PriorityQueueWait)
+	s.heartbeats.pressure = newPressure(ad.PressureTarget, ad.PressureMinRate)
+	for _, c := range s.heartbeats.pressure.collectors() {
+		if err := cfg.Metrics.reg.Register(c); err != nil {
+			cfg.Logger.Warn("pressure metrics", "err", err) // a registry shared by several servers
+		}
+	}
 	s.routes()
 	return s
 }
@@ -180,7 +186,7 @@ func (s *Server) handle(class *admission, pattern string, role Role, open func(r
 			h(w, r, id)
 			return
 		}
-		s.admitted(class, w, r, func() { h(w, r, id) })
+		s.admitted(class, w, r, id, func() { h(w, r, id) })
 	})))
 }
 
@@ -231,6 +237,8 @@ func (s *Server) routes() {
 	s.route("POST "+pathInternalLiveness, RolePeer, s.internalLiveness)
 	s.route("GET "+pathInternalSnapshot, RolePeer, s.internalSnapshotSave)
 	s.route("POST "+pathInternalSnapshot, RolePeer, s.internalSnapshotRestore)
+	// Runtime profiles, admins only.
+	s.route("GET "+pathDebugPprof+"{name...}", RoleAdmin, s.debugPprof)
 	// Unauthenticated probes and metrics.
 	s.mux.HandleFunc("GET /healthz", s.healthz)
 	s.mux.HandleFunc("GET /readyz", s.readyz)

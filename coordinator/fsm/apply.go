@@ -248,28 +248,81 @@ const gossipSeedWithin = 2 * time.Minute
 // gossipSeedWithin), chosen deterministically
 // (replicas must agree) but spread over the hosts by h's id.
 func (s *State) gossipSeeds(h *Host, n int) []string {
-	if h.GossipAddr == "" {
+	if h.GossipAddr == "" || n <= 0 {
 		return nil
 	}
-	var ids []string
-	for id, o := range s.byDC[h.Datacenter] {
-		if id != h.ID && o.GossipAddr != "" && s.alive(o, s.Now, gossipSeedWithin) {
-			ids = append(ids, id)
-		}
-	}
-	if len(ids) == 0 {
-		return nil
-	}
-	slices.Sort(ids)
+	// The candidates, in id order: the datacenter's other alive hosts
+	// with a gossip address. The seeds are the n candidates from rank
+	// start mod count on, wrapping around.
 	start := 0
 	for _, c := range h.ID {
 		start += int(c)
 	}
-	out := make([]string, 0, min(n, len(ids)))
-	for i := 0; i < len(ids) && len(out) < n; i++ {
-		out = append(out, s.Hosts[ids[(start+i)%len(ids)]].GossipAddr)
+	if !s.LivenessByFlag {
+		return s.gossipSeedsWalk(h, n, start)
+	}
+	// By the flag rule the counters keep the candidates, plus h itself
+	// when it is one: rank k is seeds[k], or seeds[k+1] from h's place on.
+	var seeds []*Host
+	if c := s.counts[h.Datacenter]; c != nil {
+		seeds = c.seeds
+	}
+	skip, count := len(seeds), len(seeds)
+	if i, found := slices.BinarySearchFunc(seeds, h.ID, byHostID); found && seeds[i] == h {
+		skip, count = i, count-1
+	}
+	if count == 0 {
+		return nil
+	}
+	out := make([]string, 0, min(n, count))
+	for r := start % count; len(out) < cap(out); r = (r + 1) % count {
+		k := r
+		if k >= skip {
+			k++
+		}
+		out = append(out, seeds[k].GossipAddr)
 	}
 	return out
+}
+
+// gossipSeedsWalk is gossipSeeds under the time rule of formats 1 and 2:
+// two passes over the datacenter's hosts in id order.
+func (s *State) gossipSeedsWalk(h *Host, n, start int) []string {
+	seed := func(o *Host) bool {
+		return o != h && o.GossipAddr != "" && s.alive(o, s.Now, gossipSeedWithin)
+	}
+	order := s.dcOrder[h.Datacenter]
+	count := 0
+	for _, o := range order {
+		if seed(o) {
+			count++
+		}
+	}
+	if count == 0 {
+		return nil
+	}
+	first := start % count
+	take := min(n, count)
+	wrapped := max(0, first+take-count) // ranks [0, wrapped) come after the end
+	out := make([]string, 0, take)
+	var tail []string
+	rank := 0
+	for _, o := range order {
+		if !seed(o) {
+			continue
+		}
+		switch {
+		case rank >= first && len(out) < take:
+			out = append(out, o.GossipAddr)
+		case rank < wrapped:
+			if tail == nil {
+				tail = make([]string, 0, wrapped)
+			}
+			tail = append(tail, o.GossipAddr)
+		}
+		rank++
+	}
+	return append(out, tail...)
 }
 
 // targetRelease returns the release dc's hosts of line should run now: its
@@ -638,6 +691,7 @@ func (s *State) removeHost(p RemoveHost) Result {
 func (s *State) dropHost(h *Host) {
 	delete(s.Hosts, h.ID)
 	delete(s.byDC[h.Datacenter], h.ID)
+	s.unorder(h.Datacenter, h.ID)
 	s.untouch(h)
 }
 

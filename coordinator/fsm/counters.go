@@ -46,13 +46,18 @@ type dcCounts struct {
 	reporters int
 	// fleetLock holds the datacenter's FleetLock-only hosts, by id.
 	fleetLock map[string]*Host
+	// seeds are the agents that can be gossip seeds (not marked silent,
+	// with a gossip address), sorted by id (see State.gossipSeeds).
+	seeds []*Host
 }
 
 // hostMark is what one host contributes to its datacenter's counters.
 type hostMark struct {
 	dc                                       string
 	fleetLock, holding, serving, alive, view bool
-	oos                                      int
+	// seed: alive with a gossip address (a gossip seed for the others).
+	seed bool
+	oos  int
 }
 
 // markOf computes h's contribution from the current state.
@@ -65,6 +70,7 @@ func (s *State) markOf(h *Host) hostMark {
 		m.holding = true
 	}
 	m.alive = !h.Silent
+	m.seed = m.alive && h.GossipAddr != ""
 	m.serving = m.alive && !m.holding && !h.Unhealthy && !capacity.OutOfService(h.Phase)
 	if h.View != nil && m.alive {
 		m.view, m.oos = true, outOfService(*h.View)
@@ -91,6 +97,17 @@ func (s *State) add(h *Host, id string, m hostMark, sign int) {
 	c.holding += b2i(m.holding) * sign
 	c.serving += b2i(m.serving) * sign
 	c.alive += b2i(m.alive) * sign
+	if m.seed {
+		i, found := slices.BinarySearchFunc(c.seeds, id, byHostID)
+		switch {
+		case sign > 0 && !found:
+			c.seeds = slices.Insert(c.seeds, i, h)
+		case sign > 0:
+			c.seeds[i] = h
+		case found:
+			c.seeds = slices.Delete(c.seeds, i, i+1)
+		}
+	}
 	if m.view {
 		c.reporters += sign
 		if c.views[m.oos] += sign; c.views[m.oos] == 0 {

@@ -103,6 +103,9 @@ func countersRun(t *testing.T, path string, seed uint64, results map[string]int)
 		switch rng.IntN(12) {
 		case 0, 1, 2:
 			hb := wire.Heartbeat{HostID: host(), Datacenter: dc, Phase: phases[rng.IntN(len(phases))], Kernel: "6.12"}
+			if rng.IntN(4) > 0 {
+				hb.GossipAddr = fmt.Sprintf("10.0.0.%d:7946", rng.IntN(6))
+			}
 			if rng.IntN(2) == 0 {
 				hb.View = &wire.DCView{Alive: 5, Dead: rng.IntN(4), Draining: rng.IntN(2), Rebooting: rng.IntN(2)}
 			}
@@ -168,6 +171,21 @@ func assertCounters(t *testing.T, s *State, when string) {
 	x := &State{Hosts: s.Hosts, Datacenters: s.Datacenters, LivenessByFlag: s.LivenessByFlag}
 	x.reindex()
 	compareCounters(t, s.counts, x.counts, when)
+	for dc, order := range x.dcOrder {
+		if !slices.Equal(s.dcOrder[dc], order) {
+			t.Fatalf("%s: %s: host order %v, want %v", when, dc, hostIDs(s.dcOrder[dc]), hostIDs(order))
+		}
+	}
+	if len(s.dcOrder) != len(x.dcOrder) {
+		t.Fatalf("%s: host order of %d datacenters, want %d", when, len(s.dcOrder), len(x.dcOrder))
+	}
+	for _, h := range s.Hosts {
+		for _, n := range []int{1, 3, maxGossipSeeds} {
+			if got, want := s.gossipSeeds(h, n), gossipSeedsBySort(s, h, n); !slices.Equal(got, want) {
+				t.Fatalf("%s: %s: %d gossip seeds %v, by sorting %v", when, h.ID, n, got, want)
+			}
+		}
+	}
 	fresh := countersTiming.fleetLockFresh()
 	for name, dc := range s.Datacenters {
 		if got, want := s.countedFast(dc, s.Now, fresh), s.countedWalk(dc, s.Now, fresh); got != want {
@@ -212,8 +230,8 @@ func compareCounters(t *testing.T, got, want map[string]*dcCounts, when string) 
 			views = append(views, fmt.Sprintf("%d:%d", k, n))
 		}
 		slices.Sort(views)
-		return fmt.Sprintf("agents=%d holding=%d serving=%d alive=%d reporters=%d views=%v fleetlock=%v",
-			c.agents, c.holding, c.serving, c.alive, c.reporters, views, fl)
+		return fmt.Sprintf("agents=%d holding=%d serving=%d alive=%d reporters=%d views=%v fleetlock=%v seeds=%v",
+			c.agents, c.holding, c.serving, c.alive, c.reporters, views, fl, hostIDs(c.seeds))
 	}
 	for name := range got {
 		if g, w := norm(got[name]), norm(want[name]); g != w {
@@ -225,4 +243,41 @@ func compareCounters(t *testing.T, got, want map[string]*dcCounts, when string) 
 			t.Fatalf("%s: counters of %q:\n got  %s\n want %s", when, name, g, w)
 		}
 	}
+}
+
+// hostIDs returns the ids of hosts, in order.
+func hostIDs(hosts []*Host) []string {
+	ids := make([]string, len(hosts))
+	for i, h := range hosts {
+		ids[i] = h.ID
+	}
+	return ids
+}
+
+// gossipSeedsBySort is the gossip seed choice computed the plain way
+// (collect the candidates, sort their ids, take n from the host's offset,
+// wrapping around): what State.gossipSeeds must answer without sorting.
+func gossipSeedsBySort(s *State, h *Host, n int) []string {
+	if h.GossipAddr == "" {
+		return nil
+	}
+	var ids []string
+	for id, o := range s.byDC[h.Datacenter] {
+		if id != h.ID && o.GossipAddr != "" && s.alive(o, s.Now, gossipSeedWithin) {
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	slices.Sort(ids)
+	start := 0
+	for _, c := range h.ID {
+		start += int(c)
+	}
+	out := make([]string, 0, min(n, len(ids)))
+	for i := 0; i < len(ids) && len(out) < n; i++ {
+		out = append(out, s.Hosts[ids[(start+i)%len(ids)]].GossipAddr)
+	}
+	return out
 }

@@ -592,7 +592,8 @@ func (c *Client) Events(ctx context.Context, since uint64, limit int) ([]wire.Ev
 // state the coordinator wants the host in.
 func (c *Client) Heartbeat(ctx context.Context, hb wire.Heartbeat) (*wire.DesiredState, error) {
 	var ds wire.DesiredState
-	if err := c.do(ctx, http.MethodPost, wire.PathHeartbeat, nil, nil, hb, &ds); err != nil {
+	header := http.Header{wire.HostIDHeader: {hb.HostID}}
+	if err := c.do(ctx, http.MethodPost, wire.PathHeartbeat, nil, header, hb, &ds); err != nil {
 		return nil, err
 	}
 	return &ds, nil

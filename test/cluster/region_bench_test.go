@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strconv"
@@ -41,6 +42,10 @@ const (
 	benchWorkersEnv = "KROLL_BENCH_WORKERS"
 	// benchDCsEnv is how many datacenters the agents spread over.
 	benchDCsEnv = "KROLL_BENCH_DCS"
+	// benchKeepEnv names a directory that receives, per row, each node's
+	// log and a CPU profile of each node over the window (GET
+	// /debug/pprof/profile): what to read when a row misses its target.
+	benchKeepEnv = "KROLL_BENCH_KEEP"
 )
 
 // regionParams are the settings of one BenchmarkRegionHeartbeats row.
@@ -55,6 +60,7 @@ type regionParams struct {
 	slotEvery time.Duration // the slot agent's acquire+release period
 	slotLimit int           // every datacenter's slot limit
 	registrar int           // concurrent registrations before the load
+	keep      string        // where to keep logs and profiles; "" none
 }
 
 // defaultRegionRows are the agent counts of the table.
@@ -102,6 +108,7 @@ func regionParamsFromEnv(getenv func(string) string) ([]int, regionParams, error
 			*d.dst = n
 		}
 	}
+	p.keep = getenv(benchKeepEnv)
 	return rows, p, nil
 }
 
@@ -196,10 +203,26 @@ func runRegion(b *testing.B, p regionParams) {
 	b.Logf("registered %d agents in %s (%.0f/s)", p.agents, time.Since(t0).Round(time.Millisecond), regRate)
 
 	b.ResetTimer()
+	profiled := make(chan error, 1)
+	if p.keep != "" {
+		go func() { profiled <- keepProfiles(ctx, c, p) }()
+	} else {
+		profiled <- nil
+	}
 	res, err := lg.run(ctx, c)
 	b.StopTimer()
 	if err != nil {
 		b.Fatal(err)
+	}
+	if err := <-profiled; err != nil {
+		b.Logf("profiles: %v", err)
+	}
+	if p.keep != "" {
+		for _, nd := range c.nodes {
+			if err := copyFile(nd.logPath, filepath.Join(p.keep, fmt.Sprintf("region-%d-%s.log", p.agents, nd.id))); err != nil {
+				b.Logf("keep log: %v", err)
+			}
+		}
 	}
 	c.checkAlive()
 	for _, e := range res.errSamples {
@@ -229,6 +252,64 @@ func runRegion(b *testing.B, p regionParams) {
 	b.ReportMetric(res.cpuLoad, "cpu_loadgen")
 	b.ReportMetric(regRate, "registrations/s")
 	b.ReportMetric(0, "ns/op") // one run per row, whatever b.N: ns/op means nothing
+}
+
+// keepProfiles takes a CPU profile of every node over the measurement
+// window (from the end of the warm-up, one second short of the window's
+// end) into p.keep.
+func keepProfiles(ctx context.Context, c *cluster, p regionParams) error {
+	if err := os.MkdirAll(p.keep, 0o755); err != nil {
+		return err
+	}
+	select {
+	case <-time.After(p.warmup):
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	secs := min(max(1, int(p.window.Seconds())-1), 25) // under the server's 30 s write timeout
+	errs := make(chan error, len(c.nodes))
+	for i, nd := range c.nodes {
+		go func() {
+			path := fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", nd.url(), secs)
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, path, nil)
+			if err != nil {
+				errs <- err
+				return
+			}
+			req.Header.Set("Authorization", "Bearer "+c.adminToken)
+			resp, err := (&http.Client{Timeout: time.Duration(secs+30) * time.Second}).Do(req)
+			if err != nil {
+				errs <- fmt.Errorf("%s: %w", c.nodes[i].id, err)
+				return
+			}
+			defer resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				errs <- fmt.Errorf("%s: profile: HTTP %d", nd.id, resp.StatusCode)
+				return
+			}
+			f, err := os.Create(filepath.Join(p.keep, fmt.Sprintf("region-%d-%s.pprof", p.agents, nd.id)))
+			if err != nil {
+				errs <- err
+				return
+			}
+			_, err = io.Copy(f, resp.Body)
+			errs <- errors.Join(err, f.Close())
+		}()
+	}
+	var all error
+	for range c.nodes {
+		all = errors.Join(all, <-errs)
+	}
+	return all
+}
+
+// copyFile copies the file at from to to.
+func copyFile(from, to string) error {
+	data, err := os.ReadFile(from)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(to, data, 0o644)
 }
 
 // benchDC is the name of the benchmark's datacenter d.
@@ -409,6 +490,7 @@ func (lg *heartbeatLoad) send(ctx context.Context, i int) (hbOutcome, string) {
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Authorization", lg.auth)
+	req.Header.Set("Kroll-Host-Id", benchHost(i)) // wire.HostIDHeader, where pkg/wire has it
 	resp, err := lg.hc.Do(req)
 	if err != nil {
 		return hbFailed, err.Error()

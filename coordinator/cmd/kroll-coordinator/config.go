@@ -74,6 +74,7 @@ type fileConfig struct {
 		PriorityQueue        int               `toml:"priority_queue"`
 		PriorityQueueWait    tomlfile.Duration `toml:"priority_queue_wait"`
 		RetryAfter           tomlfile.Duration `toml:"retry_after"`
+		SchedLatencyTarget   tomlfile.Duration `toml:"sched_latency_target"`
 	} `toml:"api"`
 }
 
@@ -120,7 +121,8 @@ func loadConfig(path string) (settings, error) {
 	}
 	a := fc.API
 	s.admission = api.Admission{HeartbeatConcurrency: a.HeartbeatConcurrency, HeartbeatQueue: a.HeartbeatQueue, HeartbeatQueueWait: a.HeartbeatQueueWait.Duration,
-		PriorityConcurrency: a.PriorityConcurrency, PriorityQueue: a.PriorityQueue, PriorityQueueWait: a.PriorityQueueWait.Duration, RetryAfter: a.RetryAfter.Duration}
+		PriorityConcurrency: a.PriorityConcurrency, PriorityQueue: a.PriorityQueue, PriorityQueueWait: a.PriorityQueueWait.Duration, RetryAfter: a.RetryAfter.Duration,
+		PressureTarget: a.SchedLatencyTarget.Duration}
 	switch {
 	case a.HeartbeatConcurrency < 0 || a.PriorityConcurrency < 0:
 		return s, fmt.Errorf("config %s: api.heartbeat_concurrency and api.priority_concurrency must not be negative", path)
