@@ -60,10 +60,28 @@ func Decode(data []byte, maxSize int, v any) error {
 		return errors.New("document is not valid UTF-8")
 	}
 
+	if !json.Valid(data) || !quickCheck(data, rv.Type().Elem()) {
+		if err := walk(data, rv.Type().Elem()); err != nil {
+			return err
+		}
+	}
+
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return describe(err)
+	}
+	return nil
+}
+
+// walk checks data against the shape of t token by token, and describes
+// the first problem it meets (with the path, and the line and column of a
+// syntax error).
+func walk(data []byte, t reflect.Type) error {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
 	w := walker{dec: dec, data: data}
-	if err := w.value(rv.Type().Elem(), 0, ""); err != nil {
+	if err := w.value(t, 0, ""); err != nil {
 		return err
 	}
 	if _, err := dec.Token(); err != io.EOF {
@@ -71,12 +89,6 @@ func Decode(data []byte, maxSize int, v any) error {
 			return fmt.Errorf("after JSON value: %w", err)
 		}
 		return errors.New("unexpected data after JSON value")
-	}
-
-	dec = json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return describe(err)
 	}
 	return nil
 }
