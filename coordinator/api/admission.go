@@ -137,17 +137,31 @@ func (a *admission) admit(ctx context.Context) bool {
 func (a *admission) done() { <-a.places }
 
 // admitted runs h when the class admits the request, else answers 429.
+// An agent's heartbeat may also be shed by CPU pressure (see pressure),
+// but only one that carries nothing durable (unchangedBeat); a shed
+// heartbeat of that kind still counts as hearing its host.
 func (s *Server) admitted(a *admission, w http.ResponseWriter, r *http.Request, id Identity, h func()) {
+	agentBeat := a.class == classHeartbeat && r.URL.Path == wire.PathHeartbeat
+	checked, unchanged, host := false, false, ""
+	check := func() bool {
+		if !checked {
+			checked = true
+			host, unchanged = s.unchangedBeat(r, id)
+		}
+		return unchanged
+	}
 	why := ""
-	if share := a.pressure.shedShare(time.Now()); share > 0 && rand.Float64() < share {
+	if share := a.pressure.shedShare(time.Now()); agentBeat && share > 0 && rand.Float64() < share && check() {
 		why = "this coordinator node's CPUs are saturated"
 	} else if !a.admit(r.Context()) {
 		why = "this coordinator node is past its " + a.class + " capacity"
 	}
 	if why != "" {
 		s.cfg.Metrics.shed.WithLabelValues(a.class).Inc()
-		if a.class == classHeartbeat {
-			s.heardOnShed(r, id)
+		if agentBeat && check() {
+			// It reached this node and changes nothing: the host is
+			// heard, and shedding never makes a live host look silent.
+			s.cfg.Store.Heard(host, time.Now())
 		}
 		s.writeOverloaded(w, why)
 		return
@@ -156,29 +170,24 @@ func (s *Server) admitted(a *admission, w http.ResponseWriter, r *http.Request, 
 	h()
 }
 
-// heardOnShed records that the host of a shed heartbeat was heard: it
-// reached this node, and shedding must never make a live host look
-// silent (marked silent, a host holding a slot would be lost). The host
-// is the agent certificate's, else the wire.HostIDHeader the agent sends
-// (what a token holder could also claim in the body); only a registered
-// host not marked silent is recorded — bringing a silent host back is a
-// durable change that needs its whole heartbeat.
-func (s *Server) heardOnShed(r *http.Request, id Identity) {
-	host := r.Header.Get(wire.HostIDHeader)
+// unchangedBeat reports whether an agent's heartbeat, unread, carries no
+// durable change: its wire.HeartbeatDigestHeader equals the digest of
+// what the state holds of its host (fsm.State.ShedDigest). The host is
+// the agent certificate's, else the wire.HostIDHeader. A heartbeat
+// without the headers (an older agent) counts as changed.
+func (s *Server) unchangedBeat(r *http.Request, id Identity) (host string, unchanged bool) {
+	host = r.Header.Get(wire.HostIDHeader)
 	if id.Via == "certificate" && id.Role == RoleAgent {
 		host = id.Name
 	}
-	if !fsm.ValidName(host) {
-		return
+	digest := r.Header.Get(wire.HeartbeatDigestHeader)
+	if digest == "" || !fsm.ValidName(host) {
+		return "", false
 	}
-	known := false
-	s.cfg.Store.FSM().View(func(st *fsm.State) {
-		h := st.Hosts[host]
-		known = h != nil && !h.Silent && !h.FleetLock
-	})
-	if known {
-		s.cfg.Store.Heard(host, time.Now())
-	}
+	var held string
+	var ok bool
+	s.cfg.Store.FSM().View(func(st *fsm.State) { held, ok = st.ShedDigest(host) })
+	return host, ok && held == digest
 }
 
 // writeOverloaded answers 429 with a jittered Retry-After, so that shed

@@ -38,7 +38,6 @@ func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request, id Identity) 
 		why   string
 		res   fsm.Result
 		local bool
-		known bool // registered, not marked silent: heard, whatever comes next
 	)
 	current := s.cfg.Store.Current()
 	s.cfg.Store.FSM().View(func(st *fsm.State) {
@@ -50,17 +49,10 @@ func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request, id Identity) 
 			v := clampView(*hb.View, registered)
 			hb.View = &v
 		}
-		h := st.Hosts[hb.HostID]
-		known = h != nil && !h.Silent && !h.FleetLock
 		if why = durableChange(st, hb); why == "" && current {
 			res, local = st.HeartbeatAnswer(hb.HostID, timing)
 		}
 	})
-	if known {
-		// Heard even when its durable change is refused or shed below:
-		// overload must not make a live host look silent.
-		s.cfg.Store.Heard(hb.HostID, time.Now())
-	}
 	if !local {
 		var ok bool
 		if res, ok = s.applyAndWait(w, r, fsm.TypeHeartbeat, fsm.Heartbeat{Heartbeat: hb, Timing: timing}); !ok {

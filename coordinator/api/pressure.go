@@ -27,6 +27,11 @@ const (
 	pressureStep    = 0.1
 	pressureRelax   = 0.02
 	pressureMaxShed = 0.95
+	// pressureRateWeight is the weight of one sample's arrival rate in
+	// the moving average that is compared with the minimum rate (about
+	// the last second: one window of 100 ms holds too few arrivals to
+	// tell 400/s from 600/s).
+	pressureRateWeight = 0.1
 )
 
 // pressure sheds heartbeats when this node's CPUs are saturated, before
@@ -47,8 +52,10 @@ type pressure struct {
 	arrivals atomic.Int64
 	// next is when the next sample is due (UnixNano).
 	next atomic.Int64
-	// last is when the last sample was taken.
+	// last is when the last sample was taken; rate is the moving average
+	// of the arrival rate (per second).
 	last time.Time
+	rate float64
 	// shed is the share of heartbeats to shed (math.Float64bits).
 	shed atomic.Uint64
 	// p99 is the last sample's 99th percentile (nanoseconds).
@@ -79,12 +86,12 @@ func (p *pressure) shedShare(now time.Time) float64 {
 	if now.UnixNano() >= p.next.Load() && p.mu.TryLock() {
 		if now.UnixNano() >= p.next.Load() {
 			p.next.Store(now.Add(pressureEvery).UnixNano())
-			rate := 0.0
 			if !p.last.IsZero() {
-				rate = float64(p.arrivals.Swap(0)) / now.Sub(p.last).Seconds()
+				rate := float64(p.arrivals.Swap(0)) / now.Sub(p.last).Seconds()
+				p.rate += pressureRateWeight * (rate - p.rate)
 			}
 			p.last = now
-			p.update(p.read(), rate)
+			p.update(p.read(), p.rate)
 		}
 		p.mu.Unlock()
 	}
@@ -136,13 +143,15 @@ func quantile(counts []uint64, buckets []float64, total uint64, q float64) time.
 }
 
 // update moves the shed share by one sample's 99th percentile and the
-// arrival rate since the one before.
+// average arrival rate: up while the latency is past the target, down
+// while it is below half of it or the rate below the minimum (down
+// slowly: shedding itself lowers the rate, agents shed stay away).
 func (p *pressure) update(p99 time.Duration, rate float64) {
 	p.p99.Store(int64(p99))
 	shed := math.Float64frombits(p.shed.Load())
 	switch {
 	case rate < p.minRate:
-		shed = 0
+		shed = max(0, shed-pressureRelax)
 	case p99 > p.target:
 		shed = min(pressureMaxShed, shed+pressureStep)
 	case p99 < p.target/2:

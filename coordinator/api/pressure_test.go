@@ -59,13 +59,19 @@ func TestPressureUpdate(t *testing.T) {
 		{8 * time.Millisecond, 1000, 0.2}, // between half the target and the target: held
 		{4 * time.Millisecond, 1000, 0.18},
 		{time.Second, 1000, 0.28},
-		{time.Second, 50, 0}, // a trickle: nothing shed
+		{time.Second, 50, 0.26}, // a trickle: the share falls, slowly
 	}
 	for i, st := range steps {
 		p.update(st.p99, st.rate)
 		if got := share(); got != st.want {
 			t.Fatalf("step %d (p99 %s, %v/s): share %v, want %v", i, st.p99, st.rate, got, st.want)
 		}
+	}
+	for range 50 {
+		p.update(time.Second, 50)
+	}
+	if got := share(); got != 0 {
+		t.Fatalf("share after a long trickle %v, want 0", got)
 	}
 	for range 20 {
 		p.update(time.Second, 1000)
@@ -104,9 +110,17 @@ func TestPressureShedsHeartbeatsNotSlots(t *testing.T) {
 		})
 	}
 
+	// beat sends hb with the headers kroll-agent sends (the digest of hb
+	// unless given).
+	beat := func(hb wire.Heartbeat, digest string) response {
+		if digest == "" {
+			digest = wire.HeartbeatDigest(hb)
+		}
+		return e.do(http.MethodPost, wire.PathHeartbeat, tokAgent, hb, wire.HostIDHeader, hb.HostID, wire.HeartbeatDigestHeader, digest)
+	}
 	var shed response
 	waitFor(t, 30*time.Second, "a heartbeat shed under CPU pressure", func() bool {
-		r := e.do(http.MethodPost, wire.PathHeartbeat, tokAgent, wire.Heartbeat{HostID: "h1", Datacenter: "fra"}, wire.HostIDHeader, "h1")
+		r := beat(wire.Heartbeat{HostID: "h1", Datacenter: "fra"}, "")
 		if r.status == http.StatusTooManyRequests {
 			shed = r
 			return true
@@ -126,18 +140,37 @@ func TestPressureShedsHeartbeatsNotSlots(t *testing.T) {
 	// Shed heartbeats of a registered host are heard; of an unknown one,
 	// or without the header, not.
 	rec.take()
-	sent := map[string]bool{}
-	waitFor(t, 30*time.Second, "shed heartbeats of h2 and of an unknown host", func() bool {
-		// The ghost's datacenter does not exist: unshed, its heartbeat is
-		// refused (404) and it never registers.
-		for host, dc := range map[string]string{"h2": "fra", "ghost": "nowhere"} {
-			r := e.do(http.MethodPost, wire.PathHeartbeat, tokAgent, wire.Heartbeat{HostID: host, Datacenter: dc}, wire.HostIDHeader, host)
-			if r.status == http.StatusTooManyRequests {
-				sent[host] = true
-			}
-		}
-		return sent["h2"] && sent["ghost"]
+	waitFor(t, 30*time.Second, "a shed heartbeat of h2", func() bool {
+		return beat(wire.Heartbeat{HostID: "h2", Datacenter: "fra", Phase: wire.PhaseIdle}, "").status == http.StatusTooManyRequests
 	})
+	// Heartbeats that change something are never shed by pressure: a
+	// new gossip view each time, a digest that does not match (an agent
+	// that does not send the right one), and no digest at all.
+	changes := 0
+	for i := range 30 {
+		hb := wire.Heartbeat{HostID: "h1", Datacenter: "fra", View: &wire.DCView{Alive: 2, Dead: i % 2}}
+		digest := ""
+		switch i % 3 {
+		case 1:
+			hb.View = nil
+			digest = strings.Repeat("0", 32)
+		case 2:
+			hb.View = nil
+			digest = "-"
+		}
+		r := beat(hb, digest)
+		if r.status == http.StatusTooManyRequests && strings.Contains(string(r.body), "CPUs are saturated") {
+			t.Fatalf("heartbeat %d (%+v, digest %q) was shed by pressure: %s", i, hb, digest, r.body)
+		}
+		mustOK(t, r)
+		// An unknown host (its datacenter does not exist either): never
+		// shed, refused, never heard.
+		checkError(t, beat(wire.Heartbeat{HostID: "ghost", Datacenter: "nowhere"}, ""), http.StatusNotFound, wire.KindUnknownDatacenter)
+		changes++
+	}
+	if share := e.api.heartbeats.pressure.shedShare(time.Now()); share == 0 {
+		t.Fatalf("the pressure was gone before the changed heartbeats were sent (share 0): the check above tested nothing")
+	}
 	cancel()
 	spin.Wait()
 	heard := rec.take()
@@ -145,7 +178,7 @@ func TestPressureShedsHeartbeatsNotSlots(t *testing.T) {
 		t.Fatalf("a shed heartbeat of registered h2 was not recorded as heard: %v", heard)
 	}
 	if _, ok := heard["ghost"]; ok {
-		t.Fatalf("a shed heartbeat of an unregistered host was recorded as heard")
+		t.Fatalf("a heartbeat of an unregistered host was recorded as heard")
 	}
 	metrics := string(e.do(http.MethodGet, "/metrics", "", nil).body)
 	for _, want := range []string{"kroll_api_pressure_shed_ratio ", "kroll_sched_latency_p99_seconds "} {

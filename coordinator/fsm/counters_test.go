@@ -53,6 +53,9 @@ func TestCountersMatchRecount(t *testing.T) {
 				countersRun(t, path, seed, results)
 			})
 		}
+		if results["digest match"] == 0 {
+			t.Fatalf("%s: no heartbeat matched its held digest: the sequences do not exercise ShedDigest", path)
+		}
 		for _, k := range []Type{TypeAcquire, TypeRelease, TypeForceRelease, TypeRemoveHost, TypeHealth, TypeMarkSilent} {
 			if results[string(k)] == 0 {
 				t.Fatalf("%s: no %s succeeded: the sequences do not exercise it", path, k)
@@ -106,9 +109,34 @@ func countersRun(t *testing.T, path string, seed uint64, results map[string]int)
 			if rng.IntN(4) > 0 {
 				hb.GossipAddr = fmt.Sprintf("10.0.0.%d:7946", rng.IntN(6))
 			}
+			if rng.IntN(3) == 0 {
+				// The host's last heartbeat again (its view's alive
+				// count may differ: not durable).
+				f.View(func(s *State) {
+					if h := s.Hosts[hb.HostID]; h != nil {
+						hb = wire.Heartbeat{HostID: h.ID, Datacenter: h.Datacenter, KernelLine: h.KernelLine, Kernel: h.Kernel, Phase: h.Phase,
+							BootID: h.BootID, Policies: h.Policies, GossipAddr: h.GossipAddr}
+						if h.View != nil {
+							v := *h.View
+							v.Alive += rng.IntN(3)
+							hb.View = &v
+						}
+					}
+				})
+			}
 			if rng.IntN(2) == 0 {
 				hb.View = &wire.DCView{Alive: 5, Dead: rng.IntN(4), Draining: rng.IntN(2), Rebooting: rng.IntN(2)}
 			}
+			f.View(func(s *State) {
+				// A heartbeat whose digest matches what the state holds
+				// may be shed unread: it must carry no durable change.
+				if d, ok := s.ShedDigest(hb.HostID); ok && d == wire.HeartbeatDigest(hb) {
+					if why := s.DurableChange(hb); why != "" {
+						t.Fatalf("step %d: heartbeat %+v matches the held digest but is a durable change (%s)", step, hb, why)
+					}
+					results["digest match"]++
+				}
+			})
 			do(TypeHeartbeat, Heartbeat{Heartbeat: hb, Timing: countersTiming})
 		case 3, 4:
 			owner, id := OwnerAgent, host()
@@ -280,4 +308,39 @@ func gossipSeedsBySort(s *State, h *Host, n int) []string {
 		out = append(out, s.Hosts[ids[(start+i)%len(ids)]].GossipAddr)
 	}
 	return out
+}
+
+// TestGossipSeedsTimeRule: under the time liveness rule of formats 1 and
+// 2 (no counters read) the seeds are chosen by walking the datacenter's
+// hosts in id order, and equal the plain sort-based choice.
+func TestGossipSeedsTimeRule(t *testing.T) {
+	for seed := uint64(1); seed <= 20; seed++ {
+		rng := rand.New(rand.NewPCG(seed, 11))
+		s := &State{Hosts: map[string]*Host{}, Now: t0}
+		for i := range 30 {
+			h := &Host{ID: fmt.Sprintf("h%02d", rng.IntN(60)), Datacenter: []string{"a", "b"}[rng.IntN(2)]}
+			if rng.IntN(4) > 0 {
+				h.GossipAddr = fmt.Sprintf("10.0.%d.%d:7946", seed, i)
+			}
+			if rng.IntN(3) > 0 {
+				h.LastHeartbeat = t0.Add(-time.Duration(rng.IntN(240)) * time.Second) // some past gossipSeedWithin
+			}
+			h.FleetLock = rng.IntN(10) == 0
+			s.Hosts[h.ID] = h
+		}
+		s.reindex()
+		matched := 0
+		for _, h := range s.Hosts {
+			for _, n := range []int{1, 2, maxGossipSeeds, 40} {
+				got, want := s.gossipSeeds(h, n), gossipSeedsBySort(s, h, n)
+				if !slices.Equal(got, want) {
+					t.Fatalf("seed %d: %s: %d gossip seeds %v, by sorting %v", seed, h.ID, n, got, want)
+				}
+				matched += len(got)
+			}
+		}
+		if matched == 0 {
+			t.Fatalf("seed %d: no host got a seed: the case tests nothing", seed)
+		}
+	}
 }

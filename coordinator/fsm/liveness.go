@@ -46,7 +46,7 @@ func (s *State) markSilent(p MarkSilent) Result {
 	ids = slices.Compact(ids)
 	for _, id := range ids {
 		h := s.Hosts[id]
-		if h == nil || h.FleetLock || h.Silent {
+		if h == nil || h.FleetLock || h.Silent || h.Unhealthy {
 			continue
 		}
 		if p.AliveWithin > 0 && s.Now.Sub(h.LastHeartbeat) < p.AliveWithin {
@@ -241,4 +241,19 @@ func (s *State) silentSince(h *Host) time.Time {
 		return h.SilentSince
 	}
 	return h.lastHeard()
+}
+
+// ShedDigest returns wire.HeartbeatDigest of what the state holds of host
+// id, and whether an unread heartbeat of it may be shed by load and still
+// count as hearing it: a registered agent host (not FleetLock-only), not
+// marked silent (coming back is a durable change) and not unhealthy (a
+// healthy or idle phase clears the mark). A heartbeat whose digest equals
+// it carries no durable change (see DurableChange).
+func (s *State) ShedDigest(id string) (string, bool) {
+	h := s.Hosts[id]
+	if h == nil || h.FleetLock || h.Silent || h.Unhealthy {
+		return "", false
+	}
+	return wire.HeartbeatDigest(wire.Heartbeat{Datacenter: h.Datacenter, KernelLine: h.KernelLine, Kernel: h.Kernel, Phase: h.Phase,
+		BootID: h.BootID, Policies: h.Policies, View: h.View, GossipAddr: h.GossipAddr}), true
 }

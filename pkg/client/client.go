@@ -592,7 +592,7 @@ func (c *Client) Events(ctx context.Context, since uint64, limit int) ([]wire.Ev
 // state the coordinator wants the host in.
 func (c *Client) Heartbeat(ctx context.Context, hb wire.Heartbeat) (*wire.DesiredState, error) {
 	var ds wire.DesiredState
-	header := http.Header{wire.HostIDHeader: {hb.HostID}}
+	header := http.Header{wire.HostIDHeader: {hb.HostID}, wire.HeartbeatDigestHeader: {wire.HeartbeatDigest(hb)}}
 	if err := c.do(ctx, http.MethodPost, wire.PathHeartbeat, nil, header, hb, &ds); err != nil {
 		return nil, err
 	}

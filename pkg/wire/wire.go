@@ -51,9 +51,10 @@ const (
 )
 
 // HostIDHeader carries the sending host's id on a heartbeat (the same as
-// the body's host_id). A coordinator that sheds the heartbeat on arrival,
-// without reading its body, still records from it that it heard the host,
-// so that load shedding never makes a live host look silent.
+// the body's host_id). With HeartbeatDigestHeader it lets a coordinator
+// that sheds the heartbeat on arrival, without reading its body, record
+// that it heard the host when the heartbeat changes nothing, so that load
+// shedding never makes a live host look silent.
 const HostIDHeader = "Kroll-Host-Id"
 
 // FleetLockHeader must be "true" on FleetLock requests.

@@ -94,3 +94,41 @@ func BenchmarkDesiredVersion(b *testing.B) {
 	b.ReportMetric(float64(len(full)), "full-bytes")
 	b.ReportMetric(float64(len(omitted)), "unchanged-bytes")
 }
+
+func TestHeartbeatDigest(t *testing.T) {
+	base := Heartbeat{HostID: "h1", Datacenter: "fra", KernelLine: "6.12", Kernel: "6.12.85", Phase: PhaseIdle, BootID: "b1",
+		Policies: []PolicyStatus{{ID: "p", Version: 2, State: PolicyEnforcing}}, View: &DCView{Alive: 10, Dead: 1}, GossipAddr: "10.0.0.1:7946"}
+	d := HeartbeatDigest(base)
+	same := []func(*Heartbeat){
+		func(hb *Heartbeat) { hb.HostID = "other" },
+		func(hb *Heartbeat) { hb.DesiredVersion = "abc" },
+		func(hb *Heartbeat) { hb.View = &DCView{Alive: 3, Draining: 1} }, // same out-of-service count
+	}
+	for i, f := range same {
+		hb := base
+		f(&hb)
+		if got := HeartbeatDigest(hb); got != d {
+			t.Errorf("same-digest case %d: %s, want %s", i, got, d)
+		}
+	}
+	differ := map[string]func(*Heartbeat){
+		"datacenter": func(hb *Heartbeat) { hb.Datacenter = "ams" },
+		"line":       func(hb *Heartbeat) { hb.KernelLine = "6.18" },
+		"kernel":     func(hb *Heartbeat) { hb.Kernel = "6.12.86" },
+		"phase":      func(hb *Heartbeat) { hb.Phase = PhaseDraining },
+		"boot id":    func(hb *Heartbeat) { hb.BootID = "b2" },
+		"gossip":     func(hb *Heartbeat) { hb.GossipAddr = "" },
+		"policy":     func(hb *Heartbeat) { hb.Policies = []PolicyStatus{{ID: "p", Version: 2, State: PolicyAuditing}} },
+		"no policy":  func(hb *Heartbeat) { hb.Policies = nil },
+		"view oos":   func(hb *Heartbeat) { hb.View = &DCView{Alive: 10, Dead: 2} },
+		"no view":    func(hb *Heartbeat) { hb.View = nil },
+		"shifted":    func(hb *Heartbeat) { hb.Kernel, hb.Phase = hb.Kernel+hb.Phase, "" },
+	}
+	for name, f := range differ {
+		hb := base
+		f(&hb)
+		if HeartbeatDigest(hb) == d {
+			t.Errorf("%s changed, digest did not", name)
+		}
+	}
+}

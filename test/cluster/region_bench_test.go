@@ -479,7 +479,8 @@ func (lg *heartbeatLoad) send(ctx context.Context, i int) (hbOutcome, string) {
 	buf := lg.bufs.Get().(*bytes.Buffer)
 	defer lg.bufs.Put(buf)
 	buf.Reset()
-	if err := json.NewEncoder(buf).Encode(lg.heartbeat(i)); err != nil {
+	hb := lg.heartbeat(i)
+	if err := json.NewEncoder(buf).Encode(hb); err != nil {
 		return hbFailed, err.Error()
 	}
 	ctx, cancel := context.WithTimeout(ctx, lg.p.timeout)
@@ -490,7 +491,10 @@ func (lg *heartbeatLoad) send(ctx context.Context, i int) (hbOutcome, string) {
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Authorization", lg.auth)
-	req.Header.Set("Kroll-Host-Id", benchHost(i)) // wire.HostIDHeader, where pkg/wire has it
+	// What kroll-agent sends besides the body (a baseline coordinator
+	// ignores them).
+	req.Header.Set(wire.HostIDHeader, benchHost(i))
+	req.Header.Set(wire.HeartbeatDigestHeader, wire.HeartbeatDigest(hb))
 	resp, err := lg.hc.Do(req)
 	if err != nil {
 		return hbFailed, err.Error()

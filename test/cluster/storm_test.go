@@ -9,6 +9,7 @@ import (
 	"maps"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -29,15 +30,22 @@ const (
 	stormInterval = 8 * time.Second
 	stormAlive    = 20 * time.Second
 	stormGrace    = 3 * stormInterval
+	// stormRetryAfter is the mean Retry-After of a shed heartbeat.
+	stormRetryAfter = 4 * time.Second
 	// stormWorkers send the heartbeats, each for its share of the agents.
 	stormWorkers = 200
 )
 
 // stormSlots is the [slots] table of the storm cluster.
+// A shed agent is heard again within 1.5 × stormRetryAfter + an interval
+// (14 s), inside alive_within.
 var stormSlots = fmt.Sprintf(`lease = "10m"
 reboot_deadline = "1h"
 alive_within = %q
-heartbeat_interval = %q`, stormAlive, stormInterval)
+heartbeat_interval = %q
+
+[api]
+retry_after = %q`, stormAlive, stormInterval, stormRetryAfter)
 
 // storm is the in-process heartbeat load generator.
 type storm struct {
@@ -57,8 +65,10 @@ type storm struct {
 	maxGap atomic.Int64
 	ok     atomic.Int64
 	failed atomic.Int64
-	// shed counts heartbeats of registered agents answered 429.
-	shed atomic.Int64
+	// shed counts heartbeats of registered agents answered 429;
+	// notBefore is when each agent may send again (ns since start).
+	shed      atomic.Int64
+	notBefore []atomic.Int64
 	// registered counts agents with an answered heartbeat.
 	registered atomic.Int64
 	mu         sync.Mutex
@@ -71,7 +81,7 @@ func newStorm(c *cluster, hosts []string, dcs map[string]string) *storm {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConns, tr.MaxIdleConnsPerHost = 4*stormWorkers, 2*stormWorkers
 	s := &storm{c: c, hc: &http.Client{Transport: tr, Timeout: requestTimeout}, hosts: hosts, dcs: dcs,
-		node: make([]atomic.Int32, len(hosts)), lastOK: make([]atomic.Int64, len(hosts)), start: time.Now()}
+		node: make([]atomic.Int32, len(hosts)), lastOK: make([]atomic.Int64, len(hosts)), notBefore: make([]atomic.Int64, len(hosts)), start: time.Now()}
 	for i := range hosts {
 		s.node[i].Store(int32(i % len(c.nodes)))
 	}
@@ -80,7 +90,7 @@ func newStorm(c *cluster, hosts []string, dcs map[string]string) *storm {
 
 // beat sends agent i's heartbeat, moving it to the next node on failure
 // (at most once around the nodes); it reports whether it was answered.
-func (s *storm) beat(i int, body []byte) bool {
+func (s *storm) beat(i int, body []byte, digest string) bool {
 	for range len(s.c.nodes) {
 		n := int(s.node[i].Load())
 		begin := time.Now()
@@ -91,6 +101,7 @@ func (s *storm) beat(i int, body []byte) bool {
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("Authorization", "Bearer "+s.c.agentToken)
 		req.Header.Set(wire.HostIDHeader, s.hosts[i])
+		req.Header.Set(wire.HeartbeatDigestHeader, digest)
 		resp, err := s.hc.Do(req)
 		if err == nil {
 			_, _ = io.Copy(io.Discard, resp.Body)
@@ -98,9 +109,13 @@ func (s *storm) beat(i int, body []byte) bool {
 			shed := resp.StatusCode == http.StatusTooManyRequests && s.lastOK[i].Load() != 0
 			if shed {
 				// A registered agent shed by an overloaded node (429) was
-				// heard all the same (wire.HostIDHeader): it stays with
-				// its node, as kroll-agent does, and it is in contact.
+				// heard all the same (its heartbeat changes nothing, the
+				// digest says so): as kroll-agent does, it sends nothing
+				// before the Retry-After, then to the next node.
 				s.shed.Add(1)
+				secs, _ := strconv.Atoi(resp.Header.Get("Retry-After"))
+				s.notBefore[i].Store(int64(time.Since(s.start) + time.Duration(secs)*time.Second))
+				s.node[i].Store(int32((n + 1) % len(s.c.nodes)))
 			}
 			if resp.StatusCode == http.StatusOK || shed {
 				now := int64(time.Since(s.start))
@@ -130,14 +145,16 @@ func (s *storm) beat(i int, body []byte) bool {
 	return false
 }
 
-// body is agent i's heartbeat: unchanged from one beat to the next.
-func (s *storm) body(i int) []byte {
-	b, err := json.Marshal(wire.Heartbeat{HostID: s.hosts[i], Datacenter: s.dcs[s.hosts[i]], KernelLine: "6.12",
-		Kernel: "6.12.85", Phase: wire.PhaseIdle, BootID: "boot-1", View: &wire.DCView{Alive: stormAgents / stormDCs}})
+// body is agent i's heartbeat, unchanged from one beat to the next, and
+// its wire.HeartbeatDigest.
+func (s *storm) body(i int) ([]byte, string) {
+	hb := wire.Heartbeat{HostID: s.hosts[i], Datacenter: s.dcs[s.hosts[i]], KernelLine: "6.12",
+		Kernel: "6.12.85", Phase: wire.PhaseIdle, BootID: "boot-1", View: &wire.DCView{Alive: stormAgents / stormDCs}}
+	b, err := json.Marshal(hb)
 	if err != nil {
 		panic(err)
 	}
-	return b
+	return b, wire.HeartbeatDigest(hb)
 }
 
 // run heartbeats every agent every stormInterval, agent i at offset
@@ -149,7 +166,7 @@ func (s *storm) run() {
 	begin := time.Now()
 	for w := range stormWorkers {
 		s.wg.Go(func() {
-			bodies := map[int][]byte{}
+			bodies, digests := map[int][]byte{}, map[int]string{}
 			for cycle := 0; ; cycle++ {
 				for i := w; i < len(s.hosts); i += stormWorkers {
 					at := begin.Add(time.Duration(cycle)*stormInterval + time.Duration(int64(stormInterval)*int64(i)/int64(len(s.hosts))))
@@ -158,10 +175,13 @@ func (s *storm) run() {
 						return
 					case <-time.After(time.Until(at)):
 					}
-					if bodies[i] == nil {
-						bodies[i] = s.body(i)
+					if int64(time.Since(s.start)) < s.notBefore[i].Load() {
+						continue // Retry-After
 					}
-					s.beat(i, bodies[i])
+					if bodies[i] == nil {
+						bodies[i], digests[i] = s.body(i)
+					}
+					s.beat(i, bodies[i], digests[i])
 				}
 			}
 		})
@@ -261,12 +281,17 @@ func TestHeartbeatStorm(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+	// The slot history ends 5 s after the failover: a longer one only
+	// makes the linearizability check slower (24,000 operations with a
+	// hundred of unknown outcome did not decide within a minute on a
+	// loaded machine).
+	time.Sleep(5 * time.Second)
+	h := w.stop()
+	end := w.now()
 	// Past the new leader's grace (from its term start, after the kill)
 	// by two liveness scans.
 	time.Sleep(time.Until(killed.Add(stormGrace + 3*time.Second)))
-	h := w.stop()
 	s.stop()
-	end := w.now()
 	nl := c.waitLeader(10 * time.Second)
 	evs, gaps := events.stop(nl)
 

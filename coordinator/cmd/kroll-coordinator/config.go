@@ -75,6 +75,7 @@ type fileConfig struct {
 		PriorityQueueWait    tomlfile.Duration `toml:"priority_queue_wait"`
 		RetryAfter           tomlfile.Duration `toml:"retry_after"`
 		SchedLatencyTarget   tomlfile.Duration `toml:"sched_latency_target"`
+		ShedOnPressure       *bool             `toml:"shed_on_pressure"`
 	} `toml:"api"`
 }
 
@@ -123,6 +124,9 @@ func loadConfig(path string) (settings, error) {
 	s.admission = api.Admission{HeartbeatConcurrency: a.HeartbeatConcurrency, HeartbeatQueue: a.HeartbeatQueue, HeartbeatQueueWait: a.HeartbeatQueueWait.Duration,
 		PriorityConcurrency: a.PriorityConcurrency, PriorityQueue: a.PriorityQueue, PriorityQueueWait: a.PriorityQueueWait.Duration, RetryAfter: a.RetryAfter.Duration,
 		PressureTarget: a.SchedLatencyTarget.Duration}
+	if a.ShedOnPressure != nil && !*a.ShedOnPressure {
+		s.admission.PressureTarget = -1 // never
+	}
 	switch {
 	case a.HeartbeatConcurrency < 0 || a.PriorityConcurrency < 0:
 		return s, fmt.Errorf("config %s: api.heartbeat_concurrency and api.priority_concurrency must not be negative", path)
@@ -130,6 +134,17 @@ func loadConfig(path string) (settings, error) {
 		return s, fmt.Errorf("config %s: api.heartbeat_queue and api.priority_queue: -1 (no queue), 0 (the default) or more", path)
 	case a.RetryAfter.Duration > 0 && a.RetryAfter.Duration < time.Second:
 		return s, fmt.Errorf("config %s: api.retry_after (%s) must be at least 1s (Retry-After counts whole seconds)", path, a.RetryAfter.Duration)
+	}
+	// A heartbeat shed by load (429) comes back after at most 1.5 times
+	// the Retry-After, then waits for the agent's next beat: the host must
+	// be heard again before alive_within, or load would mark it silent.
+	retryAfter := s.admission.RetryAfter
+	if retryAfter == 0 {
+		retryAfter = s.heartbeatInterval
+	}
+	if worst := retryAfter*3/2 + s.heartbeatInterval; s.timing.AliveWithin <= worst {
+		return s, fmt.Errorf("config %s: slots.alive_within (%s) must be longer than 1.5 × api.retry_after (%s; default the heartbeat interval) + slots.heartbeat_interval (%s) = %s: a host shed by load would be marked silent",
+			path, s.timing.AliveWithin, retryAfter, s.heartbeatInterval, worst)
 	}
 	if s.timing.RebootDeadline < s.timing.Lease {
 		return s, fmt.Errorf("config %s: slots.reboot_deadline (%s) must not be shorter than slots.lease (%s)", path, s.timing.RebootDeadline, s.timing.Lease)

@@ -71,9 +71,12 @@ func TestAPIConfig(t *testing.T) {
 		wantErr string
 	}{
 		{"defaults", "", api.Admission{}, ""},
-		{"set", "[api]\nheartbeat_concurrency = 16\nheartbeat_queue = -1\nheartbeat_queue_wait = \"50ms\"\npriority_concurrency = 32\npriority_queue = 8\npriority_queue_wait = \"2s\"\nretry_after = \"30s\"\n",
+		{"set", "[api]\nheartbeat_concurrency = 16\nheartbeat_queue = -1\nheartbeat_queue_wait = \"50ms\"\npriority_concurrency = 32\npriority_queue = 8\npriority_queue_wait = \"2s\"\nretry_after = \"20s\"\nsched_latency_target = \"5ms\"\n",
 			api.Admission{HeartbeatConcurrency: 16, HeartbeatQueue: -1, HeartbeatQueueWait: 50 * time.Millisecond,
-				PriorityConcurrency: 32, PriorityQueue: 8, PriorityQueueWait: 2 * time.Second, RetryAfter: 30 * time.Second}, ""},
+				PriorityConcurrency: 32, PriorityQueue: 8, PriorityQueueWait: 2 * time.Second, RetryAfter: 20 * time.Second, PressureTarget: 5 * time.Millisecond}, ""},
+		{"pressure shedding off", "[api]\nshed_on_pressure = false\n", api.Admission{PressureTarget: -1}, ""},
+		{"Retry-After too long for alive_within", "[api]\nretry_after = \"30s\"\n", api.Admission{}, "slots.alive_within (45s) must be longer than 1.5 × api.retry_after (30s"},
+		{"heartbeat interval too long for alive_within", "[slots]\nheartbeat_interval = \"20s\"\n", api.Admission{}, "must be longer than"},
 		{"negative concurrency", "[api]\nheartbeat_concurrency = -4\n", api.Admission{}, "api.heartbeat_concurrency"},
 		{"queue below -1", "[api]\npriority_queue = -2\n", api.Admission{}, "api.heartbeat_queue and api.priority_queue"},
 		{"sub-second Retry-After", "[api]\nretry_after = \"500ms\"\n", api.Admission{}, "api.retry_after"},
