@@ -203,10 +203,12 @@ func runRegion(b *testing.B, p regionParams) {
 	b.Logf("registered %d agents in %s (%.0f/s)", p.agents, time.Since(t0).Round(time.Millisecond), regRate)
 
 	b.ResetTimer()
-	profiled := make(chan error, 1)
+	profiled := make(chan error, 2)
 	if p.keep != "" {
 		go func() { profiled <- keepProfiles(ctx, c, p) }()
+		go func() { profiled <- keepPressure(ctx, c, p) }()
 	} else {
+		profiled <- nil
 		profiled <- nil
 	}
 	res, err := lg.run(ctx, c)
@@ -214,8 +216,10 @@ func runRegion(b *testing.B, p regionParams) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	if err := <-profiled; err != nil {
-		b.Logf("profiles: %v", err)
+	for range 2 {
+		if err := <-profiled; err != nil {
+			b.Logf("profiles: %v", err)
+		}
 	}
 	if p.keep != "" {
 		for _, nd := range c.nodes {
@@ -227,6 +231,9 @@ func runRegion(b *testing.B, p regionParams) {
 	c.checkAlive()
 	for _, e := range res.errSamples {
 		b.Logf("sample failure: %s", e)
+	}
+	if len(res.slowPairs) > 0 {
+		b.Logf("slot pairs over 100 ms (start into the window: duration): %s", strings.Join(res.slowPairs, " "))
 	}
 	secs := p.window.Seconds()
 	rate := func(n int64) float64 { return float64(n) / secs }
@@ -301,6 +308,44 @@ func keepProfiles(ctx context.Context, c *cluster, p regionParams) error {
 		all = errors.Join(all, <-errs)
 	}
 	return all
+}
+
+// keepPressure samples every node's pressure gauges (shed ratio,
+// scheduling latency p99) once a second over the warm-up and the window
+// into p.keep: a line per second, "t c1=ratio/p99ms c2=... c3=...".
+func keepPressure(ctx context.Context, c *cluster, p regionParams) error {
+	start := time.Now()
+	var out strings.Builder
+	hc := &http.Client{Timeout: 2 * time.Second}
+	read := func(nd *node) string {
+		resp, err := hc.Get(nd.url() + "/metrics")
+		if err != nil {
+			return "?"
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		var ratio, p99 string
+		for line := range strings.SplitSeq(string(body), "\n") {
+			if v, ok := strings.CutPrefix(line, "kroll_api_pressure_shed_ratio "); ok {
+				ratio = v
+			}
+			if v, ok := strings.CutPrefix(line, "kroll_sched_latency_p99_seconds "); ok {
+				if f, err := strconv.ParseFloat(v, 64); err == nil {
+					p99 = strconv.FormatFloat(f*1000, 'f', 1, 64)
+				}
+			}
+		}
+		return ratio + "/" + p99
+	}
+	for t := time.Now(); t.Sub(start) < p.warmup+p.window && ctx.Err() == nil; t = time.Now() {
+		fmt.Fprintf(&out, "%5.1f", t.Sub(start).Seconds())
+		for _, nd := range c.nodes {
+			fmt.Fprintf(&out, " %s=%s", nd.id, read(nd))
+		}
+		out.WriteString("\n")
+		time.Sleep(time.Second - time.Since(t)%time.Second)
+	}
+	return os.WriteFile(filepath.Join(p.keep, fmt.Sprintf("region-%d-pressure.txt", p.agents)), []byte(out.String()), 0o644)
 }
 
 // copyFile copies the file at from to to.
@@ -588,6 +633,7 @@ type regionResult struct {
 	hbLat                                   []time.Duration
 	slotFailed, slotSkipped                 int64
 	slotLat                                 []time.Duration
+	slowPairs                               []string // the slowest pairs: when (s into the window), how long
 	rssMB                                   []float64 // largest VmRSS of each node
 	cpuNodes                                float64   // CPU cores the nodes used on average
 	cpuLoad                                 float64   // CPU cores the load generator (this process) used
@@ -726,7 +772,11 @@ func (lg *heartbeatLoad) run(ctx context.Context, c *cluster) (*regionResult, er
 				}
 				continue
 			}
-			res.slotLat = append(res.slotLat, time.Since(t0))
+			took := time.Since(t0)
+			res.slotLat = append(res.slotLat, took)
+			if took > 100*time.Millisecond {
+				res.slowPairs = append(res.slowPairs, fmt.Sprintf("%.1fs:%s", t0.Sub(win.start).Seconds(), took.Round(time.Millisecond)))
+			}
 		}
 	}()
 
