@@ -439,6 +439,11 @@ func (s *State) acquire(p Acquire) Result {
 	if p.Owner != OwnerAgent && p.Owner != OwnerFleetLock {
 		return refused(wire.KindInvalidRequest, "unknown slot owner %q", p.Owner)
 	}
+	if p.Owner == OwnerFleetLock && s.format >= FormatV4 {
+		if r := s.fleetLockRefused(p.Host, p.Datacenter, p.Stay, false); r.Err != nil {
+			return r
+		}
+	}
 	if _, known := s.Datacenters[p.Datacenter]; known && p.Owner == OwnerFleetLock && ValidName(p.Host) {
 		// FleetLock clients (Zincati) never send heartbeats: asking for the
 		// lock registers them.
@@ -551,7 +556,37 @@ func (s *State) renew(p Renew) Result {
 	return Result{Slot: sl.wire(dc.Name)}
 }
 
+// fleetLockRefused refuses (FormatV4) a FleetLock request for a host a
+// kroll agent registered: its agent takes and gives back its slots, and
+// FleetLock taking one for it would hold a semaphore seat in its name and
+// lock the agent out. A steady-state release (release) is still taken
+// from a host that holds a FleetLock slot (a Zincati node on which an
+// agent was installed mid-lock gives it back). With stay it also refuses
+// naming a datacenter other than the registered host's: requests without
+// credentials never move a host.
+func (s *State) fleetLockRefused(host, dc string, stay, release bool) Result {
+	h, ok := s.Hosts[host]
+	if !ok {
+		return Result{}
+	}
+	if !h.FleetLock {
+		if d := s.Datacenters[h.Datacenter]; release && d != nil && d.Slots[host] != nil && d.Slots[host].Owner == OwnerFleetLock {
+			return Result{}
+		}
+		return refused(wire.KindConflict, "host %s is registered by a kroll agent (in %s): its agent takes and releases its slots, FleetLock cannot", host, h.Datacenter)
+	}
+	if stay && h.Datacenter != dc {
+		return refused(wire.KindConflict, "host %s is registered in %s, not %s: a FleetLock request without credentials cannot move it (remove it with 'krollctl host remove' or let it expire first)", host, h.Datacenter, dc)
+	}
+	return Result{}
+}
+
 func (s *State) release(p SlotRelease) Result {
+	if p.Owner == OwnerFleetLock && s.format >= FormatV4 {
+		if r := s.fleetLockRefused(p.Host, p.Datacenter, false, true); r.Err != nil {
+			return r
+		}
+	}
 	if h := s.Hosts[p.Host]; p.Owner == OwnerFleetLock && h != nil && h.FleetLock && h.Datacenter == p.Datacenter {
 		// Steady-state: the FleetLock host is heard from.
 		h.LastHeartbeat = s.Now

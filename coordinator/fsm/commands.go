@@ -174,6 +174,10 @@ type Acquire struct {
 	// Owner is "agent" or "fleetlock".
 	Owner    string `json:"owner"`
 	Expedite bool   `json:"expedite,omitempty"`
+	// Stay (FormatV4) forbids moving a registered host to Datacenter: a
+	// FleetLock request admitted by its source network, without
+	// credentials, may register a new id but never moves a known one.
+	Stay bool `json:"stay,omitempty"`
 	Timing
 }
 

@@ -109,6 +109,7 @@ func TestFormatReplay(t *testing.T) {
 		{"format-v1", 0, 30, nil},
 		{"format-v2", FormatV2, 30, nil},
 		{"format-v3", FormatV3, 30, []Type{TypeMarkSilent}},
+		{"format-v4", FormatV4, 30, []Type{TypeMarkSilent}},
 	} {
 		t.Run(tc.dir, func(t *testing.T) {
 			dir := filepath.Join("testdata", tc.dir)

@@ -172,6 +172,7 @@ func (f *FSM) run(e *entry, v int, now time.Time, p any) Result {
 	if v >= FormatV3 {
 		s.LivenessByFlag = true
 	}
+	s.format = v
 	return e.run(s, p)
 }
 

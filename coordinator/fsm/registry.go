@@ -38,10 +38,19 @@ import (
 // after it (State.alive holds both rules). When the flag rule takes over
 // no host is marked silent yet, so every host is alive until the leader
 // marks the silent ones after its liveness grace.
+//
+// Version 4 keeps FleetLock off the hosts of kroll agents: a FleetLock
+// acquire or steady-state release (owner fleetlock) naming a host that an
+// agent registered (Host.FleetLock false) is refused as a conflict, unless
+// a steady-state release gives back a FleetLock slot the host still holds;
+// and an Acquire with Stay set (a FleetLock request admitted by its source
+// network) never moves a registered host to another datacenter. Versions
+// 1 to 3 took such requests (the agent's host could lose its slot to
+// FleetLock); their logs replay as they did (State.format).
 
 // FormatVersion is the format version of the commands and snapshots this
 // code writes; it reads every version from 1 up to it.
-const FormatVersion = FormatV3
+const FormatVersion = FormatV4
 
 // Format versions.
 const (
@@ -55,6 +64,9 @@ const (
 	// the flag rule of liveness (State.LivenessByFlag) from the first
 	// command of version 3 on.
 	FormatV3 = 3
+	// FormatV4 refuses FleetLock for the hosts of kroll agents and adds
+	// Acquire.Stay.
+	FormatV4 = 4
 )
 
 // registry lists every command. It is built once and only read.

@@ -48,6 +48,11 @@ type State struct {
 	// the rule it ran by.
 	LivenessByFlag bool `json:"liveness_by_flag,omitempty"`
 
+	// format is the format version of the command being applied: rules
+	// that only hold from a version on (see registry.go) ask it. Not
+	// persisted: every command sets it before it runs.
+	format int
+
 	// byDC indexes Hosts by datacenter; derived, rebuilt on restore.
 	byDC map[string]map[string]*Host
 	// dcOrder holds each datacenter's hosts sorted by id (what gossip

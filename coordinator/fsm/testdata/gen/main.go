@@ -8,8 +8,9 @@
 //
 // where N is fsm.FormatVersion (format-v1 was written by this program as
 // of the commit that added it, before the registry; format-v2 as of the
-// registry's, before mark_silent: older scenarios lack the commands of
-// later formats).
+// registry's, before mark_silent; format-v3 as of mark_silent's, before
+// FleetLock kept off the agents' hosts: older scenarios lack the commands
+// of later formats).
 //
 // A fixture is written once, by the code of its format, and committed:
 // the replay test (coordinator/fsm/format_test.go) checks that later code
@@ -139,6 +140,14 @@ func scenario() []step {
 		{fsm.TypeMarkSilent, 10 * time.Second, fsm.MarkSilent{Hosts: []string{"stg-1", "fra-1", "fra-2", "ams-1", "ctl-1", "zinc-1", "nyc-9", "stg-1"}, Timing: timing}},
 		// A silent host heard again.
 		{fsm.TypeHeartbeat, time.Second, hb("fra-1", "fra", nil)},
+		// FleetLock keeps off the agents' hosts (format 4): no slot taken
+		// or released for fra-2 through it; a request without credentials
+		// (stay) does not move zinc-1 from ams, but registers a new id.
+		{fsm.TypeAcquire, time.Second, fsm.Acquire{Datacenter: "fra", Host: "fra-2", Owner: fsm.OwnerFleetLock, Timing: timing}},
+		{fsm.TypeRelease, time.Second, fsm.SlotRelease{Datacenter: "fra", Host: "fra-2", Owner: fsm.OwnerFleetLock}},
+		{fsm.TypeAcquire, time.Second, fsm.Acquire{Datacenter: "fra", Host: "zinc-1", Owner: fsm.OwnerFleetLock, Stay: true, Timing: timing}},
+		{fsm.TypeAcquire, time.Second, fsm.Acquire{Datacenter: "ams", Host: "zinc-2", Owner: fsm.OwnerFleetLock, Stay: true, Timing: timing}},
+		{fsm.TypeRelease, time.Second, fsm.SlotRelease{Datacenter: "ams", Host: "zinc-2", Owner: fsm.OwnerFleetLock}},
 		// Silent hosts expire.
 		{fsm.TypeTick, 3 * time.Hour, fsm.Tick{Timing: timing, Term: 3}},
 	}
