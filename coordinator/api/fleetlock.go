@@ -39,7 +39,8 @@ func (s *Server) preReboot(w http.ResponseWriter, r *http.Request, id Identity) 
 	if !ok || !actsFor(w, id, p.ID) || !s.fleetLockGroupOpen(w, r, id, p) {
 		return
 	}
-	if _, ok := s.apply(w, r, fsm.TypeAcquire, fsm.Acquire{Datacenter: p.Group, Host: p.ID, Owner: fsm.OwnerFleetLock, Timing: s.cfg.Store.Timing()}); !ok {
+	acq := fsm.Acquire{Datacenter: p.Group, Host: p.ID, Owner: fsm.OwnerFleetLock, Stay: id.Via == viaNetwork, Timing: s.cfg.Store.Timing()}
+	if _, ok := s.apply(w, r, fsm.TypeAcquire, acq); !ok {
 		return
 	}
 	writeJSON(w, struct{}{})
@@ -147,14 +148,37 @@ func (a FleetLockAccess) identify(r *http.Request) (Identity, bool) {
 }
 
 // fleetLockGroupOpen checks a request admitted for its source network
-// against [fleetlock] groups and logs it, writing 403 when its group is
-// not open.
+// against [fleetlock] groups and the host it names, and logs it. It
+// writes 403 when its group is not open, 409 when it names a host a kroll
+// agent registered or one registered in another datacenter: such a
+// request may register a new FleetLock id, never move or act for a known
+// host elsewhere (the state machine refuses both too, from format 4 on;
+// checking here answers before anything is proposed).
 func (s *Server) fleetLockGroupOpen(w http.ResponseWriter, r *http.Request, id Identity, p wire.FleetLockClientParams) bool {
 	if id.Via != viaNetwork {
 		return true
 	}
 	if g := s.cfg.FleetLock.Groups; len(g) > 0 && !slices.Contains(g, p.Group) {
 		writeError(w, http.StatusForbidden, wire.KindForbidden, "group "+p.Group+" is not open to FleetLock without credentials ([fleetlock] groups)")
+		return false
+	}
+	var (
+		known, agent bool
+		dc           string
+	)
+	s.cfg.Store.FSM().View(func(st *fsm.State) {
+		if h := st.Hosts[p.ID]; h != nil {
+			known, agent, dc = true, !h.FleetLock, h.Datacenter
+		}
+	})
+	switch {
+	case known && agent:
+		s.cfg.Logger.Warn("fleetlock request without credentials for an agent's host refused", "path", r.URL.Path, "id", p.ID, "group", p.Group, "from", id.Name)
+		writeError(w, http.StatusConflict, wire.KindConflict, "host "+p.ID+" is registered by a kroll agent: FleetLock without credentials cannot act for it")
+		return false
+	case known && dc != p.Group:
+		s.cfg.Logger.Warn("fleetlock request without credentials naming another group refused", "path", r.URL.Path, "id", p.ID, "group", p.Group, "registered_in", dc, "from", id.Name)
+		writeError(w, http.StatusConflict, wire.KindConflict, "host "+p.ID+" is registered in "+dc+", not "+p.Group+": FleetLock without credentials cannot move it (krollctl host remove it first, or let it expire)")
 		return false
 	}
 	s.cfg.Logger.Info("fleetlock request without credentials", "path", r.URL.Path, "id", p.ID, "group", p.Group, "from", id.Name)

@@ -5,9 +5,11 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/kroll-dev/kroll/coordinator/fsm"
 	"github.com/kroll-dev/kroll/pkg/wire"
 )
 
@@ -270,5 +272,124 @@ func TestNewFleetLockAccess(t *testing.T) {
 	}
 	if _, ok := (FleetLockAccess{}).source(&http.Request{RemoteAddr: "10.1.2.3:1"}); ok {
 		t.Error("the zero FleetLockAccess opened FleetLock")
+	}
+}
+
+// hostDC returns the datacenter host is registered in ("" when unknown).
+func (e *env) hostDC(host string) string {
+	e.t.Helper()
+	var dc string
+	e.store.FSM().View(func(st *fsm.State) {
+		if h := st.Hosts[host]; h != nil {
+			dc = h.Datacenter
+		}
+	})
+	return dc
+}
+
+// TestFleetLockNotForAgentHosts: a request without credentials cannot
+// take or give back a FleetLock slot for a host a kroll agent registered,
+// nor can one with credentials (the state machine refuses it); the agent
+// keeps taking its own slot. Before, a credential-less pre-reboot for the
+// agent's id took a FleetLock slot in its name and locked the agent out.
+func TestFleetLockNotForAgentHosts(t *testing.T) {
+	e := newFleetLockEnv(t, mustAccess(t, []string{"127.0.0.1/32"}, []string{"fra"}), "127.0.0.1:0")
+	e.setDC("fra", wire.DatacenterUpdate{SlotLimit: ptr(2)})
+	e.heartbeat("edge-17", "fra")
+	for _, c := range []struct {
+		name    string
+		do      func() response
+		status  int
+		kind    string
+		holders string
+	}{
+		{"no credentials: pre-reboot", func() response { return zincati(t, e, wire.PathFleetLockPreReboot, "edge-17", "fra") }, 409, wire.KindConflict, ""},
+		{"no credentials: steady-state", func() response { return zincati(t, e, wire.PathFleetLockSteady, "edge-17", "fra") }, 409, wire.KindConflict, ""},
+		{"agent token: pre-reboot", func() response {
+			return e.do(http.MethodPost, wire.PathFleetLockPreReboot, tokAgent, flBody("edge-17", "fra"), flHeader, "true")
+		}, 409, wire.KindConflict, ""},
+		{"agent token: steady-state", func() response {
+			return e.do(http.MethodPost, wire.PathFleetLockSteady, tokAgent, flBody("edge-17", "fra"), flHeader, "true")
+		}, 409, wire.KindConflict, ""},
+		{"the agent takes its slot", func() response {
+			return e.do(http.MethodPost, wire.PathSlotAcquire, tokAgent, wire.SlotRequest{HostID: "edge-17", Datacenter: "fra"})
+		}, 200, "", "edge-17"},
+		{"no credentials: steady-state while the agent holds", func() response { return zincati(t, e, wire.PathFleetLockSteady, "edge-17", "fra") }, 409, wire.KindConflict, "edge-17"},
+		{"a Zincati node locks beside it", func() response { return zincati(t, e, wire.PathFleetLockPreReboot, "zinc-1", "fra") }, 200, "", "edge-17,zinc-1"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := c.do()
+			if c.kind != "" {
+				checkError(t, r, c.status, c.kind)
+			} else if r.status != c.status {
+				t.Fatalf("status %d, want %d; body %s", r.status, c.status, r.body)
+			}
+			h := e.holders("fra")
+			slices.Sort(h)
+			if got := strings.Join(h, ","); got != c.holders {
+				t.Fatalf("holders of fra %q, want %q", got, c.holders)
+			}
+		})
+	}
+	var owner string
+	if d, ok := e.dcState("fra"); ok && d.Slots["edge-17"] != nil {
+		owner = d.Slots["edge-17"].Owner
+	}
+	if owner != fsm.OwnerAgent {
+		t.Fatalf("edge-17's slot is owned by %q, want the agent", owner)
+	}
+}
+
+// TestFleetLockNoMoveWithoutCredentials: [fleetlock] groups cannot be
+// bypassed by naming an open group for a host registered in another: a
+// request without credentials never moves a registered host (409) and
+// its current datacenter decides; a request with credentials still moves
+// a FleetLock-only host that holds no slot, as Zincati does when its
+// group changes.
+func TestFleetLockNoMoveWithoutCredentials(t *testing.T) {
+	e := newFleetLockEnv(t, mustAccess(t, []string{"127.0.0.1/32"}, []string{"ams"}), "127.0.0.1:0")
+	for _, dc := range []string{"fra", "ams"} {
+		e.setDC(dc, wire.DatacenterUpdate{SlotLimit: ptr(2)})
+	}
+	agentFL := func(path, id, group string) func() response {
+		return func() response { return e.do(http.MethodPost, path, tokAgent, flBody(id, group), flHeader, "true") }
+	}
+	open := func(path, id, group string) func() response {
+		return func() response { return zincati(t, e, path, id, group) }
+	}
+	for _, c := range []struct {
+		name   string
+		do     func() response
+		status int
+		kind   string
+		dc     string // where zinc-1 is registered after
+	}{
+		{"agent token: zinc-1 locks in fra", agentFL(wire.PathFleetLockPreReboot, "zinc-1", "fra"), 200, "", "fra"},
+		{"no credentials: fra is not open", open(wire.PathFleetLockSteady, "zinc-1", "fra"), 403, wire.KindForbidden, "fra"},
+		{"no credentials: pre-reboot naming ams while holding in fra", open(wire.PathFleetLockPreReboot, "zinc-1", "ams"), 409, wire.KindConflict, "fra"},
+		{"agent token: zinc-1 gives it back", agentFL(wire.PathFleetLockSteady, "zinc-1", "fra"), 200, "", "fra"},
+		{"no credentials: pre-reboot naming ams", open(wire.PathFleetLockPreReboot, "zinc-1", "ams"), 409, wire.KindConflict, "fra"},
+		{"no credentials: steady-state naming ams", open(wire.PathFleetLockSteady, "zinc-1", "ams"), 409, wire.KindConflict, "fra"},
+		{"no credentials: a new id registers in ams", open(wire.PathFleetLockPreReboot, "zinc-2", "ams"), 200, "", "fra"},
+		{"agent token: naming ams moves zinc-1", agentFL(wire.PathFleetLockPreReboot, "zinc-1", "ams"), 200, "", "ams"},
+		{"no credentials: now in ams, steady-state", open(wire.PathFleetLockSteady, "zinc-1", "ams"), 200, "", "ams"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := c.do()
+			if c.kind != "" {
+				checkError(t, r, c.status, c.kind)
+			} else if r.status != c.status {
+				t.Fatalf("status %d, want %d; body %s", r.status, c.status, r.body)
+			}
+			if got := e.hostDC("zinc-1"); got != c.dc {
+				t.Fatalf("zinc-1 registered in %q, want %q", got, c.dc)
+			}
+		})
+	}
+	if got, want := strings.Join(e.holders("ams"), ","), "zinc-2"; got != want {
+		t.Fatalf("holders of ams %q, want %q", got, want)
+	}
+	if h := e.holders("fra"); len(h) != 0 {
+		t.Fatalf("holders of fra %v, want none", h)
 	}
 }
