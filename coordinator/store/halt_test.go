@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -55,7 +56,7 @@ func TestHaltOnUnknownCommand(t *testing.T) {
 		name, entry, reason string
 	}{
 		{"unknown type", `{"type":"drain_region","v":2,"time":"2030-01-01T00:00:00Z","payload":{"region":"eu"}}`, "unknown command type"},
-		{"unknown version", `{"type":"tick","v":4,"time":"2030-01-01T00:00:00Z","payload":{}}`, "unknown format version 4"},
+		{"unknown version", fmt.Sprintf(`{"type":"tick","v":%d,"time":"2030-01-01T00:00:00Z","payload":{}}`, fsm.FormatVersion+1), fmt.Sprintf("unknown format version %d", fsm.FormatVersion+1)},
 		{"undecodable payload", `{"type":"acquire","v":2,"time":"2030-01-01T00:00:00Z","payload":{"datacenter":7}}`, "undecodable payload"},
 		{"unknown payload field", `{"type":"set_datacenter","v":2,"time":"2030-01-01T00:00:00Z","payload":{"name":"ams","quota":3}}`, "undecodable payload"},
 	} {
