@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -191,7 +192,7 @@ func TestSnapshotSaveRestore(t *testing.T) {
 		{"fsm-format", "upgrade the coordinators first", encode(future, string(payload)), false},
 		{"undecodable-payload", "does not decode", encode(hdr, `{"v":3,"datacenters":`), false},
 		{"unknown-field", "unknown field", encode(hdr, strings.Replace(string(payload), `"datacenters":`, `"datacentres":{},"datacenters":`, 1)), false},
-		{"unknown-state-version", "format version 9", encode(hdr, strings.Replace(string(payload), `"v":3`, `"v":9`, 1)), false},
+		{"unknown-state-version", "format version 9", encode(hdr, strings.Replace(string(payload), fmt.Sprintf(`"v":%d`, fsm.FormatVersion), `"v":9`, 1)), false},
 		{"two-documents", "data after the state", encode(hdr, string(payload)+" {}"), false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
