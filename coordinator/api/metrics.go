@@ -3,6 +3,7 @@ package api
 import (
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -22,6 +23,8 @@ type Metrics struct {
 	commit    prometheus.Histogram
 	shed      *prometheus.CounterVec
 	beats     *prometheus.CounterVec
+	// fleet caches the fleet gauges between scrapes.
+	fleet fleetCache
 }
 
 // NewMetrics creates the metrics in reg, or, when reg is nil, in a new
@@ -33,7 +36,8 @@ func NewMetrics(reg *prometheus.Registry) *Metrics {
 			buildmetrics.Collector("kroll-coordinator"))
 	}
 	m := &Metrics{
-		reg: reg,
+		reg:   reg,
+		fleet: fleetCache{ttl: fleetStatsTTL},
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "kroll_api_requests_total", Help: "HTTP requests by route and status code.",
 		}, []string{"route", "code"}),
@@ -102,7 +106,7 @@ func (m *Metrics) applied(typ fsm.Type, res fsm.Result) {
 // Handler serves /metrics, including Raft and slot gauges read from store
 // at scrape time.
 func (m *Metrics) Handler(st Store) http.Handler {
-	m.reg.MustRegister(&storeCollector{st: st})
+	m.reg.MustRegister(&storeCollector{st: st, fleet: &m.fleet})
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
 }
 
@@ -144,8 +148,57 @@ type clockStepper interface {
 	ClockSteps() (offset time.Duration, steps uint64)
 }
 
+// fleetStatsTTL is how long a scrape's fleet gauges are served again:
+// counting the fleet walks every host under the state's read lock, and
+// /metrics is unauthenticated, so a loop of scrapes costs one count per
+// fleetStatsTTL.
+const fleetStatsTTL = 10 * time.Second
+
 // storeCollector reads gauges from the store at scrape time.
-type storeCollector struct{ st Store }
+type storeCollector struct {
+	st    Store
+	fleet *fleetCache
+}
+
+// fleetCache holds the last fleet count for ttl (fleetStatsTTL).
+// Concurrent scrapes that find it stale wait for one count (the mutex is
+// held while counting) rather than each counting.
+type fleetCache struct {
+	mu    sync.Mutex
+	ttl   time.Duration
+	at    time.Time
+	stats fsm.FleetStats
+	valid bool
+	// computed counts the counts taken (tests).
+	computed int
+}
+
+// get returns the cached count, or count(now) when it is older than the
+// ttl at now. The returned stats are shared: read them only.
+func (c *fleetCache) get(now time.Time, count func(time.Time) fsm.FleetStats) fsm.FleetStats {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.valid && now.Sub(c.at) < c.ttl && !now.Before(c.at) {
+		return c.stats
+	}
+	c.stats, c.at, c.valid = count(now), now, true
+	c.computed++
+	return c.stats
+}
+
+// setTTL changes the ttl (tests: 0 counts at every scrape).
+func (c *fleetCache) setTTL(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.ttl = d
+}
+
+// computations returns how many counts were taken.
+func (c *fleetCache) computations() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.computed
+}
 
 func (c *storeCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRaftState, descRaftIndex, descRaftTerm, descSlotsHeld, descSlotsLost, descDCPaused, descHosts,
@@ -185,9 +238,12 @@ func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descClockStep, prometheus.GaugeValue, off.Seconds())
 		ch <- prometheus.MustNewConstMetric(descClockSteps, prometheus.CounterValue, float64(n))
 	}
-	var fs fsm.FleetStats
-	alive := c.st.Timing().AliveWithin
-	c.st.FSM().View(func(s *fsm.State) { fs = s.FleetStats(time.Now(), alive) })
+	fs := c.fleet.get(time.Now(), func(now time.Time) fsm.FleetStats {
+		var fs fsm.FleetStats
+		alive := c.st.Timing().AliveWithin
+		c.st.FSM().View(func(s *fsm.State) { fs = s.FleetStats(now, alive) })
+		return fs
+	})
 	gauge := func(d *prometheus.Desc, v int, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, float64(v), labels...)
 	}
@@ -209,8 +265,8 @@ func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 		for _, state := range fsm.RolloutStates() {
 			gauge(descRolloutState, b2i(r.State == state), r.Line, r.ID, r.Release, state)
 		}
-		gauge(descRolloutWaves, len(r.Waves), r.Line, r.ID)
-		gauge(descRolloutDone, r.WavesCompleted(), r.Line, r.ID)
+		gauge(descRolloutWaves, r.Waves, r.Line, r.ID)
+		gauge(descRolloutDone, r.WavesCompleted, r.Line, r.ID)
 	}
 	for _, p := range fs.Policies {
 		gauge(descPolicyTargeted, p.Targeted, p.ID)

@@ -80,6 +80,7 @@ func TestPolicyPushCoverageRetire(t *testing.T) {
 	if len(list) != 1 || fmt.Sprint(list[0].Coverage["fra1"]) != fmt.Sprint(want) || list[0].Coverage["ams1"] != nil {
 		t.Fatalf("coverage %+v, want fra1 %v", list[0].Coverage, want)
 	}
+	e.api.cfg.Metrics.fleet.setTTL(0) // every scrape counts afresh
 	metrics := func() string { return string(e.do("GET", "/metrics", "", nil).body) }
 	for _, want := range []string{`kroll_policy_hosts_targeted{policy="copy-fail"} 3`, `kroll_policy_hosts_in_force{policy="copy-fail"} 1`,
 		`kroll_policy_pushed_timestamp_seconds{policy="copy-fail"} `} {

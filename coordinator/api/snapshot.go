@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/kroll-dev/kroll/coordinator/fsm"
 	"github.com/kroll-dev/kroll/coordinator/store"
@@ -26,7 +27,7 @@ const maxSnapshotRequest = snapshotfile.MaxHeaderSize + 1 + snapshotfile.MaxSize
 // store.Store.Backup and Restore).
 type snapshotStore interface {
 	Backup(ctx context.Context) (data []byte, index, term uint64, err error)
-	Restore(ctx context.Context, data []byte, index uint64) error
+	Restore(ctx context.Context, data []byte) (fsm.Carried, error)
 }
 
 // snapshotSave answers GET /api/v1/snapshot: the leader's state, as of
@@ -108,13 +109,18 @@ func (s *Server) restoreSnapshot(w http.ResponseWriter, r *http.Request, id Iden
 			"snapshot of state machine format v"+strconv.Itoa(h.FSMFormat)+": this coordinator knows formats up to v"+strconv.Itoa(fsm.FormatVersion)+"; upgrade the coordinators first")
 		return
 	}
-	if err := store.ValidateSnapshot(payload); err != nil {
+	// The times are bounded by the leader (Store.Restore), whose clock
+	// counts.
+	if err := store.ValidateSnapshot(payload, time.Time{}); err != nil {
 		writeError(w, http.StatusBadRequest, wire.KindInvalidRequest, err.Error())
 		return
 	}
-	err = st.Restore(r.Context(), payload, h.Index)
+	carried, err := st.Restore(r.Context(), payload)
 	switch {
 	case errors.Is(err, store.ErrNotLeader) && mayForward:
+		// The leader logs the forwarding peer: the admin is logged here.
+		s.cfg.Logger.Warn("snapshot restore forwarded to the leader", "by", id.String(), "snapshot_node", h.Node,
+			"snapshot_index", h.Index, "snapshot_created", h.Created)
 		file, err := snapshotfile.Encode(h, payload)
 		if err != nil {
 			writeError(w, http.StatusInternalServerError, wire.KindInternal, err.Error())
@@ -133,10 +139,10 @@ func (s *Server) restoreSnapshot(w http.ResponseWriter, r *http.Request, id Iden
 		writeError(w, http.StatusInternalServerError, wire.KindInternal, err.Error())
 		return
 	}
-	out := wire.SnapshotRestored{Index: h.Index, Term: h.Term}
+	out := wire.SnapshotRestored{Index: h.Index, Term: h.Term, SlotsCarried: carried.Slots}
 	s.cfg.Store.FSM().View(func(st *fsm.State) { out.Datacenters, out.Hosts = len(st.Datacenters), len(st.Hosts) })
 	s.cfg.Logger.Warn("replicated state restored from a snapshot", "by", id.String(), "snapshot_node", h.Node,
-		"snapshot_index", h.Index, "snapshot_created", h.Created)
+		"snapshot_index", h.Index, "snapshot_created", h.Created, "slots_carried", carried.Slots, "tokens_raised", carried.Tokens)
 	writeJSON(w, out)
 }
 

@@ -13,8 +13,10 @@ type FleetStats struct {
 	Datacenters map[string]*DCStats
 	// Kernels counts the hosts per datacenter, kernel line and kernel.
 	Kernels map[KernelKey]int
-	// Rollouts are the newest rollout of each kernel line.
-	Rollouts []*Rollout
+	// Rollouts are the newest rollout of each kernel line, copied: the
+	// stats hold no references into the state (they are read after the
+	// state's lock is released).
+	Rollouts []RolloutStats
 	// Policies are the coverage of the policies in force (not retired).
 	Policies []PolicyCoverage
 }
@@ -34,6 +36,13 @@ type DCStats struct {
 	// hosts lost mid-reboot.
 	SlotsHeld, SlotsLost int
 	Paused               bool
+}
+
+// RolloutStats are a rollout's gauges.
+type RolloutStats struct {
+	ID, Line, Release, State string
+	// Waves counts the rollout's waves; WavesCompleted those completed.
+	Waves, WavesCompleted int
 }
 
 // KernelKey is a label set of FleetStats.Kernels.
@@ -149,7 +158,9 @@ func (s *State) FleetStats(now time.Time, aliveWithin time.Duration) FleetStats 
 		}
 	}
 	for _, line := range sortedKeys(newest) {
-		fs.Rollouts = append(fs.Rollouts, newest[line])
+		r := newest[line]
+		fs.Rollouts = append(fs.Rollouts, RolloutStats{ID: r.ID, Line: r.Line, Release: r.Release, State: r.State,
+			Waves: len(r.Waves), WavesCompleted: r.WavesCompleted()})
 	}
 	return fs
 }

@@ -87,6 +87,9 @@ func TestFleetStats(t *testing.T) {
 	if want := []string{"r3=failed", "r2=paused"}; !reflect.DeepEqual(rollouts, want) {
 		t.Errorf("newest rollouts per line %v, want %v", rollouts, want)
 	}
+	if r := fs.Rollouts[1]; r.Waves != len(s.Rollouts["r2"].Waves) || r.WavesCompleted != 1 || r.Line != s.Rollouts["r2"].Line || r.Release != s.Rollouts["r2"].Release {
+		t.Errorf("r2's stats %+v: want its line, release, %d waves, 1 completed", r, len(s.Rollouts["r2"].Waves))
+	}
 	if n := s.Rollouts["r2"].WavesCompleted(); n != 1 {
 		t.Errorf("r2 waves completed %d, want 1", n)
 	}

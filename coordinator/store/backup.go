@@ -49,7 +49,7 @@ func (s *Store) Backup(ctx context.Context) (data []byte, index, term uint64, er
 	if err := snap.Persist(sink); err != nil {
 		return nil, 0, 0, fmt.Errorf("store: backup: %w", err)
 	}
-	if err := ValidateSnapshot(sink.buf.Bytes()); err != nil {
+	if err := ValidateSnapshot(sink.buf.Bytes(), time.Time{}); err != nil {
 		return nil, 0, 0, fmt.Errorf("store: backup: the state machine's own snapshot does not decode: %w", err)
 	}
 	var st struct {
@@ -63,8 +63,11 @@ func (s *Store) Backup(ctx context.Context) (data []byte, index, term uint64, er
 
 // ValidateSnapshot decodes a state machine snapshot as a restore would and
 // strictly (no unknown fields, nothing after the document), without
-// touching any state: a snapshot it accepts restores.
-func ValidateSnapshot(data []byte) error {
+// touching any state: a snapshot it accepts restores. Unless notAfter is
+// zero, it also refuses a snapshot whose time, or a host's last heartbeat,
+// is later than notAfter (fsm.CheckSnapshotTimes; Restore bounds them by
+// the leader's time plus fsm.MaxRestoreSkew).
+func ValidateSnapshot(data []byte, notAfter time.Time) error {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	var strict struct {
@@ -84,25 +87,73 @@ func ValidateSnapshot(data []byte) error {
 	if err := f.Restore(io.NopCloser(bytes.NewReader(data))); err != nil {
 		return err
 	}
-	return f.Halted()
+	if err := f.Halted(); err != nil {
+		return err
+	}
+	if notAfter.IsZero() {
+		return nil
+	}
+	var err error
+	f.View(func(st *fsm.State) { err = fsm.CheckSnapshotTimes(st, notAfter) })
+	return err
 }
 
 // Restore replaces the replicated state with a snapshot (see Backup)
 // through Raft (hashicorp/raft Restore): the leader installs it and every
 // member takes it from the leader; the Raft configuration stays the
-// cluster's. The snapshot is validated first (ValidateSnapshot): one that
-// does not decode is refused and nothing changes. The members' HTTP
-// addresses are the cluster's too: the leader re-records those of the
-// current members after the restore. Leader only (ErrNotLeader).
-func (s *Store) Restore(ctx context.Context, data []byte, index uint64) error {
+// cluster's. The snapshot is validated first (ValidateSnapshot, its times
+// bounded by this leader's: fsm.MaxRestoreSkew): one that does not decode
+// is refused and nothing changes. It fails closed (fsm.PrepareRestore):
+// the reboot slots held now stay held, fencing tokens and the state's time
+// never go backwards. No command is applied between reading the live state
+// and the restore. The Raft index is the cluster's: Raft takes the next
+// one after its own last index, whatever index the snapshot was taken at.
+// The members' HTTP addresses are the cluster's too: the leader re-records
+// those of the current members after the restore. Leader only
+// (ErrNotLeader).
+func (s *Store) Restore(ctx context.Context, data []byte) (fsm.Carried, error) {
 	if err := s.fsm.Halted(); err != nil {
-		return fmt.Errorf("store: restore: %w", err)
+		return fsm.Carried{}, fmt.Errorf("store: restore: %w", err)
 	}
 	if !s.IsLeader() {
-		return ErrNotLeader
+		return fsm.Carried{}, ErrNotLeader
 	}
-	if err := ValidateSnapshot(data); err != nil {
-		return fmt.Errorf("%w: %w", ErrInvalidSnapshot, err)
+	if err := ValidateSnapshot(data, time.Time{}); err != nil {
+		return fsm.Carried{}, fmt.Errorf("%w: %w", ErrInvalidSnapshot, err)
+	}
+	carried, members, err := s.restore(ctx, data)
+	if err != nil {
+		return carried, err
+	}
+	s.cfg.Logger.Warn("replicated state restored from a snapshot", "bytes", len(data),
+		"slots_carried", carried.Slots, "tokens_raised", carried.Tokens)
+	for _, m := range members {
+		if !s.IsPeer(m.ID) {
+			continue
+		}
+		if _, err := s.Apply(ctx, fsm.TypeSetMember, m); err != nil {
+			return carried, fmt.Errorf("store: restore: re-record member %s: %w", m.ID, err)
+		}
+	}
+	return carried, nil
+}
+
+// restore merges data with the live state and restores it, with every
+// Apply held off (s.restoring), and returns the members to re-record.
+func (s *Store) restore(ctx context.Context, data []byte) (fsm.Carried, []fsm.SetMember, error) {
+	s.restoring.Lock()
+	defer s.restoring.Unlock()
+	// Every command proposed before the lock is applied before the live
+	// state is read.
+	if err := s.raft.Barrier(s.timeout(ctx)).Error(); err != nil {
+		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
+			return fsm.Carried{}, nil, fmt.Errorf("%w: %v", ErrNotLeader, err)
+		}
+		return fsm.Carried{}, nil, fmt.Errorf("store: restore: barrier: %w", err)
+	}
+	merged, carried, err := s.fsm.PrepareRestore(data, s.cfg.Clock.Wall())
+	if err != nil {
+		return carried, nil, fmt.Errorf("%w: %w", ErrInvalidSnapshot, err)
 	}
 	var members []fsm.SetMember
 	s.fsm.View(func(st *fsm.State) {
@@ -110,23 +161,17 @@ func (s *Store) Restore(ctx context.Context, data []byte, index uint64) error {
 			members = append(members, fsm.SetMember{ID: id, RaftAddr: m.RaftAddr, HTTPAddr: m.HTTPAddr})
 		}
 	})
-	meta := &raft.SnapshotMeta{Version: raft.SnapshotVersionMax, Index: index, Size: int64(len(data))}
-	if err := s.raft.Restore(meta, bytes.NewReader(data), s.timeout(ctx)); err != nil {
+	// Index 0: Raft takes its own last index plus one. An index from the
+	// file would be trusted input: Raft takes the larger of the two, and
+	// one near the top of the range wraps.
+	meta := &raft.SnapshotMeta{Version: raft.SnapshotVersionMax, Size: int64(len(merged))}
+	if err := s.raft.Restore(meta, bytes.NewReader(merged), s.timeout(ctx)); err != nil {
 		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
-			return fmt.Errorf("%w: %v", ErrOutcomeUnknown, err)
+			return carried, nil, fmt.Errorf("%w: %v", ErrOutcomeUnknown, err)
 		}
-		return fmt.Errorf("store: restore: %w", err)
+		return carried, nil, fmt.Errorf("store: restore: %w", err)
 	}
-	s.cfg.Logger.Warn("replicated state restored from a snapshot", "snapshot_index", index, "bytes", len(data))
-	for _, m := range members {
-		if !s.IsPeer(m.ID) {
-			continue
-		}
-		if _, err := s.Apply(ctx, fsm.TypeSetMember, m); err != nil {
-			return fmt.Errorf("store: restore: re-record member %s: %w", m.ID, err)
-		}
-	}
-	return nil
+	return carried, members, nil
 }
 
 // timeout is the time left in ctx, or restoreTimeout.

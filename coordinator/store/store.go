@@ -156,6 +156,10 @@ type Store struct {
 	lv liveness
 	// lock is the data directory's lock, held until Close.
 	lock *dirLock
+	// restoring is held by a restore (backup.go) from reading the live
+	// state until Raft installed the merged snapshot; every Apply holds
+	// it shared, so no command lands in between and is lost.
+	restoring sync.RWMutex
 }
 
 // Open starts a node: it opens (or creates) the on-disk state, bootstraps
@@ -473,6 +477,8 @@ func (s *Store) Apply(ctx context.Context, typ fsm.Type, payload any) (fsm.Resul
 	if err != nil {
 		return fsm.Result{}, err
 	}
+	s.restoring.RLock()
+	defer s.restoring.RUnlock()
 	timeout := s.cfg.ApplyTimeout
 	if dl, ok := ctx.Deadline(); ok {
 		timeout = min(timeout, time.Until(dl))

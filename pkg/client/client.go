@@ -286,8 +286,16 @@ func (c *Client) BaseURLs() []string { return slices.Clone(c.bases) }
 // path must already be escaped; in, when not nil, is sent as JSON; out,
 // when not nil, receives the decoded 2xx body.
 func (c *Client) do(ctx context.Context, method, path string, query url.Values, header http.Header, in, out any) error {
+	return c.onNodes(ctx, method, func(base string) error {
+		return c.doOn(ctx, base, method, path, query, header, in, out)
+	})
+}
+
+// onNodes runs call on the nodes in turn, from the one that answered
+// last, until one answers (see nextNode).
+func (c *Client) onNodes(ctx context.Context, method string, call func(base string) error) error {
 	if len(c.bases) == 1 {
-		return c.doOn(ctx, c.base, method, path, query, header, in, out)
+		return call(c.base)
 	}
 	c.mu.Lock()
 	start := c.cur
@@ -296,7 +304,7 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 	for i := range c.bases {
 		idx := (start + i) % len(c.bases)
 		base := c.bases[idx]
-		err := c.doOn(ctx, base, method, path, query, header, in, out)
+		err := call(base)
 		if err == nil || ctx.Err() != nil || !nextNode(method, err) {
 			if err == nil || ErrorKind(err) != "" {
 				c.mu.Lock()

@@ -46,14 +46,29 @@ func (c *Client) SnapshotRestore(ctx context.Context, file []byte) (*wire.Snapsh
 	return &out, nil
 }
 
-// raw sends one request with a raw body and returns the raw 2xx body (at
-// most a snapshot file's size); other answers become an *APIError.
+// raw sends one request with a raw body, to the nodes in turn as do does
+// (see Options.Fallbacks), and returns the raw 2xx body (at most a
+// snapshot file's size); other answers become an *APIError.
 func (c *Client) raw(ctx context.Context, method, path string, body []byte, contentType string) ([]byte, error) {
+	var data []byte
+	err := c.onNodes(ctx, method, func(base string) error {
+		var err error
+		data, err = c.rawOn(ctx, base, method, path, body, contentType)
+		return err
+	})
+	return data, err
+}
+
+// rawOn sends raw's request to the node at base.
+func (c *Client) rawOn(ctx context.Context, base, method, path string, body []byte, contentType string) ([]byte, error) {
 	route := method + " " + path
-	if err := c.gate(c.base, route); err != nil {
+	if len(c.bases) > 1 {
+		route = base + " " + route
+	}
+	if err := c.gate(base, route); err != nil {
 		return nil, err
 	}
-	target := c.base + path
+	target := base + path
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)

@@ -15,4 +15,8 @@ type SnapshotRestored struct {
 	// Datacenters and Hosts count the restored state.
 	Datacenters int `json:"datacenters"`
 	Hosts       int `json:"hosts"`
+	// SlotsCarried are the reboot slots ("datacenter/host") held when
+	// the restore began that the snapshot lacked: they stay held (a
+	// restore fails closed).
+	SlotsCarried []string `json:"slots_carried,omitempty"`
 }

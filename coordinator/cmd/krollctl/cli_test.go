@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -243,6 +244,26 @@ func TestRolloutWatchExit(t *testing.T) {
 	code, stdout, stderr := krollctlEnv(t, map[string]string{envCoordinator: url}, "rollout", "watch", "r1", "--interval", "100ms")
 	if code != 1 || !strings.Contains(stdout, "paused: looking at graphs") || !strings.Contains(stderr, "aborted: gave up") {
 		t.Fatalf("operator pause: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+}
+
+// TestRolloutWatchInterrupted: a watch interrupted while the rollout
+// runs exits 1 and says the rollout continues.
+func TestRolloutWatchInterrupted(t *testing.T) {
+	f, url := newFakeCoord(t)
+	f.serve("GET /api/v1/rollouts/r1", reply{200, rolloutJSON("r1", "running", "", time.Time{})})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		for deadline := time.Now().Add(10 * time.Second); len(f.requests()) < 2 && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		}
+		cancel()
+	}()
+	var stdout, stderr bytes.Buffer
+	env := cli.Env{Name: "krollctl", Stdout: &stdout, Stderr: &stderr, Getenv: func(k string) string { return map[string]string{envCoordinator: url}[k] }}
+	code := cli.ExitCode(env, run(ctx, env, []string{"rollout", "watch", "r1", "--interval", "100ms"}))
+	if want := "krollctl: rollout r1: watch interrupted; the rollout continues\n"; code != 1 || stderr.String() != want {
+		t.Fatalf("exit %d, stderr %q; want 1, %q", code, stderr.String(), want)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -92,5 +93,8 @@ func (a *app) snapshotRestoreCmd(ctx context.Context, path string) error {
 	return c.show(out, func(w io.Writer) {
 		fmt.Fprintf(w, "restored %s (Raft index %d, term %d): %d datacenters, %d hosts; every member takes it from the leader\n",
 			path, out.Index, out.Term, out.Datacenters, out.Hosts)
+		if len(out.SlotsCarried) > 0 {
+			fmt.Fprintf(w, "kept the reboot slots held now that the snapshot lacks: %s\n", strings.Join(out.SlotsCarried, ", "))
+		}
 	})
 }

@@ -51,8 +51,8 @@ On a terminal the view is redrawn every --interval; otherwise it is printed
 again when something changed (with -o json, one JSON object per line).
 
 Exit status: 0 when the rollout is done; 1 when it was aborted, failed, or
-paused on failures (an operator's pause is waited out), or the coordinator
-could not be asked.`,
+paused on failures (an operator's pause is waited out), the coordinator
+could not be asked, or the watch was interrupted (the rollout continues).`,
 		Args: nArgs(1, rolloutWatchUsage)}
 	var interval time.Duration
 	cmd.Flags().DurationVar(&interval, "interval", 2*time.Second, "refresh interval")
@@ -82,7 +82,7 @@ func (a *app) rolloutWatch(ctx context.Context, id string, interval time.Duratio
 		r, err := c.client.Rollout(ctx, id)
 		if err != nil {
 			if ctx.Err() != nil {
-				return nil
+				return errWatchInterrupted(id)
 			}
 			return c.fail(err)
 		}
@@ -128,10 +128,17 @@ func (a *app) rolloutWatch(ctx context.Context, id string, interval time.Duratio
 		}
 		select {
 		case <-ctx.Done():
-			return nil
+			return errWatchInterrupted(id)
 		case <-time.After(interval):
 		}
 	}
+}
+
+// errWatchInterrupted is what watch ends with when interrupted (SIGINT,
+// SIGTERM) before the rollout ended: exit 1, as a script must not take it
+// for done.
+func errWatchInterrupted(id string) error {
+	return fmt.Errorf("rollout %s: watch interrupted; the rollout continues", printable(id))
 }
 
 // watchEnd is nil while the rollout goes on (or is done) and the error
