@@ -633,7 +633,7 @@ type regionResult struct {
 	hbLat                                   []time.Duration
 	slotFailed, slotSkipped                 int64
 	slotLat                                 []time.Duration
-	slowPairs                               []string // the slowest pairs: when (s into the window), how long
+	slowPairs                               []string  // the slowest pairs: when (s into the window), how long
 	rssMB                                   []float64 // largest VmRSS of each node
 	cpuNodes                                float64   // CPU cores the nodes used on average
 	cpuLoad                                 float64   // CPU cores the load generator (this process) used
