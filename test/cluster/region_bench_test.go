@@ -274,8 +274,15 @@ func keepProfiles(ctx context.Context, c *cluster, p regionParams) error {
 		return ctx.Err()
 	}
 	secs := min(max(1, int(p.window.Seconds())-1), 25) // under the server's 30 s write timeout
-	errs := make(chan error, len(c.nodes))
+	errs := make(chan error, 2*len(c.nodes))
 	for i, nd := range c.nodes {
+		// An execution trace of 4 s, 5 s into the window (what a slow
+		// slot call waited on: go tool trace -pprof=sync|sched).
+		go func() {
+			time.Sleep(5 * time.Second)
+			errs <- keepDebug(ctx, c, fmt.Sprintf("%s/debug/pprof/trace?seconds=4", nd.url()),
+				filepath.Join(p.keep, fmt.Sprintf("region-%d-%s.trace", p.agents, nd.id)), 40*time.Second)
+		}()
 		go func() {
 			path := fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", nd.url(), secs)
 			req, err := http.NewRequestWithContext(ctx, http.MethodGet, path, nil)
@@ -304,10 +311,33 @@ func keepProfiles(ctx context.Context, c *cluster, p regionParams) error {
 		}()
 	}
 	var all error
-	for range c.nodes {
+	for range 2 * len(c.nodes) {
 		all = errors.Join(all, <-errs)
 	}
 	return all
+}
+
+// keepDebug saves the answer of an admin GET of url in path.
+func keepDebug(ctx context.Context, c *cluster, url, path string, timeout time.Duration) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.adminToken)
+	resp, err := (&http.Client{Timeout: timeout}).Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: HTTP %d", url, resp.StatusCode)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(f, resp.Body)
+	return errors.Join(err, f.Close())
 }
 
 // keepPressure samples every node's pressure gauges (shed ratio,
