@@ -39,6 +39,9 @@ func TestMain(m *testing.M) { os.Exit(testMain(m)) }
 // or $KROLL_BENCH_COORDINATOR (the benchmarks' name for it, which wins)
 // names one, runs the tests and returns their exit code.
 func testMain(m *testing.M) int {
+	if spec := os.Getenv(benchSlotAgentEnv); spec != "" {
+		return slotAgentMain(spec) // this process is the region benchmark's slot agent
+	}
 	if bin := os.Getenv(benchCoordinatorEnv); bin != "" {
 		if err := os.Setenv(binEnv, bin); err != nil {
 			fmt.Fprintln(os.Stderr, "test/cluster:", err)

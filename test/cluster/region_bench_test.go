@@ -3,14 +3,17 @@ package cluster_test
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -249,6 +252,7 @@ func runRegion(b *testing.B, p regionParams) {
 	b.ReportMetric(rate(res.slotSkipped), "slot_skipped/s")
 	b.ReportMetric(msQuantile(res.slotLat, 0.50, p.window), "slot_p50_ms")
 	b.ReportMetric(msQuantile(res.slotLat, 0.99, p.window), "slot_p99_ms")
+	b.ReportMetric(res.slotServerP99, "slot_call_server_p99_ms")
 	var rssMax float64
 	for i, r := range res.rssMB {
 		b.ReportMetric(r, fmt.Sprintf("rss_mb_%s", c.nodes[i].id))
@@ -378,6 +382,152 @@ func keepPressure(ctx context.Context, c *cluster, p regionParams) error {
 	return os.WriteFile(filepath.Join(p.keep, fmt.Sprintf("region-%d-pressure.txt", p.agents)), []byte(out.String()), 0o644)
 }
 
+// slotServerBuckets sums, over the nodes, the request duration histogram
+// (kroll_api_request_duration_seconds) of the agent's slot acquire and
+// release routes: cumulative counts by upper bound (seconds, as
+// written). Each call counts once, at the node it arrived at (a
+// forwarded one includes the forwarding).
+func slotServerBuckets(c *cluster) map[string]float64 {
+	out := map[string]float64{}
+	hc := &http.Client{Timeout: 5 * time.Second}
+	for _, nd := range c.nodes {
+		resp, err := hc.Get(nd.url() + "/metrics")
+		if err != nil {
+			continue
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		for line := range strings.SplitSeq(string(body), "\n") {
+			if !strings.HasPrefix(line, "kroll_api_request_duration_seconds_bucket{") ||
+				!(strings.Contains(line, wire.PathSlotAcquire+`"`) || strings.Contains(line, wire.PathSlotRelease+`"`)) {
+				continue
+			}
+			_, rest, _ := strings.Cut(line, `le="`)
+			le, val, _ := strings.Cut(rest, `"} `)
+			n, err := strconv.ParseFloat(strings.TrimSpace(val), 64)
+			if err == nil {
+				out[le] += n
+			}
+		}
+	}
+	return out
+}
+
+// slotServerP99 is the 99th percentile (the bucket's upper bound, ms) of
+// the slot calls counted between two slotServerBuckets.
+func slotServerP99(before, after map[string]float64) float64 {
+	type bucket struct{ le, n float64 }
+	var bs []bucket
+	for le, n := range after {
+		bound, err := strconv.ParseFloat(le, 64)
+		if le == "+Inf" {
+			bound, err = math.Inf(1), nil
+		}
+		if err == nil {
+			bs = append(bs, bucket{bound, n - before[le]})
+		}
+	}
+	slices.SortFunc(bs, func(a, b bucket) int { return cmp.Compare(a.le, b.le) })
+	if len(bs) == 0 || bs[len(bs)-1].n == 0 {
+		return 0
+	}
+	total := bs[len(bs)-1].n // the +Inf bucket counts every call
+	for _, b := range bs {
+		if b.n >= 0.99*total {
+			return b.le * 1000
+		}
+	}
+	return math.Inf(1)
+}
+
+// benchSlotAgentEnv, when set (to a slotAgentSpec in JSON), makes the
+// test binary the slot agent (slotAgentMain): a process of its own, as a
+// real agent is on its own host, so that the load generator's scheduling
+// and garbage collection do not count against the slot latency.
+const benchSlotAgentEnv = "KROLL_BENCH_SLOT_AGENT"
+
+// slotAgentSpec is what the slot agent process does: pair k (acquire +
+// release of Host's slot in DC) due at Start + k·Every, via URLs[k mod
+// n], until End; a pair due while the previous one still runs is skipped.
+type slotAgentSpec struct {
+	URLs           []string
+	Token          string
+	Host, DC       string
+	Start, End     time.Time
+	Every, Timeout time.Duration
+}
+
+// slotAgent is a running slot agent process and its output.
+type slotAgent struct {
+	cmd *exec.Cmd
+	out io.Reader
+}
+
+// startSlotAgent starts the slot agent process for the load's schedule.
+func (lg *heartbeatLoad) startSlotAgent(ctx context.Context, start, end time.Time) (*slotAgent, error) {
+	spec := slotAgentSpec{Token: lg.token, Host: benchHost(0), DC: benchDC(0), Start: start, End: end, Every: lg.p.slotEvery, Timeout: lg.p.timeout}
+	for _, nd := range lg.nodes {
+		spec.URLs = append(spec.URLs, nd.url())
+	}
+	js, err := json.Marshal(spec)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.CommandContext(ctx, os.Args[0])
+	cmd.Env = append(os.Environ(), benchSlotAgentEnv+"="+string(js))
+	cmd.Stderr = os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("slot agent: %w", err)
+	}
+	return &slotAgent{cmd: cmd, out: out}, nil
+}
+
+// slotAgentMain is the slot agent process (see slotAgentSpec): one line
+// per pair on stdout, "k skipped", "k ok <nanoseconds>" or "k err <why>".
+func slotAgentMain(specJSON string) int {
+	var spec slotAgentSpec
+	if err := json.Unmarshal([]byte(specJSON), &spec); err != nil || len(spec.URLs) == 0 {
+		fmt.Fprintln(os.Stderr, "slot agent: bad spec:", err)
+		return 2
+	}
+	var clients []*client.Client
+	for _, u := range spec.URLs {
+		cl, err := client.New(u, client.Options{Token: spec.Token})
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "slot agent:", err)
+			return 1
+		}
+		clients = append(clients, cl)
+	}
+	out := bufio.NewWriter(os.Stdout)
+	defer out.Flush()
+	req := wire.SlotRequest{HostID: spec.Host, Datacenter: spec.DC}
+	for k := 0; ; k++ {
+		due := spec.Start.Add(time.Duration(k) * spec.Every)
+		if !due.Before(spec.End) {
+			return 0
+		}
+		time.Sleep(time.Until(due))
+		if time.Since(due) >= spec.Every {
+			fmt.Fprintf(out, "%d skipped\n", k)
+			continue
+		}
+		t0 := time.Now()
+		err := slotPair(context.Background(), clients[k%len(clients)], req, spec.Timeout)
+		if err != nil {
+			fmt.Fprintf(out, "%d err %s\n", k, strings.ReplaceAll(err.Error(), "\n", " "))
+		} else {
+			fmt.Fprintf(out, "%d ok %d\n", k, time.Since(t0).Nanoseconds())
+		}
+		out.Flush()
+	}
+}
+
 // copyFile copies the file at from to to.
 func copyFile(from, to string) error {
 	data, err := os.ReadFile(from)
@@ -484,8 +634,8 @@ type heartbeatLoad struct {
 	echo   *echoField
 	agents []agentState
 	nodes  []*node
-	slot   []*client.Client // the slot agent's client of each node
-	bufs   sync.Pool        // *bytes.Buffer
+	token  string    // the agent token
+	bufs   sync.Pool // *bytes.Buffer
 }
 
 // newHeartbeatLoad prepares the load generator for cluster c.
@@ -499,13 +649,9 @@ func newHeartbeatLoad(c *cluster, p regionParams) *heartbeatLoad {
 		echo: findEchoField(reflect.TypeFor[wire.Heartbeat](), reflect.TypeFor[wire.DesiredState]()), agents: make([]agentState, p.agents), nodes: c.nodes,
 		bufs: sync.Pool{New: func() any { return new(bytes.Buffer) }},
 	}
-	for i, nd := range c.nodes {
+	lg.token = c.agentToken
+	for _, nd := range c.nodes {
 		lg.urls = append(lg.urls, nd.url()+wire.PathHeartbeat)
-		cl, err := client.New(nd.url(), client.Options{Token: c.agentToken, HTTPClient: lg.hc})
-		if err != nil {
-			c.tb.Fatalf("client of %s: %v", c.nodes[i].id, err)
-		}
-		lg.slot = append(lg.slot, cl)
 	}
 	return lg
 }
@@ -664,6 +810,7 @@ type regionResult struct {
 	slotFailed, slotSkipped                 int64
 	slotLat                                 []time.Duration
 	slowPairs                               []string  // the slowest pairs: when (s into the window), how long
+	slotServerP99                           float64   // p99 of one slot call inside the coordinators (ms, bucket bound)
 	rssMB                                   []float64 // largest VmRSS of each node
 	cpuNodes                                float64   // CPU cores the nodes used on average
 	cpuLoad                                 float64   // CPU cores the load generator (this process) used
@@ -773,46 +920,54 @@ func (lg *heartbeatLoad) run(ctx context.Context, c *cluster) (*regionResult, er
 	// slotEvery, via node k mod 3 for pair k; a pair whose turn comes
 	// while the previous one still runs is skipped.
 	slotDone := make(chan struct{})
+	agent, err := lg.startSlotAgent(ctx, start, win.end)
+	if err != nil {
+		return nil, err
+	}
 	go func() {
 		defer close(slotDone)
-		req := wire.SlotRequest{HostID: benchHost(0), Datacenter: benchDC(0)}
-		for k := 0; ; k++ {
-			due := start.Add(time.Duration(k) * lg.p.slotEvery)
-			if !due.Before(win.end) {
-				return
-			}
-			time.Sleep(time.Until(due))
-			if time.Since(due) >= lg.p.slotEvery {
-				if win.has(due) {
-					res.slotSkipped++
-				}
+		sc := bufio.NewScanner(agent.out)
+		for sc.Scan() {
+			var k int
+			var what, detail string
+			if n, _ := fmt.Sscanf(sc.Text(), "%d %s", &k, &what); n != 2 {
 				continue
 			}
-			t0 := time.Now()
-			err := lg.slotPair(ctx, k, req)
+			_, detail, _ = strings.Cut(strings.TrimPrefix(sc.Text(), fmt.Sprintf("%d %s", k, what)), " ")
+			due := start.Add(time.Duration(k) * lg.p.slotEvery)
 			if !win.has(due) {
 				continue
 			}
-			if err != nil {
+			switch what {
+			case "skipped":
+				res.slotSkipped++
+			case "err":
 				res.slotFailed++
 				if res.slotFailed <= 2 {
 					mu.Lock()
-					res.errSamples = append(res.errSamples, "slot: "+err.Error())
+					res.errSamples = append(res.errSamples, "slot: "+detail)
 					mu.Unlock()
 				}
-				continue
+			case "ok":
+				ns, _ := strconv.ParseInt(detail, 10, 64)
+				took := time.Duration(ns)
+				res.slotLat = append(res.slotLat, took)
+				if took > 100*time.Millisecond {
+					res.slowPairs = append(res.slowPairs, fmt.Sprintf("%.1fs:%s", due.Sub(win.start).Seconds(), took.Round(time.Millisecond)))
+				}
 			}
-			took := time.Since(t0)
-			res.slotLat = append(res.slotLat, took)
-			if took > 100*time.Millisecond {
-				res.slowPairs = append(res.slowPairs, fmt.Sprintf("%.1fs:%s", t0.Sub(win.start).Seconds(), took.Round(time.Millisecond)))
-			}
+		}
+		if err := agent.cmd.Wait(); err != nil {
+			mu.Lock()
+			res.errSamples = append(res.errSamples, "slot agent: "+err.Error())
+			mu.Unlock()
 		}
 	}()
 
 	// Resident sets every second of the window, CPU over the window.
 	res.rssMB = make([]float64, len(c.nodes))
 	time.Sleep(time.Until(win.start))
+	slot0 := slotServerBuckets(c)
 	cpu0, err := lg.nodesCPU()
 	if err != nil {
 		return nil, err
@@ -840,6 +995,7 @@ func (lg *heartbeatLoad) run(ctx context.Context, c *cluster) (*regionResult, er
 		return nil, err
 	}
 	res.cpuNodes = (cpu1 - cpu0).Seconds() / lg.p.window.Seconds()
+	res.slotServerP99 = slotServerP99(slot0, slotServerBuckets(c))
 	res.cpuLoad = (self1 - self0).Seconds() / lg.p.window.Seconds()
 
 	<-schedDone
@@ -849,11 +1005,10 @@ func (lg *heartbeatLoad) run(ctx context.Context, c *cluster) (*regionResult, er
 	return res, nil
 }
 
-// slotPair acquires agent 0's slot via node k mod 3 and releases it.
-func (lg *heartbeatLoad) slotPair(ctx context.Context, k int, req wire.SlotRequest) error {
-	ctx, cancel := context.WithTimeout(ctx, lg.p.timeout)
+// slotPair acquires req's slot through cl and releases it.
+func slotPair(ctx context.Context, cl *client.Client, req wire.SlotRequest, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	cl := lg.slot[k%len(lg.slot)]
 	s, err := cl.AcquireSlot(ctx, req)
 	if err != nil {
 		return fmt.Errorf("acquire: %w", err)
