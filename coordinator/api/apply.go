@@ -12,7 +12,6 @@ import (
 
 	"github.com/kroll-dev/kroll/coordinator/fsm"
 	"github.com/kroll-dev/kroll/coordinator/store"
-	"github.com/kroll-dev/kroll/pkg/strictjson"
 	"github.com/kroll-dev/kroll/pkg/wire"
 )
 
@@ -195,7 +194,7 @@ func (s *Server) internalApply(w http.ResponseWriter, r *http.Request, id Identi
 		return
 	}
 	var fc forwardedCommand
-	if err := strictjson.Decode(data, wire.MaxBodySize, &fc); err != nil {
+	if err := s.json.Decode(data, wire.MaxBodySize, &fc); err != nil {
 		writeError(w, http.StatusBadRequest, wire.KindInvalidRequest, err.Error())
 		return
 	}
@@ -245,7 +244,7 @@ func validateMembership(mc *membershipChange) error {
 func (s *Server) internalJoin(w http.ResponseWriter, r *http.Request, _ Identity) {
 	// A peer's request is validated like an operator's: a compromised or
 	// buggy peer must not add a voter with an id no operator could give.
-	mc, rerr := decode[membershipChange](r, false, validateMembership)
+	mc, rerr := decode[membershipChange](&s.json, r, false, validateMembership)
 	if rerr != nil {
 		writeRequestError(w, rerr)
 		return

@@ -46,7 +46,7 @@ func (s *Server) changeMembership(w http.ResponseWriter, r *http.Request, mc mem
 }
 
 func (s *Server) join(w http.ResponseWriter, r *http.Request, _ Identity) {
-	req, rerr := decode(r, false, validateJoin)
+	req, rerr := decode(&s.json, r, false, validateJoin)
 	if rerr != nil {
 		writeRequestError(w, rerr)
 		return
@@ -55,7 +55,7 @@ func (s *Server) join(w http.ResponseWriter, r *http.Request, _ Identity) {
 }
 
 func (s *Server) remove(w http.ResponseWriter, r *http.Request, _ Identity) {
-	req, rerr := decode(r, false, validateRemove)
+	req, rerr := decode(&s.json, r, false, validateRemove)
 	if rerr != nil {
 		writeRequestError(w, rerr)
 		return

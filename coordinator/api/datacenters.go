@@ -43,7 +43,7 @@ func (s *Server) setDatacenter(w http.ResponseWriter, r *http.Request, _ Identit
 		writeError(w, http.StatusBadRequest, wire.KindInvalidRequest, err.Error())
 		return
 	}
-	upd, rerr := decode(r, false, validateDatacenterUpdate)
+	upd, rerr := decode(&s.json, r, false, validateDatacenterUpdate)
 	if rerr != nil {
 		writeRequestError(w, rerr)
 		return
@@ -55,7 +55,7 @@ func (s *Server) setDatacenter(w http.ResponseWriter, r *http.Request, _ Identit
 }
 
 func (s *Server) pauseDatacenter(w http.ResponseWriter, r *http.Request, id Identity) {
-	req, rerr := decode(r, true, validatePause)
+	req, rerr := decode(&s.json, r, true, validatePause)
 	if rerr != nil {
 		writeRequestError(w, rerr)
 		return
@@ -72,7 +72,7 @@ func (s *Server) pauseDatacenter(w http.ResponseWriter, r *http.Request, id Iden
 }
 
 func (s *Server) resumeDatacenter(w http.ResponseWriter, r *http.Request, _ Identity) {
-	if _, rerr := decode[struct{}](r, true, nil); rerr != nil {
+	if _, rerr := decode[struct{}](&s.json, r, true, nil); rerr != nil {
 		writeRequestError(w, rerr)
 		return
 	}

@@ -18,12 +18,12 @@ import (
 
 // fleetLockRequest checks the protocol header and decodes the body,
 // writing the error response when it fails.
-func fleetLockRequest(w http.ResponseWriter, r *http.Request) (wire.FleetLockClientParams, bool) {
+func (s *Server) fleetLockRequest(w http.ResponseWriter, r *http.Request) (wire.FleetLockClientParams, bool) {
 	if r.Header.Get(wire.FleetLockHeader) != "true" {
 		writeError(w, http.StatusBadRequest, wire.KindMissingHeader, "header "+wire.FleetLockHeader+": true is required")
 		return wire.FleetLockClientParams{}, false
 	}
-	req, rerr := decode(r, false, validateFleetLock)
+	req, rerr := decode(&s.json, r, false, validateFleetLock)
 	if rerr != nil {
 		if rerr.kind == wire.KindInvalidRequest {
 			rerr.kind = wire.KindInvalidClientParams
@@ -35,7 +35,7 @@ func fleetLockRequest(w http.ResponseWriter, r *http.Request) (wire.FleetLockCli
 }
 
 func (s *Server) preReboot(w http.ResponseWriter, r *http.Request, id Identity) {
-	p, ok := fleetLockRequest(w, r)
+	p, ok := s.fleetLockRequest(w, r)
 	if !ok || !actsFor(w, id, p.ID) || !s.fleetLockGroupOpen(w, r, id, p) {
 		return
 	}
@@ -47,7 +47,7 @@ func (s *Server) preReboot(w http.ResponseWriter, r *http.Request, id Identity) 
 }
 
 func (s *Server) steadyState(w http.ResponseWriter, r *http.Request, id Identity) {
-	p, ok := fleetLockRequest(w, r)
+	p, ok := s.fleetLockRequest(w, r)
 	if !ok || !actsFor(w, id, p.ID) || !s.fleetLockGroupOpen(w, r, id, p) {
 		return
 	}

@@ -9,7 +9,7 @@ import (
 // healthReport records an agent's verdict on its new kernel; unhealthy
 // reports count against the datacenter's failure budget.
 func (s *Server) healthReport(w http.ResponseWriter, r *http.Request, id Identity) {
-	rep, rerr := decode(r, false, validateHealth)
+	rep, rerr := decode(&s.json, r, false, validateHealth)
 	if rerr != nil {
 		writeRequestError(w, rerr)
 		return

@@ -21,7 +21,7 @@ import (
 // 503 no_leader: its agents move to another node instead of living on
 // its stale state (a policy push would not reach them).
 func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request, id Identity) {
-	hb, rerr := decode(r, false, validateHeartbeat)
+	hb, rerr := decode(&s.json, r, false, validateHeartbeat)
 	if rerr != nil {
 		writeRequestError(w, rerr)
 		return

@@ -37,7 +37,7 @@ func (s *Server) host(w http.ResponseWriter, r *http.Request, _ Identity) {
 // holder is refused unless forced with a reason. It answers the host as it
 // was.
 func (s *Server) removeHost(w http.ResponseWriter, r *http.Request, id Identity) {
-	req, rerr := decode(r, true, validateHostRemove)
+	req, rerr := decode(&s.json, r, true, validateHostRemove)
 	if rerr != nil {
 		writeRequestError(w, rerr)
 		return

@@ -11,7 +11,6 @@ import (
 
 	"github.com/kroll-dev/kroll/coordinator/fsm"
 	"github.com/kroll-dev/kroll/coordinator/store"
-	"github.com/kroll-dev/kroll/pkg/strictjson"
 	"github.com/kroll-dev/kroll/pkg/wire"
 )
 
@@ -60,7 +59,7 @@ func (s *Server) internalLiveness(w http.ResponseWriter, r *http.Request, _ Iden
 		return
 	}
 	var b livenessBatch
-	if err := strictjson.Decode(data, maxLivenessBody, &b); err != nil {
+	if err := s.json.Decode(data, maxLivenessBody, &b); err != nil {
 		writeError(w, http.StatusBadRequest, wire.KindInvalidRequest, err.Error())
 		return
 	}

@@ -43,7 +43,7 @@ func (s *Server) writePolicy(w http.ResponseWriter, id string) {
 // policy keys and commits it; agents get it with their desired state and
 // spread it through their datacenter's gossip pool.
 func (s *Server) pushPolicy(w http.ResponseWriter, r *http.Request, _ Identity) {
-	req, rerr := decode(r, false, validatePolicyPush)
+	req, rerr := decode(&s.json, r, false, validatePolicyPush)
 	if rerr != nil {
 		writeRequestError(w, rerr)
 		return
@@ -78,7 +78,7 @@ func (s *Server) pushPolicy(w http.ResponseWriter, r *http.Request, _ Identity) 
 
 // retirePolicy retires a policy fleet-wide: agents remove it.
 func (s *Server) retirePolicy(w http.ResponseWriter, r *http.Request, id Identity) {
-	req, rerr := decode(r, false, validatePolicyRetire)
+	req, rerr := decode(&s.json, r, false, validatePolicyRetire)
 	if rerr != nil {
 		writeRequestError(w, rerr)
 		return

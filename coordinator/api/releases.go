@@ -18,7 +18,7 @@ func (s *Server) releases(w http.ResponseWriter, r *http.Request, _ Identity) {
 // addRelease verifies a signed release manifest against the coordinator's
 // trusted release keys and records it.
 func (s *Server) addRelease(w http.ResponseWriter, r *http.Request, _ Identity) {
-	req, rerr := decode(r, false, validateReleaseAdd)
+	req, rerr := decode(&s.json, r, false, validateReleaseAdd)
 	if rerr != nil {
 		writeRequestError(w, rerr)
 		return

@@ -39,7 +39,7 @@ func readBody(r *http.Request) ([]byte, *requestError) {
 // decode strictly decodes the JSON body into v (no unknown or duplicate
 // fields, one value) and runs validate on it. An empty body decodes as {}
 // when emptyOK.
-func decode[T any](r *http.Request, emptyOK bool, validate func(*T) error) (T, *requestError) {
+func decode[T any](d *strictjson.Decoder, r *http.Request, emptyOK bool, validate func(*T) error) (T, *requestError) {
 	var v T
 	data, rerr := readBody(r)
 	if rerr != nil {
@@ -48,7 +48,7 @@ func decode[T any](r *http.Request, emptyOK bool, validate func(*T) error) (T, *
 	if emptyOK && len(strings.TrimSpace(string(data))) == 0 {
 		data = []byte("{}")
 	}
-	if err := strictjson.Decode(data, wire.MaxBodySize, &v); err != nil {
+	if err := d.Decode(data, wire.MaxBodySize, &v); err != nil {
 		if errors.Is(err, strictjson.ErrTooLarge) {
 			return v, &requestError{kind: wire.KindRequestTooLarge, value: err.Error()}
 		}

@@ -41,7 +41,7 @@ func (s *Server) rollout(w http.ResponseWriter, r *http.Request, _ Identity) {
 
 // startRollout starts a rollout; the state machine plans its waves.
 func (s *Server) startRollout(w http.ResponseWriter, r *http.Request, id Identity) {
-	req, rerr := decode(r, false, validateRolloutStart)
+	req, rerr := decode(&s.json, r, false, validateRolloutStart)
 	if rerr != nil {
 		writeRequestError(w, rerr)
 		return
@@ -64,7 +64,7 @@ func (s *Server) startRollout(w http.ResponseWriter, r *http.Request, id Identit
 
 func (s *Server) rolloutAction(t fsm.Type) func(w http.ResponseWriter, r *http.Request, id Identity) {
 	return func(w http.ResponseWriter, r *http.Request, id Identity) {
-		req, rerr := decode(r, true, validateRolloutAction)
+		req, rerr := decode(&s.json, r, true, validateRolloutAction)
 		if rerr != nil {
 			writeRequestError(w, rerr)
 			return

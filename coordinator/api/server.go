@@ -20,6 +20,7 @@ import (
 
 	"github.com/kroll-dev/kroll/coordinator/fsm"
 	"github.com/kroll-dev/kroll/coordinator/store"
+	"github.com/kroll-dev/kroll/pkg/strictjson"
 	"github.com/kroll-dev/kroll/pkg/wire"
 )
 
@@ -92,6 +93,8 @@ type Server struct {
 	mux *http.ServeMux
 	// heartbeats and priority are the admission classes (see Admission).
 	heartbeats, priority *admission
+	// json decodes request bodies, remembering the request types.
+	json strictjson.Decoder
 }
 
 // New returns a Server.

@@ -9,7 +9,7 @@ import (
 // slotAcquire grants the host a reboot slot with a fresh fencing token, or
 // refuses with the scheduler's reason as the error kind.
 func (s *Server) slotAcquire(w http.ResponseWriter, r *http.Request, id Identity) {
-	req, rerr := decode(r, false, validateSlotRequest(false))
+	req, rerr := decode(&s.json, r, false, validateSlotRequest(false))
 	if rerr != nil {
 		writeRequestError(w, rerr)
 		return

@@ -8,7 +8,7 @@ import (
 
 // slotRelease gives a held slot back; the fencing token must match.
 func (s *Server) slotRelease(w http.ResponseWriter, r *http.Request, id Identity) {
-	req, rerr := decode(r, false, validateSlotRequest(true))
+	req, rerr := decode(&s.json, r, false, validateSlotRequest(true))
 	if rerr != nil {
 		writeRequestError(w, rerr)
 		return

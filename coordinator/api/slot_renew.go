@@ -9,7 +9,7 @@ import (
 // slotRenew extends the lease of a held slot; a stale fencing token is
 // refused.
 func (s *Server) slotRenew(w http.ResponseWriter, r *http.Request, id Identity) {
-	req, rerr := decode(r, false, validateSlotRequest(true))
+	req, rerr := decode(&s.json, r, false, validateSlotRequest(true))
 	if rerr != nil {
 		writeRequestError(w, rerr)
 		return

@@ -15,7 +15,7 @@ func (s *Server) slots(w http.ResponseWriter, r *http.Request, _ Identity) {
 
 // releaseSlot is the operator's break-glass release (e.g. of a lost host).
 func (s *Server) releaseSlot(w http.ResponseWriter, r *http.Request, id Identity) {
-	req, rerr := decode(r, false, validateSlotRelease)
+	req, rerr := decode(&s.json, r, false, validateSlotRelease)
 	if rerr != nil {
 		writeRequestError(w, rerr)
 		return

@@ -14,8 +14,8 @@ import (
 // false only means "look closer": Decode then runs the walker, which finds
 // and describes the problem. FuzzQuickCheck holds the two to the same
 // verdict.
-func quickCheck(data []byte, t reflect.Type) bool {
-	q := quick{data: data}
+func quickCheck(d *Decoder, data []byte, t reflect.Type) bool {
+	q := quick{data: data, types: d}
 	q.ws()
 	if q.pos >= len(data) {
 		return false
@@ -43,7 +43,9 @@ func shape(t reflect.Type) reflect.Type {
 type quick struct {
 	data []byte
 	pos  int
-	// fields caches structFields per struct type for this document.
+	// types, when set, remembers struct fields across documents; fields
+	// caches them for this document otherwise.
+	types  *Decoder
 	fields map[reflect.Type]map[string]reflect.Type
 }
 
@@ -120,6 +122,8 @@ func (q *quick) object(t reflect.Type, depth int) bool {
 	)
 	switch {
 	case t == nil:
+	case t.Kind() == reflect.Struct && q.types != nil:
+		fields = q.types.structFields(t)
 	case t.Kind() == reflect.Struct:
 		if fields = q.fields[t]; fields == nil {
 			if q.fields == nil {

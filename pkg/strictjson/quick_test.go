@@ -63,7 +63,11 @@ func quickAgrees(t *testing.T, data []byte, typ reflect.Type) {
 	if !json.Valid(data) {
 		t.Fatalf("seed %s is not valid JSON", data)
 	}
-	quick := quickCheck(data, typ)
+	quick := quickCheck(nil, data, typ)
+	var d Decoder
+	if again := quickCheck(&d, data, typ) && quickCheck(&d, data, typ); again != quick {
+		t.Fatalf("%s into %s: quickCheck with a Decoder's memory %v, without %v", data, typ, again, quick)
+	}
 	err := walk(data, typ)
 	if quick != (err == nil) {
 		t.Fatalf("%s into %s: quickCheck %v, walker %v", data, typ, quick, err)
@@ -85,11 +89,19 @@ func BenchmarkDecodeHeartbeatShape(b *testing.B) {
 		View                                                                              *view
 	}
 	data := []byte(`{"HostID":"h000123","Datacenter":"dc123","KernelLine":"6.1","Kernel":"6.1.0-47-amd64","Phase":"idle","BootID":"0000007b-6b3c-4d2e-9f1a-00004a3c1b2f","Policies":[{"id":"copy-fail-af-alg","version":3,"state":"enforcing"},{"id":"userns-create-audit","version":1,"state":"auditing"}],"View":{"Alive":304,"Dead":0,"Draining":0,"Rebooting":0},"GossipAddr":"10.0.0.123:7946","DesiredVersion":"5f1c2a9e0b7d4c3a8e6f1b2d9c0a7e5f3b1d8c6a4e2f0b9d7c5a3e1f8b6d4c2a"}`)
-	b.ReportAllocs()
-	for b.Loop() {
-		var v beat
-		if err := Decode(data, 1<<16, &v); err != nil {
-			b.Fatal(err)
-		}
+	var d Decoder
+	for _, bc := range []struct {
+		name   string
+		decode func([]byte, int, any) error
+	}{{"Decode", Decode}, {"Decoder", d.Decode}} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				var v beat
+				if err := bc.decode(data, 1<<16, &v); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

@@ -24,6 +24,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode/utf8"
 )
 
@@ -49,6 +50,35 @@ var ErrTooLarge = errors.New("document too large")
 // The input must be valid UTF-8, at most maxSize bytes long (maxSize <= 0
 // means no limit) and nested at most MaxDepth levels deep.
 func Decode(data []byte, maxSize int, v any) error {
+	return decode(nil, data, maxSize, v)
+}
+
+// Decoder decodes like Decode and keeps what it learns about the Go types
+// it decodes into (their JSON field names), so that a stream of documents
+// of the same types — a server's requests — does not work them out again
+// for every document. The zero value is ready to use; a Decoder is safe
+// for concurrent use and must not be copied after first use.
+type Decoder struct {
+	fields sync.Map // reflect.Type → map[string]reflect.Type
+}
+
+// Decode is the package's Decode with d's memory of types.
+func (d *Decoder) Decode(data []byte, maxSize int, v any) error {
+	return decode(d, data, maxSize, v)
+}
+
+// structFields returns t's JSON fields (see structFields), remembered.
+func (d *Decoder) structFields(t reflect.Type) map[string]reflect.Type {
+	if f, ok := d.fields.Load(t); ok {
+		return f.(map[string]reflect.Type)
+	}
+	f := structFields(t)
+	d.fields.Store(t, f)
+	return f
+}
+
+// decode is Decode with an optional memory of types (d may be nil).
+func decode(d *Decoder, data []byte, maxSize int, v any) error {
 	if maxSize > 0 && len(data) > maxSize {
 		return fmt.Errorf("%w: %d bytes, limit is %d", ErrTooLarge, len(data), maxSize)
 	}
@@ -60,7 +90,7 @@ func Decode(data []byte, maxSize int, v any) error {
 		return errors.New("document is not valid UTF-8")
 	}
 
-	if !json.Valid(data) || !quickCheck(data, rv.Type().Elem()) {
+	if !json.Valid(data) || !quickCheck(d, data, rv.Type().Elem()) {
 		if err := walk(data, rv.Type().Elem()); err != nil {
 			return err
 		}
