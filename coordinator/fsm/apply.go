@@ -285,44 +285,25 @@ func (s *State) gossipSeeds(h *Host, n int) []string {
 	return out
 }
 
-// gossipSeedsWalk is gossipSeeds under the time rule of formats 1 and 2:
-// two passes over the datacenter's hosts in id order.
+// gossipSeedsWalk is gossipSeeds under the time rule of formats 1 and
+// 2 (replays only): the candidates collected from the datacenter's hosts
+// and sorted by id.
 func (s *State) gossipSeedsWalk(h *Host, n, start int) []string {
-	seed := func(o *Host) bool {
-		return o != h && o.GossipAddr != "" && s.alive(o, s.Now, gossipSeedWithin)
-	}
-	order := s.dcOrder[h.Datacenter]
-	count := 0
-	for _, o := range order {
-		if seed(o) {
-			count++
+	var ids []string
+	for id, o := range s.byDC[h.Datacenter] {
+		if o != h && o.GossipAddr != "" && s.alive(o, s.Now, gossipSeedWithin) {
+			ids = append(ids, id)
 		}
 	}
-	if count == 0 {
+	if len(ids) == 0 {
 		return nil
 	}
-	first := start % count
-	take := min(n, count)
-	wrapped := max(0, first+take-count) // ranks [0, wrapped) come after the end
-	out := make([]string, 0, take)
-	var tail []string
-	rank := 0
-	for _, o := range order {
-		if !seed(o) {
-			continue
-		}
-		switch {
-		case rank >= first && len(out) < take:
-			out = append(out, o.GossipAddr)
-		case rank < wrapped:
-			if tail == nil {
-				tail = make([]string, 0, wrapped)
-			}
-			tail = append(tail, o.GossipAddr)
-		}
-		rank++
+	slices.Sort(ids)
+	out := make([]string, 0, min(n, len(ids)))
+	for i := 0; i < len(ids) && len(out) < n; i++ {
+		out = append(out, s.Hosts[ids[(start+i)%len(ids)]].GossipAddr)
 	}
-	return append(out, tail...)
+	return out
 }
 
 // targetRelease returns the release dc's hosts of line should run now: its
@@ -726,7 +707,6 @@ func (s *State) removeHost(p RemoveHost) Result {
 func (s *State) dropHost(h *Host) {
 	delete(s.Hosts, h.ID)
 	delete(s.byDC[h.Datacenter], h.ID)
-	s.unorder(h.Datacenter, h.ID)
 	s.untouch(h)
 }
 

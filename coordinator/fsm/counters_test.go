@@ -199,14 +199,6 @@ func assertCounters(t *testing.T, s *State, when string) {
 	x := &State{Hosts: s.Hosts, Datacenters: s.Datacenters, LivenessByFlag: s.LivenessByFlag}
 	x.reindex()
 	compareCounters(t, s.counts, x.counts, when)
-	for dc, order := range x.dcOrder {
-		if !slices.Equal(s.dcOrder[dc], order) {
-			t.Fatalf("%s: %s: host order %v, want %v", when, dc, hostIDs(s.dcOrder[dc]), hostIDs(order))
-		}
-	}
-	if len(s.dcOrder) != len(x.dcOrder) {
-		t.Fatalf("%s: host order of %d datacenters, want %d", when, len(s.dcOrder), len(x.dcOrder))
-	}
 	for _, h := range s.Hosts {
 		for _, n := range []int{1, 3, maxGossipSeeds} {
 			if got, want := s.gossipSeeds(h, n), gossipSeedsBySort(s, h, n); !slices.Equal(got, want) {

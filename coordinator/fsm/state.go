@@ -2,7 +2,6 @@ package fsm
 
 import (
 	"encoding/json"
-	"slices"
 	"strings"
 	"time"
 
@@ -55,11 +54,6 @@ type State struct {
 
 	// byDC indexes Hosts by datacenter; derived, rebuilt on restore.
 	byDC map[string]map[string]*Host
-	// dcOrder holds each datacenter's hosts sorted by id (what gossip
-	// seeds are chosen from; kept in step with byDC on the rare
-	// registration, move and removal, so that answering a heartbeat
-	// neither sorts nor allocates per host); derived, rebuilt on restore.
-	dcOrder map[string][]*Host
 	// counts are the scheduler's per-datacenter inputs (see
 	// counters.go; each host keeps its contribution, Host.mark); derived,
 	// rebuilt on restore.
@@ -76,51 +70,21 @@ type State struct {
 func (s *State) indexHost(h *Host, old string) {
 	if old != "" && old != h.Datacenter {
 		delete(s.byDC[old], h.ID)
-		s.unorder(old, h.ID)
 	}
 	if s.byDC[h.Datacenter] == nil {
 		s.byDC[h.Datacenter] = map[string]*Host{}
 	}
 	s.byDC[h.Datacenter][h.ID] = h
-	order := s.dcOrder[h.Datacenter]
-	i, found := slices.BinarySearchFunc(order, h.ID, byHostID)
-	if found {
-		order[i] = h
-		return
-	}
-	s.dcOrder[h.Datacenter] = slices.Insert(order, i, h)
-}
-
-// unorder removes host id from datacenter dc's order.
-func (s *State) unorder(dc, id string) {
-	order := s.dcOrder[dc]
-	if i, found := slices.BinarySearchFunc(order, id, byHostID); found {
-		order = slices.Delete(order, i, i+1)
-		if len(order) == 0 {
-			delete(s.dcOrder, dc)
-			return
-		}
-		s.dcOrder[dc] = order
-	}
 }
 
 // byHostID orders hosts by id (for slices.BinarySearchFunc).
 func byHostID(h *Host, id string) int { return strings.Compare(h.ID, id) }
 
-// reindex rebuilds byDC, dcOrder and the counters from Hosts and the
-// slots.
+// reindex rebuilds byDC and the counters from Hosts and the slots.
 func (s *State) reindex() {
 	s.byDC = map[string]map[string]*Host{}
-	s.dcOrder = map[string][]*Host{}
 	for _, h := range s.Hosts {
-		if s.byDC[h.Datacenter] == nil {
-			s.byDC[h.Datacenter] = map[string]*Host{}
-		}
-		s.byDC[h.Datacenter][h.ID] = h
-		s.dcOrder[h.Datacenter] = append(s.dcOrder[h.Datacenter], h)
-	}
-	for _, order := range s.dcOrder {
-		slices.SortFunc(order, func(a, b *Host) int { return strings.Compare(a.ID, b.ID) })
+		s.indexHost(h, "")
 	}
 	s.recount()
 }
@@ -306,7 +270,6 @@ func newState() *State {
 		Rollouts:    map[string]*Rollout{},
 		NextEventID: 1,
 		byDC:        map[string]map[string]*Host{},
-		dcOrder:     map[string][]*Host{},
 		counts:      map[string]*dcCounts{},
 	}
 }

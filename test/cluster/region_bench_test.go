@@ -279,7 +279,7 @@ func keepProfiles(ctx context.Context, c *cluster, p regionParams) error {
 	}
 	secs := min(max(1, int(p.window.Seconds())-1), 25) // under the server's 30 s write timeout
 	errs := make(chan error, 2*len(c.nodes))
-	for i, nd := range c.nodes {
+	for _, nd := range c.nodes {
 		// An execution trace of 4 s, 5 s into the window (what a slow
 		// slot call waited on: go tool trace -pprof=sync|sched).
 		go func() {
@@ -288,30 +288,8 @@ func keepProfiles(ctx context.Context, c *cluster, p regionParams) error {
 				filepath.Join(p.keep, fmt.Sprintf("region-%d-%s.trace", p.agents, nd.id)), 40*time.Second)
 		}()
 		go func() {
-			path := fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", nd.url(), secs)
-			req, err := http.NewRequestWithContext(ctx, http.MethodGet, path, nil)
-			if err != nil {
-				errs <- err
-				return
-			}
-			req.Header.Set("Authorization", "Bearer "+c.adminToken)
-			resp, err := (&http.Client{Timeout: time.Duration(secs+30) * time.Second}).Do(req)
-			if err != nil {
-				errs <- fmt.Errorf("%s: %w", c.nodes[i].id, err)
-				return
-			}
-			defer resp.Body.Close()
-			if resp.StatusCode != http.StatusOK {
-				errs <- fmt.Errorf("%s: profile: HTTP %d", nd.id, resp.StatusCode)
-				return
-			}
-			f, err := os.Create(filepath.Join(p.keep, fmt.Sprintf("region-%d-%s.pprof", p.agents, nd.id)))
-			if err != nil {
-				errs <- err
-				return
-			}
-			_, err = io.Copy(f, resp.Body)
-			errs <- errors.Join(err, f.Close())
+			errs <- keepDebug(ctx, c, fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", nd.url(), secs),
+				filepath.Join(p.keep, fmt.Sprintf("region-%d-%s.pprof", p.agents, nd.id)), time.Duration(secs+30)*time.Second)
 		}()
 	}
 	var all error
