@@ -24,6 +24,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/kroll-dev/kroll/agent/running"
 )
 
 // Mode is the configured boot mode.
@@ -100,6 +102,9 @@ type Config struct {
 	Mode Mode
 	// ProcDir is where procfs is mounted; "/proc" when empty.
 	ProcDir string
+	// Kernel is the running kernel (its release and command line);
+	// running.ProcFS{Dir: ProcDir} when nil.
+	Kernel running.Kernel
 	// SysDir is where sysfs is mounted; "/sys" when empty.
 	SysDir string
 	// StripParams are further one-shot parameter names removed from the
@@ -121,6 +126,7 @@ type Config struct {
 type Booter struct {
 	mode    Mode
 	procDir string
+	kernel  running.Kernel
 	sysDir  string
 	runDir  string
 	bootDir string
@@ -134,6 +140,7 @@ func New(cfg Config) (*Booter, error) {
 	b := &Booter{
 		mode:    cfg.Mode,
 		procDir: orDefault(cfg.ProcDir, "/proc"),
+		kernel:  cfg.Kernel,
 		sysDir:  orDefault(cfg.SysDir, "/sys"),
 		runDir:  orDefault(cfg.runDir, "/run"),
 		bootDir: orDefault(cfg.bootDir, "/boot"),
@@ -157,6 +164,9 @@ func New(cfg Config) (*Booter, error) {
 	if b.log == nil {
 		b.log = slog.New(slog.DiscardHandler)
 	}
+	if b.kernel == nil {
+		b.kernel = running.ProcFS{Dir: b.procDir}
+	}
 	if b.sys == nil {
 		b.sys = newSystem()
 	}
@@ -173,51 +183,15 @@ func orDefault(s, def string) string {
 	return s
 }
 
-// BootID returns the id of the running boot
-// (/proc/sys/kernel/random/boot_id), a UUID that changes with every boot,
-// kexec included.
-func (b *Booter) BootID() (string, error) {
-	p := filepath.Join(b.procDir, "sys", "kernel", "random", "boot_id")
-	raw, err := os.ReadFile(p)
-	if err != nil {
-		return "", fmt.Errorf("boot: boot id: %w", err)
-	}
-	id := strings.TrimSpace(string(raw))
-	if !isUUID(id) {
-		return "", fmt.Errorf("boot: boot id %q in %s is not a UUID", id, p)
-	}
-	return id, nil
-}
-
-// isUUID reports whether s is a UUID in the kernel's lowercase form.
-func isUUID(s string) bool {
-	if len(s) != 36 {
-		return false
-	}
-	for i, c := range s {
-		switch i {
-		case 8, 13, 18, 23:
-			if c != '-' {
-				return false
-			}
-		default:
-			if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
-				return false
-			}
-		}
-	}
-	return true
-}
-
 // Cmdline returns the running kernel's command line (/proc/cmdline) minus
 // one-shot parameters (DefaultStripParams and Config.StripParams): the
 // command line a kexec passes on when the Image has none.
 func (b *Booter) Cmdline() (string, error) {
-	raw, err := os.ReadFile(filepath.Join(b.procDir, "cmdline"))
+	raw, err := b.kernel.Cmdline()
 	if err != nil {
 		return "", fmt.Errorf("boot: command line: %w", err)
 	}
-	return b.filterCmdline(string(raw)), nil
+	return b.filterCmdline(raw), nil
 }
 
 // filterCmdline removes the one-shot parameters from cmdline.
@@ -365,7 +339,7 @@ func (b *Booter) kernelConfig() (map[string]string, error) {
 		}
 		r = zr
 	} else {
-		release, err := readTrim(filepath.Join(b.procDir, "sys", "kernel", "osrelease"))
+		release, err := b.kernel.Release()
 		if err != nil {
 			return nil, err
 		}

@@ -140,43 +140,6 @@ func TestNew(t *testing.T) {
 	}
 }
 
-func TestBootID(t *testing.T) {
-	const p = "proc/sys/kernel/random/boot_id"
-	for _, tc := range []struct {
-		name    string
-		content string // deleted: no file
-		want    string
-		wantErr string
-	}{
-		{"ok", testBootID + "\n", testBootID, ""},
-		{"no-newline", testBootID, testBootID, ""},
-		{"missing", deleted, "", "no such file"},
-		{"empty", "", "", "not a UUID"},
-		{"uppercase", strings.ToUpper(testBootID), "", "not a UUID"},
-		{"no-dashes", strings.ReplaceAll(testBootID, "-", "") + "abcd", "", "not a UUID"},
-		{"garbage", "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1fg", "", "not a UUID"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			cfg := fakeRoot(t, with(kexecHost(), p, tc.content))
-			cfg.sys = &fakeSystem{}
-			b, err := New(cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			got, err := b.BootID()
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("BootID() = %q, %v; want error containing %q", got, err, tc.wantErr)
-				}
-				return
-			}
-			if err != nil || got != tc.want {
-				t.Fatalf("BootID() = %q, %v; want %q", got, err, tc.want)
-			}
-		})
-	}
-}
-
 func TestCmdline(t *testing.T) {
 	for _, tc := range []struct {
 		name  string

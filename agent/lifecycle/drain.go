@@ -113,7 +113,7 @@ func (a *Agent) currentKernel() (*journal.Kernel, error) {
 	if err != nil {
 		return nil, err
 	}
-	id, err := a.cfg.Booter.BootID()
+	id, err := a.cfg.Kernel.BootID()
 	if err != nil {
 		return nil, fmt.Errorf("lifecycle: boot id: %w", err)
 	}

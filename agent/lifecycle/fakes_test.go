@@ -20,6 +20,7 @@ import (
 	"github.com/kroll-dev/kroll/agent/boot"
 	"github.com/kroll-dev/kroll/agent/health"
 	"github.com/kroll-dev/kroll/agent/journal"
+	"github.com/kroll-dev/kroll/agent/running"
 	"github.com/kroll-dev/kroll/agent/stage"
 	"github.com/kroll-dev/kroll/coordinator/fsm"
 	"github.com/kroll-dev/kroll/pkg/client"
@@ -188,11 +189,6 @@ type fakeBooter struct {
 	// kexecUnavailable makes Boot refuse kexec like a locked-down kernel.
 	kexecUnavailable bool
 	dryRun           bool
-}
-
-func (b *fakeBooter) BootID() (string, error) {
-	data, err := os.ReadFile(filepath.Join(b.h.proc, "sys/kernel/random/boot_id"))
-	return strings.TrimSpace(string(data)), err
 }
 
 func (b *fakeBooter) Cmdline() (string, error) { return "console=ttyS0 quiet", nil }
@@ -466,7 +462,7 @@ func (r *rig) agent(crashAt int) *Agent {
 		HostID: "h1", Datacenter: "fra1", KernelLine: "6.1",
 		Coordinator: r.coord, Stager: r.stager, Routes: fakeRoutes{r.host}, Booter: r.booter, Verifier: checker,
 		Journal: crashingStore{Store: st, writes: &r.writes, crashAt: crashAt},
-		ProcDir: r.host.proc, BootDir: r.host.boot, RetryInterval: time.Millisecond, MaxBackoff: 5 * time.Millisecond,
+		Kernel:  running.ProcFS{Dir: r.host.proc}, BootDir: r.host.boot, RetryInterval: time.Millisecond, MaxBackoff: 5 * time.Millisecond,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	if err != nil {

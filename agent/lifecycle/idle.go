@@ -2,13 +2,12 @@ package lifecycle
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/kroll-dev/kroll/agent/journal"
+	"github.com/kroll-dev/kroll/agent/running"
 	"github.com/kroll-dev/kroll/pkg/kversion"
 	"github.com/kroll-dev/kroll/pkg/release"
 	"github.com/kroll-dev/kroll/pkg/wire"
@@ -110,34 +109,33 @@ func (a *Agent) refuseUnverified(id string, err error) {
 // 6.1.0-56-amd64 even when both say 6.1.192), so an older signed build
 // cannot be pushed as a target.
 func (a *Agent) downgrade(m release.Manifest) (string, error) {
-	data, err := os.ReadFile(filepath.Join(a.cfg.ProcDir, "version"))
+	cur, err := a.cfg.Kernel.Version()
+	if errors.Is(err, running.ErrMalformed) {
+		return "", fmt.Errorf("lifecycle: cannot parse the running kernel's version: %w", err)
+	}
 	if err != nil {
 		return "", fmt.Errorf("lifecycle: cannot read the running kernel's version: %w", err)
-	}
-	running, err := kversion.ParseProcVersion(string(data))
-	if err != nil {
-		return "", fmt.Errorf("lifecycle: cannot parse the running kernel's version: %w", err)
 	}
 	target, err := kversion.ParseBuild(m.KernelVersion, m.UpstreamVersion)
 	if err != nil {
 		return fmt.Sprintf("release kernel %q (upstream %q): %v", m.KernelVersion, m.UpstreamVersion, err), nil
 	}
-	c, err := kversion.CompareBuild(target, running)
+	c, err := kversion.CompareBuild(target, cur)
 	if err != nil {
-		return fmt.Sprintf("%s is not known to be newer than the running kernel %s: %v", target.Describe(), running.Describe(), err), nil
+		return fmt.Sprintf("%s is not known to be newer than the running kernel %s: %v", target.Describe(), cur.Describe(), err), nil
 	}
 	if c <= 0 {
-		return fmt.Sprintf("%s is not newer than the running kernel %s", target.Describe(), running.Describe()), nil
+		return fmt.Sprintf("%s is not newer than the running kernel %s", target.Describe(), cur.Describe()), nil
 	}
 	return "", nil
 }
 
 func (a *Agent) kernelRelease() (string, error) {
-	b, err := os.ReadFile(filepath.Join(a.cfg.ProcDir, "sys/kernel/osrelease"))
+	rel, err := a.cfg.Kernel.Release()
 	if err != nil {
 		return "", fmt.Errorf("lifecycle: running kernel: %w", err)
 	}
-	return strings.TrimSpace(string(b)), nil
+	return rel, nil
 }
 
 func (a *Agent) backoff(failures int) time.Duration {

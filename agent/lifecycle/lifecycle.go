@@ -27,6 +27,7 @@ import (
 	"github.com/kroll-dev/kroll/agent/boot"
 	"github.com/kroll-dev/kroll/agent/health"
 	"github.com/kroll-dev/kroll/agent/journal"
+	"github.com/kroll-dev/kroll/agent/running"
 	"github.com/kroll-dev/kroll/agent/stage"
 	"github.com/kroll-dev/kroll/pkg/release"
 	"github.com/kroll-dev/kroll/pkg/wire"
@@ -59,7 +60,6 @@ type Announcer interface {
 
 // Booter boots into a kernel (*boot.Booter).
 type Booter interface {
-	BootID() (string, error)
 	Cmdline() (string, error)
 	KexecSupported() error
 	Boot(ctx context.Context, m boot.Method, img boot.Image) (boot.Method, error)
@@ -127,8 +127,9 @@ type Config struct {
 	// it. An error means the pins cannot be listed; nil uses Policies.
 	PinnedPolicies func(ctx context.Context) ([]wire.PolicyStatus, error)
 
-	// ProcDir is /proc (tests use a fake).
-	ProcDir string
+	// Kernel is the running kernel (release, version, boot id);
+	// running.ProcFS{} (/proc) when nil. Tests use a fake proc tree.
+	Kernel running.Kernel
 	// BootDir holds the installed kernels (vmlinuz-<release>,
 	// initrd.img-<release>): the rollback target and the initrd of a
 	// staged kernel without one. Default /boot.
@@ -226,8 +227,8 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	if cfg.ProcDir == "" {
-		cfg.ProcDir = "/proc"
+	if cfg.Kernel == nil {
+		cfg.Kernel = running.ProcFS{}
 	}
 	if cfg.BootDir == "" {
 		cfg.BootDir = "/boot"

@@ -12,7 +12,7 @@ import (
 )
 
 func (a *Agent) stepRebooting(ctx context.Context, j *journal.Journal) (time.Duration, error) {
-	cur, err := a.cfg.Booter.BootID()
+	cur, err := a.cfg.Kernel.BootID()
 	if err != nil {
 		return a.cfg.RetryInterval, fmt.Errorf("lifecycle: boot id: %w", err)
 	}

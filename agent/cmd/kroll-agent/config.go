@@ -17,7 +17,7 @@ import (
 	"github.com/kroll-dev/kroll/agent/health"
 	"github.com/kroll-dev/kroll/agent/lifecycle"
 	"github.com/kroll-dev/kroll/agent/mitigate"
-	"github.com/kroll-dev/kroll/pkg/kversion"
+	"github.com/kroll-dev/kroll/agent/running"
 	"github.com/kroll-dev/kroll/pkg/signing"
 )
 
@@ -118,6 +118,7 @@ type fileConfig struct {
 // config is the resolved agent configuration.
 type config struct {
 	path        string
+	kernel      running.Kernel // the running kernel, for every part of the agent
 	hostID      string
 	datacenter  string
 	kernelLine  string
@@ -167,12 +168,13 @@ type config struct {
 }
 
 // loadConfig reads and validates path; every problem is reported at once.
-func loadConfig(path string) (*config, error) {
+// kernel is the running kernel (the default kernel_line is its line).
+func loadConfig(path string, kernel running.Kernel) (*config, error) {
 	var fc fileConfig
 	if err := tomlfile.Decode(path, &fc); err != nil {
 		return nil, err
 	}
-	c, errs := resolve(fc)
+	c, errs := resolve(fc, kernel)
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("config %s: %w", path, errors.Join(errs...))
 	}
@@ -180,7 +182,7 @@ func loadConfig(path string) (*config, error) {
 	return c, nil
 }
 
-func resolve(fc fileConfig) (*config, []error) {
+func resolve(fc fileConfig, kernel running.Kernel) (*config, []error) {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 	c := &config{
@@ -212,8 +214,9 @@ func resolve(fc fileConfig) (*config, []error) {
 			bad("%s: %q is not a valid name (letters, digits, '.', '_', ':', '-'; at most 128)", field, v)
 		}
 	}
+	c.kernel = kernel
 	if c.kernelLine == "" {
-		if v, err := kversion.Running(); err == nil {
+		if v, err := kernel.Version(); err == nil {
 			c.kernelLine = v.Line()
 		} else {
 			bad("kernel_line: not set and the running kernel's line is unknown: %v", err)

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kroll-dev/kroll/agent/running"
 	"github.com/kroll-dev/kroll/pkg/signing"
 )
 
@@ -26,7 +27,7 @@ func TestExampleConfig(t *testing.T) {
 	if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	c, err := loadConfig(p)
+	c, err := loadConfig(p, running.ProcFS{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +64,7 @@ func TestConfigErrors(t *testing.T) {
 			if err := os.WriteFile(p, []byte(tc.toml), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			_, err := loadConfig(p)
+			_, err := loadConfig(p, running.ProcFS{})
 			if err == nil {
 				t.Fatal("accepted")
 			}
@@ -86,7 +87,7 @@ func FuzzConfig(f *testing.F) {
 		if err := os.WriteFile(p, data, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		c, err := loadConfig(p)
+		c, err := loadConfig(p, running.ProcFS{})
 		if err != nil {
 			return
 		}
@@ -116,7 +117,7 @@ func TestMetricsListen(t *testing.T) {
 			if err := os.WriteFile(p, []byte(tc.toml), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			c, err := loadConfig(p)
+			c, err := loadConfig(p, running.ProcFS{})
 			if tc.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.err) {
 					t.Fatalf("error %v, want one mentioning %q", err, tc.err)

@@ -28,6 +28,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/kroll-dev/kroll/agent/boot"
+	"github.com/kroll-dev/kroll/agent/running"
 	"github.com/kroll-dev/kroll/test/vm"
 	"github.com/kroll-dev/kroll/test/vm/guest"
 )
@@ -54,7 +55,7 @@ func main() {
 	if err != nil {
 		guest.Fail("boot.New: %v", err)
 	}
-	now := observe(b)
+	now := observe()
 	img := boot.Image{
 		Kernel: filepath.Join(vm.DataDir, "boot", "vmlinuz-"+*target),
 		Initrd: filepath.Join(vm.DataDir, "boot", "initrd.img-"+*target),
@@ -72,12 +73,12 @@ func main() {
 	}
 }
 
-func observe(b *boot.Booter) State {
+func observe() State {
 	var uts unix.Utsname
 	if err := unix.Uname(&uts); err != nil {
 		guest.Fail("uname: %v", err)
 	}
-	id, err := b.BootID()
+	id, err := running.ProcFS{}.BootID()
 	if err != nil {
 		guest.Fail("%v", err)
 	}
