@@ -19,9 +19,9 @@ import (
 
 	"github.com/kroll-dev/kroll/agent/lifecycle"
 	"github.com/kroll-dev/kroll/agent/policysync"
-	"github.com/kroll-dev/kroll/agent/simhost"
 	"github.com/kroll-dev/kroll/pkg/client"
 	"github.com/kroll-dev/kroll/pkg/release"
+	"github.com/kroll-dev/kroll/test/simhost"
 	"github.com/kroll-dev/kroll/test/vm"
 	"github.com/kroll-dev/kroll/test/vm/guest"
 )
@@ -294,7 +294,7 @@ func (d *demo) startSimAgents(ctx context.Context, rel release.Manifest) (func()
 			})
 		}
 	}
-	fmt.Fprintf(d.out, "%d simulated hosts (agent/simhost: timed fakes of staging, drain and boot) run the real agent lifecycle in this process\n", n)
+	fmt.Fprintf(d.out, "%d simulated hosts (test/simhost: timed fakes of staging, drain and boot) run the real agent lifecycle in this process\n", n)
 	return func() error {
 		stop()
 		wg.Wait()

@@ -1,6 +1,6 @@
 //go:build linux
 
-// Command kexecguest runs inside a VM of the vm harness (with a data disk)
+// Command booter runs inside a VM of the vm harness (with a data disk)
 // and exercises package boot on a real kernel.
 //
 // With -scenario kexec (the default) the first boot notes its kernel
@@ -90,7 +90,7 @@ func observe() State {
 }
 
 func kexec(ctx context.Context, b *boot.Booter, now State, img boot.Image) {
-	note := filepath.Join(vm.DataDir, "kexecguest.json")
+	note := filepath.Join(vm.DataDir, "booter.json")
 	if raw, err := os.ReadFile(note); err == nil {
 		var before State
 		if err := json.Unmarshal(raw, &before); err != nil {
