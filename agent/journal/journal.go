@@ -137,14 +137,6 @@ func New(now time.Time) *Journal {
 	return &Journal{Schema: Schema, Phase: wire.PhaseIdle, PhaseSince: now}
 }
 
-// SetPhase moves to phase p at now (keeping PhaseSince when unchanged).
-func (j *Journal) SetPhase(p string, now time.Time) {
-	if j.Phase != p {
-		j.Phase, j.PhaseSince = p, now
-		j.Failures = 0
-	}
-}
-
 // LastBoot returns the newest boot attempt, or nil.
 func (j *Journal) LastBoot() *Boot {
 	if len(j.Boots) == 0 {
