@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/kroll-dev/kroll/pkg/kversion"
 )
 
 const (
@@ -105,6 +107,9 @@ func TestVersion(t *testing.T) {
 			}
 			v, err := ProcFS{Dir: fakeProc(t, files)}.Version()
 			wantErr(t, "Version()", err, tc.wantErr)
+			if strings.HasPrefix(tc.wantErr, "malformed:") && !errors.Is(err, kversion.ErrUnknownFormat) {
+				t.Fatalf("Version() error %v does not wrap kversion's", err)
+			}
 			if tc.wantErr != "" {
 				return
 			}
