@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -43,6 +44,12 @@ func TestInstallDeb(t *testing.T) {
 		if got := r.ran("dpkg"); len(got) != 1 || !strings.Contains(got[0], "--force-confold --install "+filepath.Join(dir, filepath.Base(deb))) ||
 			!strings.Contains(got[0], "--root="+root) {
 			t.Fatalf("dpkg ran %q, want one --install of the staged file", got)
+		}
+		// Nothing that touches the boot loader's default is ever run.
+		for _, c := range r.calls {
+			if !slices.Contains([]string{"dpkg", "dpkg-deb", "dpkg-query"}, c.name) {
+				t.Errorf("ran %s", c)
+			}
 		}
 		if _, err := os.Stat(filepath.Join(root, "lib/modules", rel, "kernel/fs/a.ko")); err != nil {
 			t.Fatal(err)
