@@ -7,7 +7,12 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"syscall"
+	"time"
 )
+
+// killDelay is how long a cancelled command has after SIGTERM.
+const killDelay = 30 * time.Second
 
 // maxOutput bounds the command output kept in an error.
 const maxOutput = 8 << 10
@@ -26,6 +31,10 @@ type ExecRunner struct{}
 // Run implements Runner.
 func (ExecRunner) Run(ctx context.Context, env []string, name string, args ...string) ([]byte, error) {
 	cmd := exec.CommandContext(ctx, name, args...)
+	// dpkg and the initramfs tools clean up on SIGTERM; SIGKILL only if
+	// they do not exit within killDelay.
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = killDelay
 	cmd.Env = append(os.Environ(), env...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out

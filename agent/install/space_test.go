@@ -3,9 +3,11 @@ package install
 import (
 	"context"
 	"errors"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -112,6 +114,45 @@ func TestInitramfsAuto(t *testing.T) {
 			}
 			if len(r.calls) != 1 || r.calls[0].name != tc.want {
 				t.Fatalf("ran %v, want %s", r.calls, tc.want)
+			}
+		})
+	}
+}
+
+// TestExecRunner: output and exit status are kept, a cancelled context
+// ends the command and says so.
+func TestExecRunner(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	// Cancelled while running (once it said so): SIGTERM ends it.
+	started := filepath.Join(t.TempDir(), "started")
+	running, stop := context.WithCancel(context.Background())
+	defer stop()
+	go func() {
+		defer stop()
+		for range 6000 { // bounded: at most a minute
+			if _, err := os.Stat(started); err == nil {
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
+	for _, tc := range []struct {
+		name    string
+		ctx     context.Context
+		args    []string
+		wantOut string
+		wantErr string
+	}{
+		{"ok", context.Background(), []string{"-c", "echo out; echo err >&2; echo $KROLL_TEST"}, "out\nerr\nyes\n", ""},
+		{"exit status", context.Background(), []string{"-c", "echo bad; exit 3"}, "bad\n", "exit status 3"},
+		{"cancelled", ctx, []string{"-c", "sleep 60"}, "", "context canceled"},
+		{"cancelled while running", running, []string{"-c", "echo started; touch " + started + "; exec sleep 60"}, "started\n", "context canceled (signal: terminated)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, err := ExecRunner{}.Run(tc.ctx, []string{"KROLL_TEST=yes"}, "sh", tc.args...)
+			if string(out) != tc.wantOut || (err == nil) != (tc.wantErr == "") || (err != nil && !strings.Contains(err.Error(), tc.wantErr)) {
+				t.Fatalf("Run = %q, %v; want %q, %q", out, err, tc.wantOut, tc.wantErr)
 			}
 		})
 	}
