@@ -434,6 +434,8 @@ type rig struct {
 	// policies and pinned, when set, replace the fake host's policy
 	// status as Config.Policies and Config.PinnedPolicies.
 	policies, pinned func(context.Context) ([]wire.PolicyStatus, error)
+	// installer, when set, is Config.Installer.
+	installer Installer
 }
 
 func newRig(t testing.TB) *rig {
@@ -460,7 +462,7 @@ func (r *rig) agent(crashAt int) *Agent {
 	a, err := New(Config{
 		Policies: policies, PinnedPolicies: r.pinned,
 		HostID: "h1", Datacenter: "fra1", KernelLine: "6.1",
-		Coordinator: r.coord, Stager: r.stager, Routes: fakeRoutes{r.host}, Booter: r.booter, Verifier: checker,
+		Coordinator: r.coord, Stager: r.stager, Routes: fakeRoutes{r.host}, Booter: r.booter, Verifier: checker, Installer: r.installer,
 		Journal: crashingStore{Store: st, writes: &r.writes, crashAt: crashAt},
 		Kernel:  running.ProcFS{Dir: r.host.proc}, BootDir: r.host.boot, RetryInterval: time.Millisecond, MaxBackoff: 5 * time.Millisecond,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),

@@ -3,11 +3,11 @@
 // checked, serving again" while holding exactly one reboot slot, and it
 // resumes from its journal after being killed at any step.
 //
-//	idle → staging → staged → waiting-slot → draining → rebooting ⇒ verifying → healthy → idle
-//	failures: staging-failed (retry), drain-timeout, wrong-kernel, unhealthy → rollback → failed
+//	idle → staging → staged → installing → waiting-slot → draining → rebooting ⇒ verifying → healthy → idle
+//	failures: staging-failed, install-failed (retry), drain-timeout, wrong-kernel, unhealthy → rollback → failed
 //
 // Each host concern sits behind a small interface (Coordinator, Stager,
-// Announcer, Drainer, Booter, Verifier, JournalStore); Agent composes them.
+// Installer, Announcer, Drainer, Booter, Verifier, JournalStore); Agent composes them.
 // Every step that changes the host is preceded by a durable journal write,
 // and a step that finds the host already changed (a new boot id, routes
 // already withdrawn) moves on instead of repeating it.
@@ -117,6 +117,10 @@ type Config struct {
 	Booter   Booter
 	Verifier Verifier
 	Journal  JournalStore
+	// Installer installs the staged kernel (with its modules and initrd)
+	// between staged and waiting-slot; nil skips the install step (the
+	// staged kernel is booted as it is).
+	Installer Installer
 	// Policies reports the mitigation policies (reconciling them first),
 	// for heartbeats and for the post-boot check; nil means none. It
 	// returns the statuses it has together with an error when part of it
@@ -374,7 +378,14 @@ func (a *Agent) Step(ctx context.Context) (time.Duration, error) {
 		}
 		return 0, a.save(func(n *journal.Journal) { n.Phase = wire.PhaseStaging; n.Failures = j.Failures })
 	case wire.PhaseStaged:
-		return 0, a.save(func(n *journal.Journal) { n.Phase = wire.PhaseWaitingSlot })
+		return 0, a.stepStaged(j)
+	case wire.PhaseInstalling:
+		return a.stepInstalling(ctx, j)
+	case wire.PhaseInstallFailed:
+		if a.abandoned(j) {
+			return 0, a.abandon(j, "target changed while the install failed")
+		}
+		return 0, a.save(func(n *journal.Journal) { n.Phase = wire.PhaseInstalling; n.Failures = j.Failures })
 	case wire.PhaseWaitingSlot:
 		return a.stepWaitingSlot(ctx, j)
 	case wire.PhaseDraining:

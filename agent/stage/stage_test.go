@@ -72,6 +72,20 @@ func TestStageDeb(t *testing.T) {
 			if st2.Vmlinuz != st.Vmlinuz || st2.KernelRelease != st.KernelRelease || len(srv.requests()) != n {
 				t.Errorf("second Stage = %+v after %d requests, want %+v after %d", st2, len(srv.requests()), st, n)
 			}
+			// An artifact removed since (the installer found it changed) is
+			// downloaded again.
+			if err := os.Remove(filepath.Join(st.Dir, name)); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.Stage(t.Context(), m, sig); err != nil {
+				t.Fatal(err)
+			}
+			if len(srv.requests()) == n {
+				t.Errorf("a removed artifact was not downloaded again")
+			}
+			if _, err := os.Stat(filepath.Join(st.Dir, name)); err != nil {
+				t.Error(err)
+			}
 		})
 	}
 }

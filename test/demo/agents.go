@@ -90,6 +90,10 @@ poll = "500ms"
 [boot]
 mode = "kexec"
 boot_dir = %q
+# The busybox guest has no dpkg or depmod: the harness installs the
+# target's modules and initrd; the agent only stages.
+[install]
+mode = "off"
 [timing]
 retry_interval = "2s"
 heartbeat_interval = "2s"

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/kroll-dev/kroll/agent/boot"
 	"github.com/kroll-dev/kroll/agent/health"
+	"github.com/kroll-dev/kroll/agent/install"
 	"github.com/kroll-dev/kroll/agent/lifecycle"
 	"github.com/kroll-dev/kroll/agent/mitigate"
 	"github.com/kroll-dev/kroll/agent/running"
@@ -55,6 +57,13 @@ type fileConfig struct {
 		MaxTotalMB  int64             `toml:"max_total_mb"`
 		DownloadCap tomlfile.Duration `toml:"download_timeout"`
 	} `toml:"stage"`
+
+	Install struct {
+		Mode             string `toml:"mode"`
+		Initramfs        string `toml:"initramfs"`
+		MinFreeBootMB    int64  `toml:"min_free_boot_mb"`
+		MinFreeModulesMB int64  `toml:"min_free_modules_mb"`
+	} `toml:"install"`
 
 	Anycast struct {
 		Table    int      `toml:"table"`
@@ -140,6 +149,9 @@ type config struct {
 	maxTotal    int64
 	table       int
 	prefixes    []netip.Prefix
+	// install is the [install] section (installMode "auto" or "off").
+	install     install.Config
+	installMode string
 	drain       lifecycle.DrainPolicy
 	bootMode    boot.Mode
 	bootDir     string
@@ -304,6 +316,7 @@ func resolve(fc fileConfig, kernel running.Kernel) (*config, []error) {
 	if c.initrd != "" && !filepath.IsAbs(c.initrd) {
 		bad("boot.initrd: %q is not an absolute path", c.initrd)
 	}
+	resolveInstall(c, fc, bad)
 	for i, cmd := range fc.Health.Commands {
 		if cmd.Name == "" || len(cmd.Command) == 0 {
 			bad("health.commands[%d]: name and command are required", i)
@@ -351,6 +364,52 @@ func resolve(fc fileConfig, kernel running.Kernel) (*config, []error) {
 		bad("gossip: seeds or key_files without gossip.bind")
 	}
 	return c, errs
+}
+
+// The values of install.mode.
+const (
+	installAuto = "auto"
+	installOff  = "off"
+)
+
+// maxFreeMB bounds the [install] free-space margins (1 TiB).
+const maxFreeMB = 1 << 20
+
+// resolveInstall checks the [install] section. Unset, the mode is "auto"
+// when the boot step is real and "off" in dry-run (an agent nobody
+// configured changes nothing on the host).
+func resolveInstall(c *config, fc fileConfig, bad func(string, ...any)) {
+	in := fc.Install
+	c.installMode = in.Mode
+	switch in.Mode {
+	case "":
+		c.installMode = installAuto
+		if c.bootMode == boot.ModeDryRun {
+			c.installMode = installOff
+		}
+	case installAuto, installOff:
+	default:
+		bad("install.mode: %q, want auto or off", in.Mode)
+	}
+	switch in.Initramfs {
+	case "", install.InitramfsAuto:
+	case install.InitramfsUpdateInitramfs, install.InitramfsDracut:
+		if _, err := exec.LookPath(in.Initramfs); err != nil && c.installMode == installAuto {
+			bad("install.initramfs: %q is not installed: %v", in.Initramfs, err)
+		}
+	default:
+		bad("install.initramfs: %q, want auto, update-initramfs or dracut", in.Initramfs)
+	}
+	for _, v := range []struct {
+		name string
+		mb   int64
+	}{{"install.min_free_boot_mb", in.MinFreeBootMB}, {"install.min_free_modules_mb", in.MinFreeModulesMB}} {
+		if v.mb < 0 || v.mb > maxFreeMB {
+			bad("%s: %d, want 0 to %d", v.name, v.mb, maxFreeMB)
+		}
+	}
+	c.install = install.Config{StateDir: c.stateDir, Initramfs: in.Initramfs,
+		MinFreeBoot: uint64(min(max(in.MinFreeBootMB, 0), maxFreeMB)) << 20, MinFreeModules: uint64(min(max(in.MinFreeModulesMB, 0), maxFreeMB)) << 20}
 }
 
 // DefaultMetricsListen is where the daemon serves Prometheus /metrics

@@ -32,8 +32,42 @@ func TestExampleConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.hostID != "edge-fra1-0042" || c.datacenter != "fra1" || c.bootMode != "kexec" || len(c.coordURLs) != 3 ||
-		c.stageDir != "/var/lib/kroll-agent/releases" || len(c.releaseKeys) != 1 {
+		c.stageDir != "/var/lib/kroll-agent/releases" || len(c.releaseKeys) != 1 ||
+		c.installMode != installAuto || c.install.Initramfs != "auto" || c.install.MinFreeBoot != 64<<20 {
 		t.Fatalf("resolved %+v", c)
+	}
+}
+
+// TestInstallDefaults: the install step is on when the boot step is real
+// and off in dry-run unless configured; the margins are in MiB.
+func TestInstallDefaults(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := signing.GenerateKeyFiles(filepath.Join(dir, "k"), false); err != nil {
+		t.Fatal(err)
+	}
+	base := "host_id = \"h1\"\nkernel_line = \"6.1\"\ndatacenter = \"fra1\"\n[coordinator]\nurls = [\"http://127.0.0.1:8001\"]\n[trust]\nrelease_keys = [\"" + filepath.Join(dir, "k.pub") + "\"]\n"
+	for _, tc := range []struct {
+		name, toml, mode string
+		boot, mods       uint64
+	}{
+		{"dry-run", base, installOff, 0, 0},
+		{"kexec", base + "[boot]\nmode = \"kexec\"\n", installAuto, 0, 0},
+		{"dry-run but asked", base + "[install]\nmode = \"auto\"\nmin_free_boot_mb = 100\nmin_free_modules_mb = 300\n", installAuto, 100 << 20, 300 << 20},
+		{"kexec but off", base + "[boot]\nmode = \"reboot\"\n[install]\nmode = \"off\"\n", installOff, 0, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "agent.toml")
+			if err := os.WriteFile(p, []byte(tc.toml), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			c, err := loadConfig(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.installMode != tc.mode || c.install.MinFreeBoot != tc.boot || c.install.MinFreeModules != tc.mods || c.install.StateDir != defaultStateDir {
+				t.Fatalf("install %q %+v, want %q boot %d modules %d", c.installMode, c.install, tc.mode, tc.boot, tc.mods)
+			}
+		})
 	}
 }
 
@@ -58,6 +92,10 @@ func TestConfigErrors(t *testing.T) {
 		{"relative state dir", "state_dir = \"var/lib\"\n" + base, "state_dir: \"var/lib\" is not an absolute path"},
 		{"backoff above its cap", base + "[timing]\nerror_backoff = \"1m\"\nerror_backoff_max = \"10s\"\n", "timing.error_backoff (1m0s) must not be longer"},
 		{"command without name", base + "[[health.commands]]\ncommand = [\"true\"]\n", "health.commands[0]"},
+		{"bad install mode", base + "[install]\nmode = \"yes\"\n", `install.mode: "yes", want auto or off`},
+		{"bad initramfs tool", base + "[install]\ninitramfs = \"mkinitcpio\"\n", `install.initramfs: "mkinitcpio"`},
+		{"negative install margin", base + "[install]\nmin_free_boot_mb = -1\n", "install.min_free_boot_mb: -1"},
+		{"huge install margin", base + "[install]\nmin_free_modules_mb = 2000000\n", "install.min_free_modules_mb: 2000000"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := filepath.Join(t.TempDir(), "agent.toml")

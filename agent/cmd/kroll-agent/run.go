@@ -21,6 +21,7 @@ import (
 	"github.com/kroll-dev/kroll/agent/anycast"
 	"github.com/kroll-dev/kroll/agent/boot"
 	"github.com/kroll-dev/kroll/agent/health"
+	"github.com/kroll-dev/kroll/agent/install"
 	"github.com/kroll-dev/kroll/agent/journal"
 	"github.com/kroll-dev/kroll/agent/lifecycle"
 	"github.com/kroll-dev/kroll/agent/mitigate"
@@ -207,6 +208,15 @@ func build(ctx context.Context, c *config, log *slog.Logger, mgr *mitigate.Manag
 		RetryInterval: c.retry, HeartbeatInterval: c.heartbeat, RenewInterval: c.renew,
 		ErrorBackoff: c.errBackoff, ErrorBackoffMax: c.errMax,
 		ResetFile: filepath.Join(c.stateDir, resetFileName),
+	}
+	if c.installMode == installAuto {
+		ic := c.install
+		ic.Logger = log
+		inst, err := install.New(ic)
+		if err != nil {
+			return lifecycle.Config{}, err
+		}
+		cfg.Installer = inst
 	}
 	if c.table > 0 {
 		routes, err := anycast.NewRoutes(anycast.Config{Table: c.table, Prefixes: c.prefixes})
