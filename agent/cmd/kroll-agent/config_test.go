@@ -60,7 +60,7 @@ func TestInstallDefaults(t *testing.T) {
 			if err := os.WriteFile(p, []byte(tc.toml), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			c, err := loadConfig(p)
+			c, err := loadConfig(p, running.ProcFS{})
 			if err != nil {
 				t.Fatal(err)
 			}
