@@ -287,3 +287,19 @@ func TestStageBundleCompressions(t *testing.T) {
 		})
 	}
 }
+
+// TestZstdLargeStream decodes a stream larger than zstdMaxWindow: the
+// bound limits the window (memory), never the size of a data.tar (a
+// modules package decompresses to hundreds of MiB).
+func TestZstdLargeStream(t *testing.T) {
+	raw := bytes.Repeat([]byte("kernel modules "), 2*zstdMaxWindow/15)
+	r, done, err := decompressor(".zst", bytes.NewReader(zstBytes(t, raw)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer done()
+	n, err := io.Copy(io.Discard, r)
+	if err != nil || n != int64(len(raw)) {
+		t.Fatalf("decoded %d of %d bytes: %v", n, len(raw), err)
+	}
+}
