@@ -3,7 +3,6 @@ package install
 import (
 	"archive/tar"
 	"bufio"
-	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -17,6 +16,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/kroll-dev/kroll/agent/stage"
 	"github.com/kroll-dev/kroll/pkg/fsutil"
 )
 
@@ -86,12 +86,15 @@ func bundleModules(ctx context.Context, archive, rel string, fn func(name string
 		return false, err
 	}
 	defer f.Close()
-	gz, err := gzip.NewReader(bufio.NewReaderSize(f, 1<<20))
+	dr, release, ok, err := stage.OpenBundleArchive(filepath.Base(archive), bufio.NewReaderSize(f, 1<<20))
 	if err != nil {
 		return false, fmt.Errorf("%s: %w", filepath.Base(archive), err)
 	}
-	defer gz.Close()
-	tr := tar.NewReader(gz)
+	if !ok {
+		return false, fmt.Errorf("%s: not a bundle archive", filepath.Base(archive))
+	}
+	defer release()
+	tr := tar.NewReader(dr)
 	var total int64
 	for {
 		if err := ctx.Err(); err != nil {
@@ -384,7 +387,7 @@ func (in *Installer) installBundle(ctx context.Context, req Request) (*Result, e
 	rel := req.Manifest.KernelVersion
 	var archives []string
 	for _, a := range req.Manifest.Artifacts {
-		if !isArchive(a.Name) {
+		if !stage.IsBundleArchive(a.Name) {
 			continue
 		}
 		p, err := verifiedArtifact(req.Dir, a)
@@ -581,7 +584,3 @@ func (in *Installer) found(name string) bool {
 	return err == nil
 }
 
-// isArchive reports whether a bundle artifact is a gzip'd tar archive.
-func isArchive(name string) bool {
-	return strings.HasSuffix(name, ".tar.gz") || strings.HasSuffix(name, ".tgz")
-}

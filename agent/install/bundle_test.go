@@ -1,8 +1,11 @@
 package install
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -228,6 +231,55 @@ func TestBundleRefusesUnsafeTrees(t *testing.T) {
 			}
 			if _, err := os.Stat(filepath.Join(root, "boot/vmlinuz-"+brel)); !os.IsNotExist(err) {
 				t.Fatalf("kernel installed: %v", err)
+			}
+		})
+	}
+}
+
+// TestInstallBundleCompressions installs bundles compressed as staging
+// accepts them (.tar.xz, .tar.zst made by the real tools): the module
+// tree comes out the same as from a .tar.gz.
+func TestInstallBundleCompressions(t *testing.T) {
+	need(t, "depmod")
+	for _, tc := range []struct{ ext, tool string }{{".tar.xz", "xz"}, {".tar.zst", "zstd"}} {
+		t.Run(tc.ext, func(t *testing.T) {
+			prog := need(t, tc.tool)
+			e, order := modEntries("module zst")
+			gz, err := os.ReadFile(bundleArchive(t, e, order...))
+			if err != nil {
+				t.Fatal(err)
+			}
+			zr, err := gzip.NewReader(bytes.NewReader(gz))
+			if err != nil {
+				t.Fatal(err)
+			}
+			cmd := exec.Command(prog, "-q", "-c")
+			cmd.Stdin = zr
+			out, err := cmd.Output()
+			if err != nil {
+				t.Fatalf("%s: %v", tc.tool, err)
+			}
+			archive := filepath.Join(t.TempDir(), "kernel"+tc.ext)
+			if err := os.WriteFile(archive, out, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			m, dir := stageFiles(t, release.KindBundle, brel, archive)
+			req := Request{Manifest: m, Dir: dir, Vmlinuz: filepath.Join(dir, "root/vmlinuz"), Initrd: filepath.Join(dir, "root/initrd.img"), Running: "9.9.1-kroll"}
+			for p, c := range map[string]string{req.Vmlinuz: "kernel", req.Initrd: "initrd"} {
+				if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(p, []byte(c), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			root := newRoot(t)
+			in, _ := newInstaller(t, root, nil)
+			if _, err := in.Install(context.Background(), req); err != nil {
+				t.Fatalf("install: %v", err)
+			}
+			if got := readFile(t, filepath.Join(root, "lib/modules", brel, "kernel/fs/b.ko")); got != "module zst" {
+				t.Fatalf("b.ko = %q", got)
 			}
 		})
 	}

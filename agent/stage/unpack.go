@@ -674,3 +674,23 @@ func findKernel(m release.Manifest, dir, root string, ex extracted) (*Staged, er
 	st.KernelRelease = rel
 	return st, nil
 }
+
+// OpenBundleArchive returns a reader of the tar stream of a bundle archive
+// named name read from r (.tar.gz or .tgz, .tar.xz, .tar.zst, decoded with
+// the same bounds as staging), and a function that releases the decoder.
+// ok is false when name is not a bundle archive.
+func OpenBundleArchive(name string, r io.Reader) (tr io.Reader, release func(), ok bool, err error) {
+	ext := bundleCompression(name)
+	if ext == "" {
+		return nil, nil, false, nil
+	}
+	tr, release, err = decompressor(ext, r)
+	if err != nil {
+		return nil, nil, true, err
+	}
+	return tr, release, true, nil
+}
+
+// IsBundleArchive reports whether name is a bundle archive that staging
+// unpacks (.tar.gz or .tgz, .tar.xz, .tar.zst).
+func IsBundleArchive(name string) bool { return bundleCompression(name) != "" }
