@@ -583,4 +583,3 @@ func (in *Installer) found(name string) bool {
 	_, err := in.cfg.LookPath(name)
 	return err == nil
 }
-
