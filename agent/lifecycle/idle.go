@@ -79,6 +79,11 @@ func (a *Agent) stepIdle(ctx context.Context, j *journal.Journal) (time.Duration
 	if reason != "" {
 		return a.cfg.HeartbeatInterval, finish("refused: " + reason)
 	}
+	if reason, err = a.cmdlineRefusal(m); err != nil {
+		return a.cfg.RetryInterval, err
+	} else if reason != "" {
+		return a.cfg.HeartbeatInterval, finish("refused: " + reason)
+	}
 	return 0, a.save(func(n *journal.Journal) {
 		n.Target = &journal.Target{ID: id, KernelRelease: m.KernelVersion, UpstreamVersion: m.UpstreamVersion,
 			Manifest: ds.Release.Manifest, Signature: ds.Release.Signature}
