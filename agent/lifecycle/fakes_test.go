@@ -196,6 +196,9 @@ type fakeBooter struct {
 	loader *fakeLoader
 	// images are the images booted, in order.
 	images []boot.Image
+	// cmdline is the running command line ("console=ttyS0 quiet" when
+	// empty).
+	cmdline string
 }
 
 func (b *fakeBooter) Mode() boot.Mode {
@@ -213,7 +216,12 @@ func (b *fakeBooter) BootID() (string, error) {
 	return strings.TrimSpace(string(data)), err
 }
 
-func (b *fakeBooter) Cmdline() (string, error) { return "console=ttyS0 quiet", nil }
+func (b *fakeBooter) Cmdline() (string, error) {
+	if b.cmdline != "" {
+		return b.cmdline, nil
+	}
+	return "console=ttyS0 quiet", nil
+}
 
 func (b *fakeBooter) KexecSupported() error { return nil }
 
