@@ -382,3 +382,29 @@ func TestCrashAfterEveryJournalWriteColdReboot(t *testing.T) {
 		}
 	}
 }
+
+// TestLoaderNotSetUpNothingStarts: a boot loader that is not set up for
+// one-shot boots (GRUB without GRUB_DEFAULT=saved) stops a rollout before
+// anything is staged or installed, and it starts once that is fixed.
+func TestLoaderNotSetUpNothingStarts(t *testing.T) {
+	r := newRig(t)
+	r.loader = &fakeLoader{def: oldKernel, checkErr: errors.New("bootloader: /boot/grub/grub.cfg does not start GRUB's saved entry; set GRUB_DEFAULT=saved")}
+	r.booter.loader = r.loader
+	a := r.agent(0)
+	ctx := context.Background()
+	for range 5 {
+		if _, err := a.Heartbeat(ctx); err != nil {
+			t.Fatal(err)
+		}
+		_, err := a.Step(ctx)
+		if err == nil || !strings.Contains(err.Error(), "not starting release "+releaseID+": bootloader: /boot/grub/grub.cfg does not start GRUB's saved entry") {
+			t.Fatalf("Step = %v", err)
+		}
+	}
+	if j := a.Journal(); j.Phase != wire.PhaseIdle || len(j.Done) != 0 || r.stager.calls != 0 {
+		t.Fatalf("phase %s done %v stagings %d", j.Phase, j.Done, r.stager.calls)
+	}
+	r.loader.checkErr = nil
+	r.drive(0, wire.PhaseIdle)
+	r.checkUpgraded(t)
+}

@@ -320,12 +320,16 @@ type fakeLoader struct {
 	unmanaged         bool  // like bootloader.None
 	explicit          bool  // with unmanaged: the operator chose none
 	failSetDefault    int   // fail this many SetDefault calls
+	checkErr          error // Check fails with it
 	failSetOneShot    error // SetOneShot fails with it
 	calls             []string
 	defaultsWhenBoots []string // the default entry at every boot
 }
 
 func (l *fakeLoader) Check(context.Context) error {
+	if l.checkErr != nil {
+		return l.checkErr
+	}
 	if l.unmanaged && !l.explicit {
 		return fmt.Errorf("no supported boot loader found: %w", bootloader.ErrUnmanaged)
 	}

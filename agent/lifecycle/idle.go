@@ -2,12 +2,14 @@ package lifecycle
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/kroll-dev/kroll/agent/bootloader"
 	"github.com/kroll-dev/kroll/agent/journal"
 	"github.com/kroll-dev/kroll/pkg/kversion"
 	"github.com/kroll-dev/kroll/pkg/release"
@@ -83,6 +85,12 @@ func (a *Agent) stepIdle(ctx context.Context, j *journal.Journal) (time.Duration
 		return a.cfg.RetryInterval, err
 	} else if reason != "" {
 		return a.cfg.HeartbeatInterval, finish("refused: " + reason)
+	}
+	if err := a.cfg.BootLoader.Check(ctx); err != nil && !errors.Is(err, bootloader.ErrUnmanaged) {
+		// Installing a kernel with a boot loader not set up for it (GRUB
+		// without GRUB_DEFAULT=saved) could make it the default before it
+		// is verified: nothing starts until the operator fixes it.
+		return a.cfg.RetryInterval, fmt.Errorf("lifecycle: not starting release %s: %w", id, err)
 	}
 	return 0, a.save(func(n *journal.Journal) {
 		n.Target = &journal.Target{ID: id, KernelRelease: m.KernelVersion, UpstreamVersion: m.UpstreamVersion,
