@@ -89,6 +89,8 @@ deadline = "5s"
 poll = "500ms"
 [boot]
 mode = "kexec"
+# qemu -kernel: the busybox guest has no boot loader to manage.
+loader = "none"
 boot_dir = %q
 [timing]
 retry_interval = "2s"
