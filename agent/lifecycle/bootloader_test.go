@@ -72,10 +72,20 @@ func TestBootLoaderEntries(t *testing.T) {
 			finalDef: newKernel, running: newKernel, doneState: "healthy",
 		},
 		{
-			name: "the package made the target the default: set back before the slot",
+			name: "the target was the default before the rollout: pinned to the running kernel first",
 			setup: func(r *rig) {
 				r.booter.kexecUnavailable = true
 				r.loader.def = newKernel
+			},
+			end: wire.PhaseIdle, boots: []string{"reboot:" + newKernel},
+			calls:    "default:" + oldKernel + " oneshot:" + newKernel + " default:" + newKernel,
+			defaults: []string{oldKernel}, finalDef: newKernel, running: newKernel, doneState: "healthy",
+		},
+		{
+			name: "the install made the target the default: set back before the slot",
+			setup: func(r *rig) {
+				r.booter.kexecUnavailable = true
+				r.stager.onStage = func() { r.loader.def = newKernel }
 			},
 			end: wire.PhaseIdle, boots: []string{"reboot:" + newKernel},
 			calls:    "default:" + oldKernel + " oneshot:" + newKernel + " default:" + newKernel,
@@ -167,12 +177,15 @@ func TestBootLoaderEntries(t *testing.T) {
 }
 
 // TestDefaultNotRunningNoSlot: when the boot loader's default cannot be
-// set back to the running kernel, the host never asks for a slot and
-// keeps serving; once it can, the upgrade goes on.
+// set back to the running kernel after the install, the host never asks
+// for a slot and keeps serving; once it can, the upgrade goes on.
 func TestDefaultNotRunningNoSlot(t *testing.T) {
 	r := newRig(t)
-	r.loader = &fakeLoader{def: newKernel, failSetDefault: 1 << 30}
+	r.loader = &fakeLoader{def: oldKernel, failSetDefault: 1 << 30}
 	r.booter.loader = r.loader
+	// The install makes the target the default, and grubenv cannot be
+	// written any more.
+	r.stager.onStage = func() { r.loader.def = newKernel }
 	a := r.agent(0)
 	ctx := context.Background()
 	for range 30 {

@@ -279,6 +279,9 @@ type fakeStager struct {
 	fail  int // fail this many calls first
 	// noInitrd stages the kernel without an initrd.
 	noInitrd bool
+	// onStage runs at every staging (e.g. a package hook changing the
+	// boot loader's default).
+	onStage func()
 }
 
 func (s *fakeStager) Verify(manifest, sig []byte) (release.Manifest, error) {
@@ -287,6 +290,9 @@ func (s *fakeStager) Verify(manifest, sig []byte) (release.Manifest, error) {
 
 func (s *fakeStager) Stage(_ context.Context, manifest, sig []byte) (*stage.Staged, error) {
 	s.calls++
+	if s.onStage != nil {
+		s.onStage()
+	}
 	if s.calls <= s.fail {
 		return nil, errors.New("stage: connection reset by peer")
 	}

@@ -92,6 +92,11 @@ func (a *Agent) stepIdle(ctx context.Context, j *journal.Journal) (time.Duration
 		// is verified: nothing starts until the operator fixes it.
 		return a.cfg.RetryInterval, fmt.Errorf("lifecycle: not starting release %s: %w", id, err)
 	}
+	// The next cold boot is the running kernel before a kernel package
+	// is installed (its hooks regenerate the boot menu).
+	if err := a.pinDefault(ctx, running, "before installing "+m.KernelVersion); err != nil {
+		return a.cfg.RetryInterval, fmt.Errorf("lifecycle: not starting release %s: %w", id, err)
+	}
 	return 0, a.save(func(n *journal.Journal) {
 		n.Target = &journal.Target{ID: id, KernelRelease: m.KernelVersion, UpstreamVersion: m.UpstreamVersion,
 			Manifest: ds.Release.Manifest, Signature: ds.Release.Signature}
