@@ -73,8 +73,12 @@ func DefaultStripParams() []string { return kcmdline.OneShotParams() }
 type Image struct {
 	// Kernel is the path of the vmlinuz to boot (kexec).
 	Kernel string
-	// Initrd is the path of the initrd, "" for none.
+	// Initrd is the path of the initrd; "" only with NoInitrd.
 	Initrd string
+	// NoInitrd says the kernel boots without an initrd: a kexec without
+	// Initrd is refused unless it is set, so that a missing initrd is an
+	// error rather than a boot that cannot mount its root.
+	NoInitrd bool
 	// Cmdline is the full command line; "" means the current one
 	// (/proc/cmdline) minus one-shot parameters (see Booter.Cmdline).
 	Cmdline string
@@ -356,7 +360,8 @@ func (b *Booter) systemdRuns() bool {
 // MethodReboot (img is then unused: the boot loader picks the kernel).
 //
 // MethodKexec loads img with kexec_file_load(2) (with
-// KEXEC_FILE_NO_INITRAMFS when img.Initrd is ""), then starts kexec.target
+// KEXEC_FILE_NO_INITRAMFS when img.NoInitrd is set and img.Initrd is "";
+// without an initrd and NoInitrd it refuses), then starts kexec.target
 // through systemd's D-Bus API ("replace-irreversibly") when systemd is PID
 // 1, or else syncs and calls reboot(LINUX_REBOOT_CMD_KEXEC). MethodReboot
 // starts reboot.target, or syncs and calls
@@ -383,6 +388,9 @@ func (b *Booter) Boot(ctx context.Context, m Method, img Image) (Method, error) 
 	if m == MethodKexec {
 		if img.Kernel == "" {
 			return "", errors.New("boot: kexec: Image.Kernel is empty")
+		}
+		if img.Initrd == "" && !img.NoInitrd {
+			return "", fmt.Errorf("boot: kexec: no initrd for %s (Image.NoInitrd not set)", img.Kernel)
 		}
 		if cmdline == "" {
 			var err error

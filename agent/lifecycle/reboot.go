@@ -148,7 +148,9 @@ func (a *Agent) bootImage(j *journal.Journal) (boot.Image, string, error) {
 		if j.Previous == nil || j.Previous.Vmlinuz == "" {
 			return boot.Image{}, "", errors.New("rollback impossible: the previous kernel's image is unknown")
 		}
-		return boot.Image{Kernel: j.Previous.Vmlinuz, Initrd: j.Previous.Initrd, Cmdline: j.Previous.Cmdline}, j.Previous.Release, nil
+		// The previous kernel boots as it did: with the initrd found for
+		// it when it was recorded, or without one.
+		return boot.Image{Kernel: j.Previous.Vmlinuz, Initrd: j.Previous.Initrd, NoInitrd: j.Previous.Initrd == "", Cmdline: j.Previous.Cmdline}, j.Previous.Release, nil
 	}
 	if j.Staged == nil {
 		return boot.Image{}, "", errors.New("nothing staged")
@@ -157,7 +159,7 @@ func (a *Agent) bootImage(j *journal.Journal) (boot.Image, string, error) {
 	if err != nil {
 		return boot.Image{}, "", err
 	}
-	img := boot.Image{Kernel: j.Staged.Vmlinuz, Initrd: j.Staged.Initrd}
+	img := boot.Image{Kernel: j.Staged.Vmlinuz, Initrd: j.Staged.Initrd, NoInitrd: m.NoInitrd}
 	if img.Initrd == "" && !m.NoInitrd {
 		return boot.Image{}, "", fmt.Errorf("no initrd for kernel %s and the release does not say it boots without one (no_initrd)", j.Staged.KernelRelease)
 	}
