@@ -87,7 +87,7 @@ func (a *Agent) stepRebooting(ctx context.Context, j *journal.Journal) (time.Dur
 	a.log.Info("booting", "method", method, "into", into, "kernel", img.Kernel, "initrd", img.Initrd, "cmdline", img.Cmdline, "rollback", j.Rollback)
 	used, err := a.cfg.Booter.Boot(ctx, method, img)
 	if err != nil {
-		if oneShot {
+		if oneShot && j.Previous != nil {
 			// No boot: the one-shot entry must not start the target at
 			// some later, unplanned reboot.
 			if lerr := a.cfg.BootLoader.SetDefault(ctx, j.Previous.Release); lerr != nil {
@@ -163,13 +163,17 @@ func (a *Agent) bootImage(j *journal.Journal) (boot.Image, string, error) {
 	if img.Initrd == "" && !m.NoInitrd {
 		return boot.Image{}, "", fmt.Errorf("no initrd for kernel %s and the release does not say it boots without one (no_initrd)", j.Staged.KernelRelease)
 	}
+	// The target boots with the running kernel's command line (as
+	// recorded before the boot) changed as the release says; a rollback
+	// uses the previous kernel's recorded one as it is.
+	base := ""
 	if j.Previous != nil {
-		// The target boots with the running kernel's command line
-		// changed as the release says; a rollback uses the previous
-		// kernel's recorded one as it is.
-		if img.Cmdline, err = kcmdline.Apply(j.Previous.Cmdline, m.CmdlineAdd, m.CmdlineRemove); err != nil {
-			return boot.Image{}, "", fmt.Errorf("kernel command line of %s: %w", j.Staged.KernelRelease, err)
-		}
+		base = j.Previous.Cmdline
+	} else if base, err = a.cfg.Booter.Cmdline(); err != nil {
+		return boot.Image{}, "", fmt.Errorf("command line: %w", err)
+	}
+	if img.Cmdline, err = kcmdline.Apply(base, m.CmdlineAdd, m.CmdlineRemove); err != nil {
+		return boot.Image{}, "", fmt.Errorf("kernel command line of %s: %w", j.Staged.KernelRelease, err)
 	}
 	return img, j.Staged.KernelRelease, nil
 }
