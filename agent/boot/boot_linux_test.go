@@ -243,7 +243,7 @@ func TestBoot(t *testing.T) {
 		},
 		{
 			name: "kexec-without-initrd", files: kexecHost(), mode: ModeKexec, method: MethodKexec,
-			img:        Image{Kernel: "vmlinuz-new"},
+			img:        Image{Kernel: "vmlinuz-new", NoInitrd: true},
 			wantMethod: MethodKexec,
 			wantCalls:  []string{`kexec_file_load vmlinuz-new - flags=0x4 "` + cmdline + `"`, "sync", "reboot 0x45584543"},
 		},
@@ -324,12 +324,22 @@ func TestBoot(t *testing.T) {
 			wantErr: "no such file",
 		},
 		{
+			name: "kexec-initrd-missing", files: kexecHost(), mode: ModeKexec, method: MethodKexec,
+			img:     Image{Kernel: "vmlinuz-new"},
+			wantErr: "no initrd for",
+		},
+		{
+			name: "kexec-initrd-file-gone", files: kexecHost(), mode: ModeKexec, method: MethodKexec,
+			img:     Image{Kernel: "vmlinuz-new", Initrd: "initrd.img-gone"},
+			wantErr: "no such file",
+		},
+		{
 			name: "kexec-empty-kernel", files: kexecHost(), mode: ModeKexec, method: MethodKexec,
 			wantErr: "Image.Kernel is empty",
 		},
 		{
 			name: "kexec-reboot-syscall-fails", files: kexecHost(), mode: ModeKexec, method: MethodKexec,
-			img:       Image{Kernel: "vmlinuz-new"},
+			img:       Image{Kernel: "vmlinuz-new", NoInitrd: true},
 			fake:      fakeSystem{rebootErr: syscall.EPERM},
 			wantCalls: []string{`kexec_file_load vmlinuz-new - flags=0x4 "` + cmdline + `"`, "sync", "reboot 0x45584543"},
 			wantErr:   "LINUX_REBOOT_CMD_KEXEC",

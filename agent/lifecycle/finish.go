@@ -54,6 +54,12 @@ func (a *Agent) stepHealthy(ctx context.Context, j *journal.Journal) (time.Durat
 	if lb := j.LastBoot(); lb != nil {
 		kernel = lb.Into
 	}
+	// The verified kernel becomes the boot loader's default (before the
+	// report, which tells when that failed).
+	if done, wait, err := a.defaultAfterHealthy(ctx, j, kernel); !done || err != nil {
+		return wait, err
+	}
+	j = a.Journal()
 	if j.Health != reportedMark {
 		if err := a.report(ctx, j, true, kernel, j.Health); err != nil {
 			return a.cfg.RetryInterval, err
@@ -86,6 +92,7 @@ func (a *Agent) finish(n *journal.Journal, outcome string) {
 	}
 	n.Target, n.Staged, n.Boots, n.Previous, n.Policies = nil, nil, nil, nil, nil
 	n.Rollback, n.KexecFailed, n.Error, n.ReportedUnhealthy = false, false, "", false
+	n.LoaderDefault = ""
 	n.Phase = wire.PhaseIdle
 }
 

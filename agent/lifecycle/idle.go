@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/kroll-dev/kroll/agent/bootloader"
 	"github.com/kroll-dev/kroll/agent/journal"
 	"github.com/kroll-dev/kroll/agent/running"
 	"github.com/kroll-dev/kroll/pkg/kversion"
@@ -77,6 +78,22 @@ func (a *Agent) stepIdle(ctx context.Context, j *journal.Journal) (time.Duration
 	}
 	if reason != "" {
 		return a.cfg.HeartbeatInterval, finish("refused: " + reason)
+	}
+	if reason, err = a.cmdlineRefusal(m); err != nil {
+		return a.cfg.RetryInterval, err
+	} else if reason != "" {
+		return a.cfg.HeartbeatInterval, finish("refused: " + reason)
+	}
+	if err := a.cfg.BootLoader.Check(ctx); err != nil && !errors.Is(err, bootloader.ErrUnmanaged) {
+		// Installing a kernel with a boot loader not set up for it (GRUB
+		// without GRUB_DEFAULT=saved) could make it the default before it
+		// is verified: nothing starts until the operator fixes it.
+		return a.cfg.RetryInterval, fmt.Errorf("lifecycle: not starting release %s: %w", id, err)
+	}
+	// The next cold boot is the running kernel before a kernel package
+	// is installed (its hooks regenerate the boot menu).
+	if err := a.pinDefault(ctx, running, "before installing "+m.KernelVersion); err != nil {
+		return a.cfg.RetryInterval, fmt.Errorf("lifecycle: not starting release %s: %w", id, err)
 	}
 	return 0, a.save(func(n *journal.Journal) {
 		n.Target = &journal.Target{ID: id, KernelRelease: m.KernelVersion, UpstreamVersion: m.UpstreamVersion,

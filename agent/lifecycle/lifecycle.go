@@ -25,6 +25,7 @@ import (
 
 	"github.com/kroll-dev/kroll/agent/anycast"
 	"github.com/kroll-dev/kroll/agent/boot"
+	"github.com/kroll-dev/kroll/agent/bootloader"
 	"github.com/kroll-dev/kroll/agent/health"
 	"github.com/kroll-dev/kroll/agent/journal"
 	"github.com/kroll-dev/kroll/agent/running"
@@ -60,6 +61,7 @@ type Announcer interface {
 
 // Booter boots into a kernel (*boot.Booter).
 type Booter interface {
+	Mode() boot.Mode
 	Cmdline() (string, error)
 	KexecSupported() error
 	Boot(ctx context.Context, m boot.Method, img boot.Image) (boot.Method, error)
@@ -112,11 +114,15 @@ type Config struct {
 	Coordinator Coordinator
 	Stager      Stager
 	// Routes and Drainer may be nil on hosts without anycast.
-	Routes   Announcer
-	Drainer  anycast.Drainer
-	Booter   Booter
-	Verifier Verifier
-	Journal  JournalStore
+	Routes  Announcer
+	Drainer anycast.Drainer
+	Booter  Booter
+	// BootLoader sets the one-shot entry of a full reboot into the target
+	// and, once it is verified, the default entry; nil means not managed
+	// by the operator's choice (bootloader.None{Explicit: true}).
+	BootLoader BootLoader
+	Verifier   Verifier
+	Journal    JournalStore
 	// Installer installs the staged kernel (with its modules and initrd)
 	// between staged and waiting-slot; nil skips the install step (the
 	// staged kernel is booted as it is).
@@ -138,6 +144,10 @@ type Config struct {
 	// initrd.img-<release>): the rollback target and the initrd of a
 	// staged kernel without one. Default /boot.
 	BootDir string
+	// LSMFile lists the running kernel's active LSMs; default
+	// /sys/kernel/security/lsm. A release that would drop the bpf LSM
+	// while it is in force is refused.
+	LSMFile string
 	// Initrd, when set, is the initrd for every staged kernel without
 	// one of its own (a path, "{release}" replaced by the kernel release).
 	Initrd string
@@ -236,6 +246,12 @@ func New(cfg Config) (*Agent, error) {
 	}
 	if cfg.BootDir == "" {
 		cfg.BootDir = "/boot"
+	}
+	if cfg.BootLoader == nil {
+		cfg.BootLoader = bootloader.None{Explicit: true}
+	}
+	if cfg.LSMFile == "" {
+		cfg.LSMFile = "/sys/kernel/security/lsm"
 	}
 	if cfg.MaxBoots <= 0 {
 		cfg.MaxBoots = 3

@@ -18,6 +18,12 @@ func (a *Agent) stepWaitingSlot(ctx context.Context, j *journal.Journal) (time.D
 	if a.abandoned(j) {
 		return 0, a.abandon(j, "target changed while waiting for a slot")
 	}
+	if err := a.bootReady(ctx, j); err != nil {
+		// Not bootable as intended: no slot asked, the host serves on.
+		fails := j.Failures + 1
+		a.log.Warn("not asking for a slot: the target is not ready to boot", "release", j.Target.ID, "attempt", fails, "err", err)
+		return a.backoff(fails), a.save(func(n *journal.Journal) { n.Error, n.Failures = err.Error(), fails })
+	}
 	sl, err := a.cfg.Coordinator.AcquireSlot(ctx, a.slotRequest(0))
 	if err != nil {
 		kind := client.ErrorKind(err)

@@ -149,7 +149,15 @@ func (h *Host) Stage(ctx context.Context, manifest, sig []byte) (*stage.Staged, 
 	if err := h.sleep(ctx, h.durations.Stage); err != nil {
 		return nil, err
 	}
-	return &stage.Staged{Release: m, Vmlinuz: "sim://" + m.KernelVersion + "#" + m.UpstreamVersion, KernelRelease: m.KernelVersion}, nil
+	// The kernel's initrd, as installing it would leave it.
+	initrd := filepath.Join(h.dir, "boot", "initrd.img-"+m.KernelVersion)
+	if err := os.MkdirAll(filepath.Dir(initrd), 0o755); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(initrd, []byte("simulated initrd"), 0o644); err != nil {
+		return nil, err
+	}
+	return &stage.Staged{Release: m, Vmlinuz: "sim://" + m.KernelVersion + "#" + m.UpstreamVersion, Initrd: initrd, KernelRelease: m.KernelVersion}, nil
 }
 
 // List, Withdraw and Restore simulate the anycast routes.
@@ -192,6 +200,9 @@ func (h *Host) Wait(ctx context.Context, _ int, _, _ time.Duration) (anycast.Dra
 
 // Cmdline is the simulated command line.
 func (h *Host) Cmdline() (string, error) { return "console=ttyS0 simulated", nil }
+
+// Mode: the simulated host kexecs.
+func (h *Host) Mode() boot.Mode { return boot.ModeKexec }
 
 // KexecSupported: simulated kexec always works.
 func (h *Host) KexecSupported() error { return nil }

@@ -15,6 +15,7 @@ import (
 	"github.com/kroll-dev/kroll/pkg/tomlfile"
 
 	"github.com/kroll-dev/kroll/agent/boot"
+	"github.com/kroll-dev/kroll/agent/bootloader"
 	"github.com/kroll-dev/kroll/agent/health"
 	"github.com/kroll-dev/kroll/agent/install"
 	"github.com/kroll-dev/kroll/agent/lifecycle"
@@ -79,6 +80,7 @@ type fileConfig struct {
 
 	Boot struct {
 		Mode        string   `toml:"mode"`
+		Loader      string   `toml:"loader"`
 		BootDir     string   `toml:"boot_dir"`
 		Initrd      string   `toml:"initrd"`
 		MaxBoots    int      `toml:"max_boots"`
@@ -154,6 +156,7 @@ type config struct {
 	installMode string
 	drain       lifecycle.DrainPolicy
 	bootMode    boot.Mode
+	loader      bootloader.Kind
 	bootDir     string
 	initrd      string
 	maxBoots    int
@@ -309,6 +312,14 @@ func resolve(fc fileConfig, kernel running.Kernel) (*config, []error) {
 	case boot.ModeKexec, boot.ModeReboot, boot.ModeDryRun:
 	default:
 		bad("boot.mode: %q, want kexec, reboot or dry-run", c.bootMode)
+	}
+	if k, err := bootloader.ParseKind(fc.Boot.Loader); err != nil {
+		bad("boot.loader: %q, want auto, grub, systemd-boot or none", fc.Boot.Loader)
+	} else {
+		c.loader = k
+	}
+	if c.bootDir != "" && !filepath.IsAbs(c.bootDir) {
+		bad("boot.boot_dir: %q is not an absolute path", c.bootDir)
 	}
 	if c.maxBoots < 0 || c.maxBoots > 10 {
 		bad("boot.max_boots: %d, want 1 to 10", c.maxBoots)

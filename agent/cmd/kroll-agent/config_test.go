@@ -33,7 +33,7 @@ func TestExampleConfig(t *testing.T) {
 	}
 	if c.hostID != "edge-fra1-0042" || c.datacenter != "fra1" || c.bootMode != "kexec" || len(c.coordURLs) != 3 ||
 		c.stageDir != "/var/lib/kroll-agent/releases" || len(c.releaseKeys) != 1 ||
-		c.installMode != installAuto || c.install.Initramfs != "auto" || c.install.MinFreeBoot != 64<<20 {
+		c.installMode != installAuto || c.install.Initramfs != "auto" || c.install.MinFreeBoot != 64<<20 || c.loader != "auto" {
 		t.Fatalf("resolved %+v", c)
 	}
 }
@@ -82,6 +82,8 @@ func TestConfigErrors(t *testing.T) {
 		{"unknown key", base + "[boot]\nmood = \"kexec\"\n", "unknown keys: boot.mood"},
 		{"no datacenter", strings.Replace(base, "datacenter = \"fra1\"\n", "", 1), "datacenter: required"},
 		{"bad mode", base + "[boot]\nmode = \"yolo\"\n", `boot.mode: "yolo"`},
+		{"bad loader", base + "[boot]\nloader = \"lilo\"\n", `boot.loader: "lilo", want auto, grub, systemd-boot or none`},
+		{"relative boot dir", base + "[boot]\nboot_dir = \"boot\"\n", `boot.boot_dir: "boot" is not an absolute path`},
 		{"no coordinator", strings.Replace(base, "urls = [\"http://127.0.0.1:8001\"]\n", "", 1), "coordinator.urls"},
 		{"no release key", strings.Replace(base, "release_keys = [\""+key+"\"]\n", "", 1), "trust.release_keys"},
 		{"bad prefix", base + "[anycast]\ntable = 100\nprefixes = [\"192.0.2.0/33\"]\n", "anycast.prefixes[0]"},

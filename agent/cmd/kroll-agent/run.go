@@ -20,6 +20,7 @@ import (
 
 	"github.com/kroll-dev/kroll/agent/anycast"
 	"github.com/kroll-dev/kroll/agent/boot"
+	"github.com/kroll-dev/kroll/agent/bootloader"
 	"github.com/kroll-dev/kroll/agent/health"
 	"github.com/kroll-dev/kroll/agent/install"
 	"github.com/kroll-dev/kroll/agent/journal"
@@ -194,6 +195,10 @@ func build(ctx context.Context, c *config, log *slog.Logger, mgr *mitigate.Manag
 	if err != nil {
 		return lifecycle.Config{}, err
 	}
+	loader, err := bootloader.New(ctx, bootloader.Config{Kind: c.loader, BootDir: c.bootDir, Logger: log.With("component", "bootloader")})
+	if err != nil {
+		return lifecycle.Config{}, err
+	}
 	hc := health.Config{RequiredUnits: c.units, Commands: c.commands, SettleTimeout: c.settle, Kernel: c.kernel}
 	policies, pinned, lister := policyFuncs(mgr, len(c.policyKeys) > 0)
 	hc.Policies = lister
@@ -203,7 +208,7 @@ func build(ctx context.Context, c *config, log *slog.Logger, mgr *mitigate.Manag
 	}
 	cfg := lifecycle.Config{
 		HostID: c.hostID, Datacenter: c.datacenter, KernelLine: c.kernelLine, Kernel: c.kernel,
-		Coordinator: coord, Stager: st, Booter: b, Verifier: checker, Journal: js, Policies: policies, PinnedPolicies: pinned,
+		Coordinator: coord, Stager: st, Booter: b, BootLoader: loader, Verifier: checker, Journal: js, Policies: policies, PinnedPolicies: pinned,
 		BootDir: c.bootDir, Initrd: c.initrd, Drain: c.drain, MaxBoots: c.maxBoots,
 		RetryInterval: c.retry, HeartbeatInterval: c.heartbeat, RenewInterval: c.renew,
 		ErrorBackoff: c.errBackoff, ErrorBackoffMax: c.errMax,

@@ -33,11 +33,12 @@ func bundle(t *testing.T, kernel string) []byte {
 	var buf bytes.Buffer
 	gz := gzip.NewWriter(&buf)
 	tw := tar.NewWriter(gz)
-	body := []byte("not really a kernel")
-	if err := tw.WriteHeader(&tar.Header{Name: "vmlinuz-" + kernel, Mode: 0o644, Size: int64(len(body)), Typeflag: tar.TypeReg}); err != nil {
-		t.Fatal(err)
+	for name, body := range map[string][]byte{"vmlinuz-" + kernel: []byte("not really a kernel"), "initrd.img-" + kernel: []byte("not really an initrd")} {
+		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(body)), Typeflag: tar.TypeReg}); err != nil {
+			t.Fatal(err)
+		}
+		tw.Write(body)
 	}
-	tw.Write(body)
 	tw.Close()
 	gz.Close()
 	return buf.Bytes()

@@ -65,7 +65,7 @@ func main() {
 		kexec(ctx, b, now, img)
 	case "refuse":
 		if *kernel != "" {
-			img = boot.Image{Kernel: *kernel}
+			img = boot.Image{Kernel: *kernel, NoInitrd: true}
 		}
 		refuse(ctx, b, img, *disable)
 	default:
