@@ -60,7 +60,7 @@ func TestDemoSim(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 8*time.Minute)
 	defer cancel()
 	err := d.run(ctx)
-	d.cleanup(false)
+	d.cleanup(err != nil)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
 	}
@@ -77,7 +77,7 @@ func TestDemoVM(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 15*time.Minute)
 	defer cancel()
 	err := d.run(ctx)
-	d.cleanup(false)
+	d.cleanup(err != nil)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
 	}
