@@ -670,11 +670,11 @@ func (m *Manager) judge(id string) (vd verdict, known bool, err error) {
 	// Verified and not retired by the operator: news to other hosts
 	// (Documents) even when expired or fixed here.
 	vd.v = v
+	// Fail closed: a kernel that cannot be judged (err) does not contain
+	// the fix, so the policy stays in force.
 	fixed, err := p.Fixed(m.kernel)
 	switch {
-	case err != nil:
-		vd.st.State, vd.st.Detail = wire.PolicyRejected, err.Error()
-	case fixed:
+	case err == nil && fixed:
 		vd.st.State, vd.st.Detail = wire.PolicyRetired, "kernel contains the fix"
 	case !p.Expires.After(m.now()):
 		vd.st.State, vd.st.Detail = wire.PolicyRetired, "expired at "+p.Expires.UTC().Format(time.RFC3339)

@@ -244,3 +244,60 @@ func TestUnavailableFake(t *testing.T) {
 		t.Fatalf("Apply = %+v, %v; want unavailable, nothing installed", sts, err)
 	}
 }
+
+// TestRetireDecision: the running kernel retires the policy only when it
+// is known to contain the fix (upstream release, internal build of the
+// same series, Debian package version); a kernel that cannot be judged
+// keeps the mitigation in force.
+func TestRetireDecision(t *testing.T) {
+	proc := func(release, pkg string) string {
+		return "Linux version " + release + " (debian-kernel@lists.debian.org) (gcc-12) #1 SMP PREEMPT_DYNAMIC Debian " + pkg + " (2026-10-02)"
+	}
+	for _, tc := range []struct {
+		name    string
+		kernel  string // a release, or /proc/version content
+		fixedIn []string
+		want    wire.PolicyState
+	}{
+		{"upstream fixed", "6.12.90", []string{"6.12.85"}, wire.PolicyRetired},
+		{"upstream not fixed", "6.12.80", []string{"6.12.85"}, wire.PolicyEnforcing},
+		{"copy fail build", "6.12.80-cf1-amd64", []string{"6.12.80-cf1"}, wire.PolicyRetired},
+		{"later build", "6.12.80-cf3-amd64", []string{"6.12.80-cf1"}, wire.PolicyRetired},
+		{"earlier build", "6.12.80-cf1-amd64", []string{"6.12.80-cf2"}, wire.PolicyEnforcing},
+		{"debian package fixed", proc("6.1.0-56-amd64", "6.1.192-2"), []string{"6.1.192-1~deb12u1"}, wire.PolicyRetired},
+		{"debian package not fixed", proc("6.1.0-56-amd64", "6.1.192-1"), []string{"6.1.192-2"}, wire.PolicyEnforcing},
+		{"cannot judge: bare ABI name", "6.1.0-56-amd64", []string{"6.1.170"}, wire.PolicyEnforcing},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var (
+				k   kversion.Version
+				err error
+			)
+			if strings.HasPrefix(tc.kernel, "Linux ") {
+				k, err = kversion.ParseProcVersion(tc.kernel)
+			} else {
+				k, err = kversion.Parse(tc.kernel)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			f := &fake{installed: map[string]policy.Policy{}}
+			m, err := mitigate.New(mitigate.Config{
+				Trusted:  []ed25519.PublicKey{key(1).Public().(ed25519.PublicKey)},
+				StateDir: t.TempDir(), Kernel: &k, Now: func() time.Time { return now }, Enforcer: f,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := copyFail(3, policy.ModeEnforce)
+			p.AppliesTo.FixedIn = tc.fixedIn
+			sts, err := m.Apply(t.Context(), []mitigate.SignedPolicy{signed(t, key(1), p)})
+			if err != nil || len(sts) != 1 || sts[0].State != tc.want {
+				t.Fatalf("Apply = %+v, %v; want %s", sts, err, tc.want)
+			}
+			if _, in := f.installed[p.ID]; in != (tc.want == wire.PolicyEnforcing) {
+				t.Errorf("installed = %v, want %v", in, tc.want == wire.PolicyEnforcing)
+			}
+		})
+	}
+}

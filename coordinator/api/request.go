@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/kroll-dev/kroll/coordinator/fsm"
+	"github.com/kroll-dev/kroll/pkg/release"
 	"github.com/kroll-dev/kroll/pkg/strictjson"
 	"github.com/kroll-dev/kroll/pkg/wire"
 )
@@ -251,6 +252,14 @@ func validateRolloutStart(req *wire.RolloutStartRequest) error {
 func validateRolloutAction(req *wire.RolloutActionRequest) error {
 	if len(req.Reason) > 1024 {
 		return errors.New("reason: at most 1024 bytes")
+	}
+	return nil
+}
+
+// validateCVE checks the CVE id of a cve request.
+func validateCVE(id string) *requestError {
+	if err := release.CheckCVE(id); err != nil {
+		return invalid("cve: %v", err)
 	}
 	return nil
 }

@@ -226,6 +226,7 @@ func (s *Server) routes() {
 	s.route("GET "+wire.PathPolicies, RoleRead, s.policies)
 	s.route("POST "+wire.PathPolicies, RoleOperate, s.pushPolicy)
 	s.route("POST "+wire.PathPolicyRetire, RoleOperate, s.retirePolicy)
+	s.route("GET "+wire.PathCVE+"{id}", RoleRead, s.cveShow)
 	s.route("GET "+wire.PathRollouts, RoleRead, s.rollouts)
 	s.route("POST "+wire.PathRollouts, RoleOperate, s.startRollout)
 	s.route("GET "+wire.PathRollout+"{id}", RoleRead, s.rollout)

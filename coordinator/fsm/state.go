@@ -163,7 +163,22 @@ type Release struct {
 	Signature       json.RawMessage `json:"signature"`
 	// Rejected marks the release rejected by a failed rollout, by line.
 	Rejected map[string]Rejection `json:"rejected,omitempty"`
+	// State is the release's place in the train: one of the Release*
+	// state constants ("" before format version 5).
+	State string `json:"state,omitempty"`
+	// StateReason says why the release is in its State.
+	StateReason string `json:"state_reason,omitempty"`
 }
+
+// Release states (Release.State).
+const (
+	ReleaseCandidate = "candidate"
+	ReleaseStaging   = "staging"
+	ReleaseValidated = "validated"
+	ReleaseRolling   = "rolling"
+	ReleaseDone      = "done"
+	ReleaseRejected  = "rejected"
+)
 
 // Slot is a held reboot slot.
 type Slot struct {

@@ -140,9 +140,12 @@ type Params struct {
 
 // AppliesTo says on which hosts a policy is in force.
 type AppliesTo struct {
-	// FixedIn lists, per kernel line, the first upstream release that
-	// contains the fix, e.g. ["6.12.85", "6.18.22"]. A host running a
-	// kernel that contains the fix retires the policy (see Fixed).
+	// FixedIn lists, per kernel line, the first kernel that contains the
+	// fix, as an upstream release ("6.12.85"), an internal build
+	// ("6.12.80-cf1") or a Debian package version ("6.12.80-1~deb12u1"),
+	// at most one of each form (one per build series) per line; see
+	// kversion.ParseFix and kversion.FixedBy. A host running a kernel that
+	// contains the fix retires the policy (see Fixed).
 	FixedIn []string `json:"fixed_in"`
 	// Datacenters limits the policy to these datacenters; empty means all.
 	Datacenters []string `json:"datacenters,omitempty"`
@@ -381,16 +384,20 @@ func (p Policy) AppliesToDC(dc string) bool {
 }
 
 // Fixed reports whether the running kernel contains the fix, i.e. the
-// policy retires on a host running it (kversion.ContainsFix with
-// AppliesTo.FixedIn). A kernel of a line FixedIn does not list is not
-// fixed. The running version must know its upstream version (use
-// kversion.ParseProcVersion, as agent/running does, for Debian ABI names).
+// policy retires on a host running it (kversion.FixedBy with
+// AppliesTo.FixedIn): its line has an upstream entry its upstream version
+// reaches, a build entry of its build series that its build reaches, or a
+// Debian package entry its Debian package version reaches. A kernel of a
+// line FixedIn does not list is not fixed. The running version must know
+// its upstream version (use kversion.ParseProcVersion, as agent/running
+// does, which also supplies the Debian package version). Callers treat an
+// error as "not fixed": the mitigation stays.
 func (p Policy) Fixed(running kversion.Version) (bool, error) {
-	fixedIn, err := kversion.ParseList(p.AppliesTo.FixedIn)
+	fixes, err := kversion.ParseFixes(p.AppliesTo.FixedIn)
 	if err != nil {
 		return false, fmt.Errorf("policy %q: applies_to.fixed_in: %w", p.ID, err)
 	}
-	fixed, err := kversion.ContainsFix(running, fixedIn)
+	fixed, err := kversion.FixedBy(running, fixes)
 	if err != nil {
 		return false, fmt.Errorf("policy %q: %w", p.ID, err)
 	}

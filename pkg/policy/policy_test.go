@@ -352,11 +352,17 @@ func TestValidate(t *testing.T) {
 		// applies_to
 		{"fixed_in missing", func(p *Policy) { p.AppliesTo.FixedIn = nil }, "applies_to.fixed_in: must not be empty"},
 		{"fixed_in garbage", func(p *Policy) { p.AppliesTo.FixedIn = []string{"6.12.85", "soon"} }, "applies_to.fixed_in[1]: "},
-		{"fixed_in Debian ABI name", func(p *Policy) { p.AppliesTo.FixedIn = []string{"6.1.0-47-amd64"} }, `applies_to.fixed_in[0]: must be a plain upstream release such as 6.12.85, not "6.1.0-47-amd64"`},
-		{"fixed_in Debian versioned name", func(p *Policy) { p.AppliesTo.FixedIn = []string{"6.12.117+deb12-amd64"} }, "applies_to.fixed_in[0]: must be a plain upstream release"},
-		{"fixed_in local suffix", func(p *Policy) { p.AppliesTo.FixedIn = []string{"6.12.85-kroll"} }, "applies_to.fixed_in[0]: must be a plain upstream release"},
+		{"fixed_in Debian ABI name", func(p *Policy) { p.AppliesTo.FixedIn = []string{"6.1.0-47-amd64"} }, `applies_to.fixed_in[0]: kversion: unknown version format: "6.1.0-47-amd64": a Debian kernel release name`},
+		{"fixed_in Debian versioned name", func(p *Policy) { p.AppliesTo.FixedIn = []string{"6.12.117+deb12-amd64"} }, `applies_to.fixed_in[0]: kversion: unknown version format: "6.12.117+deb12-amd64": a Debian kernel release name`},
+		{"fixed_in internal build", func(p *Policy) { p.AppliesTo.FixedIn = []string{"6.12.80-cf1"} }, ""},
+		{"fixed_in internal build with flavour", func(p *Policy) { p.AppliesTo.FixedIn = []string{"6.12.80-cf1-amd64"} }, `applies_to.fixed_in[0]: kversion: unknown version format: "6.12.80-cf1-amd64": names the kernel flavour "amd64"`},
+		{"fixed_in Debian package", func(p *Policy) { p.AppliesTo.FixedIn = []string{"6.12.80-1~deb12u1"} }, ""},
+		{"fixed_in every form of one line", func(p *Policy) { p.AppliesTo.FixedIn = []string{"6.12.85", "6.12.80-cf1", "6.12.80-1~deb12u1"} }, ""},
+		{"fixed_in two builds of one series", func(p *Policy) { p.AppliesTo.FixedIn = []string{"6.12.80-cf1", "6.12.81-cf1"} }, "applies_to.fixed_in[1]: second build entry for line 6.12 (applies_to.fixed_in[0] is 6.12.80-cf1)"},
+		{"fixed_in bad suffix", func(p *Policy) { p.AppliesTo.FixedIn = []string{"6.12.85+"} }, `applies_to.fixed_in[0]: kversion: unknown version format: "6.12.85+": local suffix "+"`},
+		{"fixed_in epoch", func(p *Policy) { p.AppliesTo.FixedIn = []string{"1:6.12.80-1"} }, "applies_to.fixed_in[0]: "},
 		{"fixed_in release candidate", func(p *Policy) { p.AppliesTo.FixedIn = []string{"6.19.0-rc3"} }, ""},
-		{"fixed_in two of one line", func(p *Policy) { p.AppliesTo.FixedIn = []string{"6.12.85", "6.1.170", "6.12.90"} }, "applies_to.fixed_in[2]: second entry for line 6.12 (applies_to.fixed_in[0] is 6.12.85)"},
+		{"fixed_in two of one line", func(p *Policy) { p.AppliesTo.FixedIn = []string{"6.12.85", "6.1.170", "6.12.90"} }, "applies_to.fixed_in[2]: second upstream entry for line 6.12 (applies_to.fixed_in[0] is 6.12.85)"},
 		{"fixed_in too many", func(p *Policy) {
 			p.AppliesTo.FixedIn = nil
 			for i := 0; i <= MaxListLen; i++ {
@@ -689,6 +695,50 @@ func TestFixed(t *testing.T) {
 	v, _ := kversion.Parse("6.12.85")
 	if _, err := bad.Fixed(v); !errors.Is(err, kversion.ErrUnknownFormat) {
 		t.Errorf("Fixed with bad fixed_in: %v", err)
+	}
+}
+
+// TestFixedBuildsAndPackages: the Copy Fail path, a patched internal build
+// of the previous line, and a Debian package version as fixed_in.
+func TestFixedBuildsAndPackages(t *testing.T) {
+	p := validPolicy()
+	p.AppliesTo.FixedIn = []string{"6.12.80-cf1", "6.18.22", "6.1.192-2"}
+	if err := p.Validate(time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)); err != nil {
+		t.Fatalf("Validate: %v", err)
+	}
+	proc := func(release, pkg string) string {
+		return "Linux version " + release + " (debian-kernel@lists.debian.org) (gcc-12) #1 SMP PREEMPT_DYNAMIC Debian " + pkg + " (2026-10-02)"
+	}
+	for _, tt := range []struct {
+		running string
+		want    bool
+	}{
+		{"6.12.80-cf1-amd64", true},
+		{"6.12.80-cf2-amd64", true},
+		{"6.12.79-cf7-amd64", false},
+		{"6.12.90", false}, // plain upstream: the build's patch is not known to be in it
+		{"6.12.85-zz9-amd64", false},
+		{proc("6.1.0-56-amd64", "6.1.192-2"), true},
+		{proc("6.1.0-56-amd64", "6.1.192-1"), false},
+		{proc("6.1.0-57-amd64", "6.1.193-1~deb12u1"), true},
+	} {
+		t.Run(tt.running, func(t *testing.T) {
+			var (
+				v   kversion.Version
+				err error
+			)
+			if strings.HasPrefix(tt.running, "Linux ") {
+				v, err = kversion.ParseProcVersion(tt.running)
+			} else {
+				v, err = kversion.Parse(tt.running)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, err := p.Fixed(v); err != nil || got != tt.want {
+				t.Errorf("Fixed(%s) = %v, %v; want %v", tt.running, got, err, tt.want)
+			}
+		})
 	}
 }
 

@@ -239,23 +239,19 @@ func (a AppliesTo) validate(pr *validation.Problems) {
 	case len(a.FixedIn) > MaxListLen:
 		pr.Add("applies_to.fixed_in", fmt.Sprintf("must have at most %d entries", MaxListLen))
 	default:
-		lines := make(map[string]int, len(a.FixedIn))
+		keys := make(map[string]int, len(a.FixedIn))
 		for i, s := range a.FixedIn {
 			f := "applies_to.fixed_in[" + strconv.Itoa(i) + "]"
-			v, err := kversion.Parse(s)
+			fix, err := kversion.ParseFix(s)
 			if err != nil {
 				pr.Wrap(f, err)
 				continue
 			}
-			if v.Kind() != kversion.KindUpstream || v.Suffix() != "" || !v.UpstreamKnown() {
-				pr.Add(f, fmt.Sprintf("must be a plain upstream release such as 6.12.85, not %q", s))
+			if j, dup := keys[fix.Key()]; dup {
+				pr.Add(f, fmt.Sprintf("second %s entry for line %s (applies_to.fixed_in[%d] is %s)", fix.Form(), fix.Line(), j, a.FixedIn[j]))
 				continue
 			}
-			if j, dup := lines[v.Line()]; dup {
-				pr.Add(f, fmt.Sprintf("second entry for line %s (applies_to.fixed_in[%d] is %s)", v.Line(), j, a.FixedIn[j]))
-				continue
-			}
-			lines[v.Line()] = i
+			keys[fix.Key()] = i
 		}
 	}
 

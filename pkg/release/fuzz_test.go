@@ -13,6 +13,11 @@ func FuzzDecodeManifest(f *testing.F) {
 	f.Add([]byte(`{"id":"x","line":"6.1","kernel_version":"6.1.0-56-amd64","upstream_version":"6.1.192","kind":"bundle",` +
 		`"artifacts":[{"name":"a","url":"http://h/a","size":1,"sha256":"` + hashB + `"}],"created":"2026-01-01T00:00:00.5+01:00"}`))
 	f.Add([]byte(`{"artifacts":[{},{}],"created":"x"}`))
+	f.Add([]byte(`{"id":"x","line":"6.12","kernel_version":"6.12.80-cf1-amd64","kind":"deb",` +
+		`"artifacts":[{"name":"a","url":"http://h/a","size":1,"sha256":"` + hashB + `"}],"created":"2026-01-01T00:00:00Z",` +
+		`"fixes":["CVE-2026-9999","CVE-2026-31431"]}`))
+	f.Add([]byte(`{"id":"x","line":"6.12","kernel_version":"6.12.80","kind":"deb",` +
+		`"artifacts":[{"name":"a","url":"http://h/a","size":1,"sha256":"` + hashB + `"}],"created":"2026-01-01T00:00:00Z","fixes":[]}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		m, err := Decode(data)
 		if err != nil {

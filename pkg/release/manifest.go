@@ -17,7 +17,8 @@
 //	  "cmdline_add": ["mitigations=auto"],
 //	  "cmdline_remove": ["mitigations", "nosmt"],
 //	  "created": "2026-05-04T09:30:00Z",
-//	  "notes": "CVE-2026-31431 fix"
+//	  "notes": "CVE-2026-31431 fix",
+//	  "fixes": ["CVE-2026-31431"]
 //	}
 //
 // Decode parses it strictly and validates it. The signature (a detached
@@ -91,6 +92,11 @@ type Manifest struct {
 	Created time.Time `json:"created"`
 	// Notes is free text for operators.
 	Notes string `json:"notes,omitempty"`
+	// Fixes lists the CVE ids whose fix this kernel contains, e.g.
+	// ["CVE-2026-31431"]: at most MaxFixes, sorted (CompareCVE), no
+	// duplicates. Later releases of the same line are taken to contain
+	// them too (krollctl cve show).
+	Fixes []string `json:"fixes,omitempty"`
 }
 
 // Artifact is one file of a release.
@@ -120,6 +126,7 @@ type manifestJSON struct {
 	NoInitrd        bool       `json:"no_initrd,omitempty"`
 	Created         string     `json:"created"`
 	Notes           string     `json:"notes,omitempty"`
+	Fixes           []string   `json:"fixes,omitempty"`
 }
 
 // Decode parses a JSON manifest strictly (at most MaxManifestSize bytes, a
@@ -141,6 +148,9 @@ func Decode(data []byte) (Manifest, error) {
 		CmdlineRemove:   w.CmdlineRemove,
 		NoInitrd:        w.NoInitrd,
 		Notes:           w.Notes,
+	}
+	if len(w.Fixes) > 0 { // fixes: [] is no fixes, as the canonical form omits it
+		m.Fixes = w.Fixes
 	}
 	var badCreated string
 	if w.Created != "" {
@@ -169,7 +179,7 @@ func Decode(data []byte) (Manifest, error) {
 // Canonical returns the canonical encoding of a valid manifest: compact JSON
 // with the fields in a fixed order (id, line, kernel_version,
 // upstream_version, kind, artifacts with name, url, size, sha256,
-// cmdline_add, cmdline_remove, no_initrd, created, notes), empty optional fields omitted, Created in UTC in RFC 3339 with
+// cmdline_add, cmdline_remove, no_initrd, created, notes, fixes), empty optional fields omitted, Created in UTC in RFC 3339 with
 // as many fractional digits as needed, and no trailing newline. It depends
 // only on the manifest's content, not on how its document was formatted.
 // Decoding the canonical encoding yields an equal manifest.
@@ -191,6 +201,7 @@ func (m Manifest) Canonical() ([]byte, error) {
 		NoInitrd:        m.NoInitrd,
 		Created:         m.Created.UTC().Format(time.RFC3339Nano),
 		Notes:           m.Notes,
+		Fixes:           m.Fixes,
 	}
 	b, err := strictjson.MarshalCanonical(w)
 	if err != nil {

@@ -155,6 +155,7 @@ func (m Manifest) validate() validation.Problems {
 	case !printableText(m.Notes):
 		p.Add("notes", "must be valid UTF-8 without control or format characters (newline and tab are allowed)")
 	}
+	validateFixes(&p, m.Fixes)
 	return p
 }
 
