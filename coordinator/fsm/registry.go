@@ -50,7 +50,7 @@ import (
 
 // FormatVersion is the format version of the commands and snapshots this
 // code writes; it reads every version from 1 up to it.
-const FormatVersion = FormatV4
+const FormatVersion = FormatV5
 
 // Format versions.
 const (
