@@ -106,7 +106,7 @@ func (s *State) feedBuild(p RecordFeedBuild) Result {
 			return Result{}
 		}
 		b.Status, b.Release = FeedConflict, r.ID
-		b.Reason = "release " + r.ID + " exists with a different manifest: a build must not change under the same id"
+		b.Reason = conflictReason(r.ID)
 		return s.refuseFeedBuild(b)
 	}
 	r.Added = s.Now
@@ -150,7 +150,15 @@ func (s *State) refuseFeedBuild(b FeedBuild) Result {
 func (s *State) FeedBuildKnown(b FeedBuild, manifest []byte) bool {
 	if b.Status == "" {
 		r := s.Releases[b.Release]
-		return r != nil && bytes.Equal(r.Manifest, manifest)
+		if r == nil {
+			return false
+		}
+		if bytes.Equal(r.Manifest, manifest) {
+			return true
+		}
+		// Another manifest under the id: known when its conflict is.
+		b.Status = FeedConflict
+		b.Reason = conflictReason(b.Release)
 	}
 	for _, o := range s.FeedBuilds {
 		if o.Feed == b.Feed && o.Key == b.Key {
@@ -173,4 +181,9 @@ func (s *State) FeedBuildViews(feed string) []wire.FeedBuild {
 			ManifestURL: b.ManifestURL, Release: b.Release, Status: b.Status, Reason: b.Reason, Seen: b.Seen})
 	}
 	return out
+}
+
+// conflictReason is the reason of a FeedConflict.
+func conflictReason(id string) string {
+	return "release " + id + " exists with a different manifest: a build must not change under the same id"
 }

@@ -26,8 +26,8 @@ type State struct {
 	// FeedBuilds are the builds the feed pollers found that did not
 	// become releases (unsigned, badly signed, mismatched …), newest
 	// last, at most MaxFeedBuilds (see feedBuild).
-	FeedBuilds []FeedBuild `json:"feed_builds,omitempty"`
-	NextEventID uint64                 `json:"next_event_id"`
+	FeedBuilds  []FeedBuild `json:"feed_builds,omitempty"`
+	NextEventID uint64      `json:"next_event_id"`
 	// Now is the latest leader time applied; commands never move it
 	// backwards (a new leader's clock may lag the old one's).
 	Now time.Time `json:"now"`
