@@ -18,6 +18,7 @@ import (
 	"os"
 	"path"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
@@ -64,6 +65,8 @@ type Poller struct {
 
 	// validators of the last index processed in full (conditional GET).
 	indexURL, etag, lastModified string
+	// polls and failures count Poll's outcomes (Stats).
+	polls, failures atomic.Uint64
 	// done maps the builds processed (recorded, or found recorded) to the
 	// digest of their index entry: not fetched again while it stays.
 	done map[string]string
@@ -189,12 +192,22 @@ type Summary struct {
 func (p *Poller) Poll(ctx context.Context) (Summary, error) {
 	sum, err := p.poll(ctx)
 	if err != nil {
+		p.failures.Add(1)
 		p.m.errors.WithLabelValues(p.cfg.Name).Inc()
 		return sum, fmt.Errorf("feed %s: %w", p.cfg.Name, err)
 	}
+	p.polls.Add(1)
 	p.m.polls.WithLabelValues(p.cfg.Name).Inc()
 	return sum, nil
 }
+
+// Stats counts this poller's polls: completed and failed.
+type Stats struct {
+	Polls, Failures uint64
+}
+
+// Stats returns how often this poller polled.
+func (p *Poller) Stats() Stats { return Stats{Polls: p.polls.Load(), Failures: p.failures.Load()} }
 
 // build is one build a feed lists.
 type build struct {
