@@ -1,4 +1,4 @@
-package feed
+package feed_test
 
 import (
 	"bytes"
@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -137,7 +138,7 @@ func writeSigned(t *testing.T, path string, m release.Manifest, key ed25519.Priv
 	canon, err := m.Canonical()
 	must(t, err)
 	var pretty bytes.Buffer
-	must(t, jsonIndent(&pretty, canon))
+	must(t, json.Indent(&pretty, canon, "", "  "))
 	must(t, os.MkdirAll(filepath.Dir(path), 0o755))
 	must(t, os.WriteFile(path, pretty.Bytes(), 0o644))
 	if key == nil {
