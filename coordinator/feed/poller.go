@@ -82,17 +82,9 @@ func New(cfg Config, st Store, o Options) (*Poller, error) {
 	if cfg.Kind == KindApt && !strings.HasSuffix(base.Path, "/") {
 		base.Path += "/"
 	}
-	tlsConf := &tls.Config{MinVersion: tls.VersionTLS12}
-	if cfg.CAFile != "" {
-		pem, err := os.ReadFile(cfg.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("feed %q: ca_file: %w", cfg.Name, err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("feed %q: ca_file %s holds no PEM certificates", cfg.Name, cfg.CAFile)
-		}
-		tlsConf.RootCAs = pool
+	tlsConf, err := cfg.TLSConfig()
+	if err != nil {
+		return nil, err
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = tlsConf
@@ -119,6 +111,25 @@ func New(cfg Config, st Store, o Options) (*Poller, error) {
 	}
 	return &Poller{cfg: cfg, store: st, client: client, log: o.Logger.With("feed", cfg.Name), m: o.Metrics, base: base,
 		check: o.LeaderCheck, done: map[string]string{}}, nil
+}
+
+// TLSConfig returns the TLS settings of the feed's requests: TLS 1.2 or
+// later, the CAs of CAFile when set (else the system's).
+func (c *Config) TLSConfig() (*tls.Config, error) {
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	if c.CAFile == "" {
+		return tc, nil
+	}
+	pem, err := os.ReadFile(c.CAFile)
+	if err != nil {
+		return nil, fmt.Errorf("feed %q: ca_file: %w", c.Name, err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("feed %q: ca_file %s holds no PEM certificates", c.Name, c.CAFile)
+	}
+	tc.RootCAs = pool
+	return tc, nil
 }
 
 // Name returns the feed's name.
