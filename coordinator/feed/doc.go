@@ -60,8 +60,11 @@
 // # Polling
 //
 // Every interval (jittered ±10%), bounded by the feed's timeout per
-// request and by size limits per document; conditional GET (ETag,
-// Last-Modified) skips an unchanged index. Errors back off exponentially
+// request and by size limits per document. A build that became a release
+// is not fetched again while its index entry stays; a refused one is
+// looked at again at every poll (publishing its signature later is
+// enough; nothing is recorded twice). Conditional GET (ETag,
+// Last-Modified) skips an unchanged index whose builds are all releases. Errors back off exponentially
 // (github.com/cenkalti/backoff) up to the interval. Every new candidate
 // and every refused build is an event (release_candidate,
 // feed_build_refused); metrics count polls, errors, candidates and

@@ -199,9 +199,11 @@ func TestIndexFeed(t *testing.T) {
 	must(t, os.WriteFile(filepath.Join(repo.dir, "kernel", "broken.json"), []byte(`{"id":`), 0o644))
 	writeIndex(`{"manifests":[{"url":"a.json"},{"url":"` + repo.srv.URL + `/other/b.json","sig":"../other/b.sig"},{"url":"unsigned.json"},{"url":"broken.json"}]}`)
 
+	// Refused builds are looked at again at every poll (nothing is
+	// recorded twice); the releases are not fetched again.
 	for i, want := range []feed.Summary{
 		{Builds: 4, Candidates: 2, Refused: 2},
-		{Unchanged: true},
+		{Builds: 4},
 	} {
 		got, err := p.Poll(ctx)
 		if err != nil || got != want {
@@ -222,6 +224,22 @@ func TestIndexFeed(t *testing.T) {
 		t.Errorf("broken: %+v", b)
 	}
 
+	// Publishing the missing signature is enough: the index is the same.
+	hits := repo.hitCount("/kernel/a.json")
+	writeSigned(t, filepath.Join(repo.dir, "kernel", "unsigned.json"), deb("6.12.82-cf1"), buildKey)
+	if got, err := p.Poll(ctx); err != nil || got != (feed.Summary{Builds: 4, Candidates: 1}) {
+		t.Fatalf("poll after signing: %+v, %v", got, err)
+	}
+	if r := releaseByID(t, c, "6.12.82-cf1"); r == nil || r.State != fsm.ReleaseCandidate {
+		t.Fatalf("signed later: %+v", r)
+	}
+	if _, still := refusedByKey(c)[u("kernel/unsigned.json")]; still {
+		t.Error("the build signed later is still listed as refused")
+	}
+	if n := repo.hitCount("/kernel/a.json"); n != hits {
+		t.Errorf("a release's manifest was fetched again (%d times)", n-hits)
+	}
+
 	// The build 6.12.80-cf1 is republished with other content, signed:
 	// a conflict, reported, and the release keeps its manifest.
 	changed := deb("6.12.80-cf1")
@@ -230,7 +248,7 @@ func TestIndexFeed(t *testing.T) {
 	writeIndex(`{"manifests":[{"url":"a.json"},{"url":"a2.json"},{"url":"` + repo.srv.URL + `/other/b.json","sig":"../other/b.sig"},{"url":"unsigned.json"},{"url":"broken.json"}]}`)
 	for i, want := range []feed.Summary{
 		{Builds: 5, Refused: 1},
-		{Unchanged: true},
+		{Builds: 5},
 	} {
 		got, err := p.Poll(ctx)
 		if err != nil || got != want {
@@ -240,6 +258,25 @@ func TestIndexFeed(t *testing.T) {
 	if b := refusedByKey(c)[u("kernel/a2.json")]; b.Status != fsm.FeedConflict || b.Release != "6.12.80-cf1" {
 		t.Errorf("changed build: %+v", b)
 	}
+	if r := releaseByID(t, c, "6.12.80-cf1"); r == nil || r.State != fsm.ReleaseCandidate {
+		t.Errorf("the release of the conflicting id changed: %+v", r)
+	}
+
+	// An index of releases only is not processed again while it does not
+	// change (conditional GET).
+	writeIndex(`{"manifests":[{"url":"a.json"},{"url":"unsigned.json"}]}`)
+	for i, want := range []feed.Summary{
+		{Builds: 2},
+		{Unchanged: true},
+	} {
+		got, err := p.Poll(ctx)
+		if err != nil || got != want {
+			t.Fatalf("poll %d of the clean index: %+v, %v; want %+v", i, got, err, want)
+		}
+	}
+	if _, err := c.Client.FeedBuilds(ctx, "bad name"); err == nil || !strings.Contains(err.Error(), "invalid feed name") {
+		t.Errorf("feed builds of a bad name: %v", err)
+	}
 
 	// A new poller (a new leader) records nothing again.
 	p2, err := feed.New(feed.Config{Name: "weekly", Kind: feed.KindIndex, URL: repo.srv.URL + "/kernel/index.json", Line: "6.12",
@@ -247,7 +284,7 @@ func TestIndexFeed(t *testing.T) {
 	must(t, err)
 	var before uint64
 	c.Store.FSM().View(func(s *fsm.State) { before = s.Index })
-	if got, err := p2.Poll(ctx); err != nil || got != (feed.Summary{Builds: 5}) {
+	if got, err := p2.Poll(ctx); err != nil || got != (feed.Summary{Builds: 2}) {
 		t.Fatalf("new poller: %+v, %v", got, err)
 	}
 	c.Store.FSM().View(func(s *fsm.State) {

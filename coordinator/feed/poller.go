@@ -250,13 +250,15 @@ func (p *Poller) poll(ctx context.Context) (Summary, error) {
 	}
 	sum.Builds = len(builds)
 	var errs []error
+	settled := true
 	for _, b := range builds {
 		if p.done[b.key] == b.entryDigest {
 			continue
 		}
-		status, err := p.process(ctx, b)
+		status, done, err := p.process(ctx, b)
 		if err != nil {
 			errs = append(errs, err)
+			settled = false
 			continue
 		}
 		switch status {
@@ -268,12 +270,23 @@ func (p *Poller) poll(ctx context.Context) (Summary, error) {
 			sum.Refused++
 			p.m.refused.WithLabelValues(p.cfg.Name, status).Inc()
 		}
-		p.done[b.key] = b.entryDigest
+		if done {
+			p.done[b.key] = b.entryDigest
+		} else {
+			settled = false
+		}
 	}
 	if err := errors.Join(errs...); err != nil {
 		return sum, err
 	}
-	p.indexURL, p.etag, p.lastModified = valid.url, valid.etag, valid.lastModified
+	// Only an index whose every build is a release is skipped while it
+	// does not change: a refused build is looked at again at every poll,
+	// so that publishing its signature (or a fixed manifest) is enough.
+	if settled {
+		p.indexURL, p.etag, p.lastModified = valid.url, valid.etag, valid.lastModified
+	} else {
+		p.indexURL, p.etag, p.lastModified = "", "", ""
+	}
 	return sum, nil
 }
 
@@ -358,23 +371,35 @@ func (p *Poller) indexBuilds(ctx context.Context) ([]build, validators, error) {
 
 // process fetches one build's manifest and signature, checks them and
 // records the outcome unless the state holds it already. It returns the
-// status recorded ("" when nothing was).
-func (p *Poller) process(ctx context.Context, b build) (string, error) {
+// status recorded ("" when nothing was) and whether the build is settled:
+// a release of exactly this manifest (not fetched again while its index
+// entry stays).
+func (p *Poller) process(ctx context.Context, b build) (status string, settled bool, err error) {
 	rec, canon, err := p.verify(ctx, b)
 	if err != nil {
-		return "", err
+		return "", false, err
+	}
+	isRelease := func() bool {
+		ok := false
+		if rec.Release != nil {
+			p.store.FSM().View(func(s *fsm.State) {
+				r := s.Releases[rec.Release.ID]
+				ok = r != nil && bytes.Equal(r.Manifest, canon)
+			})
+		}
+		return ok
 	}
 	known := false
 	p.store.FSM().View(func(s *fsm.State) { known = s.FeedBuildKnown(rec.Build, canon) })
 	if known {
-		return "", nil
+		return "", isRelease(), nil
 	}
 	res, err := p.store.Apply(ctx, fsm.TypeFeedBuild, rec)
 	if err != nil {
-		return "", fmt.Errorf("record %s: %w", b.key, err)
+		return "", false, fmt.Errorf("record %s: %w", b.key, err)
 	}
 	if res.Err != nil {
-		return "", fmt.Errorf("record %s: %s: %s", b.key, res.Err.Kind, res.Err.Value)
+		return "", false, fmt.Errorf("record %s: %s: %s", b.key, res.Err.Kind, res.Err.Value)
 	}
 	switch {
 	case res.Reason == fsm.ReleaseCandidate:
@@ -382,7 +407,7 @@ func (p *Poller) process(ctx context.Context, b build) (string, error) {
 	case res.Reason != "":
 		p.log.Warn("feed: build refused", "build", b.key, "status", res.Reason, "reason", rec.Build.Reason)
 	}
-	return res.Reason, nil
+	return res.Reason, isRelease(), nil
 }
 
 // verify fetches and verifies one build: a record with a Release when it
