@@ -163,3 +163,26 @@ func TestFeedTLS(t *testing.T) {
 func pemCert(der []byte) []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 }
+
+// TestFeedIDTheStateRefuses: a signed manifest whose id the replicated
+// state does not take ('+' is valid in a manifest, not in a release id)
+// is recorded as invalid, not retried as a failure at every poll.
+func TestFeedIDTheStateRefuses(t *testing.T) {
+	dir := t.TempDir()
+	writeSigned(t, filepath.Join(dir, "a.json"), manifest("6.12.80+cf1", "6.12.80-cf1-amd64", "pool/x_1_amd64.deb", 10, strings.Repeat("ab", 32)), buildKey)
+	must(t, os.WriteFile(filepath.Join(dir, "index.json"), []byte(`{"manifests":[{"url":"a.json"}]}`), 0o644))
+	srv := httptest.NewServer(http.FileServer(http.Dir(dir)))
+	t.Cleanup(srv.Close)
+	c := testcoord.Start(t, testcoord.Options{ReleaseKeys: trusted()})
+	p, err := feed.New(feed.Config{Name: "weekly", Kind: feed.KindIndex, URL: srv.URL + "/index.json", Line: "6.12", Interval: time.Minute, Keys: trusted()},
+		c.Store, feed.Options{})
+	must(t, err)
+	for i, want := range []feed.Summary{{Builds: 1, Refused: 1}, {Builds: 1}} {
+		if got, err := p.Poll(context.Background()); err != nil || got != want {
+			t.Fatalf("poll %d: %+v, %v; want %+v", i, got, err, want)
+		}
+	}
+	if b := refusedByKey(c)[srv.URL+"/a.json"]; b.Status != "invalid" || !strings.Contains(b.Reason, `release id "6.12.80+cf1"`) {
+		t.Fatalf("%+v", b)
+	}
+}

@@ -443,6 +443,9 @@ func (p *Poller) verify(ctx context.Context, b build) (rec fsm.RecordFeedBuild, 
 	if err != nil {
 		return refuse(fsm.FeedInvalid, "manifest %s: %v", b.manifestURL, err)
 	}
+	if !fsm.ValidName(m.ID) {
+		return refuse(fsm.FeedInvalid, "release id %q: the coordinator takes ids of letters, digits, '.', '_', ':' and '-'", m.ID)
+	}
 	rec.Build.Release = m.ID
 	if canon, err = m.Canonical(); err != nil {
 		return refuse(fsm.FeedInvalid, "manifest %s: %v", b.manifestURL, err)
