@@ -223,6 +223,7 @@ func (s *Server) routes() {
 	s.route("GET "+wire.PathEvents, RoleRead, s.events)
 	s.route("GET "+wire.PathReleases, RoleRead, s.releases)
 	s.route("POST "+wire.PathReleases, RoleOperate, s.addRelease)
+	s.route("GET "+wire.PathFeedBuilds, RoleRead, s.feedBuilds)
 	s.route("GET "+wire.PathPolicies, RoleRead, s.policies)
 	s.route("POST "+wire.PathPolicies, RoleOperate, s.pushPolicy)
 	s.route("POST "+wire.PathPolicyRetire, RoleOperate, s.retirePolicy)

@@ -34,6 +34,8 @@ const (
 	TypeResumeRollout Type = "resume_rollout"
 	TypeAbortRollout  Type = "abort_rollout"
 	TypeRemoveHost    Type = "remove_host"
+	// TypeFeedBuild records a build a feed poller found (FormatV5).
+	TypeFeedBuild Type = "feed_build"
 )
 
 // Command is one entry of the replicated log.

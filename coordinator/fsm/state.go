@@ -23,7 +23,11 @@ type State struct {
 	Policies    map[string]*Policy     `json:"policies"`
 	Rollouts    map[string]*Rollout    `json:"rollouts"`
 	Events      []wire.Event           `json:"events"`
-	NextEventID uint64                 `json:"next_event_id"`
+	// FeedBuilds are the builds the feed pollers found that did not
+	// become releases (unsigned, badly signed, mismatched …), newest
+	// last, at most MaxFeedBuilds (see feedBuild).
+	FeedBuilds  []FeedBuild `json:"feed_builds,omitempty"`
+	NextEventID uint64      `json:"next_event_id"`
 	// Now is the latest leader time applied; commands never move it
 	// backwards (a new leader's clock may lag the old one's).
 	Now time.Time `json:"now"`
@@ -163,14 +167,16 @@ type Release struct {
 	Signature       json.RawMessage `json:"signature"`
 	// Rejected marks the release rejected by a failed rollout, by line.
 	Rejected map[string]Rejection `json:"rejected,omitempty"`
-	// State is the release's place in the train: one of the Release*
-	// state constants ("" before format version 5).
-	State string `json:"state,omitempty"`
-	// StateReason says why the release is in its State.
+	// State is where the release is in the train (ReleaseCandidate …);
+	// StateReason says why it got there.
+	State       string `json:"state,omitempty"`
 	StateReason string `json:"state_reason,omitempty"`
+	// Source is where the release came from: "feed:<name>" for a build a
+	// feed found ("" for an operator's release add).
+	Source string `json:"source,omitempty"`
 }
 
-// Release states (Release.State).
+// Release states.
 const (
 	ReleaseCandidate = "candidate"
 	ReleaseStaging   = "staging"

@@ -161,7 +161,7 @@ func (s *State) ReleaseViews() []wire.Release {
 	for _, id := range sortedKeys(s.Releases) {
 		r := s.Releases[id]
 		v := wire.Release{ID: r.ID, Line: r.Line, KernelVersion: r.KernelVersion, UpstreamVersion: r.UpstreamVersion,
-			Kind: r.Kind, Created: r.Created, Added: r.Added, KeyID: r.KeyID}
+			Kind: r.Kind, Created: r.Created, Added: r.Added, KeyID: r.KeyID, State: r.State, StateReason: r.StateReason, Source: r.Source}
 		for _, name := range sortedKeys(s.Datacenters) {
 			if t, ok := s.Datacenters[name].Targets[r.Line]; ok && t.Release == id {
 				v.Targeted = append(v.Targeted, name)

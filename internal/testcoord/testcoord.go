@@ -18,6 +18,7 @@ import (
 
 	"github.com/kroll-dev/kroll/coordinator/api"
 	"github.com/kroll-dev/kroll/coordinator/clock"
+	"github.com/kroll-dev/kroll/coordinator/feed"
 	"github.com/kroll-dev/kroll/coordinator/fsm"
 	"github.com/kroll-dev/kroll/coordinator/store"
 	"github.com/kroll-dev/kroll/internal/testpki"
@@ -52,6 +53,9 @@ type Options struct {
 	// LivenessInterval is how often the leader looks for silent hosts and
 	// followers send it the hosts they heard; default 1s.
 	LivenessInterval time.Duration
+	// Feeds are build feeds every node runs (polling while it leads);
+	// without Keys a feed trusts ReleaseKeys.
+	Feeds []feed.Config
 }
 
 // Coordinator is a running test coordinator.
@@ -65,6 +69,8 @@ type Coordinator struct {
 	Store  *store.Store
 	// Stop shuts the coordinator down before the test ends (idempotent).
 	Stop func()
+	// Feeds are the node's feed pollers (Options.Feeds).
+	Feeds []*feed.Poller
 
 	// How the node was started, for Restart.
 	opts    Options
@@ -204,8 +210,21 @@ func startNode(t testing.TB, o Options, id string, ln net.Listener, dataDir stri
 	actx, cancel := context.WithCancel(context.Background())
 	go h.Announce(actx, fsm.SetMember{ID: id, RaftAddr: raftAddr, HTTPAddr: ln.Addr().String()})
 	go h.ForwardLiveness(actx, o.LivenessInterval)
+	var pollers []*feed.Poller
+	for _, fc := range o.Feeds {
+		if len(fc.Keys) == 0 {
+			fc.Keys = o.ReleaseKeys
+		}
+		p, err := feed.New(fc, st, feed.Options{Logger: quiet, LeaderCheck: 50 * time.Millisecond})
+		if err != nil {
+			cancel()
+			t.Fatal(err)
+		}
+		pollers = append(pollers, p)
+		go p.Run(actx)
+	}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, ErrorLog: slog.NewLogLogger(quiet.Handler(), slog.LevelWarn)}
-	c := &Coordinator{Store: st, ID: id, RaftAddr: raftAddr, opts: saved, dataDir: dataDir, peers: peers}
+	c := &Coordinator{Store: st, ID: id, RaftAddr: raftAddr, opts: saved, dataDir: dataDir, peers: peers, Feeds: pollers}
 	_, c.Port, _ = net.SplitHostPort(ln.Addr().String())
 	opts := client.Options{Token: OperatorToken}
 	if o.CA != nil {

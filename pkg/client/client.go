@@ -666,6 +666,18 @@ func (c *Client) Releases(ctx context.Context) ([]wire.Release, error) {
 	return out, err
 }
 
+// FeedBuilds lists the builds the feeds refused, newest first (every
+// feed's when feed is empty).
+func (c *Client) FeedBuilds(ctx context.Context, feed string) ([]wire.FeedBuild, error) {
+	var q url.Values
+	if feed != "" {
+		q = url.Values{"feed": {feed}}
+	}
+	var out []wire.FeedBuild
+	err := c.do(ctx, http.MethodGet, wire.PathFeedBuilds, q, nil, nil, &out)
+	return out, err
+}
+
 // AddRelease adds a signed release manifest.
 func (c *Client) AddRelease(ctx context.Context, req wire.ReleaseAddRequest) (*wire.Release, error) {
 	var out wire.Release

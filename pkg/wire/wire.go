@@ -307,6 +307,32 @@ type Release struct {
 	// Rejected maps a kernel line to why a failed rollout rejected the
 	// release for it; a new rollout of it there needs Force and a reason.
 	Rejected map[string]string `json:"rejected,omitempty"`
+	// State is where the release is in the train ("candidate" …) and
+	// StateReason why; Source is where it came from ("feed:<name>", or
+	// empty for an operator's release add).
+	State       string `json:"state,omitempty"`
+	StateReason string `json:"state_reason,omitempty"`
+	Source      string `json:"source,omitempty"`
+}
+
+// FeedBuild is a build a feed found that did not become a release: it is
+// listed, never rolled.
+type FeedBuild struct {
+	Feed string `json:"feed"`
+	Line string `json:"line"`
+	// Key identifies the build in its feed (the .deb's path, or the
+	// manifest's URL).
+	Key         string `json:"key"`
+	Package     string `json:"package,omitempty"`
+	Version     string `json:"version,omitempty"`
+	ManifestURL string `json:"manifest_url"`
+	// Release is the id the manifest claims, when it decoded.
+	Release string `json:"release,omitempty"`
+	// Status is unsigned, bad-signature, mismatch, invalid or conflict;
+	// Reason says why.
+	Status string    `json:"status"`
+	Reason string    `json:"reason"`
+	Seen   time.Time `json:"seen"`
 }
 
 // SlotRequest asks to acquire (Token 0), renew or release a slot.
@@ -480,6 +506,7 @@ const (
 	PathPolicies         = "/api/v1/policies"        // GET → []Policy; POST PolicyPushRequest → Policy
 	PathPolicyRetire     = "/api/v1/policies/retire" // POST PolicyRetireRequest → Policy
 	PathRollouts         = "/api/v1/rollouts"        // GET → []Rollout; POST RolloutStartRequest → Rollout
+	PathFeedBuilds       = "/api/v1/feeds/builds"    // GET → []FeedBuild (builds the feeds refused)
 	PathRollout          = "/api/v1/rollouts/"       // + {id}: GET → Rollout; + {id}/pause|resume|abort: POST RolloutActionRequest → Rollout
 )
 

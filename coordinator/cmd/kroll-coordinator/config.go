@@ -11,6 +11,7 @@ import (
 	"github.com/kroll-dev/kroll/pkg/tomlfile"
 
 	"github.com/kroll-dev/kroll/coordinator/api"
+	"github.com/kroll-dev/kroll/coordinator/feed"
 	"github.com/kroll-dev/kroll/coordinator/fsm"
 	"github.com/kroll-dev/kroll/pkg/signing"
 )
@@ -65,6 +66,9 @@ type fileConfig struct {
 		// on mitigation policies the coordinator accepts.
 		TrustedKeys []string `toml:"trusted_keys"`
 	} `toml:"policies"`
+	// Feeds are the build feeds the leader polls ([[feed]]; see
+	// coordinator/feed).
+	Feeds []feedConfig `toml:"feed"`
 	// API bounds the load a node takes on (api.Admission).
 	API struct {
 		HeartbeatConcurrency int               `toml:"heartbeat_concurrency"`
@@ -79,6 +83,24 @@ type fileConfig struct {
 	} `toml:"api"`
 }
 
+// feedConfig is one [[feed]] (see feed.Config).
+type feedConfig struct {
+	Name      string            `toml:"name"`
+	Kind      string            `toml:"kind"`
+	URL       string            `toml:"url"`
+	Suite     string            `toml:"suite"`
+	Component string            `toml:"component"`
+	Arch      string            `toml:"arch"`
+	Package   string            `toml:"package"`
+	Line      string            `toml:"line"`
+	Interval  tomlfile.Duration `toml:"interval"`
+	Timeout   tomlfile.Duration `toml:"timeout"`
+	CAFile    string            `toml:"ca_file"`
+	// Keys are public keys (PEM files) among releases.trusted_keys: the
+	// feed accepts only their signatures (default: all of them).
+	Keys []string `toml:"keys"`
+}
+
 // settings are the resolved runtime settings.
 type settings struct {
 	timing            fsm.Timing
@@ -89,6 +111,7 @@ type settings struct {
 	policyKeys        []ed25519.PublicKey
 	admission         api.Admission
 	fleetLock         api.FleetLockAccess
+	feeds             []feed.Config
 }
 
 func loadConfig(path string) (settings, error) {
@@ -166,6 +189,11 @@ func loadConfig(path string) (settings, error) {
 		}
 		s.policyKeys = append(s.policyKeys, k)
 	}
+	feeds, err := loadFeeds(fc.Feeds, s.releaseKeys)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	s.feeds = feeds
 	for i, t := range fc.Auth.Tokens {
 		role, err := api.ParseRole(t.Role)
 		if err != nil {
@@ -199,4 +227,44 @@ func loadConfig(path string) (settings, error) {
 		return s, fmt.Errorf("config %s: %w", path, err)
 	}
 	return s, nil
+}
+
+// loadFeeds resolves and validates the [[feed]] tables: every problem of
+// every feed is reported; names are unique; a feed's keys must be among
+// the trusted release keys (a feed narrows them, never widens them).
+func loadFeeds(in []feedConfig, releaseKeys []ed25519.PublicKey) ([]feed.Config, error) {
+	var (
+		out  []feed.Config
+		errs []error
+	)
+	names := map[string]bool{}
+	for i, f := range in {
+		c := feed.Config{Name: f.Name, Kind: f.Kind, URL: f.URL, Suite: f.Suite, Component: f.Component, Arch: f.Arch,
+			Package: f.Package, Line: f.Line, Interval: f.Interval.Duration, Timeout: f.Timeout.Duration, CAFile: f.CAFile}
+		var want []ed25519.PublicKey
+		for j, path := range f.Keys {
+			k, err := signing.LoadPublicKey(path)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("feed[%d].keys[%d]: %w", i, j, err))
+				continue
+			}
+			want = append(want, k)
+		}
+		keys, err := feed.SubsetKeys(want, releaseKeys)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("feed[%d] (%s): %w", i, f.Name, err))
+		}
+		c.Keys = keys
+		if err := c.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("feed[%d]: %w", i, err))
+		} else if _, err := c.TLSConfig(); err != nil {
+			errs = append(errs, fmt.Errorf("feed[%d]: %w", i, err))
+		}
+		if names[f.Name] {
+			errs = append(errs, fmt.Errorf("feed[%d]: name %q used twice", i, f.Name))
+		}
+		names[f.Name] = true
+		out = append(out, c)
+	}
+	return out, errors.Join(errs...)
 }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/kroll-dev/kroll/coordinator/api"
+	"github.com/kroll-dev/kroll/coordinator/feed"
 	"github.com/kroll-dev/kroll/coordinator/fsm"
 	"github.com/kroll-dev/kroll/coordinator/store"
 	"github.com/kroll-dev/kroll/pkg/buildinfo"
@@ -106,6 +107,17 @@ func serve(ctx context.Context, env cli.Env, o options, set settings) error {
 	handler := api.New(cfg)
 	go handler.Announce(ctx, fsm.SetMember{ID: o.nodeID, RaftAddr: o.raftAddr, HTTPAddr: o.httpAddr})
 	go handler.ForwardLiveness(ctx, time.Second)
+	if len(set.feeds) > 0 {
+		fm := feed.NewMetrics(metrics.Registry())
+		for _, fc := range set.feeds {
+			p, err := feed.New(fc, st, feed.Options{Logger: log, Metrics: fm})
+			if err != nil {
+				return err
+			}
+			// Every node runs the poller; only the leader polls.
+			go p.Run(ctx)
+		}
+	}
 	srv := &http.Server{
 		Handler: handler, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second,
 		WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10,

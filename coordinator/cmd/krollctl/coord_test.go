@@ -305,7 +305,13 @@ ams1  staging  5      5        0/1    10%    80%          0/2       -       -   
 			name: "release-list", args: []string{"release", "list"},
 			route: "GET /api/v1/releases", reply: ok(`[{"id":"6.1.192-kroll.1","line":"6.1","kernel_version":"6.1.0-56-amd64","upstream_version":"6.1.192","kind":"deb","created":"2026-11-01T00:00:00Z","added":"2026-11-02T00:00:00Z","key_id":"ab12","targeted":["fra1","ams1"]}]`),
 			want:   &request{Method: "GET", Path: "/api/v1/releases"},
-			stdout: "ID               LINE  KERNEL          UPSTREAM  KIND  CREATED               KEY   TARGETED   REJECTED\n6.1.192-kroll.1  6.1   6.1.0-56-amd64  6.1.192   deb   2026-11-01T00:00:00Z  ab12  fra1,ams1  -\n",
+			stdout: "ID               LINE  KERNEL          UPSTREAM  KIND  STATE  SOURCE  CREATED               KEY   TARGETED   REJECTED\n6.1.192-kroll.1  6.1   6.1.0-56-amd64  6.1.192   deb   -      -       2026-11-01T00:00:00Z  ab12  fra1,ams1  -\n",
+		},
+		{
+			name: "release-list-feed", args: []string{"release", "list"},
+			route: "GET /api/v1/releases", reply: ok(`[{"id":"6.12.80-cf1","line":"6.12","kernel_version":"6.12.80-cf1-amd64","kind":"deb","created":"2026-11-01T00:00:00Z","added":"2026-11-02T00:00:00Z","key_id":"ab12","state":"candidate","state_reason":"new build from feed weekly","source":"feed:weekly"}]`),
+			want:   &request{Method: "GET", Path: "/api/v1/releases"},
+			stdout: "ID           LINE  KERNEL             UPSTREAM  KIND  STATE      SOURCE       CREATED               KEY   TARGETED  REJECTED\n6.12.80-cf1  6.12  6.12.80-cf1-amd64  -         deb   candidate  feed:weekly  2026-11-01T00:00:00Z  ab12  -         -\n",
 		},
 		{
 			name: "release-list-rejected", args: []string{"release", "list"},

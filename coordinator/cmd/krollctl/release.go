@@ -19,7 +19,7 @@ import (
 
 const (
 	releaseAddUsage  = "release add MANIFEST [--signature FILE]"
-	releaseListUsage = "release list"
+	releaseListUsage = "release list [--all]"
 )
 
 func (a *app) releaseCommand() *cobra.Command {
@@ -27,9 +27,12 @@ func (a *app) releaseCommand() *cobra.Command {
 	var sigPath string
 	add.Flags().StringVar(&sigPath, "signature", "", "detached signature `FILE` (default MANIFEST.sig)")
 	add.RunE = func(cmd *cobra.Command, args []string) error { return a.releaseAdd(cmd.Context(), args, sigPath) }
-	return cli.Group("release", "signed kernel releases", add,
-		&cobra.Command{Use: use(releaseListUsage), Short: "list releases and the datacenters they target", Args: nArgs(0, releaseListUsage),
-			RunE: func(cmd *cobra.Command, _ []string) error { return a.releaseList(cmd.Context()) }})
+	list := &cobra.Command{Use: use(releaseListUsage), Short: "list releases (state, source, the datacenters they target); --all adds the builds the feeds refused",
+		Args: nArgs(0, releaseListUsage)}
+	var all bool
+	list.Flags().BoolVar(&all, "all", false, "also list the feed builds that are no releases (unsigned, bad-signature, mismatch, invalid, conflict)")
+	list.RunE = func(cmd *cobra.Command, _ []string) error { return a.releaseList(cmd.Context(), all) }
+	return cli.Group("release", "signed kernel releases", add, list)
 }
 
 func (a *app) releaseAdd(ctx context.Context, pos []string, sigPath string) error {
@@ -68,7 +71,7 @@ func (a *app) releaseAdd(ctx context.Context, pos []string, sigPath string) erro
 	return c.show(rel, func(w io.Writer) { releaseTable(w, []wire.Release{*rel}) })
 }
 
-func (a *app) releaseList(ctx context.Context) error {
+func (a *app) releaseList(ctx context.Context, all bool) error {
 	c, err := a.connect()
 	if err != nil {
 		return err
@@ -77,22 +80,54 @@ func (a *app) releaseList(ctx context.Context) error {
 	if err != nil {
 		return c.fail(err)
 	}
-	return c.show(nonNil(rels), func(w io.Writer) {
+	table := func(w io.Writer) {
 		if len(rels) == 0 {
 			fmt.Fprintln(w, "no releases")
 			return
 		}
 		releaseTable(w, rels)
+	}
+	if !all {
+		return c.show(nonNil(rels), table)
+	}
+	builds, err := c.client.FeedBuilds(ctx, "")
+	if err != nil {
+		return c.fail(err)
+	}
+	out := struct {
+		Releases []wire.Release   `json:"releases"`
+		Refused  []wire.FeedBuild `json:"refused"`
+	}{nonNil(rels), nonNil(builds)}
+	return c.show(out, func(w io.Writer) {
+		table(w)
+		fmt.Fprintln(w)
+		if len(builds) == 0 {
+			fmt.Fprintln(w, "no refused feed builds")
+			return
+		}
+		feedBuildTable(w, builds)
 	})
 }
 
+// feedBuildTable lists refused feed builds: never releases, never rolled.
+func feedBuildTable(w io.Writer, builds []wire.FeedBuild) {
+	row(w, "FEED", "LINE", "BUILD", "RELEASE", "STATUS", "SEEN", "REASON")
+	for _, b := range builds {
+		name := b.Key
+		if b.Package != "" {
+			name = b.Package + " " + b.Version
+		}
+		row(w, b.Feed, b.Line, name, b.Release, b.Status, ts(b.Seen), b.Reason)
+	}
+}
+
 func releaseTable(w io.Writer, rels []wire.Release) {
-	row(w, "ID", "LINE", "KERNEL", "UPSTREAM", "KIND", "CREATED", "KEY", "TARGETED", "REJECTED")
+	row(w, "ID", "LINE", "KERNEL", "UPSTREAM", "KIND", "STATE", "SOURCE", "CREATED", "KEY", "TARGETED", "REJECTED")
 	for _, r := range rels {
 		var rejected []string
 		for _, line := range slices.Sorted(maps.Keys(r.Rejected)) {
 			rejected = append(rejected, line+" ("+r.Rejected[line]+")")
 		}
-		row(w, r.ID, r.Line, r.KernelVersion, r.UpstreamVersion, r.Kind, ts(r.Created), r.KeyID, strings.Join(r.Targeted, ","), strings.Join(rejected, "; "))
+		row(w, r.ID, r.Line, r.KernelVersion, r.UpstreamVersion, r.Kind, r.State, r.Source, ts(r.Created), r.KeyID, strings.Join(r.Targeted, ","), strings.Join(rejected, "; "))
 	}
 }
