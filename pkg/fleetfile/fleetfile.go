@@ -18,7 +18,8 @@
 // a region name that is not a lower-case DNS label, the same coordinator in
 // two regions, and clear-text http:// to anything but loopback are errors.
 // Relative paths are relative to the fleet file's directory. A TOML syntax
-// error (a duplicate region among them) names FILE:LINE.
+// error (a duplicate region among them) names FILE:LINE. A fleet file
+// that its group or others may write is refused.
 package fleetfile
 
 import (
@@ -100,6 +101,11 @@ var regionName = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 // Load reads and validates the fleet file at path. It reads no token,
 // certificate or CA file: Region.Client does, for the regions used.
 func Load(path string) (*File, error) {
+	// Like ssh with its config: a file others may change could send the
+	// tokens anywhere.
+	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o022 != 0 {
+		return nil, fmt.Errorf("fleet file %s: mode %04o lets others change where your credentials go (run chmod go-w %s)", path, fi.Mode().Perm(), path)
+	}
 	var raw fileTOML
 	if err := tomlfile.Decode(path, &raw); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {

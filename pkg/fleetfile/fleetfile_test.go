@@ -2,6 +2,7 @@ package fleetfile
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -146,6 +147,19 @@ func TestLoadMissing(t *testing.T) {
 	_, err := Load(p)
 	if !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), p) {
 		t.Fatalf("Load of a missing file: %v, want ErrNotExist naming %s", err, p)
+	}
+}
+
+func TestLoadWritableByOthers(t *testing.T) {
+	for _, mode := range []os.FileMode{0o664, 0o646, 0o666} {
+		p := write(t, "[regions.eu]\ncoordinators = [\"https://c1:8001\"]\n")
+		if err := os.Chmod(p, mode); err != nil {
+			t.Fatal(err)
+		}
+		_, err := Load(p)
+		if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("mode %04o lets others change where your credentials go", mode)) {
+			t.Errorf("mode %04o: %v", mode, err)
+		}
 	}
 }
 

@@ -169,6 +169,10 @@ key = %q
 		}
 	})
 
+	t.Run("policy-push-again-is-a-no-op", func(t *testing.T) {
+		ctl(0, "--all-regions", "policy", "push", pol)
+	})
+
 	t.Run("policy-list-some-regions", func(t *testing.T) {
 		out, _ := ctl(0, "policy", "list", "--region", "us,eu", "-o", "json")
 		var got regionsJSON
