@@ -5,6 +5,7 @@ package main
 // error mapping and table/JSON output.
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -67,6 +68,9 @@ type coord struct {
 	env    cli.Env
 	client *client.Client
 	json   bool
+	// hint says where the coordinators were configured, for an error
+	// naming them (default: --coordinator, KROLL_COORDINATOR).
+	hint string
 }
 
 // connect returns the command's connection: flags first, then the
@@ -136,8 +140,9 @@ func (c *coord) fail(err error) error {
 		if len(c.client.BaseURLs()) > 1 {
 			what = "coordinators"
 		}
-		return fmt.Errorf("%s %s: %w (is kroll-coordinator running there? see --coordinator, %s)",
-			what, strings.Join(c.client.BaseURLs(), ", "), syscall.ECONNREFUSED, envCoordinator)
+		hint := cmp.Or(c.hint, "see --coordinator, "+envCoordinator)
+		return fmt.Errorf("%s %s: %w (is kroll-coordinator running there? %s)",
+			what, strings.Join(c.client.BaseURLs(), ", "), syscall.ECONNREFUSED, hint)
 	}
 	if s := err.Error(); printable(s) != s {
 		return errors.New(printable(s))

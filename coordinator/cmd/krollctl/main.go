@@ -6,7 +6,8 @@
 // Global flags (--coordinator, -o/--output, --token, --tls-*) go before or
 // after the command; every connection setting has an environment variable
 // (KROLL_COORDINATOR, KROLL_TOKEN, KROLL_TLS_CA, KROLL_TLS_CERT,
-// KROLL_TLS_KEY), the flag winning.
+// KROLL_TLS_KEY), the flag winning. --region and --all-regions run a
+// command against the regions of a fleet file (--fleet, KROLL_FLEET).
 package main
 
 import (
@@ -28,6 +29,7 @@ func run(ctx context.Context, env cli.Env, args []string) error {
 type app struct {
 	env cli.Env
 	g   globals
+	r   regionFlags
 }
 
 // newRoot returns the command tree of krollctl.
@@ -46,15 +48,27 @@ environment: KROLL_COORDINATOR (one URL or several, comma-separated, tried in
 turn when one cannot be reached or answers 503), KROLL_TOKEN, KROLL_TLS_CA,
 KROLL_TLS_CERT, KROLL_TLS_KEY.
 
+A fleet of regions, each its own coordinator quorum, is described in the
+fleet file (--fleet, env KROLL_FLEET, default ~/.config/kroll/fleet.toml):
+--region R[,R...] or --all-regions runs status, policy push|list|retire
+against those regions concurrently, with a REGION column, one result line
+per region, and exit status 1 if any region failed.
+
 Exit status: 0 success, 1 failure, 2 bad usage.`,
 		Annotations: map[string]string{"man-section": "1"},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			_ = cmd.Help()
 			return cli.Usagef("no command given")
 		},
-		PersistentPreRunE: func(*cobra.Command, []string) error { return a.g.check() },
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			if err := a.g.check(); err != nil {
+				return err
+			}
+			return a.r.check(cmd, &a.g)
+		},
 	}
 	a.g.register(root)
+	a.r.register(root, env)
 	root.AddCommand(
 		a.statusCommand(),
 		a.clusterCommand(),

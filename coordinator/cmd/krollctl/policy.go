@@ -29,15 +29,17 @@ func (a *app) policyCommand() *cobra.Command {
 	var sigPath string
 	push.Flags().StringVar(&sigPath, "signature", "", "detached signature `FILE` (default SIGNED_POLICY.sig)")
 	push.RunE = func(cmd *cobra.Command, args []string) error { return a.policyPush(cmd.Context(), args, sigPath) }
+	a.acrossRegions(push, func(args []string) (*regional, error) { return policyPushRegional(args, sigPath) })
 
 	retire := &cobra.Command{Use: use(policyRetireUsage), Short: "remove a policy fleet-wide", Args: nArgs(1, policyRetireUsage)}
 	var reason string
 	retire.Flags().StringVar(&reason, "reason", "", "why, for the event log")
 	retire.RunE = func(cmd *cobra.Command, args []string) error { return a.policyRetire(cmd.Context(), args[0], reason) }
-	return cli.Group("policy", "bpf-lsm mitigation policies: push, coverage, retire", push,
-		&cobra.Command{Use: use(policyListUsage), Short: "pushed policies and, per datacenter, how many hosts report each state", Args: nArgs(0, policyListUsage),
-			RunE: func(cmd *cobra.Command, _ []string) error { return a.policyList(cmd.Context()) }},
-		retire)
+	a.acrossRegions(retire, func(args []string) (*regional, error) { return policyRetireRegional(args[0], reason), nil })
+	list := &cobra.Command{Use: use(policyListUsage), Short: "pushed policies and, per datacenter, how many hosts report each state", Args: nArgs(0, policyListUsage),
+		RunE: func(cmd *cobra.Command, _ []string) error { return a.policyList(cmd.Context()) }}
+	a.acrossRegions(list, func([]string) (*regional, error) { return policyListRegional(), nil })
+	return cli.Group("policy", "bpf-lsm mitigation policies: push, coverage, retire", push, list, retire)
 }
 
 func (a *app) policyPush(ctx context.Context, pos []string, sigPath string) error {
@@ -45,29 +47,77 @@ func (a *app) policyPush(ctx context.Context, pos []string, sigPath string) erro
 	if err != nil {
 		return err
 	}
-	if sigPath == "" {
-		sigPath = pos[0] + ".sig"
-	}
-	doc, err := os.ReadFile(pos[0])
+	req, err := readPolicyPush(pos[0], sigPath)
 	if err != nil {
 		return err
 	}
-	// Precise local errors before any request.
-	if _, err := policy.Decode(doc, time.Now()); err != nil {
-		return fmt.Errorf("%s: %w", pos[0], err)
-	}
-	rawSig, err := os.ReadFile(sigPath)
-	if err != nil {
-		return err
-	}
-	if _, err := signing.ParseSignature(rawSig); err != nil {
-		return fmt.Errorf("%s: %w", sigPath, err)
-	}
-	p, err := c.client.PushPolicy(ctx, wire.PolicyPushRequest{Document: string(doc), Signature: []byte(strings.TrimSpace(string(rawSig)))})
+	p, err := c.client.PushPolicy(ctx, req)
 	if err != nil {
 		return c.fail(err)
 	}
 	return c.show(p, func(w io.Writer) { policyTable(w, []wire.Policy{*p}) })
+}
+
+// readPolicyPush reads a signed policy and its signature (path.sig
+// unless sigPath) and checks both locally: precise errors before any
+// request.
+func readPolicyPush(path, sigPath string) (wire.PolicyPushRequest, error) {
+	if sigPath == "" {
+		sigPath = path + ".sig"
+	}
+	doc, err := os.ReadFile(path)
+	if err != nil {
+		return wire.PolicyPushRequest{}, err
+	}
+	if _, err := policy.Decode(doc, time.Now()); err != nil {
+		return wire.PolicyPushRequest{}, fmt.Errorf("%s: %w", path, err)
+	}
+	rawSig, err := os.ReadFile(sigPath)
+	if err != nil {
+		return wire.PolicyPushRequest{}, err
+	}
+	if _, err := signing.ParseSignature(rawSig); err != nil {
+		return wire.PolicyPushRequest{}, fmt.Errorf("%s: %w", sigPath, err)
+	}
+	return wire.PolicyPushRequest{Document: string(doc), Signature: []byte(strings.TrimSpace(string(rawSig)))}, nil
+}
+
+// policyPushRegional pushes the same signed document and signature to
+// every region.
+func policyPushRegional(pos []string, sigPath string) (*regional, error) {
+	req, err := readPolicyPush(pos[0], sigPath)
+	if err != nil {
+		return nil, err
+	}
+	return &regional{header: policyHeader(), write: true, run: func(ctx context.Context, c *coord) (regionResult, error) {
+		p, err := c.client.PushPolicy(ctx, req)
+		if err != nil {
+			return regionResult{}, err
+		}
+		return regionResult{value: p, rows: policyRows([]wire.Policy{*p}), summary: fmt.Sprintf("pushed %s version %d", cell(p.ID), p.Version)}, nil
+	}}, nil
+}
+
+// policyListRegional lists every region's policies.
+func policyListRegional() *regional {
+	return &regional{header: policyHeader(), run: func(ctx context.Context, c *coord) (regionResult, error) {
+		ps, err := c.client.Policies(ctx)
+		if err != nil {
+			return regionResult{}, err
+		}
+		return regionResult{value: nonNil(ps), rows: policyRows(ps), summary: fmt.Sprintf("%d policies", len(ps))}, nil
+	}}
+}
+
+// policyRetireRegional retires policy id in every region.
+func policyRetireRegional(id, reason string) *regional {
+	return &regional{header: policyHeader(), write: true, run: func(ctx context.Context, c *coord) (regionResult, error) {
+		p, err := c.client.RetirePolicy(ctx, wire.PolicyRetireRequest{ID: id, Reason: reason})
+		if err != nil {
+			return regionResult{}, err
+		}
+		return regionResult{value: p, rows: policyRows([]wire.Policy{*p}), summary: "retired " + cell(p.ID)}, nil
+	}}
 }
 
 func (a *app) policyList(ctx context.Context) error {
@@ -103,7 +153,20 @@ func (a *app) policyRetire(ctx context.Context, id, reason string) error {
 // policyTable prints one row per policy and datacenter: the coverage, so
 // the operator sees where a mitigation is in force, not just intent.
 func policyTable(w io.Writer, ps []wire.Policy) {
-	row(w, "POLICY", "VERSION", "KIND", "MODE", "CVE", "STATUS", "DC", "COVERAGE")
+	row(w, policyHeader()...)
+	for _, cells := range policyRows(ps) {
+		row(w, cells...)
+	}
+}
+
+// policyHeader heads the rows of policyRows.
+func policyHeader() []string {
+	return []string{"POLICY", "VERSION", "KIND", "MODE", "CVE", "STATUS", "DC", "COVERAGE"}
+}
+
+// policyRows are the rows of policyTable, in the order of ps.
+func policyRows(ps []wire.Policy) [][]string {
+	var out [][]string
 	for _, p := range ps {
 		status := "active"
 		if p.Retired {
@@ -115,13 +178,14 @@ func policyTable(w io.Writer, ps []wire.Policy) {
 		}
 		slices.Sort(dcs)
 		if len(dcs) == 0 {
-			row(w, p.ID, strconv.FormatInt(p.Version, 10), p.Kind, p.Mode, p.CVE, status, "-", "no hosts")
+			out = append(out, []string{p.ID, strconv.FormatInt(p.Version, 10), p.Kind, p.Mode, p.CVE, status, "-", "no hosts"})
 			continue
 		}
 		for _, dc := range dcs {
-			row(w, p.ID, strconv.FormatInt(p.Version, 10), p.Kind, p.Mode, p.CVE, status, dc, coverage(p.Coverage[dc]))
+			out = append(out, []string{p.ID, strconv.FormatInt(p.Version, 10), p.Kind, p.Mode, p.CVE, status, dc, coverage(p.Coverage[dc])})
 		}
 	}
+	return out
 }
 
 // coverage formats state counts, in-force states first.

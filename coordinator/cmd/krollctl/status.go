@@ -21,11 +21,11 @@ const statusUsage = "status"
 const topKernels = 3
 
 func (a *app) statusCommand() *cobra.Command {
-	return &cobra.Command{
+	return a.acrossRegions(&cobra.Command{
 		Use: use(statusUsage), Short: "cluster overview and per-datacenter hosts, kernels, slots and phases",
 		Args: nArgs(0, statusUsage),
 		RunE: func(cmd *cobra.Command, _ []string) error { return a.status(cmd.Context()) },
-	}
+	}, func([]string) (*regional, error) { return statusRegional(), nil })
 }
 
 func (a *app) status(ctx context.Context) error {
@@ -33,15 +33,50 @@ func (a *app) status(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	st, err := c.client.Status(ctx)
+	st, err := fetchStatus(ctx, c)
 	if err != nil {
 		return c.fail(err)
+	}
+	return c.show(st, func(w io.Writer) { statusTable(w, st) })
+}
+
+// fetchStatus gets the status, its lists sorted and never null.
+func fetchStatus(ctx context.Context, c *coord) (*wire.Status, error) {
+	st, err := c.client.Status(ctx)
+	if err != nil {
+		return nil, err
 	}
 	sortMembers(st.Members)
 	st.Members = nonNil(st.Members)
 	slices.SortFunc(st.Datacenters, func(a, b wire.Datacenter) int { return cmp.Compare(a.Name, b.Name) })
 	st.Datacenters = nonNil(st.Datacenters)
-	return c.show(st, func(w io.Writer) { statusTable(w, st) })
+	return st, nil
+}
+
+// statusRegional is status across regions: a row per region and
+// datacenter with the region's leader.
+func statusRegional() *regional {
+	return &regional{
+		header: append([]string{"LEADER"}, statusHeader()...),
+		run: func(ctx context.Context, c *coord) (regionResult, error) {
+			st, err := fetchStatus(ctx, c)
+			if err != nil {
+				return regionResult{}, err
+			}
+			rows := statusRows(st)
+			hosts := 0
+			for i := range rows {
+				rows[i] = append([]string{cmp.Or(st.Leader, "none")}, rows[i]...)
+			}
+			for _, dc := range st.Phases {
+				for _, n := range dc {
+					hosts += n
+				}
+			}
+			return regionResult{value: st, rows: rows,
+				summary: fmt.Sprintf("leader %s, %d members, %d datacenters, %d hosts", cell(cmp.Or(st.Leader, "none")), len(st.Members), len(rows), hosts)}, nil
+		},
+	}
 }
 
 func statusTable(w io.Writer, st *wire.Status) {
@@ -58,7 +93,24 @@ func statusTable(w io.Writer, st *wire.Status) {
 		members = append(members, s)
 	}
 	fmt.Fprintf(w, "leader: %s  members: %s\n\n", cell(leader), cmp.Or(strings.Join(members, ", "), "none"))
+	rows := statusRows(st)
+	if len(rows) == 0 {
+		fmt.Fprintln(w, "no datacenters")
+		return
+	}
+	row(w, statusHeader()...)
+	for _, cells := range rows {
+		row(w, cells...)
+	}
+}
 
+// statusHeader heads the rows of statusRows.
+func statusHeader() []string {
+	return []string{"DC", "TIER", "HOSTS", "SERVING", "SLOTS", "PAUSED", "KERNELS", "PHASES"}
+}
+
+// statusRows are the datacenter rows of the status, by name.
+func statusRows(st *wire.Status) [][]string {
 	// Hosts may report a datacenter the coordinator has no settings for:
 	// show those too, with "-" for the settings.
 	type dcRow struct {
@@ -85,20 +137,17 @@ func statusTable(w io.Writer, st *wire.Status) {
 		}
 	}
 	slices.SortFunc(rows, func(a, b dcRow) int { return cmp.Compare(a.Name, b.Name) })
-	if len(rows) == 0 {
-		fmt.Fprintln(w, "no datacenters")
-		return
-	}
-	row(w, "DC", "TIER", "HOSTS", "SERVING", "SLOTS", "PAUSED", "KERNELS", "PHASES")
+	out := make([][]string, 0, len(rows))
 	for _, dc := range rows {
 		kernels, phases := kernelSummary(st.Kernels[dc.Name]), phaseSummary(st.Phases[dc.Name])
 		if !dc.known {
-			row(w, dc.Name, "", strconv.Itoa(dc.Hosts), "", "", "", kernels, phases)
+			out = append(out, []string{dc.Name, "", strconv.Itoa(dc.Hosts), "", "", "", kernels, phases})
 			continue
 		}
-		row(w, dc.Name, dc.Tier, strconv.Itoa(dc.Hosts), strconv.Itoa(dc.Serving),
-			fmt.Sprintf("%d/%d", dc.SlotsHeld, dc.EffectiveLimit), yesNo(dc.Paused), kernels, phases)
+		out = append(out, []string{dc.Name, dc.Tier, strconv.Itoa(dc.Hosts), strconv.Itoa(dc.Serving),
+			fmt.Sprintf("%d/%d", dc.SlotsHeld, dc.EffectiveLimit), yesNo(dc.Paused), kernels, phases})
 	}
+	return out
 }
 
 // kernelSummary names the most common kernels: "6.12.117×38, 6.12.116×2, +1 more".
