@@ -190,6 +190,34 @@ key = %q
 		}
 	})
 
+	t.Run("cve-show-all-regions", func(t *testing.T) {
+		out, _ := ctl(0, "--all-regions", "cve", "show", "CVE-2026-31431", "-o", "json")
+		var got regionsJSON
+		if err := json.Unmarshal([]byte(out), &got); err != nil {
+			t.Fatalf("%v:\n%s", err, out)
+		}
+		if len(got) != 3 {
+			t.Fatalf("regions %v, want ap, eu, us", got)
+		}
+		for r, v := range got {
+			var rep wire.CVEReport
+			if v.Error != nil || json.Unmarshal(v.Result, &rep) != nil || rep.CVE != "CVE-2026-31431" {
+				t.Errorf("%s: error %v, result %s", r, v.Error, v.Result)
+			}
+		}
+		out, _ = ctl(0, "--all-regions", "cve", "show", "CVE-2026-31431")
+		// No hosts: no line rows, a result line per region.
+		if !strings.HasPrefix(out, "REGION  RESULT") {
+			t.Errorf("want only the result lines:\n%s", out)
+		}
+		for _, r := range []string{"ap", "eu", "us"} {
+			if l := lineOf(out, r+" "); !strings.Contains(l, "ok: 0 hosts") {
+				t.Errorf("result of %s: %q", r, l)
+			}
+		}
+		ctl(2, "--all-regions", "cve", "show", "not-a-cve")
+	})
+
 	ap.Stop()
 
 	t.Run("one-region-down-retire", func(t *testing.T) {
