@@ -196,6 +196,10 @@ func (a *Agent) prepareColdBoot(ctx context.Context, j *journal.Journal, into st
 // recorded as refused; after one (the host may not run its previous
 // kernel) it fails for an operator.
 func (a *Agent) refuseBoot(ctx context.Context, j *journal.Journal, why string) (time.Duration, error) {
+	j, err := a.forgetUnbooted(ctx, j)
+	if err != nil {
+		return a.cfg.RetryInterval, err
+	}
 	if len(j.Boots) > 0 || j.Rollback {
 		return 0, a.fail(ctx, j, why)
 	}

@@ -200,6 +200,10 @@ type fakeBooter struct {
 	// cmdline is the running command line ("console=ttyS0 quiet" when
 	// empty).
 	cmdline string
+	// dies makes this many Boot calls kill the agent process (a panic
+	// with errCrash) before anything boots: the process died between the
+	// boot loader's one-shot entry and the reboot.
+	dies int
 }
 
 func (b *fakeBooter) Mode() boot.Mode {
@@ -230,6 +234,10 @@ func (b *fakeBooter) Boot(_ context.Context, m boot.Method, img boot.Image) (boo
 	}
 	if m == boot.MethodKexec && b.kexecUnavailable {
 		return "", fmt.Errorf("kexec_file_load: operation not permitted: %w", boot.ErrKexecUnavailable)
+	}
+	if b.dies > 0 {
+		b.dies--
+		panic(errCrash)
 	}
 	k, ok := b.h.kernels[img.Kernel]
 	if !ok {
@@ -549,6 +557,8 @@ type crashingStore struct {
 	*journal.Store
 	writes  *int
 	crashAt int
+	// maxBoots, when set, records the most boot records ever written.
+	maxBoots *int
 }
 
 func (s crashingStore) Save(j *journal.Journal, now time.Time) error {
@@ -556,6 +566,9 @@ func (s crashingStore) Save(j *journal.Journal, now time.Time) error {
 		return err
 	}
 	*s.writes++
+	if s.maxBoots != nil {
+		*s.maxBoots = max(*s.maxBoots, len(j.Boots))
+	}
 	if *s.writes == s.crashAt {
 		return errCrash
 	}
@@ -572,6 +585,8 @@ type rig struct {
 	state  string
 	checks []health.CommandCheck
 	writes int
+	// maxBootRecords is the most boot records a journal write held.
+	maxBootRecords int
 	// policies and pinned, when set, replace the fake host's policy
 	// status as Config.Policies and Config.PinnedPolicies.
 	policies, pinned func(context.Context) ([]wire.PolicyStatus, error)
@@ -613,7 +628,7 @@ func (r *rig) agent(crashAt int) *Agent {
 		Policies: policies, PinnedPolicies: r.pinned,
 		HostID: "h1", Datacenter: "fra1", KernelLine: "6.1",
 		Coordinator: r.coord, Stager: r.stager, Routes: fakeRoutes{r.host}, Booter: r.booter, Verifier: checker, Installer: r.installer,
-		Journal: crashingStore{Store: st, writes: &r.writes, crashAt: crashAt},
+		Journal: crashingStore{Store: st, writes: &r.writes, crashAt: crashAt, maxBoots: &r.maxBootRecords},
 		Kernel:  running.ProcFS{Dir: r.host.proc}, BootDir: r.host.boot, RetryInterval: time.Millisecond, MaxBackoff: 5 * time.Millisecond,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})

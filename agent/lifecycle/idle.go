@@ -21,11 +21,26 @@ func (a *Agent) abandoned(j *journal.Journal) bool {
 	return ds != nil && j.Target != nil && (ds.Release == nil || ds.Release.ID != j.Target.ID)
 }
 
-// abandon drops a target that was not acted on yet (no slot, no routes).
-func (a *Agent) abandon(j *journal.Journal, why string) error {
+// abandon drops a target that was not acted on yet (no slot, no
+// routes): a boot attempt that never happened is forgotten (its one-shot
+// entry cleared) and the boot loader's next boot is the running kernel
+// again (an install may have changed it).
+func (a *Agent) abandon(ctx context.Context, j *journal.Journal, why string) error {
 	a.log.Info("abandoning release", "release", targetID(j), "why", why)
+	j, err := a.forgetUnbooted(ctx, j)
+	if err != nil {
+		return err
+	}
+	running, err := a.kernelRelease()
+	if err != nil {
+		return err
+	}
+	if err := a.pinDefault(ctx, running, "after abandoning "+targetID(j)); err != nil {
+		return err
+	}
 	return a.save(func(n *journal.Journal) {
 		n.Target, n.Staged, n.Error = nil, nil, ""
+		n.Boots, n.Previous, n.Rollback, n.KexecFailed = nil, nil, false, false
 		n.Phase = wire.PhaseIdle
 	})
 }

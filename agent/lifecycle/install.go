@@ -32,7 +32,7 @@ func (a *Agent) stepStaged(j *journal.Journal) error {
 // service (no slot, routes untouched) and is retried with backoff.
 func (a *Agent) stepInstalling(ctx context.Context, j *journal.Journal) (time.Duration, error) {
 	if a.abandoned(j) {
-		return 0, a.abandon(j, "target changed before the install")
+		return 0, a.abandon(ctx, j, "target changed before the install")
 	}
 	start := a.cfg.Now()
 	running, err := a.kernelRelease()
