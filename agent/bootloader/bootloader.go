@@ -74,6 +74,13 @@ type Loader interface {
 	// Default returns the kernel release the next cold boot starts: the
 	// pending one-shot entry if there is one, else the default entry.
 	Default(ctx context.Context) (string, error)
+	// Pinned reports whether the default entry is bound to release's own
+	// entry and no one-shot entry is pending: installing or removing
+	// other kernels cannot change what the next cold boot starts. A
+	// default that merely resolves to release today (GRUB's entry 0, or
+	// Debian's "simple" entry, which starts the newest kernel) is not
+	// pinned.
+	Pinned(ctx context.Context, release string) (bool, error)
 	// SetOneShot makes the next cold boot, and only that one, start the
 	// kernel release.
 	SetOneShot(ctx context.Context, release string) error
@@ -232,6 +239,11 @@ func (n None) Check(context.Context) error {
 // Default implements Loader.
 func (None) Default(context.Context) (string, error) {
 	return "", fmt.Errorf("bootloader: default entry unknown: %w", ErrUnmanaged)
+}
+
+// Pinned implements Loader.
+func (None) Pinned(context.Context, string) (bool, error) {
+	return false, fmt.Errorf("bootloader: default entry unknown: %w", ErrUnmanaged)
 }
 
 // SetOneShot implements Loader.

@@ -130,6 +130,27 @@ func (g *GRUB) Default(ctx context.Context) (string, error) {
 	return e.Release, nil
 }
 
+// Pinned implements Loader: grub.cfg starts the saved entry, saved_entry
+// is the path of release's own entry (EntryFor) and next_entry is unset.
+func (g *GRUB) Pinned(ctx context.Context, release string) (bool, error) {
+	c, err := g.config()
+	if err != nil {
+		return false, err
+	}
+	if !c.SavedDefault || !c.OneShot {
+		return false, nil // grubenv is not what GRUB starts (Check says why)
+	}
+	e, err := c.EntryFor(release)
+	if err != nil {
+		return false, err
+	}
+	env, err := g.env(ctx)
+	if err != nil {
+		return false, err
+	}
+	return env["next_entry"] == "" && env["saved_entry"] == e.Path, nil
+}
+
 // SetOneShot implements Loader with grub-reboot, and reads the result
 // back.
 func (g *GRUB) SetOneShot(ctx context.Context, release string) error {

@@ -363,3 +363,60 @@ func TestGRUBCommandLines(t *testing.T) {
 		t.Fatalf("SetOneShot error = %v", err)
 	}
 }
+
+// TestGRUBPinned: with the real grub-editenv, the default counts as
+// pinned to a kernel only when saved_entry names that kernel's own entry
+// and no one-shot entry is pending. No saved_entry (entry 0), entry "0"
+// and Debian's "simple" entry all start the newest kernel today, so
+// Default reports it, but the next kernel package changes what they
+// start: not pinned.
+func TestGRUBPinned(t *testing.T) {
+	requireGRUBTools(t)
+	ctx := context.Background()
+	tests := []struct {
+		name    string
+		env     []string // grub-editenv set arguments; nil = no grubenv
+		release string
+		def     string // what Default reports
+		pinned  bool
+	}{
+		{"no grubenv", nil, newRel, newRel, false},
+		{"no saved_entry", []string{"other=1"}, newRel, newRel, false},
+		{"saved_entry=0", []string{"saved_entry=0"}, newRel, newRel, false},
+		{"simple entry", []string{"saved_entry=gnulinux-simple-" + uuid}, newRel, newRel, false},
+		{"the kernel's entry", []string{"saved_entry=" + entryPath(newRel)}, newRel, newRel, true},
+		{"another kernel's entry", []string{"saved_entry=" + entryPath(oldRel)}, newRel, oldRel, false},
+		{"one-shot pending", []string{"saved_entry=" + entryPath(oldRel), "next_entry=" + entryPath(newRel)}, oldRel, newRel, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := grubBootDir(t, "debian12-grub.cfg")
+			if tt.env != nil {
+				env := filepath.Join(dir, "grub", "grubenv")
+				for _, cmd := range [][]string{{env, "create"}, append([]string{env, "set"}, tt.env...)} {
+					if out, err := exec.Command("grub-editenv", cmd...).CombinedOutput(); err != nil {
+						t.Fatalf("grub-editenv %v: %v: %s", cmd, err, out)
+					}
+				}
+			}
+			l, err := New(ctx, Config{Kind: KindGRUB, BootDir: dir, Runner: &probeStub{}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, err := l.Default(ctx); err != nil || got != tt.def {
+				t.Errorf("Default = %q, %v; want %q", got, err, tt.def)
+			}
+			pinned, err := l.Pinned(ctx, tt.release)
+			if err != nil || pinned != tt.pinned {
+				t.Errorf("Pinned(%s) = %v, %v; want %v", tt.release, pinned, err, tt.pinned)
+			}
+			// Pinning makes it so, with the real grub-set-default.
+			if err := l.SetDefault(ctx, tt.release); err != nil {
+				t.Fatal(err)
+			}
+			if pinned, err := l.Pinned(ctx, tt.release); err != nil || !pinned {
+				t.Errorf("after SetDefault: Pinned = %v, %v", pinned, err)
+			}
+		})
+	}
+}

@@ -167,6 +167,27 @@ func (s *SystemdBoot) Default(ctx context.Context) (string, error) {
 	return "", fmt.Errorf("bootloader: systemd-boot's next boot starts %q, which bootctl does not list", id)
 }
 
+// Pinned implements Loader: LoaderEntryDefault names release's entry
+// and LoaderEntryOneShot is unset.
+func (s *SystemdBoot) Pinned(ctx context.Context, release string) (bool, error) {
+	one, err := s.readVar(varEntryOneShot)
+	if err != nil {
+		return false, err
+	}
+	def, err := s.readVar(varEntryDefault)
+	if err != nil {
+		return false, err
+	}
+	if one != "" || def == "" {
+		return false, nil
+	}
+	id, err := s.entryFor(ctx, release)
+	if err != nil {
+		return false, err
+	}
+	return def == id, nil
+}
+
 // SetOneShot implements Loader with `bootctl set-oneshot`.
 func (s *SystemdBoot) SetOneShot(ctx context.Context, release string) error {
 	return s.set(ctx, "set-oneshot", release)

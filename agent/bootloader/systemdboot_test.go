@@ -86,12 +86,20 @@ func TestSystemdBoot(t *testing.T) {
 		{"one-shot again", func() error { return l.SetOneShot(ctx, newRel) }, newRel},
 		{"healthy: default, one-shot dropped", func() error { return l.SetDefault(ctx, newRel) }, newRel},
 	}
+	if pinned, err := l.Pinned(ctx, oldRel); err != nil || pinned {
+		t.Fatalf("Pinned without variables = %v, %v", pinned, err)
+	}
 	for _, s := range steps {
 		if err := s.do(); err != nil {
 			t.Fatalf("%s: %v", s.name, err)
 		}
 		if got, err := l.Default(ctx); err != nil || got != s.want {
 			t.Fatalf("%s: Default = %q, %v; want %s", s.name, got, err, s.want)
+		}
+		// Pinned only without a pending one-shot entry.
+		oneShot := s.name == "one-shot target" || s.name == "one-shot again"
+		if pinned, err := l.Pinned(ctx, s.want); err != nil || pinned == oneShot {
+			t.Fatalf("%s: Pinned(%s) = %v, %v", s.name, s.want, pinned, err)
 		}
 	}
 	if _, err := os.Stat(filepath.Join(efivars, varEntryOneShot)); !os.IsNotExist(err) {
@@ -174,6 +182,9 @@ func TestNewAuto(t *testing.T) {
 			}
 			if err := l.SetOneShot(ctx, newRel); !errors.Is(err, ErrUnmanaged) {
 				t.Errorf("SetOneShot = %v, want ErrUnmanaged", err)
+			}
+			if _, err := l.Pinned(ctx, newRel); !errors.Is(err, ErrUnmanaged) {
+				t.Errorf("Pinned = %v, want ErrUnmanaged", err)
 			}
 		})
 	}

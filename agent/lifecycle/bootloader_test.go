@@ -507,3 +507,49 @@ func TestBootNeverHappened(t *testing.T) {
 		})
 	}
 }
+
+// TestDefaultPinnedExplicitly: a default that merely resolves to the
+// running kernel (no saved_entry: entry 0; or Debian's "simple" entry,
+// which boots the newest kernel) is pinned explicitly before the install:
+// the kernel package's hooks then cannot make the target the next boot,
+// also while the install fails and the host serves on.
+func TestDefaultPinnedExplicitly(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		def   string
+		calls string
+	}{
+		{"no saved_entry (entry 0)", "", "default:" + oldKernel},
+		{"simple entry", simpleEntry, "default:" + oldKernel},
+		{"pinned already", oldKernel, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newRig(t)
+			r.loader = &fakeLoader{def: tt.def, h: r.host}
+			r.booter.loader = r.loader
+			// dpkg's hooks ran (the kernel is in /boot, update-grub
+			// regenerated the menu), then the install failed.
+			fi := &fakeInstaller{h: r.host, fail: 1 << 30, during: func() { r.host.install(newKernel, newUpstream) }}
+			r.installer = fi
+			a := r.agent(0)
+			ctx := context.Background()
+			for range 10 {
+				if _, err := a.Heartbeat(ctx); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := a.Step(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if fi.calls == 0 || !slices.Contains([]string{wire.PhaseInstalling, wire.PhaseInstallFailed}, a.Phase()) {
+				t.Fatalf("phase %s after %d installs", a.Phase(), fi.calls)
+			}
+			if next := r.loader.next(); next != oldKernel {
+				t.Errorf("next cold boot starts %s while the install fails, want %s (loader calls %q)", next, oldKernel, r.loader.history())
+			}
+			if got := r.loader.history(); got != tt.calls {
+				t.Errorf("loader calls %q, want %q", got, tt.calls)
+			}
+		})
+	}
+}

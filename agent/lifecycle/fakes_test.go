@@ -322,11 +322,18 @@ func (s *fakeStager) Stage(_ context.Context, manifest, sig []byte) (*stage.Stag
 	return st, nil
 }
 
+// simpleEntry is, as a fakeLoader default, Debian's "simple" GRUB
+// entry (gnulinux-simple-<uuid>): it boots the newest installed kernel.
+const simpleEntry = "simple"
+
 // fakeLoader is a boot loader with GRUB's semantics: a default entry and
-// a one-shot entry that the next boot consumes.
+// a one-shot entry that the next boot consumes. A default of "" (no
+// saved_entry: entry 0) or simpleEntry starts the newest kernel in the
+// host's /boot.
 type fakeLoader struct {
 	mu                sync.Mutex
 	def, oneShot      string
+	h                 *fakeHost // for the newest kernel
 	unmanaged         bool  // like bootloader.None
 	explicit          bool  // with unmanaged: the operator chose none
 	failSetDefault    int   // fail this many SetDefault calls
@@ -346,16 +353,46 @@ func (l *fakeLoader) Check(context.Context) error {
 	return nil
 }
 
-func (l *fakeLoader) Default(context.Context) (string, error) {
+// resolve returns the kernel an entry starts.
+func (l *fakeLoader) resolve(entry string) string {
+	if entry != "" && entry != simpleEntry {
+		return entry
+	}
+	newest := ""
+	if l.h != nil {
+		for p, k := range l.h.kernels {
+			if filepath.Dir(p) == l.h.boot && k[0] > newest {
+				newest = k[0]
+			}
+		}
+	}
+	return newest
+}
+
+// next returns what the next cold boot starts, without consuming it.
+func (l *fakeLoader) next() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.oneShot != "" {
+		return l.resolve(l.oneShot)
+	}
+	return l.resolve(l.def)
+}
+
+func (l *fakeLoader) Default(context.Context) (string, error) {
 	if l.unmanaged {
 		return "", bootloader.ErrUnmanaged
 	}
-	if l.oneShot != "" {
-		return l.oneShot, nil
+	return l.next(), nil
+}
+
+func (l *fakeLoader) Pinned(_ context.Context, rel string) (bool, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.unmanaged {
+		return false, bootloader.ErrUnmanaged
 	}
-	return l.def, nil
+	return l.oneShot == "" && l.def == rel, nil
 }
 
 func (l *fakeLoader) SetOneShot(_ context.Context, rel string) error {
@@ -391,13 +428,13 @@ func (l *fakeLoader) SetDefault(_ context.Context, rel string) error {
 func (l *fakeLoader) boot() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.defaultsWhenBoots = append(l.defaultsWhenBoots, l.def)
+	l.defaultsWhenBoots = append(l.defaultsWhenBoots, l.resolve(l.def))
 	if l.oneShot != "" {
 		rel := l.oneShot
 		l.oneShot = ""
-		return rel
+		return l.resolve(rel)
 	}
-	return l.def
+	return l.resolve(l.def)
 }
 
 func (l *fakeLoader) history() string {
