@@ -334,11 +334,11 @@ type fakeLoader struct {
 	mu                sync.Mutex
 	def, oneShot      string
 	h                 *fakeHost // for the newest kernel
-	unmanaged         bool  // like bootloader.None
-	explicit          bool  // with unmanaged: the operator chose none
-	failSetDefault    int   // fail this many SetDefault calls
-	checkErr          error // Check fails with it
-	failSetOneShot    error // SetOneShot fails with it
+	unmanaged         bool      // like bootloader.None
+	explicit          bool      // with unmanaged: the operator chose none
+	failSetDefault    int       // fail this many SetDefault calls
+	checkErr          error     // Check fails with it
+	failSetOneShot    error     // SetOneShot fails with it
 	calls             []string
 	defaultsWhenBoots []string // the default entry at every boot
 }
