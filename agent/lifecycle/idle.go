@@ -99,11 +99,23 @@ func (a *Agent) stepIdle(ctx context.Context, j *journal.Journal) (time.Duration
 	} else if reason != "" {
 		return a.cfg.HeartbeatInterval, finish("refused: " + reason)
 	}
-	if err := a.cfg.BootLoader.Check(ctx); err != nil && !errors.Is(err, bootloader.ErrUnmanaged) {
-		// Installing a kernel with a boot loader not set up for it (GRUB
-		// without GRUB_DEFAULT=saved) could make it the default before it
-		// is verified: nothing starts until the operator fixes it.
-		return a.cfg.RetryInterval, fmt.Errorf("lifecycle: not starting release %s: %w", id, err)
+	if err := a.cfg.BootLoader.Check(ctx); err != nil {
+		switch {
+		case !errors.Is(err, bootloader.ErrUnmanaged):
+			// Installing a kernel with a boot loader not set up for it
+			// (GRUB without GRUB_DEFAULT=saved) could make it the
+			// default before it is verified: nothing starts until the
+			// operator fixes it.
+			return a.cfg.RetryInterval, fmt.Errorf("lifecycle: not starting release %s: %w", id, err)
+		case a.cfg.Installer != nil:
+			// No boot loader was detected and the operator did not say
+			// loader = "none" (Check passes then): on a flash-kernel,
+			// u-boot or extlinux host the package's hooks make the new
+			// kernel the next boot before it is verified.
+			return a.cfg.RetryInterval, fmt.Errorf("lifecycle: not installing release %s: %w; a kexec-only host sets [boot] loader = \"none\" explicitly", id, err)
+		}
+		// Staging only: nothing changes the boot loader; a kexec works
+		// and a full reboot into the target is refused.
 	}
 	// The next cold boot is the running kernel before a kernel package
 	// is installed (its hooks regenerate the boot menu).
