@@ -20,6 +20,9 @@ const (
 	loaderGUID      = "4a67b082-0a4c-41cf-b6c7-440b29bb8c4f"
 	varEntryOneShot = "LoaderEntryOneShot-" + loaderGUID
 	varEntryDefault = "LoaderEntryDefault-" + loaderGUID
+	// varLoaderInfo names the boot loader that booted the host
+	// ("systemd-boot 252.30-1~deb12u2").
+	varLoaderInfo = "LoaderInfo-" + loaderGUID
 	maxEFIVarSize   = 4096
 )
 
@@ -112,7 +115,13 @@ func (s *SystemdBoot) Check(ctx context.Context) error {
 
 // readVar reads an EFI variable holding a UTF-16 string; "" when unset.
 func (s *SystemdBoot) readVar(name string) (string, error) {
-	p := filepath.Join(s.efivars, name)
+	return readEFIString(s.efivars, name)
+}
+
+// readEFIString reads the EFI variable name under efivarfs dir holding a
+// UTF-16 string; "" when unset (or when dir does not exist: no UEFI).
+func readEFIString(dir, name string) (string, error) {
+	p := filepath.Join(dir, name)
 	raw, err := os.ReadFile(p)
 	if errors.Is(err, fs.ErrNotExist) {
 		return "", nil

@@ -150,20 +150,31 @@ func TestNewAuto(t *testing.T) {
 		bootDir   string
 		look      func(string) (string, error)
 		runner    *fakeRunner
+		loader    string // the LoaderInfo EFI variable ("" = none)
 		want      Kind
 		checkFail string // "" = Check of None passes
 	}{
-		{"grub", KindAuto, grubDir, found("grub-reboot", "bootctl"), bootctl(true), KindGRUB, ""},
-		{"grub.cfg without tools", KindAuto, grubDir, found("bootctl"), bootctl(true), KindSystemdBoot, ""},
-		{"systemd-boot", KindAuto, t.TempDir(), found("grub-reboot", "bootctl"), bootctl(true), KindSystemdBoot, ""},
-		{"nothing", KindAuto, t.TempDir(), found("grub-reboot", "bootctl"), bootctl(false), KindNone, "systemd-boot is not installed"},
-		{"no tools", "", grubDir, found(), bootctl(false), KindNone, "grub-reboot is not installed"},
-		{"explicit none", KindNone, grubDir, found("grub-reboot"), bootctl(true), KindNone, ""},
-		{"explicit grub", KindGRUB, t.TempDir(), found(), bootctl(false), KindGRUB, ""},
+		{"grub", KindAuto, grubDir, found("grub-reboot", "bootctl"), bootctl(true), "", KindGRUB, ""},
+		{"grub.cfg without tools", KindAuto, grubDir, found("bootctl"), bootctl(true), "", KindSystemdBoot, ""},
+		{"systemd-boot", KindAuto, t.TempDir(), found("grub-reboot", "bootctl"), bootctl(true), "", KindSystemdBoot, ""},
+		{"nothing", KindAuto, t.TempDir(), found("grub-reboot", "bootctl"), bootctl(false), "", KindNone, "systemd-boot is not installed"},
+		{"no tools", "", grubDir, found(), bootctl(false), "", KindNone, "grub-reboot is not installed"},
+		{"explicit none", KindNone, grubDir, found("grub-reboot"), bootctl(true), "", KindNone, ""},
+		{"explicit grub", KindGRUB, t.TempDir(), found(), bootctl(false), "", KindGRUB, ""},
+		{"systemd-boot booted, leftover grub.cfg", KindAuto, grubDir, found("grub-reboot", "bootctl"), bootctl(true), "systemd-boot 252.30-1~deb12u2", KindSystemdBoot, ""},
+		{"GRUB booted (LoaderInfo of GRUB)", KindAuto, grubDir, found("grub-reboot", "bootctl"), bootctl(true), "GRUB 2.12", KindGRUB, ""},
+		{"another loader booted, grub.cfg there", KindAuto, grubDir, found("grub-reboot", "bootctl"), bootctl(true), "rEFInd 0.14.0", KindNone, `the firmware says "rEFInd 0.14.0" booted this host, but ` + grubDir + `/grub/grub.cfg exists: set [boot] loader`},
+		{"systemd-boot booted, no bootctl", KindAuto, grubDir, found("grub-reboot"), bootctl(false), "systemd-boot 252", KindNone, "systemd-boot booted this host"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			l, err := New(ctx, Config{Kind: tt.kind, BootDir: tt.bootDir, LookPath: tt.look, Runner: tt.runner})
+			efivars := t.TempDir()
+			if tt.loader != "" {
+				if err := os.WriteFile(filepath.Join(efivars, varLoaderInfo), efiVar(tt.loader), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			l, err := New(ctx, Config{Kind: tt.kind, BootDir: tt.bootDir, EFIVarsDir: efivars, LookPath: tt.look, Runner: tt.runner})
 			if err != nil {
 				t.Fatal(err)
 			}
