@@ -23,7 +23,7 @@ const (
 	// varLoaderInfo names the boot loader that booted the host
 	// ("systemd-boot 252.30-1~deb12u2").
 	varLoaderInfo = "LoaderInfo-" + loaderGUID
-	maxEFIVarSize   = 4096
+	maxEFIVarSize = 4096
 )
 
 // SystemdBoot is systemd-boot: entries from `bootctl list --json=short`
