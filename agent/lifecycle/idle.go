@@ -51,7 +51,10 @@ func (a *Agent) stepIdle(ctx context.Context, j *journal.Journal) (time.Duration
 		return a.cfg.HeartbeatInterval, nil
 	}
 	id := ds.Release.ID
-	if _, done := j.Done[id]; done {
+	// A release done here stays done, unless it was rolled out (healthy,
+	// or current) and the host runs another kernel now: checked below.
+	outcome, done := j.Done[id]
+	if done && outcome != "healthy" && outcome != "current" {
 		return a.cfg.HeartbeatInterval, nil
 	}
 	// Verify before recording anything under id: an outcome is kept for
@@ -78,6 +81,20 @@ func (a *Agent) stepIdle(ctx context.Context, j *journal.Journal) (time.Duration
 	running, err := a.kernelRelease()
 	if err != nil {
 		return a.cfg.RetryInterval, err
+	}
+	if done {
+		if running == m.KernelVersion {
+			return a.cfg.HeartbeatInterval, nil
+		}
+		// E.g. a cold boot into the previous kernel (its boot entry the
+		// default again): the coordinator still wants the release here,
+		// and the host is not on it. It is rolled out again, through
+		// every check and a slot, or refused (recorded) below.
+		a.log.Warn("release rolled out here earlier, but the host runs another kernel: rolling it out again",
+			"release", id, "outcome", outcome, "running", running, "release_kernel", m.KernelVersion)
+		if err := a.save(func(n *journal.Journal) { delete(n.Done, id) }); err != nil {
+			return 0, err
+		}
 	}
 	if running == m.KernelVersion {
 		return a.cfg.HeartbeatInterval, finish("current")
