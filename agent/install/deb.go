@@ -27,12 +27,13 @@ func (in *Installer) dpkgArgs(args ...string) []string {
 
 // run runs a command and wraps a failure with the command line and its
 // output.
+// On success it returns the command's standard output.
 func (in *Installer) run(ctx context.Context, env []string, name string, args ...string) ([]byte, error) {
 	out, err := in.cfg.Runner.Run(ctx, env, name, args...)
 	if err != nil {
-		return out, cmdError(name, args, out, err)
+		return out.Stdout, cmdError(name, args, out.Combined, err)
 	}
-	return out, nil
+	return out.Stdout, nil
 }
 
 // pkgState is a package's state in the dpkg database.
@@ -52,14 +53,15 @@ func (p pkgState) configurable() bool {
 
 func (in *Installer) pkgState(ctx context.Context, pkg string) (pkgState, error) {
 	args := in.dpkgArgs("-W", "-f", "${db:Status-Status}\t${Version}\n", pkg)
-	out, err := in.cfg.Runner.Run(ctx, nil, "dpkg-query", args...)
+	res, err := in.cfg.Runner.Run(ctx, nil, "dpkg-query", args...)
 	if err != nil {
 		var ee *exec.ExitError
-		if bytes.Contains(out, []byte("no packages found matching")) || (errors.As(err, &ee) && ee.ExitCode() == 1 && len(bytes.TrimSpace(out)) == 0) {
+		if bytes.Contains(res.Combined, []byte("no packages found matching")) || (errors.As(err, &ee) && ee.ExitCode() == 1 && len(bytes.TrimSpace(res.Combined)) == 0) {
 			return pkgState{status: "not-installed"}, nil
 		}
-		return pkgState{}, cmdError("dpkg-query", args, out, err)
+		return pkgState{}, cmdError("dpkg-query", args, res.Combined, err)
 	}
+	out := res.Stdout
 	status, version, ok := strings.Cut(strings.TrimSpace(string(out)), "\t")
 	if !ok || status == "" {
 		return pkgState{}, fmt.Errorf("dpkg-query %s: unexpected output %q", pkg, out)

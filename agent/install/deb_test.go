@@ -94,7 +94,7 @@ echo ok > /boot/initrd.img-` + rel + "\n"})
 		root := newRoot(t)
 		base := buildDeb(t, debSpec{release: "0.0.1", pkg: "kroll-test-base", version: "1.0", noKernel: true, postinst: "true\n"})
 		if out, err := (ExecRunner{}).Run(ctx, nil, "dpkg", "--root="+root, "--install", base); err != nil {
-			t.Fatalf("%v: %s", err, out)
+			t.Fatalf("%v: %s", err, out.Combined)
 		}
 		deb := buildDeb(t, debSpec{release: rel, version: "9.9.1-1", depends: "kroll-test-base (>= 0.9), kroll-test-missing | kroll-test-other, kroll-test-base (>= 2.0)"})
 		m, dir := stageFiles(t, release.KindDeb, rel, deb)

@@ -48,15 +48,18 @@ type recRunner struct {
 	mu    sync.Mutex
 	calls []call
 	fail  map[string]error
+	// warn, when set, is printed on standard error by every dpkg-query
+	// and dpkg-deb before it runs (as a warning about the database).
+	warn string
 }
 
-func (r *recRunner) Run(ctx context.Context, env []string, name string, args ...string) ([]byte, error) {
+func (r *recRunner) Run(ctx context.Context, env []string, name string, args ...string) (Output, error) {
 	r.mu.Lock()
 	r.calls = append(r.calls, call{name, args})
 	err := r.fail[name]
 	r.mu.Unlock()
 	if err != nil {
-		return []byte(name + " failed on purpose"), err
+		return Output{Combined: []byte(name + " failed on purpose")}, err
 	}
 	switch name {
 	case "update-initramfs":
@@ -69,9 +72,12 @@ func (r *recRunner) Run(ctx context.Context, env []string, name string, args ...
 				b = args[i+1]
 			}
 		}
-		return nil, os.WriteFile(filepath.Join(b, "initrd.img-"+k), []byte("generated initrd"), 0o644)
+		return Output{}, os.WriteFile(filepath.Join(b, "initrd.img-"+k), []byte("generated initrd"), 0o644)
 	case "dracut":
-		return nil, os.WriteFile(args[len(args)-1], []byte("dracut initrd"), 0o644)
+		return Output{}, os.WriteFile(args[len(args)-1], []byte("dracut initrd"), 0o644)
+	}
+	if r.warn != "" && (name == "dpkg-query" || name == "dpkg-deb") {
+		return ExecRunner{}.Run(ctx, append([]string{"KROLL_TEST_WARN=" + r.warn}, env...), "sh", append([]string{"-c", `echo "$KROLL_TEST_WARN" >&2; exec "$0" "$@"`, name}, args...)...)
 	}
 	return ExecRunner{}.Run(ctx, env, name, args...)
 }

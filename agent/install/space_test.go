@@ -144,14 +144,14 @@ func TestExecRunner(t *testing.T) {
 		wantOut string
 		wantErr string
 	}{
-		{"ok", context.Background(), []string{"-c", "echo out; echo err >&2; echo $KROLL_TEST"}, "out\nerr\nyes\n", ""},
+		{"ok", context.Background(), []string{"-c", "echo out; echo $KROLL_TEST"}, "out\nyes\n", ""},
 		{"exit status", context.Background(), []string{"-c", "echo bad; exit 3"}, "bad\n", "exit status 3"},
 		{"cancelled", ctx, []string{"-c", "sleep 60"}, "", "context canceled"},
 		{"cancelled while running", running, []string{"-c", "echo started; touch " + started + "; exec sleep 60"}, "started\n", "context canceled (signal: terminated)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out, err := ExecRunner{}.Run(tc.ctx, []string{"KROLL_TEST=yes"}, "sh", tc.args...)
-			if string(out) != tc.wantOut || (err == nil) != (tc.wantErr == "") || (err != nil && !strings.Contains(err.Error(), tc.wantErr)) {
+			if string(out.Stdout) != tc.wantOut || string(out.Combined) != tc.wantOut || (err == nil) != (tc.wantErr == "") || (err != nil && !strings.Contains(err.Error(), tc.wantErr)) {
 				t.Fatalf("Run = %q, %v; want %q, %q", out, err, tc.wantOut, tc.wantErr)
 			}
 		})
