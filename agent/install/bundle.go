@@ -466,7 +466,7 @@ func (in *Installer) installBundle(ctx context.Context, req Request) (*Result, e
 	if !modulesDone {
 		need.modules = modBytes
 	}
-	if err := in.checkSpace(need); err != nil {
+	if err := in.ensureSpace(ctx, need, req); err != nil {
 		return nil, err
 	}
 

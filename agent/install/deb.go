@@ -173,7 +173,7 @@ func (in *Installer) installDeb(ctx context.Context, req Request) (*Result, erro
 		// The package's hooks generate the initramfs on /boot.
 		need.boot += in.initrdEstimate()
 		need.bootWhat += " and the initramfs to generate"
-		if err := in.checkSpace(need); err != nil {
+		if err := in.ensureSpace(ctx, need, req); err != nil {
 			return nil, err
 		}
 		if err := in.checkDepends(ctx, pkg, f["Pre-Depends"], f["Depends"]); err != nil {

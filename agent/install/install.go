@@ -96,6 +96,9 @@ type Request struct {
 	Vmlinuz, Initrd string
 	// Running is the running kernel's release.
 	Running string
+	// Previous is the kernel that ran before it, kept when old kernels
+	// are removed to make room; "" takes it from the install records.
+	Previous string
 }
 
 // Result is an installed kernel.
