@@ -91,13 +91,14 @@ type Loader interface {
 	SetDefault(ctx context.Context, release string) error
 }
 
-// Runner runs a command and returns its combined output.
+// Runner runs a command and returns its standard output (what is
+// parsed); the error of a failed command carries its standard error.
 type Runner interface {
 	Run(ctx context.Context, name string, args ...string) ([]byte, error)
 }
 
 // ExecRunner runs commands with os/exec, in the C locale, bounded by
-// CommandTimeout.
+// CommandTimeout. Standard error goes into the error of a failure only.
 type ExecRunner struct{}
 
 // CommandTimeout bounds one boot loader command.
@@ -111,10 +112,16 @@ func (ExecRunner) Run(ctx context.Context, name string, args ...string) ([]byte,
 	ctx, cancel := context.WithTimeout(ctx, CommandTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Env = append(os.Environ(), "LC_ALL=C")
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.Env = append(os.Environ(), "LC_ALL=C", "LANGUAGE=")
+	var out, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &stderr
 	err := cmd.Run()
+	if msg := strings.TrimSpace(stderr.String()); err != nil && msg != "" {
+		if len(msg) > maxOutput {
+			msg = msg[:maxOutput] + "…"
+		}
+		err = fmt.Errorf("%w: %s", err, msg)
+	}
 	return out.Bytes(), err
 }
 

@@ -205,3 +205,42 @@ func TestNewAuto(t *testing.T) {
 		}
 	}
 }
+
+// TestExecRunnerStdout: what is parsed (bootctl's JSON, grub-editenv's
+// list) is standard output only: a warning on standard error does not
+// break it, and a failure's error carries standard error.
+func TestExecRunnerStdout(t *testing.T) {
+	ctx := context.Background()
+	for _, tt := range []struct {
+		name, script, out, errHas string
+	}{
+		{"warning on stderr", `echo 'Failed to read EFI variable, ignoring' >&2; echo '[]'`, "[]\n", ""},
+		{"locale", `echo "$LC_ALL"`, "C\n", ""},
+		{"failure", `echo partial; echo 'bootctl: permission denied' >&2; exit 1`, "partial\n", "exit status 1: bootctl: permission denied"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			out, err := ExecRunner{}.Run(ctx, "sh", "-c", tt.script)
+			if string(out) != tt.out || (tt.errHas == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tt.errHas)) {
+				t.Fatalf("Run = %q, %v; want %q, error with %q", out, err, tt.out, tt.errHas)
+			}
+		})
+	}
+	// bootctl list with a warning on stderr still parses.
+	efivars := t.TempDir()
+	bin := t.TempDir()
+	script := "#!/bin/sh\necho 'Failed to determine ESP, ignoring' >&2\ncat <<'EOF'\n" + bootctlList + "\nEOF\n"
+	if err := os.WriteFile(filepath.Join(bin, "bootctl"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", bin+":"+os.Getenv("PATH"))
+	l, err := New(ctx, Config{Kind: KindSystemdBoot, EFIVarsDir: efivars})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(efivars, varEntryDefault), efiVar(sdOld), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := l.Default(ctx); err != nil || got != oldRel {
+		t.Fatalf("Default = %q, %v", got, err)
+	}
+}
