@@ -420,3 +420,53 @@ func TestGRUBPinned(t *testing.T) {
 		})
 	}
 }
+
+// TestGRUBLateDefault: a `set default=` after the saved-entry header (in
+// 40_custom, say) overrides grubenv at boot: Check fails, Default and
+// Pinned do not trust grubenv. One before the header is overridden by it.
+func TestGRUBLateDefault(t *testing.T) {
+	requireGRUBTools(t)
+	ctx := context.Background()
+	base, err := os.ReadFile(filepath.Join("testdata", "debian12-grub.cfg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name, before, after, want string
+	}{
+		{"none", "", "", ""},
+		{"set default=0 in 40_custom", "", "set default=0\n", `sets default="0" after the saved entry`},
+		{"conditional, in 40_custom", "", "if [ -f /x ]; then\n  set default=\"2\"\nfi\n", `sets default="2" after the saved entry`},
+		{"without set", "", "default=1\n", `sets default="1" after the saved entry`},
+		{"saved_entry again, one-shot ignored", "", "set default=\"${saved_entry}\"\n", `sets default="${saved_entry}" after the saved entry`},
+		{"before the header", "set default=0\n", "", ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := grubBootDir(t, "debian12-grub.cfg")
+			cfg := tt.before + string(base) + tt.after
+			if err := os.WriteFile(filepath.Join(dir, "grub", "grub.cfg"), []byte(cfg), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			l, err := New(ctx, Config{Kind: KindGRUB, BootDir: dir, Runner: &probeStub{}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = l.Check(ctx)
+			if tt.want == "" {
+				if err != nil {
+					t.Fatalf("Check: %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Check = %v, want %q", err, tt.want)
+			}
+			if got, err := l.Default(ctx); err == nil {
+				t.Errorf("Default = %q despite the late default", got)
+			}
+			if pinned, _ := l.Pinned(ctx, newRel); pinned {
+				t.Errorf("Pinned despite the late default")
+			}
+		})
+	}
+}
