@@ -31,12 +31,17 @@ func modEntries(ko string) (map[string]string, []string) {
 func stageBundle(t *testing.T, ko string, initrd bool) Request {
 	t.Helper()
 	e, order := modEntries(ko)
+	e["vmlinuz"] = "kernel " + ko
+	if initrd {
+		e["initrd.img"] = "bundle initrd"
+		order = append(order, "initrd.img")
+	}
 	m, dir := stageFiles(t, release.KindBundle, brel, bundleArchive(t, e, order...))
 	req := Request{Manifest: m, Dir: dir, Vmlinuz: filepath.Join(dir, "root/vmlinuz"), Running: "9.9.1-kroll"}
-	files := map[string]string{req.Vmlinuz: "kernel " + ko}
+	files := map[string]string{req.Vmlinuz: e["vmlinuz"]}
 	if initrd {
 		req.Initrd = filepath.Join(dir, "root/initrd.img")
-		files[req.Initrd] = "bundle initrd"
+		files[req.Initrd] = e["initrd.img"]
 	}
 	for p, c := range files {
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
@@ -245,6 +250,8 @@ func TestInstallBundleCompressions(t *testing.T) {
 		t.Run(tc.ext, func(t *testing.T) {
 			prog := need(t, tc.tool)
 			e, order := modEntries("module zst")
+			e["initrd.img"] = "initrd"
+			order = append(order, "initrd.img")
 			gz, err := os.ReadFile(bundleArchive(t, e, order...))
 			if err != nil {
 				t.Fatal(err)

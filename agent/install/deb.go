@@ -197,6 +197,19 @@ func (in *Installer) installDeb(ctx context.Context, req Request) (*Result, erro
 	if err := fileReady(res.Initrd); err != nil {
 		return nil, fmt.Errorf("%s is installed but its initramfs is missing (%w): is initramfs-tools or dracut installed?", pkg, err)
 	}
+	// An installed package (this or an earlier run) says nothing about
+	// the file on /boot now: it must be the verified package's image,
+	// which the stager unpacked from it.
+	if req.Vmlinuz == "" {
+		return nil, fmt.Errorf("no staged kernel image of %s to check %s against", art.Name, res.Vmlinuz)
+	}
+	want, err := fileSHA256(req.Vmlinuz)
+	if err != nil {
+		return nil, fmt.Errorf("staged kernel image: %w: %w", ErrStagedChanged, err)
+	}
+	if have, err := fileSHA256(res.Vmlinuz); err != nil || have != want {
+		return nil, fmt.Errorf("%s is not the kernel image of the verified package %s (sha256 %s, the package's %s, %v): it changed after dpkg installed it; reinstall the package (dpkg --install of the release's .deb) or move the file away", res.Vmlinuz, art.Name, have, want, err)
+	}
 	rec.Complete = true
 	if err := in.putRecord(rec); err != nil {
 		return nil, err

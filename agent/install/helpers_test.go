@@ -221,6 +221,12 @@ func stageFiles(t *testing.T, kind release.Kind, rel string, files ...string) (r
 		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
 			t.Fatal(err)
 		}
+		if kind == release.KindDeb && strings.HasSuffix(name, ".deb") {
+			// As the stager does: the package's files unpacked.
+			if out, err := exec.Command("dpkg-deb", "-x", f, filepath.Join(dir, stageRoot)).CombinedOutput(); err != nil {
+				t.Fatalf("dpkg-deb -x: %v: %s", err, out)
+			}
+		}
 		sum := sha256.Sum256(data)
 		m.Artifacts = append(m.Artifacts, release.Artifact{Name: name, URL: "http://127.0.0.1/" + name, Size: int64(len(data)), SHA256: hex.EncodeToString(sum[:])})
 	}
@@ -296,4 +302,9 @@ func readFile(t *testing.T, p string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// stagedVmlinuz is the kernel image stageFiles unpacked from a .deb.
+func stagedVmlinuz(dir, rel string) string {
+	return filepath.Join(dir, stageRoot, "boot", "vmlinuz-"+rel)
 }

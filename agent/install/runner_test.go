@@ -56,7 +56,7 @@ func TestInstallDebWithWarnings(t *testing.T) {
 	in, r := newInstaller(t, root, nil)
 	r.warn = "dpkg-query: warning: files list file for package 'libfoo' missing; assuming package has no files currently installed"
 	for i := range 2 {
-		res, err := in.Install(ctx, Request{Manifest: m, Dir: dir, Running: "9.9.0-1-kroll"})
+		res, err := in.Install(ctx, Request{Manifest: m, Dir: dir, Vmlinuz: stagedVmlinuz(dir, rel), Running: "9.9.0-1-kroll"})
 		if err != nil {
 			t.Fatalf("install %d: %v", i, err)
 		}
