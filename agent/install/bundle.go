@@ -458,6 +458,7 @@ func (in *Installer) installBundle(ctx context.Context, req Request) (*Result, e
 	rec := Record{Release: rel, Method: methodBundle, RunningAtInstall: req.Running}
 	if prev != nil {
 		rec.Files, rec.Modules, rec.ModulesDigest = prev.Files, prev.Modules, prev.ModulesDigest
+		rec.InitrdStale = prev.InitrdStale
 		if prev.RunningAtInstall != "" {
 			rec.RunningAtInstall = prev.RunningAtInstall
 		}
@@ -524,7 +525,11 @@ func (in *Installer) installBundle(ctx context.Context, req Request) (*Result, e
 			need.boot += uint64(fi.Size()) + blockRound
 		}
 	}
-	genInitrd := req.Initrd == "" && fileReady(in.initrd(rel)) != nil
+	// An initrd is generated when the bundle has none and the host has
+	// none, and again when the agent generated it from a module tree
+	// that is being (or was, before an interruption) replaced.
+	ownInitrd := req.Initrd == "" && owns(in.initrd(rel))
+	genInitrd := req.Initrd == "" && (fileReady(in.initrd(rel)) != nil || (ownInitrd && (!modulesDone || rec.InitrdStale)))
 	if genInitrd {
 		need.boot += in.initrdEstimate()
 		need.bootWhat = "the kernel and the initramfs to generate"
@@ -540,6 +545,7 @@ func (in *Installer) installBundle(ctx context.Context, req Request) (*Result, e
 		// Intent first: the tree about to appear under its final name is
 		// the agent's.
 		rec.Modules, rec.ModulesDigest = modRel, want
+		rec.InitrdStale = rec.InitrdStale || ownInitrd
 		if err := in.putRecord(rec); err != nil {
 			return nil, err
 		}
@@ -595,13 +601,16 @@ func (in *Installer) installBundle(ctx context.Context, req Request) (*Result, e
 		}
 	}
 	if genInitrd {
-		rec.Files = append(rec.Files, in.relRoot(in.initrd(rel)))
+		if !owns(in.initrd(rel)) {
+			rec.Files = append(rec.Files, in.relRoot(in.initrd(rel)))
+		}
 		if err := in.putRecord(rec); err != nil {
 			return nil, err
 		}
 		if err := in.generateInitrd(ctx, rel); err != nil {
 			return nil, err
 		}
+		rec.InitrdStale = false
 	} else if req.Initrd == "" {
 		in.log.Info("using the initrd already on the host", "initrd", in.initrd(rel))
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -287,6 +288,55 @@ func TestInstallBundleCompressions(t *testing.T) {
 			}
 			if got := readFile(t, filepath.Join(root, "lib/modules", brel, "kernel/fs/b.ko")); got != "module zst" {
 				t.Fatalf("b.ko = %q", got)
+			}
+		})
+	}
+}
+
+// TestBundleRebuiltRegeneratesInitrd: a bundle without an initrd of its
+// own gets one generated; when a rebuilt bundle replaces the module tree,
+// the initrd kroll generated is generated again (it holds modules of the
+// old tree), also when the agent dies between the tree and the initrd.
+func TestBundleRebuiltRegeneratesInitrd(t *testing.T) {
+	need(t, "depmod")
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name  string
+		crash bool // depmod fails once after the new tree is in place
+	}{
+		{"rebuilt", false},
+		{"rebuilt, killed after the new tree", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := newRoot(t)
+			in, r := newInstaller(t, root, func(c *Config) { c.Initramfs = InitramfsUpdateInitramfs })
+			if _, err := in.Install(ctx, stageBundle(t, "module v1", false)); err != nil {
+				t.Fatal(err)
+			}
+			if got := len(r.ran("update-initramfs")); got != 1 {
+				t.Fatalf("update-initramfs ran %d times for the first install", got)
+			}
+			req := stageBundle(t, "module v2", false)
+			if tc.crash {
+				r.fail["depmod"] = errors.New("killed")
+				if _, err := in.Install(ctx, req); err == nil {
+					t.Fatal("install with depmod failing succeeded")
+				}
+				delete(r.fail, "depmod")
+			}
+			if _, err := in.Install(ctx, req); err != nil {
+				t.Fatalf("rebuilt bundle: %v", err)
+			}
+			runs := r.ran("update-initramfs")
+			if len(runs) != 2 || !strings.Contains(runs[1], "-u -k "+brel) {
+				t.Fatalf("update-initramfs ran %q, want it again (-u) after the module tree changed", runs)
+			}
+			// Idempotent: nothing changed, nothing generated.
+			if _, err := in.Install(ctx, req); err != nil {
+				t.Fatal(err)
+			}
+			if got := len(r.ran("update-initramfs")); got != 2 {
+				t.Fatalf("update-initramfs ran %d times, want 2", got)
 			}
 		})
 	}
