@@ -614,11 +614,43 @@ func (in *Installer) installBundle(ctx context.Context, req Request) (*Result, e
 	} else if req.Initrd == "" {
 		in.log.Info("using the initrd already on the host", "initrd", in.initrd(rel))
 	}
+	// The boot loader's menu gets its entry from the kernel hooks (GRUB's
+	// zz-update-grub), as for a kernel package; idempotent, so run again
+	// on every (re)run until the install completes.
+	if err := in.kernelHooks(ctx, "postinst.d", "configure", rel); err != nil {
+		return nil, err
+	}
 	rec.Complete = true
 	if err := in.putRecord(rec); err != nil {
 		return nil, err
 	}
 	return &Result{KernelRelease: rel, Vmlinuz: in.vmlinuz(rel), Initrd: in.initrd(rel), Method: methodBundle}, nil
+}
+
+// kernelHooks runs /etc/kernel/<dir> for kernel rel as a kernel package's
+// maintainer scripts do (run-parts --arg=<rel> --arg=<image>, with
+// DEB_MAINT_PARAMS=params), when Config.KernelHooks is set and the
+// directory exists. INITRD=No: the initrd is the agent's concern (the
+// bundle's own, or generated), no hook builds another.
+func (in *Installer) kernelHooks(ctx context.Context, dir, params, rel string) error {
+	if !in.cfg.KernelHooks {
+		return nil
+	}
+	d := filepath.Join(in.cfg.Root, "etc", "kernel", dir)
+	if fi, err := os.Stat(d); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	} else if err != nil {
+		return err
+	} else if !fi.IsDir() {
+		return fmt.Errorf("%s is not a directory", d)
+	}
+	in.log.Info("running the kernel hooks", "dir", d, "release", rel)
+	_, err := in.run(ctx, []string{"DEB_MAINT_PARAMS=" + params, "INITRD=No"}, "run-parts", "--verbose", "--exit-on-error",
+		"--arg="+rel, "--arg="+in.vmlinuz(rel), d)
+	if err != nil {
+		return fmt.Errorf("kernel hooks: %w", err)
+	}
+	return nil
 }
 
 // generateInitrd builds <boot>/initrd.img-<rel> with the host's tool.

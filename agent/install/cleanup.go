@@ -82,6 +82,11 @@ func (in *Installer) Cleanup(ctx context.Context, keep Keep) ([]string, error) {
 		if !failed {
 			removed = append(removed, rel)
 			delete(st.Kernels, rel)
+			// The boot loader's menu loses its entry (as after
+			// removing a kernel package).
+			if err := in.kernelHooks(ctx, "postrm.d", "remove", rel); err != nil {
+				errs = append(errs, err)
+			}
 		}
 	}
 	if err := in.saveState(st); err != nil {
