@@ -31,10 +31,12 @@ type Kind string
 
 // Boot loader kinds.
 const (
-	// KindAuto detects the boot loader: GRUB when /boot/grub/grub.cfg and
-	// grub-reboot exist, systemd-boot when `bootctl is-installed`
-	// succeeds, else none (and then a full reboot into a new kernel is
-	// refused).
+	// KindAuto detects the boot loader: systemd-boot when the EFI
+	// variable LoaderInfo says it booted the host, GRUB when
+	// /boot/grub/grub.cfg and grub-reboot exist, systemd-boot when
+	// `bootctl is-installed` succeeds, else none (and then no kernel is
+	// installed and a full reboot into a new kernel is refused). A
+	// LoaderInfo naming another boot loader is not guessed at: none.
 	KindAuto Kind = "auto"
 	// KindGRUB is GRUB 2 as Debian installs it.
 	KindGRUB Kind = "grub"
@@ -74,6 +76,13 @@ type Loader interface {
 	// Default returns the kernel release the next cold boot starts: the
 	// pending one-shot entry if there is one, else the default entry.
 	Default(ctx context.Context) (string, error)
+	// Pinned reports whether the default entry is bound to release's own
+	// entry and no one-shot entry is pending: installing or removing
+	// other kernels cannot change what the next cold boot starts. A
+	// default that merely resolves to release today (GRUB's entry 0, or
+	// Debian's "simple" entry, which starts the newest kernel) is not
+	// pinned.
+	Pinned(ctx context.Context, release string) (bool, error)
 	// SetOneShot makes the next cold boot, and only that one, start the
 	// kernel release.
 	SetOneShot(ctx context.Context, release string) error
@@ -82,13 +91,14 @@ type Loader interface {
 	SetDefault(ctx context.Context, release string) error
 }
 
-// Runner runs a command and returns its combined output.
+// Runner runs a command and returns its standard output (what is
+// parsed); the error of a failed command carries its standard error.
 type Runner interface {
 	Run(ctx context.Context, name string, args ...string) ([]byte, error)
 }
 
 // ExecRunner runs commands with os/exec, in the C locale, bounded by
-// CommandTimeout.
+// CommandTimeout. Standard error goes into the error of a failure only.
 type ExecRunner struct{}
 
 // CommandTimeout bounds one boot loader command.
@@ -102,10 +112,16 @@ func (ExecRunner) Run(ctx context.Context, name string, args ...string) ([]byte,
 	ctx, cancel := context.WithTimeout(ctx, CommandTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Env = append(os.Environ(), "LC_ALL=C")
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.Env = append(os.Environ(), "LC_ALL=C", "LANGUAGE=")
+	var out, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &stderr
 	err := cmd.Run()
+	if msg := strings.TrimSpace(stderr.String()); err != nil && msg != "" {
+		if len(msg) > maxOutput {
+			msg = msg[:maxOutput] + "…"
+		}
+		err = fmt.Errorf("%w: %s", err, msg)
+	}
 	return out.Bytes(), err
 }
 
@@ -132,8 +148,9 @@ type Config struct {
 	// BootDir is the directory holding grub/grub.cfg and grub/grubenv;
 	// "/boot" when empty. GRUB's tools get it as --boot-directory.
 	BootDir string
-	// EFIVarsDir is where efivarfs is mounted (systemd-boot's one-shot
-	// entry); "/sys/firmware/efi/efivars" when empty.
+	// EFIVarsDir is where efivarfs is mounted (systemd-boot's entries,
+	// and LoaderInfo for auto detection); "/sys/firmware/efi/efivars"
+	// when empty.
 	EFIVarsDir string
 	// Runner runs the boot loader's tools; ExecRunner when nil.
 	Runner Runner
@@ -144,7 +161,9 @@ type Config struct {
 }
 
 // New returns the Loader of cfg.Kind. For KindAuto it detects the boot
-// loader: GRUB when BootDir/grub/grub.cfg and grub-reboot exist,
+// loader: systemd-boot when the EFI variable LoaderInfo says so (a
+// LoaderInfo naming another boot loader: a None whose Check asks for an
+// explicit setting), GRUB when BootDir/grub/grub.cfg and grub-reboot exist,
 // systemd-boot when `bootctl is-installed` succeeds, else a None whose
 // Check fails (the agent cannot make a cold reboot land on a chosen
 // kernel; kexec still works).
@@ -184,6 +203,26 @@ func New(ctx context.Context, cfg Config) (Loader, error) {
 	grubCfg := filepath.Join(cfg.BootDir, "grub", "grub.cfg")
 	_, cfgErr := os.Stat(grubCfg)
 	_, toolErr := cfg.LookPath("grub-reboot")
+	// What booted this host, as the boot loader told the firmware
+	// (systemd-boot sets LoaderInfo; GRUB does not, or names itself): a
+	// leftover grub.cfg must not win over it.
+	info, err := readEFIString(cfg.EFIVarsDir, varLoaderInfo)
+	if err != nil {
+		return notDetected(cfg, fmt.Sprintf("cannot tell which boot loader booted this host: %v", err)), nil
+	}
+	switch {
+	case strings.HasPrefix(info, "systemd-boot"):
+		if _, err := cfg.LookPath("bootctl"); err != nil {
+			return notDetected(cfg, fmt.Sprintf("systemd-boot booted this host (EFI LoaderInfo %q) but bootctl is not installed", info)), nil
+		}
+		cfg.Logger.Info("boot loader detected", "loader", KindSystemdBoot, "loader_info", info)
+		return newSystemdBoot(cfg), nil
+	case info != "" && !strings.Contains(strings.ToLower(info), "grub"):
+		if cfgErr == nil {
+			return notDetected(cfg, fmt.Sprintf("the firmware says %q booted this host, but %s exists: set [boot] loader explicitly (\"grub\" if that loader starts GRUB, else \"none\")", info, grubCfg)), nil
+		}
+		return notDetected(cfg, fmt.Sprintf("the firmware says %q booted this host, which is neither GRUB nor systemd-boot: set [boot] loader explicitly", info)), nil
+	}
 	switch {
 	case cfgErr == nil && toolErr == nil:
 		cfg.Logger.Info("boot loader detected", "loader", KindGRUB, "config", grubCfg)
@@ -201,9 +240,14 @@ func New(ctx context.Context, cfg Config) (Loader, error) {
 		cfg.Logger.Info("boot loader detected", "loader", KindSystemdBoot)
 		return newSystemdBoot(cfg), nil
 	}
-	reason := "no supported boot loader found: " + strings.Join(why, "; ")
-	cfg.Logger.Warn("boot loader not managed: a full reboot into a new kernel will be refused (kexec still works); set [boot] loader to say which", "why", reason)
-	return None{Reason: reason}, nil
+	return notDetected(cfg, "no supported boot loader found: "+strings.Join(why, "; ")), nil
+}
+
+// notDetected is the None of an auto detection that found no boot loader
+// it can manage, for reason.
+func notDetected(cfg Config, reason string) None {
+	cfg.Logger.Warn("boot loader not managed: no kernel is installed and a full reboot into a new kernel is refused (kexec still works); set [boot] loader to say which", "why", reason)
+	return None{Reason: reason}
 }
 
 // None is a boot loader the agent does not manage. Default, SetOneShot
@@ -232,6 +276,11 @@ func (n None) Check(context.Context) error {
 // Default implements Loader.
 func (None) Default(context.Context) (string, error) {
 	return "", fmt.Errorf("bootloader: default entry unknown: %w", ErrUnmanaged)
+}
+
+// Pinned implements Loader.
+func (None) Pinned(context.Context, string) (bool, error) {
+	return false, fmt.Errorf("bootloader: default entry unknown: %w", ErrUnmanaged)
 }
 
 // SetOneShot implements Loader.

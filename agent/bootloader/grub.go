@@ -64,6 +64,9 @@ func (g *GRUB) Check(ctx context.Context) error {
 		}
 		return fmt.Errorf("bootloader: %s does not start GRUB's saved entry (its default is %q): one-shot and default entries would be ignored, and a newly installed kernel could become the default; set GRUB_DEFAULT=saved in /etc/default/grub.d/kroll.cfg (or /etc/default/grub) and run update-grub", g.cfgPath(), def)
 	}
+	if err := c.lateDefault(g.cfgPath()); err != nil {
+		return err
+	}
 	if len(c.Entries) == 0 {
 		return fmt.Errorf("bootloader: %s has no menu entries", g.cfgPath())
 	}
@@ -110,6 +113,9 @@ func (g *GRUB) Default(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	if err := c.lateDefault(g.cfgPath()); err != nil {
+		return "", err
+	}
 	def, what := env["next_entry"], "next_entry"
 	if def == "" {
 		def, what = env["saved_entry"], "saved_entry"
@@ -128,6 +134,27 @@ func (g *GRUB) Default(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("bootloader: GRUB's next boot (%s %q) starts a recovery entry (%q)", what, def, e.Title)
 	}
 	return e.Release, nil
+}
+
+// Pinned implements Loader: grub.cfg starts the saved entry, saved_entry
+// is the path of release's own entry (EntryFor) and next_entry is unset.
+func (g *GRUB) Pinned(ctx context.Context, release string) (bool, error) {
+	c, err := g.config()
+	if err != nil {
+		return false, err
+	}
+	if !c.SavedDefault || !c.OneShot || len(c.LateDefaults) > 0 {
+		return false, nil // grubenv is not what GRUB starts (Check says why)
+	}
+	e, err := c.EntryFor(release)
+	if err != nil {
+		return false, err
+	}
+	env, err := g.env(ctx)
+	if err != nil {
+		return false, err
+	}
+	return env["next_entry"] == "" && env["saved_entry"] == e.Path, nil
 }
 
 // SetOneShot implements Loader with grub-reboot, and reads the result
@@ -163,4 +190,13 @@ func (g *GRUB) set(ctx context.Context, tool, release string) error {
 		return fmt.Errorf("bootloader: after %s %s the next boot starts %s, not %s", tool, e.Path, got, release)
 	}
 	return nil
+}
+
+// lateDefault returns an error when grub.cfg (at path) assigns default
+// after its header chose the saved and one-shot entries.
+func (c *GRUBConfig) lateDefault(path string) error {
+	if len(c.LateDefaults) == 0 {
+		return nil
+	}
+	return fmt.Errorf("bootloader: %s sets default=%q after the saved entry (a custom script in /etc/grub.d?): at boot it overrides the saved and one-shot entries; remove it and run update-grub", path, c.LateDefaults[len(c.LateDefaults)-1])
 }

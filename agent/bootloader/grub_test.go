@@ -363,3 +363,110 @@ func TestGRUBCommandLines(t *testing.T) {
 		t.Fatalf("SetOneShot error = %v", err)
 	}
 }
+
+// TestGRUBPinned: with the real grub-editenv, the default counts as
+// pinned to a kernel only when saved_entry names that kernel's own entry
+// and no one-shot entry is pending. No saved_entry (entry 0), entry "0"
+// and Debian's "simple" entry all start the newest kernel today, so
+// Default reports it, but the next kernel package changes what they
+// start: not pinned.
+func TestGRUBPinned(t *testing.T) {
+	requireGRUBTools(t)
+	ctx := context.Background()
+	tests := []struct {
+		name    string
+		env     []string // grub-editenv set arguments; nil = no grubenv
+		release string
+		def     string // what Default reports
+		pinned  bool
+	}{
+		{"no grubenv", nil, newRel, newRel, false},
+		{"no saved_entry", []string{"other=1"}, newRel, newRel, false},
+		{"saved_entry=0", []string{"saved_entry=0"}, newRel, newRel, false},
+		{"simple entry", []string{"saved_entry=gnulinux-simple-" + uuid}, newRel, newRel, false},
+		{"the kernel's entry", []string{"saved_entry=" + entryPath(newRel)}, newRel, newRel, true},
+		{"another kernel's entry", []string{"saved_entry=" + entryPath(oldRel)}, newRel, oldRel, false},
+		{"one-shot pending", []string{"saved_entry=" + entryPath(oldRel), "next_entry=" + entryPath(newRel)}, oldRel, newRel, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := grubBootDir(t, "debian12-grub.cfg")
+			if tt.env != nil {
+				env := filepath.Join(dir, "grub", "grubenv")
+				for _, cmd := range [][]string{{env, "create"}, append([]string{env, "set"}, tt.env...)} {
+					if out, err := exec.Command("grub-editenv", cmd...).CombinedOutput(); err != nil {
+						t.Fatalf("grub-editenv %v: %v: %s", cmd, err, out)
+					}
+				}
+			}
+			l, err := New(ctx, Config{Kind: KindGRUB, BootDir: dir, Runner: &probeStub{}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, err := l.Default(ctx); err != nil || got != tt.def {
+				t.Errorf("Default = %q, %v; want %q", got, err, tt.def)
+			}
+			pinned, err := l.Pinned(ctx, tt.release)
+			if err != nil || pinned != tt.pinned {
+				t.Errorf("Pinned(%s) = %v, %v; want %v", tt.release, pinned, err, tt.pinned)
+			}
+			// Pinning makes it so, with the real grub-set-default.
+			if err := l.SetDefault(ctx, tt.release); err != nil {
+				t.Fatal(err)
+			}
+			if pinned, err := l.Pinned(ctx, tt.release); err != nil || !pinned {
+				t.Errorf("after SetDefault: Pinned = %v, %v", pinned, err)
+			}
+		})
+	}
+}
+
+// TestGRUBLateDefault: a `set default=` after the saved-entry header (in
+// 40_custom, say) overrides grubenv at boot: Check fails, Default and
+// Pinned do not trust grubenv. One before the header is overridden by it.
+func TestGRUBLateDefault(t *testing.T) {
+	requireGRUBTools(t)
+	ctx := context.Background()
+	base, err := os.ReadFile(filepath.Join("testdata", "debian12-grub.cfg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name, before, after, want string
+	}{
+		{"none", "", "", ""},
+		{"set default=0 in 40_custom", "", "set default=0\n", `sets default="0" after the saved entry`},
+		{"conditional, in 40_custom", "", "if [ -f /x ]; then\n  set default=\"2\"\nfi\n", `sets default="2" after the saved entry`},
+		{"without set", "", "default=1\n", `sets default="1" after the saved entry`},
+		{"saved_entry again, one-shot ignored", "", "set default=\"${saved_entry}\"\n", `sets default="${saved_entry}" after the saved entry`},
+		{"before the header", "set default=0\n", "", ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := grubBootDir(t, "debian12-grub.cfg")
+			cfg := tt.before + string(base) + tt.after
+			if err := os.WriteFile(filepath.Join(dir, "grub", "grub.cfg"), []byte(cfg), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			l, err := New(ctx, Config{Kind: KindGRUB, BootDir: dir, Runner: &probeStub{}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = l.Check(ctx)
+			if tt.want == "" {
+				if err != nil {
+					t.Fatalf("Check: %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Check = %v, want %q", err, tt.want)
+			}
+			if got, err := l.Default(ctx); err == nil {
+				t.Errorf("Default = %q despite the late default", got)
+			}
+			if pinned, _ := l.Pinned(ctx, newRel); pinned {
+				t.Errorf("Pinned despite the late default")
+			}
+		})
+	}
+}

@@ -51,6 +51,11 @@ type GRUBConfig struct {
 	// Default is the value of `set default=` when it is not
 	// "${saved_entry}" (e.g. "0" for GRUB_DEFAULT=0).
 	Default string
+	// LateDefaults are the values of default assignments after the
+	// header chose the saved and one-shot entries (e.g. `set default=0`
+	// in 40_custom), conditional or not, in order: at boot they override
+	// grubenv, so the agent cannot choose the next boot.
+	LateDefaults []string
 
 	top []*grubItem
 }
@@ -147,8 +152,17 @@ func ParseGRUBConfig(r io.Reader) (*GRUBConfig, error) {
 		}
 		// Top-level statements outside functions: how the default is
 		// chosen.
-		if words[0] == "set" && len(words) == 2 {
-			switch k, v, _ := strings.Cut(words[1], "="); {
+		assign := ""
+		switch {
+		case words[0] == "set" && len(words) == 2:
+			assign = words[1]
+		case len(words) == 1 && strings.HasPrefix(words[0], "default="):
+			assign = words[0] // GRUB script's name=value without set
+		}
+		if k, v, ok := strings.Cut(assign, "="); ok && k == "default" && cfg.SavedDefault && cfg.OneShot {
+			cfg.LateDefaults = append(cfg.LateDefaults, v)
+		} else if ok {
+			switch {
 			case k == "default" && (v == "${saved_entry}" || v == "$saved_entry"):
 				cfg.SavedDefault = true
 			case k == "default" && (v == "${next_entry}" || v == "$next_entry"):

@@ -20,7 +20,10 @@ const (
 	loaderGUID      = "4a67b082-0a4c-41cf-b6c7-440b29bb8c4f"
 	varEntryOneShot = "LoaderEntryOneShot-" + loaderGUID
 	varEntryDefault = "LoaderEntryDefault-" + loaderGUID
-	maxEFIVarSize   = 4096
+	// varLoaderInfo names the boot loader that booted the host
+	// ("systemd-boot 252.30-1~deb12u2").
+	varLoaderInfo = "LoaderInfo-" + loaderGUID
+	maxEFIVarSize = 4096
 )
 
 // SystemdBoot is systemd-boot: entries from `bootctl list --json=short`
@@ -112,7 +115,13 @@ func (s *SystemdBoot) Check(ctx context.Context) error {
 
 // readVar reads an EFI variable holding a UTF-16 string; "" when unset.
 func (s *SystemdBoot) readVar(name string) (string, error) {
-	p := filepath.Join(s.efivars, name)
+	return readEFIString(s.efivars, name)
+}
+
+// readEFIString reads the EFI variable name under efivarfs dir holding a
+// UTF-16 string; "" when unset (or when dir does not exist: no UEFI).
+func readEFIString(dir, name string) (string, error) {
+	p := filepath.Join(dir, name)
 	raw, err := os.ReadFile(p)
 	if errors.Is(err, fs.ErrNotExist) {
 		return "", nil
@@ -165,6 +174,27 @@ func (s *SystemdBoot) Default(ctx context.Context) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("bootloader: systemd-boot's next boot starts %q, which bootctl does not list", id)
+}
+
+// Pinned implements Loader: LoaderEntryDefault names release's entry
+// and LoaderEntryOneShot is unset.
+func (s *SystemdBoot) Pinned(ctx context.Context, release string) (bool, error) {
+	one, err := s.readVar(varEntryOneShot)
+	if err != nil {
+		return false, err
+	}
+	def, err := s.readVar(varEntryDefault)
+	if err != nil {
+		return false, err
+	}
+	if one != "" || def == "" {
+		return false, nil
+	}
+	id, err := s.entryFor(ctx, release)
+	if err != nil {
+		return false, err
+	}
+	return def == id, nil
 }
 
 // SetOneShot implements Loader with `bootctl set-oneshot`.

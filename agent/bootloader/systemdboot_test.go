@@ -86,12 +86,20 @@ func TestSystemdBoot(t *testing.T) {
 		{"one-shot again", func() error { return l.SetOneShot(ctx, newRel) }, newRel},
 		{"healthy: default, one-shot dropped", func() error { return l.SetDefault(ctx, newRel) }, newRel},
 	}
+	if pinned, err := l.Pinned(ctx, oldRel); err != nil || pinned {
+		t.Fatalf("Pinned without variables = %v, %v", pinned, err)
+	}
 	for _, s := range steps {
 		if err := s.do(); err != nil {
 			t.Fatalf("%s: %v", s.name, err)
 		}
 		if got, err := l.Default(ctx); err != nil || got != s.want {
 			t.Fatalf("%s: Default = %q, %v; want %s", s.name, got, err, s.want)
+		}
+		// Pinned only without a pending one-shot entry.
+		oneShot := s.name == "one-shot target" || s.name == "one-shot again"
+		if pinned, err := l.Pinned(ctx, s.want); err != nil || pinned == oneShot {
+			t.Fatalf("%s: Pinned(%s) = %v, %v", s.name, s.want, pinned, err)
 		}
 	}
 	if _, err := os.Stat(filepath.Join(efivars, varEntryOneShot)); !os.IsNotExist(err) {
@@ -142,20 +150,31 @@ func TestNewAuto(t *testing.T) {
 		bootDir   string
 		look      func(string) (string, error)
 		runner    *fakeRunner
+		loader    string // the LoaderInfo EFI variable ("" = none)
 		want      Kind
 		checkFail string // "" = Check of None passes
 	}{
-		{"grub", KindAuto, grubDir, found("grub-reboot", "bootctl"), bootctl(true), KindGRUB, ""},
-		{"grub.cfg without tools", KindAuto, grubDir, found("bootctl"), bootctl(true), KindSystemdBoot, ""},
-		{"systemd-boot", KindAuto, t.TempDir(), found("grub-reboot", "bootctl"), bootctl(true), KindSystemdBoot, ""},
-		{"nothing", KindAuto, t.TempDir(), found("grub-reboot", "bootctl"), bootctl(false), KindNone, "systemd-boot is not installed"},
-		{"no tools", "", grubDir, found(), bootctl(false), KindNone, "grub-reboot is not installed"},
-		{"explicit none", KindNone, grubDir, found("grub-reboot"), bootctl(true), KindNone, ""},
-		{"explicit grub", KindGRUB, t.TempDir(), found(), bootctl(false), KindGRUB, ""},
+		{"grub", KindAuto, grubDir, found("grub-reboot", "bootctl"), bootctl(true), "", KindGRUB, ""},
+		{"grub.cfg without tools", KindAuto, grubDir, found("bootctl"), bootctl(true), "", KindSystemdBoot, ""},
+		{"systemd-boot", KindAuto, t.TempDir(), found("grub-reboot", "bootctl"), bootctl(true), "", KindSystemdBoot, ""},
+		{"nothing", KindAuto, t.TempDir(), found("grub-reboot", "bootctl"), bootctl(false), "", KindNone, "systemd-boot is not installed"},
+		{"no tools", "", grubDir, found(), bootctl(false), "", KindNone, "grub-reboot is not installed"},
+		{"explicit none", KindNone, grubDir, found("grub-reboot"), bootctl(true), "", KindNone, ""},
+		{"explicit grub", KindGRUB, t.TempDir(), found(), bootctl(false), "", KindGRUB, ""},
+		{"systemd-boot booted, leftover grub.cfg", KindAuto, grubDir, found("grub-reboot", "bootctl"), bootctl(true), "systemd-boot 252.30-1~deb12u2", KindSystemdBoot, ""},
+		{"GRUB booted (LoaderInfo of GRUB)", KindAuto, grubDir, found("grub-reboot", "bootctl"), bootctl(true), "GRUB 2.12", KindGRUB, ""},
+		{"another loader booted, grub.cfg there", KindAuto, grubDir, found("grub-reboot", "bootctl"), bootctl(true), "rEFInd 0.14.0", KindNone, `the firmware says "rEFInd 0.14.0" booted this host, but ` + grubDir + `/grub/grub.cfg exists: set [boot] loader`},
+		{"systemd-boot booted, no bootctl", KindAuto, grubDir, found("grub-reboot"), bootctl(false), "systemd-boot 252", KindNone, "systemd-boot booted this host"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			l, err := New(ctx, Config{Kind: tt.kind, BootDir: tt.bootDir, LookPath: tt.look, Runner: tt.runner})
+			efivars := t.TempDir()
+			if tt.loader != "" {
+				if err := os.WriteFile(filepath.Join(efivars, varLoaderInfo), efiVar(tt.loader), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			l, err := New(ctx, Config{Kind: tt.kind, BootDir: tt.bootDir, EFIVarsDir: efivars, LookPath: tt.look, Runner: tt.runner})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -175,11 +194,53 @@ func TestNewAuto(t *testing.T) {
 			if err := l.SetOneShot(ctx, newRel); !errors.Is(err, ErrUnmanaged) {
 				t.Errorf("SetOneShot = %v, want ErrUnmanaged", err)
 			}
+			if _, err := l.Pinned(ctx, newRel); !errors.Is(err, ErrUnmanaged) {
+				t.Errorf("Pinned = %v, want ErrUnmanaged", err)
+			}
 		})
 	}
 	for _, bad := range []Config{{Kind: "lilo"}, {BootDir: "boot"}} {
 		if _, err := New(ctx, bad); err == nil {
 			t.Errorf("New(%+v): no error", bad)
 		}
+	}
+}
+
+// TestExecRunnerStdout: what is parsed (bootctl's JSON, grub-editenv's
+// list) is standard output only: a warning on standard error does not
+// break it, and a failure's error carries standard error.
+func TestExecRunnerStdout(t *testing.T) {
+	ctx := context.Background()
+	for _, tt := range []struct {
+		name, script, out, errHas string
+	}{
+		{"warning on stderr", `echo 'Failed to read EFI variable, ignoring' >&2; echo '[]'`, "[]\n", ""},
+		{"locale", `echo "$LC_ALL"`, "C\n", ""},
+		{"failure", `echo partial; echo 'bootctl: permission denied' >&2; exit 1`, "partial\n", "exit status 1: bootctl: permission denied"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			out, err := ExecRunner{}.Run(ctx, "sh", "-c", tt.script)
+			if string(out) != tt.out || (tt.errHas == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tt.errHas)) {
+				t.Fatalf("Run = %q, %v; want %q, error with %q", out, err, tt.out, tt.errHas)
+			}
+		})
+	}
+	// bootctl list with a warning on stderr still parses.
+	efivars := t.TempDir()
+	bin := t.TempDir()
+	script := "#!/bin/sh\necho 'Failed to determine ESP, ignoring' >&2\ncat <<'EOF'\n" + bootctlList + "\nEOF\n"
+	if err := os.WriteFile(filepath.Join(bin, "bootctl"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", bin+":"+os.Getenv("PATH"))
+	l, err := New(ctx, Config{Kind: KindSystemdBoot, EFIVarsDir: efivars})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(efivars, varEntryDefault), efiVar(sdOld), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := l.Default(ctx); err != nil || got != oldRel {
+		t.Fatalf("Default = %q, %v", got, err)
 	}
 }

@@ -20,6 +20,10 @@ import (
 	"github.com/kroll-dev/kroll/pkg/fsutil"
 )
 
+// stageRoot is the directory of a staging directory the stager unpacks
+// a release's files into (agent/stage).
+const stageRoot = "root"
+
 // Limits of a bundle's module tree.
 const (
 	maxModuleEntry = 512 << 20
@@ -171,6 +175,51 @@ func archiveDigest(ctx context.Context, archives []string, rel string) (dig stri
 	return digest(entries), size, found, nil
 }
 
+// archiveFiles returns the sha256 (hex) of the regular files named in
+// names (paths in the archive, "boot/vmlinuz") found in the archives.
+func archiveFiles(ctx context.Context, archives []string, names []string) (map[string]string, error) {
+	sums := map[string]string{}
+	for _, a := range archives {
+		if err := func() error {
+			f, err := os.Open(a)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			dr, release, ok, err := stage.OpenBundleArchive(filepath.Base(a), bufio.NewReaderSize(f, 1<<20))
+			if err != nil || !ok {
+				return fmt.Errorf("%s: not a bundle archive (%v)", filepath.Base(a), err)
+			}
+			defer release()
+			tr := tar.NewReader(dr)
+			for {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+				h, err := tr.Next()
+				if err == io.EOF {
+					return nil
+				}
+				if err != nil {
+					return fmt.Errorf("%s: %w", filepath.Base(a), err)
+				}
+				name := path.Clean(strings.TrimPrefix(h.Name, "./"))
+				if h.Typeflag != tar.TypeReg || !slices.Contains(names, name) {
+					continue
+				}
+				s := sha256.New()
+				if _, err := io.Copy(s, tr); err != nil {
+					return fmt.Errorf("%s: entry %q: %w", filepath.Base(a), h.Name, err)
+				}
+				sums[name] = hex.EncodeToString(s.Sum(nil))
+			}
+		}(); err != nil {
+			return nil, err
+		}
+	}
+	return sums, nil
+}
+
 // treeDigest is the digest of an installed module tree.
 func treeDigest(ctx context.Context, dir string) (string, error) {
 	var entries []treeEntry
@@ -280,8 +329,11 @@ func extractModules(ctx context.Context, archives []string, rel, dir string) err
 }
 
 // copyFile installs src as dst atomically (temporary file, fsync, rename,
-// directory fsync).
-func copyFile(src, dst string) (err error) {
+// directory fsync). The bytes copied must have sha256 want (hex; ""
+// skips the check): src is opened once and hashed as it is copied, so
+// what is installed is what was checked; a mismatch wraps
+// ErrStagedChanged and installs nothing.
+func copyFile(src, dst, want string) (err error) {
 	in, err := os.Open(src)
 	if err != nil {
 		return err
@@ -297,8 +349,12 @@ func copyFile(src, dst string) (err error) {
 			os.Remove(tmp.Name())
 		}
 	}()
-	if _, err := io.Copy(tmp, in); err != nil {
+	h := sha256.New()
+	if _, err := io.Copy(io.MultiWriter(tmp, h), in); err != nil {
 		return err
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); want != "" && got != want {
+		return fmt.Errorf("%s: %w: sha256 %s, the verified bundle's is %s", src, ErrStagedChanged, got, want)
 	}
 	if err := tmp.Chmod(0o644); err != nil {
 		return err
@@ -313,32 +369,6 @@ func copyFile(src, dst string) (err error) {
 		return err
 	}
 	return fsutil.SyncDir(filepath.Dir(dst))
-}
-
-// sameContent reports whether two files have the same content.
-func sameContent(a, b string) (bool, error) {
-	sum := func(p string) ([]byte, int64, error) {
-		f, err := os.Open(p)
-		if err != nil {
-			return nil, 0, err
-		}
-		defer f.Close()
-		h := sha256.New()
-		n, err := io.Copy(h, f)
-		return h.Sum(nil), n, err
-	}
-	sa, na, err := sum(a)
-	if err != nil {
-		return false, err
-	}
-	sb, nb, err := sum(b)
-	if errors.Is(err, fs.ErrNotExist) {
-		return false, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	return na == nb && string(sa) == string(sb), nil
 }
 
 // fileReady fails unless p is a non-empty regular file.
@@ -365,21 +395,36 @@ func (in *Installer) relRoot(p string) string {
 // placeFile installs src as dst unless dst already has its content. A
 // different dst is replaced only when the agent created it (owned);
 // created reports whether dst is now the agent's.
-func (in *Installer) placeFile(src, dst string, owned bool) (created bool, err error) {
-	same, err := sameContent(src, dst)
-	if err != nil {
-		return false, err
-	}
-	if same {
+// The content installed must have sha256 want (the verified bundle's).
+func (in *Installer) placeFile(src, dst string, owned bool, want string) (created bool, err error) {
+	have, err := fileSHA256(dst)
+	if err == nil && have == want {
 		return owned, nil
+	}
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return false, err
 	}
 	if _, err := os.Lstat(dst); err == nil && !owned {
 		return false, fmt.Errorf("%s exists with other content and was not installed by kroll: refusing to overwrite it (move it away to proceed)", dst)
 	}
-	if err := copyFile(src, dst); err != nil {
+	if err := copyFile(src, dst, want); err != nil {
 		return false, fmt.Errorf("install %s: %w", dst, err)
 	}
 	return true, nil
+}
+
+// fileSHA256 is the sha256 (hex) of the file p.
+func fileSHA256(p string) (string, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // installBundle installs a bundle: its module tree, kernel and initrd.
@@ -413,6 +458,7 @@ func (in *Installer) installBundle(ctx context.Context, req Request) (*Result, e
 	rec := Record{Release: rel, Method: methodBundle, RunningAtInstall: req.Running}
 	if prev != nil {
 		rec.Files, rec.Modules, rec.ModulesDigest = prev.Files, prev.Modules, prev.ModulesDigest
+		rec.InitrdStale = prev.InitrdStale
 		if prev.RunningAtInstall != "" {
 			rec.RunningAtInstall = prev.RunningAtInstall
 		}
@@ -448,9 +494,30 @@ func (in *Installer) installBundle(ctx context.Context, req Request) (*Result, e
 		return nil, fmt.Errorf("bundle has no lib/modules/%s/ and the host has no %s: the kernel would boot without its modules", rel, modDir)
 	}
 
-	staged := []struct{ src, dst string }{{req.Vmlinuz, in.vmlinuz(rel)}}
+	type stagedFile struct{ src, dst, name, sha string }
+	staged := []stagedFile{{src: req.Vmlinuz, dst: in.vmlinuz(rel)}}
 	if req.Initrd != "" {
-		staged = append(staged, struct{ src, dst string }{req.Initrd, in.initrd(rel)})
+		staged = append(staged, stagedFile{src: req.Initrd, dst: in.initrd(rel)})
+	}
+	// The staged kernel and initrd were unpacked from the archives: what
+	// is installed must be the verified archives' bytes.
+	var names []string
+	for i := range staged {
+		name, err := filepath.Rel(filepath.Join(req.Dir, stageRoot), staged[i].src)
+		if err != nil || !filepath.IsLocal(name) {
+			return nil, fmt.Errorf("staged file %s is not under %s", staged[i].src, filepath.Join(req.Dir, stageRoot))
+		}
+		staged[i].name = filepath.ToSlash(name)
+		names = append(names, staged[i].name)
+	}
+	sums, err := archiveFiles(ctx, archives, names)
+	if err != nil {
+		return nil, err
+	}
+	for i := range staged {
+		if staged[i].sha = sums[staged[i].name]; staged[i].sha == "" {
+			return nil, fmt.Errorf("staged file %s: %w: the bundle has no %s", staged[i].src, ErrStagedChanged, staged[i].name)
+		}
 	}
 	need := spaceNeed{bootWhat: "the kernel and initrd", modulesWhat: "the module tree"}
 	for _, s := range staged {
@@ -458,7 +525,11 @@ func (in *Installer) installBundle(ctx context.Context, req Request) (*Result, e
 			need.boot += uint64(fi.Size()) + blockRound
 		}
 	}
-	genInitrd := req.Initrd == "" && fileReady(in.initrd(rel)) != nil
+	// An initrd is generated when the bundle has none and the host has
+	// none, and again when the agent generated it from a module tree
+	// that is being (or was, before an interruption) replaced.
+	ownInitrd := req.Initrd == "" && owns(in.initrd(rel))
+	genInitrd := req.Initrd == "" && (fileReady(in.initrd(rel)) != nil || (ownInitrd && (!modulesDone || rec.InitrdStale)))
 	if genInitrd {
 		need.boot += in.initrdEstimate()
 		need.bootWhat = "the kernel and the initramfs to generate"
@@ -466,7 +537,7 @@ func (in *Installer) installBundle(ctx context.Context, req Request) (*Result, e
 	if !modulesDone {
 		need.modules = modBytes
 	}
-	if err := in.checkSpace(need); err != nil {
+	if err := in.ensureSpace(ctx, need, req); err != nil {
 		return nil, err
 	}
 
@@ -474,6 +545,7 @@ func (in *Installer) installBundle(ctx context.Context, req Request) (*Result, e
 		// Intent first: the tree about to appear under its final name is
 		// the agent's.
 		rec.Modules, rec.ModulesDigest = modRel, want
+		rec.InitrdStale = rec.InitrdStale || ownInitrd
 		if err := in.putRecord(rec); err != nil {
 			return nil, err
 		}
@@ -520,7 +592,7 @@ func (in *Installer) installBundle(ctx context.Context, req Request) (*Result, e
 		return nil, err
 	}
 	for _, s := range staged {
-		mine, err := in.placeFile(s.src, s.dst, owns(s.dst))
+		mine, err := in.placeFile(s.src, s.dst, owns(s.dst), s.sha)
 		if err != nil {
 			return nil, err
 		}
@@ -529,21 +601,56 @@ func (in *Installer) installBundle(ctx context.Context, req Request) (*Result, e
 		}
 	}
 	if genInitrd {
-		rec.Files = append(rec.Files, in.relRoot(in.initrd(rel)))
+		if !owns(in.initrd(rel)) {
+			rec.Files = append(rec.Files, in.relRoot(in.initrd(rel)))
+		}
 		if err := in.putRecord(rec); err != nil {
 			return nil, err
 		}
 		if err := in.generateInitrd(ctx, rel); err != nil {
 			return nil, err
 		}
+		rec.InitrdStale = false
 	} else if req.Initrd == "" {
 		in.log.Info("using the initrd already on the host", "initrd", in.initrd(rel))
+	}
+	// The boot loader's menu gets its entry from the kernel hooks (GRUB's
+	// zz-update-grub), as for a kernel package; idempotent, so run again
+	// on every (re)run until the install completes.
+	if err := in.kernelHooks(ctx, "postinst.d", "configure", rel); err != nil {
+		return nil, err
 	}
 	rec.Complete = true
 	if err := in.putRecord(rec); err != nil {
 		return nil, err
 	}
 	return &Result{KernelRelease: rel, Vmlinuz: in.vmlinuz(rel), Initrd: in.initrd(rel), Method: methodBundle}, nil
+}
+
+// kernelHooks runs /etc/kernel/<dir> for kernel rel as a kernel package's
+// maintainer scripts do (run-parts --arg=<rel> --arg=<image>, with
+// DEB_MAINT_PARAMS=params), when Config.KernelHooks is set and the
+// directory exists. INITRD=No: the initrd is the agent's concern (the
+// bundle's own, or generated), no hook builds another.
+func (in *Installer) kernelHooks(ctx context.Context, dir, params, rel string) error {
+	if !in.cfg.KernelHooks {
+		return nil
+	}
+	d := filepath.Join(in.cfg.Root, "etc", "kernel", dir)
+	if fi, err := os.Stat(d); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	} else if err != nil {
+		return err
+	} else if !fi.IsDir() {
+		return fmt.Errorf("%s is not a directory", d)
+	}
+	in.log.Info("running the kernel hooks", "dir", d, "release", rel)
+	_, err := in.run(ctx, []string{"DEB_MAINT_PARAMS=" + params, "INITRD=No"}, "run-parts", "--verbose", "--exit-on-error",
+		"--arg="+rel, "--arg="+in.vmlinuz(rel), d)
+	if err != nil {
+		return fmt.Errorf("kernel hooks: %w", err)
+	}
+	return nil
 }
 
 // generateInitrd builds <boot>/initrd.img-<rel> with the host's tool.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -31,12 +32,17 @@ func modEntries(ko string) (map[string]string, []string) {
 func stageBundle(t *testing.T, ko string, initrd bool) Request {
 	t.Helper()
 	e, order := modEntries(ko)
+	e["vmlinuz"] = "kernel " + ko
+	if initrd {
+		e["initrd.img"] = "bundle initrd"
+		order = append(order, "initrd.img")
+	}
 	m, dir := stageFiles(t, release.KindBundle, brel, bundleArchive(t, e, order...))
 	req := Request{Manifest: m, Dir: dir, Vmlinuz: filepath.Join(dir, "root/vmlinuz"), Running: "9.9.1-kroll"}
-	files := map[string]string{req.Vmlinuz: "kernel " + ko}
+	files := map[string]string{req.Vmlinuz: e["vmlinuz"]}
 	if initrd {
 		req.Initrd = filepath.Join(dir, "root/initrd.img")
-		files[req.Initrd] = "bundle initrd"
+		files[req.Initrd] = e["initrd.img"]
 	}
 	for p, c := range files {
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
@@ -245,6 +251,8 @@ func TestInstallBundleCompressions(t *testing.T) {
 		t.Run(tc.ext, func(t *testing.T) {
 			prog := need(t, tc.tool)
 			e, order := modEntries("module zst")
+			e["initrd.img"] = "initrd"
+			order = append(order, "initrd.img")
 			gz, err := os.ReadFile(bundleArchive(t, e, order...))
 			if err != nil {
 				t.Fatal(err)
@@ -280,6 +288,130 @@ func TestInstallBundleCompressions(t *testing.T) {
 			}
 			if got := readFile(t, filepath.Join(root, "lib/modules", brel, "kernel/fs/b.ko")); got != "module zst" {
 				t.Fatalf("b.ko = %q", got)
+			}
+		})
+	}
+}
+
+// TestBundleRebuiltRegeneratesInitrd: a bundle without an initrd of its
+// own gets one generated; when a rebuilt bundle replaces the module tree,
+// the initrd kroll generated is generated again (it holds modules of the
+// old tree), also when the agent dies between the tree and the initrd.
+func TestBundleRebuiltRegeneratesInitrd(t *testing.T) {
+	need(t, "depmod")
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name  string
+		crash bool // depmod fails once after the new tree is in place
+	}{
+		{"rebuilt", false},
+		{"rebuilt, killed after the new tree", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := newRoot(t)
+			in, r := newInstaller(t, root, func(c *Config) { c.Initramfs = InitramfsUpdateInitramfs })
+			if _, err := in.Install(ctx, stageBundle(t, "module v1", false)); err != nil {
+				t.Fatal(err)
+			}
+			if got := len(r.ran("update-initramfs")); got != 1 {
+				t.Fatalf("update-initramfs ran %d times for the first install", got)
+			}
+			req := stageBundle(t, "module v2", false)
+			if tc.crash {
+				r.fail["depmod"] = errors.New("killed")
+				if _, err := in.Install(ctx, req); err == nil {
+					t.Fatal("install with depmod failing succeeded")
+				}
+				delete(r.fail, "depmod")
+			}
+			if _, err := in.Install(ctx, req); err != nil {
+				t.Fatalf("rebuilt bundle: %v", err)
+			}
+			runs := r.ran("update-initramfs")
+			if len(runs) != 2 || !strings.Contains(runs[1], "-u -k "+brel) {
+				t.Fatalf("update-initramfs ran %q, want it again (-u) after the module tree changed", runs)
+			}
+			// Idempotent: nothing changed, nothing generated.
+			if _, err := in.Install(ctx, req); err != nil {
+				t.Fatal(err)
+			}
+			if got := len(r.ran("update-initramfs")); got != 2 {
+				t.Fatalf("update-initramfs ran %d times, want 2", got)
+			}
+		})
+	}
+}
+
+// TestBundleKernelHooks: with KernelHooks (a managed boot loader) a
+// bundle install runs /etc/kernel/postinst.d with real run-parts as a
+// kernel package does (so update-grub adds its entry), with INITRD=No
+// (the initrd is in place); cleanup runs postrm.d for a bundle kernel it
+// removes. A failing hook fails the install; without KernelHooks, or
+// without the directory, nothing runs.
+func TestBundleKernelHooks(t *testing.T) {
+	need(t, "depmod")
+	need(t, "run-parts")
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name    string
+		hooks   bool
+		dir     bool   // the hook directories exist
+		fail    bool   // the postinst hook fails
+		wantLog string // the hooks' log after install and cleanup
+		wantErr string
+	}{
+		{"hooks run", true, true, false, "postinst 9.9.2-kroll ROOT/boot/vmlinuz-9.9.2-kroll configure No\npostrm 9.9.0-b ROOT/boot/vmlinuz-9.9.0-b remove No\n", ""},
+		{"not managed", false, true, false, "", ""},
+		{"no hook directory", true, false, false, "", ""},
+		{"hook fails", true, true, true, "", "run-parts"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := newRoot(t)
+			log := filepath.Join(root, "var/log/kroll-hooks")
+			if tc.dir {
+				for _, which := range []string{"postinst", "postrm"} {
+					body := "#!/bin/sh\necho \"" + which + " $1 $2 $DEB_MAINT_PARAMS $INITRD\" >> " + log + "\n"
+					if tc.fail && which == "postinst" {
+						body = "#!/bin/sh\necho 'zz-update-grub: /boot/grub/grub.cfg.new: No space left on device' >&2\nexit 1\n"
+					}
+					p := filepath.Join(root, "etc/kernel", which+".d", "zz-kroll-test")
+					if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+						t.Fatal(err)
+					}
+					if err := os.WriteFile(p, []byte(body), 0o755); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			in, _ := newInstaller(t, root, func(c *Config) { c.KernelHooks = tc.hooks })
+			_, err := in.Install(ctx, stageBundle(t, "module v1", true))
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !strings.Contains(err.Error(), "No space left on device") {
+					t.Fatalf("install: %v, want the hook's failure", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			// An old bundle kernel kroll installed is removed by cleanup.
+			old := filepath.Join(root, "boot/vmlinuz-9.9.0-b")
+			if err := os.WriteFile(old, []byte("old"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := in.putRecord(Record{Release: "9.9.0-b", Method: methodBundle, Files: []string{"boot/vmlinuz-9.9.0-b"}, Complete: true}); err != nil {
+				t.Fatal(err)
+			}
+			in.cfg.LookPath = func(string) (string, error) { return "", errors.New("not found") } // no dpkg-query
+			if removed, err := in.Cleanup(ctx, Keep{Running: "9.9.1-kroll", Previous: "9.9.0-a", Target: brel}); err != nil || !slices.Contains(removed, "9.9.0-b") {
+				t.Fatalf("cleanup: %v, %v", removed, err)
+			}
+			got, err := os.ReadFile(log)
+			if err != nil && !os.IsNotExist(err) {
+				t.Fatal(err)
+			}
+			if want := strings.ReplaceAll(tc.wantLog, "ROOT", root); string(got) != want {
+				t.Fatalf("hooks ran:\n%s\nwant:\n%s", got, want)
 			}
 		})
 	}

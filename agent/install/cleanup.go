@@ -82,6 +82,11 @@ func (in *Installer) Cleanup(ctx context.Context, keep Keep) ([]string, error) {
 		if !failed {
 			removed = append(removed, rel)
 			delete(st.Kernels, rel)
+			// The boot loader's menu loses its entry (as after
+			// removing a kernel package).
+			if err := in.kernelHooks(ctx, "postrm.d", "remove", rel); err != nil {
+				errs = append(errs, err)
+			}
 		}
 	}
 	if err := in.saveState(st); err != nil {
@@ -102,15 +107,15 @@ type kernelPackage struct{ name, release string }
 // left configuration files of.
 func (in *Installer) kernelPackages(ctx context.Context) ([]kernelPackage, error) {
 	args := in.dpkgArgs("-W", "-f", "${Package}\t${db:Status-Status}\n", "linux-image-*")
-	out, err := in.cfg.Runner.Run(ctx, nil, "dpkg-query", args...)
+	res, err := in.cfg.Runner.Run(ctx, nil, "dpkg-query", args...)
 	if err != nil {
-		if strings.Contains(string(out), "no packages found matching") {
+		if strings.Contains(string(res.Combined), "no packages found matching") {
 			return nil, nil
 		}
-		return nil, cmdError("dpkg-query", args, out, err)
+		return nil, cmdError("dpkg-query", args, res.Combined, err)
 	}
 	var pkgs []kernelPackage
-	for line := range strings.Lines(string(out)) {
+	for line := range strings.Lines(string(res.Stdout)) {
 		name, status, ok := strings.Cut(strings.TrimSpace(line), "\t")
 		if !ok || status == "not-installed" {
 			continue

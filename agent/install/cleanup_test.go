@@ -28,7 +28,7 @@ func TestCleanup(t *testing.T) {
 			buildDeb(t, debSpec{release: "amd64", pkg: "linux-image-amd64", version: "1", noKernel: true, postinst: "true\n"}),
 			buildDeb(t, debSpec{release: "9.9.1-kroll-dbg", version: "1", noKernel: true, postinst: "true\n"}))
 		if out, err := (ExecRunner{}).Run(ctx, nil, "dpkg", append([]string{"--root=" + root, "--install"}, debs...)...); err != nil {
-			t.Fatalf("%v: %s", err, out)
+			t.Fatalf("%v: %s", err, out.Combined)
 		}
 		in, r := newInstaller(t, root, func(c *Config) { c.LookPath = func(string) (string, error) { return "/usr/bin/x", nil } })
 		// A bundle kernel kroll installed, and a tree it did not.

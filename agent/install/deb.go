@@ -27,12 +27,13 @@ func (in *Installer) dpkgArgs(args ...string) []string {
 
 // run runs a command and wraps a failure with the command line and its
 // output.
+// On success it returns the command's standard output.
 func (in *Installer) run(ctx context.Context, env []string, name string, args ...string) ([]byte, error) {
 	out, err := in.cfg.Runner.Run(ctx, env, name, args...)
 	if err != nil {
-		return out, cmdError(name, args, out, err)
+		return out.Stdout, cmdError(name, args, out.Combined, err)
 	}
-	return out, nil
+	return out.Stdout, nil
 }
 
 // pkgState is a package's state in the dpkg database.
@@ -52,14 +53,15 @@ func (p pkgState) configurable() bool {
 
 func (in *Installer) pkgState(ctx context.Context, pkg string) (pkgState, error) {
 	args := in.dpkgArgs("-W", "-f", "${db:Status-Status}\t${Version}\n", pkg)
-	out, err := in.cfg.Runner.Run(ctx, nil, "dpkg-query", args...)
+	res, err := in.cfg.Runner.Run(ctx, nil, "dpkg-query", args...)
 	if err != nil {
 		var ee *exec.ExitError
-		if bytes.Contains(out, []byte("no packages found matching")) || (errors.As(err, &ee) && ee.ExitCode() == 1 && len(bytes.TrimSpace(out)) == 0) {
+		if bytes.Contains(res.Combined, []byte("no packages found matching")) || (errors.As(err, &ee) && ee.ExitCode() == 1 && len(bytes.TrimSpace(res.Combined)) == 0) {
 			return pkgState{status: "not-installed"}, nil
 		}
-		return pkgState{}, cmdError("dpkg-query", args, out, err)
+		return pkgState{}, cmdError("dpkg-query", args, res.Combined, err)
 	}
+	out := res.Stdout
 	status, version, ok := strings.Cut(strings.TrimSpace(string(out)), "\t")
 	if !ok || status == "" {
 		return pkgState{}, fmt.Errorf("dpkg-query %s: unexpected output %q", pkg, out)
@@ -171,7 +173,7 @@ func (in *Installer) installDeb(ctx context.Context, req Request) (*Result, erro
 		// The package's hooks generate the initramfs on /boot.
 		need.boot += in.initrdEstimate()
 		need.bootWhat += " and the initramfs to generate"
-		if err := in.checkSpace(need); err != nil {
+		if err := in.ensureSpace(ctx, need, req); err != nil {
 			return nil, err
 		}
 		if err := in.checkDepends(ctx, pkg, f["Pre-Depends"], f["Depends"]); err != nil {
@@ -194,6 +196,19 @@ func (in *Installer) installDeb(ctx context.Context, req Request) (*Result, erro
 	}
 	if err := fileReady(res.Initrd); err != nil {
 		return nil, fmt.Errorf("%s is installed but its initramfs is missing (%w): is initramfs-tools or dracut installed?", pkg, err)
+	}
+	// An installed package (this or an earlier run) says nothing about
+	// the file on /boot now: it must be the verified package's image,
+	// which the stager unpacked from it.
+	if req.Vmlinuz == "" {
+		return nil, fmt.Errorf("no staged kernel image of %s to check %s against", art.Name, res.Vmlinuz)
+	}
+	want, err := fileSHA256(req.Vmlinuz)
+	if err != nil {
+		return nil, fmt.Errorf("staged kernel image: %w: %w", ErrStagedChanged, err)
+	}
+	if have, err := fileSHA256(res.Vmlinuz); err != nil || have != want {
+		return nil, fmt.Errorf("%s is not the kernel image of the verified package %s (sha256 %s, the package's %s, %v): it changed after dpkg installed it; reinstall the package (dpkg --install of the release's .deb) or move the file away", res.Vmlinuz, art.Name, have, want, err)
 	}
 	rec.Complete = true
 	if err := in.putRecord(rec); err != nil {

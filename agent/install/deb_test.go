@@ -27,7 +27,7 @@ func TestInstallDeb(t *testing.T) {
 		m, dir := stageFiles(t, release.KindDeb, rel, deb)
 		in, r := newInstaller(t, root, nil)
 		for i := range 2 {
-			res, err := in.Install(ctx, Request{Manifest: m, Dir: dir, Running: "9.9.0-1-kroll"})
+			res, err := in.Install(ctx, Request{Manifest: m, Dir: dir, Vmlinuz: stagedVmlinuz(dir, rel), Running: "9.9.0-1-kroll"})
 			if err != nil {
 				t.Fatalf("install %d: %v", i, err)
 			}
@@ -71,14 +71,14 @@ func TestInstallDeb(t *testing.T) {
 echo ok > /boot/initrd.img-` + rel + "\n"})
 		m, dir := stageFiles(t, release.KindDeb, rel, deb)
 		in, r := newInstaller(t, root, nil)
-		_, err := in.Install(ctx, Request{Manifest: m, Dir: dir})
+		_, err := in.Install(ctx, Request{Manifest: m, Dir: dir, Vmlinuz: stagedVmlinuz(dir, rel)})
 		if err == nil || !strings.Contains(err.Error(), "update-initramfs: failed for /boot/initrd.img-"+rel) {
 			t.Fatalf("first install: %v, want the postinst's error", err)
 		}
 		if got := dpkgStatus(t, root, "linux-image-"+rel); got != "half-configured 9.9.1-1" {
 			t.Fatalf("after the failure dpkg status %q", got)
 		}
-		if _, err := in.Install(ctx, Request{Manifest: m, Dir: dir}); err != nil {
+		if _, err := in.Install(ctx, Request{Manifest: m, Dir: dir, Vmlinuz: stagedVmlinuz(dir, rel)}); err != nil {
 			t.Fatalf("retry: %v", err)
 		}
 		got := r.ran("dpkg")
@@ -94,12 +94,12 @@ echo ok > /boot/initrd.img-` + rel + "\n"})
 		root := newRoot(t)
 		base := buildDeb(t, debSpec{release: "0.0.1", pkg: "kroll-test-base", version: "1.0", noKernel: true, postinst: "true\n"})
 		if out, err := (ExecRunner{}).Run(ctx, nil, "dpkg", "--root="+root, "--install", base); err != nil {
-			t.Fatalf("%v: %s", err, out)
+			t.Fatalf("%v: %s", err, out.Combined)
 		}
 		deb := buildDeb(t, debSpec{release: rel, version: "9.9.1-1", depends: "kroll-test-base (>= 0.9), kroll-test-missing | kroll-test-other, kroll-test-base (>= 2.0)"})
 		m, dir := stageFiles(t, release.KindDeb, rel, deb)
 		in, r := newInstaller(t, root, nil)
-		_, err := in.Install(ctx, Request{Manifest: m, Dir: dir})
+		_, err := in.Install(ctx, Request{Manifest: m, Dir: dir, Vmlinuz: stagedVmlinuz(dir, rel)})
 		if err == nil || !strings.Contains(err.Error(), "depends on kroll-test-missing | kroll-test-other, kroll-test-base (>= 2.0), not installed") {
 			t.Fatalf("install: %v, want the unmet dependencies named", err)
 		}
@@ -120,7 +120,7 @@ echo ok > /boot/initrd.img-` + rel + "\n"})
 			t.Fatal(err)
 		}
 		in, r := newInstaller(t, root, nil)
-		_, err := in.Install(ctx, Request{Manifest: m, Dir: dir})
+		_, err := in.Install(ctx, Request{Manifest: m, Dir: dir, Vmlinuz: stagedVmlinuz(dir, rel)})
 		if !errors.Is(err, ErrStagedChanged) {
 			t.Fatalf("install: %v, want ErrStagedChanged", err)
 		}
@@ -137,7 +137,7 @@ echo ok > /boot/initrd.img-` + rel + "\n"})
 		deb := buildDeb(t, debSpec{release: rel, pkg: "linux-headers-" + rel, version: "9.9.1-1"})
 		m, dir := stageFiles(t, release.KindDeb, rel, deb)
 		in, _ := newInstaller(t, root, nil)
-		if _, err := in.Install(ctx, Request{Manifest: m, Dir: dir}); err == nil || !strings.Contains(err.Error(), "not a linux-image package") {
+		if _, err := in.Install(ctx, Request{Manifest: m, Dir: dir, Vmlinuz: stagedVmlinuz(dir, rel)}); err == nil || !strings.Contains(err.Error(), "not a linux-image package") {
 			t.Fatalf("install: %v", err)
 		}
 	})
@@ -152,7 +152,7 @@ func TestSpaceRefused(t *testing.T) {
 	deb := buildDeb(t, debSpec{release: rel, version: "9.9.1-1"})
 	m, dir := stageFiles(t, release.KindDeb, rel, deb)
 	in, r := newInstaller(t, root, func(c *Config) { c.MinFreeBoot = 1 << 60 })
-	_, err := in.Install(ctx, Request{Manifest: m, Dir: dir})
+	_, err := in.Install(ctx, Request{Manifest: m, Dir: dir, Vmlinuz: stagedVmlinuz(dir, rel)})
 	if err == nil || !strings.Contains(err.Error(), "not enough free space on the file system of "+filepath.Join(root, "boot")) ||
 		!strings.Contains(err.Error(), "MiB available, need") {
 		t.Fatalf("install: %v", err)
@@ -194,5 +194,72 @@ func TestCheckRelease(t *testing.T) {
 		if err := checkRelease(tc.rel); (err == nil) != tc.ok {
 			t.Errorf("checkRelease(%q) = %v, want ok=%v", tc.rel, err, tc.ok)
 		}
+	}
+}
+
+// TestInstalledKernelChecked: the kernel image on /boot is checked
+// against the signed release, not trusted because a package of the same
+// version is installed (deb), and a staged kernel or initrd that changed
+// after it was unpacked from the verified bundle is not installed.
+func TestInstalledKernelChecked(t *testing.T) {
+	need(t, "dpkg")
+	need(t, "depmod")
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name string
+		run  func(t *testing.T, root string) error
+		want string
+	}{
+		{"deb installed, image changed on /boot", func(t *testing.T, root string) error {
+			const rel = "9.9.1-1-kroll"
+			deb := buildDeb(t, debSpec{release: rel, version: "9.9.1-1"})
+			m, dir := stageFiles(t, release.KindDeb, rel, deb)
+			in, _ := newInstaller(t, root, nil)
+			req := Request{Manifest: m, Dir: dir, Vmlinuz: stagedVmlinuz(dir, rel), Running: "9.9.0-1-kroll"}
+			if _, err := in.Install(ctx, req); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(root, "boot/vmlinuz-"+rel), []byte("another kernel"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			_, err := in.Install(ctx, req)
+			return err
+		}, "boot/vmlinuz-9.9.1-1-kroll is not the kernel image of the verified package"},
+		{"bundle kernel changed after staging", func(t *testing.T, root string) error {
+			req := stageBundle(t, "module v1", true)
+			if err := os.WriteFile(req.Vmlinuz, []byte("kernel swapped"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			in, _ := newInstaller(t, root, nil)
+			_, err := in.Install(ctx, req)
+			return err
+		}, "root/vmlinuz: staged file changed since it was verified"},
+		{"bundle initrd changed after staging", func(t *testing.T, root string) error {
+			req := stageBundle(t, "module v1", true)
+			if err := os.WriteFile(req.Initrd, []byte("initrd swapped"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			in, _ := newInstaller(t, root, nil)
+			_, err := in.Install(ctx, req)
+			return err
+		}, "root/initrd.img: staged file changed since it was verified"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := newRoot(t)
+			err := tc.run(t, root)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("install: %v, want %q", err, tc.want)
+			}
+			if strings.HasPrefix(tc.name, "bundle") {
+				if !errors.Is(err, ErrStagedChanged) {
+					t.Errorf("error %v does not wrap ErrStagedChanged", err)
+				}
+				for _, f := range []string{"boot/vmlinuz-" + brel, "boot/initrd.img-" + brel} {
+					if got, err := os.ReadFile(filepath.Join(root, f)); err == nil && strings.Contains(string(got), "swapped") {
+						t.Errorf("%s installed from the changed staged file", f)
+					}
+				}
+			}
+		})
 	}
 }

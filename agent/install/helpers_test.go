@@ -48,15 +48,18 @@ type recRunner struct {
 	mu    sync.Mutex
 	calls []call
 	fail  map[string]error
+	// warn, when set, is printed on standard error by every dpkg-query
+	// and dpkg-deb before it runs (as a warning about the database).
+	warn string
 }
 
-func (r *recRunner) Run(ctx context.Context, env []string, name string, args ...string) ([]byte, error) {
+func (r *recRunner) Run(ctx context.Context, env []string, name string, args ...string) (Output, error) {
 	r.mu.Lock()
 	r.calls = append(r.calls, call{name, args})
 	err := r.fail[name]
 	r.mu.Unlock()
 	if err != nil {
-		return []byte(name + " failed on purpose"), err
+		return Output{Combined: []byte(name + " failed on purpose")}, err
 	}
 	switch name {
 	case "update-initramfs":
@@ -69,9 +72,12 @@ func (r *recRunner) Run(ctx context.Context, env []string, name string, args ...
 				b = args[i+1]
 			}
 		}
-		return nil, os.WriteFile(filepath.Join(b, "initrd.img-"+k), []byte("generated initrd"), 0o644)
+		return Output{}, os.WriteFile(filepath.Join(b, "initrd.img-"+k), []byte("generated initrd"), 0o644)
 	case "dracut":
-		return nil, os.WriteFile(args[len(args)-1], []byte("dracut initrd"), 0o644)
+		return Output{}, os.WriteFile(args[len(args)-1], []byte("dracut initrd"), 0o644)
+	}
+	if r.warn != "" && (name == "dpkg-query" || name == "dpkg-deb") {
+		return ExecRunner{}.Run(ctx, append([]string{"KROLL_TEST_WARN=" + r.warn}, env...), "sh", append([]string{"-c", `echo "$KROLL_TEST_WARN" >&2; exec "$0" "$@"`, name}, args...)...)
 	}
 	return ExecRunner{}.Run(ctx, env, name, args...)
 }
@@ -215,6 +221,12 @@ func stageFiles(t *testing.T, kind release.Kind, rel string, files ...string) (r
 		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
 			t.Fatal(err)
 		}
+		if kind == release.KindDeb && strings.HasSuffix(name, ".deb") {
+			// As the stager does: the package's files unpacked.
+			if out, err := exec.Command("dpkg-deb", "-x", f, filepath.Join(dir, stageRoot)).CombinedOutput(); err != nil {
+				t.Fatalf("dpkg-deb -x: %v: %s", err, out)
+			}
+		}
 		sum := sha256.Sum256(data)
 		m.Artifacts = append(m.Artifacts, release.Artifact{Name: name, URL: "http://127.0.0.1/" + name, Size: int64(len(data)), SHA256: hex.EncodeToString(sum[:])})
 	}
@@ -290,4 +302,9 @@ func readFile(t *testing.T, p string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// stagedVmlinuz is the kernel image stageFiles unpacked from a .deb.
+func stagedVmlinuz(dir, rel string) string {
+	return filepath.Join(dir, stageRoot, "boot", "vmlinuz-"+rel)
 }

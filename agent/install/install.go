@@ -68,6 +68,13 @@ type Config struct {
 	// MinFreeBoot and MinFreeModules are the bytes that must stay free on
 	// /boot and /lib/modules after the install; 0 means the defaults.
 	MinFreeBoot, MinFreeModules uint64
+	// KernelHooks runs the kernel hooks for a bundle as a kernel
+	// package's maintainer scripts do: /etc/kernel/postinst.d after its
+	// install and /etc/kernel/postrm.d after cleanup removed it (with
+	// run-parts, when the directory exists), so the boot loader's menu
+	// gets (and loses) its entry. Set it when the agent manages the boot
+	// loader.
+	KernelHooks bool
 	// Runner runs dpkg, depmod and the initramfs tools; nil runs them.
 	Runner Runner
 	// LookPath finds a program (exec.LookPath when nil); used to pick the
@@ -96,6 +103,9 @@ type Request struct {
 	Vmlinuz, Initrd string
 	// Running is the running kernel's release.
 	Running string
+	// Previous is the kernel that ran before it, kept when old kernels
+	// are removed to make room; "" takes it from the install records.
+	Previous string
 }
 
 // Result is an installed kernel.

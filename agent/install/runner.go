@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -17,32 +19,58 @@ const killDelay = 30 * time.Second
 // maxOutput bounds the command output kept in an error.
 const maxOutput = 8 << 10
 
+// Output is what a command printed.
+type Output struct {
+	// Stdout is its standard output: what is parsed.
+	Stdout []byte
+	// Combined is its standard output and error as they came: for
+	// messages and errors.
+	Combined []byte
+}
+
 // Runner runs a host command (dpkg, depmod, update-initramfs, dracut).
-// It returns the command's combined output; a non-zero exit status is an
-// error. Tests replace it to record command lines.
+// A non-zero exit status is an error. Tests replace it to record command
+// lines.
 type Runner interface {
-	Run(ctx context.Context, env []string, name string, args ...string) ([]byte, error)
+	Run(ctx context.Context, env []string, name string, args ...string) (Output, error)
 }
 
 // ExecRunner runs commands with os/exec, bounded by the context, without a
-// terminal (stdin is /dev/null), with env added to the agent's environment.
+// terminal (stdin is /dev/null), in the C locale (messages and formats as
+// parsed, whatever the host's locale), with env added to the agent's
+// environment.
 type ExecRunner struct{}
 
 // Run implements Runner.
-func (ExecRunner) Run(ctx context.Context, env []string, name string, args ...string) ([]byte, error) {
+func (ExecRunner) Run(ctx context.Context, env []string, name string, args ...string) (Output, error) {
 	cmd := exec.CommandContext(ctx, name, args...)
 	// dpkg and the initramfs tools clean up on SIGTERM; SIGKILL only if
 	// they do not exit within killDelay.
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = killDelay
-	cmd.Env = append(os.Environ(), env...)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.Env = append(append(os.Environ(), "LC_ALL=C", "LANG=C", "LANGUAGE="), env...)
+	var stdout bytes.Buffer
+	combined := &lockedBuffer{}
+	cmd.Stdout = io.MultiWriter(&stdout, combined)
+	cmd.Stderr = combined
 	err := cmd.Run()
 	if err != nil && ctx.Err() != nil {
 		err = fmt.Errorf("%w (%w)", ctx.Err(), err)
 	}
-	return out.Bytes(), err
+	return Output{Stdout: stdout.Bytes(), Combined: combined.buf.Bytes()}, err
+}
+
+// lockedBuffer is a buffer written by the copying goroutines of both
+// standard output and standard error.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
 }
 
 // cmdError is the error of a failed command with its (tail of) output.

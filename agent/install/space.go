@@ -1,11 +1,13 @@
 package install
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -81,6 +83,32 @@ func (in *Installer) checkSpace(need spaceNeed) error {
 	if want := need.modules + in.cfg.MinFreeModules; mods.avail < want {
 		return fmt.Errorf("not enough free space on the file system of %s: %s available, need %s (%s of %s + min_free_modules_mb %s)",
 			mods.dir, mib(mods.avail), mib(want), mib(need.modules), need.modulesWhat, mib(in.cfg.MinFreeModules))
+	}
+	return nil
+}
+
+// ensureSpace is checkSpace that, when the space is short, first
+// removes the kernels other than the running, the previous and the
+// target one (Cleanup) and checks again: a small separate /boot does not
+// block every install until a successful one cleans up.
+func (in *Installer) ensureSpace(ctx context.Context, need spaceNeed, req Request) error {
+	err := in.checkSpace(need)
+	if err == nil {
+		return nil
+	}
+	keep := Keep{Running: req.Running, Previous: req.Previous, Target: req.Manifest.KernelVersion}
+	removed, cerr := in.Cleanup(ctx, keep)
+	if len(removed) > 0 {
+		in.log.Info("old kernels removed to make room for the install", "removed", removed, "why", err)
+	}
+	if len(removed) == 0 {
+		if cerr != nil {
+			return fmt.Errorf("%w (and no old kernel could be removed to make room: %w)", err, cerr)
+		}
+		return fmt.Errorf("%w (no old kernel to remove: the running, previous and target kernels are kept)", err)
+	}
+	if err := in.checkSpace(need); err != nil {
+		return fmt.Errorf("%w (after removing %s)", err, strings.Join(removed, ", "))
 	}
 	return nil
 }

@@ -144,15 +144,64 @@ func TestExecRunner(t *testing.T) {
 		wantOut string
 		wantErr string
 	}{
-		{"ok", context.Background(), []string{"-c", "echo out; echo err >&2; echo $KROLL_TEST"}, "out\nerr\nyes\n", ""},
+		{"ok", context.Background(), []string{"-c", "echo out; echo $KROLL_TEST"}, "out\nyes\n", ""},
 		{"exit status", context.Background(), []string{"-c", "echo bad; exit 3"}, "bad\n", "exit status 3"},
 		{"cancelled", ctx, []string{"-c", "sleep 60"}, "", "context canceled"},
 		{"cancelled while running", running, []string{"-c", "echo started; touch " + started + "; exec sleep 60"}, "started\n", "context canceled (signal: terminated)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out, err := ExecRunner{}.Run(tc.ctx, []string{"KROLL_TEST=yes"}, "sh", tc.args...)
-			if string(out) != tc.wantOut || (err == nil) != (tc.wantErr == "") || (err != nil && !strings.Contains(err.Error(), tc.wantErr)) {
+			if string(out.Stdout) != tc.wantOut || string(out.Combined) != tc.wantOut || (err == nil) != (tc.wantErr == "") || (err != nil && !strings.Contains(err.Error(), tc.wantErr)) {
 				t.Fatalf("Run = %q, %v; want %q, %q", out, err, tc.wantOut, tc.wantErr)
+			}
+		})
+	}
+}
+
+// TestSpaceCleanupFirst: a small separate /boot (a tmpfs) full of an old
+// kernel kroll installed: the failed space check removes the kernels
+// that are none of running, previous and target, and checks again; the
+// previous kernel is never removed to make room.
+func TestSpaceCleanupFirst(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name     string
+		previous string
+		want     string // "" = installed
+	}{
+		{"old kernel removed, then installed", "9.9.0-prev", ""},
+		{"the old kernel is the previous one", "9.9.0-b", "not enough free space on the file system of ROOT/boot"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := newRoot(t)
+			boot := filepath.Join(root, "boot")
+			if err := unix.Mount("tmpfs", boot, "tmpfs", 0, "size=8m"); err != nil {
+				t.Fatalf("mount a tmpfs on %s (tests run as root): %v", boot, err)
+			}
+			t.Cleanup(func() { _ = unix.Unmount(boot, unix.MNT_DETACH) })
+			in, _ := newInstaller(t, root, func(c *Config) {
+				c.MinFreeBoot, c.MinFreeModules = 4<<20, 1<<20
+				c.LookPath = func(string) (string, error) { return "", errors.New("not found") } // no dpkg-query
+			})
+			old := filepath.Join(boot, "vmlinuz-9.9.0-b")
+			if err := os.WriteFile(old, make([]byte, 5<<20), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := in.putRecord(Record{Release: "9.9.0-b", Method: methodBundle, Files: []string{"boot/vmlinuz-9.9.0-b"}, Complete: true}); err != nil {
+				t.Fatal(err)
+			}
+			req := stageBundle(t, "module v1", true)
+			req.Previous = tc.previous
+			_, err := in.Install(ctx, req)
+			_, statErr := os.Stat(old)
+			if tc.want == "" {
+				if err != nil || !errors.Is(statErr, os.ErrNotExist) {
+					t.Fatalf("install: %v; old kernel: %v", err, statErr)
+				}
+				return
+			}
+			if want := strings.ReplaceAll(tc.want, "ROOT", root); err == nil || !strings.Contains(err.Error(), want) || statErr != nil {
+				t.Fatalf("install: %v, want %q; old kernel: %v", err, want, statErr)
 			}
 		})
 	}

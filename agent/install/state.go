@@ -45,6 +45,10 @@ type Record struct {
 	// (lib/modules/<release>), and ModulesDigest the digest of its content.
 	Modules       string `json:"modules,omitempty"`
 	ModulesDigest string `json:"modules_digest,omitempty"`
+	// InitrdStale is set, before the module tree is replaced, when the
+	// initrd the agent generated holds modules of the old tree: it is
+	// generated again (also after an interruption).
+	InitrdStale bool `json:"initrd_stale,omitempty"`
 	// RunningAtInstall is the kernel that ran when this one was installed:
 	// the previous kernel once this one runs.
 	RunningAtInstall string `json:"running_at_install,omitempty"`

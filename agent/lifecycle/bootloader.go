@@ -25,6 +25,7 @@ import (
 type BootLoader interface {
 	Check(ctx context.Context) error
 	Default(ctx context.Context) (string, error)
+	Pinned(ctx context.Context, release string) (bool, error)
 	SetOneShot(ctx context.Context, release string) error
 	SetDefault(ctx context.Context, release string) error
 }
@@ -113,26 +114,31 @@ func (a *Agent) bootReady(ctx context.Context, j *journal.Journal) error {
 	return a.pinDefault(ctx, running, "before asking for a slot")
 }
 
-// pinDefault makes the boot loader's next cold boot start release, and
-// checks it. A boot loader that is not managed changes nothing.
+// pinDefault makes the boot loader's default entry release's own entry,
+// with no one-shot entry pending, and checks it. A default that merely
+// resolves to release (GRUB's entry 0, Debian's "simple" entry: the
+// newest kernel) is pinned too: a kernel package's hooks would change
+// what it starts. A boot loader that is not managed changes nothing.
 func (a *Agent) pinDefault(ctx context.Context, rel, when string) error {
 	l := a.cfg.BootLoader
-	cur, err := l.Default(ctx)
+	pinned, err := l.Pinned(ctx, rel)
 	if errors.Is(err, bootloader.ErrUnmanaged) {
 		return nil
 	}
-	if err == nil && cur == rel {
+	if err == nil && pinned {
 		return nil
 	}
 	if cerr := l.Check(ctx); cerr != nil {
 		return fmt.Errorf("lifecycle: the boot loader cannot be set to start %s %s: %w", rel, when, cerr)
 	}
-	a.log.Warn("the boot loader's next boot is not "+rel+"; setting it back", "when", when, "next_boot", cur, "err", err)
+	cur, derr := l.Default(ctx)
+	a.log.Warn("the boot loader's default is not pinned to "+rel+"; pinning it", "when", when, "next_boot", cur, "err", errors.Join(err, derr))
 	if err := l.SetDefault(ctx, rel); err != nil {
 		return fmt.Errorf("lifecycle: make %s the boot loader's default %s: %w", rel, when, err)
 	}
-	if cur, err = l.Default(ctx); err != nil || cur != rel {
-		return fmt.Errorf("lifecycle: the boot loader's next boot is %q, not %s, after setting it %s (%v)", cur, rel, when, err)
+	if pinned, err = l.Pinned(ctx, rel); err != nil || !pinned {
+		cur, _ = l.Default(ctx)
+		return fmt.Errorf("lifecycle: the boot loader's default is not pinned to %s after setting it %s (next boot %q, %v)", rel, when, cur, err)
 	}
 	return nil
 }
@@ -196,6 +202,10 @@ func (a *Agent) prepareColdBoot(ctx context.Context, j *journal.Journal, into st
 // recorded as refused; after one (the host may not run its previous
 // kernel) it fails for an operator.
 func (a *Agent) refuseBoot(ctx context.Context, j *journal.Journal, why string) (time.Duration, error) {
+	j, err := a.forgetUnbooted(ctx, j)
+	if err != nil {
+		return a.cfg.RetryInterval, err
+	}
 	if len(j.Boots) > 0 || j.Rollback {
 		return 0, a.fail(ctx, j, why)
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/kroll-dev/kroll/agent/boot"
 	"github.com/kroll-dev/kroll/agent/health"
 	"github.com/kroll-dev/kroll/agent/journal"
+	"github.com/kroll-dev/kroll/coordinator/fsm"
 	"github.com/kroll-dev/kroll/pkg/wire"
 )
 
@@ -420,4 +421,135 @@ func TestLoaderNotSetUpNothingStarts(t *testing.T) {
 	r.loader.checkErr = nil
 	r.drive(0, wire.PhaseIdle)
 	r.checkUpgraded(t)
+}
+
+// stepDies runs one Step and reports whether the process "died" in it
+// (a fake's panic with errCrash).
+func stepDies(ctx context.Context, t *testing.T, a *Agent) (died bool) {
+	t.Helper()
+	defer func() {
+		if p := recover(); p != nil {
+			if p != errCrash {
+				panic(p)
+			}
+			died = true
+		}
+	}()
+	if _, err := a.Step(ctx); err != nil && !errors.Is(err, ErrRebooting) {
+		t.Logf("step error (retried): %v", err)
+	}
+	return false
+}
+
+// TestBootNeverHappened: the agent dies between the boot loader's
+// one-shot entry and the reboot, and the operator frees its slot. The
+// boot did not happen (same boot id): its record is dropped (not counted
+// among the boots, the datacenter check runs again) and the one-shot
+// entry is cleared, so no later, unplanned reboot starts the untested
+// kernel, whether the release is still wanted or was withdrawn.
+func TestBootNeverHappened(t *testing.T) {
+	for _, tt := range []struct {
+		name      string
+		untarget  bool
+		boots     []string
+		running   string
+		finalDef  string
+		doneState string
+	}{
+		{"release withdrawn: back in service on the running kernel", true, nil, oldKernel, oldKernel, ""},
+		{"release still wanted: one boot under a new slot", false, []string{"reboot:" + newKernel}, newKernel, newKernel, "healthy"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newRig(t)
+			r.loader = &fakeLoader{def: oldKernel}
+			r.booter.loader = r.loader
+			r.booter.kexecUnavailable = true
+			r.booter.dies = 1
+			a := r.agent(0)
+			ctx := context.Background()
+			for steps := 0; ; steps++ {
+				if steps > 100 {
+					t.Fatalf("the boot was never tried: %+v", a.Journal())
+				}
+				if _, err := a.Heartbeat(ctx); err != nil {
+					t.Fatal(err)
+				}
+				if stepDies(ctx, t, a) {
+					break
+				}
+			}
+			if r.loader.oneShot != newKernel || len(r.host.reboots) != 0 {
+				t.Fatalf("before the crash: one-shot %q boots %v", r.loader.oneShot, r.host.reboots)
+			}
+			if res := r.coord.apply(fsm.TypeForceRelease, fsm.ForceRelease{Datacenter: "fra1", Host: "h1"}); res.Err != nil {
+				t.Fatal(res.Err)
+			}
+			if tt.untarget {
+				line := "6.1"
+				r.coord.apply(fsm.TypeSetDatacenter, fsm.SetDatacenter{Name: "fra1", Update: wire.DatacenterUpdate{UntargetLine: &line}})
+			}
+			r.drive(0, wire.PhaseIdle)
+			j := r.loadJournal(t)
+			if !slices.Equal(r.host.reboots, tt.boots) || r.host.running() != tt.running {
+				t.Errorf("boots %v running %s, want %v %s", r.host.reboots, r.host.running(), tt.boots, tt.running)
+			}
+			if r.loader.oneShot != "" || r.loader.def != tt.finalDef {
+				t.Errorf("boot loader at the end: default %q one-shot %q, want default %q (calls %s)", r.loader.def, r.loader.oneShot, tt.finalDef, r.loader.history())
+			}
+			if j.Phase != wire.PhaseIdle || len(j.Boots) != 0 || j.Done[releaseID] != tt.doneState || len(r.host.routeSet()) != 2 || r.coord.slotsHeld() != 0 {
+				t.Errorf("journal %+v routes %v slots %d", j, r.host.routeSet(), r.coord.slotsHeld())
+			}
+			// The boot that never happened is not counted: one boot
+			// record per real boot at most.
+			if got := r.maxBootRecords; got > 1 {
+				t.Errorf("up to %d boot records, want 1 (the attempt that did not happen is dropped)", got)
+			}
+		})
+	}
+}
+
+// TestDefaultPinnedExplicitly: a default that merely resolves to the
+// running kernel (no saved_entry: entry 0; or Debian's "simple" entry,
+// which boots the newest kernel) is pinned explicitly before the install:
+// the kernel package's hooks then cannot make the target the next boot,
+// also while the install fails and the host serves on.
+func TestDefaultPinnedExplicitly(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		def   string
+		calls string
+	}{
+		{"no saved_entry (entry 0)", "", "default:" + oldKernel},
+		{"simple entry", simpleEntry, "default:" + oldKernel},
+		{"pinned already", oldKernel, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newRig(t)
+			r.loader = &fakeLoader{def: tt.def, h: r.host}
+			r.booter.loader = r.loader
+			// dpkg's hooks ran (the kernel is in /boot, update-grub
+			// regenerated the menu), then the install failed.
+			fi := &fakeInstaller{h: r.host, fail: 1 << 30, during: func() { r.host.install(newKernel, newUpstream) }}
+			r.installer = fi
+			a := r.agent(0)
+			ctx := context.Background()
+			for range 10 {
+				if _, err := a.Heartbeat(ctx); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := a.Step(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if fi.calls == 0 || !slices.Contains([]string{wire.PhaseInstalling, wire.PhaseInstallFailed}, a.Phase()) {
+				t.Fatalf("phase %s after %d installs", a.Phase(), fi.calls)
+			}
+			if next := r.loader.next(); next != oldKernel {
+				t.Errorf("next cold boot starts %s while the install fails, want %s (loader calls %q)", next, oldKernel, r.loader.history())
+			}
+			if got := r.loader.history(); got != tt.calls {
+				t.Errorf("loader calls %q, want %q", got, tt.calls)
+			}
+		})
+	}
 }

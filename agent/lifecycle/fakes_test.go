@@ -200,6 +200,10 @@ type fakeBooter struct {
 	// cmdline is the running command line ("console=ttyS0 quiet" when
 	// empty).
 	cmdline string
+	// dies makes this many Boot calls kill the agent process (a panic
+	// with errCrash) before anything boots: the process died between the
+	// boot loader's one-shot entry and the reboot.
+	dies int
 }
 
 func (b *fakeBooter) Mode() boot.Mode {
@@ -230,6 +234,10 @@ func (b *fakeBooter) Boot(_ context.Context, m boot.Method, img boot.Image) (boo
 	}
 	if m == boot.MethodKexec && b.kexecUnavailable {
 		return "", fmt.Errorf("kexec_file_load: operation not permitted: %w", boot.ErrKexecUnavailable)
+	}
+	if b.dies > 0 {
+		b.dies--
+		panic(errCrash)
 	}
 	k, ok := b.h.kernels[img.Kernel]
 	if !ok {
@@ -314,16 +322,23 @@ func (s *fakeStager) Stage(_ context.Context, manifest, sig []byte) (*stage.Stag
 	return st, nil
 }
 
+// simpleEntry is, as a fakeLoader default, Debian's "simple" GRUB
+// entry (gnulinux-simple-<uuid>): it boots the newest installed kernel.
+const simpleEntry = "simple"
+
 // fakeLoader is a boot loader with GRUB's semantics: a default entry and
-// a one-shot entry that the next boot consumes.
+// a one-shot entry that the next boot consumes. A default of "" (no
+// saved_entry: entry 0) or simpleEntry starts the newest kernel in the
+// host's /boot.
 type fakeLoader struct {
 	mu                sync.Mutex
 	def, oneShot      string
-	unmanaged         bool  // like bootloader.None
-	explicit          bool  // with unmanaged: the operator chose none
-	failSetDefault    int   // fail this many SetDefault calls
-	checkErr          error // Check fails with it
-	failSetOneShot    error // SetOneShot fails with it
+	h                 *fakeHost // for the newest kernel
+	unmanaged         bool      // like bootloader.None
+	explicit          bool      // with unmanaged: the operator chose none
+	failSetDefault    int       // fail this many SetDefault calls
+	checkErr          error     // Check fails with it
+	failSetOneShot    error     // SetOneShot fails with it
 	calls             []string
 	defaultsWhenBoots []string // the default entry at every boot
 }
@@ -338,16 +353,46 @@ func (l *fakeLoader) Check(context.Context) error {
 	return nil
 }
 
-func (l *fakeLoader) Default(context.Context) (string, error) {
+// resolve returns the kernel an entry starts.
+func (l *fakeLoader) resolve(entry string) string {
+	if entry != "" && entry != simpleEntry {
+		return entry
+	}
+	newest := ""
+	if l.h != nil {
+		for p, k := range l.h.kernels {
+			if filepath.Dir(p) == l.h.boot && k[0] > newest {
+				newest = k[0]
+			}
+		}
+	}
+	return newest
+}
+
+// next returns what the next cold boot starts, without consuming it.
+func (l *fakeLoader) next() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.oneShot != "" {
+		return l.resolve(l.oneShot)
+	}
+	return l.resolve(l.def)
+}
+
+func (l *fakeLoader) Default(context.Context) (string, error) {
 	if l.unmanaged {
 		return "", bootloader.ErrUnmanaged
 	}
-	if l.oneShot != "" {
-		return l.oneShot, nil
+	return l.next(), nil
+}
+
+func (l *fakeLoader) Pinned(_ context.Context, rel string) (bool, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.unmanaged {
+		return false, bootloader.ErrUnmanaged
 	}
-	return l.def, nil
+	return l.oneShot == "" && l.def == rel, nil
 }
 
 func (l *fakeLoader) SetOneShot(_ context.Context, rel string) error {
@@ -383,13 +428,13 @@ func (l *fakeLoader) SetDefault(_ context.Context, rel string) error {
 func (l *fakeLoader) boot() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.defaultsWhenBoots = append(l.defaultsWhenBoots, l.def)
+	l.defaultsWhenBoots = append(l.defaultsWhenBoots, l.resolve(l.def))
 	if l.oneShot != "" {
 		rel := l.oneShot
 		l.oneShot = ""
-		return rel
+		return l.resolve(rel)
 	}
-	return l.def
+	return l.resolve(l.def)
 }
 
 func (l *fakeLoader) history() string {
@@ -549,6 +594,8 @@ type crashingStore struct {
 	*journal.Store
 	writes  *int
 	crashAt int
+	// maxBoots, when set, records the most boot records ever written.
+	maxBoots *int
 }
 
 func (s crashingStore) Save(j *journal.Journal, now time.Time) error {
@@ -556,6 +603,9 @@ func (s crashingStore) Save(j *journal.Journal, now time.Time) error {
 		return err
 	}
 	*s.writes++
+	if s.maxBoots != nil {
+		*s.maxBoots = max(*s.maxBoots, len(j.Boots))
+	}
 	if *s.writes == s.crashAt {
 		return errCrash
 	}
@@ -572,6 +622,8 @@ type rig struct {
 	state  string
 	checks []health.CommandCheck
 	writes int
+	// maxBootRecords is the most boot records a journal write held.
+	maxBootRecords int
 	// policies and pinned, when set, replace the fake host's policy
 	// status as Config.Policies and Config.PinnedPolicies.
 	policies, pinned func(context.Context) ([]wire.PolicyStatus, error)
@@ -613,7 +665,7 @@ func (r *rig) agent(crashAt int) *Agent {
 		Policies: policies, PinnedPolicies: r.pinned,
 		HostID: "h1", Datacenter: "fra1", KernelLine: "6.1",
 		Coordinator: r.coord, Stager: r.stager, Routes: fakeRoutes{r.host}, Booter: r.booter, Verifier: checker, Installer: r.installer,
-		Journal: crashingStore{Store: st, writes: &r.writes, crashAt: crashAt},
+		Journal: crashingStore{Store: st, writes: &r.writes, crashAt: crashAt, maxBoots: &r.maxBootRecords},
 		Kernel:  running.ProcFS{Dir: r.host.proc}, BootDir: r.host.boot, RetryInterval: time.Millisecond, MaxBackoff: 5 * time.Millisecond,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})

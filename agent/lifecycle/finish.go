@@ -99,6 +99,10 @@ func (a *Agent) finish(n *journal.Journal, outcome string) {
 // fail reports the failure, releases the slot and stays out of service:
 // routes stay withdrawn until an operator resets the agent.
 func (a *Agent) fail(ctx context.Context, j *journal.Journal, why string) error {
+	if _, err := a.forgetUnbooted(ctx, j); err != nil {
+		// The host stays out of service either way; the operator is told.
+		why += "; the record of a boot that did not happen stays, its one-shot boot entry not cleared: " + err.Error()
+	}
 	a.log.Error("upgrade failed; staying out of service for an operator", "release", targetID(j), "why", why)
 	if err := a.save(func(n *journal.Journal) { n.Error, n.Phase = why, wire.PhaseFailed }); err != nil {
 		return err
@@ -161,6 +165,12 @@ func (a *Agent) stepGiveBack(ctx context.Context, j *journal.Journal, next strin
 
 // giveBack is stepGiveBack with the reason reported to the coordinator.
 func (a *Agent) giveBack(ctx context.Context, j *journal.Journal, next, reason string) (time.Duration, error) {
+	// A boot attempt that never happened must not leave its one-shot
+	// entry behind when the host returns to service.
+	j, err := a.forgetUnbooted(ctx, j)
+	if err != nil {
+		return a.cfg.RetryInterval, err
+	}
 	if err := a.restore(ctx, j); err != nil {
 		return a.cfg.RetryInterval, err
 	}

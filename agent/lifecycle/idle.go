@@ -21,11 +21,26 @@ func (a *Agent) abandoned(j *journal.Journal) bool {
 	return ds != nil && j.Target != nil && (ds.Release == nil || ds.Release.ID != j.Target.ID)
 }
 
-// abandon drops a target that was not acted on yet (no slot, no routes).
-func (a *Agent) abandon(j *journal.Journal, why string) error {
+// abandon drops a target that was not acted on yet (no slot, no
+// routes): a boot attempt that never happened is forgotten (its one-shot
+// entry cleared) and the boot loader's next boot is the running kernel
+// again (an install may have changed it).
+func (a *Agent) abandon(ctx context.Context, j *journal.Journal, why string) error {
 	a.log.Info("abandoning release", "release", targetID(j), "why", why)
+	j, err := a.forgetUnbooted(ctx, j)
+	if err != nil {
+		return err
+	}
+	running, err := a.kernelRelease()
+	if err != nil {
+		return err
+	}
+	if err := a.pinDefault(ctx, running, "after abandoning "+targetID(j)); err != nil {
+		return err
+	}
 	return a.save(func(n *journal.Journal) {
 		n.Target, n.Staged, n.Error = nil, nil, ""
+		n.Boots, n.Previous, n.Rollback, n.KexecFailed = nil, nil, false, false
 		n.Phase = wire.PhaseIdle
 	})
 }
@@ -36,7 +51,10 @@ func (a *Agent) stepIdle(ctx context.Context, j *journal.Journal) (time.Duration
 		return a.cfg.HeartbeatInterval, nil
 	}
 	id := ds.Release.ID
-	if _, done := j.Done[id]; done {
+	// A release done here stays done, unless it was rolled out (healthy,
+	// or current) and the host runs another kernel now: checked below.
+	outcome, done := j.Done[id]
+	if done && outcome != "healthy" && outcome != "current" {
 		return a.cfg.HeartbeatInterval, nil
 	}
 	// Verify before recording anything under id: an outcome is kept for
@@ -64,6 +82,20 @@ func (a *Agent) stepIdle(ctx context.Context, j *journal.Journal) (time.Duration
 	if err != nil {
 		return a.cfg.RetryInterval, err
 	}
+	if done {
+		if running == m.KernelVersion {
+			return a.cfg.HeartbeatInterval, nil
+		}
+		// E.g. a cold boot into the previous kernel (its boot entry the
+		// default again): the coordinator still wants the release here,
+		// and the host is not on it. It is rolled out again, through
+		// every check and a slot, or refused (recorded) below.
+		a.log.Warn("release rolled out here earlier, but the host runs another kernel: rolling it out again",
+			"release", id, "outcome", outcome, "running", running, "release_kernel", m.KernelVersion)
+		if err := a.save(func(n *journal.Journal) { delete(n.Done, id) }); err != nil {
+			return 0, err
+		}
+	}
 	if running == m.KernelVersion {
 		return a.cfg.HeartbeatInterval, finish("current")
 	}
@@ -84,11 +116,23 @@ func (a *Agent) stepIdle(ctx context.Context, j *journal.Journal) (time.Duration
 	} else if reason != "" {
 		return a.cfg.HeartbeatInterval, finish("refused: " + reason)
 	}
-	if err := a.cfg.BootLoader.Check(ctx); err != nil && !errors.Is(err, bootloader.ErrUnmanaged) {
-		// Installing a kernel with a boot loader not set up for it (GRUB
-		// without GRUB_DEFAULT=saved) could make it the default before it
-		// is verified: nothing starts until the operator fixes it.
-		return a.cfg.RetryInterval, fmt.Errorf("lifecycle: not starting release %s: %w", id, err)
+	if err := a.cfg.BootLoader.Check(ctx); err != nil {
+		switch {
+		case !errors.Is(err, bootloader.ErrUnmanaged):
+			// Installing a kernel with a boot loader not set up for it
+			// (GRUB without GRUB_DEFAULT=saved) could make it the
+			// default before it is verified: nothing starts until the
+			// operator fixes it.
+			return a.cfg.RetryInterval, fmt.Errorf("lifecycle: not starting release %s: %w", id, err)
+		case a.cfg.Installer != nil:
+			// No boot loader was detected and the operator did not say
+			// loader = "none" (Check passes then): on a flash-kernel,
+			// u-boot or extlinux host the package's hooks make the new
+			// kernel the next boot before it is verified.
+			return a.cfg.RetryInterval, fmt.Errorf("lifecycle: not installing release %s: %w; a kexec-only host sets [boot] loader = \"none\" explicitly", id, err)
+		}
+		// Staging only: nothing changes the boot loader; a kexec works
+		// and a full reboot into the target is refused.
 	}
 	// The next cold boot is the running kernel before a kernel package
 	// is installed (its hooks regenerate the boot menu).

@@ -3,6 +3,7 @@ package lifecycle
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/kroll-dev/kroll/agent/install"
@@ -32,7 +33,7 @@ func (a *Agent) stepStaged(j *journal.Journal) error {
 // service (no slot, routes untouched) and is retried with backoff.
 func (a *Agent) stepInstalling(ctx context.Context, j *journal.Journal) (time.Duration, error) {
 	if a.abandoned(j) {
-		return 0, a.abandon(j, "target changed before the install")
+		return 0, a.abandon(ctx, j, "target changed before the install")
 	}
 	start := a.cfg.Now()
 	running, err := a.kernelRelease()
@@ -59,6 +60,12 @@ func (a *Agent) stepInstalling(ctx context.Context, j *journal.Journal) (time.Du
 			})
 		}
 		a.log.Warn("install failed; the host stays in service", "release", j.Target.ID, "attempt", fails, "err", err)
+		// The package's hooks may have run: the next cold boot of the
+		// host in service stays the running kernel.
+		if perr := a.pinDefault(ctx, running, "after a failed install"); perr != nil {
+			a.log.Error("the boot loader's default is not the running kernel after a failed install", "err", perr)
+			err = fmt.Errorf("%w; %w", err, perr)
+		}
 		return a.backoff(fails), a.save(func(n *journal.Journal) {
 			n.Phase, n.Error = wire.PhaseInstallFailed, err.Error()
 			n.Failures = fails
@@ -73,6 +80,11 @@ func (a *Agent) stepInstalling(ctx context.Context, j *journal.Journal) (time.Du
 		n.Phase = wire.PhaseWaitingSlot
 	}); err != nil {
 		return 0, err
+	}
+	// The package's hooks regenerated the boot menu: the next cold boot
+	// stays the running kernel (checked again before the slot).
+	if err := a.pinDefault(ctx, running, "after installing "+res.KernelRelease); err != nil {
+		a.log.Warn("the boot loader's default is not the running kernel after the install", "err", err)
 	}
 	keep := install.Keep{Running: running, Target: res.KernelRelease}
 	if j.Previous != nil && j.Previous.Release != running {

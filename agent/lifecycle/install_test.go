@@ -201,3 +201,38 @@ func TestCrashAfterEveryJournalWriteWithInstall(t *testing.T) {
 		})
 	}
 }
+
+// TestUndetectedLoaderNoInstall: when no boot loader was detected (not
+// the operator's explicit loader = "none"), nothing is installed: on a
+// flash-kernel, u-boot or extlinux host the kernel package's hooks would
+// make the new kernel the next boot before it is verified. With loader =
+// "none" set explicitly the install and a kexec upgrade go ahead.
+func TestUndetectedLoaderNoInstall(t *testing.T) {
+	for _, explicit := range []bool{false, true} {
+		t.Run(fmt.Sprintf("explicit=%v", explicit), func(t *testing.T) {
+			r := newRig(t)
+			r.loader = &fakeLoader{unmanaged: true, explicit: explicit}
+			fi := &fakeInstaller{h: r.host}
+			r.installer = fi
+			if explicit {
+				r.drive(0, wire.PhaseIdle)
+				r.checkUpgraded(t)
+				return
+			}
+			a := r.agent(0)
+			ctx := context.Background()
+			for range 5 {
+				if _, err := a.Heartbeat(ctx); err != nil {
+					t.Fatal(err)
+				}
+				_, err := a.Step(ctx)
+				if err == nil || !strings.Contains(err.Error(), "not installing release "+releaseID) || !strings.Contains(err.Error(), "no supported boot loader found") {
+					t.Fatalf("Step = %v", err)
+				}
+			}
+			if j := a.Journal(); j.Phase != wire.PhaseIdle || len(j.Done) != 0 || r.stager.calls != 0 || fi.calls != 0 {
+				t.Fatalf("phase %s done %v stagings %d installs %d", j.Phase, j.Done, r.stager.calls, fi.calls)
+			}
+		})
+	}
+}

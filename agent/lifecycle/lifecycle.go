@@ -390,7 +390,7 @@ func (a *Agent) Step(ctx context.Context) (time.Duration, error) {
 		return a.stepStaging(ctx, j)
 	case wire.PhaseStagingFailed:
 		if a.abandoned(j) {
-			return 0, a.abandon(j, "target changed while staging failed")
+			return 0, a.abandon(ctx, j, "target changed while staging failed")
 		}
 		return 0, a.save(func(n *journal.Journal) { n.Phase = wire.PhaseStaging; n.Failures = j.Failures })
 	case wire.PhaseStaged:
@@ -399,7 +399,7 @@ func (a *Agent) Step(ctx context.Context) (time.Duration, error) {
 		return a.stepInstalling(ctx, j)
 	case wire.PhaseInstallFailed:
 		if a.abandoned(j) {
-			return 0, a.abandon(j, "target changed while the install failed")
+			return 0, a.abandon(ctx, j, "target changed while the install failed")
 		}
 		return 0, a.save(func(n *journal.Journal) { n.Phase = wire.PhaseInstalling; n.Failures = j.Failures })
 	case wire.PhaseWaitingSlot:

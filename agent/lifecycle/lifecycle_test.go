@@ -599,3 +599,46 @@ func TestHeartbeatCarriesLocalView(t *testing.T) {
 		t.Fatalf("coordinator has view %+v, want %+v", got, want)
 	}
 }
+
+// TestDoneButRunningAnotherKernel: a release rolled out here earlier
+// (healthy, or current) does not hide that the host later came up on
+// another kernel (a cold boot into the previous kernel): the release is
+// rolled out again, through the slot and every check, and the host ends
+// on the release's kernel; a release that was refused is not retried.
+func TestDoneButRunningAnotherKernel(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		outcome string
+		redo    bool
+	}{
+		{"healthy", "healthy", true},
+		{"current", "current", true},
+		{"refused", "refused: release line 6.2, host line 6.1", false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newRig(t)
+			st, err := journal.NewStore(r.state)
+			if err != nil {
+				t.Fatal(err)
+			}
+			j, err := st.Load(time.Now())
+			if err != nil {
+				t.Fatal(err)
+			}
+			j.Done = map[string]string{releaseID: tt.outcome}
+			if err := st.Save(j, time.Now()); err != nil {
+				t.Fatal(err)
+			}
+			// The host runs the previous kernel (its default entry after
+			// a cold boot), not the release's.
+			r.drive(0, wire.PhaseIdle)
+			if !tt.redo {
+				if len(r.host.reboots) != 0 || r.coord.grants() != 0 || r.loadJournal(t).Done[releaseID] != tt.outcome {
+					t.Fatalf("refused release retried: boots %v grants %d done %v", r.host.reboots, r.coord.grants(), r.loadJournal(t).Done)
+				}
+				return
+			}
+			r.checkUpgraded(t)
+		})
+	}
+}

@@ -17,12 +17,28 @@ func (a *Agent) stepRebooting(ctx context.Context, j *journal.Journal) (time.Dur
 	if err != nil {
 		return a.cfg.RetryInterval, fmt.Errorf("lifecycle: boot id: %w", err)
 	}
-	if lb := j.LastBoot(); lb != nil && !lb.Completed && cur != lb.BootIDBefore {
-		a.log.Info("new boot", "boot_id", cur, "method", lb.Method, "into", lb.Into)
-		return 0, a.save(func(n *journal.Journal) {
-			n.Boots[len(n.Boots)-1].Completed = true
-			n.Phase = wire.PhaseVerifying
-		})
+	if lb := j.LastBoot(); lb != nil && !lb.Completed {
+		if cur != lb.BootIDBefore {
+			a.log.Info("new boot", "boot_id", cur, "method", lb.Method, "into", lb.Into)
+			return 0, a.save(func(n *journal.Journal) {
+				n.Boots[len(n.Boots)-1].Completed = true
+				n.Phase = wire.PhaseVerifying
+			})
+		}
+		// Same boot id: the agent died before the boot happened. The
+		// attempt is forgotten (its one-shot entry cleared) and, if
+		// the slot still stands, made again from the start.
+		a.log.Warn("the last boot attempt did not happen (same boot id); forgetting it", "into", lb.Into, "method", lb.Method)
+		if j, err = a.forgetUnbooted(ctx, j); err != nil {
+			fails := j.Failures + 1
+			if fails >= maxLoaderFailures {
+				return 0, a.fail(ctx, j, fmt.Sprintf("a boot into %s did not happen and its one-shot boot entry cannot be cleared: %v", lb.Into, err))
+			}
+			if serr := a.save(func(n *journal.Journal) { n.Failures, n.Error = fails, err.Error() }); serr != nil {
+				return 0, serr
+			}
+			return a.backoff(fails), err
+		}
 	}
 	if len(j.Boots) >= a.cfg.MaxBoots {
 		return 0, a.fail(ctx, j, fmt.Sprintf("%d boots attempted for %s without success", len(j.Boots), j.Target.ID))
@@ -87,13 +103,6 @@ func (a *Agent) stepRebooting(ctx context.Context, j *journal.Journal) (time.Dur
 	a.log.Info("booting", "method", method, "into", into, "kernel", img.Kernel, "initrd", img.Initrd, "cmdline", img.Cmdline, "rollback", j.Rollback)
 	used, err := a.cfg.Booter.Boot(ctx, method, img)
 	if err != nil {
-		if oneShot && j.Previous != nil {
-			// No boot: the one-shot entry must not start the target at
-			// some later, unplanned reboot.
-			if lerr := a.cfg.BootLoader.SetDefault(ctx, j.Previous.Release); lerr != nil {
-				a.log.Error("cannot drop the one-shot boot entry after the failed boot", "err", lerr)
-			}
-		}
 		return a.bootFailed(ctx, j, err, errors.Is(err, boot.ErrKexecUnavailable))
 	}
 	a.cfg.Metrics.Reboots.WithLabelValues(string(used)).Inc()
@@ -117,9 +126,15 @@ func (a *Agent) stepRebooting(ctx context.Context, j *journal.Journal) (time.Dur
 // kexec cannot work here (the next attempt is a full reboot). Repeated
 // failures fail the upgrade.
 func (a *Agent) bootFailed(ctx context.Context, j *journal.Journal, err error, kexecOut bool) (time.Duration, error) {
-	// The boot did not happen: forget the attempt.
+	// The boot did not happen: forget the attempt (a one-shot entry
+	// must not start the target at some later, unplanned reboot). When
+	// the one-shot entry cannot be cleared the record stays, and the
+	// next step tries again.
+	if _, ferr := a.forgetUnbooted(ctx, a.Journal()); ferr != nil {
+		a.log.Error("cannot drop the one-shot boot entry after the failed boot", "err", ferr)
+		return a.cfg.RetryInterval, fmt.Errorf("lifecycle: boot: %w (and %w)", err, ferr)
+	}
 	if serr := a.save(func(n *journal.Journal) {
-		n.Boots = n.Boots[:len(n.Boots)-1]
 		n.Error = err.Error()
 		if kexecOut {
 			n.KexecFailed = true
@@ -176,4 +191,37 @@ func (a *Agent) bootImage(j *journal.Journal) (boot.Image, string, error) {
 		return boot.Image{}, "", fmt.Errorf("kernel command line of %s: %w", j.Staged.KernelRelease, err)
 	}
 	return img, j.Staged.KernelRelease, nil
+}
+
+// forgetUnbooted drops the last boot record when that boot never
+// happened (not completed, and the boot id is the one before it): it is
+// not counted among the boots, and its one-shot boot entry, if it set
+// one, is cleared first by pinning the running kernel, so no later
+// unplanned reboot starts the untested kernel. It returns the journal as
+// it is then; on an error the record stays (to be tried again).
+func (a *Agent) forgetUnbooted(ctx context.Context, j *journal.Journal) (*journal.Journal, error) {
+	lb := j.LastBoot()
+	if lb == nil || lb.Completed {
+		return j, nil
+	}
+	cur, err := a.cfg.Kernel.BootID()
+	if err != nil {
+		return j, fmt.Errorf("lifecycle: boot id: %w", err)
+	}
+	if cur != lb.BootIDBefore {
+		return j, nil // it happened: stepRebooting records it
+	}
+	if lb.OneShot {
+		running, err := a.kernelRelease()
+		if err != nil {
+			return j, err
+		}
+		if err := a.pinDefault(ctx, running, "after a boot into "+lb.Into+" that did not happen"); err != nil {
+			return j, err
+		}
+	}
+	if err := a.save(func(n *journal.Journal) { n.Boots = n.Boots[:len(n.Boots)-1] }); err != nil {
+		return j, err
+	}
+	return a.Journal(), nil
 }

@@ -16,7 +16,7 @@ func (a *Agent) slotRequest(token uint64) wire.SlotRequest {
 
 func (a *Agent) stepWaitingSlot(ctx context.Context, j *journal.Journal) (time.Duration, error) {
 	if a.abandoned(j) {
-		return 0, a.abandon(j, "target changed while waiting for a slot")
+		return 0, a.abandon(ctx, j, "target changed while waiting for a slot")
 	}
 	if err := a.bootReady(ctx, j); err != nil {
 		// Not bootable as intended: no slot asked, the host serves on.

@@ -13,7 +13,7 @@ import (
 
 func (a *Agent) stepStaging(ctx context.Context, j *journal.Journal) (time.Duration, error) {
 	if a.abandoned(j) {
-		return 0, a.abandon(j, "target changed before staging")
+		return 0, a.abandon(ctx, j, "target changed before staging")
 	}
 	start := a.cfg.Now()
 	st, err := a.cfg.Stager.Stage(ctx, j.Target.Manifest, j.Target.Signature)

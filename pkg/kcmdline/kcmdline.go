@@ -29,17 +29,25 @@ const (
 //   - BOOT_IMAGE, initrd: added by the boot loader for the image it
 //     loaded; kexec passes the new image and initrd itself.
 //   - kroll.oneshot: kroll's own marker for a parameter meant for one boot.
-//   - systemd.unit, systemd.run, systemd.run_success_action,
-//     systemd.run_failure_action, single, s, S, -s, -b, emergency, rescue,
-//     rd.break: one-shot targets, commands, runlevels and debug breaks.
+//   - systemd.unit, rd.systemd.unit, systemd.run,
+//     systemd.run_success_action, systemd.run_failure_action, single, s,
+//     S, -s, -b, 1 to 5, emergency, rescue: one-shot targets, commands
+//     and runlevels (init's arguments; systemd maps 1–5 to targets).
+//   - systemd.mask, systemd.wants, rd.systemd.mask, rd.systemd.wants:
+//     units masked or pulled in for this boot (kernel-command-line(7)).
+//   - rd.break, rd.shell, rd.emergency, systemd.debug_shell,
+//     rd.systemd.debug_shell, systemd.confirm_spawn: debug breaks,
+//     shells and prompts of one troubleshooting boot.
 //   - elfcorehdr, kexec_jump_back_entry: added by kexec itself for a crash
 //     or jump-back kernel.
 func OneShotParams() []string {
 	return []string{
 		"BOOT_IMAGE", "initrd",
 		"kroll.oneshot",
-		"systemd.unit", "systemd.run", "systemd.run_success_action", "systemd.run_failure_action",
-		"single", "s", "S", "-s", "-b", "emergency", "rescue", "rd.break",
+		"systemd.unit", "rd.systemd.unit", "systemd.run", "systemd.run_success_action", "systemd.run_failure_action",
+		"single", "s", "S", "-s", "-b", "1", "2", "3", "4", "5", "emergency", "rescue",
+		"systemd.mask", "systemd.wants", "rd.systemd.mask", "rd.systemd.wants",
+		"rd.break", "rd.shell", "rd.emergency", "systemd.debug_shell", "rd.systemd.debug_shell", "systemd.confirm_spawn",
 		"elfcorehdr", "kexec_jump_back_entry",
 	}
 }
@@ -80,8 +88,31 @@ func Split(s string) []string {
 // Name returns the name of parameter p (the part before '=', without
 // quotes).
 func Name(p string) string {
-	name, _, _ := strings.Cut(strings.TrimPrefix(p, `"`), "=")
-	return strings.TrimSuffix(name, `"`)
+	name, _, _ := Param(p)
+	return name
+}
+
+// Param splits parameter p into name and value as the kernel does
+// (next_arg in lib/cmdline.c): a parameter quoted as a whole
+// ("name=value") loses its quotes, and so does a quoted value
+// (name="a b"). ok is false when p has no '='.
+func Param(p string) (name, value string, ok bool) {
+	quoted := strings.HasPrefix(p, `"`)
+	if quoted {
+		p = p[1:]
+	}
+	name, value, ok = strings.Cut(p, "=")
+	switch {
+	case !ok:
+		if quoted {
+			name = strings.TrimSuffix(name, `"`)
+		}
+	case strings.HasPrefix(value, `"`):
+		value = strings.TrimSuffix(value[1:], `"`)
+	case quoted:
+		value = strings.TrimSuffix(value, `"`)
+	}
+	return name, value, ok
 }
 
 // isOneShot reports whether name is one of OneShotParams.
@@ -210,7 +241,7 @@ func LSMs(cmdline string) ([]string, bool) {
 		if tok == "--" {
 			break
 		}
-		name, value, ok := strings.Cut(strings.Trim(tok, `"`), "=")
+		name, value, ok := Param(tok)
 		if !ok || Key(name) != "lsm" {
 			continue
 		}

@@ -49,6 +49,17 @@ func TestCheckAdd(t *testing.T) {
 		{"BOOT_IMAGE=/vmlinuz", "one-shot"},
 		{"initrd=/x", "one-shot"},
 		{"kroll.oneshot", "one-shot"},
+		{"3", "one-shot"},
+		{"1", "one-shot"},
+		{"rd.shell", "one-shot"},
+		{"rd.emergency=reboot", "one-shot"},
+		{"systemd.debug_shell", "one-shot"},
+		{"systemd.debug-shell=ttyS1", "one-shot"},
+		{"systemd.mask=ssh.service", "one-shot"},
+		{"systemd.wants=debug.service", "one-shot"},
+		{"rd.systemd.unit=emergency.target", "one-shot"},
+		{"systemd.confirm_spawn", "one-shot"},
+		{"6", ""},
 		{"x=" + strings.Repeat("a", MaxParamLen), "at most"},
 	}
 	for _, tt := range tests {
@@ -130,6 +141,9 @@ func TestLSMs(t *testing.T) {
 		{"lsm=lockdown,yama,bpf", []string{"lockdown", "yama", "bpf"}, true},
 		{"lsm=a lsm=b,bpf", []string{"b", "bpf"}, true},
 		{`"lsm=x,bpf"`, []string{"x", "bpf"}, true},
+		{`lsm="bpf,landlock"`, []string{"bpf", "landlock"}, true},
+		{`lsm="landlock,bpf" quiet`, []string{"landlock", "bpf"}, true},
+		{`lsm="yama, bpf"`, []string{"yama", "bpf"}, true},
 		{"lsm=", nil, true},
 		{"ro -- lsm=bpf", nil, false},
 	}

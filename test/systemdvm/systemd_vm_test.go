@@ -340,6 +340,7 @@ deadline = "5s"
 poll = "500ms"
 [boot]
 mode = "kexec"
+loader = "none"
 [timing]
 retry_interval = "2s"
 heartbeat_interval = "2s"

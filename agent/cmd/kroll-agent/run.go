@@ -217,6 +217,9 @@ func build(ctx context.Context, c *config, log *slog.Logger, mgr *mitigate.Manag
 	if c.installMode == installAuto {
 		ic := c.install
 		ic.Logger = log
+		// A bundle's kernel gets its boot menu entry from the kernel
+		// hooks when the agent manages the boot loader.
+		ic.KernelHooks = loader.Kind() != bootloader.KindNone
 		inst, err := install.New(ic)
 		if err != nil {
 			return lifecycle.Config{}, err
