@@ -50,7 +50,7 @@ import (
 
 // FormatVersion is the format version of the commands and snapshots this
 // code writes; it reads every version from 1 up to it.
-const FormatVersion = FormatV4
+const FormatVersion = FormatV5
 
 // Format versions.
 const (
@@ -67,6 +67,7 @@ const (
 	// FormatV4 refuses FleetLock for the hosts of kroll agents and adds
 	// Acquire.Stay.
 	FormatV4 = 4
+	FormatV5 = 5
 )
 
 // registry lists every command. It is built once and only read.
@@ -92,6 +93,7 @@ var registry = newRegistry(
 	cmd(TypeAbortRollout, (*State).abortRollout),
 	cmd(TypeRemoveHost, (*State).removeHost),
 	since(FormatV3, cmd(TypeMarkSilent, (*State).markSilent)),
+	since(FormatV5, cmd(TypeSetHostLine, (*State).setHostLine)),
 )
 
 // entry is one command of the registry.
