@@ -90,25 +90,9 @@ type LineRule struct {
 	Pct  int    `json:"pct"`
 }
 
-// ValidLine reports whether s is a kernel line as operators name them:
-// MAJOR.MINOR in decimal without leading zeros, each at most three digits
-// ("6.12", "6.0").
-func ValidLine(s string) bool {
-	major, minor, ok := strings.Cut(s, ".")
-	return ok && lineNumber(major) && lineNumber(minor) && major != "0"
-}
-
-func lineNumber(s string) bool {
-	if len(s) == 0 || len(s) > 3 || (len(s) > 1 && s[0] == '0') {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return true
-}
+// ValidLine reports whether s is a kernel line an operator may assign
+// (wire.ValidLine: MAJOR.MINOR, such as "6.12").
+func ValidLine(s string) bool { return wire.ValidLine(s) }
 
 // LineBucket places a host id in one of 100 buckets by a stable hash
 // (FNV-1a, 64 bits) of the id: a line rule of P % selects the buckets
