@@ -403,7 +403,10 @@ func TestLineValidation(t *testing.T) {
 		{"clear", func(t *testing.T, f *FSM) Result {
 			setLine(t, f, "fra-h0", "6.18", false)
 			return setLine(t, f, "fra-h0", "", false)
-		}, "ok", func(f *FSM) bool { h := hostLine(f, "fra-h0"); return h.KernelLine == "6.12" && h.LineSource == LineSourceAgent }},
+		}, "ok", func(f *FSM) bool {
+			h := hostLine(f, "fra-h0")
+			return h.KernelLine == "6.12" && h.LineSource == LineSourceAgent
+		}},
 		{"rule without pct", func(t *testing.T, f *FSM) Result {
 			return apply(t, f, TypeSetDatacenter, t0, SetDatacenter{Name: "fra", Update: wire.DatacenterUpdate{Line: ptr("6.18")}})
 		}, wire.KindInvalidRequest, nil},
