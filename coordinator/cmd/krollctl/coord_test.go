@@ -531,7 +531,7 @@ fra1  e3    6.18→6.12  agent     6.18.4   idle      yes    -               -  
 		{
 			name: "dc-set-line", args: []string{"dc", "set", "fra1", "--line", "6.18", "--line-pct", "10", "--create"},
 			route: "PUT /api/v1/datacenters/fra1", reply: ok(`{"name":"fra1","tier":"edge","slot_limit":2,"min_healthy_pct":90,"window":"","paused":false,"failure_budget":0,"failures":0,"line_rule":{"line":"6.18","pct":10,"hosts":4,"following":3},"hosts":40,"serving":40,"slots_held":0,"effective_limit":2}`),
-			want: &request{Method: "PUT", Path: "/api/v1/datacenters/fra1", Body: `{"line":"6.18","line_pct":10}`},
+			want:   &request{Method: "PUT", Path: "/api/v1/datacenters/fra1", Body: `{"line":"6.18","line_pct":10}`},
 			stdout: "DC    TIER  HOSTS  SERVING  SLOTS  LIMIT  MIN-HEALTHY  FAILURES  WINDOW  TARGET  LINE-RULE       PAUSED\nfra1  edge  40     40       0/2    2      90%          0/0       -       -       6.18 10% (3/4)  no\n",
 		},
 		{name: "dc-set-line-no-pct", args: []string{"dc", "set", "fra1", "--line", "6.18"}, code: 2,
