@@ -75,6 +75,10 @@ func TestSetHostLine(t *testing.T) {
 		t.Fatalf("line events %q", events)
 	}
 
+	if st := decodeOK[wire.Status](t, e.do(http.MethodGet, wire.PathStatus, tokRead, nil)); st.Lines["fra"]["6.18"] != 1 || len(st.Lines["fra"]) != 1 {
+		t.Fatalf("status lines %v", st.Lines)
+	}
+
 	for _, tc := range []struct {
 		name string
 		upd  any

@@ -440,3 +440,19 @@ func (s *State) lineRuleView(dc *Datacenter) *wire.LineRule {
 	}
 	return v
 }
+
+// LineCounts counts agent hosts per datacenter per kernel line followed
+// ("none" for a host without one).
+func (s *State) LineCounts() map[string]map[string]int {
+	out := map[string]map[string]int{}
+	for _, h := range s.Hosts {
+		if h.FleetLock {
+			continue
+		}
+		if out[h.Datacenter] == nil {
+			out[h.Datacenter] = map[string]int{}
+		}
+		out[h.Datacenter][orDefault(h.KernelLine, "none")]++
+	}
+	return out
+}

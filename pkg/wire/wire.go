@@ -514,6 +514,8 @@ type Status struct {
 	Phases map[string]map[string]int `json:"phases"`
 	// Kernels counts hosts per datacenter per running kernel.
 	Kernels map[string]map[string]int `json:"kernels"`
+	// Lines counts agent hosts per datacenter per kernel line followed.
+	Lines map[string]map[string]int `json:"lines,omitempty"`
 }
 
 // Routes of the operator API. {name} and {id} are path parameters.
