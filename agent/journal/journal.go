@@ -78,6 +78,11 @@ type Journal struct {
 	// ReportedUnhealthy is set once the target's failure was reported,
 	// so the coordinator's failure budget counts a host once.
 	ReportedUnhealthy bool `json:"reported_unhealthy,omitempty"`
+	// AssignedLine is the kernel line the coordinator last assigned the
+	// host (DesiredState.KernelLine): it wins over the configured line,
+	// which is only the default reported at registration, also across a
+	// restart with the old configuration.
+	AssignedLine string `json:"assigned_line,omitempty"`
 	// Done records the outcome of releases already handled, by release id,
 	// so a target is not rolled out twice: "healthy", "failed", "current",
 	// "dry-run" or "refused: ...".

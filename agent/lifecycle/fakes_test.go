@@ -503,7 +503,7 @@ func (c *fsmCoordinator) Heartbeat(_ context.Context, hb wire.Heartbeat) (*wire.
 	if err != nil {
 		return nil, err
 	}
-	return &wire.DesiredState{HeartbeatIntervalSeconds: 1, Slot: r.Slot, Release: r.Release, Policies: r.Policies, RetiredPolicies: r.RetiredPolicies, Datacenter: r.Limits}, nil
+	return &wire.DesiredState{HeartbeatIntervalSeconds: 1, KernelLine: r.KernelLine, Slot: r.Slot, Release: r.Release, Policies: r.Policies, RetiredPolicies: r.RetiredPolicies, Datacenter: r.Limits}, nil
 }
 
 func (c *fsmCoordinator) AcquireSlot(_ context.Context, req wire.SlotRequest) (*wire.Slot, error) {
@@ -633,6 +633,8 @@ type rig struct {
 	loader *fakeLoader
 	// lsmFile lists the active LSMs.
 	lsmFile string
+	// line is the agent's configured kernel line ("": 6.1).
+	line string
 }
 
 func newRig(t testing.TB) *rig {
@@ -663,7 +665,7 @@ func (r *rig) agent(crashAt int) *Agent {
 	a, err := New(Config{
 		BootLoader: loader, LSMFile: r.lsmFile,
 		Policies: policies, PinnedPolicies: r.pinned,
-		HostID: "h1", Datacenter: "fra1", KernelLine: "6.1",
+		HostID: "h1", Datacenter: "fra1", KernelLine: orLine(r.line, "6.1"),
 		Coordinator: r.coord, Stager: r.stager, Routes: fakeRoutes{r.host}, Booter: r.booter, Verifier: checker, Installer: r.installer,
 		Journal: crashingStore{Store: st, writes: &r.writes, crashAt: crashAt, maxBoots: &r.maxBootRecords},
 		Kernel:  running.ProcFS{Dir: r.host.proc}, BootDir: r.host.boot, RetryInterval: time.Millisecond, MaxBackoff: 5 * time.Millisecond,

@@ -99,8 +99,11 @@ func (a *Agent) stepIdle(ctx context.Context, j *journal.Journal) (time.Duration
 	if running == m.KernelVersion {
 		return a.cfg.HeartbeatInterval, finish("current")
 	}
-	if m.Line != a.cfg.KernelLine {
-		return a.cfg.HeartbeatInterval, finish(fmt.Sprintf("refused: release line %s, host line %s", m.Line, a.cfg.KernelLine))
+	if line := a.Line(); m.Line != line {
+		// Not recorded as the release's outcome: the host may be moved
+		// to the release's line later and then take it.
+		a.refuseOnce(id, "desired release not taken: not of the host's line", fmt.Errorf("release line %s, host line %s", m.Line, line))
+		return a.cfg.HeartbeatInterval, nil
 	}
 	reason, err := a.downgrade(m)
 	if err != nil {
@@ -151,13 +154,19 @@ func (a *Agent) stepIdle(ctx context.Context, j *journal.Journal) (time.Duration
 // refuseUnverified logs a desired release that failed verification, once
 // per release id and error.
 func (a *Agent) refuseUnverified(id string, err error) {
+	a.refuseOnce(id, "desired release refused: its manifest does not verify", err)
+}
+
+// refuseOnce logs msg about desired release id, once per release id,
+// message and error.
+func (a *Agent) refuseOnce(id, msg string, err error) {
 	a.mu.Lock()
-	key := id + "\x00" + err.Error()
+	key := id + "\x00" + msg + "\x00" + err.Error()
 	repeated := a.unverified == key
 	a.unverified = key
 	a.mu.Unlock()
 	if !repeated {
-		a.log.Warn("desired release refused: its manifest does not verify", "release", id, "err", err)
+		a.log.Warn(msg, "release", id, "err", err)
 	}
 }
 

@@ -107,8 +107,11 @@ type DrainPolicy struct {
 type Config struct {
 	HostID     string
 	Datacenter string
-	// KernelLine is the LTS line the host follows (e.g. "6.1"); it only
-	// receives releases of that line.
+	// KernelLine is the LTS line of the host's configuration (e.g.
+	// "6.1"): its default, reported at registration. The line it follows
+	// is the coordinator's assignment (DesiredState.KernelLine, kept in
+	// the journal) once there is one (see Agent.Line); it only takes
+	// releases of the line it follows.
 	KernelLine string
 
 	Coordinator Coordinator
@@ -342,19 +345,61 @@ func targetID(j *journal.Journal) string {
 	return j.Target.ID
 }
 
-// SetDesired records the coordinator's answer to a heartbeat.
+// SetDesired records the coordinator's answer to a heartbeat, and the
+// kernel line it assigns in the journal.
 func (a *Agent) SetDesired(ds *wire.DesiredState) {
+	if ds.KernelLine != "" && !wire.ValidLine(ds.KernelLine) {
+		// Never follow a line that is not one; the line held stands.
+		a.log.Warn("desired state: ignoring an invalid kernel line", "line", ds.KernelLine)
+		c := *ds
+		c.KernelLine = ""
+		ds = &c
+	}
 	a.mu.Lock()
 	changed := a.desired == nil || (a.desired.Release == nil) != (ds.Release == nil) ||
 		(ds.Release != nil && a.desired.Release != nil && a.desired.Release.ID != ds.Release.ID)
 	a.desired = ds
+	prevLine := a.j.AssignedLine
 	a.mu.Unlock()
+	if ds.KernelLine != "" && ds.KernelLine != prevLine {
+		a.log.Info("kernel line assigned by the coordinator", "from", orLine(prevLine, a.cfg.KernelLine), "to", ds.KernelLine)
+		if err := a.save(func(n *journal.Journal) { n.AssignedLine = ds.KernelLine }); err != nil {
+			// Held in memory from the desired state; written next time.
+			a.log.Warn("record the assigned kernel line", "err", err)
+		}
+		changed = true
+	}
 	if changed {
 		select {
 		case a.wake <- struct{}{}:
 		default:
 		}
 	}
+}
+
+// Line returns the kernel line the agent follows: the coordinator's
+// assignment (the latest desired state's, else the one in the journal),
+// else the configured line.
+func (a *Agent) Line() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return orLine(a.assignedLine(), a.cfg.KernelLine)
+}
+
+// assignedLine is the coordinator's latest assignment, "" when none is
+// known (a.mu held).
+func (a *Agent) assignedLine() string {
+	if a.desired != nil && a.desired.KernelLine != "" {
+		return a.desired.KernelLine
+	}
+	return a.j.AssignedLine
+}
+
+func orLine(line, def string) string {
+	if line == "" {
+		return def
+	}
+	return line
 }
 
 func (a *Agent) desiredState() *wire.DesiredState {

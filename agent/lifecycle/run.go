@@ -73,6 +73,9 @@ func (a *Agent) Run(ctx context.Context) error {
 // as unchanged, the agent keeps its own.
 func (a *Agent) Heartbeat(ctx context.Context) (*wire.DesiredState, error) {
 	hb := wire.Heartbeat{HostID: a.cfg.HostID, Datacenter: a.cfg.Datacenter, KernelLine: a.cfg.KernelLine, Phase: a.Phase(), GossipAddr: a.cfg.GossipAddr}
+	a.mu.Lock()
+	hb.AssignedLine = a.assignedLine()
+	a.mu.Unlock()
 	hb.Kernel, _ = a.kernelRelease()
 	hb.BootID, _ = a.cfg.Kernel.BootID()
 	if a.cfg.Policies != nil {

@@ -9,10 +9,11 @@ import (
 // release manifest and the policy documents are omitted (Unchanged) when
 // the agent already holds them: its desired_version (have) equals the version of
 // what it would be sent. The slot, the limits, the retirements and the
-// gossip seeds are always sent.
+// gossip seeds and the host's kernel line are always sent.
 func (s *Server) desiredState(have string, res fsm.Result) wire.DesiredState {
 	ds := wire.DesiredState{
 		HeartbeatIntervalSeconds: int(s.cfg.HeartbeatInterval.Seconds()),
+		KernelLine:               res.KernelLine,
 		Slot:                     res.Slot,
 		Release:                  res.Release,
 		Policies:                 res.Policies,

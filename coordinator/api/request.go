@@ -94,6 +94,9 @@ func validateHeartbeat(hb *wire.Heartbeat) error {
 			errs = append(errs, fmt.Errorf("gossip_addr: %w", err))
 		}
 	}
+	if hb.AssignedLine != "" && !fsm.ValidLine(hb.AssignedLine) {
+		errs = append(errs, fmt.Errorf("assigned_line: %q is not a kernel line (MAJOR.MINOR)", hb.AssignedLine))
+	}
 	for field, v := range map[string]string{"kernel_line": hb.KernelLine, "kernel": hb.Kernel, "phase": hb.Phase, "boot_id": hb.BootID} {
 		if len(v) > 256 {
 			errs = append(errs, fmt.Errorf("%s: at most 256 bytes", field))
@@ -173,6 +176,15 @@ func validateSlotRelease(req *wire.SlotReleaseRequest) error {
 func validateDatacenterUpdate(u *wire.DatacenterUpdate) error {
 	if u.SlotLimit != nil && u.SlotPct != nil {
 		return errors.New("slot_limit and slot_pct: set at most one")
+	}
+	if u.Line != nil && !fsm.ValidLine(*u.Line) {
+		return fmt.Errorf("line: %q is not a kernel line (MAJOR.MINOR, such as 6.12)", *u.Line)
+	}
+	if u.Line != nil && u.LinePct == nil {
+		return errors.New("line: give the share of hosts with line_pct (1 to 100)")
+	}
+	if u.LinePct != nil && (*u.LinePct < 0 || *u.LinePct > 100) {
+		return fmt.Errorf("line_pct: %d is not 0 (no rule) to 100", *u.LinePct)
 	}
 	if u.TargetRelease != nil {
 		return checkName("target_release", *u.TargetRelease)

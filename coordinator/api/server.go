@@ -220,6 +220,7 @@ func (s *Server) routes() {
 	s.route("GET "+wire.PathHosts, RoleRead, s.hosts)
 	s.route("GET "+wire.PathHost+"{id}", RoleRead, s.host)
 	s.route("POST "+wire.PathHost+"{id}"+wire.PathHostRemove, RoleOperate, s.removeHost)
+	s.route("POST "+wire.PathHost+"{id}"+wire.PathHostLine, RoleOperate, s.setHostLine)
 	s.route("GET "+wire.PathEvents, RoleRead, s.events)
 	s.route("GET "+wire.PathReleases, RoleRead, s.releases)
 	s.route("POST "+wire.PathReleases, RoleOperate, s.addRelease)

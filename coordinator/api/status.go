@@ -20,6 +20,7 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request, _ Identity) {
 	s.cfg.Store.FSM().View(func(state *fsm.State) {
 		st.Datacenters = state.DatacenterViews(s.cfg.Now(), s.cfg.Store.Timing().AliveWithin)
 		st.Phases, st.Kernels = state.PhaseCounts()
+		st.Lines = state.LineCounts()
 	})
 	writeJSON(w, st)
 }

@@ -88,6 +88,9 @@ func (s *State) setDatacenter(p SetDatacenter) Result {
 		}
 		next.Targets = targets
 	}
+	if e := s.setLineRule(&next, u); e != nil {
+		return Result{Err: e}
+	}
 	if err := next.Policy.Validate(); err != nil {
 		return refused(wire.KindInvalidRequest, "datacenter %s: %v", p.Name, err)
 	}
@@ -103,6 +106,11 @@ func (s *State) setDatacenter(p SetDatacenter) Result {
 		verb = "created"
 	}
 	s.event("dc_set", p.Name, "", "datacenter %s %s", p.Name, verb)
+	if exists {
+		s.lineRuleChanged(&next, dc.LineRule)
+	} else {
+		s.lineRuleChanged(&next, nil)
+	}
 	return Result{}
 }
 
@@ -183,8 +191,9 @@ func (s *State) heartbeat(p Heartbeat) Result {
 		s.touchHost(h)
 		return Result{}
 	}
+	registering := !ok || h.FleetLock
 	h.FleetLock = false
-	h.KernelLine, h.Kernel, h.Phase, h.BootID = p.KernelLine, p.Kernel, p.Phase, p.BootID
+	h.Kernel, h.Phase, h.BootID = p.Kernel, p.Phase, p.BootID
 	h.Policies = p.Policies
 	h.View = p.View
 	h.GossipAddr = p.GossipAddr
@@ -193,10 +202,15 @@ func (s *State) heartbeat(p Heartbeat) Result {
 	if p.Phase == wire.PhaseHealthy || p.Phase == wire.PhaseIdle {
 		h.Unhealthy = false
 	}
+	s.lineHeartbeat(h, p.Heartbeat, registering)
 	s.touchHost(h)
 	// Answer the host's desired state: the slot it holds and its
 	// datacenter's target release when the host is on that line.
-	return s.desired(h, p.Timing)
+	res := s.desired(h, p.Timing)
+	if s.format < FormatV5 {
+		res.KernelLine = ""
+	}
+	return res
 }
 
 // pushPolicy records a policy version; pushing the same version again is a
@@ -767,6 +781,9 @@ func (s *State) tick(p Tick) Result {
 	defer s.advanceRollouts(p)
 	s.FleetLockFresh = p.Timing.FleetLockFresh
 	s.expireHosts(p.Timing)
+	if s.format >= FormatV5 {
+		s.settleWaitingLines()
+	}
 	for _, name := range sortedKeys(s.Datacenters) {
 		dc := s.Datacenters[name]
 		for _, host := range sortedKeys(dc.Slots) {

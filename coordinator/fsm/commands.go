@@ -275,6 +275,8 @@ const (
 type Result struct {
 	Err  *wire.Error `json:"err,omitempty"`
 	Slot *wire.Slot  `json:"slot,omitempty"`
+	// KernelLine is a heartbeat's assigned kernel line (FormatV5).
+	KernelLine string `json:"kernel_line,omitempty"`
 	// Release is a heartbeat's desired release.
 	Release *wire.SignedRelease `json:"release,omitempty"`
 	// Policies and RetiredPolicies are a heartbeat's desired mitigations.

@@ -141,8 +141,10 @@ func (s *State) DurableChange(hb wire.Heartbeat) string {
 		return "silent host heard again"
 	case h.Phase != hb.Phase:
 		return "phase"
-	case h.KernelLine != hb.KernelLine:
+	case h.AgentLine != hb.KernelLine:
 		return "kernel line"
+	case h.FollowedLine != hb.AssignedLine:
+		return "assigned line"
 	case h.Kernel != hb.Kernel:
 		return "kernel"
 	case h.BootID != hb.BootID:
@@ -187,7 +189,7 @@ func (s *State) HeartbeatAnswer(hostID string, t Timing) (res Result, ok bool) {
 // desired is a heartbeat's answer: the slot h holds, its datacenter's
 // target release for its line and limits, gossip seeds and policies.
 func (s *State) desired(h *Host, t Timing) Result {
-	var res Result
+	res := Result{KernelLine: h.KernelLine}
 	if dc := s.Datacenters[h.Datacenter]; dc != nil {
 		if sl := dc.Slots[h.ID]; sl != nil {
 			res.Slot = sl.wire(dc.Name)
@@ -254,6 +256,6 @@ func (s *State) ShedDigest(id string) (string, bool) {
 	if h == nil || h.FleetLock || h.Silent || h.Unhealthy {
 		return "", false
 	}
-	return wire.HeartbeatDigest(wire.Heartbeat{Datacenter: h.Datacenter, KernelLine: h.KernelLine, Kernel: h.Kernel, Phase: h.Phase,
+	return wire.HeartbeatDigest(wire.Heartbeat{Datacenter: h.Datacenter, KernelLine: h.AgentLine, AssignedLine: h.FollowedLine, Kernel: h.Kernel, Phase: h.Phase,
 		BootID: h.BootID, Policies: h.Policies, View: h.View, GossipAddr: h.GossipAddr}), true
 }

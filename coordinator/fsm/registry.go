@@ -94,6 +94,7 @@ var registry = newRegistry(
 	cmd(TypeRemoveHost, (*State).removeHost),
 	since(FormatV3, cmd(TypeMarkSilent, (*State).markSilent)),
 	since(FormatV5, cmd(TypeFeedBuild, (*State).feedBuild)),
+	since(FormatV5, cmd(TypeSetHostLine, (*State).setHostLine)),
 )
 
 // entry is one command of the registry.

@@ -62,6 +62,9 @@ type State struct {
 	// counters.go; each host keeps its contribution, Host.mark); derived,
 	// rebuilt on restore.
 	counts map[string]*dcCounts
+	// lineWaiting holds the hosts whose assigned line is not the line
+	// they follow yet (see settleLine); derived, rebuilt on restore.
+	lineWaiting map[string]bool
 	// scratch and holderScratch are reused by hostStatesAndView (not
 	// state).
 	scratch       []schedule.HostState
@@ -91,6 +94,7 @@ func (s *State) reindex() {
 		s.indexHost(h, "")
 	}
 	s.recount()
+	s.reindexLines()
 }
 
 // HostsIn returns the hosts registered in datacenter dc (unordered; do not
@@ -111,6 +115,8 @@ type Datacenter struct {
 	// Targets are the releases the datacenter's hosts should run, by
 	// kernel line.
 	Targets map[string]Target `json:"targets,omitempty"`
+	// LineRule (FormatV5) assigns a share of the hosts a kernel line.
+	LineRule *LineRule `json:"line_rule,omitempty"`
 }
 
 // Target is the release a datacenter's hosts of one line should run.
@@ -199,9 +205,15 @@ type Slot struct {
 
 // Host is a registered host.
 type Host struct {
-	ID            string              `json:"id"`
-	Datacenter    string              `json:"datacenter"`
-	KernelLine    string              `json:"kernel_line,omitempty"`
+	ID         string `json:"id"`
+	Datacenter string `json:"datacenter"`
+	// KernelLine is the line the host follows: its rollouts, targets and
+	// gates go by it. From FormatV5 the coordinator assigns it (see
+	// lines.go: OperatorLine, else its datacenter's LineRule, else
+	// AgentLine); before, it was the line the agent reported.
+	KernelLine string `json:"kernel_line,omitempty"`
+	// HostLines (FormatV5) is where the line comes from and what waits.
+	HostLines
 	Kernel        string              `json:"kernel,omitempty"`
 	Phase         string              `json:"phase,omitempty"`
 	BootID        string              `json:"boot_id,omitempty"`

@@ -21,7 +21,7 @@ func (s *State) DatacenterView(name string, now time.Time, aliveWithin time.Dura
 		Name: dc.Name, Tier: dc.Tier, SlotLimit: dc.Policy.SlotLimit, SlotPct: dc.Policy.SlotPct,
 		MinHealthyPct: dc.Policy.MinHealthyPct, Window: dc.Policy.Window.String(), Paused: dc.Policy.Paused,
 		PauseReason: dc.PauseReason, FailureBudget: dc.Policy.FailureBudget, Failures: dc.Policy.Failures,
-		SlotsHeld: len(dc.Slots),
+		SlotsHeld: len(dc.Slots), LineRule: s.lineRuleView(dc),
 	}
 	for line, t := range dc.Targets {
 		if v.Targets == nil {
@@ -79,7 +79,9 @@ func (s *State) HostView(id string, now time.Time, aliveWithin time.Duration) (w
 	}
 	dc := s.Datacenters[h.Datacenter]
 	v := wire.Host{
-		ID: h.ID, Datacenter: h.Datacenter, KernelLine: h.KernelLine, Kernel: h.Kernel, Phase: h.Phase,
+		ID: h.ID, Datacenter: h.Datacenter, KernelLine: h.KernelLine, LineSource: h.LineSource, AgentLine: h.AgentLine,
+		OperatorLine: h.OperatorLine, AssignedLine: h.FollowedLine, PendingLine: h.PendingLine, LineWait: h.LineWait,
+		Kernel: h.Kernel, Phase: h.Phase,
 		LastHeartbeat: h.LastHeartbeat, Unhealthy: h.Unhealthy,
 		Alive:    s.alive(h, now, h.aliveWindow(aliveWithin, Timing{FleetLockFresh: s.FleetLockFresh}.fleetLockFresh())),
 		Policies: append([]wire.PolicyStatus(nil), h.Policies...),

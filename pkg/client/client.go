@@ -581,6 +581,17 @@ func (c *Client) RemoveHost(ctx context.Context, id string, req wire.HostRemoveR
 	return &h, nil
 }
 
+// SetHostLine assigns host id a kernel line (req.Line; "" clears the
+// operator's assignment). It returns the host as it is then: its line, or
+// the line pending and why.
+func (c *Client) SetHostLine(ctx context.Context, id string, req wire.HostLineRequest) (*wire.Host, error) {
+	var h wire.Host
+	if err := c.do(ctx, http.MethodPost, wire.PathHost+url.PathEscape(id)+wire.PathHostLine, nil, nil, req, &h); err != nil {
+		return nil, err
+	}
+	return &h, nil
+}
+
 // Events returns events with an ID greater than since (0: from the
 // oldest kept), at most limit of them (0: the coordinator's default).
 func (c *Client) Events(ctx context.Context, since uint64, limit int) ([]wire.Event, error) {

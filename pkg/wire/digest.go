@@ -17,7 +17,7 @@ import (
 const HeartbeatDigestHeader = "Kroll-Heartbeat-Digest"
 
 // HeartbeatDigest summarises what of a heartbeat a coordinator keeps
-// durably: the datacenter, kernel line and kernel, phase, boot id, policy
+// durably: the datacenter, kernel line (and assigned line) and kernel, phase, boot id, policy
 // states, gossip address, and whether a gossip view comes with it and its
 // out-of-service count (dead + draining + rebooting; the alive count is
 // not kept). Equal digests mean equal durable fields (SHA-256, 128 bits,
@@ -38,6 +38,11 @@ func HeartbeatDigest(hb Heartbeat) string {
 		digestField(h, "-")
 	} else {
 		digestField(h, strconv.Itoa(hb.View.Dead+hb.View.Draining+hb.View.Rebooting))
+	}
+	if hb.AssignedLine != "" {
+		// Only when set, so the digests of agents that follow no assigned
+		// line stay what older coordinators compute.
+		digestField(h, "assigned "+hb.AssignedLine)
 	}
 	return hex.EncodeToString(h.Sum(nil)[:16])
 }

@@ -180,6 +180,11 @@ type Heartbeat struct {
 	// (release manifest, policies) the agent holds; "" when it holds none.
 	// When it is current, the answer omits them (DesiredState.Unchanged).
 	DesiredVersion string `json:"desired_version,omitempty"`
+	// AssignedLine is the kernel line the agent follows as the coordinator
+	// assigned it (DesiredState.KernelLine), while KernelLine stays the
+	// line of its configuration, its default; "" until a coordinator
+	// assigned one (an older coordinator never does).
+	AssignedLine string `json:"assigned_line,omitempty"`
 }
 
 // DesiredState is what the coordinator wants a host to do; the heartbeat
@@ -189,6 +194,12 @@ type DesiredState struct {
 	HeartbeatIntervalSeconds int `json:"heartbeat_interval_seconds"`
 	// Slot is the slot the host holds, if any.
 	Slot *Slot `json:"slot,omitempty"`
+	// KernelLine is the kernel line the coordinator assigns the host (an
+	// operator's assignment, else its datacenter's line rule, else the
+	// agent's configured default): the agent follows it, and its
+	// releases are the ones it takes. "" from an older coordinator: the
+	// agent keeps its configured line.
+	KernelLine string `json:"kernel_line,omitempty"`
 	// Release is the release the host should run: its datacenter's
 	// target when the host is on the release's kernel line. The agent
 	// verifies the signature itself and never downgrades.
@@ -415,6 +426,8 @@ type Datacenter struct {
 	// Targets are the releases the datacenter's hosts should run, by
 	// kernel line.
 	Targets map[string]string `json:"targets,omitempty"`
+	// LineRule assigns a share of the datacenter's hosts a kernel line.
+	LineRule *LineRule `json:"line_rule,omitempty"`
 	// Live counts, computed at read time.
 	Hosts          int `json:"hosts"`
 	Serving        int `json:"serving"`
@@ -436,6 +449,34 @@ type DatacenterUpdate struct {
 	TargetRelease *string `json:"target_release,omitempty"`
 	// UntargetLine clears the target of a kernel line.
 	UntargetLine *string `json:"untarget_line,omitempty"`
+	// Line and LinePct set the datacenter's line rule: the LinePct %
+	// of its hosts chosen by a stable hash of their ids follow kernel
+	// line Line (LinePct alone changes the share of the rule in force;
+	// LinePct 0 removes it). LineForce accepts a line no registered
+	// release is of yet.
+	Line      *string `json:"line,omitempty"`
+	LinePct   *int    `json:"line_pct,omitempty"`
+	LineForce bool    `json:"line_force,omitempty"`
+}
+
+// LineRule is a datacenter's kernel line rule as the API shows it.
+type LineRule struct {
+	Line string `json:"line"`
+	Pct  int    `json:"pct"`
+	// Hosts counts the datacenter's agent hosts the rule selects, and
+	// Following those whose line it is now (the rest wait or were
+	// refused, or an operator assigned them another line).
+	Hosts     int `json:"hosts"`
+	Following int `json:"following"`
+}
+
+// HostLineRequest assigns a host a kernel line (POST PathHost + ID +
+// PathHostLine); an empty Line clears the operator's assignment. Force
+// accepts a line no registered release is of yet.
+type HostLineRequest struct {
+	Line   string `json:"line,omitempty"`
+	Force  bool   `json:"force,omitempty"`
+	Reason string `json:"reason,omitempty"`
 }
 
 // PauseRequest pauses or resumes a datacenter.
@@ -445,9 +486,24 @@ type PauseRequest struct {
 
 // Host is a registered host as the coordinator sees it.
 type Host struct {
-	ID            string         `json:"id"`
-	Datacenter    string         `json:"datacenter"`
-	KernelLine    string         `json:"kernel_line,omitempty"`
+	ID         string `json:"id"`
+	Datacenter string `json:"datacenter"`
+	// KernelLine is the line the host follows now, LineSource where it
+	// comes from: "operator" (krollctl host set-line), "dc-rule" (its
+	// datacenter's line rule) or "agent" (the agent's configuration).
+	KernelLine string `json:"kernel_line,omitempty"`
+	LineSource string `json:"line_source,omitempty"`
+	// AgentLine is the line of the agent's configuration (its default);
+	// OperatorLine an operator's assignment; AssignedLine the line the
+	// agent reports it follows.
+	AgentLine    string `json:"agent_line,omitempty"`
+	OperatorLine string `json:"operator_line,omitempty"`
+	AssignedLine string `json:"assigned_line,omitempty"`
+	// PendingLine is the line the host is assigned but not moved to yet,
+	// LineWait why (mid-reboot, or a migration refused: never a
+	// downgrade).
+	PendingLine   string         `json:"pending_line,omitempty"`
+	LineWait      string         `json:"line_wait,omitempty"`
 	Kernel        string         `json:"kernel,omitempty"`
 	Phase         string         `json:"phase,omitempty"`
 	LastHeartbeat time.Time      `json:"last_heartbeat"`
@@ -484,6 +540,8 @@ type Status struct {
 	Phases map[string]map[string]int `json:"phases"`
 	// Kernels counts hosts per datacenter per running kernel.
 	Kernels map[string]map[string]int `json:"kernels"`
+	// Lines counts agent hosts per datacenter per kernel line followed.
+	Lines map[string]map[string]int `json:"lines,omitempty"`
 }
 
 // Routes of the operator API. {name} and {id} are path parameters.
@@ -501,6 +559,7 @@ const (
 	PathHosts            = "/api/v1/hosts"           // GET ?dc= → []Host
 	PathHost             = "/api/v1/hosts/"          // + {id}: GET → Host; + {id}/remove: POST HostRemoveRequest → Host (the removed one)
 	PathHostRemove       = "/remove"
+	PathHostLine         = "/line"                   // + POST HostLineRequest → Host
 	PathEvents           = "/api/v1/events"          // GET ?since=ID&limit=N → []Event
 	PathReleases         = "/api/v1/releases"        // GET → []Release; POST ReleaseAddRequest → Release
 	PathPolicies         = "/api/v1/policies"        // GET → []Policy; POST PolicyPushRequest → Policy

@@ -132,3 +132,15 @@ func TestHeartbeatDigest(t *testing.T) {
 		}
 	}
 }
+
+func TestValidLine(t *testing.T) {
+	for s, want := range map[string]bool{
+		"6.12": true, "6.0": true, "10.123": true, "5.4": true,
+		"": false, "6": false, "6.": false, ".12": false, "6.12.1": false, "06.12": false, "6.012": false,
+		"0.1": false, "6.1234": false, "lts": false, "6.1a": false, " 6.12": false, "-6.12": false,
+	} {
+		if got := ValidLine(s); got != want {
+			t.Errorf("ValidLine(%q) = %v, want %v", s, got, want)
+		}
+	}
+}

@@ -123,6 +123,11 @@ func (a *app) status(asJSON bool) error {
 	}
 	w := env.Stdout
 	fmt.Fprintf(w, "phase:     %s (since %s, %s)\n", j.Phase, j.PhaseSince.UTC().Format(time.RFC3339), time.Since(j.PhaseSince).Round(time.Second))
+	line := j.AssignedLine + " (assigned by the coordinator)"
+	if j.AssignedLine == "" {
+		line = c.kernelLine + " (configured; no coordinator assigned one yet)"
+	}
+	fmt.Fprintf(w, "line:      %s\n", line)
 	if j.Target != nil {
 		fmt.Fprintf(w, "release:   %s (kernel %s)\n", j.Target.ID, j.Target.KernelRelease)
 	}

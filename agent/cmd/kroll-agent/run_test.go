@@ -171,7 +171,8 @@ listen = %q
 	if err := run(ctx, env, []string{"status", "--config", cfg}); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(out.String(), "phase:     idle") || !strings.Contains(out.String(), "dry.1: dry-run") {
+	if !strings.Contains(out.String(), "phase:     idle") || !strings.Contains(out.String(), "dry.1: dry-run") ||
+		!strings.Contains(out.String(), "line:      "+h.KernelLine+" (assigned by the coordinator)\n") {
 		t.Errorf("status:\n%s", out.String())
 	}
 	// reset refuses unless failed.

@@ -258,9 +258,9 @@ c3  10.0.0.3:7001  -              follower  no
 			name: "dc-list", args: []string{"dc", "list"},
 			route: "GET /api/v1/datacenters", reply: ok(datacentersJSON),
 			want: &request{Method: "GET", Path: "/api/v1/datacenters"},
-			stdout: `DC    TIER     HOSTS  SERVING  SLOTS  LIMIT  MIN-HEALTHY  FAILURES  WINDOW                             TARGET  PAUSED
-ams1  staging  5      5        0/1    10%    80%          0/2       -                                  -       no
-fra1  edge     40     38       2/2    2      90%          1/3       Mon-Sun 02:00-05:00 Europe/Berlin  -       yes: bgp flap?[2J
+			stdout: `DC    TIER     HOSTS  SERVING  SLOTS  LIMIT  MIN-HEALTHY  FAILURES  WINDOW                             TARGET  LINE-RULE  PAUSED
+ams1  staging  5      5        0/1    10%    80%          0/2       -                                  -       -          no
+fra1  edge     40     38       2/2    2      90%          1/3       Mon-Sun 02:00-05:00 Europe/Berlin  -       -          yes: bgp flap?[2J
 `,
 		},
 		{
@@ -279,15 +279,15 @@ fra1  edge     40     38       2/2    2      90%          1/3       Mon-Sun 02:0
 			name: "dc-set-slots", args: []string{"dc", "set", "ams1", "--slots", "2", "--create"},
 			route: "PUT /api/v1/datacenters/ams1", reply: ok(ams1JSON),
 			want: &request{Method: "PUT", Path: "/api/v1/datacenters/ams1", Body: `{"slot_limit":2}`},
-			stdout: `DC    TIER     HOSTS  SERVING  SLOTS  LIMIT  MIN-HEALTHY  FAILURES  WINDOW  TARGET  PAUSED
-ams1  staging  5      5        0/1    10%    80%          0/2       -       -       no
+			stdout: `DC    TIER     HOSTS  SERVING  SLOTS  LIMIT  MIN-HEALTHY  FAILURES  WINDOW  TARGET  LINE-RULE  PAUSED
+ams1  staging  5      5        0/1    10%    80%          0/2       -       -       -          no
 `,
 		},
 		{
 			name: "dc-set-target", args: []string{"dc", "set", "ams1", "--target", "6.1.192-kroll.1", "--create"},
 			route: "PUT /api/v1/datacenters/ams1", reply: ok(ams1JSON),
 			want:   &request{Method: "PUT", Path: "/api/v1/datacenters/ams1", Body: `{"target_release":"6.1.192-kroll.1"}`},
-			stdout: "DC    TIER     HOSTS  SERVING  SLOTS  LIMIT  MIN-HEALTHY  FAILURES  WINDOW  TARGET  PAUSED\nams1  staging  5      5        0/1    10%    80%          0/2       -       -       no\n",
+			stdout: "DC    TIER     HOSTS  SERVING  SLOTS  LIMIT  MIN-HEALTHY  FAILURES  WINDOW  TARGET  LINE-RULE  PAUSED\nams1  staging  5      5        0/1    10%    80%          0/2       -       -       -          no\n",
 		},
 		{
 			name: "policy-list", args: []string{"policy", "list"},
@@ -447,10 +447,10 @@ fra1  h2    8      agent  2026-05-04T02:10:00Z  2026-05-04T00:20:00Z  2026-05-04
 			name: "host-list", args: []string{"host", "list", "--dc", "fra1"},
 			route: "GET /api/v1/hosts", reply: ok(hostsJSON),
 			want: &request{Method: "GET", Path: "/api/v1/hosts", Query: "dc=fra1"},
-			stdout: `DC    HOST  KERNEL    PHASE      ALIVE  LAST-HEARTBEAT        SLOT  FLAGS
-ams1  a1    -         -          no     -                     -     -
-fra1  h1    6.12.117  healthy    yes    2026-05-04T02:30:00Z  -     unhealthy
-fra1  h2    6.12.116  rebooting  no     2026-05-04T02:11:00Z  8     lost
+			stdout: `DC    HOST  LINE  FROM  KERNEL    PHASE      ALIVE  LAST-HEARTBEAT        SLOT  FLAGS
+ams1  a1    -     -     -         -          no     -                     -     -
+fra1  h1    6.12  -     6.12.117  healthy    yes    2026-05-04T02:30:00Z  -     unhealthy
+fra1  h2    6.12  -     6.12.116  rebooting  no     2026-05-04T02:11:00Z  8     lost
 `,
 		},
 		{
@@ -486,6 +486,66 @@ Policies:
 			want:     &request{Method: "GET", Path: "/api/v1/hosts/a1"},
 			inStdout: "Last heartbeat:  -\nLost:            no\nUnhealthy:       no\nSlot:            -\nPolicies:        none\n",
 		},
+		{
+			name: "host-list-lines", args: []string{"host", "list"},
+			route: "GET /api/v1/hosts", reply: ok(`[{"id":"e1","datacenter":"fra1","kernel_line":"6.18","line_source":"operator","agent_line":"6.12","operator_line":"6.18","assigned_line":"6.18","kernel":"6.18.4","phase":"idle","last_heartbeat":"0001-01-01T00:00:00Z","alive":true},` +
+				`{"id":"e2","datacenter":"fra1","kernel_line":"6.12","line_source":"agent","agent_line":"6.12","pending_line":"6.18","line_wait":"deferred: it holds a reboot slot","kernel":"6.12.85","phase":"draining","last_heartbeat":"0001-01-01T00:00:00Z","alive":true},` +
+				`{"id":"e3","datacenter":"fra1","kernel_line":"6.18","line_source":"agent","agent_line":"6.18","pending_line":"6.12","line_wait":"migration refused: never a downgrade","kernel":"6.18.4","phase":"idle","last_heartbeat":"0001-01-01T00:00:00Z","alive":true}]`),
+			want: &request{Method: "GET", Path: "/api/v1/hosts"},
+			stdout: `DC    HOST  LINE       FROM      KERNEL   PHASE     ALIVE  LAST-HEARTBEAT  SLOT  FLAGS
+fra1  e1    6.18       operator  6.18.4   idle      yes    -               -     -
+fra1  e2    6.12→6.18  agent     6.12.85  draining  yes    -               -     line-deferred
+fra1  e3    6.18→6.12  agent     6.18.4   idle      yes    -               -     line-refused
+`,
+		},
+		{
+			name: "host-show-line", args: []string{"host", "show", "e2"},
+			route: "GET /api/v1/hosts/e2", reply: ok(`{"id":"e2","datacenter":"fra1","kernel_line":"6.12","line_source":"dc-rule","agent_line":"6.10","assigned_line":"6.10","pending_line":"6.18","line_wait":"deferred: it holds a reboot slot","last_heartbeat":"0001-01-01T00:00:00Z","alive":true}`),
+			want:     &request{Method: "GET", Path: "/api/v1/hosts/e2"},
+			inStdout: "Kernel line:     6.12 (from dc-rule; agent configured 6.10; agent still follows 6.10)\nPending line:    6.18: deferred: it holds a reboot slot\nKernel:",
+		},
+		{
+			name: "host-set-line", args: []string{"host", "set-line", "e1", "6.18", "--reason", "canary"},
+			route: "POST /api/v1/hosts/e1/line", reply: ok(`{"id":"e1","datacenter":"fra1","kernel_line":"6.18","line_source":"operator","last_heartbeat":"0001-01-01T00:00:00Z","alive":true}`),
+			want:   &request{Method: "POST", Path: "/api/v1/hosts/e1/line", Body: `{"line":"6.18","reason":"canary"}`},
+			stdout: "host e1 follows kernel line 6.18 (operator)\n",
+		},
+		{
+			name: "host-set-line-deferred", args: []string{"host", "set-line", "e2", "6.19", "--force"},
+			route: "POST /api/v1/hosts/e2/line", reply: ok(`{"id":"e2","datacenter":"fra1","kernel_line":"6.12","line_source":"agent","pending_line":"6.19","line_wait":"deferred: it holds a reboot slot","last_heartbeat":"0001-01-01T00:00:00Z","alive":true}`),
+			want:   &request{Method: "POST", Path: "/api/v1/hosts/e2/line", Body: `{"line":"6.19","force":true}`},
+			stdout: "host e2 stays on kernel line 6.12 for now; line 6.19 deferred: it holds a reboot slot\n",
+		},
+		{
+			name: "host-set-line-clear-json", args: []string{"host", "set-line", "e1", "--clear", "-o", "json"},
+			route: "POST /api/v1/hosts/e1/line", reply: ok(`{"id":"e1","datacenter":"fra1","kernel_line":"6.12","line_source":"agent","last_heartbeat":"0001-01-01T00:00:00Z","alive":true}`),
+			want:     &request{Method: "POST", Path: "/api/v1/hosts/e1/line", Body: `{}`},
+			inStdout: "\"line_source\": \"agent\"",
+		},
+		{
+			name: "host-set-line-refused", args: []string{"host", "set-line", "e1", "6.19"},
+			route: "POST /api/v1/hosts/e1/line", reply: reply{400, `{"kind":"invalid_request","value":"kernel line 6.19: no registered release is of it"}`},
+			want: &request{Method: "POST", Path: "/api/v1/hosts/e1/line", Body: `{"line":"6.19"}`},
+			code: 1, stderr: "krollctl: invalid_request: kernel line 6.19: no registered release is of it (HTTP 400)\n",
+		},
+		{name: "host-set-line-not-a-line", args: []string{"host", "set-line", "e1", "lts"}, code: 2,
+			stderr: "krollctl: host set-line: \"lts\" is not a kernel line (MAJOR.MINOR, such as 6.12)\n"},
+		{name: "host-set-line-nothing", args: []string{"host", "set-line", "e1"}, code: 2,
+			stderr: "krollctl: host set-line: give a LINE or --clear (usage: krollctl " + hostLineUsage + ")\n"},
+		{name: "host-set-line-both", args: []string{"host", "set-line", "e1", "6.18", "--clear"}, code: 2,
+			stderr: "krollctl: host set-line: give a LINE or --clear, not both (usage: krollctl " + hostLineUsage + ")\n"},
+		{
+			name: "dc-set-line", args: []string{"dc", "set", "fra1", "--line", "6.18", "--line-pct", "10", "--create"},
+			route: "PUT /api/v1/datacenters/fra1", reply: ok(`{"name":"fra1","tier":"edge","slot_limit":2,"min_healthy_pct":90,"window":"","paused":false,"failure_budget":0,"failures":0,"line_rule":{"line":"6.18","pct":10,"hosts":4,"following":3},"hosts":40,"serving":40,"slots_held":0,"effective_limit":2}`),
+			want:   &request{Method: "PUT", Path: "/api/v1/datacenters/fra1", Body: `{"line":"6.18","line_pct":10}`},
+			stdout: "DC    TIER  HOSTS  SERVING  SLOTS  LIMIT  MIN-HEALTHY  FAILURES  WINDOW  TARGET  LINE-RULE       PAUSED\nfra1  edge  40     40       0/2    2      90%          0/0       -       -       6.18 10% (3/4)  no\n",
+		},
+		{name: "dc-set-line-no-pct", args: []string{"dc", "set", "fra1", "--line", "6.18"}, code: 2,
+			stderr: "krollctl: --line needs --line-pct (the share of hosts, 1-100)\n"},
+		{name: "dc-set-line-pct-range", args: []string{"dc", "set", "fra1", "--line", "6.18", "--line-pct", "150"}, code: 2,
+			stderr: "krollctl: --line-pct 150: want 0 (no rule) to 100\n"},
+		{name: "dc-set-line-bad", args: []string{"dc", "set", "fra1", "--line", "6.18.1", "--line-pct", "5"}, code: 2,
+			stderr: "krollctl: --line \"6.18.1\": not a kernel line (MAJOR.MINOR, such as 6.18)\n"},
 		{
 			name: "host-show-json", args: []string{"host", "show", "h/1", "--output", "json"},
 			route: "GET /api/v1/hosts/h%2F1", reply: ok(hostJSON),

@@ -18,7 +18,7 @@ import (
 
 const (
 	dcListUsage   = "dc list"
-	dcSetUsage    = `dc set NAME [--create] [--slots N | --slots-pct P] [--min-healthy-pct P] [--window "Mon-Sun 02:00-05:00 Europe/Berlin"] [--tier edge|control|staging] [--failure-budget N] [--target RELEASE] [--untarget LINE]`
+	dcSetUsage    = `dc set NAME [--create] [--slots N | --slots-pct P] [--min-healthy-pct P] [--window "Mon-Sun 02:00-05:00 Europe/Berlin"] [--tier edge|control|staging] [--failure-budget N] [--target RELEASE] [--untarget LINE] [--line LINE --line-pct P [--line-force]]`
 	dcPauseUsage  = "dc pause NAME [--reason TEXT]"
 	dcResumeUsage = "dc resume NAME"
 )
@@ -29,11 +29,15 @@ func (a *app) dcCommand() *cobra.Command {
 created only with --create, so that a mistyped name is refused instead of
 becoming a new, empty datacenter.`,
 		Example: `  krollctl dc set fra1 --create --slots 2 --min-healthy-pct 90 --window "Mon-Sun 02:00-04:00 Europe/Berlin"
-  krollctl dc set fra1 --target 6.1.192-kroll.1`}
+  krollctl dc set fra1 --target 6.1.192-kroll.1
+  krollctl dc set fra1 --line 6.18 --line-pct 10    # 10 % of the hosts (a stable hash of their ids) follow 6.18
+  krollctl dc set fra1 --line-pct 0                 # remove the line rule`}
 	var (
 		slots, slotsPct, minHealthy, budget int
 		window, tier, target, untarget      string
 		create                              bool
+		line                                string
+		linePct                             int
 	)
 	fs := set.Flags()
 	fs.IntVar(&slots, "slots", 0, "reboot slots: at most N hosts rebooting at once")
@@ -45,6 +49,9 @@ becoming a new, empty datacenter.`,
 	fs.StringVar(&target, "target", "", "release the datacenter's hosts of its kernel line should run")
 	fs.StringVar(&untarget, "untarget", "", "clear the target of kernel line LINE")
 	fs.BoolVar(&create, "create", false, "create the datacenter when it does not exist yet")
+	fs.StringVar(&line, "line", "", "line rule: kernel line LINE for --line-pct of the hosts")
+	fs.IntVar(&linePct, "line-pct", 0, "line rule: the share (0-100, 0 removes the rule) of hosts, chosen by a stable hash of their ids, that follow --line")
+	lineForce := fs.Bool("line-force", false, "line rule: accept a line no registered release is of yet")
 	_ = set.RegisterFlagCompletionFunc("tier", cobra.FixedCompletions([]string{"edge", "control", "staging"}, cobra.ShellCompDirectiveNoFileComp))
 	set.RunE = func(cmd *cobra.Command, args []string) error {
 		var upd wire.DatacenterUpdate
@@ -89,6 +96,22 @@ becoming a new, empty datacenter.`,
 		}
 		if changed("untarget") {
 			upd.UntargetLine = &untarget
+		}
+		if changed("line") || changed("line-pct") {
+			switch {
+			case changed("line") && !wire.ValidLine(line):
+				return cli.Usagef("--line %q: not a kernel line (MAJOR.MINOR, such as 6.18)", printable(line))
+			case !changed("line-pct"):
+				return cli.Usagef("--line needs --line-pct (the share of hosts, 1-100)")
+			case linePct < 0 || linePct > 100:
+				return cli.Usagef("--line-pct %d: want 0 (no rule) to 100", linePct)
+			}
+			if changed("line") {
+				upd.Line = &line
+			}
+			upd.LinePct, upd.LineForce = &linePct, *lineForce
+		} else if *lineForce {
+			return cli.Usagef("--line-force goes with --line")
 		}
 		if upd == (wire.DatacenterUpdate{}) {
 			return cli.Usagef("dc set %s: nothing to change (usage: krollctl %s)", args[0], dcSetUsage)
@@ -179,7 +202,7 @@ func showDatacenters(c *coord, dcs []wire.Datacenter) error {
 }
 
 func datacenterTable(w io.Writer, dcs []wire.Datacenter) {
-	row(w, "DC", "TIER", "HOSTS", "SERVING", "SLOTS", "LIMIT", "MIN-HEALTHY", "FAILURES", "WINDOW", "TARGET", "PAUSED")
+	row(w, "DC", "TIER", "HOSTS", "SERVING", "SLOTS", "LIMIT", "MIN-HEALTHY", "FAILURES", "WINDOW", "TARGET", "LINE-RULE", "PAUSED")
 	for _, dc := range dcs {
 		limit := ""
 		switch {
@@ -195,7 +218,7 @@ func datacenterTable(w io.Writer, dcs []wire.Datacenter) {
 		row(w, dc.Name, dc.Tier, strconv.Itoa(dc.Hosts), strconv.Itoa(dc.Serving),
 			fmt.Sprintf("%d/%d", dc.SlotsHeld, dc.EffectiveLimit), limit,
 			fmt.Sprintf("%d%%", dc.MinHealthyPct), fmt.Sprintf("%d/%d", dc.Failures, dc.FailureBudget),
-			dc.Window, targets(dc.Targets), paused)
+			dc.Window, targets(dc.Targets), lineRule(dc.LineRule), paused)
 	}
 }
 
@@ -210,4 +233,13 @@ func targets(ts map[string]string) string {
 		lines[i] = l + "=" + ts[l]
 	}
 	return strings.Join(lines, ",")
+}
+
+// lineRule formats a datacenter's line rule: "6.18 10% (3/4)", the hosts
+// that follow it of those it selects.
+func lineRule(r *wire.LineRule) string {
+	if r == nil {
+		return ""
+	}
+	return fmt.Sprintf("%s %d%% (%d/%d)", r.Line, r.Pct, r.Following, r.Hosts)
 }
