@@ -285,7 +285,7 @@ func TestRegionsRefused(t *testing.T) {
 		{"region-and-coordinator", map[string]string{envFleet: good}, []string{"status", "--region", "eu", "--coordinator", url}, 2, "drop --coordinator, --token and --tls-*"},
 		{"region-and-token", map[string]string{envFleet: good}, []string{"status", "--all-regions", "--token", "x"}, 2, "drop --coordinator"},
 		{"fleet-without-region", nil, []string{"status", "--fleet", good}, 2, "--fleet needs --region or --all-regions"},
-		{"unsupported-command", map[string]string{envFleet: good}, []string{"dc", "list", "--all-regions"}, 2, "krollctl dc list does not run across regions (those that do: policy list, policy push, policy retire, status)"},
+		{"unsupported-command", map[string]string{envFleet: good}, []string{"dc", "list", "--all-regions"}, 2, "krollctl dc list does not run across regions (those that do: cve show, policy list, policy push, policy retire, status)"},
 		{"unknown-region", map[string]string{envFleet: good}, []string{"status", "--region", "eu,mars"}, 2, `no region "mars" in ` + good + " (regions: eu, us)"},
 		{"region-twice", map[string]string{envFleet: good}, []string{"status", "--region", "eu,eu"}, 2, `region "eu" named twice`},
 		{"empty-region-entry", map[string]string{envFleet: good}, []string{"status", "--region", "eu,"}, 2, "an empty entry"},
