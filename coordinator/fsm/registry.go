@@ -50,7 +50,7 @@ import (
 
 // FormatVersion is the format version of the commands and snapshots this
 // code writes; it reads every version from 1 up to it.
-const FormatVersion = FormatV4
+const FormatVersion = FormatV5
 
 // Format versions.
 const (
@@ -67,6 +67,8 @@ const (
 	// FormatV4 refuses FleetLock for the hosts of kroll agents and adds
 	// Acquire.Stay.
 	FormatV4 = 4
+	// FormatV5 adds the release train, feeds, host lines and release fixes
+	FormatV5 = 5
 )
 
 // registry lists every command. It is built once and only read.
@@ -92,6 +94,13 @@ var registry = newRegistry(
 	cmd(TypeAbortRollout, (*State).abortRollout),
 	cmd(TypeRemoveHost, (*State).removeHost),
 	since(FormatV3, cmd(TypeMarkSilent, (*State).markSilent)),
+	since(FormatV5, cmd(TypeSetTrain, (*State).setTrain)),
+	since(FormatV5, cmd(TypeHoldTrain, (*State).holdTrain)),
+	since(FormatV5, cmd(TypeResumeTrain, (*State).resumeTrain)),
+	since(FormatV5, cmd(TypeSkipTrain, (*State).skipTrain)),
+	since(FormatV5, cmd(TypeExpediteTrain, (*State).expediteTrain)),
+	since(FormatV5, cmd(TypeTrainStep, (*State).trainStep)),
+	since(FormatV5, cmd(TypeRejectRelease, (*State).rejectRelease)),
 )
 
 // entry is one command of the registry.

@@ -22,6 +22,8 @@ type State struct {
 	Releases    map[string]*Release    `json:"releases"`
 	Policies    map[string]*Policy     `json:"policies"`
 	Rollouts    map[string]*Rollout    `json:"rollouts"`
+	// Trains are the release trains, by kernel line (FormatV5).
+	Trains map[string]*Train `json:"trains,omitempty"`
 	Events      []wire.Event           `json:"events"`
 	NextEventID uint64                 `json:"next_event_id"`
 	// Now is the latest leader time applied; commands never move it
@@ -163,7 +165,22 @@ type Release struct {
 	Signature       json.RawMessage `json:"signature"`
 	// Rejected marks the release rejected by a failed rollout, by line.
 	Rejected map[string]Rejection `json:"rejected,omitempty"`
+	// State is where the release stands on its line (ReleaseCandidate …
+	// ReleaseRejected, or ReleaseSuperseded), derived inside apply from
+	// its rollouts (see State.refreshRelease); StateReason says why.
+	State       string `json:"state,omitempty"`
+	StateReason string `json:"state_reason,omitempty"`
 }
+
+// Release states (Release.State).
+const (
+	ReleaseCandidate = "candidate"
+	ReleaseStaging   = "staging"
+	ReleaseValidated = "validated"
+	ReleaseRolling   = "rolling"
+	ReleaseDone      = "done"
+	ReleaseRejected  = "rejected"
+)
 
 // Slot is a held reboot slot.
 type Slot struct {
@@ -268,6 +285,7 @@ func newState() *State {
 		Releases:    map[string]*Release{},
 		Policies:    map[string]*Policy{},
 		Rollouts:    map[string]*Rollout{},
+		Trains:      map[string]*Train{},
 		NextEventID: 1,
 		byDC:        map[string]map[string]*Host{},
 		counts:      map[string]*dcCounts{},
