@@ -23,9 +23,9 @@ type State struct {
 	Policies    map[string]*Policy     `json:"policies"`
 	Rollouts    map[string]*Rollout    `json:"rollouts"`
 	// Trains are the release trains, by kernel line (FormatV5).
-	Trains map[string]*Train `json:"trains,omitempty"`
-	Events      []wire.Event           `json:"events"`
-	NextEventID uint64                 `json:"next_event_id"`
+	Trains      map[string]*Train `json:"trains,omitempty"`
+	Events      []wire.Event      `json:"events"`
+	NextEventID uint64            `json:"next_event_id"`
 	// Now is the latest leader time applied; commands never move it
 	// backwards (a new leader's clock may lag the old one's).
 	Now time.Time `json:"now"`
