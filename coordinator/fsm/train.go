@@ -452,9 +452,9 @@ func (s *State) ActiveRollouts(line string) []*Rollout {
 	return out
 }
 
-// manualRollout returns a running or paused rollout of line an operator
+// ManualRollout returns a running or paused rollout of line an operator
 // started, if any: the train starts nothing beside it.
-func (s *State) manualRollout(line string) *Rollout {
+func (s *State) ManualRollout(line string) *Rollout {
 	for _, r := range s.ActiveRollouts(line) {
 		if r.Train == "" {
 			return r
@@ -463,9 +463,9 @@ func (s *State) manualRollout(line string) *Rollout {
 	return nil
 }
 
-// trainRollout returns the running or paused rollout of scope the train
+// TrainRollout returns the running or paused rollout of scope the train
 // of line started, if any.
-func (s *State) trainRollout(line, scope string) *Rollout {
+func (s *State) TrainRollout(line, scope string) *Rollout {
 	for _, r := range s.ActiveRollouts(line) {
 		if r.Train == line && r.Scope == scope {
 			return r
@@ -501,7 +501,7 @@ func (s *State) trainStep(p TrainStep) Result {
 	if rel == nil || rel.Line != t.Line {
 		return refused(wire.KindNotFound, "no release %q of line %s", p.Release, t.Line)
 	}
-	if m := s.manualRollout(t.Line); m != nil && p.Action != StepSupersede {
+	if m := s.ManualRollout(t.Line); m != nil && p.Action != StepSupersede {
 		return refused(wire.KindConflict, "train %s: operator rollout %s of the line is %s; the train waits for it", t.Line, m.ID, m.State)
 	}
 	switch p.Action {
@@ -549,7 +549,7 @@ func (s *State) trainStage(t *Train, rel *Release) Result {
 	if rel.State != ReleaseCandidate {
 		return refused(wire.KindConflict, "release %s is %s, not a candidate", rel.ID, rel.State)
 	}
-	if r := s.trainRollout(t.Line, ScopeStaging); r != nil {
+	if r := s.TrainRollout(t.Line, ScopeStaging); r != nil {
 		return refused(wire.KindConflict, "train %s is staging %s (rollout %s)", t.Line, r.Release, r.ID)
 	}
 	id, res := s.startTrainRollout(t, rel, ScopeStaging, StartRollout{Soak: t.StagingSoak})
@@ -562,13 +562,13 @@ func (s *State) trainStage(t *Train, rel *Release) Result {
 	return Result{}
 }
 
-// validatedForTrain reports whether rel passed staging and may roll on.
-func validatedForTrain(rel *Release) bool {
+// ValidatedForTrain reports whether rel passed staging and may roll on.
+func ValidatedForTrain(rel *Release) bool {
 	return rel.State == ReleaseValidated || rel.State == ReleaseRolling || rel.State == ReleaseDone
 }
 
 func (s *State) trainControl(t *Train, rel *Release) Result {
-	if !validatedForTrain(rel) {
+	if !ValidatedForTrain(rel) {
 		return refused(wire.KindConflict, "release %s is %s, not validated", rel.ID, orDefault(rel.State, "unknown"))
 	}
 	if f, ok := t.FrozenAt(s.Now); ok {
@@ -609,7 +609,7 @@ func (s *State) trainDepart(t *Train, rel *Release, p TrainStep, expedite bool, 
 	if f, ok := t.FrozenAt(s.Now); ok {
 		return refused(wire.KindConflict, "train %s: freeze %s: nothing departs", t.Line, f.Spec)
 	}
-	if r := s.trainRollout(t.Line, ScopeEdge); r != nil {
+	if r := s.TrainRollout(t.Line, ScopeEdge); r != nil {
 		return refused(wire.KindConflict, "train %s: edge rollout %s of %s is still %s (one edge train per line in flight)", t.Line, r.ID, r.Release, r.State)
 	}
 	floor, err := s.EdgeFloor(t.Line)
@@ -677,7 +677,7 @@ func (s *State) expediteTrain(p ExpediteTrain) Result {
 	if rel == nil || rel.Line != t.Line {
 		return refused(wire.KindNotFound, "no release %q of line %s", p.Release, t.Line)
 	}
-	if m := s.manualRollout(t.Line); m != nil {
+	if m := s.ManualRollout(t.Line); m != nil {
 		return refused(wire.KindConflict, "train %s: operator rollout %s of the line is %s", t.Line, m.ID, m.State)
 	}
 	return s.trainDepart(t, rel, TrainStep{}, true, p.Reason)
@@ -815,3 +815,6 @@ func planScopedWaves(names []string, tiers map[string]string, size map[string]in
 	waves, _, res := planWaves(dcs, edgeTiers, size, rel, p, fracs)
 	return waves, res
 }
+
+// LineHostCount returns how many agent hosts of line datacenter dc has.
+func (s *State) LineHostCount(dc, line string) int { return len(s.lineHosts(dc, line)) }
