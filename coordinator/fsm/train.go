@@ -56,7 +56,7 @@ const (
 	MaxTrainSoak  = 90 * 24 * time.Hour
 	MaxEdgeCycle  = 52 * 7 * 24 * time.Hour
 	MaxFreezes    = 32
-	MaxTrainNotes = 256
+	MaxTrainNotes = 512
 	week          = 7 * 24 * time.Hour
 )
 

@@ -161,7 +161,7 @@ func (s *State) ReleaseViews() []wire.Release {
 	for _, id := range sortedKeys(s.Releases) {
 		r := s.Releases[id]
 		v := wire.Release{ID: r.ID, Line: r.Line, KernelVersion: r.KernelVersion, UpstreamVersion: r.UpstreamVersion,
-			Kind: r.Kind, Created: r.Created, Added: r.Added, KeyID: r.KeyID}
+			Kind: r.Kind, Created: r.Created, Added: r.Added, KeyID: r.KeyID, State: r.State, StateReason: r.StateReason}
 		for _, name := range sortedKeys(s.Datacenters) {
 			if t, ok := s.Datacenters[name].Targets[r.Line]; ok && t.Release == id {
 				v.Targeted = append(v.Targeted, name)
@@ -171,7 +171,10 @@ func (s *State) ReleaseViews() []wire.Release {
 			if v.Rejected == nil {
 				v.Rejected = map[string]string{}
 			}
-			v.Rejected[line] = fmt.Sprintf("rollout %s: %s", rej.Rollout, rej.Reason)
+			v.Rejected[line] = rej.Reason
+			if rej.Rollout != "" {
+				v.Rejected[line] = fmt.Sprintf("rollout %s: %s", rej.Rollout, rej.Reason)
+			}
 		}
 		out = append(out, v)
 	}

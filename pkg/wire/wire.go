@@ -307,6 +307,11 @@ type Release struct {
 	// Rejected maps a kernel line to why a failed rollout rejected the
 	// release for it; a new rollout of it there needs Force and a reason.
 	Rejected map[string]string `json:"rejected,omitempty"`
+	// State is where the release stands on its line (candidate, staging,
+	// validated, rolling, done, rejected or superseded) and StateReason
+	// why.
+	State       string `json:"state,omitempty"`
+	StateReason string `json:"state_reason,omitempty"`
 }
 
 // SlotRequest asks to acquire (Token 0), renew or release a slot.

@@ -18,8 +18,9 @@ import (
 )
 
 const (
-	releaseAddUsage  = "release add MANIFEST [--signature FILE]"
-	releaseListUsage = "release list"
+	releaseAddUsage    = "release add MANIFEST [--signature FILE]"
+	releaseListUsage   = "release list"
+	releaseRejectUsage = "release reject ID --reason TEXT"
 )
 
 func (a *app) releaseCommand() *cobra.Command {
@@ -27,7 +28,23 @@ func (a *app) releaseCommand() *cobra.Command {
 	var sigPath string
 	add.Flags().StringVar(&sigPath, "signature", "", "detached signature `FILE` (default MANIFEST.sig)")
 	add.RunE = func(cmd *cobra.Command, args []string) error { return a.releaseAdd(cmd.Context(), args, sigPath) }
-	return cli.Group("release", "signed kernel releases", add,
+	reject := &cobra.Command{Use: use(releaseRejectUsage), Short: "reject a release for its line: it never rolls (unless forced); its rollouts are aborted", Args: nArgs(1, releaseRejectUsage)}
+	var rejectReason string
+	reject.Flags().StringVar(&rejectReason, "reason", "", "why (required; recorded in the event log)")
+	reject.RunE = func(cmd *cobra.Command, args []string) error {
+		if strings.TrimSpace(rejectReason) == "" {
+			return cli.Usagef("release reject needs --reason")
+		}
+		c, err := a.connect()
+		if err != nil {
+			return err
+		}
+		if err := c.client.RejectRelease(cmd.Context(), args[0], rejectReason); err != nil {
+			return c.fail(err)
+		}
+		return c.show(map[string]string{"rejected": args[0]}, func(w io.Writer) { fmt.Fprintf(w, "release %s rejected\n", cell(args[0])) })
+	}
+	return cli.Group("release", "signed kernel releases", add, reject,
 		&cobra.Command{Use: use(releaseListUsage), Short: "list releases and the datacenters they target", Args: nArgs(0, releaseListUsage),
 			RunE: func(cmd *cobra.Command, _ []string) error { return a.releaseList(cmd.Context()) }})
 }
