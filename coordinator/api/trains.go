@@ -15,7 +15,7 @@ func (s *Server) trains(w http.ResponseWriter, r *http.Request, _ Identity) {
 	out := []wire.Train{}
 	s.cfg.Store.FSM().View(func(st *fsm.State) {
 		for _, line := range sortedTrainLines(st) {
-			if v, ok := train.View(st, line, s.cfg.Now()); ok {
+			if v, ok := train.View(st, line, stateNow(st, s.cfg.Now)); ok {
 				out = append(out, v)
 			}
 		}
@@ -32,13 +32,23 @@ func sortedTrainLines(st *fsm.State) []string {
 	return lines
 }
 
+// stateNow is the train's clock: the state machine's time (the leader's
+// stamped clock, which a test or simulation may compress), or wall
+// before the first command.
+func stateNow(st *fsm.State, wall func() time.Time) time.Time {
+	if st.Now.IsZero() {
+		return wall()
+	}
+	return st.Now
+}
+
 // writeTrain answers the view of the train of line.
 func (s *Server) writeTrain(w http.ResponseWriter, line string) {
 	var (
 		out wire.Train
 		ok  bool
 	)
-	s.cfg.Store.FSM().View(func(st *fsm.State) { out, ok = train.View(st, line, s.cfg.Now()) })
+	s.cfg.Store.FSM().View(func(st *fsm.State) { out, ok = train.View(st, line, stateNow(st, s.cfg.Now)) })
 	if !ok {
 		writeError(w, http.StatusNotFound, wire.KindNotFound, "no train for line "+line)
 		return
@@ -61,9 +71,11 @@ func (s *Server) setTrain(w http.ResponseWriter, r *http.Request, _ Identity) {
 		return
 	}
 	line := r.PathValue("line")
+	var now time.Time
+	s.cfg.Store.FSM().View(func(st *fsm.State) { now = stateNow(st, s.cfg.Now) })
 	cmd, err := train.SetTrain(train.Settings{Line: line, Staging: req.Staging, StagingSoak: time.Duration(req.StagingSoakSeconds) * time.Second,
 		ControlSoak: time.Duration(req.ControlSoakSeconds) * time.Second, EdgeCycle: time.Duration(req.EdgeCycleSeconds) * time.Second,
-		Departure: req.Departure, Freezes: req.Freezes}, s.cfg.Now())
+		Departure: req.Departure, Freezes: req.Freezes}, now)
 	if err == nil {
 		s.cfg.Store.FSM().View(func(st *fsm.State) { err = st.ValidateSetTrain(cmd) })
 	}

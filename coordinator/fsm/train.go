@@ -552,6 +552,9 @@ func (s *State) trainStage(t *Train, rel *Release) Result {
 	if r := s.TrainRollout(t.Line, ScopeStaging); r != nil {
 		return refused(wire.KindConflict, "train %s is staging %s (rollout %s)", t.Line, r.Release, r.ID)
 	}
+	if why := s.StagingBlocked(t); why != "" {
+		return refused(wire.KindConflict, "train %s: staging is not ready: %s", t.Line, why)
+	}
 	id, res := s.startTrainRollout(t, rel, ScopeStaging, StartRollout{Soak: t.StagingSoak})
 	if res.Err != nil {
 		return res
@@ -818,3 +821,33 @@ func planScopedWaves(names []string, tiers map[string]string, size map[string]in
 
 // LineHostCount returns how many agent hosts of line datacenter dc has.
 func (s *State) LineHostCount(dc, line string) int { return len(s.lineHosts(dc, line)) }
+
+// StagingBlocked returns why the train's staging datacenters cannot
+// stage a candidate now, or "": a staging host of the line that holds a
+// slot, is silent, reported unhealthy or is in any phase but idle or
+// healthy (still upgrading, rolling back, or failed and waiting for an
+// operator's reset). A candidate staged then would meet what the last
+// one left behind, and a failure of the old kernel would reject the new
+// release: the train waits instead (train show says why).
+func (s *State) StagingBlocked(t *Train) string {
+	for _, name := range t.Staging {
+		dc := s.Datacenters[name]
+		if dc == nil {
+			return fmt.Sprintf("staging datacenter %s does not exist", name)
+		}
+		for _, h := range s.sortedLineHosts(name, t.Line) {
+			_, holding := dc.Slots[h.ID]
+			switch {
+			case holding:
+				return fmt.Sprintf("host %s in %s holds a reboot slot", h.ID, name)
+			case !s.alive(h, s.Now, noLimit):
+				return fmt.Sprintf("host %s in %s is silent", h.ID, name)
+			case h.Unhealthy || failurePhase(h.Phase):
+				return fmt.Sprintf("host %s in %s is %s on %s (an operator must reset it: kroll-agent reset)", h.ID, name, orDefault(h.Phase, "unhealthy"), orDefault(h.Kernel, "its kernel"))
+			case h.Phase != "" && h.Phase != wire.PhaseIdle && h.Phase != wire.PhaseHealthy:
+				return fmt.Sprintf("host %s in %s is %s", h.ID, name, h.Phase)
+			}
+		}
+	}
+	return ""
+}

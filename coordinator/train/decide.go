@@ -23,7 +23,8 @@ import (
 // recorded as skipped):
 //   - candidates: the newest unstaged candidate supersedes every older
 //     unstaged one, and so does a newer validated release; it starts
-//     staging when no staging rollout of the train is in flight;
+//     staging when no staging rollout of the train is in flight and the
+//     staging datacenters are settled (fsm.State.StagingBlocked);
 //   - control: the newest validated release the control tier has not
 //     taken starts there at once, outside a freeze;
 //   - departure: when the next departure is due, the newest validated
@@ -111,7 +112,8 @@ func decideLine(s *fsm.State, t *fsm.Train, now time.Time) []fsm.TrainStep {
 			stage = c
 		}
 	}
-	if stage != nil && manual == nil && s.TrainRollout(t.Line, fsm.ScopeStaging) == nil && hasHosts(s, t.Line, fsm.TierStaging, t.Staging) {
+	if stage != nil && manual == nil && s.TrainRollout(t.Line, fsm.ScopeStaging) == nil && hasHosts(s, t.Line, fsm.TierStaging, t.Staging) &&
+		s.StagingBlocked(t) == "" {
 		out = append(out, fsm.TrainStep{Line: t.Line, Action: fsm.StepStage, Release: stage.ID})
 	}
 

@@ -167,9 +167,23 @@ func TestTrainTwoBuilds(t *testing.T) {
 	if r := fl.release("r81"); !strings.Contains(r.StateReason, "unhealthy") {
 		t.Fatalf("reason %q", r.StateReason)
 	}
-	// Staging hosts roll back; the second build arrives.
-	fl.dc("stg", "6.12.80", wire.PhaseIdle)
+	// The second build arrives while the staging hosts are still failed:
+	// the train waits for an operator's reset instead of staging it
+	// on hosts that would fail it for the last build's fault.
+	fl.dc("stg", "6.12.80", wire.PhaseFailed)
 	fl.addRelease("r82", "6.12.82")
+	if got := actions(fl.drive(time.Minute)); got != "" {
+		t.Fatalf("staging not ready: steps %q", got)
+	}
+	var v wire.Train
+	fl.f.View(func(s *fsm.State) { v, _ = View(s, line, fl.now) })
+	if !strings.Contains(v.StagingBlocked, "is failed on 6.12.80") || v.Releases[0].ID != "r82" || v.Releases[0].State != fsm.ReleaseCandidate {
+		t.Fatalf("view %+v", v)
+	}
+	if r := fl.exec(fsm.TrainStep{Line: line, Action: fsm.StepStage, Release: "r82"}); r.Err == nil || !strings.Contains(r.Err.Value, "staging is not ready") {
+		t.Fatalf("stage on failed hosts: %+v", r.Err)
+	}
+	fl.dc("stg", "6.12.80", wire.PhaseIdle) // reset
 	if got := actions(fl.drive(time.Minute)); got != "stage:r82" {
 		t.Fatalf("steps %q", got)
 	}

@@ -22,7 +22,7 @@ func View(s *fsm.State, line string, now time.Time) (wire.Train, bool) {
 		ControlSoakSeconds: int64(t.ControlSoak / time.Second), EdgeCycleSeconds: int64(t.EdgeCycle / time.Second),
 		Departure: t.Departure, NextDeparture: t.NextDeparture, Held: t.Held, HoldReason: t.HoldReason,
 		SkipNext: t.SkipNext, SkipReason: t.SkipReason, EdgeRelease: t.EdgeRelease, EdgeRollout: t.EdgeRollout,
-		Departed: t.Departed, ControlRelease: t.ControlRelease}
+		Departed: t.Departed, ControlRelease: t.ControlRelease, StagingBlocked: s.StagingBlocked(t)}
 	for _, f := range t.Freezes {
 		v.Freezes = append(v.Freezes, wire.TrainFreeze{Spec: f.Spec, From: f.From, To: f.To, Active: !now.Before(f.From) && now.Before(f.To)})
 	}

@@ -86,6 +86,9 @@ type Train struct {
 	// Waiting is the newest validated release not yet on the edge: it
 	// departs next.
 	Waiting string `json:"waiting,omitempty"`
+	// StagingBlocked says why no candidate can start staging now ("":
+	// staging is ready).
+	StagingBlocked string `json:"staging_blocked,omitempty"`
 	// Releases are the line's releases that are not done, newest first.
 	Releases []TrainRelease `json:"releases,omitempty"`
 	// Events are the train's latest events, oldest first.

@@ -191,6 +191,9 @@ func trainTable(w io.Writer, t *wire.Train) {
 	}
 	fmt.Fprintf(w, "edge: %s (rollout %s, departed %s); control: %s; waiting for the next departure: %s\n",
 		cell(orDash(t.EdgeRelease)), cell(orDash(t.EdgeRollout)), ts(t.Departed), cell(orDash(t.ControlRelease)), cell(orDash(t.Waiting)))
+	if t.StagingBlocked != "" {
+		fmt.Fprintf(w, "staging not ready: %s\n", cell(t.StagingBlocked))
+	}
 	if len(t.Releases) > 0 {
 		row(w, "RELEASE", "KERNEL", "STATE", "WHY")
 		for _, r := range t.Releases {
