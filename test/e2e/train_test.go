@@ -51,7 +51,10 @@ func TestTrainSimulatedHosts(t *testing.T) {
 	pub := priv.Public().(ed25519.PublicKey)
 	nodes := testcoord.StartCluster(t, 3, testcoord.Options{ReleaseKeys: []ed25519.PublicKey{pub}, HeartbeatInterval: time.Second,
 		Clocks: map[string]clock.Clock{"c1": fc, "c2": fc, "c3": fc},
-		Timing: fsm.Timing{Lease: 2 * time.Hour, RebootDeadline: 4 * time.Hour, AliveWithin: 2 * time.Hour, LivenessGrace: 2 * time.Hour, ExpireAfter: 30 * 24 * time.Hour}})
+		// Leases and reboot deadlines run on the compressed state time;
+		// the leader's liveness pass on the host's (AliveWithin and
+		// LivenessGrace are real seconds to it).
+		Timing: fsm.Timing{Lease: 2 * time.Hour, RebootDeadline: 4 * time.Hour, AliveWithin: 10 * time.Second, LivenessGrace: 10 * time.Second, ExpireAfter: 30 * 24 * time.Hour}})
 	ctx, cancel := context.WithTimeout(t.Context(), 150*time.Second)
 	defer cancel()
 	admin := nodes[1].Client
@@ -104,8 +107,12 @@ func TestTrainSimulatedHosts(t *testing.T) {
 				RetryInterval: 200 * time.Millisecond, HeartbeatInterval: time.Second, RenewInterval: time.Second,
 				ResetFile: filepath.Join(dir, "reset")}
 			resets[id] = cfg.ResetFile
+			log := quiet
+			if dc.tier == fsm.TierStaging && os.Getenv("KROLL_TRAIN_DEBUG") != "" {
+				log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("host", id)
+			}
 			wg.Go(func() {
-				if err := h.Agent(agentCtx, cfg, filepath.Join(dir, "state"), quiet); err != nil {
+				if err := h.Agent(agentCtx, cfg, filepath.Join(dir, "state"), log); err != nil {
 					t.Errorf("%s: %v", id, err)
 				}
 			})
@@ -194,17 +201,28 @@ func TestTrainSimulatedHosts(t *testing.T) {
 	if s := releaseState("6.12.82-w2"); s != fsm.ReleaseCandidate {
 		t.Fatalf("the second build is %s while staging is not ready", s)
 	}
-	hs, err := admin.Hosts(ctx, "stg1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, h := range hs {
-		if h.Phase == wire.PhaseFailed {
-			if err := os.WriteFile(resets[h.ID], nil, 0o644); err != nil {
-				t.Fatal(err)
+	// The operator resets each staging host the bad build failed, as it
+	// ends up failed (one may still be booting the build it had staged).
+	waitUntil(t, ctx, "the staging hosts reset", func() bool {
+		hs, err := admin.Hosts(ctx, "stg1")
+		if err != nil {
+			return false
+		}
+		idle := 0
+		for _, h := range hs {
+			switch h.Phase {
+			case wire.PhaseFailed:
+				if err := os.WriteFile(resets[h.ID], nil, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			case wire.PhaseIdle:
+				if !h.Unhealthy {
+					idle++
+				}
 			}
 		}
-	}
+		return idle == len(hs)
+	})
 	waitUntil(t, ctx, "the second build validated", func() bool {
 		s := releaseState("6.12.82-w2")
 		return s == fsm.ReleaseValidated || s == fsm.ReleaseRolling
