@@ -228,7 +228,7 @@ func use(synopsis string) string {
 func groupWord(synopsis string) bool {
 	first, _, _ := strings.Cut(synopsis, " ")
 	switch first {
-	case "cluster", "dc", "slots", "host", "release", "policy", "rollout":
+	case "cluster", "dc", "slots", "host", "release", "policy", "rollout", "train":
 		return true
 	}
 	return false
