@@ -55,7 +55,7 @@ func TestTrainSimulatedHosts(t *testing.T) {
 		// the leader's liveness pass on the host's (AliveWithin and
 		// LivenessGrace are real seconds to it).
 		Timing: fsm.Timing{Lease: 2 * time.Hour, RebootDeadline: 4 * time.Hour, AliveWithin: 10 * time.Second, LivenessGrace: 10 * time.Second, ExpireAfter: 30 * 24 * time.Hour}})
-	ctx, cancel := context.WithTimeout(t.Context(), 150*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 180*time.Second)
 	defer cancel()
 	admin := nodes[1].Client
 	dcs := []struct {
@@ -141,8 +141,9 @@ func TestTrainSimulatedHosts(t *testing.T) {
 		nodes[0].Store.FSM().View(func(st *fsm.State) { now = st.Now })
 		return now
 	}
-	// The departure: the first whole minute 8 hours (48 s) from now.
-	due := stateNow().Add(8 * time.Hour).Truncate(time.Minute).Add(time.Minute)
+	// The departure: the first whole minute 10 hours (60 s) from now:
+	// room for both builds to stage on a loaded machine.
+	due := stateNow().Add(10 * time.Hour).Truncate(time.Minute).Add(time.Minute)
 	departure := fmt.Sprintf("%s %s UTC", due.Weekday().String()[:3], due.Format("15:04"))
 	tr, err := admin.SetTrain(ctx, "6.12", wire.TrainSetRequest{Staging: []string{"stg1"}, StagingSoakSeconds: 3600, ControlSoakSeconds: 3600,
 		EdgeCycleSeconds: 7 * 24 * 3600, Departure: departure})
