@@ -275,3 +275,46 @@ func validateCVE(id string) *requestError {
 	}
 	return nil
 }
+
+func validateTrainSet(req *wire.TrainSetRequest) error {
+	var errs []error
+	if len(req.Staging) > 100 {
+		errs = append(errs, errors.New("staging: at most 100 datacenters"))
+	}
+	for _, dc := range req.Staging {
+		errs = append(errs, checkName("staging", dc))
+	}
+	for _, d := range []struct {
+		name string
+		v    int64
+	}{{"staging_soak_seconds", req.StagingSoakSeconds}, {"control_soak_seconds", req.ControlSoakSeconds}, {"edge_cycle_seconds", req.EdgeCycleSeconds}} {
+		if d.v <= 0 || d.v > 10*365*24*3600 {
+			errs = append(errs, fmt.Errorf("%s: %d: want a positive duration", d.name, d.v))
+		}
+	}
+	if len(req.Departure) > 100 {
+		errs = append(errs, errors.New("departure: at most 100 bytes"))
+	}
+	if len(req.Freezes) > 32 {
+		errs = append(errs, errors.New("freezes: at most 32"))
+	}
+	return errors.Join(errs...)
+}
+
+func validateReason(reason string) error {
+	switch {
+	case strings.TrimSpace(reason) == "":
+		return errors.New("reason: required (it is recorded in the event log)")
+	case len(reason) > 256:
+		return errors.New("reason: at most 256 bytes")
+	}
+	return nil
+}
+
+func validateTrainAction(req *wire.TrainActionRequest) error { return validateReason(req.Reason) }
+
+func validateTrainExpedite(req *wire.TrainExpediteRequest) error {
+	return errors.Join(checkName("release", req.Release), validateReason(req.Reason))
+}
+
+func validateReleaseReject(req *wire.ReleaseRejectRequest) error { return validateReason(req.Reason) }

@@ -363,8 +363,10 @@ func (s *State) addRelease(p AddRelease) Result {
 		return refused(wire.KindConflict, "release %s exists with a different manifest", r.ID)
 	}
 	r.Added = s.Now
+	r.State, r.StateReason = "", "" // derived (refreshRelease)
 	s.Releases[r.ID] = &r
 	s.event("release_added", "", "", "release %s (line %s, kernel %s) added, signed by %s", r.ID, r.Line, r.KernelVersion, r.KeyID)
+	s.refreshRelease(r.ID)
 	return Result{}
 }
 

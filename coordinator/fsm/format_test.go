@@ -110,6 +110,8 @@ func TestFormatReplay(t *testing.T) {
 		{"format-v2", FormatV2, 30, nil},
 		{"format-v3", FormatV3, 30, []Type{TypeMarkSilent}},
 		{"format-v4", FormatV4, 30, []Type{TypeMarkSilent}},
+		{"format-v5", FormatV5, 30, []Type{TypeMarkSilent, TypeSetTrain, TypeHoldTrain, TypeResumeTrain, TypeSkipTrain,
+			TypeExpediteTrain, TypeTrainStep, TypeRejectRelease}},
 	} {
 		t.Run(tc.dir, func(t *testing.T) {
 			dir := filepath.Join("testdata", tc.dir)

@@ -274,6 +274,12 @@ func (f *FSM) Restore(r io.ReadCloser) error {
 	if st.Rollouts == nil {
 		st.Rollouts = map[string]*Rollout{}
 	}
+	if st.Trains == nil {
+		st.Trains = map[string]*Train{}
+	}
+	// Release states are new in FormatV5: an older snapshot's releases
+	// get the state their rollouts make, as replaying its log does.
+	st.deriveReleases(hdr.V < FormatV5)
 	st.reindex()
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -47,6 +47,14 @@ import (
 // network) never moves a registered host to another datacenter. Versions
 // 1 to 3 took such requests (the agent's host could lose its slot to
 // FleetLock); their logs replay as they did (State.format).
+//
+// Version 5 adds the release train (set_train, hold_train, resume_train,
+// skip_train, expedite_train, train_step, reject_release; see train.go)
+// and release states (Release.State). States are derived from the
+// release's rollouts inside apply in every format, silently before
+// version 5 (no events, so an older log replays into the very events it
+// made), and Restore derives them for a snapshot of version 4 or older:
+// an old log and its snapshots give identical states.
 
 // FormatVersion is the format version of the commands and snapshots this
 // code writes; it reads every version from 1 up to it.
@@ -67,6 +75,7 @@ const (
 	// FormatV4 refuses FleetLock for the hosts of kroll agents and adds
 	// Acquire.Stay.
 	FormatV4 = 4
+	// FormatV5 adds the release train, feeds, host lines and release fixes
 	FormatV5 = 5
 )
 
@@ -95,6 +104,13 @@ var registry = newRegistry(
 	since(FormatV3, cmd(TypeMarkSilent, (*State).markSilent)),
 	since(FormatV5, cmd(TypeFeedBuild, (*State).feedBuild)),
 	since(FormatV5, cmd(TypeSetHostLine, (*State).setHostLine)),
+	since(FormatV5, cmd(TypeSetTrain, (*State).setTrain)),
+	since(FormatV5, cmd(TypeHoldTrain, (*State).holdTrain)),
+	since(FormatV5, cmd(TypeResumeTrain, (*State).resumeTrain)),
+	since(FormatV5, cmd(TypeSkipTrain, (*State).skipTrain)),
+	since(FormatV5, cmd(TypeExpediteTrain, (*State).expediteTrain)),
+	since(FormatV5, cmd(TypeTrainStep, (*State).trainStep)),
+	since(FormatV5, cmd(TypeRejectRelease, (*State).rejectRelease)),
 )
 
 // entry is one command of the registry.

@@ -50,7 +50,7 @@ func TestHalt(t *testing.T) {
 		{"mark_silent in v2 (new in v3)", `{"type":"mark_silent","v":2,"time":"2026-11-26T03:00:00Z","payload":{"hosts":["h1"]}}`, "unknown command type in format version 2"},
 		{"mark_silent in v1 (new in v3)", `{"type":"mark_silent","time":"2026-11-26T03:00:00Z","payload":{"hosts":["h1"]}}`, "unknown command type in format version 1"},
 		{"valid mark_silent v3", `{"type":"mark_silent","v":3,"time":"2026-11-26T03:00:00Z","payload":{"hosts":["h1"],"lease":0,"reboot_deadline":0,"alive_within":0}}`, ""},
-		{"future version", `{"type":"remove_host","v":5,"time":"2026-11-26T03:00:00Z","payload":{"host":"h1"}}`, "unknown format version 5"},
+		{"future version", `{"type":"remove_host","v":6,"time":"2026-11-26T03:00:00Z","payload":{"host":"h1"}}`, "unknown format version 6"},
 		{"negative version", `{"type":"remove_host","v":-1,"time":"2026-11-26T03:00:00Z","payload":{"host":"h1"}}`, "unknown format version -1"},
 		{"version not a number", `{"type":"remove_host","v":"2","time":"2026-11-26T03:00:00Z","payload":{"host":"h1"}}`, "undecodable command"},
 		{"not JSON", `remove h1`, "undecodable command"},
@@ -122,7 +122,8 @@ func TestRestoreVersion(t *testing.T) {
 		{"v2", `{"v":2,"hosts":{"h1":{"id":"h1","datacenter":"fra"}},"index":7}`, false},
 		{"v3", `{"v":3,"hosts":{"h1":{"id":"h1","datacenter":"fra"}},"index":7}`, false},
 		{"v4", `{"v":4,"hosts":{"h1":{"id":"h1","datacenter":"fra"}},"index":7}`, false},
-		{"v5", `{"v":5,"hosts":{"h1":{"id":"h1","datacenter":"fra"}},"index":7}`, true},
+		{"v5", `{"v":5,"hosts":{"h1":{"id":"h1","datacenter":"fra"}},"index":7}`, false},
+		{"v6", `{"v":6,"hosts":{"h1":{"id":"h1","datacenter":"fra"}},"index":7}`, true},
 		{"negative", `{"v":-2,"hosts":{"h1":{"id":"h1","datacenter":"fra"}},"index":7}`, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -63,6 +63,12 @@ type Rollout struct {
 	// none: every host must be healthy (see strictWave).
 	Budget int    `json:"budget"`
 	Waves  []Wave `json:"waves"`
+	// Scope limits a train's rollout to one tier (ScopeStaging,
+	// ScopeControl or ScopeEdge; FormatV5); "" is every tier.
+	Scope string `json:"scope,omitempty"`
+	// Train is the kernel line of the train that started the rollout
+	// ("" for an operator's rollout).
+	Train string `json:"train,omitempty"`
 }
 
 // Wave is one step of a rollout.
@@ -203,6 +209,20 @@ func (s *State) lineHosts(dc, line string) []*Host {
 }
 
 func (s *State) startRollout(p StartRollout) Result {
+	return s.startScopedRollout(p, rolloutScope{})
+}
+
+// rolloutScope limits a rollout a train starts: to one tier (scope),
+// and for ScopeStaging to the train's staging datacenters.
+type rolloutScope struct {
+	scope   string
+	staging []string
+	train   string
+}
+
+// startScopedRollout is startRollout limited to sc (the zero scope: every
+// tier, as an operator's rollout).
+func (s *State) startScopedRollout(p StartRollout, sc rolloutScope) Result {
 	rel := s.Releases[p.Release]
 	if rel == nil {
 		return refused(wire.KindNotFound, "unknown release %q", p.Release)
@@ -253,14 +273,27 @@ func (s *State) startRollout(p StartRollout) Result {
 		size[name] = len(s.lineHosts(name, rel.Line))
 		tiers[name] = s.Datacenters[name].Tier
 	}
-	waves, skipped, refusal := planWaves(names, tiers, size, rel, p, fracs)
+	var (
+		waves   []Wave
+		skipped []string
+	)
+	if sc.scope == "" {
+		waves, skipped, refusal = planWaves(names, tiers, size, rel, p, fracs)
+	} else {
+		waves, refusal = planScopedWaves(names, tiers, size, rel, p, fracs, sc)
+	}
 	if refusal.Err != nil {
 		return refusal
 	}
-	r.Waves = waves
-	// A newer rollout of the line supersedes a running one.
+	r.Waves, r.Scope, r.Train = waves, sc.scope, sc.train
+	// A newer rollout of the line supersedes a running one (of the same
+	// tier, for a train's: the train's staging, control and edge
+	// rollouts run side by side on disjoint datacenters).
+	var touched []string
 	for _, id := range sortedKeys(s.Rollouts) {
-		if o := s.Rollouts[id]; o.Line == rel.Line && (o.State == RolloutRunning || o.State == RolloutPaused) {
+		if o := s.Rollouts[id]; o.Line == rel.Line && (o.State == RolloutRunning || o.State == RolloutPaused) &&
+			(sc.scope == "" || o.Scope == "" || o.Scope == sc.scope) {
+			touched = append(touched, o.Release)
 			o.State = RolloutAborted
 			o.PauseReason = "superseded by rollout " + p.ID
 			s.event("rollout_aborted", "", "", "rollout %s superseded by %s", id, p.ID)
@@ -287,6 +320,9 @@ func (s *State) startRollout(p StartRollout) Result {
 	}
 	s.event("rollout_started", "", "", "%s", msg)
 	s.advanceRollout(r, Timing{})
+	for _, id := range touched {
+		s.refreshRelease(id)
+	}
 	return Result{}
 }
 
@@ -445,6 +481,7 @@ func (s *State) rolloutAction(p RolloutAction, t Type) Result {
 			}
 		}
 		s.event("rollout_aborted", "", "", "rollout %s aborted: %s", p.ID, r.PauseReason)
+		s.refreshRelease(r.Release)
 	}
 	return Result{}
 }
@@ -745,6 +782,7 @@ func (s *State) failRollout(r *Rollout, reason string) {
 		rejected[r.Line] = Rejection{Rollout: r.ID, Reason: reason, At: s.Now}
 		rel.Rejected = rejected
 		s.event("release_rejected", "", "", "release %s rejected for line %s: %s", rel.ID, r.Line, reason)
+		s.refreshRelease(rel.ID)
 	}
 }
 
@@ -773,6 +811,7 @@ func (s *State) hostUnhealthy(h *Host, kernel, detail string) {
 // that stayed healthy through the soak, pauses on an edge wave over its
 // failure budget, and starts the waves whose gates are open.
 func (s *State) advanceRollout(r *Rollout, t Timing) {
+	defer s.refreshRelease(r.Release)
 	failed, held := s.checkGates(r, t)
 	if failed {
 		return

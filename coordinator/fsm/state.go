@@ -22,7 +22,9 @@ type State struct {
 	Releases    map[string]*Release    `json:"releases"`
 	Policies    map[string]*Policy     `json:"policies"`
 	Rollouts    map[string]*Rollout    `json:"rollouts"`
-	Events      []wire.Event           `json:"events"`
+	// Trains are the release trains, by kernel line (FormatV5).
+	Trains map[string]*Train `json:"trains,omitempty"`
+	Events []wire.Event      `json:"events"`
 	// FeedBuilds are the builds the feed pollers found that did not
 	// become releases (unsigned, badly signed, mismatched …), newest
 	// last, at most MaxFeedBuilds (see feedBuild).
@@ -173,8 +175,9 @@ type Release struct {
 	Signature       json.RawMessage `json:"signature"`
 	// Rejected marks the release rejected by a failed rollout, by line.
 	Rejected map[string]Rejection `json:"rejected,omitempty"`
-	// State is where the release is in the train (ReleaseCandidate …);
-	// StateReason says why it got there.
+	// State is where the release stands on its line (ReleaseCandidate …
+	// ReleaseRejected, or ReleaseSuperseded), derived inside apply from
+	// its rollouts (see State.refreshRelease); StateReason says why.
 	State       string `json:"state,omitempty"`
 	StateReason string `json:"state_reason,omitempty"`
 	// Source is where the release came from: "feed:<name>" for a build a
@@ -182,7 +185,7 @@ type Release struct {
 	Source string `json:"source,omitempty"`
 }
 
-// Release states.
+// Release states (Release.State).
 const (
 	ReleaseCandidate = "candidate"
 	ReleaseStaging   = "staging"
@@ -301,6 +304,7 @@ func newState() *State {
 		Releases:    map[string]*Release{},
 		Policies:    map[string]*Policy{},
 		Rollouts:    map[string]*Rollout{},
+		Trains:      map[string]*Train{},
 		NextEventID: 1,
 		byDC:        map[string]map[string]*Host{},
 		counts:      map[string]*dcCounts{},

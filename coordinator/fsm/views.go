@@ -173,7 +173,10 @@ func (s *State) ReleaseViews() []wire.Release {
 			if v.Rejected == nil {
 				v.Rejected = map[string]string{}
 			}
-			v.Rejected[line] = fmt.Sprintf("rollout %s: %s", rej.Rollout, rej.Reason)
+			v.Rejected[line] = rej.Reason
+			if rej.Rollout != "" {
+				v.Rejected[line] = fmt.Sprintf("rollout %s: %s", rej.Rollout, rej.Reason)
+			}
 		}
 		out = append(out, v)
 	}

@@ -30,6 +30,7 @@ import (
 
 	"github.com/kroll-dev/kroll/coordinator/clock"
 	"github.com/kroll-dev/kroll/coordinator/fsm"
+	"github.com/kroll-dev/kroll/coordinator/train"
 	"github.com/kroll-dev/kroll/pkg/wire"
 )
 
@@ -668,7 +669,30 @@ func (s *Store) leaderLoop() {
 		if _, err := s.Apply(ctx, fsm.TypeTick, fsm.Tick{Timing: s.cfg.Timing, Term: s.raft.CurrentTerm()}); err != nil && !errors.Is(err, ErrNotLeader) {
 			s.cfg.Logger.Warn("tick", "err", err)
 		}
+		s.driveTrains(ctx)
 		cancel()
+	}
+}
+
+// driveTrains proposes the release trains' steps (train.Decide) on the
+// state just ticked, at its time: the state's time is the leader's
+// stamped clock, so a compressed clock drives the trains too. Each step
+// is checked again when applied; a refused one is logged and decided
+// again on the next tick.
+func (s *Store) driveTrains(ctx context.Context) {
+	var steps []fsm.TrainStep
+	s.fsm.View(func(st *fsm.State) { steps = train.Decide(st, st.Now) })
+	for _, step := range steps {
+		res, err := s.Apply(ctx, fsm.TypeTrainStep, step)
+		switch {
+		case err != nil:
+			if !errors.Is(err, ErrNotLeader) {
+				s.cfg.Logger.Warn("train step", "line", step.Line, "action", step.Action, "release", step.Release, "err", err)
+			}
+			return
+		case res.Err != nil:
+			s.cfg.Logger.Warn("train step refused", "line", step.Line, "action", step.Action, "release", step.Release, "kind", res.Err.Kind, "reason", res.Err.Value)
+		}
 	}
 }
 

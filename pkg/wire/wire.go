@@ -318,9 +318,10 @@ type Release struct {
 	// Rejected maps a kernel line to why a failed rollout rejected the
 	// release for it; a new rollout of it there needs Force and a reason.
 	Rejected map[string]string `json:"rejected,omitempty"`
-	// State is where the release is in the train ("candidate" …) and
-	// StateReason why; Source is where it came from ("feed:<name>", or
-	// empty for an operator's release add).
+	// State is where the release stands on its line (candidate, staging,
+	// validated, rolling, done, rejected or superseded) and StateReason
+	// why; Source is where it came from ("feed:<name>", or empty for an
+	// operator's release add).
 	State       string `json:"state,omitempty"`
 	StateReason string `json:"state_reason,omitempty"`
 	Source      string `json:"source,omitempty"`

@@ -49,8 +49,11 @@ type Host struct {
 	rng      *rand.Rand
 	kernel   string
 	upstream string
-	bootSeq  int
-	routes   []anycast.Route
+	// upstreams are the upstream versions of the kernels it ran, by
+	// release: a rollback boots the previous one with its own.
+	upstreams map[string]string
+	bootSeq   int
+	routes    []anycast.Route
 	// unhealthyOn makes health fail while this kernel runs.
 	unhealthyOn string
 	// down is closed when the simulated machine goes down for a boot.
@@ -95,6 +98,10 @@ func (h *Host) Kernel() (string, int) {
 // run switches the fake /proc to kernel with a new boot id.
 func (h *Host) run(kernel, upstream string) error {
 	h.kernel, h.upstream = kernel, upstream
+	if h.upstreams == nil {
+		h.upstreams = map[string]string{}
+	}
+	h.upstreams[kernel] = upstream
 	h.bootSeq++
 	files := map[string]string{
 		"sys/kernel/osrelease":      kernel + "\n",
@@ -220,6 +227,9 @@ func (h *Host) Boot(_ context.Context, m boot.Method, img boot.Image) (boot.Meth
 		return "", fmt.Errorf("simhost: unknown image %q", img.Kernel)
 	}
 	h.mu.Lock()
+	if up == "" {
+		up = h.upstreams[rel]
+	}
 	if up == "" {
 		up = h.upstream
 	}

@@ -233,7 +233,7 @@ func use(synopsis string) string {
 func groupWord(synopsis string) bool {
 	first, _, _ := strings.Cut(synopsis, " ")
 	switch first {
-	case "cluster", "dc", "slots", "host", "release", "policy", "rollout", "cve":
+	case "cluster", "dc", "slots", "host", "release", "policy", "rollout", "cve", "train":
 		return true
 	}
 	return false

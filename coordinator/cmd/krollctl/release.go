@@ -18,8 +18,9 @@ import (
 )
 
 const (
-	releaseAddUsage  = "release add MANIFEST [--signature FILE]"
-	releaseListUsage = "release list [--all]"
+	releaseAddUsage    = "release add MANIFEST [--signature FILE]"
+	releaseListUsage   = "release list [--all]"
+	releaseRejectUsage = "release reject ID --reason TEXT"
 )
 
 func (a *app) releaseCommand() *cobra.Command {
@@ -32,7 +33,23 @@ func (a *app) releaseCommand() *cobra.Command {
 	var all bool
 	list.Flags().BoolVar(&all, "all", false, "also list the feed builds that are no releases (unsigned, bad-signature, mismatch, invalid, conflict)")
 	list.RunE = func(cmd *cobra.Command, _ []string) error { return a.releaseList(cmd.Context(), all) }
-	return cli.Group("release", "signed kernel releases", add, list)
+	reject := &cobra.Command{Use: use(releaseRejectUsage), Short: "reject a release for its line: it never rolls (unless forced); its rollouts are aborted", Args: nArgs(1, releaseRejectUsage)}
+	var rejectReason string
+	reject.Flags().StringVar(&rejectReason, "reason", "", "why (required; recorded in the event log)")
+	reject.RunE = func(cmd *cobra.Command, args []string) error {
+		if strings.TrimSpace(rejectReason) == "" {
+			return cli.Usagef("release reject needs --reason")
+		}
+		c, err := a.connect()
+		if err != nil {
+			return err
+		}
+		if err := c.client.RejectRelease(cmd.Context(), args[0], rejectReason); err != nil {
+			return c.fail(err)
+		}
+		return c.show(map[string]string{"rejected": args[0]}, func(w io.Writer) { fmt.Fprintf(w, "release %s rejected\n", cell(args[0])) })
+	}
+	return cli.Group("release", "signed kernel releases", add, reject, list)
 }
 
 func (a *app) releaseAdd(ctx context.Context, pos []string, sigPath string) error {

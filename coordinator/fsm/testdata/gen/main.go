@@ -9,8 +9,8 @@
 // where N is fsm.FormatVersion (format-v1 was written by this program as
 // of the commit that added it, before the registry; format-v2 as of the
 // registry's, before mark_silent; format-v3 as of mark_silent's, before
-// FleetLock kept off the agents' hosts: older scenarios lack the commands
-// of later formats).
+// FleetLock kept off the agents' hosts; format-v4 as of that, before the
+// release train: older scenarios lack the commands of later formats).
 //
 // A fixture is written once, by the code of its format, and committed:
 // the replay test (coordinator/fsm/format_test.go) checks that later code
@@ -151,7 +151,60 @@ func scenario() []step {
 		// Silent hosts expire.
 		{fsm.TypeTick, 3 * time.Hour, fsm.Tick{Timing: timing, Term: 3}},
 	}
-	return s
+	return append(s, trainScenario(timing, hb, sig)...)
+}
+
+// trainScenario is format 5's addition: the release train of line lts.
+func trainScenario(timing fsm.Timing, hb func(host, dc string, extra func(*wire.Heartbeat)) fsm.Heartbeat, sig json.RawMessage) []step {
+	due := time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC)
+	next := due.Add(7 * 24 * time.Hour)
+	freeze := fsm.Freeze{Spec: "2026-12-20..2027-01-04", From: time.Date(2026, 12, 20, 0, 0, 0, 0, time.UTC), To: time.Date(2027, 1, 5, 0, 0, 0, 0, time.UTC)}
+	set := fsm.SetTrain{Line: "lts", Staging: []string{"stg"}, StagingSoak: time.Hour, ControlSoak: time.Hour, EdgeCycle: 7 * 24 * time.Hour,
+		Departure: "Thu 09:00 UTC", NextDeparture: due, Freezes: []fsm.Freeze{freeze}}
+	bad := set
+	bad.Staging = []string{"fra"}
+	rel := func(id, kernel string, created time.Time) fsm.AddRelease {
+		return fsm.AddRelease{Release: fsm.Release{ID: id, Line: "lts", KernelVersion: kernel, Kind: "kernel", Created: created, KeyID: "k1",
+			Manifest: json.RawMessage(`{"kernel":"` + kernel + `"}`), Signature: sig}}
+	}
+	healthy := func(kernel string) func(*wire.Heartbeat) {
+		return func(h *wire.Heartbeat) { h.Phase, h.Kernel = wire.PhaseHealthy, kernel }
+	}
+	return []step{
+		// Refused: fra is not a staging datacenter.
+		{fsm.TypeSetTrain, time.Second, bad},
+		{fsm.TypeSetTrain, time.Second, set},
+		{fsm.TypeHeartbeat, time.Second, hb("stg-1", "stg", nil)},
+		{fsm.TypeHeartbeat, time.Second, hb("ctl-1", "ctl", nil)},
+		{fsm.TypeHeartbeat, time.Second, hb("fra-1", "fra", nil)},
+		{fsm.TypeHeartbeat, time.Second, hb("ams-1", "ams", nil)},
+		{fsm.TypeAddRelease, time.Second, rel("lts-6.12.91", "6.12.91", time.Date(2026, 11, 24, 0, 0, 0, 0, time.UTC))},
+		{fsm.TypeAddRelease, time.Second, rel("lts-6.12.92", "6.12.92", time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC))},
+		{fsm.TypeTrainStep, time.Second, fsm.TrainStep{Line: "lts", Action: fsm.StepSupersede, Release: "lts-6.12.91", By: "lts-6.12.92"}},
+		{fsm.TypeTrainStep, time.Second, fsm.TrainStep{Line: "lts", Action: fsm.StepStage, Release: "lts-6.12.92"}},
+		// Refused: a staging rollout is in flight.
+		{fsm.TypeTrainStep, time.Second, fsm.TrainStep{Line: "lts", Action: fsm.StepStage, Release: "lts-6.12.92"}},
+		{fsm.TypeHeartbeat, time.Second, hb("stg-1", "stg", healthy("6.12.92"))},
+		{fsm.TypeTick, time.Second, fsm.Tick{Timing: timing, Term: 3}},
+		{fsm.TypeHeartbeat, 30 * time.Minute, hb("stg-1", "stg", healthy("6.12.92"))},
+		{fsm.TypeHeartbeat, 20 * time.Minute, hb("stg-1", "stg", healthy("6.12.92"))},
+		{fsm.TypeHeartbeat, 9 * time.Minute, hb("ctl-1", "ctl", nil)},
+		{fsm.TypeTick, time.Minute, fsm.Tick{Timing: timing, Term: 3}},
+		{fsm.TypeTrainStep, time.Second, fsm.TrainStep{Line: "lts", Action: fsm.StepControl, Release: "lts-6.12.92"}},
+		// Refused: not due yet.
+		{fsm.TypeTrainStep, time.Second, fsm.TrainStep{Line: "lts", Action: fsm.StepDepart, Release: "lts-6.12.92", Due: due, Next: next}},
+		{fsm.TypeSkipTrain, time.Second, fsm.SkipTrain{Line: "lts", Reason: "change freeze of the network team"}},
+		{fsm.TypeTrainStep, 3 * time.Hour, fsm.TrainStep{Line: "lts", Action: fsm.StepSkip, Due: due, Next: next, Reason: "skipped"}},
+		{fsm.TypeHoldTrain, time.Second, fsm.HoldTrain{Line: "lts", Reason: "incident 42"}},
+		// Refused: held.
+		{fsm.TypeExpediteTrain, time.Second, fsm.ExpediteTrain{Line: "lts", Release: "lts-6.12.92", Reason: "CVE-2026-0002"}},
+		{fsm.TypeResumeTrain, time.Second, fsm.ResumeTrain{Line: "lts", Reason: "incident over"}},
+		{fsm.TypeHeartbeat, time.Second, hb("fra-1", "fra", nil)},
+		{fsm.TypeHeartbeat, time.Second, hb("ams-1", "ams", nil)},
+		{fsm.TypeExpediteTrain, time.Second, fsm.ExpediteTrain{Line: "lts", Release: "lts-6.12.92", Reason: "CVE-2026-0002"}},
+		{fsm.TypeRejectRelease, time.Second, fsm.RejectRelease{ID: "lts-6.12.91", Reason: "bad build"}},
+		{fsm.TypeTick, time.Second, fsm.Tick{Timing: timing, Term: 3}},
+	}
 }
 
 type sink struct{ bytes.Buffer }

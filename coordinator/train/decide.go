@@ -1,0 +1,201 @@
+package train
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/kroll-dev/kroll/coordinator/fsm"
+)
+
+// Decide returns the train steps state s calls for at time now, line by
+// line (sorted) in the order they are to be applied. It reads s only
+// (the caller holds the state's read lock, fsm.FSM.View) and is
+// deterministic. On the state those steps make it returns none of them
+// again: a stage makes its candidate staging, a supersede marks its
+// release, a control step records the control tier's release, a
+// departure or a skip moves the next departure on.
+//
+// Per line, unless the train is held (then a due departure is only
+// recorded as skipped):
+//   - candidates: the newest unstaged candidate supersedes every older
+//     unstaged one, and so does a newer validated release; it starts
+//     staging when no staging rollout of the train is in flight and the
+//     staging datacenters are settled (fsm.State.StagingBlocked);
+//   - control: the newest validated release the control tier has not
+//     taken starts there at once, outside a freeze;
+//   - departure: when the next departure is due, the newest validated
+//     release newer than everything the edge runs departs — unless the
+//     operator skips it, a freeze holds, an operator's rollout of the
+//     line or the previous edge train is still in flight, or no such
+//     release exists: then the departure is skipped with its reason.
+func Decide(s *fsm.State, now time.Time) []fsm.TrainStep {
+	var out []fsm.TrainStep
+	lines := make([]string, 0, len(s.Trains))
+	for l := range s.Trains {
+		lines = append(lines, l)
+	}
+	sort.Strings(lines)
+	for _, line := range lines {
+		out = append(out, decideLine(s, s.Trains[line], now)...)
+	}
+	return out
+}
+
+// newestFirst orders releases newest first by their builds; an order
+// kversion cannot decide falls back on creation time, then id.
+func newestFirst(rels []*fsm.Release) {
+	slices.SortStableFunc(rels, func(a, b *fsm.Release) int {
+		if c, err := fsm.CompareReleases(a, b); err == nil && c != 0 {
+			return -c
+		}
+		if c := b.Created.Compare(a.Created); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.ID, b.ID)
+	})
+}
+
+// newer reports whether a is decidably newer than b.
+func newer(a, b *fsm.Release) bool {
+	c, err := fsm.CompareReleases(a, b)
+	return err == nil && c > 0
+}
+
+func decideLine(s *fsm.State, t *fsm.Train, now time.Time) []fsm.TrainStep {
+	var out []fsm.TrainStep
+	d, err := ParseDeparture(t.Departure)
+	if err != nil {
+		return nil // validated when set; nothing to decide on
+	}
+	due := !now.Before(t.NextDeparture)
+	skip := func(reason string) {
+		out = append(out, fsm.TrainStep{Line: t.Line, Action: fsm.StepSkip, Due: t.NextDeparture,
+			Next: d.Next(t.NextDeparture, t.EdgeCycle, now), Reason: reason})
+	}
+	if t.Held {
+		if due {
+			skip("train held: " + t.HoldReason)
+		}
+		return out
+	}
+	var candidates, validated []*fsm.Release
+	for _, rel := range s.Releases {
+		if rel.Line != t.Line {
+			continue
+		}
+		switch {
+		case rel.State == fsm.ReleaseCandidate:
+			candidates = append(candidates, rel)
+		case fsm.ValidatedForTrain(rel):
+			validated = append(validated, rel)
+		}
+	}
+	newestFirst(candidates)
+	newestFirst(validated)
+	manual := s.ManualRollout(t.Line)
+
+	// Candidates.
+	var stage *fsm.Release
+	for i, c := range candidates {
+		switch {
+		case len(validated) > 0 && !newer(c, validated[0]):
+			if newer(validated[0], c) {
+				out = append(out, fsm.TrainStep{Line: t.Line, Action: fsm.StepSupersede, Release: c.ID, By: validated[0].ID})
+			}
+		case i > 0 && stage != nil && newer(stage, c):
+			out = append(out, fsm.TrainStep{Line: t.Line, Action: fsm.StepSupersede, Release: c.ID, By: stage.ID})
+		case stage == nil:
+			stage = c
+		}
+	}
+	if stage != nil && manual == nil && s.TrainRollout(t.Line, fsm.ScopeStaging) == nil && hasHosts(s, t.Line, fsm.TierStaging, t.Staging) &&
+		s.StagingBlocked(t) == "" {
+		out = append(out, fsm.TrainStep{Line: t.Line, Action: fsm.StepStage, Release: stage.ID})
+	}
+
+	// Control.
+	_, frozen := t.FrozenAt(now)
+	if len(validated) > 0 && manual == nil && !frozen && hasHosts(s, t.Line, fsm.TierControl, nil) {
+		top := validated[0]
+		cur := s.Releases[t.ControlRelease]
+		if cur == nil || newer(top, cur) {
+			out = append(out, fsm.TrainStep{Line: t.Line, Action: fsm.StepControl, Release: top.ID})
+		}
+	}
+
+	// Departure.
+	if !due {
+		return out
+	}
+	if t.SkipNext {
+		skip("skipped by an operator: " + t.SkipReason)
+		return out
+	}
+	if f, ok := t.FrozenAt(now); ok {
+		skip(fmt.Sprintf("freeze %s", f.Spec))
+		return out
+	}
+	if manual != nil {
+		skip(fmt.Sprintf("operator rollout %s of %s is %s", manual.ID, manual.Release, manual.State))
+		return out
+	}
+	if r := s.TrainRollout(t.Line, fsm.ScopeEdge); r != nil {
+		skip(fmt.Sprintf("the previous edge train (rollout %s of %s) is still %s", r.ID, r.Release, r.State))
+		return out
+	}
+	floor, err := s.EdgeFloor(t.Line)
+	if err != nil {
+		skip(fmt.Sprintf("cannot order the edge's releases: %v", err))
+		return out
+	}
+	var pick *fsm.Release
+	var older []string
+	for _, rel := range validated {
+		if rel.State != fsm.ReleaseValidated {
+			continue
+		}
+		if floor == nil || newer(rel, floor) {
+			pick = rel
+			break
+		}
+		older = append(older, rel.ID)
+	}
+	switch {
+	case pick == nil && floor != nil:
+		why := fmt.Sprintf("no validated release newer than %s, which the edge runs", floor.ID)
+		if len(older) > 0 {
+			why += " (not departed, never a downgrade: " + strings.Join(older, ", ") + ")"
+		}
+		skip(why)
+	case pick == nil:
+		skip("no validated release")
+	case !hasHosts(s, t.Line, fsm.TierEdge, nil):
+		skip(fmt.Sprintf("no edge datacenter has hosts of line %s", t.Line))
+	default:
+		out = append(out, fsm.TrainStep{Line: t.Line, Action: fsm.StepDepart, Release: pick.ID, Due: t.NextDeparture,
+			Next: d.Next(t.NextDeparture, t.EdgeCycle, now)})
+	}
+	return out
+}
+
+// hasHosts reports whether a datacenter of tier (among only, when set)
+// has agent hosts of line.
+func hasHosts(s *fsm.State, line, tier string, only []string) bool {
+	for name, dc := range s.Datacenters {
+		t := dc.Tier
+		if t == "" {
+			t = fsm.TierEdge
+		}
+		if t != tier || (only != nil && !slices.Contains(only, name)) {
+			continue
+		}
+		if s.LineHostCount(name, line) > 0 {
+			return true
+		}
+	}
+	return false
+}

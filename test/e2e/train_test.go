@@ -1,0 +1,285 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kroll-dev/kroll/agent/lifecycle"
+	"github.com/kroll-dev/kroll/coordinator/clock"
+	"github.com/kroll-dev/kroll/coordinator/fsm"
+	"github.com/kroll-dev/kroll/internal/testcoord"
+	"github.com/kroll-dev/kroll/pkg/client"
+	"github.com/kroll-dev/kroll/pkg/release"
+	"github.com/kroll-dev/kroll/pkg/wire"
+	"github.com/kroll-dev/kroll/test/simhost"
+)
+
+// fastClock is a clock running speed times faster than the host's, wall
+// and monotonic alike: the coordinators stamp their commands with it, so
+// the state machine's time (soaks, departures, leases) is compressed.
+type fastClock struct {
+	start time.Time
+	speed time.Duration
+	sys   *clock.System
+}
+
+func (c *fastClock) Mono() time.Duration { return c.sys.Mono() * c.speed }
+func (c *fastClock) Wall() time.Time     { return c.start.Add(c.Mono()) }
+
+// TestTrainSimulatedHosts is the release train end to end, on compressed
+// time (1 s = 10 min): a real 3-node quorum, real agents on simulated
+// hosts in a staging, a control and two edge datacenters, and the train of
+// line 6.12 departing a few hours after it is set. The first weekly build
+// fails staging (its kernel fails the staging hosts' health check) and is
+// rejected: it never reaches control or the edge. The second is validated
+// after its soak, the control tier takes it at once, before the
+// departure, and the edge train departs with it at the departure time.
+func TestTrainSimulatedHosts(t *testing.T) {
+	const speed = 600
+	fc := &fastClock{start: time.Now().UTC(), speed: speed, sys: clock.NewSystem()}
+	priv := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{12}, ed25519.SeedSize))
+	pub := priv.Public().(ed25519.PublicKey)
+	nodes := testcoord.StartCluster(t, 3, testcoord.Options{ReleaseKeys: []ed25519.PublicKey{pub}, HeartbeatInterval: time.Second,
+		Clocks: map[string]clock.Clock{"c1": fc, "c2": fc, "c3": fc},
+		// Leases and reboot deadlines run on the compressed state time;
+		// the leader's liveness pass on the host's (AliveWithin and
+		// LivenessGrace are real seconds to it).
+		Timing: fsm.Timing{Lease: 2 * time.Hour, RebootDeadline: 4 * time.Hour, AliveWithin: 10 * time.Second, LivenessGrace: 10 * time.Second, ExpireAfter: 30 * 24 * time.Hour}})
+	ctx, cancel := context.WithTimeout(t.Context(), 180*time.Second)
+	defer cancel()
+	admin := nodes[1].Client
+	dcs := []struct {
+		name, tier string
+		hosts      int
+	}{{"stg1", fsm.TierStaging, 2}, {"ctl1", fsm.TierControl, 2}, {"fra1", fsm.TierEdge, 3}, {"ams1", fsm.TierEdge, 2}}
+	for _, dc := range dcs {
+		tier, limit := dc.tier, 2
+		if _, err := admin.SetDatacenter(ctx, dc.name, wire.DatacenterUpdate{Tier: &tier, SlotLimit: &limit}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bad, good := "6.12.81+deb12-amd64", "6.12.82+deb12-amd64"
+
+	var cls []*client.Client
+	for _, n := range nodes {
+		c, err := client.New(n.URL, client.Options{Token: testcoord.AgentToken, Timeout: 10 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cls = append(cls, c)
+	}
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	hosts := map[string][]*simhost.Host{}
+	resets := map[string]string{}
+	var wg sync.WaitGroup
+	agentCtx, stopAgents := context.WithCancel(ctx)
+	defer func() { stopAgents(); wg.Wait() }()
+	i := 0
+	for _, dc := range dcs {
+		for j := range dc.hosts {
+			i++
+			id := fmt.Sprintf("%s-h%d", dc.name, j)
+			dir := t.TempDir()
+			h, err := simhost.New(id, dir, "6.12.80+deb12-amd64", "6.12.80",
+				simhost.Durations{Stage: 100 * time.Millisecond, Drain: 50 * time.Millisecond, Boot: 200 * time.Millisecond}, []ed25519.PublicKey{pub}, uint64(100+i))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if dc.tier == fsm.TierStaging {
+				h.SetUnhealthyOn(bad)
+			}
+			hosts[dc.name] = append(hosts[dc.name], h)
+			fo, err := client.NewFailover(cls[i%3], cls[(i+1)%3], cls[(i+2)%3])
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg := lifecycle.Config{HostID: id, Datacenter: dc.name, KernelLine: "6.12", Coordinator: fo,
+				RetryInterval: 200 * time.Millisecond, HeartbeatInterval: time.Second, RenewInterval: time.Second,
+				ResetFile: filepath.Join(dir, "reset")}
+			resets[id] = cfg.ResetFile
+			log := quiet
+			if dc.tier == fsm.TierStaging && os.Getenv("KROLL_TRAIN_DEBUG") != "" {
+				log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("host", id)
+			}
+			wg.Go(func() {
+				if err := h.Agent(agentCtx, cfg, filepath.Join(dir, "state"), log); err != nil {
+					t.Errorf("%s: %v", id, err)
+				}
+			})
+		}
+	}
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		bg := context.Background()
+		evs, _ := admin.Events(bg, 0, 1000)
+		for _, e := range evs[max(0, len(evs)-80):] {
+			t.Logf("event %s %s %s %s", e.Time.Format(time.RFC3339), e.Type, e.Host, e.Message)
+		}
+		hs, _ := admin.Hosts(bg, "")
+		for _, h := range hs {
+			t.Logf("host %s %s %s unhealthy=%v", h.ID, h.Phase, h.Kernel, h.Unhealthy)
+		}
+	})
+	waitUntil(t, ctx, "all hosts registered", func() bool {
+		hs, err := admin.Hosts(ctx, "")
+		return err == nil && len(hs) == i
+	})
+	stateNow := func() time.Time {
+		var now time.Time
+		nodes[0].Store.FSM().View(func(st *fsm.State) { now = st.Now })
+		return now
+	}
+	// The departure: the first whole minute 10 hours (60 s) from now:
+	// room for both builds to stage on a loaded machine.
+	due := stateNow().Add(10 * time.Hour).Truncate(time.Minute).Add(time.Minute)
+	departure := fmt.Sprintf("%s %s UTC", due.Weekday().String()[:3], due.Format("15:04"))
+	tr, err := admin.SetTrain(ctx, "6.12", wire.TrainSetRequest{Staging: []string{"stg1"}, StagingSoakSeconds: 3600, ControlSoakSeconds: 3600,
+		EdgeCycleSeconds: 7 * 24 * 3600, Departure: departure})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !tr.NextDeparture.Equal(due) {
+		t.Fatalf("next departure %s, want %s", tr.NextDeparture, due)
+	}
+
+	addRelease := func(id, kernel, upstream string) {
+		t.Helper()
+		m := release.Manifest{ID: id, Line: "6.12", KernelVersion: kernel, UpstreamVersion: upstream,
+			Kind: release.KindBundle, Artifacts: []release.Artifact{{Name: "k.tar.gz", URL: "http://127.0.0.1:1/k.tar.gz", Size: 1,
+				SHA256: "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"}}, Created: time.Now().UTC().Truncate(time.Second)}
+		canon, _ := m.Canonical()
+		sig, err := release.SignManifest(priv, m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := admin.AddRelease(ctx, wire.ReleaseAddRequest{Manifest: canon, Signature: sig.Marshal()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	releaseState := func(id string) string {
+		rs, err := admin.Releases(ctx)
+		if err != nil {
+			return ""
+		}
+		for _, r := range rs {
+			if r.ID == id {
+				return r.State
+			}
+		}
+		return ""
+	}
+	onKernel := func(dc, kernel string) bool {
+		for _, h := range hosts[dc] {
+			if k, _ := h.Kernel(); k != kernel {
+				return false
+			}
+		}
+		return true
+	}
+
+	// Week 1: the build fails staging.
+	addRelease("6.12.81-w1", bad, "6.12.81")
+	waitUntil(t, ctx, "the first build rejected", func() bool { return releaseState("6.12.81-w1") == fsm.ReleaseRejected })
+	// Week 2: the next build arrives while the staging hosts that failed
+	// wait for an operator: the train waits too.
+	addRelease("6.12.82-w2", good, "6.12.82")
+	waitUntil(t, ctx, "the train waiting for staging", func() bool {
+		tr, err := admin.Train(ctx, "6.12")
+		return err == nil && strings.Contains(tr.StagingBlocked, "an operator must reset it")
+	})
+	if s := releaseState("6.12.82-w2"); s != fsm.ReleaseCandidate {
+		t.Fatalf("the second build is %s while staging is not ready", s)
+	}
+	// The operator resets each staging host the bad build failed, as it
+	// ends up failed (one may still be booting the build it had staged).
+	waitUntil(t, ctx, "the staging hosts reset", func() bool {
+		hs, err := admin.Hosts(ctx, "stg1")
+		if err != nil {
+			return false
+		}
+		idle := 0
+		for _, h := range hs {
+			switch h.Phase {
+			case wire.PhaseFailed:
+				if err := os.WriteFile(resets[h.ID], nil, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			case wire.PhaseIdle:
+				if !h.Unhealthy {
+					idle++
+				}
+			}
+		}
+		return idle == len(hs)
+	})
+	waitUntil(t, ctx, "the second build validated", func() bool {
+		s := releaseState("6.12.82-w2")
+		return s == fsm.ReleaseValidated || s == fsm.ReleaseRolling
+	})
+	waitUntil(t, ctx, "the control tier on the second build", func() bool { return onKernel("ctl1", good) })
+	if now := stateNow(); !now.Before(due) {
+		t.Fatalf("the control tier took the build at %s, not before the departure %s", now, due)
+	}
+	for _, dc := range []string{"fra1", "ams1"} {
+		if onKernel(dc, good) {
+			t.Fatalf("%s took the build before the departure", dc)
+		}
+	}
+	waitUntil(t, ctx, "the edge train departed", func() bool {
+		tr, err := admin.Train(ctx, "6.12")
+		return err == nil && tr.EdgeRelease == "6.12.82-w2"
+	})
+	tr, err = admin.Train(ctx, "6.12")
+	if err != nil {
+		t.Fatal(err)
+	}
+	edge, err := admin.Rollout(ctx, tr.EdgeRollout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if edge.Created.Before(due) || edge.Created.After(due.Add(time.Hour)) {
+		t.Fatalf("the edge train departed at %s, due %s", edge.Created, due)
+	}
+	if !tr.NextDeparture.Equal(due.Add(7 * 24 * time.Hour)) {
+		t.Fatalf("next departure %s", tr.NextDeparture)
+	}
+	// The canary takes it.
+	canary := edge.Waves[0]
+	if canary.Name != fsm.WaveCanary || len(canary.Progress) != 1 {
+		t.Fatalf("edge waves %+v", edge.Waves)
+	}
+	waitUntil(t, ctx, "the canary on the second build", func() bool { return onKernel(canary.Progress[0].Datacenter, good) })
+
+	// The rejected build never left staging.
+	ros, err := admin.Rollouts(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range ros {
+		if r.Release == "6.12.81-w1" && !strings.HasPrefix(r.ID, "train-6.12-staging-") {
+			t.Errorf("the rejected build has rollout %s", r.ID)
+		}
+	}
+	for _, dc := range []string{"ctl1", "fra1", "ams1"} {
+		for _, h := range hosts[dc] {
+			if k, _ := h.Kernel(); k == bad {
+				t.Errorf("a %s host runs the rejected build", dc)
+			}
+		}
+	}
+	for _, e := range tr.Events {
+		t.Logf("%s %s", e.Time.Format(time.RFC3339), e.Message)
+	}
+}
