@@ -13,7 +13,7 @@ FUZZTIME ?= 20s
 
 # Debian packages the tests need (VM tier: qemu, busybox-static, cpio, e2fsprogs;
 # host tier: bird2, iproute2) and the ones only `make generate` needs.
-TEST_DEBS     := qemu-system-x86 busybox-static cpio e2fsprogs bird2 iproute2 lintian rpm systemd debootstrap openssl prometheus
+TEST_DEBS     := qemu-system-x86 busybox-static cpio e2fsprogs fdisk bird2 iproute2 lintian rpm systemd debootstrap openssl prometheus
 GENERATE_DEBS := clang llvm bpftool libbpf-dev linux-libc-dev
 BENCH_DEBS    := etcd-server
 # What `make demo` (VM agents) needs beyond Go; test/demo checks the same
