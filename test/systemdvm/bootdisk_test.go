@@ -128,3 +128,26 @@ func TestGrubenv(t *testing.T) {
 		})
 	}
 }
+
+func TestParseWatch(t *testing.T) {
+	for _, tc := range []struct {
+		name, line string
+		ok         bool
+		want       watchLine
+	}{
+		{"saved entry", "KROLL-WATCH 6.1.0-47-amd64 routes=1 env=saved_entry=a>gnulinux-6.1.0-47-amd64-advanced-u",
+			true, watchLine{release: "6.1.0-47-amd64", routes: "1", env: map[string]string{"saved_entry": "a>gnulinux-6.1.0-47-amd64-advanced-u"}}},
+		{"one-shot entry, journald prefix", "[  12.3] sh[99]: KROLL-WATCH 6.1.0-57-amd64 routes=0 env=saved_entry=x|next_entry=Debian GNU/Linux, with Linux 6.1.0-57-amd64",
+			true, watchLine{release: "6.1.0-57-amd64", routes: "0", env: map[string]string{"saved_entry": "x", "next_entry": "Debian GNU/Linux, with Linux 6.1.0-57-amd64"}}},
+		{"empty environment", "KROLL-WATCH 6.1.0-47-amd64 routes=0 env=", true, watchLine{release: "6.1.0-47-amd64", routes: "0", env: map[string]string{}}},
+		{"no marker", "Linux version 6.1.0-47-amd64", false, watchLine{}},
+		{"no env", "KROLL-WATCH 6.1.0-47-amd64 routes=1", false, watchLine{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, ok := parseWatch(tc.line)
+			if ok != tc.ok || got.release != tc.want.release || got.routes != tc.want.routes || fmt.Sprint(got.env) != fmt.Sprint(tc.want.env) {
+				t.Errorf("parseWatch(%q) = %+v, %v; want %+v, %v", tc.line, got, ok, tc.want, tc.ok)
+			}
+		})
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -807,7 +808,60 @@ func (r *rig) logTimeline() {
 			}
 		}
 	}
+	b.WriteString("the agent's log (journal on the console) from setting the target:\n")
+	for _, l := range r.con.agentLog(r.targeted) {
+		fmt.Fprintf(&b, "  +%-6s %s\n", l.at.Sub(r.targeted).Round(time.Second), l.text)
+	}
 	t.Log(b.String())
+}
+
+// agentLine is one line of the agent's JSON log, as the console showed it.
+type agentLine struct {
+	at   time.Time
+	text string
+}
+
+// agentLog returns the agent's log lines that arrived on the console after
+// after, each as its message and fields (without time, level, host and
+// datacenter).
+func (c *console) agentLog(after time.Time) []agentLine {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []agentLine
+	for i, l := range c.lines {
+		j := strings.Index(l, "kroll-agent[")
+		if j < 0 || !c.at[i].After(after) {
+			continue
+		}
+		k := strings.Index(l[j:], "{")
+		if k < 0 {
+			continue
+		}
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(l[j+k:]), &rec); err != nil {
+			out = append(out, agentLine{c.at[i], l[j+k:]})
+			continue
+		}
+		for _, drop := range []string{"time", "level", "host", "datacenter"} {
+			delete(rec, drop)
+		}
+		msg, _ := rec["msg"].(string)
+		delete(rec, "msg")
+		keys := make([]string, 0, len(rec))
+		for key := range rec {
+			keys = append(keys, key)
+		}
+		sort.Strings(keys)
+		text := msg
+		for _, key := range keys {
+			text += fmt.Sprintf(" %s=%v", key, rec[key])
+		}
+		if len(text) > 240 {
+			text = text[:240] + "…"
+		}
+		out = append(out, agentLine{c.at[i], text})
+	}
+	return out
 }
 
 // agentDeb builds the agent binaries and the kroll-agent .deb with `make
