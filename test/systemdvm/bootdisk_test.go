@@ -58,13 +58,18 @@ func makeBootDisk(t *testing.T, ctx context.Context, root, disk string, sizeMB i
 // detachLoops detaches every loop device backed by file.
 func detachLoops(t *testing.T, file string) {
 	t.Helper()
-	out, err := exec.Command("losetup", "-n", "-O", "NAME", "-j", file).Output()
+	losetup, err := vm.LookSbin("losetup")
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	out, err := exec.Command(losetup, "-n", "-O", "NAME", "-j", file).Output()
 	if err != nil {
 		t.Errorf("losetup -j %s: %v", file, err)
 		return
 	}
 	for _, dev := range strings.Fields(string(out)) {
-		if err := exec.Command("losetup", "-d", dev).Run(); err != nil {
+		if err := exec.Command(losetup, "-d", dev).Run(); err != nil {
 			t.Errorf("losetup -d %s (backing %s): %v", dev, file, err)
 		} else {
 			t.Logf("detached the leftover loop device %s of %s", dev, file)
@@ -77,9 +82,13 @@ func detachLoops(t *testing.T, file string) {
 // the partition and debugfs, no mount.
 func diskFile(t *testing.T, ctx context.Context, disk, path string) string {
 	t.Helper()
-	dev := strings.TrimSpace(run(t, ctx, "", nil, "losetup", "--read-only", "--offset", fmt.Sprint(partitionOffset), "--show", "-f", disk))
+	losetup, err := vm.LookSbin("losetup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev := strings.TrimSpace(run(t, ctx, "", nil, losetup, "--read-only", "--offset", fmt.Sprint(partitionOffset), "--show", "-f", disk))
 	defer func() {
-		if err := exec.Command("losetup", "-d", dev).Run(); err != nil {
+		if err := exec.Command(losetup, "-d", dev).Run(); err != nil {
 			t.Errorf("losetup -d %s: %v", dev, err)
 		}
 	}()
