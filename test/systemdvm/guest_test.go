@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -164,6 +165,8 @@ type guestConfig struct {
 	// reboots lets qemu restart the guest through the firmware on a reboot
 	// (no -no-reboot).
 	reboots bool
+	// scratch: extra files (experiment only)
+	scratch map[string][]byte
 }
 
 // rig is one guest under test: its coordinator, disk and running qemu.
@@ -361,6 +364,11 @@ GRUB_CMDLINE_LINUX="console=ttyS0,115200 net.ifnames=0 panic=-1 loglevel=6 lsm=`
 GRUB_DISABLE_RECOVERY=true
 GRUB_DISABLE_OS_PROBER=true
 `,
+		// Initramfs images generated inside the VM (the target's, by
+		// dpkg) hold the modules this machine needs (MODULES=dep): the
+		// image built in the chroot on the host had to take most of them
+		// (rootfs.sh), and that takes minutes under TCG.
+		"etc/initramfs-tools/conf.d/kroll.conf": "MODULES=dep\n",
 		// qemu user networking: the host's loopback is 10.0.2.2.
 		"etc/systemd/network/10-eth0.network": "[Match]\nName=eth0\n[Network]\nAddress=10.0.2.15/24\nGateway=10.0.2.2\n",
 		// The anycast table belongs to the BGP daemon, not to networkd.
@@ -431,6 +439,12 @@ while :; do
 	sleep 2
 done
 `, anycastTable, watchMarker),
+	}
+	for rel, content := range r.cfg.scratch {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(root, rel)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		writeFile(t, filepath.Join(root, rel), content, 0o755)
 	}
 	for rel, content := range files {
 		if err := os.MkdirAll(filepath.Dir(filepath.Join(root, rel)), 0o755); err != nil {
@@ -533,6 +547,8 @@ func startQEMU(t *testing.T, ctx context.Context, con *console, disk, qmp string
 		args = append(args, "-no-reboot")
 	}
 	cmd := exec.CommandContext(ctx, qemu, args...)
+	// qemu ends with the test process, also when that is killed.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	stdout, err := cmd.StdoutPipe()
