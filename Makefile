@@ -12,8 +12,10 @@ BINARIES := kroll-agent kroll-coordinator krollctl
 FUZZTIME ?= 20s
 
 # Debian packages the tests need (VM tier: qemu, busybox-static, cpio, e2fsprogs;
-# host tier: bird2, iproute2) and the ones only `make generate` needs.
-TEST_DEBS     := qemu-system-x86 busybox-static cpio e2fsprogs fdisk bird2 iproute2 lintian rpm systemd debootstrap openssl prometheus
+# host tier: bird2, iproute2; zstd, xz-utils for the bundles agent/stage
+# tests make with tar; fdisk's sfdisk for test/systemdvm's boot disk) and
+# the ones only `make generate` needs.
+TEST_DEBS     := qemu-system-x86 busybox-static kmod cpio e2fsprogs fdisk bird2 iproute2 lintian rpm systemd debootstrap openssl prometheus zstd xz-utils grub2-common
 GENERATE_DEBS := clang llvm bpftool libbpf-dev linux-libc-dev
 BENCH_DEBS    := etcd-server
 # What `make demo` (VM agents) needs beyond Go; test/demo checks the same
@@ -101,10 +103,17 @@ clean:
 # krollctl in PKG_DIST, made by nfpm (a tool in its own modfile,
 # tools/nfpm/go.mod, out of kroll's module graph) from packaging/ and
 # systemd/; the version comes from the git tag/commit (packaging/version.sh).
+# `make packages` builds static linux binaries for each of PKG_ARCHES
+# (GOARCH names) into bin/linux-ARCH and packages each; `make
+# packages-only` packages the binaries in PKG_BIN as PKG_ARCH. The manual
+# pages come from running the binaries in PKG_MAN_BIN, which must run on
+# this machine (bin/, the host's build, for a cross-built PKG_BIN).
 PKG_VERSION ?= $(shell packaging/version.sh)
 PKG_ARCH    ?= $(shell $(GO) env GOARCH)
+PKG_ARCHES  ?= amd64 arm64
 PKG_DIST    ?= dist
 PKG_BIN     ?= bin
+PKG_MAN_BIN ?= $(PKG_BIN)
 
 # Manual pages (packaging/man.sh) in MAN_DIR: man1/krollctl*.1.gz and
 # man8/kroll-agent*.8.gz, one per command, generated from the command
@@ -115,14 +124,28 @@ MAN_DIR ?= dist/man
 man: build
 	packaging/man.sh bin $(MAN_DIR)
 
-packages: build
-	@$(MAKE) --no-print-directory packages-only
+packages: build $(addprefix build-linux-,$(PKG_ARCHES))
+	@for a in $(PKG_ARCHES); do \
+	  $(MAKE) --no-print-directory packages-only PKG_VERSION='$(PKG_VERSION)' PKG_ARCH=$$a PKG_BIN=bin/linux-$$a PKG_MAN_BIN=bin; \
+	done
+
+# Static, stripped binaries for linux/ARCH (a GOARCH) in bin/linux-ARCH.
+build-linux-%:
+	@mkdir -p bin/linux-$*
+	CGO_ENABLED=0 GOOS=linux GOARCH=$* $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/linux-$*/kroll-agent ./agent/cmd/kroll-agent
+	CGO_ENABLED=0 GOOS=linux GOARCH=$* $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/linux-$*/kroll-coordinator ./coordinator/cmd/kroll-coordinator
+	CGO_ENABLED=0 GOOS=linux GOARCH=$* $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/linux-$*/krollctl ./coordinator/cmd/krollctl
 
 # Packages the binaries in PKG_BIN as they are, without building them.
 packages-only:
 	@test -n '$(PKG_VERSION)' || { echo "packages: no version (packaging/version.sh)"; exit 1; }
+	@case '$(PKG_ARCH)' in amd64|arm64) ;; *) echo "packages: PKG_ARCH '$(PKG_ARCH)' is not amd64 or arm64"; exit 1;; esac
+	@for b in $(BINARIES); do \
+	  $(GO) version -m '$(PKG_BIN)'/$$b | grep -qx '[[:space:]]*build[[:space:]]*GOARCH=$(PKG_ARCH)' || \
+	    { echo "packages: $(PKG_BIN)/$$b is not a Go binary for GOARCH=$(PKG_ARCH)"; exit 1; }; \
+	done
 	@mkdir -p $(PKG_DIST)
-	packaging/stage.sh dist/.stage '$(PKG_VERSION)' '$(PKG_BIN)'
+	packaging/stage.sh dist/.stage '$(PKG_VERSION)' '$(PKG_MAN_BIN)'
 	@for p in agent coordinator krollctl; do for f in deb rpm; do \
 	  KROLL_PKG_VERSION='$(PKG_VERSION)' KROLL_PKG_ARCH='$(PKG_ARCH)' KROLL_PKG_BIN='$(PKG_BIN)' \
 	    $(GO) tool -modfile=tools/nfpm/go.mod nfpm package --config packaging/nfpm-$$p.yaml --packager $$f --target $(PKG_DIST)/; \

@@ -24,7 +24,7 @@ import (
 // first load in a process, which parses the kernel's BTF) and
 // load-warm-ms (median of 5 later loads), both including attach.
 func BenchmarkLSMOverhead(b *testing.B) {
-	prog := vm.TestProgram(b, "github.com/kroll-dev/kroll/bpf/internal/guests/lsmcheck")
+	prog := vm.TestProgram(b, "github.com/kroll-dev/kroll/test/vm/guests/lsmcheck")
 	for _, line := range kernelLines {
 		b.Run(line.name, func(b *testing.B) {
 			k := vm.TestKernel(b, line.pattern)

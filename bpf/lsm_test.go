@@ -30,7 +30,7 @@ var guestModules = []string{"af_alg", "algif_aead", "authenc", "authencesn", "lo
 
 const copyFail = "authencesn(hmac(sha256),cbc(aes))"
 
-// step and event mirror what internal/guests/lsmcheck reports.
+// step and event mirror what test/vm/guests/lsmcheck reports.
 type step struct {
 	Result   string
 	Events   []event
@@ -58,7 +58,7 @@ const eperm = -1
 // loads every kind of program with package bpf and exercises it with
 // unprivileged helper processes; see each case below for what it proves.
 func TestLSMPrograms(t *testing.T) {
-	prog := vm.TestProgram(t, "github.com/kroll-dev/kroll/bpf/internal/guests/lsmcheck")
+	prog := vm.TestProgram(t, "github.com/kroll-dev/kroll/test/vm/guests/lsmcheck")
 	for _, line := range kernelLines {
 		t.Run(line.name, func(t *testing.T) {
 			t.Parallel()
@@ -83,7 +83,7 @@ func TestLSMPrograms(t *testing.T) {
 // missing from lsm=, the kernel loads and attaches an LSM program but
 // never runs it, and Probe says so instead of succeeding.
 func TestProbeWithoutBPFLSM(t *testing.T) {
-	prog := vm.TestProgram(t, "github.com/kroll-dev/kroll/bpf/internal/guests/lsmcheck")
+	prog := vm.TestProgram(t, "github.com/kroll-dev/kroll/test/vm/guests/lsmcheck")
 	for _, line := range kernelLines {
 		t.Run(line.name, func(t *testing.T) {
 			t.Parallel()

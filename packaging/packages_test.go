@@ -2,12 +2,15 @@ package packaging
 
 import (
 	"bufio"
+	"debug/elf"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -114,6 +117,9 @@ type built struct {
 	repo, tmp string
 	bin       string
 	v1, v2    map[string]string // "kroll-agent.deb" -> path
+	// arm64 are the packages of v1 cross-built for arm64; v1 and v2 are
+	// the host's (amd64 on CI).
+	arm64 map[string]string
 	// man are the manual pages per package, one per command, as
 	// generated from the binaries' command trees.
 	man map[string][]pkgFile
@@ -149,18 +155,20 @@ func buildPackages(t *testing.T) *built {
 	}
 	b := &built{repo: repo, tmp: t.TempDir()}
 	b.bin = filepath.Join(b.tmp, "bin")
+	armBin := filepath.Join(b.tmp, "bin-arm64")
 	for name, pkg := range map[string]string{
 		"kroll-agent":       "./agent/cmd/kroll-agent",
 		"kroll-coordinator": "./coordinator/cmd/kroll-coordinator",
 		"krollctl":          "./coordinator/cmd/krollctl",
 	} {
-		// As `make build` does: static, stripped.
+		// As `make build` and `make build-linux-arm64` do: static, stripped.
 		run(t, repo, []string{"CGO_ENABLED=0"}, "go", "build", "-trimpath", "-ldflags", "-s -w", "-o", filepath.Join(b.bin, name), pkg)
+		run(t, repo, []string{"CGO_ENABLED=0", "GOOS=linux", "GOARCH=arm64"}, "go", "build", "-trimpath", "-ldflags", "-s -w", "-o", filepath.Join(armBin, name), pkg)
 	}
-	mk := func(version string) map[string]string {
-		dist := filepath.Join(b.tmp, "dist-"+version)
-		run(t, repo, nil, "make", "--no-print-directory", "packages-only",
-			"PKG_VERSION="+version, "PKG_BIN="+b.bin, "PKG_DIST="+dist)
+	mk := func(version string, args ...string) map[string]string {
+		dist := filepath.Join(b.tmp, "dist-"+version+strings.Join(args, ""))
+		run(t, repo, nil, "make", append([]string{"--no-print-directory", "packages-only",
+			"PKG_VERSION=" + version, "PKG_BIN=" + b.bin, "PKG_DIST=" + dist}, args...)...)
 		got := map[string]string{}
 		for _, n := range pkgNames {
 			for _, f := range []struct{ kind, pattern string }{
@@ -177,6 +185,8 @@ func buildPackages(t *testing.T) *built {
 		return got
 	}
 	b.v1, b.v2 = mk("1.0.0"), mk("1.0.1")
+	// The man pages come from running the host's binaries.
+	b.arm64 = mk("1.0.0", "PKG_ARCH=arm64", "PKG_BIN="+armBin, "PKG_MAN_BIN="+b.bin)
 	b.man = map[string][]pkgFile{
 		"krollctl":    manPages(t, b.bin, "krollctl", "1"),
 		"kroll-agent": manPages(t, b.bin, "kroll-agent", "8"),
@@ -202,14 +212,65 @@ func TestPackages(t *testing.T) {
 	t.Run("conffiles", func(t *testing.T) { testConffiles(t, b) })
 	t.Run("systemd-analyze", func(t *testing.T) { testUnits(t, b) })
 	t.Run("dpkg-root", func(t *testing.T) { testDpkgRoot(t, b) })
-	t.Run("licence", func(t *testing.T) { testLicence(t, b) })
+	t.Run("licence", func(t *testing.T) { testLicence(t, b, b.v1) })
+	t.Run("arches", func(t *testing.T) { testArches(t, b) })
+	t.Run("licence-arm64", func(t *testing.T) { testLicence(t, b, b.arm64) })
+}
+
+// testArches checks the architecture of the host's and the arm64
+// packages: the .deb's Architecture, the .rpm's arch, the ELF machine of
+// the packaged binaries, and that both ship the same files.
+func testArches(t *testing.T, b *built) {
+	tests := []struct {
+		goarch, deb, rpm string
+		machine          elf.Machine
+		pkgs             map[string]string
+	}{
+		{"amd64", "amd64", "x86_64", elf.EM_X86_64, b.v1},
+		{"arm64", "arm64", "aarch64", elf.EM_AARCH64, b.arm64},
+	}
+	for _, tt := range tests {
+		if tt.goarch == "amd64" && runtime.GOARCH != "amd64" {
+			continue // b.v1 is the host's build
+		}
+		t.Run(tt.goarch, func(t *testing.T) {
+			for _, n := range pkgNames {
+				deb, rpm := tt.pkgs[n+".deb"], tt.pkgs[n+".rpm"]
+				if a := strings.TrimSpace(run(t, "", nil, "dpkg-deb", "-f", deb, "Architecture")); a != tt.deb {
+					t.Errorf("%s: Architecture %q, want %q", filepath.Base(deb), a, tt.deb)
+				}
+				if a := run(t, "", nil, "rpm", "-qp", "--qf", "%{ARCH}", rpm); a != tt.rpm {
+					t.Errorf("%s: arch %q, want %q", filepath.Base(rpm), a, tt.rpm)
+				}
+				root := filepath.Join(b.tmp, "arch-"+tt.goarch+"-"+n)
+				run(t, "", nil, "dpkg-deb", "-x", deb, root)
+				f, err := elf.Open(filepath.Join(root, "usr/bin", n))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if f.Machine != tt.machine || f.Class != elf.ELFCLASS64 || f.Data != elf.ELFDATA2LSB {
+					t.Errorf("%s: /usr/bin/%s is %v %v %v, want %v", filepath.Base(deb), n, f.Machine, f.Class, f.Data, tt.machine)
+				}
+				if f.Type != elf.ET_EXEC {
+					t.Errorf("%s: /usr/bin/%s is %v, want a static ET_EXEC", filepath.Base(deb), n, f.Type)
+				}
+				if imp, _ := f.ImportedLibraries(); len(imp) > 0 {
+					t.Errorf("%s: /usr/bin/%s links %v, want a static binary", filepath.Base(deb), n, imp)
+				}
+				f.Close()
+				if got, want := debFiles(t, deb), debFiles(t, b.v1[n+".deb"]); !maps.Equal(got, want) {
+					t.Errorf("%s: files %v\nwant the host's package's %v", filepath.Base(deb), got, want)
+				}
+			}
+		})
+	}
 }
 
 // testLicence checks the licence files of every package: LICENSE and
 // NOTICE as in the repository, the copyright file naming Apache-2.0, and
 // THIRD_PARTY_NOTICES covering every module `go version -m` finds linked
 // into the packaged binary, with a licence text for each.
-func testLicence(t *testing.T, b *built) {
+func testLicence(t *testing.T, b *built, pkgs map[string]string) {
 	license, err := os.ReadFile("../LICENSE")
 	if err != nil {
 		t.Fatal(err)
@@ -222,8 +283,8 @@ func testLicence(t *testing.T, b *built) {
 		t.Errorf("LICENSE is not the Apache License 2.0")
 	}
 	for _, n := range pkgNames {
-		root := filepath.Join(b.tmp, "licence-"+n)
-		run(t, "", nil, "dpkg-deb", "-x", b.v1[n+".deb"], root)
+		root := filepath.Join(b.tmp, "licence-"+filepath.Base(pkgs[n+".deb"]))
+		run(t, "", nil, "dpkg-deb", "-x", pkgs[n+".deb"], root)
 		doc := filepath.Join(root, "usr/share/doc", n)
 		read := func(name string) string {
 			data, err := os.ReadFile(filepath.Join(doc, name))
@@ -335,9 +396,10 @@ func testContents(t *testing.T, b *built) {
 }
 
 func testLintian(t *testing.T, b *built) {
+	// One lintian run over the host's and the arm64 packages.
 	var debs []string
 	for _, n := range pkgNames {
-		debs = append(debs, b.v1[n+".deb"])
+		debs = append(debs, b.v1[n+".deb"], b.arm64[n+".deb"])
 	}
 	out, err := runErr("", nil, "lintian", append([]string{"--no-cfg", "--display-info", "--fail-on", "error,warning"}, debs...)...)
 	t.Logf("lintian:\n%s", out)

@@ -24,6 +24,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/kroll-dev/kroll/agent/running"
+	"github.com/kroll-dev/kroll/pkg/kcmdline"
 )
 
 // Mode is the configured boot mode.
@@ -60,35 +63,23 @@ const (
 var ErrKexecUnavailable = errors.New("kexec unavailable")
 
 // DefaultStripParams are the kernel command line parameters that belong to
-// one boot only and are never carried over to the next kernel (names
-// compare with '-' and '_' as equal, as the kernel and systemd do):
-//
-//   - BOOT_IMAGE, initrd: added by the boot loader for the image it
-//     loaded; kexec passes the new image and initrd itself.
-//   - kroll.oneshot: kroll's own marker for a parameter meant for one boot.
-//   - systemd.unit, systemd.run, systemd.run_success_action,
-//     systemd.run_failure_action, single, s, S, -s, -b, emergency, rescue,
-//     rd.break: one-shot targets, commands, runlevels and debug breaks.
-//   - elfcorehdr, kexec_jump_back_entry: added by kexec itself for a crash
-//     or jump-back kernel.
-//
-// Everything after "--" (arguments for init) is kept as it is.
-func DefaultStripParams() []string {
-	return []string{
-		"BOOT_IMAGE", "initrd",
-		"kroll.oneshot",
-		"systemd.unit", "systemd.run", "systemd.run_success_action", "systemd.run_failure_action",
-		"single", "s", "S", "-s", "-b", "emergency", "rescue", "rd.break",
-		"elfcorehdr", "kexec_jump_back_entry",
-	}
-}
+// one boot only and are never carried over to the next kernel
+// (kcmdline.OneShotParams: boot loader and kexec additions, one-shot
+// targets, runlevels and debug breaks, kroll.oneshot). Names compare with
+// '-' and '_' as equal, as the kernel and systemd do. Everything after "--"
+// (arguments for init) is kept as it is.
+func DefaultStripParams() []string { return kcmdline.OneShotParams() }
 
 // Image is a kernel to boot.
 type Image struct {
 	// Kernel is the path of the vmlinuz to boot (kexec).
 	Kernel string
-	// Initrd is the path of the initrd, "" for none.
+	// Initrd is the path of the initrd; "" only with NoInitrd.
 	Initrd string
+	// NoInitrd says the kernel boots without an initrd: a kexec without
+	// Initrd is refused unless it is set, so that a missing initrd is an
+	// error rather than a boot that cannot mount its root.
+	NoInitrd bool
 	// Cmdline is the full command line; "" means the current one
 	// (/proc/cmdline) minus one-shot parameters (see Booter.Cmdline).
 	Cmdline string
@@ -100,6 +91,9 @@ type Config struct {
 	Mode Mode
 	// ProcDir is where procfs is mounted; "/proc" when empty.
 	ProcDir string
+	// Kernel is the running kernel (its release and command line);
+	// running.ProcFS{Dir: ProcDir} when nil.
+	Kernel running.Kernel
 	// SysDir is where sysfs is mounted; "/sys" when empty.
 	SysDir string
 	// StripParams are further one-shot parameter names removed from the
@@ -121,6 +115,7 @@ type Config struct {
 type Booter struct {
 	mode    Mode
 	procDir string
+	kernel  running.Kernel
 	sysDir  string
 	runDir  string
 	bootDir string
@@ -134,6 +129,7 @@ func New(cfg Config) (*Booter, error) {
 	b := &Booter{
 		mode:    cfg.Mode,
 		procDir: orDefault(cfg.ProcDir, "/proc"),
+		kernel:  cfg.Kernel,
 		sysDir:  orDefault(cfg.SysDir, "/sys"),
 		runDir:  orDefault(cfg.runDir, "/run"),
 		bootDir: orDefault(cfg.bootDir, "/boot"),
@@ -152,10 +148,13 @@ func New(cfg Config) (*Booter, error) {
 		if p == "" || strings.ContainsAny(p, "= \t\n\"") {
 			return nil, fmt.Errorf("boot: invalid parameter name %q in StripParams", p)
 		}
-		b.strip[paramKey(p)] = true
+		b.strip[kcmdline.Key(p)] = true
 	}
 	if b.log == nil {
 		b.log = slog.New(slog.DiscardHandler)
+	}
+	if b.kernel == nil {
+		b.kernel = running.ProcFS{Dir: b.procDir}
 	}
 	if b.sys == nil {
 		b.sys = newSystem()
@@ -173,58 +172,22 @@ func orDefault(s, def string) string {
 	return s
 }
 
-// BootID returns the id of the running boot
-// (/proc/sys/kernel/random/boot_id), a UUID that changes with every boot,
-// kexec included.
-func (b *Booter) BootID() (string, error) {
-	p := filepath.Join(b.procDir, "sys", "kernel", "random", "boot_id")
-	raw, err := os.ReadFile(p)
-	if err != nil {
-		return "", fmt.Errorf("boot: boot id: %w", err)
-	}
-	id := strings.TrimSpace(string(raw))
-	if !isUUID(id) {
-		return "", fmt.Errorf("boot: boot id %q in %s is not a UUID", id, p)
-	}
-	return id, nil
-}
-
-// isUUID reports whether s is a UUID in the kernel's lowercase form.
-func isUUID(s string) bool {
-	if len(s) != 36 {
-		return false
-	}
-	for i, c := range s {
-		switch i {
-		case 8, 13, 18, 23:
-			if c != '-' {
-				return false
-			}
-		default:
-			if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
-				return false
-			}
-		}
-	}
-	return true
-}
-
 // Cmdline returns the running kernel's command line (/proc/cmdline) minus
 // one-shot parameters (DefaultStripParams and Config.StripParams): the
 // command line a kexec passes on when the Image has none.
 func (b *Booter) Cmdline() (string, error) {
-	raw, err := os.ReadFile(filepath.Join(b.procDir, "cmdline"))
+	raw, err := b.kernel.Cmdline()
 	if err != nil {
 		return "", fmt.Errorf("boot: command line: %w", err)
 	}
-	return b.filterCmdline(string(raw)), nil
+	return b.filterCmdline(raw), nil
 }
 
 // filterCmdline removes the one-shot parameters from cmdline.
 func (b *Booter) filterCmdline(cmdline string) string {
 	var kept []string
 	initArgs := false
-	for _, tok := range splitCmdline(cmdline) {
+	for _, tok := range kcmdline.Split(cmdline) {
 		if initArgs {
 			kept = append(kept, tok)
 			continue
@@ -234,46 +197,12 @@ func (b *Booter) filterCmdline(cmdline string) string {
 			kept = append(kept, tok)
 			continue
 		}
-		name, _, _ := strings.Cut(strings.TrimPrefix(tok, `"`), "=")
-		if b.strip[paramKey(strings.TrimSuffix(name, `"`))] {
+		if b.strip[kcmdline.Key(kcmdline.Name(tok))] {
 			continue
 		}
 		kept = append(kept, tok)
 	}
 	return strings.Join(kept, " ")
-}
-
-// paramKey is the comparison key of a parameter name: the kernel and
-// systemd treat '-' and '_' in names as equal.
-func paramKey(name string) string { return strings.ReplaceAll(name, "-", "_") }
-
-// splitCmdline splits a command line into parameters the way the kernel
-// does: at white space outside double quotes.
-func splitCmdline(s string) []string {
-	var out []string
-	var cur strings.Builder
-	inQuote, inTok := false, false
-	for _, c := range s {
-		switch {
-		case c == '"':
-			inQuote = !inQuote
-			inTok = true
-			cur.WriteRune(c)
-		case !inQuote && (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == 0):
-			if inTok {
-				out = append(out, cur.String())
-				cur.Reset()
-				inTok = false
-			}
-		default:
-			inTok = true
-			cur.WriteRune(c)
-		}
-	}
-	if inTok {
-		out = append(out, cur.String())
-	}
-	return out
 }
 
 // KexecSupported returns nil when kexec can work here as far as the
@@ -365,7 +294,7 @@ func (b *Booter) kernelConfig() (map[string]string, error) {
 		}
 		r = zr
 	} else {
-		release, err := readTrim(filepath.Join(b.procDir, "sys", "kernel", "osrelease"))
+		release, err := b.kernel.Release()
 		if err != nil {
 			return nil, err
 		}
@@ -404,7 +333,8 @@ func (b *Booter) systemdRuns() bool {
 // MethodReboot (img is then unused: the boot loader picks the kernel).
 //
 // MethodKexec loads img with kexec_file_load(2) (with
-// KEXEC_FILE_NO_INITRAMFS when img.Initrd is ""), then starts kexec.target
+// KEXEC_FILE_NO_INITRAMFS when img.NoInitrd is set and img.Initrd is "";
+// without an initrd and NoInitrd it refuses), then starts kexec.target
 // through systemd's D-Bus API ("replace-irreversibly") when systemd is PID
 // 1, or else syncs and calls reboot(LINUX_REBOOT_CMD_KEXEC). MethodReboot
 // starts reboot.target, or syncs and calls
@@ -431,6 +361,9 @@ func (b *Booter) Boot(ctx context.Context, m Method, img Image) (Method, error) 
 	if m == MethodKexec {
 		if img.Kernel == "" {
 			return "", errors.New("boot: kexec: Image.Kernel is empty")
+		}
+		if img.Initrd == "" && !img.NoInitrd {
+			return "", fmt.Errorf("boot: kexec: no initrd for %s (Image.NoInitrd not set)", img.Kernel)
 		}
 		if cmdline == "" {
 			var err error

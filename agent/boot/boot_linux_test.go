@@ -140,43 +140,6 @@ func TestNew(t *testing.T) {
 	}
 }
 
-func TestBootID(t *testing.T) {
-	const p = "proc/sys/kernel/random/boot_id"
-	for _, tc := range []struct {
-		name    string
-		content string // deleted: no file
-		want    string
-		wantErr string
-	}{
-		{"ok", testBootID + "\n", testBootID, ""},
-		{"no-newline", testBootID, testBootID, ""},
-		{"missing", deleted, "", "no such file"},
-		{"empty", "", "", "not a UUID"},
-		{"uppercase", strings.ToUpper(testBootID), "", "not a UUID"},
-		{"no-dashes", strings.ReplaceAll(testBootID, "-", "") + "abcd", "", "not a UUID"},
-		{"garbage", "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1fg", "", "not a UUID"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			cfg := fakeRoot(t, with(kexecHost(), p, tc.content))
-			cfg.sys = &fakeSystem{}
-			b, err := New(cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			got, err := b.BootID()
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("BootID() = %q, %v; want error containing %q", got, err, tc.wantErr)
-				}
-				return
-			}
-			if err != nil || got != tc.want {
-				t.Fatalf("BootID() = %q, %v; want %q", got, err, tc.want)
-			}
-		})
-	}
-}
-
 func TestCmdline(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
@@ -280,7 +243,7 @@ func TestBoot(t *testing.T) {
 		},
 		{
 			name: "kexec-without-initrd", files: kexecHost(), mode: ModeKexec, method: MethodKexec,
-			img:        Image{Kernel: "vmlinuz-new"},
+			img:        Image{Kernel: "vmlinuz-new", NoInitrd: true},
 			wantMethod: MethodKexec,
 			wantCalls:  []string{`kexec_file_load vmlinuz-new - flags=0x4 "` + cmdline + `"`, "sync", "reboot 0x45584543"},
 		},
@@ -361,12 +324,22 @@ func TestBoot(t *testing.T) {
 			wantErr: "no such file",
 		},
 		{
+			name: "kexec-initrd-missing", files: kexecHost(), mode: ModeKexec, method: MethodKexec,
+			img:     Image{Kernel: "vmlinuz-new"},
+			wantErr: "no initrd for",
+		},
+		{
+			name: "kexec-initrd-file-gone", files: kexecHost(), mode: ModeKexec, method: MethodKexec,
+			img:     Image{Kernel: "vmlinuz-new", Initrd: "initrd.img-gone"},
+			wantErr: "no such file",
+		},
+		{
 			name: "kexec-empty-kernel", files: kexecHost(), mode: ModeKexec, method: MethodKexec,
 			wantErr: "Image.Kernel is empty",
 		},
 		{
 			name: "kexec-reboot-syscall-fails", files: kexecHost(), mode: ModeKexec, method: MethodKexec,
-			img:       Image{Kernel: "vmlinuz-new"},
+			img:       Image{Kernel: "vmlinuz-new", NoInitrd: true},
 			fake:      fakeSystem{rebootErr: syscall.EPERM},
 			wantCalls: []string{`kexec_file_load vmlinuz-new - flags=0x4 "` + cmdline + `"`, "sync", "reboot 0x45584543"},
 			wantErr:   "LINUX_REBOOT_CMD_KEXEC",

@@ -10,7 +10,7 @@ import (
 	"github.com/kroll-dev/kroll/test/vm"
 )
 
-// state mirrors kexecguest.State.
+// state mirrors booter.State (test/vm/guests/booter).
 type state struct {
 	Release string `json:"release"`
 	BootID  string `json:"boot_id"`
@@ -32,7 +32,7 @@ const keepParam = "kroll.keep=yes"
 // the command line minus one-shot parameters.
 func TestKexecInVM(t *testing.T) {
 	vm.RequireTools(t)
-	prog := vm.TestProgram(t, "github.com/kroll-dev/kroll/agent/boot/internal/kexecguest")
+	prog := vm.TestProgram(t, "github.com/kroll-dev/kroll/test/vm/guests/booter")
 	for _, tc := range []struct {
 		name   string
 		target func(testing.TB) *vm.Kernel
@@ -102,7 +102,7 @@ func TestKexecInVM(t *testing.T) {
 // know beforehand.
 func TestKexecRefusedInVM(t *testing.T) {
 	vm.RequireTools(t)
-	prog := vm.TestProgram(t, "github.com/kroll-dev/kroll/agent/boot/internal/kexecguest")
+	prog := vm.TestProgram(t, "github.com/kroll-dev/kroll/test/vm/guests/booter")
 	for _, tc := range []struct {
 		name      string
 		args      []string

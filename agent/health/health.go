@@ -23,6 +23,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kroll-dev/kroll/agent/running"
 	"github.com/kroll-dev/kroll/pkg/kversion"
 )
 
@@ -141,9 +142,11 @@ type Systemd interface {
 // Config configures a Checker.
 type Config struct {
 	// ProcDir is the procfs root; "" means DefaultProcDir. The checks read
-	// sys/kernel/osrelease, version, sys/kernel/random/boot_id and 1/comm
-	// below it.
+	// 1/comm below it.
 	ProcDir string
+	// Kernel is the running kernel the kernel and boot-id checks read;
+	// running.ProcFS{Dir: ProcDir} when nil.
+	Kernel running.Kernel
 	// Systemd is the systemd manager to query. When nil, each Check looks
 	// at <ProcDir>/1/comm: if PID 1 is "systemd" it connects with
 	// NewSystemd, otherwise the "systemd" check passes with the detail
@@ -166,6 +169,7 @@ type Config struct {
 // Checker verifies a host's health. It is safe for concurrent use.
 type Checker struct {
 	procDir       string
+	kernel        running.Kernel
 	systemd       Systemd
 	units         []string
 	commands      []CommandCheck
@@ -184,6 +188,7 @@ type Checker struct {
 func New(cfg Config) (*Checker, error) {
 	c := &Checker{
 		procDir:       cfg.ProcDir,
+		kernel:        cfg.Kernel,
 		systemd:       cfg.Systemd,
 		policies:      cfg.Policies,
 		settleTimeout: cfg.SettleTimeout,
@@ -192,6 +197,9 @@ func New(cfg Config) (*Checker, error) {
 	}
 	if c.procDir == "" {
 		c.procDir = DefaultProcDir
+	}
+	if c.kernel == nil {
+		c.kernel = running.ProcFS{Dir: c.procDir}
 	}
 	if c.settleTimeout < 0 {
 		return nil, fmt.Errorf("health: negative settle timeout %v", cfg.SettleTimeout)
@@ -349,9 +357,9 @@ func (c *Checker) readProc(rel string) (string, error) {
 // checkKernel compares the running release with want and, when
 // wantUpstream is set, the upstream version /proc/version reports.
 func (c *Checker) checkKernel(want, wantUpstream string) (bool, string) {
-	release, err := c.readProc("sys/kernel/osrelease")
+	release, err := c.kernel.Release()
 	if err != nil {
-		return false, err.Error()
+		return false, "health: " + err.Error()
 	}
 	if release != want {
 		return false, fmt.Sprintf("running kernel %q, want %q", release, want)
@@ -359,13 +367,12 @@ func (c *Checker) checkKernel(want, wantUpstream string) (bool, string) {
 	if wantUpstream == "" {
 		return true, fmt.Sprintf("running kernel %q", release)
 	}
-	content, err := c.readProc("version")
-	if err != nil {
-		return false, err.Error()
-	}
-	v, err := kversion.ParseProcVersion(content)
-	if err != nil {
+	v, err := c.kernel.Version()
+	if errors.Is(err, running.ErrMalformed) {
 		return false, fmt.Sprintf("running kernel %q, but /proc/version cannot be parsed: %v", release, err)
+	}
+	if err != nil {
+		return false, "health: " + err.Error()
 	}
 	if v.String() != release {
 		return false, fmt.Sprintf("/proc/version names release %q but osrelease is %q", v.String(), release)
@@ -382,12 +389,9 @@ func (c *Checker) checkKernel(want, wantUpstream string) (bool, string) {
 
 // checkBootID verifies the boot id differs from previous.
 func (c *Checker) checkBootID(previous string) (bool, string) {
-	current, err := c.readProc("sys/kernel/random/boot_id")
+	current, err := c.kernel.BootID()
 	if err != nil {
-		return false, err.Error()
-	}
-	if current == "" {
-		return false, "empty boot id"
+		return false, "health: " + err.Error()
 	}
 	previous = strings.TrimSpace(previous)
 	if previous == "" {

@@ -231,7 +231,7 @@ func TestKernelCheck(t *testing.T) {
 		}, debRelease, "6.1.192", false, `/proc/version names release "6.1.0-55-amd64"`},
 		{"proc version garbage", map[string]string{"version": "hello\n"}, debRelease, "6.1.192", false, "cannot be parsed"},
 		{"upstream not checked without proc version", map[string]string{"version": "hello\n"}, debRelease, "", true, "running kernel"},
-		{"no osrelease", map[string]string{"sys/kernel/osrelease": ""}, debRelease, "", false, "running kernel \"\""},
+		{"empty osrelease", map[string]string{"sys/kernel/osrelease": ""}, debRelease, "", false, "osrelease is empty"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -287,7 +287,8 @@ func TestBootIDCheck(t *testing.T) {
 		{"unchanged", bootB + "\n", bootB, false, "did not reboot"},
 		{"unchanged other case and spaces", bootB, " " + strings.ToUpper(bootB) + "\n", false, "did not reboot"},
 		{"not checked", bootB, "", true, "no previous boot id"},
-		{"empty current", "\n", bootA, false, "empty boot id"},
+		{"empty current", "\n", bootA, false, `boot id "" in`},
+		{"current not a UUID", "boot-b\n", bootA, false, "is not a UUID"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

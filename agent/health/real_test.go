@@ -12,7 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/kroll-dev/kroll/pkg/kversion"
+	"github.com/kroll-dev/kroll/agent/running"
 )
 
 // unameRelease returns the release of the running kernel as uname -r
@@ -31,11 +31,11 @@ func unameRelease(t *testing.T) string {
 // same whether or not systemd is PID 1.
 func TestRealProc(t *testing.T) {
 	release := unameRelease(t)
-	running, err := kversion.Running()
+	cur, err := running.ProcFS{}.Version()
 	if err != nil {
-		t.Fatalf("kversion.Running: %v", err)
+		t.Fatalf("running kernel version: %v", err)
 	}
-	upstream, known := running.Upstream()
+	upstream, known := cur.Upstream()
 	bootID, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
 	if err != nil {
 		t.Fatal(err)

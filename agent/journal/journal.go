@@ -65,6 +65,9 @@ type Journal struct {
 	// KexecFailed is set when kexec proved unusable for Target; further
 	// boots use a full reboot.
 	KexecFailed bool `json:"kexec_failed,omitempty"`
+	// LoaderDefault is the kernel release made the boot loader's default
+	// after it was verified healthy.
+	LoaderDefault string `json:"loader_default,omitempty"`
 	// Error is the last failure, for status and reports.
 	Error string `json:"error,omitempty"`
 	// Failures counts consecutive failures of the current phase (staging
@@ -127,6 +130,9 @@ type Boot struct {
 	Started      time.Time `json:"started"`
 	// Rollback marks a boot back into the previous kernel.
 	Rollback bool `json:"rollback,omitempty"`
+	// OneShot is set when the boot loader's one-shot entry was (about to
+	// be) set for this boot: a full reboot into Into, once.
+	OneShot bool `json:"one_shot,omitempty"`
 	// Completed is set once the new boot was observed (or the dry run
 	// logged); a later boot attempt starts a new entry.
 	Completed bool `json:"completed,omitempty"`
@@ -135,14 +141,6 @@ type Boot struct {
 // New returns the journal of an agent that has never run.
 func New(now time.Time) *Journal {
 	return &Journal{Schema: Schema, Phase: wire.PhaseIdle, PhaseSince: now}
-}
-
-// SetPhase moves to phase p at now (keeping PhaseSince when unchanged).
-func (j *Journal) SetPhase(p string, now time.Time) {
-	if j.Phase != p {
-		j.Phase, j.PhaseSince = p, now
-		j.Failures = 0
-	}
 }
 
 // LastBoot returns the newest boot attempt, or nil.

@@ -18,8 +18,10 @@ import (
 
 	"github.com/kroll-dev/kroll/agent/anycast"
 	"github.com/kroll-dev/kroll/agent/boot"
+	"github.com/kroll-dev/kroll/agent/bootloader"
 	"github.com/kroll-dev/kroll/agent/health"
 	"github.com/kroll-dev/kroll/agent/journal"
+	"github.com/kroll-dev/kroll/agent/running"
 	"github.com/kroll-dev/kroll/agent/stage"
 	"github.com/kroll-dev/kroll/coordinator/fsm"
 	"github.com/kroll-dev/kroll/pkg/client"
@@ -188,20 +190,43 @@ type fakeBooter struct {
 	// kexecUnavailable makes Boot refuse kexec like a locked-down kernel.
 	kexecUnavailable bool
 	dryRun           bool
+	// mode is the boot mode (ModeKexec when empty).
+	mode boot.Mode
+	// loader, when set, decides what a full reboot starts (as firmware
+	// and boot loader do), whatever the image says.
+	loader *fakeLoader
+	// images are the images booted, in order.
+	images []boot.Image
+	// cmdline is the running command line ("console=ttyS0 quiet" when
+	// empty).
+	cmdline string
 }
 
-func (b *fakeBooter) BootID() (string, error) {
-	data, err := os.ReadFile(filepath.Join(b.h.proc, "sys/kernel/random/boot_id"))
-	return strings.TrimSpace(string(data)), err
+func (b *fakeBooter) Mode() boot.Mode {
+	switch {
+	case b.dryRun:
+		return boot.ModeDryRun
+	case b.mode != "":
+		return b.mode
+	}
+	return boot.ModeKexec
 }
 
-func (b *fakeBooter) Cmdline() (string, error) { return "console=ttyS0 quiet", nil }
+func (b *fakeBooter) Cmdline() (string, error) {
+	if b.cmdline != "" {
+		return b.cmdline, nil
+	}
+	return "console=ttyS0 quiet", nil
+}
 
 func (b *fakeBooter) KexecSupported() error { return nil }
 
 func (b *fakeBooter) Boot(_ context.Context, m boot.Method, img boot.Image) (boot.Method, error) {
 	if b.dryRun {
 		return boot.MethodDryRun, nil
+	}
+	if b.mode == boot.ModeReboot {
+		m = boot.MethodReboot
 	}
 	if m == boot.MethodKexec && b.kexecUnavailable {
 		return "", fmt.Errorf("kexec_file_load: operation not permitted: %w", boot.ErrKexecUnavailable)
@@ -210,6 +235,19 @@ func (b *fakeBooter) Boot(_ context.Context, m boot.Method, img boot.Image) (boo
 	if !ok {
 		return "", fmt.Errorf("no kernel image %s", img.Kernel)
 	}
+	if m == boot.MethodReboot && b.loader != nil {
+		rel := b.loader.boot()
+		ok = false
+		for _, kk := range b.h.kernels {
+			if kk[0] == rel {
+				k, ok = kk, true
+			}
+		}
+		if !ok {
+			return "", fmt.Errorf("the boot loader starts %q, which is not installed", rel)
+		}
+	}
+	b.images = append(b.images, img)
 	b.h.mu.Lock()
 	b.h.reboots = append(b.h.reboots, string(m)+":"+k[0])
 	b.h.mu.Unlock()
@@ -235,6 +273,11 @@ type fakeStager struct {
 	dir   string
 	calls int
 	fail  int // fail this many calls first
+	// noInitrd stages the kernel without an initrd.
+	noInitrd bool
+	// onStage runs at every staging (e.g. a package hook changing the
+	// boot loader's default).
+	onStage func()
 }
 
 func (s *fakeStager) Verify(manifest, sig []byte) (release.Manifest, error) {
@@ -243,6 +286,9 @@ func (s *fakeStager) Verify(manifest, sig []byte) (release.Manifest, error) {
 
 func (s *fakeStager) Stage(_ context.Context, manifest, sig []byte) (*stage.Staged, error) {
 	s.calls++
+	if s.onStage != nil {
+		s.onStage()
+	}
 	if s.calls <= s.fail {
 		return nil, errors.New("stage: connection reset by peer")
 	}
@@ -258,7 +304,98 @@ func (s *fakeStager) Stage(_ context.Context, manifest, sig []byte) (*stage.Stag
 		return nil, err
 	}
 	s.h.kernels[p] = [2]string{m.KernelVersion, m.UpstreamVersion}
-	return &stage.Staged{Release: m, Dir: filepath.Dir(p), Vmlinuz: p, KernelRelease: m.KernelVersion}, nil
+	st := &stage.Staged{Release: m, Dir: filepath.Dir(p), Vmlinuz: p, KernelRelease: m.KernelVersion}
+	if !s.noInitrd {
+		st.Initrd = filepath.Join(s.dir, m.ID, "initrd.img-"+m.KernelVersion)
+		if err := os.WriteFile(st.Initrd, []byte("initrd"), 0o644); err != nil {
+			return nil, err
+		}
+	}
+	return st, nil
+}
+
+// fakeLoader is a boot loader with GRUB's semantics: a default entry and
+// a one-shot entry that the next boot consumes.
+type fakeLoader struct {
+	mu                sync.Mutex
+	def, oneShot      string
+	unmanaged         bool  // like bootloader.None
+	explicit          bool  // with unmanaged: the operator chose none
+	failSetDefault    int   // fail this many SetDefault calls
+	checkErr          error // Check fails with it
+	failSetOneShot    error // SetOneShot fails with it
+	calls             []string
+	defaultsWhenBoots []string // the default entry at every boot
+}
+
+func (l *fakeLoader) Check(context.Context) error {
+	if l.checkErr != nil {
+		return l.checkErr
+	}
+	if l.unmanaged && !l.explicit {
+		return fmt.Errorf("no supported boot loader found: %w", bootloader.ErrUnmanaged)
+	}
+	return nil
+}
+
+func (l *fakeLoader) Default(context.Context) (string, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.unmanaged {
+		return "", bootloader.ErrUnmanaged
+	}
+	if l.oneShot != "" {
+		return l.oneShot, nil
+	}
+	return l.def, nil
+}
+
+func (l *fakeLoader) SetOneShot(_ context.Context, rel string) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.calls = append(l.calls, "oneshot:"+rel)
+	if l.unmanaged {
+		return bootloader.ErrUnmanaged
+	}
+	if l.failSetOneShot != nil {
+		return l.failSetOneShot
+	}
+	l.oneShot = rel
+	return nil
+}
+
+func (l *fakeLoader) SetDefault(_ context.Context, rel string) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.calls = append(l.calls, "default:"+rel)
+	if l.unmanaged {
+		return bootloader.ErrUnmanaged
+	}
+	if l.failSetDefault > 0 {
+		l.failSetDefault--
+		return errors.New("grub-set-default: cannot write /boot/grub/grubenv: read-only file system")
+	}
+	l.def, l.oneShot = rel, ""
+	return nil
+}
+
+// boot returns what a cold boot starts, consuming the one-shot entry.
+func (l *fakeLoader) boot() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.defaultsWhenBoots = append(l.defaultsWhenBoots, l.def)
+	if l.oneShot != "" {
+		rel := l.oneShot
+		l.oneShot = ""
+		return rel
+	}
+	return l.def
+}
+
+func (l *fakeLoader) history() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Join(l.calls, " ")
 }
 
 // fsmCoordinator serves the agent API from the real FSM.
@@ -438,6 +575,12 @@ type rig struct {
 	// policies and pinned, when set, replace the fake host's policy
 	// status as Config.Policies and Config.PinnedPolicies.
 	policies, pinned func(context.Context) ([]wire.PolicyStatus, error)
+	// installer, when set, is Config.Installer.
+	installer Installer
+	// loader is the boot loader (nil: not managed, by choice).
+	loader *fakeLoader
+	// lsmFile lists the active LSMs.
+	lsmFile string
 }
 
 func newRig(t testing.TB) *rig {
@@ -461,12 +604,17 @@ func (r *rig) agent(crashAt int) *Agent {
 	if r.policies != nil {
 		policies = r.policies
 	}
+	var loader BootLoader
+	if r.loader != nil {
+		loader = r.loader
+	}
 	a, err := New(Config{
+		BootLoader: loader, LSMFile: r.lsmFile,
 		Policies: policies, PinnedPolicies: r.pinned,
 		HostID: "h1", Datacenter: "fra1", KernelLine: "6.1",
-		Coordinator: r.coord, Stager: r.stager, Routes: fakeRoutes{r.host}, Booter: r.booter, Verifier: checker,
+		Coordinator: r.coord, Stager: r.stager, Routes: fakeRoutes{r.host}, Booter: r.booter, Verifier: checker, Installer: r.installer,
 		Journal: crashingStore{Store: st, writes: &r.writes, crashAt: crashAt},
-		ProcDir: r.host.proc, BootDir: r.host.boot, RetryInterval: time.Millisecond, MaxBackoff: 5 * time.Millisecond,
+		Kernel:  running.ProcFS{Dir: r.host.proc}, BootDir: r.host.boot, RetryInterval: time.Millisecond, MaxBackoff: 5 * time.Millisecond,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	if err != nil {

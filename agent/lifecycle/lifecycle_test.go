@@ -14,6 +14,7 @@ import (
 
 	"github.com/kroll-dev/kroll/agent/health"
 	"github.com/kroll-dev/kroll/agent/journal"
+	"github.com/kroll-dev/kroll/agent/running"
 	"github.com/kroll-dev/kroll/coordinator/fsm"
 	"github.com/kroll-dev/kroll/pkg/wire"
 )
@@ -246,7 +247,7 @@ func TestOperatorReset(t *testing.T) {
 	checker, _ := health.New(health.Config{ProcDir: r.host.proc})
 	reset := filepath.Join(r.state, "reset")
 	a, err := New(Config{HostID: "h1", Datacenter: "fra1", KernelLine: "6.1", Coordinator: r.coord, Stager: r.stager,
-		Routes: fakeRoutes{r.host}, Booter: r.booter, Verifier: checker, Journal: st, ProcDir: r.host.proc, BootDir: r.host.boot, ResetFile: reset})
+		Routes: fakeRoutes{r.host}, Booter: r.booter, Verifier: checker, Journal: st, Kernel: running.ProcFS{Dir: r.host.proc}, BootDir: r.host.boot, ResetFile: reset})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -319,7 +320,7 @@ func TestRefusals(t *testing.T) {
 			st, _ := journal.NewStore(r.state)
 			checker, _ := health.New(health.Config{ProcDir: r.host.proc})
 			a, err := New(Config{HostID: "h1", Datacenter: "fra1", KernelLine: tc.line, Coordinator: r.coord, Stager: r.stager,
-				Booter: r.booter, Verifier: checker, Journal: st, ProcDir: r.host.proc, BootDir: r.host.boot})
+				Booter: r.booter, Verifier: checker, Journal: st, Kernel: running.ProcFS{Dir: r.host.proc}, BootDir: r.host.boot})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -11,8 +11,8 @@ import (
 
 // phases are the values of the phase label.
 var phases = []string{
-	wire.PhaseIdle, wire.PhaseStaging, wire.PhaseStaged, wire.PhaseWaitingSlot, wire.PhaseDraining,
-	wire.PhaseRebooting, wire.PhaseVerifying, wire.PhaseHealthy, wire.PhaseStagingFailed,
+	wire.PhaseIdle, wire.PhaseStaging, wire.PhaseStaged, wire.PhaseInstalling, wire.PhaseWaitingSlot, wire.PhaseDraining,
+	wire.PhaseRebooting, wire.PhaseVerifying, wire.PhaseHealthy, wire.PhaseStagingFailed, wire.PhaseInstallFailed,
 	wire.PhaseDrainTimeout, wire.PhaseWrongKernel, wire.PhaseUnhealthy, wire.PhaseRollback, wire.PhaseFailed,
 }
 
@@ -27,6 +27,10 @@ type Metrics struct {
 	StageSeconds prometheus.Histogram
 	// StageFailures counts failed staging attempts.
 	StageFailures prometheus.Counter
+	// InstallSeconds observes successful install durations.
+	InstallSeconds prometheus.Histogram
+	// InstallFailures counts failed install attempts.
+	InstallFailures prometheus.Counter
 	// DrainConnections is the last count of established connections to
 	// anycast addresses seen while draining.
 	DrainConnections prometheus.Gauge
@@ -51,6 +55,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		StageSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "kroll_agent_stage_duration_seconds",
 			Help: "Duration of successful stagings (download, verify, unpack).", Buckets: prometheus.ExponentialBuckets(1, 2, 12)}),
 		StageFailures: prometheus.NewCounter(prometheus.CounterOpts{Name: "kroll_agent_stage_failures_total", Help: "Failed staging attempts."}),
+		InstallSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "kroll_agent_install_duration_seconds",
+			Help: "Duration of successful kernel installs (dpkg, or a bundle's modules, depmod and initramfs).", Buckets: prometheus.ExponentialBuckets(1, 2, 12)}),
+		InstallFailures: prometheus.NewCounter(prometheus.CounterOpts{Name: "kroll_agent_install_failures_total", Help: "Failed kernel install attempts."}),
 		DrainConnections: prometheus.NewGauge(prometheus.GaugeOpts{Name: "kroll_agent_drain_connections",
 			Help: "Established TCP connections to anycast addresses at the end of the last drain wait."}),
 		Reboots:     prometheus.NewCounterVec(prometheus.CounterOpts{Name: "kroll_agent_reboots_total", Help: "Boots started, by method (kexec, reboot, dry-run)."}, []string{"method"}),
@@ -60,7 +67,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Reboots refused by the datacenter-local guard (the host's gossip view showed the datacenter at its limit) after a slot was granted."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.Phase, m.PhaseTimestamp, m.StageSeconds, m.StageFailures, m.DrainConnections, m.Reboots, m.SlotDenials, m.Heartbeats, m.GuardRefusals)
+		reg.MustRegister(m.Phase, m.PhaseTimestamp, m.StageSeconds, m.StageFailures, m.InstallSeconds, m.InstallFailures, m.DrainConnections, m.Reboots, m.SlotDenials, m.Heartbeats, m.GuardRefusals)
 	}
 	return m
 }

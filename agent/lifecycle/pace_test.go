@@ -14,6 +14,7 @@ import (
 
 	"github.com/kroll-dev/kroll/agent/health"
 	"github.com/kroll-dev/kroll/agent/journal"
+	"github.com/kroll-dev/kroll/agent/running"
 	"github.com/kroll-dev/kroll/internal/testcoord"
 	"github.com/kroll-dev/kroll/pkg/client"
 	"github.com/kroll-dev/kroll/pkg/policy"
@@ -36,7 +37,7 @@ func pacedAgent(t *testing.T, coord Coordinator, change func(*Config)) *Agent {
 	cfg := Config{
 		HostID: "h1", Datacenter: "fra1", KernelLine: "6.1",
 		Coordinator: coord, Stager: r.stager, Booter: r.booter, Verifier: checker, Journal: st,
-		ProcDir: r.host.proc, BootDir: r.host.boot, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Kernel: running.ProcFS{Dir: r.host.proc}, BootDir: r.host.boot, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}
 	if change != nil {
 		change(&cfg)

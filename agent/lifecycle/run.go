@@ -74,7 +74,7 @@ func (a *Agent) Run(ctx context.Context) error {
 func (a *Agent) Heartbeat(ctx context.Context) (*wire.DesiredState, error) {
 	hb := wire.Heartbeat{HostID: a.cfg.HostID, Datacenter: a.cfg.Datacenter, KernelLine: a.cfg.KernelLine, Phase: a.Phase(), GossipAddr: a.cfg.GossipAddr}
 	hb.Kernel, _ = a.kernelRelease()
-	hb.BootID, _ = a.cfg.Booter.BootID()
+	hb.BootID, _ = a.cfg.Kernel.BootID()
 	if a.cfg.Policies != nil {
 		// Whatever statuses there are go out even when part of the
 		// reconcile failed: each says what is pinned and why not.

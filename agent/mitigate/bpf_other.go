@@ -1,4 +1,4 @@
-//go:build !((386 || amd64) && linux)
+//go:build !((386 || amd64 || arm64) && linux)
 
 package mitigate
 
@@ -18,7 +18,7 @@ type BPFEnforcer struct {
 // NewBPFEnforcer returns an Enforcer that reports bpf-lsm unavailable.
 func NewBPFEnforcer(root string) *BPFEnforcer { return &BPFEnforcer{Root: root} }
 
-var errPlatform = fmt.Errorf("%w: bpf-lsm mitigations need linux on x86", bpf.ErrUnavailable)
+var errPlatform = fmt.Errorf("%w: bpf-lsm mitigations need linux on amd64 or arm64", bpf.ErrUnavailable)
 
 // Available implements Enforcer.
 func (e *BPFEnforcer) Available(context.Context) error { return errPlatform }

@@ -30,6 +30,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kroll-dev/kroll/agent/running"
 	"github.com/kroll-dev/kroll/bpf"
 	"github.com/kroll-dev/kroll/pkg/fsutil"
 	"github.com/kroll-dev/kroll/pkg/kversion"
@@ -132,8 +133,12 @@ type Config struct {
 	BPFFS string
 	// StateDir holds the accepted policies; DefaultStateDir when empty.
 	StateDir string
-	// Kernel is the running kernel; kversion.Running() when zero.
+	// Kernel is the version of the running kernel; when nil it is read
+	// from Running.
 	Kernel *kversion.Version
+	// Running is the running kernel, read once by New when Kernel is
+	// nil; running.ProcFS{} (/proc) when nil.
+	Running running.Kernel
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 	// Enforcer is the kernel side; NewBPFEnforcer(BPFFS) when nil.
@@ -177,9 +182,13 @@ func New(cfg Config) (*Manager, error) {
 	if cfg.Kernel != nil {
 		m.kernel = *cfg.Kernel
 	} else {
-		k, err := kversion.Running()
+		rk := cfg.Running
+		if rk == nil {
+			rk = running.ProcFS{}
+		}
+		k, err := rk.Version()
 		if err != nil {
-			return nil, fmt.Errorf("mitigate: %w", err)
+			return nil, fmt.Errorf("mitigate: running kernel version: %w", err)
 		}
 		m.kernel = k
 	}

@@ -18,7 +18,7 @@ import (
 // the pins for a newer version without loading the programs again, and
 // removes the policy, after which the bind succeeds again.
 func TestPersistentCopyFail(t *testing.T) {
-	prog := vm.TestProgram(t, "github.com/kroll-dev/kroll/agent/mitigate/internal/guests/mitcheck")
+	prog := vm.TestProgram(t, "github.com/kroll-dev/kroll/test/vm/guests/mitcheck")
 	for _, line := range []struct {
 		name    string
 		pattern *regexp.Regexp

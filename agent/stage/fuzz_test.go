@@ -38,6 +38,10 @@ func FuzzUnpackDeb(f *testing.F) {
 	f.Add(buildDeb(f, kernelEntries()))
 	f.Add(buildDeb(f, []entry{{name: "./boot/vmlinuz-x", typ: tar.TypeSymlink, link: "../../etc"}}))
 	f.Add(buildDeb(f, []entry{{name: "./boot/vmlinuz-x", body: "k"}, {name: "./boot/config-x", typ: tar.TypeLink, link: "boot/vmlinuz-x"}}))
+	for _, ext := range []string{"", ".gz", ".zst"} {
+		f.Add(buildDebZ(f, ext, kernelEntries()))
+	}
+	f.Add(debBytes(f, ".zst", bigWindowZst(buildTar(f, kernelEntries()), 27)))
 	f.Add([]byte(arMagic))
 	f.Add([]byte(arMagic + "debian-binary   0           0     0     100644  4         `\n2.0\n"))
 	top := f.TempDir()
@@ -59,6 +63,29 @@ func FuzzExtractTar(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		root := fuzzRoot(t, top)
 		_, _ = extractTar(context.Background(), bytes.NewReader(data), root, debSelect(true), fuzzLimits)
+		checkFuzzDir(t, top)
+	})
+}
+
+// FuzzDecompress feeds arbitrary bytes, as each compression the stager
+// reads, through the decompressor into extractTar: a broken stream is
+// an error, never a panic, a hang or a write outside the root.
+func FuzzDecompress(f *testing.F) {
+	exts := []string{"", ".gz", ".xz", ".zst"}
+	tarball := buildTar(f, kernelEntries())
+	for i, ext := range exts {
+		f.Add(uint8(i), compress(f, ext, tarball))
+	}
+	f.Add(uint8(3), bigWindowZst(tarball, 27))
+	f.Add(uint8(3), zstBytes(f, tarball)[:40])
+	top := f.TempDir()
+	f.Fuzz(func(t *testing.T, which uint8, data []byte) {
+		root := fuzzRoot(t, top)
+		r, done, err := decompressor(exts[int(which)%len(exts)], bytes.NewReader(data))
+		if err == nil {
+			_, _ = extractTar(context.Background(), r, root, debSelect(true), fuzzLimits)
+			done()
+		}
 		checkFuzzDir(t, top)
 	})
 }

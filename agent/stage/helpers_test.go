@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/klauspost/compress/zstd"
 	"github.com/ulikunitz/xz"
 
 	"github.com/kroll-dev/kroll/pkg/release"
@@ -122,12 +123,67 @@ func arMemberBytes(name string, body []byte) []byte {
 // buildDeb returns a .deb whose data.tar.xz holds the entries.
 func buildDeb(t testing.TB, entries []entry) []byte {
 	t.Helper()
+	return buildDebZ(t, ".xz", entries)
+}
+
+// compress compresses b as the suffix ext says ("" for none, ".gz",
+// ".xz", ".zst").
+func compress(t testing.TB, ext string, b []byte) []byte {
+	t.Helper()
+	switch ext {
+	case "":
+		return b
+	case ".gz":
+		return gzBytes(t, b)
+	case ".xz":
+		return xzBytes(t, b)
+	case ".zst":
+		return zstBytes(t, b)
+	}
+	t.Fatalf("compress: unknown suffix %q", ext)
+	return nil
+}
+
+// zstBytes compresses b with zstd.
+func zstBytes(t testing.TB, b []byte) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	w, err := zstd.NewWriter(&buf, zstd.WithEncoderConcurrency(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write(b); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// debBytes returns a .deb made of debian-binary, a control.tar and the
+// data.tar member named "data.tar"+ext with body data (already
+// compressed as ext says). The control.tar is compressed as ext says
+// when compress knows ext, with xz otherwise.
+func debBytes(t testing.TB, ext string, data []byte) []byte {
+	t.Helper()
 	var b bytes.Buffer
 	b.WriteString(arMagic)
 	b.Write(arMemberBytes("debian-binary", []byte("2.0\n")))
-	b.Write(arMemberBytes("control.tar.xz", xzBytes(t, buildTar(t, []entry{{name: "./control", body: "Package: linux-image\n"}}))))
-	b.Write(arMemberBytes("data.tar.xz", xzBytes(t, buildTar(t, entries))))
+	cext := ext
+	if cext != "" && cext != ".gz" && cext != ".xz" && cext != ".zst" {
+		cext = ".xz" // a data.tar compression the stager refuses
+	}
+	b.Write(arMemberBytes("control.tar"+cext, compress(t, cext, buildTar(t, []entry{{name: "./control", body: "Package: linux-image\n"}}))))
+	b.Write(arMemberBytes("data.tar"+ext, data))
 	return b.Bytes()
+}
+
+// buildDebZ returns a .deb whose control.tar and data.tar are compressed
+// as ext says and whose data.tar holds the entries.
+func buildDebZ(t testing.TB, ext string, entries []entry) []byte {
+	t.Helper()
+	return debBytes(t, ext, compress(t, ext, buildTar(t, entries)))
 }
 
 // kernelEntries is the content of a well-formed synthetic kernel package.

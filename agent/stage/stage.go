@@ -172,7 +172,7 @@ func (s *Stager) Stage(ctx context.Context, manifest, sig []byte) (*Staged, erro
 	msha := hex.EncodeToString(sum[:])
 
 	dir := filepath.Join(s.cfg.Dir, m.ID)
-	if st, ok := s.readMarker(dir, msha); ok {
+	if st, ok := s.readMarker(dir, msha); ok && artifactsPresent(dir, m.Artifacts) {
 		st.Release = m
 		return st, nil
 	}
@@ -242,6 +242,19 @@ func (s *Stager) readMarker(dir, msha string) (*Staged, bool) {
 		}
 	}
 	return st, true
+}
+
+// artifactsPresent reports whether every artifact is still in dir with its
+// size (the installer removes one whose content changed, to have it
+// downloaded again).
+func artifactsPresent(dir string, arts []release.Artifact) bool {
+	for _, a := range arts {
+		fi, err := os.Stat(filepath.Join(dir, a.Name))
+		if err != nil || fi.Size() != a.Size {
+			return false
+		}
+	}
+	return true
 }
 
 // checkFreeSpace fails unless dir's file system has at least three times

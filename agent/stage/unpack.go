@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/klauspost/compress/zstd"
 	"github.com/ulikunitz/xz"
 
 	"github.com/kroll-dev/kroll/pkg/release"
@@ -190,24 +191,11 @@ func unpackDeb(ctx context.Context, r io.Reader, root string, sel selectFunc, li
 			if !sawBinary {
 				return nil, errors.New("deb: data.tar before debian-binary")
 			}
-			var dr io.Reader
-			switch m.Name {
-			case "data.tar.xz":
-				xr, err := xz.NewReader(ar)
-				if err != nil {
-					return nil, fmt.Errorf("deb: %s: %w", m.Name, truncated(err))
-				}
-				dr = xr
-			case "data.tar.gz":
-				gr, err := gzip.NewReader(ar)
-				if err != nil {
-					return nil, fmt.Errorf("deb: %s: %w", m.Name, truncated(err))
-				}
-				defer gr.Close()
-				dr = gr
-			default:
-				return nil, fmt.Errorf("deb: unsupported data member %q (only data.tar.xz and data.tar.gz)", m.Name)
+			dr, closeDR, err := decompressor(strings.TrimPrefix(m.Name, "data.tar"), ar)
+			if err != nil {
+				return nil, fmt.Errorf("deb: %s: %w", m.Name, err)
 			}
+			defer closeDR()
 			ex, err := extractTar(ctx, dr, root, sel, lim)
 			if errors.Is(err, errDone) {
 				return ex, nil
@@ -222,6 +210,101 @@ func unpackDeb(ctx context.Context, r io.Reader, root string, sel selectFunc, li
 			return ex, nil
 		}
 	}
+}
+
+// zstdMaxWindow bounds the window of a zstd stream, which is what the
+// decoder allocates: dpkg-deb's levels up to 19 use at most 8 MiB; the
+// "ultra" levels and --long, which may ask for up to 2 GiB, are refused
+// beyond this rather than let an artifact size the agent's memory.
+const zstdMaxWindow = 64 << 20
+
+// decompressor returns a reader of the tar stream compressed in r as the
+// file name suffix ext says ("" for a plain tar, ".gz", ".xz", ".zst":
+// what dpkg-deb writes), and a function that releases the decoder. Other
+// suffixes are refused. A corrupt or truncated stream is reported by the
+// returned reader as one error naming the compression.
+func decompressor(ext string, r io.Reader) (io.Reader, func(), error) {
+	switch ext {
+	case "":
+		return r, func() {}, nil
+	case ".gz":
+		gr, err := gzip.NewReader(r)
+		if err != nil {
+			return nil, nil, fmt.Errorf("gzip: %w", truncated(err))
+		}
+		return &decodeReader{r: gr, what: "gzip"}, func() { gr.Close() }, nil
+	case ".xz":
+		xr, err := xz.NewReader(r)
+		if err != nil {
+			return nil, nil, fmt.Errorf("xz: %w", truncated(err))
+		}
+		return &decodeReader{r: xr, what: "xz"}, func() {}, nil
+	case ".zst":
+		br := bufio.NewReader(r)
+		if err := zstdWindowCheck(br); err != nil {
+			return nil, nil, err
+		}
+		// One goroutine-free decoder with a bounded window: the stream
+		// is read once, front to back, so concurrency buys nothing.
+		zr, err := zstd.NewReader(br,
+			zstd.WithDecoderConcurrency(1),
+			zstd.WithDecoderLowmem(true),
+			zstd.WithDecoderMaxWindow(zstdMaxWindow),
+			zstd.WithDecoderMaxMemory(zstdMaxWindow))
+		if err != nil {
+			return nil, nil, fmt.Errorf("zstd: %w", truncated(err))
+		}
+		return &decodeReader{r: zr, what: "zstd"}, zr.Close, nil
+	}
+	return nil, nil, fmt.Errorf("unsupported compression %q (want .zst, .xz, .gz or none)", ext)
+}
+
+// zstdWindowCheck refuses a zstd stream whose first frame needs a window
+// (or, for a single-segment frame, a content size) above zstdMaxWindow,
+// naming the size. The decoder enforces the same bound on every frame;
+// this check only makes the common case's error say how large it was.
+func zstdWindowCheck(br *bufio.Reader) error {
+	b, err := br.Peek(zstd.HeaderMaxSize)
+	if len(b) == 0 {
+		return fmt.Errorf("zstd: %w", truncated(err))
+	}
+	var h zstd.Header
+	if err := h.Decode(b); err != nil {
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			return fmt.Errorf("zstd: %w", truncated(err))
+		}
+		return fmt.Errorf("zstd: corrupt stream: %w", err)
+	}
+	w := h.WindowSize
+	if h.SingleSegment {
+		w = h.FrameContentSize
+	}
+	if w > zstdMaxWindow {
+		return fmt.Errorf("zstd: window of %d bytes exceeds the limit of %d bytes (compressed with --ultra or --long?)", w, zstdMaxWindow)
+	}
+	return nil
+}
+
+// decodeReader names the compression in the errors of a decoder, so a
+// corrupt stream reads as "zstd: ..." rather than as a tar error.
+type decodeReader struct {
+	r    io.Reader
+	what string
+}
+
+// Read implements io.Reader.
+func (d *decodeReader) Read(p []byte) (int, error) {
+	n, err := d.r.Read(p)
+	if err != nil && err != io.EOF {
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			return n, fmt.Errorf("%s: %w", d.what, truncated(err))
+		}
+		if errors.Is(err, zstd.ErrWindowSizeExceeded) || errors.Is(err, zstd.ErrDecoderSizeExceeded) {
+			return n, fmt.Errorf("%s: a frame's window exceeds the limit of %d bytes: %w", d.what, zstdMaxWindow, err)
+		}
+		return n, fmt.Errorf("%s: corrupt stream: %w", d.what, err)
+	}
+	return n, err
 }
 
 // checkEntry refuses entries that are unsafe anywhere in an archive and
@@ -485,6 +568,21 @@ func bundleSelect(name string) bool {
 		name == "initrd.img" || strings.HasPrefix(name, "initrd.img-") && !strings.Contains(name, "/")
 }
 
+// bundleCompression returns the decompressor suffix of a bundle archive
+// named name (.tar.gz or .tgz, .tar.xz, .tar.zst), or "" when name is not
+// an archive: such an artifact is kept as downloaded.
+func bundleCompression(name string) string {
+	switch {
+	case strings.HasSuffix(name, ".tar.gz"), strings.HasSuffix(name, ".tgz"):
+		return ".gz"
+	case strings.HasSuffix(name, ".tar.xz"):
+		return ".xz"
+	case strings.HasSuffix(name, ".tar.zst"):
+		return ".zst"
+	}
+	return ""
+}
+
 // unpack extracts the kernel of the downloaded artifacts into dir/root.
 func (s *Stager) unpack(ctx context.Context, m release.Manifest, dir string, paths []string) (*Staged, error) {
 	root := filepath.Join(dir, rootName)
@@ -513,14 +611,14 @@ func (s *Stager) unpack(ctx context.Context, m release.Manifest, dir string, pat
 					dl.done = pastBoot
 				}
 				ex, err = unpackDeb(ctx, br, root, debSelect(s.cfg.Modules), dl)
-			case m.Kind == release.KindBundle && (strings.HasSuffix(name, ".tar.gz") || strings.HasSuffix(name, ".tgz")):
-				var gr *gzip.Reader
-				gr, err = gzip.NewReader(br)
+			case m.Kind == release.KindBundle && bundleCompression(name) != "":
+				dr, closeDR, err := decompressor(bundleCompression(name), br)
 				if err != nil {
-					return truncated(err)
+					return err
 				}
-				defer gr.Close()
-				ex, err = extractTar(ctx, gr, root, bundleSelect, lim)
+				defer closeDR()
+				ex, err = extractTar(ctx, dr, root, bundleSelect, lim)
+				return err
 			default:
 				return nil // not an archive of this kind: kept as downloaded
 			}
@@ -576,3 +674,23 @@ func findKernel(m release.Manifest, dir, root string, ex extracted) (*Staged, er
 	st.KernelRelease = rel
 	return st, nil
 }
+
+// OpenBundleArchive returns a reader of the tar stream of a bundle archive
+// named name read from r (.tar.gz or .tgz, .tar.xz, .tar.zst, decoded with
+// the same bounds as staging), and a function that releases the decoder.
+// ok is false when name is not a bundle archive.
+func OpenBundleArchive(name string, r io.Reader) (tr io.Reader, release func(), ok bool, err error) {
+	ext := bundleCompression(name)
+	if ext == "" {
+		return nil, nil, false, nil
+	}
+	tr, release, err = decompressor(ext, r)
+	if err != nil {
+		return nil, nil, true, err
+	}
+	return tr, release, true, nil
+}
+
+// IsBundleArchive reports whether name is a bundle archive that staging
+// unpacks (.tar.gz or .tgz, .tar.xz, .tar.zst).
+func IsBundleArchive(name string) bool { return bundleCompression(name) != "" }

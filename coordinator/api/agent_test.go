@@ -325,3 +325,16 @@ func TestClientCertificateIdentity(t *testing.T) {
 		t.Fatalf("certificate of an unknown CA: status %d, want a handshake failure", resp.StatusCode)
 	}
 }
+
+// TestHeartbeatInstallPhases: the install phases are accepted and shown.
+func TestHeartbeatInstallPhases(t *testing.T) {
+	e := newEnv(t)
+	e.setDC("fra", wire.DatacenterUpdate{SlotLimit: ptr(1)})
+	for _, phase := range []string{wire.PhaseInstalling, wire.PhaseInstallFailed} {
+		hb := wire.Heartbeat{HostID: "h1", Datacenter: "fra", KernelLine: "6.12", Kernel: "6.12.85", Phase: phase, BootID: "b1"}
+		decodeOK[wire.DesiredState](t, e.do(http.MethodPost, wire.PathHeartbeat, tokAgent, hb))
+		if h := decodeOK[wire.Host](t, e.do(http.MethodGet, wire.PathHost+"h1", tokRead, nil)); h.Phase != phase {
+			t.Fatalf("host phase %q, want %q", h.Phase, phase)
+		}
+	}
+}

@@ -122,6 +122,7 @@ func knownPhase(p string) bool {
 	switch p {
 	case wire.PhaseIdle, wire.PhaseStaging, wire.PhaseStaged, wire.PhaseWaitingSlot, wire.PhaseDraining,
 		wire.PhaseRebooting, wire.PhaseVerifying, wire.PhaseHealthy, wire.PhaseStagingFailed,
+		wire.PhaseInstalling, wire.PhaseInstallFailed,
 		wire.PhaseDrainTimeout, wire.PhaseWrongKernel, wire.PhaseUnhealthy, wire.PhaseRollback, wire.PhaseFailed:
 		return true
 	}

@@ -16,6 +16,8 @@ func TestOutOfService(t *testing.T) {
 		{wire.PhaseStaged, false},
 		{wire.PhaseWaitingSlot, false},
 		{wire.PhaseStagingFailed, false},
+		{wire.PhaseInstalling, false},
+		{wire.PhaseInstallFailed, false},
 		{wire.PhaseHealthy, false},
 		{"", false},
 		{wire.PhaseDraining, true},

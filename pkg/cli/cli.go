@@ -1,5 +1,5 @@
 // Package cli holds what kroll's three binaries share on the command line:
-// subcommand dispatch, usage errors, the exit convention and logging.
+// flag parsing, usage errors, the exit convention and logging.
 //
 // Exit codes: 0 success, 1 failure, 2 bad usage. Every failure is printed
 // as one line "<binary>: <error>" on stderr.
@@ -14,13 +14,10 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"sort"
 	"strings"
 	"syscall"
 
 	"golang.org/x/term"
-
-	"github.com/kroll-dev/kroll/pkg/buildinfo"
 )
 
 // Env is what a command sees of its process.
@@ -31,16 +28,6 @@ type Env struct {
 	Stderr io.Writer
 	// Getenv reads the environment (os.Getenv in production).
 	Getenv func(string) string
-}
-
-// Command is one subcommand.
-type Command struct {
-	// Usage is the argument synopsis, e.g. "--out PREFIX [--force]".
-	Usage string
-	// Summary is a one-line description.
-	Summary string
-	// Run executes the command with the arguments after its name.
-	Run func(ctx context.Context, env Env, args []string) error
 }
 
 // UsageError marks an error caused by bad command-line input (exit 2).
@@ -102,49 +89,6 @@ func ParseInterspersed(fs *flag.FlagSet, stdout io.Writer, args []string) ([]str
 		pos = append(pos, rest[0])
 		args = rest[1:]
 	}
-}
-
-// Dispatch runs the subcommand named by args[0] from cmds. "version",
-// "help", "-h" and "--help" are built in.
-func Dispatch(ctx context.Context, env Env, synopsis string, cmds map[string]Command, args []string) error {
-	if len(args) == 0 {
-		printHelp(env, synopsis, cmds)
-		return Usagef("no command given")
-	}
-	switch args[0] {
-	case "-h", "-help", "--help", "help":
-		printHelp(env, synopsis, cmds)
-		return nil
-	case "version", "--version":
-		fmt.Fprintln(env.Stdout, buildinfo.String(env.Name))
-		return nil
-	}
-	cmd, ok := cmds[args[0]]
-	if !ok {
-		return Usagef("unknown command %q (see '%s --help')", args[0], env.Name)
-	}
-	err := cmd.Run(ctx, env, args[1:])
-	if errors.Is(err, flag.ErrHelp) {
-		return nil
-	}
-	return err
-}
-
-func printHelp(env Env, synopsis string, cmds map[string]Command) {
-	fmt.Fprintf(env.Stdout, "%s — %s\n\nUsage: %s COMMAND [ARGS]\n\nCommands:\n", env.Name, synopsis, env.Name)
-	names := make([]string, 0, len(cmds))
-	for n := range cmds {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	width := len("version")
-	for _, n := range names {
-		width = max(width, len(n))
-	}
-	for _, n := range names {
-		fmt.Fprintf(env.Stdout, "  %-*s  %s\n", width, n, cmds[n].Summary)
-	}
-	fmt.Fprintf(env.Stdout, "  %-*s  %s\n\nRun '%s COMMAND --help' for a command's flags.\n", width, "version", "print version and commit", env.Name)
 }
 
 // Main runs a binary's entry point with signal handling and the exit

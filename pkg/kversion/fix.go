@@ -29,8 +29,8 @@ import (
 //     string), or two entries of the same line. fixedIn is validated in full
 //     even when the running kernel's line is not listed;
 //   - running is the zero Version or its upstream version is unknown (a bare
-//     Debian ABI name such as "6.1.0-47-amd64"; ParseProcVersion or Running
-//     recover the upstream version from /proc/version).
+//     Debian ABI name such as "6.1.0-47-amd64"; ParseProcVersion recovers
+//     the upstream version from /proc/version).
 func ContainsFix(running Version, fixedIn []Version) (bool, error) {
 	var (
 		match   Version

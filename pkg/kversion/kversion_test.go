@@ -2,9 +2,6 @@ package kversion
 
 import (
 	"errors"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -372,44 +369,6 @@ func TestParseProcVersionErrors(t *testing.T) {
 			}
 		})
 	}
-}
-
-func TestReadProcVersion(t *testing.T) {
-	dir := t.TempDir()
-	p := filepath.Join(dir, "version")
-	if err := os.WriteFile(p, []byte(procDebian61), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	v, err := readProcVersion(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got, _ := v.Upstream(); got != "6.1.192" || v.ABI() != "56" {
-		t.Errorf("readProcVersion = %v upstream %q ABI %q", v, got, v.ABI())
-	}
-	if _, err := readProcVersion(filepath.Join(dir, "missing")); !errors.Is(err, fs.ErrNotExist) {
-		t.Errorf("missing file: err = %v, want fs.ErrNotExist", err)
-	}
-	if err := os.WriteFile(p, []byte("garbage"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := readProcVersion(p); !errors.Is(err, ErrUnknownFormat) {
-		t.Errorf("garbage file: err = %v, want ErrUnknownFormat", err)
-	}
-}
-
-func TestRunning(t *testing.T) {
-	// The development machine's kernel is whatever it is; only require that
-	// a successful answer is a usable Version.
-	v, err := Running()
-	if err != nil {
-		t.Logf("Running() on this host: %v", err)
-		return
-	}
-	if v.IsZero() || v.Line() == "" {
-		t.Errorf("Running() = %#v", v)
-	}
-	t.Logf("Running() = %s (line %s, upstream known %v)", v, v.Line(), v.UpstreamKnown())
 }
 
 // parseAny parses a test version: "proc:NAME" selects a /proc/version

@@ -2,16 +2,9 @@ package kversion
 
 import (
 	"fmt"
-	"io"
-	"os"
 	"strings"
 	"unicode"
 )
-
-const procVersionPath = "/proc/version"
-
-// maxProcVersion bounds how much of /proc/version is read.
-const maxProcVersion = 64 << 10
 
 const expectProc = `/proc/version content "Linux version RELEASE (BUILDER) (COMPILER) #N ..."`
 
@@ -111,24 +104,4 @@ func buildString(s string) string {
 		}
 	}
 	return ""
-}
-
-// Running returns the version of the running kernel, read from
-// /proc/version with ParseProcVersion.
-func Running() (Version, error) {
-	return readProcVersion(procVersionPath)
-}
-
-// readProcVersion reads and parses a /proc/version file at path.
-func readProcVersion(path string) (Version, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return Version{}, fmt.Errorf("kversion: reading running kernel version: %w", err)
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxProcVersion))
-	if err != nil {
-		return Version{}, fmt.Errorf("kversion: reading %s: %w", path, err)
-	}
-	return ParseProcVersion(string(b))
 }

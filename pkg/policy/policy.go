@@ -384,7 +384,7 @@ func (p Policy) AppliesToDC(dc string) bool {
 // policy retires on a host running it (kversion.ContainsFix with
 // AppliesTo.FixedIn). A kernel of a line FixedIn does not list is not
 // fixed. The running version must know its upstream version (use
-// kversion.Running or kversion.ParseProcVersion for Debian ABI names).
+// kversion.ParseProcVersion, as agent/running does, for Debian ABI names).
 func (p Policy) Fixed(running kversion.Version) (bool, error) {
 	fixedIn, err := kversion.ParseList(p.AppliesTo.FixedIn)
 	if err != nil {

@@ -14,6 +14,8 @@
 //	     "url": "https://pkg.example.net/kernel/...", "size": 71234567,
 //	     "sha256": "…64 lowercase hex…"}
 //	  ],
+//	  "cmdline_add": ["mitigations=auto"],
+//	  "cmdline_remove": ["mitigations", "nosmt"],
 //	  "created": "2026-05-04T09:30:00Z",
 //	  "notes": "CVE-2026-31431 fix"
 //	}
@@ -69,6 +71,22 @@ type Manifest struct {
 	Kind Kind `json:"kind"`
 	// Artifacts are the files to download; at least one.
 	Artifacts []Artifact `json:"artifacts"`
+	// CmdlineAdd are kernel parameters ("name" or "name=value") the
+	// release's kernel boots with in addition to the command line it
+	// inherits from the running kernel (see kcmdline.Apply: appended
+	// unless already there). At most kcmdline.MaxChanges, each checked by
+	// kcmdline.CheckAdd (no spaces, quotes or one-shot parameters).
+	CmdlineAdd []string `json:"cmdline_add,omitempty"`
+	// CmdlineRemove are names of kernel parameters dropped (with every
+	// value) from the inherited command line, before CmdlineAdd is
+	// applied: remove "mitigations" and add "mitigations=auto" to replace
+	// a value. At most kcmdline.MaxChanges, each checked by
+	// kcmdline.CheckRemove.
+	CmdlineRemove []string `json:"cmdline_remove,omitempty"`
+	// NoInitrd says that the kernel boots without an initramfs (its
+	// drivers and root file system support are built in). Without it a
+	// kernel whose initrd is missing on the host is not booted.
+	NoInitrd bool `json:"no_initrd,omitempty"`
 	// Created is when the release was built.
 	Created time.Time `json:"created"`
 	// Notes is free text for operators.
@@ -97,6 +115,9 @@ type manifestJSON struct {
 	UpstreamVersion string     `json:"upstream_version,omitempty"`
 	Kind            Kind       `json:"kind"`
 	Artifacts       []Artifact `json:"artifacts"`
+	CmdlineAdd      []string   `json:"cmdline_add,omitempty"`
+	CmdlineRemove   []string   `json:"cmdline_remove,omitempty"`
+	NoInitrd        bool       `json:"no_initrd,omitempty"`
 	Created         string     `json:"created"`
 	Notes           string     `json:"notes,omitempty"`
 }
@@ -116,6 +137,9 @@ func Decode(data []byte) (Manifest, error) {
 		UpstreamVersion: w.UpstreamVersion,
 		Kind:            w.Kind,
 		Artifacts:       w.Artifacts,
+		CmdlineAdd:      w.CmdlineAdd,
+		CmdlineRemove:   w.CmdlineRemove,
+		NoInitrd:        w.NoInitrd,
 		Notes:           w.Notes,
 	}
 	var badCreated string
@@ -144,8 +168,8 @@ func Decode(data []byte) (Manifest, error) {
 
 // Canonical returns the canonical encoding of a valid manifest: compact JSON
 // with the fields in a fixed order (id, line, kernel_version,
-// upstream_version, kind, artifacts with name, url, size, sha256, created,
-// notes), empty optional fields omitted, Created in UTC in RFC 3339 with
+// upstream_version, kind, artifacts with name, url, size, sha256,
+// cmdline_add, cmdline_remove, no_initrd, created, notes), empty optional fields omitted, Created in UTC in RFC 3339 with
 // as many fractional digits as needed, and no trailing newline. It depends
 // only on the manifest's content, not on how its document was formatted.
 // Decoding the canonical encoding yields an equal manifest.
@@ -162,6 +186,9 @@ func (m Manifest) Canonical() ([]byte, error) {
 		UpstreamVersion: m.UpstreamVersion,
 		Kind:            m.Kind,
 		Artifacts:       m.Artifacts,
+		CmdlineAdd:      m.CmdlineAdd,
+		CmdlineRemove:   m.CmdlineRemove,
+		NoInitrd:        m.NoInitrd,
 		Created:         m.Created.UTC().Format(time.RFC3339Nano),
 		Notes:           m.Notes,
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -154,6 +155,33 @@ func TestValidate(t *testing.T) {
 		{"notes with bidi override", func(m *Manifest) { m.Notes = "abc\u202edef" }, "notes: must be valid UTF-8"},
 		{"notes invalid UTF-8", func(m *Manifest) { m.Notes = "\xff" }, "notes: must be valid UTF-8"},
 		{"notes with tab and unicode", func(m *Manifest) { m.Notes = "fix\tfür CVE ✓" }, ""},
+		{"cmdline changes", func(m *Manifest) {
+			m.CmdlineAdd, m.CmdlineRemove = []string{"mitigations=auto", "lsm=lockdown,yama,bpf"}, []string{"mitigations", "nosmt", "lsm"}
+		}, ""},
+		{"no initrd", func(m *Manifest) { m.NoInitrd = true }, ""},
+		{"cmdline_add with space", func(m *Manifest) { m.CmdlineAdd = []string{"nosmt", "a b"} }, `cmdline_add[1]: "a b": must be printable ASCII without spaces`},
+		{"cmdline_add with quote", func(m *Manifest) { m.CmdlineAdd = []string{`dyndbg="x"`} }, "cmdline_add[0]: "},
+		{"cmdline_add with newline", func(m *Manifest) { m.CmdlineAdd = []string{"a\nb"} }, "cmdline_add[0]: "},
+		{"cmdline_add empty", func(m *Manifest) { m.CmdlineAdd = []string{""} }, "cmdline_add[0]: must not be empty"},
+		{"cmdline_add one-shot", func(m *Manifest) { m.CmdlineAdd = []string{"systemd.unit=rescue.target"} }, "cmdline_add[0]: \"systemd.unit=rescue.target\": systemd.unit is a one-shot parameter"},
+		{"cmdline_add init args", func(m *Manifest) { m.CmdlineAdd = []string{"--"} }, "cmdline_add[0]: "},
+		{"cmdline_add too long", func(m *Manifest) { m.CmdlineAdd = []string{"a=" + strings.Repeat("x", 300)} }, "cmdline_add[0]: must be at most 256 bytes"},
+		{"cmdline_add duplicate", func(m *Manifest) { m.CmdlineAdd = []string{"nosmt", "nosmt"} }, `cmdline_add[1]: duplicate of cmdline_add[0] "nosmt"`},
+		{"cmdline_add too many", func(m *Manifest) {
+			m.CmdlineAdd = nil
+			for i := 0; i <= 32; i++ {
+				m.CmdlineAdd = append(m.CmdlineAdd, "p"+strconv.Itoa(i))
+			}
+		}, "cmdline_add: must have at most 32 entries"},
+		{"cmdline_remove with value", func(m *Manifest) { m.CmdlineRemove = []string{"mitigations=off"} }, "cmdline_remove[0]: \"mitigations=off\": give the parameter's name only"},
+		{"cmdline_remove one-shot", func(m *Manifest) { m.CmdlineRemove = []string{"BOOT_IMAGE"} }, "cmdline_remove[0]: \"BOOT_IMAGE\": a one-shot parameter"},
+		{"cmdline_remove duplicate spelling", func(m *Manifest) { m.CmdlineRemove = []string{"page_poison", "page-poison"} }, `cmdline_remove[1]: duplicate of cmdline_remove[0] "page_poison"`},
+		{"cmdline_remove too many", func(m *Manifest) {
+			m.CmdlineRemove = nil
+			for i := 0; i <= 32; i++ {
+				m.CmdlineRemove = append(m.CmdlineRemove, "p"+strconv.Itoa(i))
+			}
+		}, "cmdline_remove: must have at most 32 entries"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -302,6 +330,25 @@ func TestCanonical(t *testing.T) {
 	c, _ = m.Canonical()
 	if !strings.Contains(string(c), `"notes":"a<b & c>d"`) {
 		t.Errorf("Canonical = %s", c)
+	}
+
+	// Kernel command line changes: between artifacts and created, and a
+	// fixed point too.
+	m.Notes = ""
+	m.CmdlineAdd, m.CmdlineRemove, m.NoInitrd = []string{"mitigations=auto"}, []string{"mitigations", "nosmt"}, true
+	c, err = m.Canonical()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(c), `}],"cmdline_add":["mitigations=auto"],"cmdline_remove":["mitigations","nosmt"],"no_initrd":true,"created":`) {
+		t.Errorf("Canonical = %s", c)
+	}
+	m4, err := Decode(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c4, _ := m4.Canonical(); !bytes.Equal(c, c4) {
+		t.Errorf("Canonical with command line changes is not a fixed point:\n%s\n%s", c, c4)
 	}
 
 	bad := validManifest()

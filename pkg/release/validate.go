@@ -10,6 +10,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/kroll-dev/kroll/pkg/kcmdline"
 	"github.com/kroll-dev/kroll/pkg/kversion"
 	"github.com/kroll-dev/kroll/pkg/validation"
 )
@@ -139,6 +140,8 @@ func (m Manifest) validate() validation.Problems {
 		}
 	}
 
+	validateCmdline(&p, m.CmdlineAdd, m.CmdlineRemove)
+
 	switch {
 	case m.Created.IsZero():
 		p.Add("created", "required")
@@ -153,6 +156,43 @@ func (m Manifest) validate() validation.Problems {
 		p.Add("notes", "must be valid UTF-8 without control or format characters (newline and tab are allowed)")
 	}
 	return p
+}
+
+// validateCmdline checks the kernel parameters a release adds and
+// removes.
+func validateCmdline(p *validation.Problems, add, remove []string) {
+	if len(add) > kcmdline.MaxChanges {
+		p.Add("cmdline_add", fmt.Sprintf("must have at most %d entries", kcmdline.MaxChanges))
+	}
+	if len(remove) > kcmdline.MaxChanges {
+		p.Add("cmdline_remove", fmt.Sprintf("must have at most %d entries", kcmdline.MaxChanges))
+	}
+	seen := map[string]int{}
+	for i, a := range add {
+		f := "cmdline_add[" + strconv.Itoa(i) + "]"
+		if msg := kcmdline.CheckAdd(a); msg != "" {
+			p.Add(f, msg)
+			continue
+		}
+		if j, dup := seen[a]; dup {
+			p.Add(f, fmt.Sprintf("duplicate of cmdline_add[%d] %q", j, a))
+			continue
+		}
+		seen[a] = i
+	}
+	names := map[string]int{}
+	for i, n := range remove {
+		f := "cmdline_remove[" + strconv.Itoa(i) + "]"
+		if msg := kcmdline.CheckRemove(n); msg != "" {
+			p.Add(f, msg)
+			continue
+		}
+		if j, dup := names[kcmdline.Key(n)]; dup {
+			p.Add(f, fmt.Sprintf("duplicate of cmdline_remove[%d] %q", j, remove[j]))
+			continue
+		}
+		names[kcmdline.Key(n)] = i
+	}
 }
 
 func validateArtifact(p *validation.Problems, f string, a Artifact) {

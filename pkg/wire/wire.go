@@ -92,6 +92,16 @@ const (
 	PhaseFailed = "failed"
 )
 
+// Install phases (DESIGN §4 "Install"): between staged and waiting-slot.
+const (
+	// PhaseInstalling: the staged kernel is being installed on the host
+	// (dpkg, or a bundle's modules and initrd) before a slot is asked.
+	PhaseInstalling = "installing"
+	// PhaseInstallFailed: the install failed; it is retried with backoff
+	// and the host stays in service (no slot, routes untouched).
+	PhaseInstallFailed = "install-failed"
+)
+
 // Routes of the agent and FleetLock APIs.
 const (
 	PathHeartbeat          = "/api/v1/agent/heartbeat"

@@ -19,9 +19,9 @@ import (
 
 	"github.com/kroll-dev/kroll/agent/lifecycle"
 	"github.com/kroll-dev/kroll/agent/policysync"
-	"github.com/kroll-dev/kroll/agent/simhost"
 	"github.com/kroll-dev/kroll/pkg/client"
 	"github.com/kroll-dev/kroll/pkg/release"
+	"github.com/kroll-dev/kroll/test/simhost"
 	"github.com/kroll-dev/kroll/test/vm"
 	"github.com/kroll-dev/kroll/test/vm/guest"
 )
@@ -89,7 +89,13 @@ deadline = "5s"
 poll = "500ms"
 [boot]
 mode = "kexec"
+# qemu -kernel: the busybox guest has no boot loader to manage.
+loader = "none"
 boot_dir = %q
+# The busybox guest has no dpkg or depmod: the harness installs the
+# target's modules and initrd; the agent only stages.
+[install]
+mode = "off"
 [timing]
 retry_interval = "2s"
 heartbeat_interval = "2s"
@@ -294,7 +300,7 @@ func (d *demo) startSimAgents(ctx context.Context, rel release.Manifest) (func()
 			})
 		}
 	}
-	fmt.Fprintf(d.out, "%d simulated hosts (agent/simhost: timed fakes of staging, drain and boot) run the real agent lifecycle in this process\n", n)
+	fmt.Fprintf(d.out, "%d simulated hosts (test/simhost: timed fakes of staging, drain and boot) run the real agent lifecycle in this process\n", n)
 	return func() error {
 		stop()
 		wg.Wait()

@@ -133,7 +133,13 @@ deadline = "5s"
 poll = "500ms"
 [boot]
 mode = "kexec"
+# qemu -kernel: the busybox guest has no boot loader to manage.
+loader = "none"
 boot_dir = "/data/boot"
+# The busybox guest has no dpkg or depmod: the harness installs the
+# target's modules and initrd; the agent only stages.
+[install]
+mode = "off"
 [timing]
 retry_interval = "2s"
 heartbeat_interval = "2s"

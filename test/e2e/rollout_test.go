@@ -13,16 +13,16 @@ import (
 	"time"
 
 	"github.com/kroll-dev/kroll/agent/lifecycle"
-	"github.com/kroll-dev/kroll/agent/simhost"
 	"github.com/kroll-dev/kroll/internal/testcoord"
 	"github.com/kroll-dev/kroll/pkg/client"
 	"github.com/kroll-dev/kroll/pkg/release"
 	"github.com/kroll-dev/kroll/pkg/wire"
+	"github.com/kroll-dev/kroll/test/simhost"
 )
 
 // TestRolloutSimulatedHosts: 36 real agents (agent/lifecycle: journal,
 // heartbeats, slots with fencing, health checks) on SIMULATED hosts
-// (agent/simhost: timed fakes of staging, drain and boot) in three edge
+// (test/simhost: timed fakes of staging, drain and boot) in three edge
 // datacenters and a staging one complete a rollout through a real 3-node
 // coordinator quorum; no datacenter ever has more hosts out of service than
 // its slot limit, and every host ends on the new kernel exactly once

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
@@ -14,10 +15,12 @@ import (
 	"github.com/kroll-dev/kroll/pkg/tomlfile"
 
 	"github.com/kroll-dev/kroll/agent/boot"
+	"github.com/kroll-dev/kroll/agent/bootloader"
 	"github.com/kroll-dev/kroll/agent/health"
+	"github.com/kroll-dev/kroll/agent/install"
 	"github.com/kroll-dev/kroll/agent/lifecycle"
 	"github.com/kroll-dev/kroll/agent/mitigate"
-	"github.com/kroll-dev/kroll/pkg/kversion"
+	"github.com/kroll-dev/kroll/agent/running"
 	"github.com/kroll-dev/kroll/pkg/signing"
 )
 
@@ -56,6 +59,13 @@ type fileConfig struct {
 		DownloadCap tomlfile.Duration `toml:"download_timeout"`
 	} `toml:"stage"`
 
+	Install struct {
+		Mode             string `toml:"mode"`
+		Initramfs        string `toml:"initramfs"`
+		MinFreeBootMB    int64  `toml:"min_free_boot_mb"`
+		MinFreeModulesMB int64  `toml:"min_free_modules_mb"`
+	} `toml:"install"`
+
 	Anycast struct {
 		Table    int      `toml:"table"`
 		Prefixes []string `toml:"prefixes"`
@@ -70,6 +80,7 @@ type fileConfig struct {
 
 	Boot struct {
 		Mode        string   `toml:"mode"`
+		Loader      string   `toml:"loader"`
 		BootDir     string   `toml:"boot_dir"`
 		Initrd      string   `toml:"initrd"`
 		MaxBoots    int      `toml:"max_boots"`
@@ -118,6 +129,7 @@ type fileConfig struct {
 // config is the resolved agent configuration.
 type config struct {
 	path        string
+	kernel      running.Kernel // the running kernel, for every part of the agent
 	hostID      string
 	datacenter  string
 	kernelLine  string
@@ -139,8 +151,12 @@ type config struct {
 	maxTotal    int64
 	table       int
 	prefixes    []netip.Prefix
+	// install is the [install] section (installMode "auto" or "off").
+	install     install.Config
+	installMode string
 	drain       lifecycle.DrainPolicy
 	bootMode    boot.Mode
+	loader      bootloader.Kind
 	bootDir     string
 	initrd      string
 	maxBoots    int
@@ -167,12 +183,13 @@ type config struct {
 }
 
 // loadConfig reads and validates path; every problem is reported at once.
-func loadConfig(path string) (*config, error) {
+// kernel is the running kernel (the default kernel_line is its line).
+func loadConfig(path string, kernel running.Kernel) (*config, error) {
 	var fc fileConfig
 	if err := tomlfile.Decode(path, &fc); err != nil {
 		return nil, err
 	}
-	c, errs := resolve(fc)
+	c, errs := resolve(fc, kernel)
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("config %s: %w", path, errors.Join(errs...))
 	}
@@ -180,7 +197,7 @@ func loadConfig(path string) (*config, error) {
 	return c, nil
 }
 
-func resolve(fc fileConfig) (*config, []error) {
+func resolve(fc fileConfig, kernel running.Kernel) (*config, []error) {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 	c := &config{
@@ -212,8 +229,9 @@ func resolve(fc fileConfig) (*config, []error) {
 			bad("%s: %q is not a valid name (letters, digits, '.', '_', ':', '-'; at most 128)", field, v)
 		}
 	}
+	c.kernel = kernel
 	if c.kernelLine == "" {
-		if v, err := kversion.Running(); err == nil {
+		if v, err := kernel.Version(); err == nil {
 			c.kernelLine = v.Line()
 		} else {
 			bad("kernel_line: not set and the running kernel's line is unknown: %v", err)
@@ -295,12 +313,21 @@ func resolve(fc fileConfig) (*config, []error) {
 	default:
 		bad("boot.mode: %q, want kexec, reboot or dry-run", c.bootMode)
 	}
+	if k, err := bootloader.ParseKind(fc.Boot.Loader); err != nil {
+		bad("boot.loader: %q, want auto, grub, systemd-boot or none", fc.Boot.Loader)
+	} else {
+		c.loader = k
+	}
+	if c.bootDir != "" && !filepath.IsAbs(c.bootDir) {
+		bad("boot.boot_dir: %q is not an absolute path", c.bootDir)
+	}
 	if c.maxBoots < 0 || c.maxBoots > 10 {
 		bad("boot.max_boots: %d, want 1 to 10", c.maxBoots)
 	}
 	if c.initrd != "" && !filepath.IsAbs(c.initrd) {
 		bad("boot.initrd: %q is not an absolute path", c.initrd)
 	}
+	resolveInstall(c, fc, bad)
 	for i, cmd := range fc.Health.Commands {
 		if cmd.Name == "" || len(cmd.Command) == 0 {
 			bad("health.commands[%d]: name and command are required", i)
@@ -348,6 +375,52 @@ func resolve(fc fileConfig) (*config, []error) {
 		bad("gossip: seeds or key_files without gossip.bind")
 	}
 	return c, errs
+}
+
+// The values of install.mode.
+const (
+	installAuto = "auto"
+	installOff  = "off"
+)
+
+// maxFreeMB bounds the [install] free-space margins (1 TiB).
+const maxFreeMB = 1 << 20
+
+// resolveInstall checks the [install] section. Unset, the mode is "auto"
+// when the boot step is real and "off" in dry-run (an agent nobody
+// configured changes nothing on the host).
+func resolveInstall(c *config, fc fileConfig, bad func(string, ...any)) {
+	in := fc.Install
+	c.installMode = in.Mode
+	switch in.Mode {
+	case "":
+		c.installMode = installAuto
+		if c.bootMode == boot.ModeDryRun {
+			c.installMode = installOff
+		}
+	case installAuto, installOff:
+	default:
+		bad("install.mode: %q, want auto or off", in.Mode)
+	}
+	switch in.Initramfs {
+	case "", install.InitramfsAuto:
+	case install.InitramfsUpdateInitramfs, install.InitramfsDracut:
+		if _, err := exec.LookPath(in.Initramfs); err != nil && c.installMode == installAuto {
+			bad("install.initramfs: %q is not installed: %v", in.Initramfs, err)
+		}
+	default:
+		bad("install.initramfs: %q, want auto, update-initramfs or dracut", in.Initramfs)
+	}
+	for _, v := range []struct {
+		name string
+		mb   int64
+	}{{"install.min_free_boot_mb", in.MinFreeBootMB}, {"install.min_free_modules_mb", in.MinFreeModulesMB}} {
+		if v.mb < 0 || v.mb > maxFreeMB {
+			bad("%s: %d, want 0 to %d", v.name, v.mb, maxFreeMB)
+		}
+	}
+	c.install = install.Config{StateDir: c.stateDir, Initramfs: in.Initramfs,
+		MinFreeBoot: uint64(min(max(in.MinFreeBootMB, 0), maxFreeMB)) << 20, MinFreeModules: uint64(min(max(in.MinFreeModulesMB, 0), maxFreeMB)) << 20}
 }
 
 // DefaultMetricsListen is where the daemon serves Prometheus /metrics

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kroll-dev/kroll/agent/running"
 	"github.com/kroll-dev/kroll/pkg/signing"
 )
 
@@ -26,13 +27,47 @@ func TestExampleConfig(t *testing.T) {
 	if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	c, err := loadConfig(p)
+	c, err := loadConfig(p, running.ProcFS{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c.hostID != "edge-fra1-0042" || c.datacenter != "fra1" || c.bootMode != "kexec" || len(c.coordURLs) != 3 ||
-		c.stageDir != "/var/lib/kroll-agent/releases" || len(c.releaseKeys) != 1 {
+		c.stageDir != "/var/lib/kroll-agent/releases" || len(c.releaseKeys) != 1 ||
+		c.installMode != installAuto || c.install.Initramfs != "auto" || c.install.MinFreeBoot != 64<<20 || c.loader != "auto" {
 		t.Fatalf("resolved %+v", c)
+	}
+}
+
+// TestInstallDefaults: the install step is on when the boot step is real
+// and off in dry-run unless configured; the margins are in MiB.
+func TestInstallDefaults(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := signing.GenerateKeyFiles(filepath.Join(dir, "k"), false); err != nil {
+		t.Fatal(err)
+	}
+	base := "host_id = \"h1\"\nkernel_line = \"6.1\"\ndatacenter = \"fra1\"\n[coordinator]\nurls = [\"http://127.0.0.1:8001\"]\n[trust]\nrelease_keys = [\"" + filepath.Join(dir, "k.pub") + "\"]\n"
+	for _, tc := range []struct {
+		name, toml, mode string
+		boot, mods       uint64
+	}{
+		{"dry-run", base, installOff, 0, 0},
+		{"kexec", base + "[boot]\nmode = \"kexec\"\n", installAuto, 0, 0},
+		{"dry-run but asked", base + "[install]\nmode = \"auto\"\nmin_free_boot_mb = 100\nmin_free_modules_mb = 300\n", installAuto, 100 << 20, 300 << 20},
+		{"kexec but off", base + "[boot]\nmode = \"reboot\"\n[install]\nmode = \"off\"\n", installOff, 0, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "agent.toml")
+			if err := os.WriteFile(p, []byte(tc.toml), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			c, err := loadConfig(p, running.ProcFS{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.installMode != tc.mode || c.install.MinFreeBoot != tc.boot || c.install.MinFreeModules != tc.mods || c.install.StateDir != defaultStateDir {
+				t.Fatalf("install %q %+v, want %q boot %d modules %d", c.installMode, c.install, tc.mode, tc.boot, tc.mods)
+			}
+		})
 	}
 }
 
@@ -47,6 +82,8 @@ func TestConfigErrors(t *testing.T) {
 		{"unknown key", base + "[boot]\nmood = \"kexec\"\n", "unknown keys: boot.mood"},
 		{"no datacenter", strings.Replace(base, "datacenter = \"fra1\"\n", "", 1), "datacenter: required"},
 		{"bad mode", base + "[boot]\nmode = \"yolo\"\n", `boot.mode: "yolo"`},
+		{"bad loader", base + "[boot]\nloader = \"lilo\"\n", `boot.loader: "lilo", want auto, grub, systemd-boot or none`},
+		{"relative boot dir", base + "[boot]\nboot_dir = \"boot\"\n", `boot.boot_dir: "boot" is not an absolute path`},
 		{"no coordinator", strings.Replace(base, "urls = [\"http://127.0.0.1:8001\"]\n", "", 1), "coordinator.urls"},
 		{"no release key", strings.Replace(base, "release_keys = [\""+key+"\"]\n", "", 1), "trust.release_keys"},
 		{"bad prefix", base + "[anycast]\ntable = 100\nprefixes = [\"192.0.2.0/33\"]\n", "anycast.prefixes[0]"},
@@ -57,13 +94,17 @@ func TestConfigErrors(t *testing.T) {
 		{"relative state dir", "state_dir = \"var/lib\"\n" + base, "state_dir: \"var/lib\" is not an absolute path"},
 		{"backoff above its cap", base + "[timing]\nerror_backoff = \"1m\"\nerror_backoff_max = \"10s\"\n", "timing.error_backoff (1m0s) must not be longer"},
 		{"command without name", base + "[[health.commands]]\ncommand = [\"true\"]\n", "health.commands[0]"},
+		{"bad install mode", base + "[install]\nmode = \"yes\"\n", `install.mode: "yes", want auto or off`},
+		{"bad initramfs tool", base + "[install]\ninitramfs = \"mkinitcpio\"\n", `install.initramfs: "mkinitcpio"`},
+		{"negative install margin", base + "[install]\nmin_free_boot_mb = -1\n", "install.min_free_boot_mb: -1"},
+		{"huge install margin", base + "[install]\nmin_free_modules_mb = 2000000\n", "install.min_free_modules_mb: 2000000"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := filepath.Join(t.TempDir(), "agent.toml")
 			if err := os.WriteFile(p, []byte(tc.toml), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			_, err := loadConfig(p)
+			_, err := loadConfig(p, running.ProcFS{})
 			if err == nil {
 				t.Fatal("accepted")
 			}
@@ -86,7 +127,7 @@ func FuzzConfig(f *testing.F) {
 		if err := os.WriteFile(p, data, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		c, err := loadConfig(p)
+		c, err := loadConfig(p, running.ProcFS{})
 		if err != nil {
 			return
 		}
@@ -116,7 +157,7 @@ func TestMetricsListen(t *testing.T) {
 			if err := os.WriteFile(p, []byte(tc.toml), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			c, err := loadConfig(p)
+			c, err := loadConfig(p, running.ProcFS{})
 			if tc.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.err) {
 					t.Fatalf("error %v, want one mentioning %q", err, tc.err)

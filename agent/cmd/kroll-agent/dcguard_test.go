@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/kroll-dev/kroll/agent/lifecycle"
+	"github.com/kroll-dev/kroll/agent/running"
 	"github.com/kroll-dev/kroll/pkg/wire"
 )
 
@@ -25,7 +26,7 @@ func TestGossipGivesLifecycleTheGuard(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	c := &config{hostID: "h1", datacenter: "fra1", gossipBindAddr: "127.0.0.1", gossipKeyFiles: []string{key}}
+	c := &config{hostID: "h1", datacenter: "fra1", gossipBindAddr: "127.0.0.1", gossipKeyFiles: []string{key}, kernel: running.ProcFS{}}
 	var deps lifecycle.Config
 	pool, err := startGossip(ctx, c, slog.New(slog.DiscardHandler), prometheus.NewRegistry(), nil,
 		func() string { return wire.PhaseIdle }, &deps)

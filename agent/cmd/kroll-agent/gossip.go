@@ -18,7 +18,6 @@ import (
 	"github.com/kroll-dev/kroll/agent/lifecycle"
 	"github.com/kroll-dev/kroll/agent/policysync"
 	"github.com/kroll-dev/kroll/pkg/gossip"
-	"github.com/kroll-dev/kroll/pkg/kversion"
 	"github.com/kroll-dev/kroll/pkg/wire"
 )
 
@@ -55,7 +54,7 @@ func startGossip(ctx context.Context, c *config, log *slog.Logger, reg prometheu
 		return nil, err
 	}
 	kernel := ""
-	if v, err := kversion.Running(); err == nil {
+	if v, err := c.kernel.Version(); err == nil {
 		kernel = v.String()
 	}
 	gc := gossip.Config{

@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/kroll-dev/kroll/agent/running"
 	"github.com/kroll-dev/kroll/pkg/cli"
 )
 
@@ -27,14 +28,15 @@ func run(ctx context.Context, env cli.Env, args []string) error {
 // global flags.
 type app struct {
 	env    cli.Env
-	config string // --config
-	output string // -o/--output
+	kernel running.Kernel // the running kernel
+	config string         // --config
+	output string         // -o/--output
 	root   *cobra.Command
 }
 
 // newRoot returns the command tree of kroll-agent.
 func newRoot(env cli.Env) *cobra.Command {
-	a := &app{env: env}
+	a := &app{env: env, kernel: running.ProcFS{}}
 	root := &cobra.Command{
 		Use:   "kroll-agent",
 		Short: "kroll on-host agent",

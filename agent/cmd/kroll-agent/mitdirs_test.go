@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/kroll-dev/kroll/agent/mitigate"
+	"github.com/kroll-dev/kroll/agent/running"
 	"github.com/kroll-dev/kroll/bpf"
 	"github.com/kroll-dev/kroll/pkg/kversion"
 	"github.com/kroll-dev/kroll/pkg/policy"
@@ -70,7 +71,7 @@ func TestMitigationsUseAgentDirs(t *testing.T) {
 	if err := f.resolveDirs(false); err != nil {
 		t.Fatal(err)
 	}
-	c, _ := resolve(fileConfig{})
+	c, _ := resolve(fileConfig{}, running.ProcFS{})
 	if f.stateDir != c.mitState || f.stateDir != mitigate.DefaultStateDir || f.bpffs != c.bpffs || f.bpffs != mitigate.DefaultBPFFS {
 		t.Errorf("one-shot defaults %s, %s; daemon %s, %s; mitigate %s, %s", f.stateDir, f.bpffs, c.mitState, c.bpffs, mitigate.DefaultStateDir, mitigate.DefaultBPFFS)
 	}

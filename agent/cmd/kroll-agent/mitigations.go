@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kroll-dev/kroll/agent/mitigate"
+	"github.com/kroll-dev/kroll/agent/running"
 	"github.com/kroll-dev/kroll/pkg/cli"
 	"github.com/kroll-dev/kroll/pkg/signing"
 	"github.com/kroll-dev/kroll/pkg/tomlfile"
@@ -98,7 +99,7 @@ func (a *app) mitigations(ctx context.Context, f mitFlags, sub string, pos []str
 	if err := f.resolveDirs(a.configSet()); err != nil {
 		return err
 	}
-	m, err := newManager(f)
+	m, err := newManager(f, a.kernel)
 	if err != nil {
 		return err
 	}
@@ -138,7 +139,7 @@ func (a *app) mitigations(ctx context.Context, f mitFlags, sub string, pos []str
 	return oneLine(err)
 }
 
-func newManager(f mitFlags) (*mitigate.Manager, error) {
+func newManager(f mitFlags, kernel running.Kernel) (*mitigate.Manager, error) {
 	var keys []ed25519.PublicKey
 	for _, path := range f.trusted {
 		k, err := signing.LoadPublicKey(path)
@@ -147,7 +148,7 @@ func newManager(f mitFlags) (*mitigate.Manager, error) {
 		}
 		keys = append(keys, k)
 	}
-	return mitigate.New(mitigate.Config{Trusted: keys, StateDir: f.stateDir, BPFFS: f.bpffs})
+	return mitigate.New(mitigate.Config{Trusted: keys, StateDir: f.stateDir, BPFFS: f.bpffs, Running: kernel})
 }
 
 func printStatus(w io.Writer, sts []mitigate.Status) {

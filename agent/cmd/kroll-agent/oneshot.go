@@ -46,7 +46,7 @@ func (a *app) stageCommand() *cobra.Command {
 }
 
 func (a *app) stage(ctx context.Context, manifestPath, sigPath string) error {
-	c, err := loadConfig(a.config)
+	c, err := loadConfig(a.config, a.kernel)
 	if err != nil {
 		return err
 	}
@@ -99,7 +99,7 @@ func (a *app) resetCommand() *cobra.Command {
 
 func (a *app) status(asJSON bool) error {
 	env := a.env
-	c, err := loadConfig(a.config)
+	c, err := loadConfig(a.config, a.kernel)
 	if err != nil {
 		return err
 	}
@@ -158,7 +158,7 @@ func (a *app) status(asJSON bool) error {
 }
 
 func (a *app) reset() error {
-	c, err := loadConfig(a.config)
+	c, err := loadConfig(a.config, a.kernel)
 	if err != nil {
 		return err
 	}

@@ -20,7 +20,9 @@ import (
 
 	"github.com/kroll-dev/kroll/agent/anycast"
 	"github.com/kroll-dev/kroll/agent/boot"
+	"github.com/kroll-dev/kroll/agent/bootloader"
 	"github.com/kroll-dev/kroll/agent/health"
+	"github.com/kroll-dev/kroll/agent/install"
 	"github.com/kroll-dev/kroll/agent/journal"
 	"github.com/kroll-dev/kroll/agent/lifecycle"
 	"github.com/kroll-dev/kroll/agent/mitigate"
@@ -35,7 +37,7 @@ import (
 func (a *app) runCommand() *cobra.Command {
 	return &cobra.Command{Use: "run", Short: "the agent daemon (systemd Type=notify, watchdog)", Args: noArgs("run"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := loadConfig(a.config)
+			c, err := loadConfig(a.config, a.kernel)
 			if err != nil {
 				return err
 			}
@@ -68,7 +70,7 @@ func runDaemon(ctx context.Context, env cli.Env, c *config) error {
 	// before anything else happens (DESIGN §4 "Mitigate"). Without policy
 	// keys the manager changes nothing but still reports what is pinned
 	// (unverified).
-	mgr, err := mitigate.New(mitigate.Config{Trusted: c.policyKeys, BPFFS: c.bpffs, StateDir: c.mitState})
+	mgr, err := mitigate.New(mitigate.Config{Trusted: c.policyKeys, BPFFS: c.bpffs, StateDir: c.mitState, Running: c.kernel})
 	if err != nil {
 		return err
 	}
@@ -189,11 +191,15 @@ func build(ctx context.Context, c *config, log *slog.Logger, mgr *mitigate.Manag
 	if err != nil {
 		return lifecycle.Config{}, err
 	}
-	b, err := boot.New(boot.Config{Mode: c.bootMode, StripParams: c.strip, Logger: log})
+	b, err := boot.New(boot.Config{Mode: c.bootMode, StripParams: c.strip, Kernel: c.kernel, Logger: log})
 	if err != nil {
 		return lifecycle.Config{}, err
 	}
-	hc := health.Config{RequiredUnits: c.units, Commands: c.commands, SettleTimeout: c.settle}
+	loader, err := bootloader.New(ctx, bootloader.Config{Kind: c.loader, BootDir: c.bootDir, Logger: log.With("component", "bootloader")})
+	if err != nil {
+		return lifecycle.Config{}, err
+	}
+	hc := health.Config{RequiredUnits: c.units, Commands: c.commands, SettleTimeout: c.settle, Kernel: c.kernel}
 	policies, pinned, lister := policyFuncs(mgr, len(c.policyKeys) > 0)
 	hc.Policies = lister
 	checker, err := health.New(hc)
@@ -201,12 +207,21 @@ func build(ctx context.Context, c *config, log *slog.Logger, mgr *mitigate.Manag
 		return lifecycle.Config{}, err
 	}
 	cfg := lifecycle.Config{
-		HostID: c.hostID, Datacenter: c.datacenter, KernelLine: c.kernelLine,
-		Coordinator: coord, Stager: st, Booter: b, Verifier: checker, Journal: js, Policies: policies, PinnedPolicies: pinned,
+		HostID: c.hostID, Datacenter: c.datacenter, KernelLine: c.kernelLine, Kernel: c.kernel,
+		Coordinator: coord, Stager: st, Booter: b, BootLoader: loader, Verifier: checker, Journal: js, Policies: policies, PinnedPolicies: pinned,
 		BootDir: c.bootDir, Initrd: c.initrd, Drain: c.drain, MaxBoots: c.maxBoots,
 		RetryInterval: c.retry, HeartbeatInterval: c.heartbeat, RenewInterval: c.renew,
 		ErrorBackoff: c.errBackoff, ErrorBackoffMax: c.errMax,
 		ResetFile: filepath.Join(c.stateDir, resetFileName),
+	}
+	if c.installMode == installAuto {
+		ic := c.install
+		ic.Logger = log
+		inst, err := install.New(ic)
+		if err != nil {
+			return lifecycle.Config{}, err
+		}
+		cfg.Installer = inst
 	}
 	if c.table > 0 {
 		routes, err := anycast.NewRoutes(anycast.Config{Table: c.table, Prefixes: c.prefixes})

@@ -20,9 +20,9 @@ import (
 	"time"
 
 	"github.com/kroll-dev/kroll/agent/journal"
+	"github.com/kroll-dev/kroll/agent/running"
 	"github.com/kroll-dev/kroll/internal/testcoord"
 	"github.com/kroll-dev/kroll/pkg/cli"
-	"github.com/kroll-dev/kroll/pkg/kversion"
 	"github.com/kroll-dev/kroll/pkg/release"
 	"github.com/kroll-dev/kroll/pkg/signing"
 	"github.com/kroll-dev/kroll/pkg/wire"
@@ -33,11 +33,12 @@ func bundle(t *testing.T, kernel string) []byte {
 	var buf bytes.Buffer
 	gz := gzip.NewWriter(&buf)
 	tw := tar.NewWriter(gz)
-	body := []byte("not really a kernel")
-	if err := tw.WriteHeader(&tar.Header{Name: "vmlinuz-" + kernel, Mode: 0o644, Size: int64(len(body)), Typeflag: tar.TypeReg}); err != nil {
-		t.Fatal(err)
+	for name, body := range map[string][]byte{"vmlinuz-" + kernel: []byte("not really a kernel"), "initrd.img-" + kernel: []byte("not really an initrd")} {
+		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(body)), Typeflag: tar.TypeReg}); err != nil {
+			t.Fatal(err)
+		}
+		tw.Write(body)
 	}
-	tw.Write(body)
 	tw.Close()
 	gz.Close()
 	return buf.Bytes()
@@ -48,16 +49,16 @@ func bundle(t *testing.T, kernel string) []byte {
 // release, stages it over HTTP, takes and gives back the slot, never
 // boots, and records the release as done in dry-run.
 func TestRunDryRun(t *testing.T) {
-	running, err := kversion.Running()
+	cur, err := running.ProcFS{}.Version()
 	if err != nil {
 		t.Fatal(err)
 	}
-	up, ok := running.Upstream()
+	up, ok := cur.Upstream()
 	if !ok {
-		t.Fatalf("running kernel %s hides its upstream version", running)
+		t.Fatalf("running kernel %s hides its upstream version", cur)
 	}
-	patch, _ := running.Patch()
-	newer := fmt.Sprintf("%d.%d.%d", running.Major(), running.Minor(), patch+1)
+	patch, _ := cur.Patch()
+	newer := fmt.Sprintf("%d.%d.%d", cur.Major(), cur.Minor(), patch+1)
 	kernel := newer + "-kroll"
 	_ = up
 
@@ -83,7 +84,7 @@ func TestRunDryRun(t *testing.T) {
 	coord := testcoord.Start(t, testcoord.Options{ReleaseKeys: []ed25519.PublicKey{priv.Public().(ed25519.PublicKey)}})
 	ctx := t.Context()
 	sum := sha256.Sum256(art)
-	m := release.Manifest{ID: "dry.1", Line: running.Line(), KernelVersion: kernel, UpstreamVersion: newer, Kind: release.KindBundle,
+	m := release.Manifest{ID: "dry.1", Line: cur.Line(), KernelVersion: kernel, UpstreamVersion: newer, Kind: release.KindBundle,
 		Artifacts: []release.Artifact{{Name: "kernel.tar.gz", URL: files.URL + "/kernel.tar.gz", Size: int64(len(art)), SHA256: hex.EncodeToString(sum[:])}},
 		Created:   time.Now().UTC().Truncate(time.Second)}
 	canon, _ := m.Canonical()
@@ -154,7 +155,7 @@ listen = %q
 	if err != nil {
 		t.Fatal(err)
 	}
-	if h.Slot != nil || h.Phase != wire.PhaseIdle || h.Kernel != running.String() {
+	if h.Slot != nil || h.Phase != wire.PhaseIdle || h.Kernel != cur.String() {
 		t.Fatalf("coordinator's view: %+v", h)
 	}
 	log := stderr.String()

@@ -122,9 +122,9 @@ func kernelSummary(counts map[string]int) string {
 func phaseSummary(counts map[string]int) string {
 	// Lifecycle order (DESIGN §4); unknown phases follow alphabetically.
 	phaseOrder := []string{
-		wire.PhaseIdle, wire.PhaseStaging, wire.PhaseStaged, wire.PhaseWaitingSlot,
+		wire.PhaseIdle, wire.PhaseStaging, wire.PhaseStaged, wire.PhaseInstalling, wire.PhaseWaitingSlot,
 		wire.PhaseDraining, wire.PhaseRebooting, wire.PhaseVerifying, wire.PhaseHealthy,
-		wire.PhaseStagingFailed, wire.PhaseDrainTimeout, wire.PhaseWrongKernel,
+		wire.PhaseStagingFailed, wire.PhaseInstallFailed, wire.PhaseDrainTimeout, wire.PhaseWrongKernel,
 		wire.PhaseUnhealthy, wire.PhaseRollback,
 	}
 	rank := func(p string) int {

@@ -27,6 +27,7 @@ import (
 	"github.com/kroll-dev/kroll/agent/health"
 	"github.com/kroll-dev/kroll/agent/journal"
 	"github.com/kroll-dev/kroll/agent/lifecycle"
+	"github.com/kroll-dev/kroll/agent/running"
 	"github.com/kroll-dev/kroll/agent/stage"
 	"github.com/kroll-dev/kroll/pkg/release"
 )
@@ -148,7 +149,15 @@ func (h *Host) Stage(ctx context.Context, manifest, sig []byte) (*stage.Staged, 
 	if err := h.sleep(ctx, h.durations.Stage); err != nil {
 		return nil, err
 	}
-	return &stage.Staged{Release: m, Vmlinuz: "sim://" + m.KernelVersion + "#" + m.UpstreamVersion, KernelRelease: m.KernelVersion}, nil
+	// The kernel's initrd, as installing it would leave it.
+	initrd := filepath.Join(h.dir, "boot", "initrd.img-"+m.KernelVersion)
+	if err := os.MkdirAll(filepath.Dir(initrd), 0o755); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(initrd, []byte("simulated initrd"), 0o644); err != nil {
+		return nil, err
+	}
+	return &stage.Staged{Release: m, Vmlinuz: "sim://" + m.KernelVersion + "#" + m.UpstreamVersion, Initrd: initrd, KernelRelease: m.KernelVersion}, nil
 }
 
 // List, Withdraw and Restore simulate the anycast routes.
@@ -189,14 +198,11 @@ func (h *Host) Wait(ctx context.Context, _ int, _, _ time.Duration) (anycast.Dra
 	return anycast.DrainResult{Drained: true, Reason: anycast.ReasonThreshold, Elapsed: time.Since(start)}, err
 }
 
-// BootID reads the simulated boot id.
-func (h *Host) BootID() (string, error) {
-	b, err := os.ReadFile(filepath.Join(h.proc(), "sys/kernel/random/boot_id"))
-	return strings.TrimSpace(string(b)), err
-}
-
 // Cmdline is the simulated command line.
 func (h *Host) Cmdline() (string, error) { return "console=ttyS0 simulated", nil }
+
+// Mode: the simulated host kexecs.
+func (h *Host) Mode() boot.Mode { return boot.ModeKexec }
 
 // KexecSupported: simulated kexec always works.
 func (h *Host) KexecSupported() error { return nil }
@@ -263,12 +269,13 @@ func (h *Host) Agent(ctx context.Context, cfg lifecycle.Config, stateDir string,
 	if err != nil {
 		return err
 	}
-	real, err := health.New(health.Config{ProcDir: h.proc()})
+	kernel := running.ProcFS{Dir: h.proc()}
+	real, err := health.New(health.Config{ProcDir: h.proc(), Kernel: kernel})
 	if err != nil {
 		return err
 	}
 	cfg.Stager, cfg.Routes, cfg.Drainer, cfg.Booter = h, h, h, h
-	cfg.Verifier, cfg.Journal, cfg.ProcDir = checker{h: h, real: real}, js, h.proc()
+	cfg.Verifier, cfg.Journal, cfg.Kernel = checker{h: h, real: real}, js, kernel
 	cfg.BootDir = filepath.Join(h.dir, "boot")
 	if err := os.MkdirAll(cfg.BootDir, 0o755); err != nil {
 		return err

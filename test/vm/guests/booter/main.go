@@ -1,6 +1,6 @@
 //go:build linux
 
-// Command kexecguest runs inside a VM of the vm harness (with a data disk)
+// Command booter runs inside a VM of the vm harness (with a data disk)
 // and exercises package boot on a real kernel.
 //
 // With -scenario kexec (the default) the first boot notes its kernel
@@ -28,6 +28,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/kroll-dev/kroll/agent/boot"
+	"github.com/kroll-dev/kroll/agent/running"
 	"github.com/kroll-dev/kroll/test/vm"
 	"github.com/kroll-dev/kroll/test/vm/guest"
 )
@@ -54,7 +55,7 @@ func main() {
 	if err != nil {
 		guest.Fail("boot.New: %v", err)
 	}
-	now := observe(b)
+	now := observe()
 	img := boot.Image{
 		Kernel: filepath.Join(vm.DataDir, "boot", "vmlinuz-"+*target),
 		Initrd: filepath.Join(vm.DataDir, "boot", "initrd.img-"+*target),
@@ -64,7 +65,7 @@ func main() {
 		kexec(ctx, b, now, img)
 	case "refuse":
 		if *kernel != "" {
-			img = boot.Image{Kernel: *kernel}
+			img = boot.Image{Kernel: *kernel, NoInitrd: true}
 		}
 		refuse(ctx, b, img, *disable)
 	default:
@@ -72,12 +73,12 @@ func main() {
 	}
 }
 
-func observe(b *boot.Booter) State {
+func observe() State {
 	var uts unix.Utsname
 	if err := unix.Uname(&uts); err != nil {
 		guest.Fail("uname: %v", err)
 	}
-	id, err := b.BootID()
+	id, err := running.ProcFS{}.BootID()
 	if err != nil {
 		guest.Fail("%v", err)
 	}
@@ -89,7 +90,7 @@ func observe(b *boot.Booter) State {
 }
 
 func kexec(ctx context.Context, b *boot.Booter, now State, img boot.Image) {
-	note := filepath.Join(vm.DataDir, "kexecguest.json")
+	note := filepath.Join(vm.DataDir, "booter.json")
 	if raw, err := os.ReadFile(note); err == nil {
 		var before State
 		if err := json.Unmarshal(raw, &before); err != nil {
