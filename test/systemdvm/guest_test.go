@@ -165,8 +165,6 @@ type guestConfig struct {
 	// reboots lets qemu restart the guest through the firmware on a reboot
 	// (no -no-reboot).
 	reboots bool
-	// scratch: extra files (experiment only)
-	scratch map[string][]byte
 }
 
 // rig is one guest under test: its coordinator, disk and running qemu.
@@ -439,12 +437,6 @@ while :; do
 	sleep 2
 done
 `, anycastTable, watchMarker),
-	}
-	for rel, content := range r.cfg.scratch {
-		if err := os.MkdirAll(filepath.Dir(filepath.Join(root, rel)), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		writeFile(t, filepath.Join(root, rel), content, 0o755)
 	}
 	for rel, content := range files {
 		if err := os.MkdirAll(filepath.Dir(filepath.Join(root, rel)), 0o755); err != nil {
