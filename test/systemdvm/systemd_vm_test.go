@@ -141,18 +141,3 @@ func TestSystemdFailedHealthRollback(t *testing.T) {
 			env["saved_entry"], env["next_entry"], r.old.Release)
 	}
 }
-
-// TestSystemdGrubHarness (temporary): the harness alone with main's agent.
-func TestSystemdGrubHarness(t *testing.T) {
-	t.Parallel()
-	ctx, cancel := context.WithTimeout(t.Context(), scenarioTimeout)
-	defer cancel()
-	r := startRig(t, ctx, guestConfig{bootMode: "kexec"})
-	r.checkReport(ctx, r.old.Release)
-	r.waitWatch(ctx, "the anycast route announced on the old kernel", func(w watchLine) bool {
-		return w.release == r.old.Release && w.routes == "1" && strings.Contains(w.env["saved_entry"], r.old.Release)
-	})
-	r.powerOff(ctx)
-	env := grubenv(diskFile(t, ctx, r.disk, "/boot/grub/grubenv"))
-	t.Logf("grubenv on the disk after power-off: %v", env)
-}
