@@ -873,13 +873,27 @@ func (c *console) agentLog(after time.Time) []agentLine {
 }
 
 // agentDeb builds the agent binaries and the kroll-agent .deb with `make
-// packages-only` and returns the .deb's path.
+// packages-only` and returns the .deb's path. Builds are serialized (also
+// across processes): make stages the packages in the repository's
+// dist/.stage.
 func agentDeb(t *testing.T, ctx context.Context, work string) string {
 	t.Helper()
 	repo, err := filepath.Abs("../..")
 	if err != nil {
 		t.Fatal(err)
 	}
+	cache, err := cacheDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(cache, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	unlock, err := vm.LockFile(ctx, filepath.Join(cache, ".packages.lock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
 	bin, dist := filepath.Join(work, "bin"), filepath.Join(work, "dist")
 	for name, pkg := range map[string]string{
 		"kroll-agent":       "./agent/cmd/kroll-agent",
