@@ -13,8 +13,9 @@ FUZZTIME ?= 20s
 
 # Debian packages the tests need (VM tier: qemu, busybox-static, cpio, e2fsprogs;
 # host tier: bird2, iproute2; zstd, xz-utils for the bundles agent/stage
-# tests make with tar) and the ones only `make generate` needs.
-TEST_DEBS     := qemu-system-x86 busybox-static kmod cpio e2fsprogs bird2 iproute2 lintian rpm systemd debootstrap openssl prometheus zstd xz-utils grub2-common dpkg-dev
+# tests make with tar; fdisk's sfdisk for test/systemdvm's boot disk) and
+# the ones only `make generate` needs.
+TEST_DEBS     := qemu-system-x86 busybox-static kmod cpio e2fsprogs fdisk bird2 iproute2 lintian rpm systemd debootstrap openssl prometheus zstd xz-utils grub2-common dpkg-dev
 GENERATE_DEBS := clang llvm bpftool libbpf-dev linux-libc-dev
 BENCH_DEBS    := etcd-server
 # What `make demo` (VM agents) needs beyond Go; test/demo checks the same

@@ -567,6 +567,8 @@ func testUnits(t *testing.T, b *built) {
 		"WatchdogSec=", "Before=network-online.target",
 		"CapabilityBoundingSet=CAP_BPF CAP_PERFMON CAP_SYS_ADMIN CAP_NET_ADMIN CAP_SYS_BOOT\n",
 		"ExecStart=/usr/bin/kroll-agent run --config /etc/kroll/agent.toml\n",
+		// The install step's dpkg writes the kernel under /usr and /boot.
+		"ReadOnlyPaths=/usr /etc -/efi\nReadWritePaths=/usr/lib /usr/share\n",
 	} {
 		if !strings.Contains(string(agent), want) {
 			t.Errorf("kroll-agent.service lacks %q", want)

@@ -22,9 +22,10 @@ import (
 //go:embed rootfs.sh
 var rootfsScript string
 
-// basePackages are installed into the root file system besides the two
-// kernels.
-var basePackages = []string{"systemd", "systemd-sysv", "dbus", "udev", "kmod", "iproute2", "initramfs-tools"}
+// basePackages are installed into the root file system besides the old
+// kernel: systemd, what dpkg and initramfs-tools need to install a kernel
+// package inside the VM, and grub-pc (bootdisk.sh puts it on the disk).
+var basePackages = []string{"systemd", "systemd-sysv", "dbus", "udev", "kmod", "iproute2", "initramfs-tools", "zstd", "grub-pc"}
 
 // cacheDir is where the root file systems are kept between runs:
 // $KROLL_SYSTEMDVM_CACHE, else $XDG_CACHE_HOME/kroll/systemdvm, else
@@ -47,11 +48,18 @@ func requireTools(t *testing.T) {
 	if os.Geteuid() != 0 {
 		vm.Unavailable(t, errors.New("systemdvm: needs root (debootstrap, chroot, dpkg into the image)"))
 	}
-	for _, tool := range []string{"debootstrap", "unshare", "chroot", "mke2fs", "make"} {
-		if _, err := vm.LookSbin(tool); err != nil {
-			vm.Unavailable(t, fmt.Errorf("systemdvm: %s not found (Debian package %s): %w", tool, map[string]string{
-				"debootstrap": "debootstrap", "unshare": "util-linux", "chroot": "coreutils", "mke2fs": "e2fsprogs", "make": "make"}[tool], err))
+	for _, tool := range []struct{ name, pkg string }{
+		{"debootstrap", "debootstrap"}, {"unshare", "util-linux"}, {"chroot", "coreutils"}, {"mke2fs", "e2fsprogs"},
+		{"debugfs", "e2fsprogs"}, {"make", "make"}, {"sfdisk", "fdisk"}, {"losetup", "mount"}, {"partx", "util-linux"},
+		{"mount", "mount"}, {"truncate", "coreutils"},
+	} {
+		if _, err := vm.LookSbin(tool.name); err != nil {
+			vm.Unavailable(t, fmt.Errorf("systemdvm: %s not found (Debian package %s): %w", tool.name, tool.pkg, err))
 		}
+	}
+	// SeaBIOS: qemu boots the disk through the BIOS and GRUB.
+	if _, err := os.Stat("/usr/share/seabios/bios-256k.bin"); err != nil {
+		vm.Unavailable(t, fmt.Errorf("systemdvm: SeaBIOS not found (Debian package seabios): %w", err))
 	}
 }
 
