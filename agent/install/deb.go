@@ -62,8 +62,12 @@ func (in *Installer) pkgState(ctx context.Context, pkg string) (pkgState, error)
 		return pkgState{}, cmdError("dpkg-query", args, res.Combined, err)
 	}
 	out := res.Stdout
-	status, version, ok := strings.Cut(strings.TrimSpace(string(out)), "\t")
-	if !ok || status == "" {
+	// A package dpkg knows but never installed (a first install that
+	// failed while unpacking) is "not-installed" with an empty version:
+	// only the line end is trimmed, so its tab separator stays.
+	status, version, ok := strings.Cut(strings.TrimRight(string(out), "\n"), "\t")
+	status = strings.TrimSpace(status)
+	if !ok || status == "" || strings.Contains(version, "\n") {
 		return pkgState{}, fmt.Errorf("dpkg-query %s: unexpected output %q", pkg, out)
 	}
 	return pkgState{status: status, version: version}, nil

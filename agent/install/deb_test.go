@@ -263,3 +263,38 @@ func TestInstalledKernelChecked(t *testing.T) {
 		})
 	}
 }
+
+// scriptRunner answers every command with fixed standard output.
+type scriptRunner struct{ stdout string }
+
+func (r scriptRunner) Run(context.Context, []string, string, ...string) (Output, error) {
+	return Output{Stdout: []byte(r.stdout), Combined: []byte(r.stdout)}, nil
+}
+
+// TestPkgStateOutput reads dpkg-query's answers, among them the one for a
+// package whose first install failed while unpacking: "not-installed"
+// with an empty version (every retry failed on it before).
+func TestPkgStateOutput(t *testing.T) {
+	for _, tc := range []struct {
+		out, status, version, err string
+	}{
+		{out: "installed\t6.1.170-3\n", status: "installed", version: "6.1.170-3"},
+		{out: "not-installed\t\n", status: "not-installed"},
+		{out: "config-files\t6.1.170-3\n", status: "config-files", version: "6.1.170-3"},
+		{out: "half-configured\t6.1.192-3\n", status: "half-configured", version: "6.1.192-3"},
+		{out: "\n", err: "unexpected output"},
+		{out: "installed\t1\ninstalled\t2\n", err: "unexpected output"},
+	} {
+		in := &Installer{cfg: Config{Runner: scriptRunner{tc.out}}}
+		got, err := in.pkgState(context.Background(), "linux-image-x")
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%q: %+v, %v; want error %q", tc.out, got, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || got.status != tc.status || got.version != tc.version {
+			t.Errorf("%q: %+v, %v; want %s %q", tc.out, got, err, tc.status, tc.version)
+		}
+	}
+}
