@@ -47,14 +47,14 @@ deps-generate:
 # All tiers: unit, cluster, host (root) and VM (qemu). Nothing skips with CI=true.
 test:
 	$(GO) test -count=1 -timeout 30m $$($(GO) list ./... | grep -v -e '/test/vm' -e '/test/e2e' -e '/test/demo' -e '/test/systemdvm' -e '/kroll/bpf' -e '/agent/mitigate' -e '/agent/boot')
-	$(GO) test -count=1 -timeout 40m -v $(VM_PKGS)
+	$(GO) test -count=1 -timeout 60m -v $(VM_PKGS)
 
 # Fast tier only: no root, no VMs.
 test-unit:
 	$(GO) test -short -count=1 ./...
 
 test-vm:
-	$(GO) test -count=1 -timeout 40m -v $(VM_PKGS)
+	$(GO) test -count=1 -timeout 60m -v $(VM_PKGS)
 
 bench:
 	@./scripts/deps.sh $(BENCH_DEBS)
