@@ -13,6 +13,7 @@ import (
 	"github.com/kroll-dev/kroll/coordinator/fsm"
 	"github.com/kroll-dev/kroll/coordinator/schedule"
 	"github.com/kroll-dev/kroll/pkg/capacity"
+	"github.com/kroll-dev/kroll/pkg/wire"
 )
 
 // Fleet describes the simulated fleet: its datacenters and the duration
@@ -316,6 +317,30 @@ func (d Datacenter) policy() (schedule.Policy, error) {
 		return p, fmt.Errorf("policy: %w", err)
 	}
 	return p, nil
+}
+
+// update returns the state machine's update that creates the datacenter
+// with its policy.
+func (d Datacenter) update() wire.DatacenterUpdate {
+	tier := d.tier()
+	u := wire.DatacenterUpdate{Tier: &tier, MinHealthyPct: &d.MinHealthyPct, FailureBudget: &d.FailureBudget}
+	if d.SlotLimit > 0 {
+		u.SlotLimit = &d.SlotLimit
+	} else {
+		u.SlotPct = &d.SlotPct
+	}
+	if d.Window != "" {
+		u.Window = &d.Window
+	}
+	return u
+}
+
+// tier returns the datacenter's tier (edge when unset).
+func (d Datacenter) tier() string {
+	if d.Tier == "" {
+		return fsm.TierEdge
+	}
+	return d.Tier
 }
 
 // region returns the datacenter's region for plots.

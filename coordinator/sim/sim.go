@@ -282,20 +282,7 @@ func (s *sim) setup() error {
 		if err != nil {
 			return fmt.Errorf("sim: datacenter %s: %w", d.Name, err)
 		}
-		tier := d.Tier
-		if tier == "" {
-			tier = fsm.TierEdge
-		}
-		u := wire.DatacenterUpdate{Tier: &tier, MinHealthyPct: &d.MinHealthyPct, FailureBudget: &d.FailureBudget}
-		if d.SlotLimit > 0 {
-			u.SlotLimit = &d.SlotLimit
-		} else {
-			u.SlotPct = &d.SlotPct
-		}
-		if d.Window != "" {
-			u.Window = &d.Window
-		}
-		s.exec(fsm.SetDatacenter{Name: d.Name, Update: u})
+		s.exec(fsm.SetDatacenter{Name: d.Name, Update: d.update()})
 		reg := d.region()
 		ri, ok := regionIndex[reg]
 		if !ok {
