@@ -38,3 +38,26 @@ func BenchmarkDefaultFleet(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkSimulateWeeks simulates 12 weeks of the release train on the
+// built-in fleet (330 datacenters, 100,000 hosts; weekly builds, the
+// second failing staging, a CVE on day 20) and reports the wall time per
+// simulation and the run's headline metrics.
+func BenchmarkSimulateWeeks(b *testing.B) {
+	f, err := DefaultFleet(330, 100000)
+	if err != nil {
+		b.Fatal(err)
+	}
+	opt := TrainOptions{Seed: 1, Weeks: 12, FailBuild: 2, CVE: true, CVEDay: 20}
+	var r *TrainResult
+	for b.Loop() {
+		if r, err = RunTrain(context.Background(), f, opt); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(b.Elapsed().Seconds()/float64(b.N), "sim-s/op")
+	b.ReportMetric(r.DaysBehind["edge"].Max, "edge-behind-max-d")
+	b.ReportMetric(r.CVE.ExposureHostDays, "exposure-host-d")
+	b.ReportMetric(r.CVE.ExposureHostDaysMitigated, "exposure-mitigated-host-d")
+	b.ReportMetric(float64(r.CapacityFloorViolations+r.SlotLimitViolations), "violations")
+}
