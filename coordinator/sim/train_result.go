@@ -164,7 +164,7 @@ func (s *trainSim) finish() {
 	}
 	r.Builds = s.builds
 	maxB, meanB, endB := map[string][]float64{}, map[string][]float64{}, map[string][]float64{}
-	var exp, expMit time.Duration
+	var exp, expMit float64 // host-days (a sum of Durations overflows)
 	exposedEnd := 0
 	for i := range s.hosts {
 		h := &s.hosts[i]
@@ -176,8 +176,8 @@ func (s *trainSim) finish() {
 			meanB[t] = append(meanB[t], h.areaBehind/s.end.Hours()/24)
 			endB[t] = append(endB[t], days(s.behindNow(h, s.end)))
 		}
-		exp += h.exposed
-		expMit += h.exposedMit
+		exp += days(h.exposed)
+		expMit += days(h.exposedMit)
 		if h.build < s.fix {
 			exposedEnd++
 		}
@@ -185,7 +185,7 @@ func (s *trainSim) finish() {
 	r.DaysBehind, r.DaysBehindMean, r.DaysBehindEnd = dists(maxB), dists(meanB), dists(endB)
 	if s.opt.CVE {
 		c := &CVEResult{Day: s.opt.CVEDay, MitigateAfterHours: s.opt.MitigateAfter.Hours(), PropagationMinutes: s.opt.MitigationPropagation.Minutes(),
-			ExposureHostDays: round3(days(exp)), ExposureHostDaysMitigated: round3(days(expMit)), HostsExposedAtEnd: exposedEnd, PatchedAllDay: -1}
+			ExposureHostDays: round3(exp), ExposureHostDaysMitigated: round3(expMit), HostsExposedAtEnd: exposedEnd, PatchedAllDay: -1}
 		if s.fix < len(s.builds) {
 			c.FixBuild, c.FixRelease = s.fix, s.builds[s.fix].Release
 			for i, hrs := range r.Series.Hours {
