@@ -137,6 +137,22 @@ func (o *TrainOptions) Validate(fleet Fleet) error {
 	if o.Reboot != RebootKexec && o.Reboot != RebootCold {
 		bad("reboot %q: want kexec or cold", o.Reboot)
 	}
+	// The state machine's bounds of a train (fsm.ValidateSetTrain), told
+	// before the run.
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"staging soak", o.StagingSoak}, {"control soak", o.ControlSoak}} {
+		if d.v < fsm.MinTrainSoak || d.v > fsm.MaxTrainSoak {
+			bad("%s %s: want %s to %s", d.name, d.v, fsm.MinTrainSoak, fsm.MaxTrainSoak)
+		}
+	}
+	if week := 7 * 24 * time.Hour; o.EdgeCycle < week || o.EdgeCycle > fsm.MaxEdgeCycle || o.EdgeCycle%week != 0 {
+		bad("edge cycle %s: want whole weeks (departures fall on one weekday), 1 to 52", o.EdgeCycle)
+	}
+	if _, err := train.ParseDeparture(o.Departure); err != nil {
+		errs = append(errs, err)
+	}
 	if len(o.Staging) == 0 {
 		bad("no staging datacenter: the fleet has no staging tier")
 	}

@@ -200,6 +200,9 @@ func TestTrainOptionsValidate(t *testing.T) {
 		{"cve negative", fl, TrainOptions{Weeks: 2, CVE: true, CVEDay: -1}, "CVE day -1"},
 		{"negative mitigation", fl, TrainOptions{Weeks: 2, MitigateAfter: -time.Hour}, "mitigation delay"},
 		{"bad reboot", fl, TrainOptions{Weeks: 2, Reboot: "pxe"}, "reboot \"pxe\""},
+		{"edge cycle not whole weeks", fl, TrainOptions{Weeks: 2, EdgeCycle: 240 * time.Hour}, "whole weeks"},
+		{"staging soak too short", fl, TrainOptions{Weeks: 2, StagingSoak: 30 * time.Second}, "staging soak 30s"},
+		{"bad departure", fl, TrainOptions{Weeks: 2, Departure: "Tue 9am"}, "HH:MM"},
 		{"no staging tier", noStaging, TrainOptions{Weeks: 2}, "no staging datacenter"},
 		{"two problems at once", fl, TrainOptions{Weeks: 0, Reboot: "pxe"}, "weeks 0|reboot \"pxe\""},
 	}

@@ -14,7 +14,6 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/kroll-dev/kroll/coordinator/sim"
-	"github.com/kroll-dev/kroll/coordinator/train"
 	"github.com/kroll-dev/kroll/pkg/cli"
 )
 
@@ -145,10 +144,6 @@ func (a *app) simulateTrain(cmd *cobra.Command, fs *pflag.FlagSet, fleet sim.Fle
 		return cli.Usagef("--mitigate-after needs --cve-day D")
 	}
 	if err := opt.Validate(fleet); err != nil {
-		return cli.Usagef("simulate: %v", err)
-	}
-	if _, err := train.SetTrain(train.Settings{Line: fleet.Line, Staging: opt.Staging, StagingSoak: opt.StagingSoak,
-		ControlSoak: opt.ControlSoak, EdgeCycle: opt.EdgeCycle, Departure: opt.Departure}, opt.Start); err != nil {
 		return cli.Usagef("simulate: %v", err)
 	}
 	res, err := sim.RunTrain(cmd.Context(), fleet, opt)

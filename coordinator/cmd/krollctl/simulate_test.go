@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -67,5 +68,69 @@ func TestSimulate(t *testing.T) {
 	var m map[string]any
 	if err := json.Unmarshal([]byte(stdout), &m); err != nil {
 		t.Fatalf("json output: %v", err)
+	}
+}
+
+// TestSimulateTrain runs krollctl simulate --weeks on a small built-in
+// fleet: the table, stable JSON keys, the plot, and flag validation.
+func TestSimulateTrain(t *testing.T) {
+	dir := t.TempDir()
+	plot := filepath.Join(dir, "train.svg")
+	small := []string{"simulate", "--dcs", "30", "--hosts", "2000", "--weeks", "6"}
+	tests := []struct {
+		name     string
+		args     []string
+		code     int
+		inStdout []string
+		inStderr string
+	}{
+		{"table", append(slices.Clone(small), "--build-every", "7d", "--fail-build", "2", "--cve-day", "3", "--mitigate-after", "6h", "--plot", plot), 0,
+			[]string{"DAYS BEHIND", "edge", "control", "staging", "rejected", "exposure_host_days_mitigated", "depart", "capacity_floor_violations  0"}, ""},
+		{"json", append(slices.Clone(small), "-o", "json", "--build-every", "3.5d", "--cve-day", "1"), 0,
+			[]string{`"days_behind_max"`, `"days_behind_mean"`, `"days_behind_end"`, `"p50"`, `"p90"`, `"builds"`, `"steps"`, `"exposure_host_days"`, `"exposure_host_days_mitigated"`, `"fix_build": 2`}, ""},
+		{"train flag without weeks", []string{"simulate", "--fail-build", "2"}, 2, nil, "add --weeks"},
+		{"rollout flag with weeks", append(slices.Clone(small), "--expedite"), 2, nil, "not of --weeks"},
+		{"fail-pct with weeks", append(slices.Clone(small), "--fail-pct", "1"), 2, nil, "not of --weeks"},
+		{"zero weeks", []string{"simulate", "--weeks", "0"}, 2, nil, "weeks 0"},
+		{"bad build-every", append(slices.Clone(small), "--build-every", "weekly"), 2, nil, "7d"},
+		{"build-every too short", append(slices.Clone(small), "--build-every", "10m"), 2, nil, "build interval"},
+		{"fail-build beyond", append(slices.Clone(small), "--fail-build", "9"), 2, nil, "failing build 9"},
+		{"cve after the run", append(slices.Clone(small), "--cve-day", "42"), 2, nil, "CVE day 42"},
+		{"mitigate without cve", append(slices.Clone(small), "--mitigate-after", "1h"), 2, nil, "needs --cve-day"},
+		{"bad departure", append(slices.Clone(small), "--departure", "Funday 09:00 UTC"), 2, nil, "weekday"},
+		{"edge cycle not whole weeks", append(slices.Clone(small), "--edge-cycle", "10d"), 2, nil, "whole weeks"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, stdout, stderr := krollctl(t, tt.args...)
+			if code != tt.code {
+				t.Fatalf("exit %d, want %d; stderr %q", code, tt.code, stderr)
+			}
+			for _, want := range tt.inStdout {
+				if !strings.Contains(stdout, want) {
+					t.Errorf("stdout lacks %q:\n%s", want, stdout)
+				}
+			}
+			if !strings.Contains(stderr, tt.inStderr) {
+				t.Errorf("stderr %q lacks %q", stderr, tt.inStderr)
+			}
+		})
+	}
+	data, err := os.ReadFile(plot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Builds 0 … 2 and 4 … (build 3 is not on any host in 6 weeks or is)
+	// each draw a line; the exposure chart two more.
+	if !strings.HasPrefix(string(data), "<svg") || strings.Count(string(data), "<polyline") < 4 || !strings.Contains(string(data), "mitigated at +6h") {
+		t.Errorf("plot: want an SVG with build lines and the exposure curves, got %d bytes, %d polylines", len(data), strings.Count(string(data), "<polyline"))
+	}
+	_, stdout, _ := krollctl(t, append(slices.Clone(small), "-o", "json")...)
+	var m map[string]any
+	if err := json.Unmarshal([]byte(stdout), &m); err != nil {
+		t.Fatalf("json output: %v", err)
+	}
+	if _, ok := m["cve"]; ok {
+		t.Errorf("json has a cve report without --cve-day")
 	}
 }
