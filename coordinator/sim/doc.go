@@ -24,4 +24,12 @@
 // of its hosts are serving. Result reports the violations (which must be
 // zero), the makespan, a lower bound computed from the same constraints
 // and their ratio.
+//
+// RunTrain simulates the release train over weeks instead of one rollout:
+// builds arrive through the feed (fsm RecordFeedBuild), the state machine
+// is ticked and the train's steps (coordinator/train.Decide) applied as
+// the leader applies them, and simulated agents take whatever their
+// heartbeat answers name. TrainResult reports each build's way through the
+// train, the hosts' days behind the newest validated build per tier, and
+// the exposure to a CVE with and without a mitigation.
 package sim
