@@ -197,6 +197,14 @@ func TestTrainSimulatedHosts(t *testing.T) {
 	// Week 1: the build fails staging.
 	addRelease("6.12.81-w1", bad, "6.12.81")
 	waitUntil(t, ctx, "the first build rejected", func() bool { return releaseState("6.12.81-w1") == fsm.ReleaseRejected })
+	// No staging host gets a slot for it any more, whatever its agent
+	// still believes (through any node of the quorum).
+	for i, h := range hosts["stg1"] {
+		_, err := cls[i%3].AcquireSlot(ctx, wire.SlotRequest{HostID: h.ID(), Datacenter: "stg1", Release: "6.12.81-w1"})
+		if kind := client.ErrorKind(err); kind != wire.KindReleaseWithdrawn {
+			t.Fatalf("slot for the rejected build on %s: %v (kind %q), want %s", h.ID(), err, kind, wire.KindReleaseWithdrawn)
+		}
+	}
 	// The staging host that waited for the slot when the build failed
 	// never boots it (checked at the end): its slot for the rejected
 	// build is refused. Week 2: the next build arrives while the staging host that failed

@@ -97,6 +97,9 @@ func (h *Host) Kernel() (string, int) {
 	return h.kernel, h.boots
 }
 
+// ID is the host's id.
+func (h *Host) ID() string { return h.id }
+
 // Ran reports whether the host ever ran kernel.
 func (h *Host) Ran(kernel string) bool {
 	h.mu.Lock()
