@@ -507,7 +507,7 @@ func (c *fsmCoordinator) Heartbeat(_ context.Context, hb wire.Heartbeat) (*wire.
 }
 
 func (c *fsmCoordinator) AcquireSlot(_ context.Context, req wire.SlotRequest) (*wire.Slot, error) {
-	r, err := c.call(fsm.TypeAcquire, fsm.Acquire{Datacenter: req.Datacenter, Host: req.HostID, Owner: fsm.OwnerAgent, Timing: c.timing})
+	r, err := c.call(fsm.TypeAcquire, fsm.Acquire{Datacenter: req.Datacenter, Host: req.HostID, Owner: fsm.OwnerAgent, Release: req.Release, Timing: c.timing})
 	if err != nil {
 		return nil, err
 	}
@@ -515,7 +515,7 @@ func (c *fsmCoordinator) AcquireSlot(_ context.Context, req wire.SlotRequest) (*
 }
 
 func (c *fsmCoordinator) RenewSlot(_ context.Context, req wire.SlotRequest) (*wire.Slot, error) {
-	r, err := c.call(fsm.TypeRenew, fsm.Renew{Datacenter: req.Datacenter, Host: req.HostID, Token: req.Token, Owner: fsm.OwnerAgent, Timing: c.timing})
+	r, err := c.call(fsm.TypeRenew, fsm.Renew{Datacenter: req.Datacenter, Host: req.HostID, Token: req.Token, Owner: fsm.OwnerAgent, Release: req.Release, Timing: c.timing})
 	if err != nil {
 		return nil, err
 	}

@@ -19,7 +19,7 @@ func (a *Agent) release(ctx context.Context, j *journal.Journal, reason string) 
 	if j.Slot == nil {
 		return nil
 	}
-	req := a.slotRequest(j.Slot.Token)
+	req := a.slotRequest(j.Slot.Token, "")
 	req.Reason = reason
 	err := a.cfg.Coordinator.AgentRelease(ctx, req)
 	if err != nil {

@@ -650,3 +650,80 @@ func TestDoneButRunningAnotherKernel(t *testing.T) {
 		})
 	}
 }
+
+// TestReleaseWithdrawnBeforeBoot: the coordinator withdraws the release
+// (here: its target cleared) after the agent staged it, before its next
+// heartbeat tells it so. Waiting for a slot, the agent's acquire names
+// the release and is refused: it abandons the release. Holding a slot,
+// its fencing renewal before the boot is refused: it gives the slot back
+// and restores its routes. It boots nothing either way.
+func TestReleaseWithdrawnBeforeBoot(t *testing.T) {
+	tests := []struct {
+		name string
+		// until is the phase the agent reaches before the withdrawal.
+		until string
+		// phase is the agent's phase right after the refusal.
+		phase string
+	}{
+		{"waiting for a slot", wire.PhaseWaitingSlot, wire.PhaseIdle},
+		{"holding a slot before the boot", wire.PhaseRebooting, wire.PhaseStaged},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newRig(t)
+			a := r.agent(0)
+			ctx := context.Background()
+			if tt.until == wire.PhaseWaitingSlot {
+				// Another host holds the only slot: the agent waits.
+				r.coord.Heartbeat(ctx, wire.Heartbeat{HostID: "h2", Datacenter: "fra1", KernelLine: "6.1"})
+				if _, err := r.coord.AcquireSlot(ctx, wire.SlotRequest{HostID: "h2", Datacenter: "fra1"}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for steps := 0; a.Journal().Phase != tt.until; steps++ {
+				if steps > 100 {
+					t.Fatalf("never reached %s: %+v", tt.until, a.Journal())
+				}
+				if _, err := a.Heartbeat(ctx); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := a.Step(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			line := "6.1"
+			if res := r.coord.apply(fsm.TypeSetDatacenter, fsm.SetDatacenter{Name: "fra1", Update: wire.DatacenterUpdate{UntargetLine: &line}}); res.Err != nil {
+				t.Fatal(res.Err)
+			}
+			if tt.until == wire.PhaseWaitingSlot {
+				if res := r.coord.apply(fsm.TypeForceRelease, fsm.ForceRelease{Datacenter: "fra1", Host: "h2"}); res.Err != nil {
+					t.Fatal(res.Err)
+				}
+			}
+			// No heartbeat: the agent still believes in the release.
+			if _, err := a.Step(ctx); err != nil {
+				t.Fatal(err)
+			}
+			j := a.Journal()
+			if len(r.host.reboots) != 0 {
+				t.Fatalf("booted the withdrawn release: %v", r.host.reboots)
+			}
+			if j.Phase != tt.phase || j.Slot != nil || r.coord.slotsHeld() != 0 || len(r.host.routeSet()) != 2 {
+				t.Fatalf("after the refusal: phase %s (want %s), slot %+v, slots held %d, routes %v", j.Phase, tt.phase, j.Slot, r.coord.slotsHeld(), r.host.routeSet())
+			}
+			// The next heartbeat brings the desired state: the release
+			// is dropped, nothing booted.
+			for range 10 {
+				if _, err := a.Heartbeat(ctx); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := a.Step(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if j := a.Journal(); j.Phase != wire.PhaseIdle || j.Target != nil || len(r.host.reboots) != 0 || r.coord.slotsHeld() != 0 {
+				t.Fatalf("in the end: phase %s target %v boots %v slots held %d", j.Phase, j.Target, r.host.reboots, r.coord.slotsHeld())
+			}
+		})
+	}
+}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/kroll-dev/kroll/agent/boot"
 	"github.com/kroll-dev/kroll/agent/journal"
+	"github.com/kroll-dev/kroll/pkg/client"
 	"github.com/kroll-dev/kroll/pkg/kcmdline"
 	"github.com/kroll-dev/kroll/pkg/wire"
 )
@@ -51,7 +52,19 @@ func (a *Agent) stepRebooting(ctx context.Context, j *journal.Journal) (time.Dur
 		// Never boot while announcing: withdraw (and drain) first.
 		return 0, a.save(func(n *journal.Journal) { n.Phase = wire.PhaseDraining })
 	}
-	if lost, err := a.renew(ctx, j.Slot); err != nil {
+	// The renewal names the release about to be booted (none for a
+	// rollback: going back is always allowed): a release the coordinator
+	// withdrew since the grant (rejected, its rollout failed, aborted or
+	// paused) is not booted; the slot goes back.
+	booting := ""
+	if !j.Rollback && j.Target != nil {
+		booting = j.Target.ID
+	}
+	if lost, err := a.renew(ctx, j.Slot, booting); err != nil {
+		if client.ErrorKind(err) == wire.KindReleaseWithdrawn {
+			a.log.Warn("the release was withdrawn before the boot; giving the slot back", "release", booting, "err", err)
+			return a.giveBack(ctx, j, wire.PhaseStaged, "release withdrawn before the boot: "+truncate(err.Error(), 300))
+		}
 		if lost {
 			a.log.Warn("slot lost before the boot; giving up this attempt", "err", err)
 			return a.stepGiveBack(ctx, j, wire.PhaseStaged)

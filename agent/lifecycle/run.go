@@ -168,7 +168,7 @@ func (a *Agent) renewLoop(ctx context.Context) {
 			bo.reset()
 			continue
 		}
-		lost, err := a.renew(ctx, sl)
+		lost, err := a.renew(ctx, sl, "")
 		switch {
 		case err == nil:
 			bo.reset()

@@ -10,8 +10,11 @@ import (
 	"github.com/kroll-dev/kroll/pkg/wire"
 )
 
-func (a *Agent) slotRequest(token uint64) wire.SlotRequest {
-	return wire.SlotRequest{HostID: a.cfg.HostID, Datacenter: a.cfg.Datacenter, Token: token}
+// slotRequest names the host's slot (token 0 to acquire one) and, when
+// set, the release it is for: the coordinator refuses a slot for a
+// release it no longer wants booted here (wire.KindReleaseWithdrawn).
+func (a *Agent) slotRequest(token uint64, release string) wire.SlotRequest {
+	return wire.SlotRequest{HostID: a.cfg.HostID, Datacenter: a.cfg.Datacenter, Token: token, Release: release}
 }
 
 func (a *Agent) stepWaitingSlot(ctx context.Context, j *journal.Journal) (time.Duration, error) {
@@ -24,9 +27,20 @@ func (a *Agent) stepWaitingSlot(ctx context.Context, j *journal.Journal) (time.D
 		a.log.Warn("not asking for a slot: the target is not ready to boot", "release", j.Target.ID, "attempt", fails, "err", err)
 		return a.backoff(fails), a.save(func(n *journal.Journal) { n.Error, n.Failures = err.Error(), fails })
 	}
-	sl, err := a.cfg.Coordinator.AcquireSlot(ctx, a.slotRequest(0))
+	sl, err := a.cfg.Coordinator.AcquireSlot(ctx, a.slotRequest(0, j.Target.ID))
 	if err != nil {
 		kind := client.ErrorKind(err)
+		if kind == wire.KindReleaseWithdrawn {
+			// The coordinator no longer wants the release booted here
+			// (rejected, its rollout failed, aborted or paused): the
+			// desired state of the next heartbeat says so too.
+			a.log.Warn("slot refused: the release is withdrawn", "release", j.Target.ID, "err", err)
+			if j.Slot != nil {
+				// A slot an earlier give-back could not return: back first.
+				return a.giveBack(ctx, j, wire.PhaseWaitingSlot, "release withdrawn: "+truncate(err.Error(), 300))
+			}
+			return 0, a.abandon(ctx, j, "the coordinator withdrew it: "+truncate(err.Error(), 300))
+		}
 		if strings.HasPrefix(kind, "failed_lock_") {
 			a.log.Info("slot denied", "kind", kind, "err", err)
 			a.cfg.Metrics.SlotDenials.WithLabelValues(kind).Inc()
@@ -67,9 +81,12 @@ func (a *Agent) guard(ctx context.Context, j *journal.Journal) (stop bool, wait 
 }
 
 // renew renews the held slot; lost is true when the coordinator no longer
-// accepts its fencing token.
-func (a *Agent) renew(ctx context.Context, sl *journal.Slot) (lost bool, err error) {
-	got, err := a.cfg.Coordinator.RenewSlot(ctx, a.slotRequest(sl.Token))
+// accepts its fencing token. release names the release about to be booted
+// (the fencing renewal right before the boot), or is empty: the
+// coordinator refuses the renewal for a withdrawn release
+// (wire.KindReleaseWithdrawn; lost is false, the slot is still held).
+func (a *Agent) renew(ctx context.Context, sl *journal.Slot, release string) (lost bool, err error) {
+	got, err := a.cfg.Coordinator.RenewSlot(ctx, a.slotRequest(sl.Token, release))
 	if err != nil {
 		switch client.ErrorKind(err) {
 		case wire.KindStaleToken, wire.KindNotHolder:

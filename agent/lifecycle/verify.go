@@ -71,7 +71,7 @@ func (a *Agent) stepVerifying(ctx context.Context, j *journal.Journal) (time.Dur
 		return 0, a.save(func(n *journal.Journal) { n.Phase = wire.PhaseRebooting })
 	}
 	if j.Slot != nil {
-		if _, err := a.renew(ctx, j.Slot); err != nil {
+		if _, err := a.renew(ctx, j.Slot, ""); err != nil {
 			a.log.Warn("slot renewal after boot failed", "err", err)
 		}
 	}

@@ -225,7 +225,7 @@ var knownKinds = []string{
 	wire.KindNotHolder, wire.KindConflict, wire.KindNoLeader, wire.KindInternal,
 	wire.KindSemaphoreFull, wire.KindCapacityFloor, wire.KindPaused, wire.KindOutsideWindow,
 	wire.KindFailureBudget, wire.KindUnknownDC, wire.KindUnknownHost, wire.KindUnknownDatacenter, wire.KindHostLimit,
-	wire.KindOverloaded,
+	wire.KindOverloaded, wire.KindReleaseWithdrawn,
 }
 
 // decodeOK asserts status 200 and decodes the body into a T.

@@ -145,6 +145,9 @@ func validateSlotRequest(needToken bool) func(*wire.SlotRequest) error {
 		if len(req.Reason) > 1024 {
 			errs = append(errs, errors.New("reason: at most 1024 bytes"))
 		}
+		if req.Release != "" {
+			errs = append(errs, checkName("release", req.Release))
+		}
 		return errors.Join(errs...)
 	}
 }

@@ -17,7 +17,7 @@ func (s *Server) slotAcquire(w http.ResponseWriter, r *http.Request, id Identity
 	if !actsFor(w, id, req.HostID) {
 		return
 	}
-	res, ok := s.apply(w, r, fsm.TypeAcquire, fsm.Acquire{Datacenter: req.Datacenter, Host: req.HostID, Owner: fsm.OwnerAgent, Timing: s.cfg.Store.Timing()})
+	res, ok := s.apply(w, r, fsm.TypeAcquire, fsm.Acquire{Datacenter: req.Datacenter, Host: req.HostID, Owner: fsm.OwnerAgent, Release: req.Release, Timing: s.cfg.Store.Timing()})
 	if !ok {
 		return
 	}

@@ -17,7 +17,7 @@ func (s *Server) slotRenew(w http.ResponseWriter, r *http.Request, id Identity) 
 	if !actsFor(w, id, req.HostID) {
 		return
 	}
-	res, ok := s.apply(w, r, fsm.TypeRenew, fsm.Renew{Datacenter: req.Datacenter, Host: req.HostID, Token: req.Token, Owner: fsm.OwnerAgent, Timing: s.cfg.Store.Timing()})
+	res, ok := s.apply(w, r, fsm.TypeRenew, fsm.Renew{Datacenter: req.Datacenter, Host: req.HostID, Token: req.Token, Owner: fsm.OwnerAgent, Release: req.Release, Timing: s.cfg.Store.Timing()})
 	if !ok {
 		return
 	}

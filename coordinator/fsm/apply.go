@@ -321,7 +321,8 @@ func (s *State) gossipSeedsWalk(h *Host, n, start int) []string {
 }
 
 // targetRelease returns the release dc's hosts of line should run now: its
-// target, unless the rollout that set it is paused or aborted.
+// target, unless the rollout that set it is paused, aborted or failed, or
+// (FormatV5) the release is rejected for the line.
 func (s *State) targetRelease(dc *Datacenter, line string) *Release {
 	t, ok := dc.Targets[line]
 	if !ok {
@@ -332,10 +333,16 @@ func (s *State) targetRelease(dc *Datacenter, line string) *Release {
 			return nil
 		}
 	}
-	if rel := s.Releases[t.Release]; rel != nil && rel.Line == line {
-		return rel
+	rel := s.Releases[t.Release]
+	if rel == nil || rel.Line != line {
+		return nil
 	}
-	return nil
+	if _, rejected := rel.Rejected[line]; rejected && s.format >= FormatV5 {
+		// Rejected after its rollout completed here (an operator's
+		// release reject): never handed out again.
+		return nil
+	}
+	return rel
 }
 
 // expedited reports whether the host's current target comes from an
@@ -465,6 +472,11 @@ func (s *State) acquire(p Acquire) Result {
 		policy = dc.Policy
 		counts, req.ObservedOutOfService = s.scheduleInputs(dc, p.Timing, p.Host)
 	}
+	if p.Release != "" && p.Owner == OwnerAgent && s.format >= FormatV5 {
+		if e := s.releaseWithdrawn(dc, p.Host, p.Release); e != nil {
+			return Result{Err: e}
+		}
+	}
 	d := schedule.DecideCounts(policy, exists, counts, req)
 	switch {
 	case d.Reason == schedule.ReasonAlreadyHeld:
@@ -548,6 +560,11 @@ func (s *State) renew(p Renew) Result {
 	}
 	if sl.Lost {
 		return refused(wire.KindStaleToken, "slot of %s was marked lost at its reboot deadline; an operator must release it", p.Host)
+	}
+	if p.Release != "" && sl.Owner == OwnerAgent && s.format >= FormatV5 {
+		if e := s.releaseWithdrawn(dc, p.Host, p.Release); e != nil {
+			return Result{Err: e}
+		}
 	}
 	s.extend(sl, p.Timing)
 	return Result{Slot: sl.wire(dc.Name)}

@@ -180,6 +180,10 @@ type Acquire struct {
 	// FleetLock request admitted by its source network, without
 	// credentials, may register a new id but never moves a known one.
 	Stay bool `json:"stay,omitempty"`
+	// Release (FormatV5, agents) is the release the slot is for: the
+	// grant is refused (wire.KindReleaseWithdrawn) unless it is the
+	// host's desired release (see State.Withdrawn).
+	Release string `json:"release,omitempty"`
 	Timing
 }
 
@@ -190,6 +194,9 @@ type Renew struct {
 	// Token must be the slot's fencing token.
 	Token uint64 `json:"token"`
 	Owner string `json:"owner,omitempty"`
+	// Release (FormatV5) is the release the holder is about to boot (the
+	// fencing renewal before the boot): refused like Acquire.Release.
+	Release string `json:"release,omitempty"`
 	Timing
 }
 

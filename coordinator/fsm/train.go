@@ -851,3 +851,52 @@ func (s *State) StagingBlocked(t *Train) string {
 	}
 	return ""
 }
+
+// releaseWithdrawn returns the refusal (wire.KindReleaseWithdrawn) of a
+// slot for host in dc to boot release id, or nil when id is the host's
+// desired release (targetRelease of its datacenter and line): a release
+// rejected for the host's line, whose rollout failed, was aborted or is
+// paused, or that is no longer the datacenter's target, is never booted,
+// even by an agent that staged it and asks before its next heartbeat
+// tells it so. An unknown host or datacenter is left to the scheduler.
+func (s *State) releaseWithdrawn(dc *Datacenter, host, id string) *wire.Error {
+	h := s.Hosts[host]
+	if dc == nil || h == nil {
+		return nil
+	}
+	if tg := s.targetRelease(dc, h.KernelLine); tg != nil && tg.ID == id {
+		return nil
+	}
+	why := ""
+	rel := s.Releases[id]
+	tg, targeted := dc.Targets[h.KernelLine]
+	var (
+		rej      Rejection
+		rejected bool
+	)
+	if rel != nil {
+		rej, rejected = rel.Rejected[h.KernelLine]
+	}
+	switch {
+	case rel == nil:
+		why = "the coordinator knows no such release"
+	case rel.Line != h.KernelLine:
+		why = fmt.Sprintf("it is of line %s, the host is on line %s", rel.Line, orDefault(h.KernelLine, "(none)"))
+	case rejected:
+		why = "it is rejected for line " + h.KernelLine + ": " + rej.Reason
+		if rej.Rollout != "" {
+			why = fmt.Sprintf("it is rejected for line %s: rollout %s failed: %s", h.KernelLine, rej.Rollout, rej.Reason)
+		}
+	case !targeted:
+		why = fmt.Sprintf("datacenter %s has no target for line %s (withdrawn)", dc.Name, h.KernelLine)
+	case tg.Release != id:
+		why = fmt.Sprintf("datacenter %s now targets %s for line %s", dc.Name, tg.Release, h.KernelLine)
+	default:
+		if r := s.Rollouts[tg.Rollout]; r == nil {
+			why = fmt.Sprintf("its rollout %s is gone", tg.Rollout)
+		} else {
+			why = fmt.Sprintf("its rollout %s is %s: %s", r.ID, r.State, orDefault(r.PauseReason, "no reason recorded"))
+		}
+	}
+	return &wire.Error{Kind: wire.KindReleaseWithdrawn, Value: fmt.Sprintf("release %s is withdrawn for %s in %s: %s; give the slot back, do not boot it", id, host, dc.Name, why)}
+}

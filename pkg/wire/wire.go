@@ -48,6 +48,13 @@ const (
 	KindFailureBudget = "failed_lock_failure_budget_exhausted"
 	KindUnknownDC     = "failed_lock_unknown_dc"
 	KindUnknownHost   = "failed_lock_unknown_host"
+
+	// KindReleaseWithdrawn refuses a slot acquire or a pre-boot renewal
+	// whose release (SlotRequest.Release) the coordinator no longer wants
+	// booted on the host: rejected for its line, its rollout failed,
+	// aborted or paused, or no longer its datacenter's target. The agent
+	// gives the slot back and abandons the release (409).
+	KindReleaseWithdrawn = "release_withdrawn"
 )
 
 // HostIDHeader carries the sending host's id on a heartbeat (the same as
@@ -352,6 +359,12 @@ type SlotRequest struct {
 	HostID     string `json:"host_id"`
 	Datacenter string `json:"datacenter"`
 	Token      uint64 `json:"token,omitempty"`
+	// Release is the release the host asks the slot for (acquire) or is
+	// about to boot (the fencing renewal right before the boot): the
+	// coordinator refuses (KindReleaseWithdrawn) when it no longer wants
+	// that release booted there. Empty on the renewals after the boot
+	// and from agents that predate it (no such check then).
+	Release string `json:"release,omitempty"`
 	// Reason says why a slot is given back early (release only), for the
 	// event log.
 	Reason string `json:"reason,omitempty"`

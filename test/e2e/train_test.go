@@ -64,6 +64,11 @@ func TestTrainSimulatedHosts(t *testing.T) {
 	}{{"stg1", fsm.TierStaging, 2}, {"ctl1", fsm.TierControl, 2}, {"fra1", fsm.TierEdge, 3}, {"ams1", fsm.TierEdge, 2}}
 	for _, dc := range dcs {
 		tier, limit := dc.tier, 2
+		if tier == fsm.TierStaging {
+			// One staging host boots at a time: the other has staged the
+			// build and waits for the slot when the first one fails it.
+			limit = 1
+		}
 		if _, err := admin.SetDatacenter(ctx, dc.name, wire.DatacenterUpdate{Tier: &tier, SlotLimit: &limit}); err != nil {
 			t.Fatal(err)
 		}
@@ -192,8 +197,18 @@ func TestTrainSimulatedHosts(t *testing.T) {
 	// Week 1: the build fails staging.
 	addRelease("6.12.81-w1", bad, "6.12.81")
 	waitUntil(t, ctx, "the first build rejected", func() bool { return releaseState("6.12.81-w1") == fsm.ReleaseRejected })
-	// Week 2: the next build arrives while the staging hosts that failed
-	// wait for an operator: the train waits too.
+	// No staging host gets a slot for it any more, whatever its agent
+	// still believes (through any node of the quorum).
+	for i, h := range hosts["stg1"] {
+		_, err := cls[i%3].AcquireSlot(ctx, wire.SlotRequest{HostID: h.ID(), Datacenter: "stg1", Release: "6.12.81-w1"})
+		if kind := client.ErrorKind(err); kind != wire.KindReleaseWithdrawn {
+			t.Fatalf("slot for the rejected build on %s: %v (kind %q), want %s", h.ID(), err, kind, wire.KindReleaseWithdrawn)
+		}
+	}
+	// The staging host that waited for the slot when the build failed
+	// never boots it (checked at the end): its slot for the rejected
+	// build is refused. Week 2: the next build arrives while the staging host that failed
+	// waits for an operator: the train waits too.
 	addRelease("6.12.82-w2", good, "6.12.82")
 	waitUntil(t, ctx, "the train waiting for staging", func() bool {
 		tr, err := admin.Train(ctx, "6.12")
@@ -274,10 +289,19 @@ func TestTrainSimulatedHosts(t *testing.T) {
 	}
 	for _, dc := range []string{"ctl1", "fra1", "ams1"} {
 		for _, h := range hosts[dc] {
-			if k, _ := h.Kernel(); k == bad {
-				t.Errorf("a %s host runs the rejected build", dc)
+			if h.Ran(bad) {
+				t.Errorf("a %s host ran the rejected build", dc)
 			}
 		}
+	}
+	ranBad := 0
+	for _, h := range hosts["stg1"] {
+		if h.Ran(bad) {
+			ranBad++
+		}
+	}
+	if ranBad != 1 {
+		t.Errorf("%d staging hosts ran the rejected build, want 1: the one that failed it (slot limit 1)", ranBad)
 	}
 	for _, e := range tr.Events {
 		t.Logf("%s %s", e.Time.Format(time.RFC3339), e.Message)

@@ -60,6 +60,8 @@ type Host struct {
 	down chan struct{}
 	// Boots counts simulated boots.
 	boots int
+	// ran records every kernel the host ran.
+	ran map[string]bool
 }
 
 // New creates a simulated host running kernel (uname -r) with the given
@@ -95,9 +97,23 @@ func (h *Host) Kernel() (string, int) {
 	return h.kernel, h.boots
 }
 
+// ID is the host's id.
+func (h *Host) ID() string { return h.id }
+
+// Ran reports whether the host ever ran kernel.
+func (h *Host) Ran(kernel string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.ran[kernel]
+}
+
 // run switches the fake /proc to kernel with a new boot id.
 func (h *Host) run(kernel, upstream string) error {
 	h.kernel, h.upstream = kernel, upstream
+	if h.ran == nil {
+		h.ran = map[string]bool{}
+	}
+	h.ran[kernel] = true
 	if h.upstreams == nil {
 		h.upstreams = map[string]string{}
 	}
