@@ -144,6 +144,29 @@ func buildSeries(suffix string) string {
 	return suffix
 }
 
+// buildShape returns a build suffix with every dotted number ("2026.5.1",
+// "1.1", "12") replaced by "#": "-cf-2026.5.1" → "-cf-#", "-cf1.1" →
+// "-cf#", "-cf1-debug" → "-cf#-debug". Builds of one shape differ only in
+// their numbers, which dpkg orders the same way in both; builds of
+// different shapes have no order.
+func buildShape(suffix string) string {
+	var b strings.Builder
+	for suffix != "" {
+		d, rest := leadingDigits(suffix)
+		if d == "" {
+			b.WriteByte(suffix[0])
+			suffix = suffix[1:]
+			continue
+		}
+		for len(rest) >= 2 && rest[0] == '.' && isDigit(rest[1]) {
+			_, rest = leadingDigits(rest[1:])
+		}
+		b.WriteByte('#')
+		suffix = rest
+	}
+	return b.String()
+}
+
 // cutFlavour splits a known Debian flavour off the end of a local suffix:
 // "-cf1-cloud-amd64" → "-cf1", "cloud-amd64". flavour is "" when the
 // suffix does not end in one.
@@ -167,13 +190,14 @@ func (v Version) Build() (string, bool) {
 	return build, ok
 }
 
-// build returns Build and the build's series.
-func (v Version) build() (build, series string, ok bool) {
+// build returns Build and the build's local suffix ("-cf1" for
+// "6.12.80-cf1-amd64").
+func (v Version) build() (build, suffix string, ok bool) {
 	if v.kind != KindUpstream || len(v.suffix) < 2 || v.suffix[0] != '-' || !isLetter(v.suffix[1]) {
 		return "", "", false
 	}
 	rest, _ := cutFlavour(v.suffix)
-	return strings.TrimSuffix(v.raw, v.suffix) + rest, buildSeries(rest), true
+	return strings.TrimSuffix(v.raw, v.suffix) + rest, rest, true
 }
 
 // FixedBy reports whether the running kernel contains a fix first shipped
@@ -183,12 +207,15 @@ func (v Version) build() (build, series string, ok bool) {
 //   - FixUpstream "6.12.80": its upstream version is known and at least
 //     6.12.80 (a release candidate is older than its release), whatever its
 //     local suffix or Debian revision;
-//   - FixBuild "6.12.80-cf1": it is a build of the same series (Build:
-//     "6.12.80-cf1-amd64" is build 6.12.80-cf1, series "-cf") and its build
-//     is at least the entry in Debian version order (DpkgCompare:
+//   - FixBuild "6.12.80-cf1": it is a build of the same series and shape
+//     (Build: "6.12.80-cf1-amd64" is build 6.12.80-cf1, series "-cf",
+//     shape "-cf#": the suffix with every dotted number taken as one) and
+//     its build is at least the entry in Debian version order (DpkgCompare:
 //     6.12.80-cf1 < 6.12.80-cf1.1 < 6.12.80-cf2 < 6.12.81-cf1). Builds of
-//     a series are taken to be cumulative; a plain upstream kernel or a
-//     build of another series does not match;
+//     a series are taken to be cumulative; a plain upstream kernel, a
+//     build of another series or one with another shape
+//     ("6.12.80-cf1-debug": an extra part that is not a known flavour)
+//     does not match;
 //   - FixPackage "6.12.80-1~deb12u1": its Debian package version is known
 //     (from /proc/version, see ParseProcVersion) and at least the entry in
 //     Debian version order (6.12.80-1~deb12u1 < 6.12.80-1 < 6.12.80-1+b1).
@@ -210,7 +237,7 @@ func FixedBy(running Version, fixes []Fix) (bool, error) {
 		return false, fmt.Errorf("kversion: cannot tell whether %q contains the fix: it is a Debian ABI name whose upstream version is unknown (read it from /proc/version)",
 			running.raw)
 	}
-	build, series, isBuild := running.build()
+	build, suffix, isBuild := running.build()
 	for _, f := range fixes {
 		if !f.v.SameLine(running) {
 			continue
@@ -221,7 +248,12 @@ func FixedBy(running Version, fixes []Fix) (bool, error) {
 				return true, nil
 			}
 		case FixBuild:
-			if !isBuild || series != f.series {
+			// Only a build of the entry's shape is ordered against it: an
+			// extra "-part" ("6.12.80-cf1-debug" against "6.12.80-cf2")
+			// makes dpkg split the running build elsewhere than the entry
+			// and compare its build number as upstream text. Another shape
+			// is another build series: not fixed.
+			if !isBuild || buildSeries(suffix) != f.series || buildShape(suffix) != buildShape(f.v.suffix) {
 				continue
 			}
 			if c, err := DpkgCompare(build, f.raw); err == nil && c >= 0 {
