@@ -167,6 +167,16 @@ func buildShape(suffix string) string {
 	return b.String()
 }
 
+// debianRevision reports whether pkg is a Debian package version whose
+// revision starts with a digit ("6.12.80-1~deb12u1", not "6.12.80-cf1").
+func debianRevision(pkg string) bool {
+	if pkg == "" {
+		return false
+	}
+	d, err := ParseDpkgVersion(pkg)
+	return err == nil && d.Revision != "" && isDigit(d.Revision[0])
+}
+
 // cutFlavour splits a known Debian flavour off the end of a local suffix:
 // "-cf1-cloud-amd64" → "-cf1", "cloud-amd64". flavour is "" when the
 // suffix does not end in one.
@@ -217,8 +227,10 @@ func (v Version) build() (build, suffix string, ok bool) {
 //     ("6.12.80-cf1-debug": an extra part that is not a known flavour)
 //     does not match;
 //   - FixPackage "6.12.80-1~deb12u1": its Debian package version is known
-//     (from /proc/version, see ParseProcVersion) and at least the entry in
-//     Debian version order (6.12.80-1~deb12u1 < 6.12.80-1 < 6.12.80-1+b1).
+//     (from /proc/version, see ParseProcVersion), has a revision that
+//     starts with a digit like the entry's (another vendor's "6.12.80-cf1"
+//     does not match), and is at least the entry in Debian version order
+//     (6.12.80-1~deb12u1 < 6.12.80-1 < 6.12.80-1+b1).
 //
 // No entry of the running kernel's line means (false, nil): no fix known,
 // the mitigation stays. An error is returned for the zero Version or a
@@ -260,7 +272,11 @@ func FixedBy(running Version, fixes []Fix) (bool, error) {
 				return true, nil
 			}
 		case FixPackage:
-			if running.pkg == "" {
+			// Only a Debian package version proper: its revision starts
+			// with a digit like the entry's. Another vendor's build
+			// packaged as "6.12.80-cf1" is not ordered against Debian's
+			// revisions ("cf1" would sort above "1~deb12u1").
+			if !debianRevision(running.pkg) {
 				continue
 			}
 			if c, err := DpkgCompare(running.pkg, f.raw); err == nil && c >= 0 {

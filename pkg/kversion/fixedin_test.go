@@ -218,6 +218,8 @@ func TestFixedBy(t *testing.T) {
 		{"dated build older", "6.12.80-cf-2026.4.30", []string{"6.12.80-cf-2026.5.1"}, false, false},
 		{"entry with a part, running without", "6.12.80-cf3", []string{"6.12.80-cf2-edge"}, false, false},
 		{"same extra part", "6.12.80-cf3-edge", []string{"6.12.80-cf2-edge"}, true, false},
+		{"other vendor's Debian package", proc("6.12.80-cf1", "6.12.80-cf1"), []string{"6.12.80-1~deb12u1"}, false, false},
+		{"other vendor's Debian package, newer upstream", proc("6.12.81-cf1", "6.12.81-cf1"), []string{"6.12.80-1~deb12u1"}, false, false},
 		{"debian package with a later upstream", proc("6.12.81+deb12-amd64", "6.12.81-1~deb12u1"), []string{"6.12.80-3"}, true, false},
 		{"debian package equal", proc("6.12.80+deb12-amd64", "6.12.80-1~deb12u1"), []string{"6.12.80-1~deb12u1"}, true, false},
 		{"debian package newer", proc("6.12.80+deb12-amd64", "6.12.80-1"), []string{"6.12.80-1~deb12u1"}, true, false},
