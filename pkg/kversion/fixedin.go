@@ -286,3 +286,36 @@ func FixedBy(running Version, fixes []Fix) (bool, error) {
 	}
 	return false, nil
 }
+
+// SameSeries reports whether a and b are kernels of one build series of
+// one line, so that a later one can be taken to contain what an earlier
+// one does (the rule FixedBy applies to build entries): two plain upstream
+// releases; two internal builds (Build) of the same series and shape,
+// whatever their Debian flavours ("6.12.80-cf1-amd64", "6.12.82-cf3");
+// two Debian versioned names of one distribution tag; two Debian ABI names
+// of one ABI series. Anything else, a plain release against a build
+// ("6.12.82" against "6.12.80-cf1") included, is not one series: callers
+// must not infer a fix from the order of the two.
+func SameSeries(a, b Version) bool {
+	if a.kind == 0 || a.kind != b.kind || !a.SameLine(b) {
+		return false
+	}
+	switch a.kind {
+	case KindUpstream:
+		if a.suffix == "" || b.suffix == "" {
+			return a.suffix == b.suffix
+		}
+		_, sa, okA := a.build()
+		_, sb, okB := b.build()
+		return okA && okB && buildSeries(sa) == buildSeries(sb) && buildShape(sa) == buildShape(sb)
+	case KindDebianVersioned:
+		return a.tag == b.tag
+	case KindDebianABI:
+		sa, _, okA := splitABI(a.abi)
+		sb, _, okB := splitABI(b.abi)
+		return okA && okB && sa == sb
+	case KindDebianPackage:
+		return debianRevision(a.pkg) && debianRevision(b.pkg)
+	}
+	return false
+}

@@ -389,3 +389,45 @@ func FuzzFixedByBuild(f *testing.F) {
 		}
 	})
 }
+
+func TestSameSeries(t *testing.T) {
+	for _, tc := range []struct {
+		a, b string
+		want bool
+	}{
+		{"6.12.80", "6.12.82", true},
+		{"6.12.80-cf1-amd64", "6.12.82-cf3", true},
+		{"6.12.80-cf1-amd64", "6.12.82-cf1-cloud-amd64", true},
+		{"6.12.80-cf1", "6.12.80-cf1.1", true},
+		{"6.12.80-cf-2026.4.1", "6.12.81-cf-2026.5.1-amd64", true},
+		{"6.12.80-cf1", "6.12.82", false},
+		{"6.12.82", "6.12.80-cf1", false},
+		{"6.12.80-cf1", "6.12.82-xy1", false},
+		{"6.12.80-cf1", "6.12.82-cf1-debug", false},
+		{"6.12.80-cf1", "6.18.2-cf1", false},
+		{"6.12.80+", "6.12.82", false},
+		{"6.12.80-cf1", "6.12.117+deb12-amd64", false},
+		{"6.12.80+deb12-amd64", "6.12.117+deb12-cloud-amd64", true},
+		{"6.12.80+deb12-amd64", "6.12.117+bpo-amd64", false},
+		{"6.1.0-47-amd64", "6.1.0-56-amd64", true},
+		{"6.1.0-47-amd64", "6.1.0-0.deb11.17-amd64", false},
+	} {
+		a, err := Parse(tc.a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := Parse(tc.b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := SameSeries(a, b); got != tc.want {
+			t.Errorf("SameSeries(%q, %q) = %v, want %v", tc.a, tc.b, got, tc.want)
+		}
+		if got := SameSeries(b, a); got != tc.want {
+			t.Errorf("SameSeries(%q, %q) = %v, want %v (not symmetric)", tc.b, tc.a, got, tc.want)
+		}
+	}
+	if SameSeries(Version{}, Version{}) {
+		t.Error("SameSeries(zero, zero) = true")
+	}
+}
