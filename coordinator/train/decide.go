@@ -25,8 +25,10 @@ import (
 //     unstaged one, and so does a newer validated release; it starts
 //     staging when no staging rollout of the train is in flight and the
 //     staging datacenters are settled (fsm.State.StagingBlocked);
-//   - control: the newest validated release the control tier has not
-//     taken starts there at once, outside a freeze;
+//   - control: the newest validated release starts on the control tier
+//     at once, outside a freeze, when it is newer than everything the
+//     control tier runs or was sent (fsm.State.ControlFloor: never a
+//     downgrade; an order kversion cannot decide holds it, see View);
 //   - departure: when the next departure is due, the newest validated
 //     release newer than everything the edge runs departs — unless the
 //     operator skips it, a freeze holds, an operator's rollout of the
@@ -120,9 +122,7 @@ func decideLine(s *fsm.State, t *fsm.Train, now time.Time) []fsm.TrainStep {
 	// Control.
 	_, frozen := t.FrozenAt(now)
 	if len(validated) > 0 && manual == nil && !frozen && hasHosts(s, t.Line, fsm.TierControl, nil) {
-		top := validated[0]
-		cur := s.Releases[t.ControlRelease]
-		if cur == nil || newer(top, cur) {
+		if top, _ := controlNext(s, t, validated[0]); top != nil {
 			out = append(out, fsm.TrainStep{Line: t.Line, Action: fsm.StepControl, Release: top.ID})
 		}
 	}
@@ -180,6 +180,23 @@ func decideLine(s *fsm.State, t *fsm.Train, now time.Time) []fsm.TrainStep {
 			Next: d.Next(t.NextDeparture, t.EdgeCycle, now)})
 	}
 	return out
+}
+
+// controlNext returns top when the control tier is to take it: newer
+// than the control floor. Otherwise nil, and why when an operator must
+// look (the order is undecidable); a control tier already on top or on a
+// newer release needs no word.
+func controlNext(s *fsm.State, t *fsm.Train, top *fsm.Release) (*fsm.Release, string) {
+	floor, err := s.ControlFloor(t.Line)
+	switch {
+	case err != nil:
+		return nil, fmt.Sprintf("control does not take %s: cannot order the control tier's releases: %v", top.ID, err)
+	case floor == nil || newer(top, floor):
+		return top, ""
+	case floor.ID != top.ID && !newer(floor, top):
+		return nil, fmt.Sprintf("control does not take %s: cannot order it against %s, which the control tier runs or was sent", top.ID, floor.ID)
+	}
+	return nil, ""
 }
 
 // hasHosts reports whether a datacenter of tier (among only, when set)

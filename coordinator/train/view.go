@@ -33,6 +33,7 @@ func View(s *fsm.State, line string, now time.Time) (wire.Train, bool) {
 		}
 	}
 	newestFirst(rels)
+	v.Attention = attention(s, t)
 	floor, _ := s.EdgeFloor(line)
 	for _, r := range rels {
 		v.Releases = append(v.Releases, wire.TrainRelease{ID: r.ID, Kernel: r.KernelVersion, State: r.State, StateReason: r.StateReason})
@@ -51,4 +52,24 @@ func View(s *fsm.State, line string, now time.Time) (wire.Train, bool) {
 		v.Events[i], v.Events[j] = v.Events[j], v.Events[i]
 	}
 	return v, true
+}
+
+// attention returns what the train of t cannot decide (see
+// wire.Train.Attention).
+func attention(s *fsm.State, t *fsm.Train) []string {
+	var validated []*fsm.Release
+	for _, r := range s.Releases {
+		if r.Line == t.Line && fsm.ValidatedForTrain(r) {
+			validated = append(validated, r)
+		}
+	}
+	if len(validated) == 0 {
+		return nil
+	}
+	newestFirst(validated)
+	var out []string
+	if _, why := controlNext(s, t, validated[0]); why != "" {
+		out = append(out, why)
+	}
+	return out
 }
