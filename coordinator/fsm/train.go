@@ -200,8 +200,8 @@ const (
 func (s *State) ValidateSetTrain(p SetTrain) error {
 	var errs []string
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Sprintf(format, args...)) }
-	if !ValidName(p.Line) || len(p.Line) > 32 {
-		bad("invalid line %q", p.Line)
+	if !wire.ValidLine(p.Line) {
+		bad("invalid line %q: want MAJOR.MINOR, e.g. 6.12", p.Line)
 	}
 	if len(p.Staging) == 0 {
 		bad("no staging datacenter (--staging)")
