@@ -101,19 +101,8 @@ func decideLine(s *fsm.State, t *fsm.Train, now time.Time) []fsm.TrainStep {
 	manual := s.ManualRollout(t.Line)
 
 	// Candidates.
-	var stage *fsm.Release
-	for i, c := range candidates {
-		switch {
-		case len(validated) > 0 && !newer(c, validated[0]):
-			if newer(validated[0], c) {
-				out = append(out, fsm.TrainStep{Line: t.Line, Action: fsm.StepSupersede, Release: c.ID, By: validated[0].ID})
-			}
-		case i > 0 && stage != nil && newer(stage, c):
-			out = append(out, fsm.TrainStep{Line: t.Line, Action: fsm.StepSupersede, Release: c.ID, By: stage.ID})
-		case stage == nil:
-			stage = c
-		}
-	}
+	stage, supersede, _ := sortCandidates(t, candidates, validated)
+	out = append(out, supersede...)
 	if stage != nil && manual == nil && s.TrainRollout(t.Line, fsm.ScopeStaging) == nil && hasHosts(s, t.Line, fsm.TierStaging, t.Staging) &&
 		s.StagingBlocked(t) == "" {
 		out = append(out, fsm.TrainStep{Line: t.Line, Action: fsm.StepStage, Release: stage.ID})
@@ -180,6 +169,32 @@ func decideLine(s *fsm.State, t *fsm.Train, now time.Time) []fsm.TrainStep {
 			Next: d.Next(t.NextDeparture, t.EdgeCycle, now)})
 	}
 	return out
+}
+
+// sortCandidates decides the line's candidates (newest first) against its
+// validated releases (newest first): the one to stage, the supersede
+// steps, and why each candidate that is neither is left alone (its order
+// against the newest validated release or the one to stage is
+// undecidable: an operator must reject one of them).
+func sortCandidates(t *fsm.Train, candidates, validated []*fsm.Release) (stage *fsm.Release, supersede []fsm.TrainStep, stuck []string) {
+	for _, c := range candidates {
+		switch {
+		case len(validated) > 0 && !newer(c, validated[0]):
+			switch {
+			case newer(validated[0], c):
+				supersede = append(supersede, fsm.TrainStep{Line: t.Line, Action: fsm.StepSupersede, Release: c.ID, By: validated[0].ID})
+			case c.ID != validated[0].ID:
+				stuck = append(stuck, fmt.Sprintf("candidate %s is neither staged nor superseded: cannot order it against validated %s (reject one: krollctl release reject)", c.ID, validated[0].ID))
+			}
+		case stage != nil && newer(stage, c):
+			supersede = append(supersede, fsm.TrainStep{Line: t.Line, Action: fsm.StepSupersede, Release: c.ID, By: stage.ID})
+		case stage != nil:
+			stuck = append(stuck, fmt.Sprintf("candidate %s is neither staged nor superseded: cannot order it against candidate %s, which stages next (reject one: krollctl release reject)", c.ID, stage.ID))
+		default:
+			stage = c
+		}
+	}
+	return stage, supersede, stuck
 }
 
 // controlNext returns top when the control tier is to take it: newer

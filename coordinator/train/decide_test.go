@@ -463,3 +463,43 @@ func TestTrainControlFloor(t *testing.T) {
 		})
 	}
 }
+
+// TestTrainUnorderedCandidate: a candidate whose order against the newest
+// validated release (or the candidate that stages next) is undecidable is
+// neither staged nor superseded, and the train's view says so.
+func TestTrainUnorderedCandidate(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		validate  bool // r82 (6.12.82-kroll-3) is validated first
+		attention string
+	}{
+		{"against validated", true, "candidate rzz is neither staged nor superseded: cannot order it against validated r82"},
+		{"against the next to stage", false, "cannot order it against candidate r82, which stages next"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fl := newFleet(t)
+			if tc.validate {
+				fl.addRelease("r82", "6.12.82-kroll-3")
+				fl.drive(time.Minute)
+				fl.dc("stg", "6.12.82-kroll-3", wire.PhaseHealthy)
+				fl.drive(time.Minute)
+				fl.drive(time.Hour)
+				fl.wantState("r82", fsm.ReleaseValidated)
+				fl.addRelease("rzz", "6.12.82-zz")
+			} else {
+				fl.addRelease("r82", "6.12.82-kroll-3")
+				fl.addRelease("rzz", "6.12.82-zz")
+			}
+			var steps []fsm.TrainStep
+			fl.f.View(func(s *fsm.State) { steps = Decide(s, fl.now) })
+			if strings.Contains(actions(steps), "supersede:rzz") || strings.Contains(actions(steps), "stage:rzz") {
+				t.Fatalf("steps %q act on the unordered candidate", actions(steps))
+			}
+			var v wire.Train
+			fl.f.View(func(s *fsm.State) { v, _ = View(s, line, fl.now) })
+			if got := strings.Join(v.Attention, "; "); !strings.Contains(got, tc.attention) {
+				t.Errorf("attention %q, want %q", got, tc.attention)
+			}
+		})
+	}
+}

@@ -57,19 +57,23 @@ func View(s *fsm.State, line string, now time.Time) (wire.Train, bool) {
 // attention returns what the train of t cannot decide (see
 // wire.Train.Attention).
 func attention(s *fsm.State, t *fsm.Train) []string {
-	var validated []*fsm.Release
+	var candidates, validated []*fsm.Release
 	for _, r := range s.Releases {
-		if r.Line == t.Line && fsm.ValidatedForTrain(r) {
+		switch {
+		case r.Line != t.Line:
+		case r.State == fsm.ReleaseCandidate:
+			candidates = append(candidates, r)
+		case fsm.ValidatedForTrain(r):
 			validated = append(validated, r)
 		}
 	}
-	if len(validated) == 0 {
-		return nil
-	}
+	newestFirst(candidates)
 	newestFirst(validated)
-	var out []string
-	if _, why := controlNext(s, t, validated[0]); why != "" {
-		out = append(out, why)
+	_, _, out := sortCandidates(t, candidates, validated)
+	if len(validated) > 0 {
+		if _, why := controlNext(s, t, validated[0]); why != "" {
+			out = append(out, why)
+		}
 	}
 	return out
 }
