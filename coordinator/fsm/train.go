@@ -200,8 +200,11 @@ const (
 func (s *State) ValidateSetTrain(p SetTrain) error {
 	var errs []string
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Sprintf(format, args...)) }
-	if !wire.ValidLine(p.Line) {
-		bad("invalid line %q: want MAJOR.MINOR, e.g. 6.12", p.Line)
+	// The name rule, not wire.ValidLine: format-v5 logs hold trains of
+	// lines such as "lts" and must replay as they applied. New trains
+	// are made by train.SetTrain, which takes kernel lines only.
+	if !ValidName(p.Line) || len(p.Line) > 32 {
+		bad("invalid line %q", p.Line)
 	}
 	if len(p.Staging) == 0 {
 		bad("no staging datacenter (--staging)")
