@@ -1,6 +1,7 @@
 package api
 
 import (
+	"fmt"
 	"net/http"
 	"slices"
 	"time"
@@ -71,6 +72,10 @@ func (s *Server) setTrain(w http.ResponseWriter, r *http.Request, _ Identity) {
 		return
 	}
 	line := r.PathValue("line")
+	if !fsm.ValidLine(line) {
+		writeError(w, http.StatusBadRequest, wire.KindInvalidRequest, fmt.Sprintf("invalid line %q: want MAJOR.MINOR, e.g. 6.12", line))
+		return
+	}
 	var now time.Time
 	s.cfg.Store.FSM().View(func(st *fsm.State) { now = stateNow(st, s.cfg.Now) })
 	cmd, err := train.SetTrain(train.Settings{Line: line, Staging: req.Staging, StagingSoak: time.Duration(req.StagingSoakSeconds) * time.Second,

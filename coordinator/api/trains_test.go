@@ -47,6 +47,12 @@ func TestTrainAPI(t *testing.T) {
 			}
 		})
 	}
+	for _, bad := range []string{"612", "6.12.0", "6.012", "x"} {
+		er := checkError(t, e.do("PUT", wire.PathTrain+bad, tokOperate, good), http.StatusBadRequest, wire.KindInvalidRequest)
+		if !strings.Contains(er.Value, "invalid line") {
+			t.Errorf("train set of line %q: %q", bad, er.Value)
+		}
+	}
 	checkError(t, e.do("PUT", wire.PathTrain+"6.12", tokRead, good), http.StatusForbidden, wire.KindForbidden)
 	checkError(t, e.do("GET", wire.PathTrain+"6.12", tokRead, nil), http.StatusNotFound, wire.KindNotFound)
 	tr := decodeOK[wire.Train](t, e.do("PUT", wire.PathTrain+"6.12", tokOperate, good))

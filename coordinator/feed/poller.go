@@ -17,6 +17,7 @@ import (
 	"net/url"
 	"os"
 	"path"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -70,7 +71,45 @@ type Poller struct {
 	// done maps the builds processed (recorded, or found recorded) to the
 	// digest of their index entry: not fetched again while it stays.
 	done map[string]string
+	// proposed holds the refusals (digest and status) this leader proposed
+	// or found recorded: each is proposed at most once per leadership,
+	// even after the state evicted its record (MaxFeedBuilds). It is
+	// seeded from the state's records when this node starts leading.
+	proposed *digestSet
 }
+
+// maxProposed bounds a poller's set of refusals proposed: twice the
+// builds an index may list.
+const maxProposed = 2 * MaxIndexEntries
+
+func newDigestSet() *digestSet { return &digestSet{m: map[string]struct{}{}} }
+
+// digestSet is a bounded set of strings; the oldest go first.
+type digestSet struct {
+	seeded bool
+	m      map[string]struct{}
+	order  []string
+}
+
+func (d *digestSet) has(k string) bool {
+	_, ok := d.m[k]
+	return ok
+}
+
+func (d *digestSet) add(k string) {
+	if d.has(k) {
+		return
+	}
+	if len(d.order) >= maxProposed {
+		delete(d.m, d.order[0])
+		d.order = d.order[1:]
+	}
+	d.m[k] = struct{}{}
+	d.order = append(d.order, k)
+}
+
+// refusalKey is how proposed knows a refusal: its digest and status.
+func refusalKey(digest, status string) string { return digest + "\x00" + status }
 
 // New returns a poller of the feed cfg (validated here) that records
 // what it finds through st.
@@ -110,7 +149,7 @@ func New(cfg Config, st Store, o Options) (*Poller, error) {
 		o.LeaderCheck = time.Second
 	}
 	return &Poller{cfg: cfg, store: st, client: client, log: o.Logger.With("feed", cfg.Name), m: o.Metrics, base: base,
-		check: o.LeaderCheck, done: map[string]string{}}, nil
+		check: o.LeaderCheck, done: map[string]string{}, proposed: newDigestSet()}, nil
 }
 
 // TLSConfig returns the TLS settings of the feed's requests: TLS 1.2 or
@@ -155,6 +194,8 @@ func (p *Poller) Run(ctx context.Context) {
 		if !p.store.IsLeader() {
 			if leading {
 				p.log.Info("feed: no longer leader, polling stops")
+				// The next leadership re-learns from the state.
+				p.proposed = newDigestSet()
 			}
 			leading = false
 			continue
@@ -249,6 +290,16 @@ func (p *Poller) poll(ctx context.Context) (Summary, error) {
 		return sum, nil
 	}
 	sum.Builds = len(builds)
+	if !p.proposed.seeded {
+		p.store.FSM().View(func(s *fsm.State) {
+			for _, o := range s.FeedBuilds {
+				if o.Feed == p.cfg.Name {
+					p.proposed.add(refusalKey(o.Digest, o.Status))
+				}
+			}
+		})
+		p.proposed.seeded = true
+	}
 	var errs []error
 	settled := true
 	for _, b := range builds {
@@ -389,8 +440,25 @@ func (p *Poller) process(ctx context.Context, b build) (status string, settled b
 		}
 		return ok
 	}
-	known := false
-	p.store.FSM().View(func(s *fsm.State) { known = s.FeedBuildKnown(rec.Build, canon) })
+	// A refusal (or a conflict: another manifest under a known release
+	// id) already proposed is not proposed again, even when the state no
+	// longer holds its record (evicted); a record of the build with
+	// another digest is replaced.
+	known, recorded, refusal := false, false, ""
+	p.store.FSM().View(func(s *fsm.State) {
+		known = s.FeedBuildKnown(rec.Build, canon)
+		recorded = slices.ContainsFunc(s.FeedBuilds, func(o fsm.FeedBuild) bool { return o.Feed == p.cfg.Name && o.Key == b.key })
+		switch {
+		case rec.Release == nil:
+			refusal = refusalKey(rec.Build.Digest, rec.Build.Status)
+		case s.Releases[rec.Release.ID] != nil && !bytes.Equal(s.Releases[rec.Release.ID].Manifest, canon):
+			refusal = refusalKey(rec.Build.Digest, fsm.FeedConflict)
+		}
+	})
+	if refusal != "" && (known || !recorded && p.proposed.has(refusal)) {
+		p.proposed.add(refusal)
+		return "", false, nil
+	}
 	if known {
 		return "", isRelease(), nil
 	}
@@ -400,6 +468,9 @@ func (p *Poller) process(ctx context.Context, b build) (status string, settled b
 	}
 	if res.Err != nil {
 		return "", false, fmt.Errorf("record %s: %s: %s", b.key, res.Err.Kind, res.Err.Value)
+	}
+	if refusal != "" {
+		p.proposed.add(refusal)
 	}
 	switch {
 	case res.Reason == fsm.ReleaseCandidate:

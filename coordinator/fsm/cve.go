@@ -172,7 +172,8 @@ func hostCoverage(h *Host, pols []cvePolicy) wire.PolicyState {
 
 // fixReleases returns, per line, the releases that contain the fix for
 // cve: those whose manifest lists it in fixes and those later on the line
-// than one of them (kversion.CompareBuild; undecidable is not later).
+// than one of them within its build series (kversion.SameSeries, then
+// kversion.CompareBuild; another series or undecidable is not later).
 // Rejected releases are included; bestFix passes them over.
 func (s *State) fixReleases(cve string) map[string][]*Release {
 	type built struct {
@@ -201,6 +202,12 @@ func (s *State) fixReleases(cve string) map[string][]*Release {
 			for _, f := range listed {
 				if isListed || !b.ok || !f.ok {
 					break
+				}
+				// Later only within the fixing release's build series:
+				// a plain 6.12.82 does not carry a fix made in the
+				// 6.12.80-cf1 series. Unsure is not later.
+				if !kversion.SameSeries(b.v, f.v) {
+					continue
 				}
 				if c, err := kversion.CompareBuild(b.v, f.v); err == nil && c > 0 {
 					later = true

@@ -289,3 +289,38 @@ func BenchmarkCVEExposure100k(b *testing.B) {
 		}
 	}
 }
+
+// TestCVELaterReleaseSameSeries: a release counts as containing the fix by
+// being later than the fixing one only within the fixing release's build
+// series; a host on any other release of the line is not patched.
+func TestCVELaterReleaseSameSeries(t *testing.T) {
+	for _, tc := range []struct {
+		kernel  string
+		patched bool
+	}{
+		{"6.12.82-cf1-amd64", true},
+		{"6.12.82-cf2-cloud-amd64", true},
+		{"6.12.82", false},
+		{"6.12.82-xy1-amd64", false},
+		{"6.12.82-cf1-debug", false},
+		{"6.12.117+deb12-amd64", false},
+	} {
+		t.Run(tc.kernel, func(t *testing.T) {
+			s := cveFleet(t, ReleaseValidated)
+			s.Releases["later"] = cveRelease("later", "6.12", tc.kernel, ReleaseDone, 3)
+			for _, h := range s.Hosts {
+				h.Kernel, h.KernelLine = tc.kernel, "6.12"
+			}
+			rep := s.CVEExposure(copyFailCVE)
+			if len(rep.Lines) != 1 {
+				t.Fatalf("lines %+v, want 6.12 only", rep.Lines)
+			}
+			if got := rep.Lines[0].Patched == 8; got != tc.patched {
+				t.Errorf("hosts on %s patched: %+v, want all patched %v", tc.kernel, rep.Lines[0].CVECounts, tc.patched)
+			}
+			if !tc.patched && strings.Contains(rep.Lines[0].Advice, "all 8 hosts patched") {
+				t.Errorf("advice %q on an unpatched line", rep.Lines[0].Advice)
+			}
+		})
+	}
+}

@@ -8,8 +8,9 @@ import (
 	"github.com/kroll-dev/kroll/pkg/wire"
 )
 
-// MaxFeedBuilds bounds the refused feed builds kept in the state (the
-// oldest go first).
+// MaxFeedBuilds bounds the refused builds kept in the state per feed (the
+// feed's oldest go first): a feed with many refused builds does not evict
+// another feed's records.
 const MaxFeedBuilds = 500
 
 // maxFeedText bounds the free-text fields of a feed build record.
@@ -120,8 +121,12 @@ func (s *State) feedBuild(p RecordFeedBuild) Result {
 	return Result{Reason: ReleaseCandidate}
 }
 
-// refuseFeedBuild records a refused build (see feedBuild).
+// refuseFeedBuild records a refused build (see feedBuild). The same
+// digest recorded again for the feed and key updates the record without
+// an event (what the poller saw did not change); the feed keeps at most
+// MaxFeedBuilds records.
 func (s *State) refuseFeedBuild(b FeedBuild) Result {
+	again := false
 	for i, o := range s.FeedBuilds {
 		if o.Feed != b.Feed || o.Key != b.Key {
 			continue
@@ -129,12 +134,27 @@ func (s *State) refuseFeedBuild(b FeedBuild) Result {
 		if o.Digest == b.Digest && o.Status == b.Status && o.Reason == b.Reason {
 			return Result{}
 		}
+		again = o.Digest == b.Digest && b.Digest != ""
 		s.FeedBuilds = append(s.FeedBuilds[:i], s.FeedBuilds[i+1:]...)
 		break
 	}
 	s.FeedBuilds = append(s.FeedBuilds, b)
-	if n := len(s.FeedBuilds) - MaxFeedBuilds; n > 0 {
-		s.FeedBuilds = append(s.FeedBuilds[:0], s.FeedBuilds[n:]...)
+	n := 0
+	for _, o := range s.FeedBuilds {
+		if o.Feed == b.Feed {
+			n++
+		}
+	}
+	for i := 0; n > MaxFeedBuilds && i < len(s.FeedBuilds); {
+		if s.FeedBuilds[i].Feed == b.Feed {
+			s.FeedBuilds = append(s.FeedBuilds[:i], s.FeedBuilds[i+1:]...)
+			n--
+			continue
+		}
+		i++
+	}
+	if again {
+		return Result{Reason: b.Status}
 	}
 	what := b.Key
 	if b.Release != "" {

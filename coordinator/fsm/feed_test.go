@@ -45,6 +45,9 @@ func TestFeedBuild(t *testing.T) {
 			{RecordFeedBuild{Build: build("a.deb", FeedUnsigned, "d1")}, "ok", "", "", "a.deb:unsigned", 0},
 			{RecordFeedBuild{Build: build("b.deb", FeedMismatch, "d2")}, "ok", "mismatch", "", "a.deb:unsigned,b.deb:mismatch", 1},
 			{RecordFeedBuild{Build: build("a.deb", FeedBadSignature, "d3")}, "ok", "bad-signature", "", "b.deb:mismatch,a.deb:bad-signature", 1},
+			// The same digest again with another verdict (the feed's keys
+			// changed): the record is updated, no new event.
+			{RecordFeedBuild{Build: build("a.deb", FeedMismatch, "d3")}, "ok", "mismatch", "", "b.deb:mismatch,a.deb:mismatch", 0},
 			{RecordFeedBuild{Build: build("a.deb", "", "d4"), Release: feedRelease("r1", `{"a":1}`)}, "ok", "candidate", "r1=candidate/feed:weekly", "b.deb:mismatch", 1},
 		}},
 		{"invalid records are refused", []step{
@@ -90,10 +93,17 @@ func TestFeedBuild(t *testing.T) {
 	}
 }
 
-// TestFeedBuildBounded: at most MaxFeedBuilds refused builds are kept,
-// the newest; FeedBuildKnown and FeedBuildViews agree with the state.
+// TestFeedBuildBounded: at most MaxFeedBuilds refused builds are kept per
+// feed, the newest, and another feed's records stay; FeedBuildKnown and
+// FeedBuildViews agree with the state.
 func TestFeedBuildBounded(t *testing.T) {
 	f := New()
+	for i := range 3 {
+		b := FeedBuild{Feed: "other", Line: "6.18", Key: fmt.Sprintf("o%d", i), Status: FeedInvalid, Reason: "broken", Digest: "o"}
+		if res := apply(t, f, TypeFeedBuild, t0, RecordFeedBuild{Build: b}); res.Err != nil {
+			t.Fatal(res.Err)
+		}
+	}
 	for i := range MaxFeedBuilds + 10 {
 		b := FeedBuild{Feed: "weekly", Line: "6.12", Key: fmt.Sprintf("k%d", i), Status: FeedUnsigned, Reason: "no .sig", Digest: "d"}
 		if res := apply(t, f, TypeFeedBuild, t0, RecordFeedBuild{Build: b}); res.Err != nil {
@@ -101,12 +111,15 @@ func TestFeedBuildBounded(t *testing.T) {
 		}
 	}
 	f.View(func(s *State) {
-		if len(s.FeedBuilds) != MaxFeedBuilds || s.FeedBuilds[0].Key != "k10" {
-			t.Fatalf("%d kept, oldest %s", len(s.FeedBuilds), s.FeedBuilds[0].Key)
+		if len(s.FeedBuilds) != MaxFeedBuilds+3 || s.FeedBuilds[3].Key != "k10" {
+			t.Fatalf("%d kept, oldest weekly %s", len(s.FeedBuilds), s.FeedBuilds[3].Key)
 		}
 		v := s.FeedBuildViews("weekly")
-		if len(v) != MaxFeedBuilds || v[0].Key != fmt.Sprintf("k%d", MaxFeedBuilds+9) || len(s.FeedBuildViews("other")) != 0 {
+		if len(v) != MaxFeedBuilds || v[0].Key != fmt.Sprintf("k%d", MaxFeedBuilds+9) || v[len(v)-1].Key != "k10" {
 			t.Fatalf("views: %d, newest %s", len(v), v[0].Key)
+		}
+		if o := s.FeedBuildViews("other"); len(o) != 3 {
+			t.Fatalf("another feed's records evicted: %d left", len(o))
 		}
 		known := FeedBuild{Feed: "weekly", Key: "k10", Status: FeedUnsigned, Reason: "no .sig", Digest: "d"}
 		if !s.FeedBuildKnown(known, nil) {

@@ -200,6 +200,9 @@ const (
 func (s *State) ValidateSetTrain(p SetTrain) error {
 	var errs []string
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Sprintf(format, args...)) }
+	// The name rule, not wire.ValidLine: format-v5 logs hold trains of
+	// lines such as "lts" and must replay as they applied. New trains
+	// are made by train.SetTrain, which takes kernel lines only.
 	if !ValidName(p.Line) || len(p.Line) > 32 {
 		bad("invalid line %q", p.Line)
 	}
@@ -403,6 +406,28 @@ func CompareReleases(a, b *Release) (int, error) {
 // departure must be newer than all of them. An undecidable order is an
 // error.
 func (s *State) EdgeFloor(line string) (*Release, error) {
+	var last string
+	if t := s.Trains[line]; t != nil {
+		last = t.EdgeRelease
+	}
+	return s.tierFloor(line, TierEdge, last)
+}
+
+// ControlFloor returns the newest release of line the control tier runs
+// or was sent to (the train's control release and every control
+// datacenter's target): a control step must be newer than all of them.
+// An undecidable order is an error.
+func (s *State) ControlFloor(line string) (*Release, error) {
+	var last string
+	if t := s.Trains[line]; t != nil {
+		last = t.ControlRelease
+	}
+	return s.tierFloor(line, TierControl, last)
+}
+
+// tierFloor is the newest of release last and the targets of line of the
+// datacenters of tier (an untiered datacenter is an edge one).
+func (s *State) tierFloor(line, tier, last string) (*Release, error) {
 	var floor *Release
 	consider := func(id string) error {
 		rel := s.Releases[id]
@@ -422,14 +447,14 @@ func (s *State) EdgeFloor(line string) (*Release, error) {
 		}
 		return nil
 	}
-	if t := s.Trains[line]; t != nil && t.EdgeRelease != "" {
-		if err := consider(t.EdgeRelease); err != nil {
+	if last != "" {
+		if err := consider(last); err != nil {
 			return nil, err
 		}
 	}
 	for _, name := range sortedKeys(s.Datacenters) {
 		dc := s.Datacenters[name]
-		if dc.Tier != TierEdge && dc.Tier != "" {
+		if t := orDefault(dc.Tier, TierEdge); t != tier {
 			continue
 		}
 		if tg, ok := dc.Targets[line]; ok {
@@ -577,9 +602,13 @@ func (s *State) trainControl(t *Train, rel *Release) Result {
 	if f, ok := t.FrozenAt(s.Now); ok {
 		return refused(wire.KindConflict, "train %s: freeze %s: no control rollout starts", t.Line, f.Spec)
 	}
-	if cur := s.Releases[t.ControlRelease]; cur != nil {
-		if c, err := CompareReleases(rel, cur); err != nil || c <= 0 {
-			return refused(wire.KindConflict, "train %s: control already took %s; %s is not newer", t.Line, cur.ID, rel.ID)
+	floor, err := s.ControlFloor(t.Line)
+	if err != nil {
+		return refused(wire.KindConflict, "train %s: cannot order the control tier's releases: %v", t.Line, err)
+	}
+	if floor != nil {
+		if c, err := CompareReleases(rel, floor); err != nil || c <= 0 {
+			return refused(wire.KindConflict, "train %s: the control tier runs or was sent %s; %s is not newer (never a downgrade)", t.Line, floor.ID, rel.ID)
 		}
 	}
 	id, res := s.startTrainRollout(t, rel, ScopeControl, StartRollout{Soak: t.ControlSoak})

@@ -25,8 +25,10 @@ import (
 //     unstaged one, and so does a newer validated release; it starts
 //     staging when no staging rollout of the train is in flight and the
 //     staging datacenters are settled (fsm.State.StagingBlocked);
-//   - control: the newest validated release the control tier has not
-//     taken starts there at once, outside a freeze;
+//   - control: the newest validated release starts on the control tier
+//     at once, outside a freeze, when it is newer than everything the
+//     control tier runs or was sent (fsm.State.ControlFloor: never a
+//     downgrade; an order kversion cannot decide holds it, see View);
 //   - departure: when the next departure is due, the newest validated
 //     release newer than everything the edge runs departs — unless the
 //     operator skips it, a freeze holds, an operator's rollout of the
@@ -99,19 +101,8 @@ func decideLine(s *fsm.State, t *fsm.Train, now time.Time) []fsm.TrainStep {
 	manual := s.ManualRollout(t.Line)
 
 	// Candidates.
-	var stage *fsm.Release
-	for i, c := range candidates {
-		switch {
-		case len(validated) > 0 && !newer(c, validated[0]):
-			if newer(validated[0], c) {
-				out = append(out, fsm.TrainStep{Line: t.Line, Action: fsm.StepSupersede, Release: c.ID, By: validated[0].ID})
-			}
-		case i > 0 && stage != nil && newer(stage, c):
-			out = append(out, fsm.TrainStep{Line: t.Line, Action: fsm.StepSupersede, Release: c.ID, By: stage.ID})
-		case stage == nil:
-			stage = c
-		}
-	}
+	stage, supersede, _ := sortCandidates(t, candidates, validated)
+	out = append(out, supersede...)
 	if stage != nil && manual == nil && s.TrainRollout(t.Line, fsm.ScopeStaging) == nil && hasHosts(s, t.Line, fsm.TierStaging, t.Staging) &&
 		s.StagingBlocked(t) == "" {
 		out = append(out, fsm.TrainStep{Line: t.Line, Action: fsm.StepStage, Release: stage.ID})
@@ -120,9 +111,7 @@ func decideLine(s *fsm.State, t *fsm.Train, now time.Time) []fsm.TrainStep {
 	// Control.
 	_, frozen := t.FrozenAt(now)
 	if len(validated) > 0 && manual == nil && !frozen && hasHosts(s, t.Line, fsm.TierControl, nil) {
-		top := validated[0]
-		cur := s.Releases[t.ControlRelease]
-		if cur == nil || newer(top, cur) {
+		if top, _ := controlNext(s, t, validated[0]); top != nil {
 			out = append(out, fsm.TrainStep{Line: t.Line, Action: fsm.StepControl, Release: top.ID})
 		}
 	}
@@ -180,6 +169,49 @@ func decideLine(s *fsm.State, t *fsm.Train, now time.Time) []fsm.TrainStep {
 			Next: d.Next(t.NextDeparture, t.EdgeCycle, now)})
 	}
 	return out
+}
+
+// sortCandidates decides the line's candidates (newest first) against its
+// validated releases (newest first): the one to stage, the supersede
+// steps, and why each candidate that is neither is left alone (its order
+// against the newest validated release or the one to stage is
+// undecidable: an operator must reject one of them).
+func sortCandidates(t *fsm.Train, candidates, validated []*fsm.Release) (stage *fsm.Release, supersede []fsm.TrainStep, stuck []string) {
+	for _, c := range candidates {
+		switch {
+		case len(validated) > 0 && !newer(c, validated[0]):
+			switch {
+			case newer(validated[0], c):
+				supersede = append(supersede, fsm.TrainStep{Line: t.Line, Action: fsm.StepSupersede, Release: c.ID, By: validated[0].ID})
+			case c.ID != validated[0].ID:
+				stuck = append(stuck, fmt.Sprintf("candidate %s is neither staged nor superseded: cannot order it against validated %s (reject one: krollctl release reject)", c.ID, validated[0].ID))
+			}
+		case stage != nil && newer(stage, c):
+			supersede = append(supersede, fsm.TrainStep{Line: t.Line, Action: fsm.StepSupersede, Release: c.ID, By: stage.ID})
+		case stage != nil:
+			stuck = append(stuck, fmt.Sprintf("candidate %s is neither staged nor superseded: cannot order it against candidate %s, which stages next (reject one: krollctl release reject)", c.ID, stage.ID))
+		default:
+			stage = c
+		}
+	}
+	return stage, supersede, stuck
+}
+
+// controlNext returns top when the control tier is to take it: newer
+// than the control floor. Otherwise nil, and why when an operator must
+// look (the order is undecidable); a control tier already on top or on a
+// newer release needs no word.
+func controlNext(s *fsm.State, t *fsm.Train, top *fsm.Release) (*fsm.Release, string) {
+	floor, err := s.ControlFloor(t.Line)
+	switch {
+	case err != nil:
+		return nil, fmt.Sprintf("control does not take %s: cannot order the control tier's releases: %v", top.ID, err)
+	case floor == nil || newer(top, floor):
+		return top, ""
+	case floor.ID != top.ID && !newer(floor, top):
+		return nil, fmt.Sprintf("control does not take %s: cannot order it against %s, which the control tier runs or was sent", top.ID, floor.ID)
+	}
+	return nil, ""
 }
 
 // hasHosts reports whether a datacenter of tier (among only, when set)

@@ -417,3 +417,89 @@ func (m *memSink) Cancel() error { return nil }
 func (m *memSink) Close() error  { return nil }
 
 var _ raft.SnapshotSink = (*memSink)(nil)
+
+// TestTrainControlFloor: the control step compares the newest validated
+// release with everything the control tier runs or was sent (its
+// datacenters' targets too, not only the train's last control release):
+// never backwards, and an order it cannot decide holds it with a word in
+// the train's view.
+func TestTrainControlFloor(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		target    string // the control datacenter's target: release id
+		kernel    string // … and its kernel
+		control   bool   // control:r82 proposed
+		attention string // in View's Attention
+	}{
+		{"older target", "r81", "6.12.81", true, ""},
+		{"newer target", "r85", "6.12.85", false, ""},
+		{"unordered target", "rzz", "6.12.82-zz", false, "control does not take r82: cannot order"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fl := newFleet(t)
+			fl.addRelease("r82", "6.12.82-kroll-3")
+			fl.drive(time.Minute) // r82 stages
+			fl.addRelease(tc.target, tc.kernel)
+			fl.must(fsm.SetDatacenter{Name: "ctl", Update: wire.DatacenterUpdate{TargetRelease: ptr(tc.target)}})
+			fl.dc("stg", "6.12.82-kroll-3", wire.PhaseHealthy)
+			fl.drive(time.Minute)
+			steps := fl.drive(time.Hour)
+			fl.wantState("r82", fsm.ReleaseValidated)
+			if got := strings.Contains(actions(steps), "control:r82"); got != tc.control {
+				t.Fatalf("steps %q, want control:r82 %v", actions(steps), tc.control)
+			}
+			if !tc.control {
+				r := fl.exec(fsm.TrainStep{Line: line, Action: fsm.StepControl, Release: "r82"})
+				if r.Err == nil || r.Err.Kind != wire.KindConflict {
+					t.Fatalf("control step applied over the control tier's %s: %+v", tc.target, r.Err)
+				}
+			}
+			var v wire.Train
+			fl.f.View(func(s *fsm.State) { v, _ = View(s, line, fl.now) })
+			got := strings.Join(v.Attention, "; ")
+			if (tc.attention == "") != (got == "") || !strings.Contains(got, tc.attention) {
+				t.Errorf("attention %q, want %q", got, tc.attention)
+			}
+		})
+	}
+}
+
+// TestTrainUnorderedCandidate: a candidate whose order against the newest
+// validated release (or the candidate that stages next) is undecidable is
+// neither staged nor superseded, and the train's view says so.
+func TestTrainUnorderedCandidate(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		validate  bool // r82 (6.12.82-kroll-3) is validated first
+		attention string
+	}{
+		{"against validated", true, "candidate rzz is neither staged nor superseded: cannot order it against validated r82"},
+		{"against the next to stage", false, "cannot order it against candidate r82, which stages next"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fl := newFleet(t)
+			if tc.validate {
+				fl.addRelease("r82", "6.12.82-kroll-3")
+				fl.drive(time.Minute)
+				fl.dc("stg", "6.12.82-kroll-3", wire.PhaseHealthy)
+				fl.drive(time.Minute)
+				fl.drive(time.Hour)
+				fl.wantState("r82", fsm.ReleaseValidated)
+				fl.addRelease("rzz", "6.12.82-zz")
+			} else {
+				fl.addRelease("r82", "6.12.82-kroll-3")
+				fl.addRelease("rzz", "6.12.82-zz")
+			}
+			var steps []fsm.TrainStep
+			fl.f.View(func(s *fsm.State) { steps = Decide(s, fl.now) })
+			if strings.Contains(actions(steps), "supersede:rzz") || strings.Contains(actions(steps), "stage:rzz") {
+				t.Fatalf("steps %q act on the unordered candidate", actions(steps))
+			}
+			var v wire.Train
+			fl.f.View(func(s *fsm.State) { v, _ = View(s, line, fl.now) })
+			if got := strings.Join(v.Attention, "; "); !strings.Contains(got, tc.attention) {
+				t.Errorf("attention %q, want %q", got, tc.attention)
+			}
+		})
+	}
+}

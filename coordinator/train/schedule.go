@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/kroll-dev/kroll/coordinator/fsm"
+	"github.com/kroll-dev/kroll/pkg/wire"
 )
 
 // Departure is a weekly departure time: a weekday and a wall-clock time
@@ -150,6 +151,9 @@ type Settings struct {
 // are fsm.State.ValidateSetTrain's); every problem is reported at once.
 func SetTrain(st Settings, now time.Time) (fsm.SetTrain, error) {
 	var errs []error
+	if !wire.ValidLine(st.Line) {
+		errs = append(errs, fmt.Errorf("invalid line %q: want MAJOR.MINOR, e.g. 6.12", st.Line))
+	}
 	d, err := ParseDeparture(st.Departure)
 	if err != nil {
 		errs = append(errs, err)

@@ -114,6 +114,9 @@ func TestSetTrainValidation(t *testing.T) {
 		{"cycle not whole weeks", func(s *Settings) { s.EdgeCycle = 100 * time.Hour }, []string{"whole weeks"}},
 		{"overlapping freezes", func(s *Settings) { s.Freezes = []string{"2026-12-20..2027-01-04", "2027-01-01..2027-01-10"} }, []string{"not overlapping"}},
 		{"bad line", func(s *Settings) { s.Line = "-x" }, []string{`invalid line "-x"`}},
+		{"line without a minor", func(s *Settings) { s.Line = "612" }, []string{`invalid line "612"`}},
+		{"a release, not a line", func(s *Settings) { s.Line = "6.12.0" }, []string{`invalid line "6.12.0"`}},
+		{"line with a leading zero", func(s *Settings) { s.Line = "6.012" }, []string{`invalid line "6.012"`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			fl := newFleet(t)

@@ -33,6 +33,7 @@ func View(s *fsm.State, line string, now time.Time) (wire.Train, bool) {
 		}
 	}
 	newestFirst(rels)
+	v.Attention = attention(s, t)
 	floor, _ := s.EdgeFloor(line)
 	for _, r := range rels {
 		v.Releases = append(v.Releases, wire.TrainRelease{ID: r.ID, Kernel: r.KernelVersion, State: r.State, StateReason: r.StateReason})
@@ -51,4 +52,28 @@ func View(s *fsm.State, line string, now time.Time) (wire.Train, bool) {
 		v.Events[i], v.Events[j] = v.Events[j], v.Events[i]
 	}
 	return v, true
+}
+
+// attention returns what the train of t cannot decide (see
+// wire.Train.Attention).
+func attention(s *fsm.State, t *fsm.Train) []string {
+	var candidates, validated []*fsm.Release
+	for _, r := range s.Releases {
+		switch {
+		case r.Line != t.Line:
+		case r.State == fsm.ReleaseCandidate:
+			candidates = append(candidates, r)
+		case fsm.ValidatedForTrain(r):
+			validated = append(validated, r)
+		}
+	}
+	newestFirst(candidates)
+	newestFirst(validated)
+	_, _, out := sortCandidates(t, candidates, validated)
+	if len(validated) > 0 {
+		if _, why := controlNext(s, t, validated[0]); why != "" {
+			out = append(out, why)
+		}
+	}
+	return out
 }

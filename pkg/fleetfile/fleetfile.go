@@ -23,9 +23,9 @@
 package fleetfile
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"maps"
 	"net"
@@ -103,14 +103,18 @@ var regionName = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 func Load(path string) (*File, error) {
 	// Like ssh with its config: a file others may change could send the
 	// tokens anywhere.
-	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o022 != 0 {
-		return nil, fmt.Errorf("fleet file %s: mode %04o lets others change where your credentials go (run chmod go-w %s)", path, fi.Mode().Perm(), path)
-	}
-	var raw fileTOML
-	if err := tomlfile.Decode(path, &raw); err != nil {
+	data, err := readChecked(path, tomlfile.MaxSize, fileRule{what: "fleet file", fix: "chmod go-w"})
+	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("fleet file %s: %w", path, fs.ErrNotExist)
 		}
+		if !strings.HasPrefix(err.Error(), "fleet file "+path) {
+			return nil, fmt.Errorf("fleet file %s: %w", path, errors.Unwrap(err))
+		}
+		return nil, err
+	}
+	var raw fileTOML
+	if err := tomlfile.DecodeData(path, data, &raw); err != nil {
 		// tomlfile says "config PATH: ..." or "config: ..."; the TOML
 		// library "toml: line N (last key "K"): ..." when it knows where.
 		msg := strings.TrimPrefix(strings.TrimPrefix(err.Error(), "config "+path+": "), "config: ")
@@ -306,14 +310,16 @@ func (f *File) Select(names []string) ([]Region, error) {
 
 // Client returns a client of the region's coordinators: the first URL,
 // the others as fallbacks, with the region's CA and credentials. It reads
-// the token file, which must be a regular file only its owner may read
-// (mode 0600 or stricter), holding one token.
+// the token file and the client key, which must be regular files of the
+// current user (or root) only their owner may read (mode 0600 or
+// stricter), in a directory others cannot write to; the token file holds
+// one token.
 func (r Region) Client() (*client.Client, error) {
 	token, err := r.token()
 	if err != nil {
 		return nil, fmt.Errorf("region %s: %w", r.Name, err)
 	}
-	tlsCfg, err := client.TLSConfig(r.CA, r.Cert, r.Key)
+	tlsCfg, err := r.tlsConfig()
 	if err != nil {
 		return nil, fmt.Errorf("region %s: %w", r.Name, err)
 	}
@@ -324,32 +330,47 @@ func (r Region) Client() (*client.Client, error) {
 	return c, nil
 }
 
+// maxKeySize bounds a client key file.
+const maxKeySize = 64 << 10
+
+// tlsConfig returns the region's TLS settings (nil without any): the CA,
+// and the client certificate with its key, which is read like the token
+// file (readChecked: owner only, mode 0600 or stricter).
+func (r Region) tlsConfig() (*tls.Config, error) {
+	if (r.Cert == "") != (r.Key == "") {
+		return nil, errors.New("TLS client certificate and key must be given together")
+	}
+	cfg, err := client.TLSConfig(r.CA, "", "")
+	if err != nil || r.Cert == "" {
+		return cfg, err
+	}
+	certPEM, err := os.ReadFile(r.Cert)
+	if err != nil {
+		return nil, fmt.Errorf("TLS client certificate: %w", err)
+	}
+	keyPEM, err := readChecked(r.Key, maxKeySize, fileRule{what: "key", noun: "the private key", secret: true, fix: "chmod 600"})
+	if err != nil {
+		return nil, err
+	}
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return nil, fmt.Errorf("TLS client certificate %s and key %s: %w", r.Cert, r.Key, err)
+	}
+	if cfg == nil {
+		cfg = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	cfg.Certificates = []tls.Certificate{cert}
+	return cfg, nil
+}
+
 // token reads the region's token file; "" without one.
 func (r Region) token() (string, error) {
 	if r.TokenFile == "" {
 		return "", nil
 	}
-	fh, err := os.Open(r.TokenFile)
+	data, err := readChecked(r.TokenFile, maxTokenSize, fileRule{what: "token_file", noun: "the token", secret: true, fix: "chmod 600"})
 	if err != nil {
-		return "", fmt.Errorf("token_file: %w", err)
-	}
-	defer fh.Close()
-	fi, err := fh.Stat()
-	if err != nil {
-		return "", fmt.Errorf("token_file: %w", err)
-	}
-	if !fi.Mode().IsRegular() {
-		return "", fmt.Errorf("token_file %s: not a regular file", r.TokenFile)
-	}
-	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
-		return "", fmt.Errorf("token_file %s: mode %04o lets others read the token (run chmod 600 %s)", r.TokenFile, perm, r.TokenFile)
-	}
-	data, err := io.ReadAll(io.LimitReader(fh, maxTokenSize+1))
-	if err != nil {
-		return "", fmt.Errorf("token_file %s: %w", r.TokenFile, err)
-	}
-	if len(data) > maxTokenSize {
-		return "", fmt.Errorf("token_file %s: longer than %d bytes", r.TokenFile, maxTokenSize)
+		return "", err
 	}
 	tok := strings.TrimSpace(string(data))
 	switch {

@@ -144,6 +144,39 @@ func buildSeries(suffix string) string {
 	return suffix
 }
 
+// buildShape returns a build suffix with every dotted number ("2026.5.1",
+// "1.1", "12") replaced by "#": "-cf-2026.5.1" → "-cf-#", "-cf1.1" →
+// "-cf#", "-cf1-debug" → "-cf#-debug". Builds of one shape differ only in
+// their numbers, which dpkg orders the same way in both; builds of
+// different shapes have no order.
+func buildShape(suffix string) string {
+	var b strings.Builder
+	for suffix != "" {
+		d, rest := leadingDigits(suffix)
+		if d == "" {
+			b.WriteByte(suffix[0])
+			suffix = suffix[1:]
+			continue
+		}
+		for len(rest) >= 2 && rest[0] == '.' && isDigit(rest[1]) {
+			_, rest = leadingDigits(rest[1:])
+		}
+		b.WriteByte('#')
+		suffix = rest
+	}
+	return b.String()
+}
+
+// debianRevision reports whether pkg is a Debian package version whose
+// revision starts with a digit ("6.12.80-1~deb12u1", not "6.12.80-cf1").
+func debianRevision(pkg string) bool {
+	if pkg == "" {
+		return false
+	}
+	d, err := ParseDpkgVersion(pkg)
+	return err == nil && d.Revision != "" && isDigit(d.Revision[0])
+}
+
 // cutFlavour splits a known Debian flavour off the end of a local suffix:
 // "-cf1-cloud-amd64" → "-cf1", "cloud-amd64". flavour is "" when the
 // suffix does not end in one.
@@ -167,13 +200,14 @@ func (v Version) Build() (string, bool) {
 	return build, ok
 }
 
-// build returns Build and the build's series.
-func (v Version) build() (build, series string, ok bool) {
+// build returns Build and the build's local suffix ("-cf1" for
+// "6.12.80-cf1-amd64").
+func (v Version) build() (build, suffix string, ok bool) {
 	if v.kind != KindUpstream || len(v.suffix) < 2 || v.suffix[0] != '-' || !isLetter(v.suffix[1]) {
 		return "", "", false
 	}
 	rest, _ := cutFlavour(v.suffix)
-	return strings.TrimSuffix(v.raw, v.suffix) + rest, buildSeries(rest), true
+	return strings.TrimSuffix(v.raw, v.suffix) + rest, rest, true
 }
 
 // FixedBy reports whether the running kernel contains a fix first shipped
@@ -183,15 +217,20 @@ func (v Version) build() (build, series string, ok bool) {
 //   - FixUpstream "6.12.80": its upstream version is known and at least
 //     6.12.80 (a release candidate is older than its release), whatever its
 //     local suffix or Debian revision;
-//   - FixBuild "6.12.80-cf1": it is a build of the same series (Build:
-//     "6.12.80-cf1-amd64" is build 6.12.80-cf1, series "-cf") and its build
-//     is at least the entry in Debian version order (DpkgCompare:
+//   - FixBuild "6.12.80-cf1": it is a build of the same series and shape
+//     (Build: "6.12.80-cf1-amd64" is build 6.12.80-cf1, series "-cf",
+//     shape "-cf#": the suffix with every dotted number taken as one) and
+//     its build is at least the entry in Debian version order (DpkgCompare:
 //     6.12.80-cf1 < 6.12.80-cf1.1 < 6.12.80-cf2 < 6.12.81-cf1). Builds of
-//     a series are taken to be cumulative; a plain upstream kernel or a
-//     build of another series does not match;
+//     a series are taken to be cumulative; a plain upstream kernel, a
+//     build of another series or one with another shape
+//     ("6.12.80-cf1-debug": an extra part that is not a known flavour)
+//     does not match;
 //   - FixPackage "6.12.80-1~deb12u1": its Debian package version is known
-//     (from /proc/version, see ParseProcVersion) and at least the entry in
-//     Debian version order (6.12.80-1~deb12u1 < 6.12.80-1 < 6.12.80-1+b1).
+//     (from /proc/version, see ParseProcVersion), has a revision that
+//     starts with a digit like the entry's (another vendor's "6.12.80-cf1"
+//     does not match), and is at least the entry in Debian version order
+//     (6.12.80-1~deb12u1 < 6.12.80-1 < 6.12.80-1+b1).
 //
 // No entry of the running kernel's line means (false, nil): no fix known,
 // the mitigation stays. An error is returned for the zero Version or a
@@ -210,7 +249,7 @@ func FixedBy(running Version, fixes []Fix) (bool, error) {
 		return false, fmt.Errorf("kversion: cannot tell whether %q contains the fix: it is a Debian ABI name whose upstream version is unknown (read it from /proc/version)",
 			running.raw)
 	}
-	build, series, isBuild := running.build()
+	build, suffix, isBuild := running.build()
 	for _, f := range fixes {
 		if !f.v.SameLine(running) {
 			continue
@@ -221,14 +260,23 @@ func FixedBy(running Version, fixes []Fix) (bool, error) {
 				return true, nil
 			}
 		case FixBuild:
-			if !isBuild || series != f.series {
+			// Only a build of the entry's shape is ordered against it: an
+			// extra "-part" ("6.12.80-cf1-debug" against "6.12.80-cf2")
+			// makes dpkg split the running build elsewhere than the entry
+			// and compare its build number as upstream text. Another shape
+			// is another build series: not fixed.
+			if !isBuild || buildSeries(suffix) != f.series || buildShape(suffix) != buildShape(f.v.suffix) {
 				continue
 			}
 			if c, err := DpkgCompare(build, f.raw); err == nil && c >= 0 {
 				return true, nil
 			}
 		case FixPackage:
-			if running.pkg == "" {
+			// Only a Debian package version proper: its revision starts
+			// with a digit like the entry's. Another vendor's build
+			// packaged as "6.12.80-cf1" is not ordered against Debian's
+			// revisions ("cf1" would sort above "1~deb12u1").
+			if !debianRevision(running.pkg) {
 				continue
 			}
 			if c, err := DpkgCompare(running.pkg, f.raw); err == nil && c >= 0 {
@@ -237,4 +285,37 @@ func FixedBy(running Version, fixes []Fix) (bool, error) {
 		}
 	}
 	return false, nil
+}
+
+// SameSeries reports whether a and b are kernels of one build series of
+// one line, so that a later one can be taken to contain what an earlier
+// one does (the rule FixedBy applies to build entries): two plain upstream
+// releases; two internal builds (Build) of the same series and shape,
+// whatever their Debian flavours ("6.12.80-cf1-amd64", "6.12.82-cf3");
+// two Debian versioned names of one distribution tag; two Debian ABI names
+// of one ABI series. Anything else, a plain release against a build
+// ("6.12.82" against "6.12.80-cf1") included, is not one series: callers
+// must not infer a fix from the order of the two.
+func SameSeries(a, b Version) bool {
+	if a.kind == 0 || a.kind != b.kind || !a.SameLine(b) {
+		return false
+	}
+	switch a.kind {
+	case KindUpstream:
+		if a.suffix == "" || b.suffix == "" {
+			return a.suffix == b.suffix
+		}
+		_, sa, okA := a.build()
+		_, sb, okB := b.build()
+		return okA && okB && buildSeries(sa) == buildSeries(sb) && buildShape(sa) == buildShape(sb)
+	case KindDebianVersioned:
+		return a.tag == b.tag
+	case KindDebianABI:
+		sa, _, okA := splitABI(a.abi)
+		sb, _, okB := splitABI(b.abi)
+		return okA && okB && sa == sb
+	case KindDebianPackage:
+		return debianRevision(a.pkg) && debianRevision(b.pkg)
+	}
+	return false
 }

@@ -207,6 +207,20 @@ func TestFixedBy(t *testing.T) {
 		{"plain upstream is not the build", "6.12.90", []string{"6.12.80-cf1"}, false, false},
 		{"other series", "6.12.90-xy5-amd64", []string{"6.12.80-cf1"}, false, false},
 		{"build or upstream", "6.12.90", []string{"6.12.80-cf1", "6.12.85"}, true, false},
+		// A running build with an extra "-part" after the entry's shape is
+		// another build series: dpkg would split it at the last "-" and put
+		// the running build's number into the upstream part.
+		{"extra part: debug build", "6.12.80-cf1-debug", []string{"6.12.80-cf2"}, false, false},
+		{"extra part: edge build", "6.12.80-cf0-edge", []string{"6.12.80-cf1"}, false, false},
+		{"extra part: dated build", "6.12.80-cf-2026.4.1-dbg", []string{"6.12.80-cf-2026.5.1"}, false, false},
+		{"extra part at a newer build", "6.12.80-cf3-debug-amd64", []string{"6.12.80-cf2"}, false, false},
+		{"dated build newer", "6.12.80-cf-2026.5.2-amd64", []string{"6.12.80-cf-2026.5.1"}, true, false},
+		{"dated build older", "6.12.80-cf-2026.4.30", []string{"6.12.80-cf-2026.5.1"}, false, false},
+		{"entry with a part, running without", "6.12.80-cf3", []string{"6.12.80-cf2-edge"}, false, false},
+		{"same extra part", "6.12.80-cf3-edge", []string{"6.12.80-cf2-edge"}, true, false},
+		{"other vendor's Debian package", proc("6.12.80-cf1", "6.12.80-cf1"), []string{"6.12.80-1~deb12u1"}, false, false},
+		{"other vendor's Debian package, newer upstream", proc("6.12.81-cf1", "6.12.81-cf1"), []string{"6.12.80-1~deb12u1"}, false, false},
+		{"debian package with a later upstream", proc("6.12.81+deb12-amd64", "6.12.81-1~deb12u1"), []string{"6.12.80-3"}, true, false},
 		{"debian package equal", proc("6.12.80+deb12-amd64", "6.12.80-1~deb12u1"), []string{"6.12.80-1~deb12u1"}, true, false},
 		{"debian package newer", proc("6.12.80+deb12-amd64", "6.12.80-1"), []string{"6.12.80-1~deb12u1"}, true, false},
 		{"debian package older", proc("6.12.80+deb12-amd64", "6.12.80-1~deb12u1"), []string{"6.12.80-1"}, false, false},
@@ -312,4 +326,108 @@ func FuzzDpkgVersion(f *testing.F) {
 			}
 		}
 	})
+}
+
+// FuzzFixedByBuild checks the build form against properties that do not
+// use its shape rule: a build entry always fixes itself; it never fixes a
+// running build of another series, nor one whose build has another number
+// of "-" parts (where dpkg would split the two builds at different places);
+// and appending an extra part to a fixed build ("-debug") never keeps it
+// fixed.
+func FuzzFixedByBuild(f *testing.F) {
+	for _, p := range [][2]string{
+		{"6.12.80-cf1-debug", "6.12.80-cf2"},
+		{"6.12.80-cf0-edge", "6.12.80-cf1"},
+		{"6.12.80-cf-2026.4.1-dbg", "6.12.80-cf-2026.5.1"},
+		{"6.12.80-cf-2026.5.2-amd64", "6.12.80-cf-2026.5.1"},
+		{"6.12.80-cf1.1-amd64", "6.12.80-cf1"},
+		{"6.12.81-cf1", "6.12.80-cf3"},
+		{"6.12.80-cf3-edge", "6.12.80-cf2-edge"},
+		{"6.12.80-cfx-1", "6.12.80-cf1"},
+		{"6.12.80-xy5", "6.12.80-cf1"},
+		{"6.12.90", "6.12.80-cf1"},
+	} {
+		f.Add(p[0], p[1])
+	}
+	f.Fuzz(func(t *testing.T, running, entry string) {
+		fx, err := ParseFix(entry)
+		if err != nil || fx.Form() != FixBuild {
+			return
+		}
+		self, err := Parse(entry)
+		if err != nil {
+			t.Fatalf("ParseFix(%q) accepts what Parse refuses: %v", entry, err)
+		}
+		if ok, err := FixedBy(self, []Fix{fx}); !ok || err != nil {
+			t.Fatalf("FixedBy(%q, [%q]) = %v, %v; want fixed", entry, entry, ok, err)
+		}
+		v, err := Parse(running)
+		if err != nil {
+			return
+		}
+		fixed, err := FixedBy(v, []Fix{fx})
+		if err != nil || !fixed {
+			return
+		}
+		build, ok := v.Build()
+		if !ok {
+			t.Fatalf("FixedBy(%q, [%q]): fixed, but the running kernel is no build", running, entry)
+		}
+		rs := build[strings.IndexByte(build, '-'):]
+		es := entry[strings.IndexByte(entry, '-'):]
+		series := es[:strings.IndexAny(es+"0", "0123456789")]
+		if !strings.HasPrefix(rs, series) || len(rs) == len(series) || !isDigit(rs[len(series)]) {
+			t.Fatalf("FixedBy(%q, [%q]): fixed, but build %q is not of series %q", running, entry, build, series)
+		}
+		if strings.Count(rs, "-") != strings.Count(es, "-") {
+			t.Fatalf("FixedBy(%q, [%q]): fixed, but build %q has other parts than the entry", running, entry, build)
+		}
+		if more, err := Parse(build + "-debug"); err == nil {
+			if again, _ := FixedBy(more, []Fix{fx}); again {
+				t.Fatalf("FixedBy(%q, [%q]) = fixed: an extra part still counts as fixed", build+"-debug", entry)
+			}
+		}
+	})
+}
+
+func TestSameSeries(t *testing.T) {
+	for _, tc := range []struct {
+		a, b string
+		want bool
+	}{
+		{"6.12.80", "6.12.82", true},
+		{"6.12.80-cf1-amd64", "6.12.82-cf3", true},
+		{"6.12.80-cf1-amd64", "6.12.82-cf1-cloud-amd64", true},
+		{"6.12.80-cf1", "6.12.80-cf1.1", true},
+		{"6.12.80-cf-2026.4.1", "6.12.81-cf-2026.5.1-amd64", true},
+		{"6.12.80-cf1", "6.12.82", false},
+		{"6.12.82", "6.12.80-cf1", false},
+		{"6.12.80-cf1", "6.12.82-xy1", false},
+		{"6.12.80-cf1", "6.12.82-cf1-debug", false},
+		{"6.12.80-cf1", "6.18.2-cf1", false},
+		{"6.12.80+", "6.12.82", false},
+		{"6.12.80-cf1", "6.12.117+deb12-amd64", false},
+		{"6.12.80+deb12-amd64", "6.12.117+deb12-cloud-amd64", true},
+		{"6.12.80+deb12-amd64", "6.12.117+bpo-amd64", false},
+		{"6.1.0-47-amd64", "6.1.0-56-amd64", true},
+		{"6.1.0-47-amd64", "6.1.0-0.deb11.17-amd64", false},
+	} {
+		a, err := Parse(tc.a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := Parse(tc.b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := SameSeries(a, b); got != tc.want {
+			t.Errorf("SameSeries(%q, %q) = %v, want %v", tc.a, tc.b, got, tc.want)
+		}
+		if got := SameSeries(b, a); got != tc.want {
+			t.Errorf("SameSeries(%q, %q) = %v, want %v (not symmetric)", tc.b, tc.a, got, tc.want)
+		}
+	}
+	if SameSeries(Version{}, Version{}) {
+		t.Error("SameSeries(zero, zero) = true")
+	}
 }

@@ -22,6 +22,13 @@ func Decode(path string, v any) error {
 	if err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
+	return DecodeData(path, data, v)
+}
+
+// DecodeData decodes data, the content of the TOML file at path (for
+// messages), into v like Decode: for a caller that opened and checked the
+// file itself.
+func DecodeData(path string, data []byte, v any) error {
 	if len(data) > MaxSize {
 		return fmt.Errorf("config %s: %d bytes, limit is %d", path, len(data), MaxSize)
 	}

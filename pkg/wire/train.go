@@ -89,6 +89,9 @@ type Train struct {
 	// StagingBlocked says why no candidate can start staging now ("":
 	// staging is ready).
 	StagingBlocked string `json:"staging_blocked,omitempty"`
+	// Attention lists what the train cannot decide and leaves alone
+	// until an operator acts: releases it cannot order against others.
+	Attention []string `json:"attention,omitempty"`
 	// Releases are the line's releases that are not done, newest first.
 	Releases []TrainRelease `json:"releases,omitempty"`
 	// Events are the train's latest events, oldest first.

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kroll-dev/kroll/pkg/cli"
+	"github.com/kroll-dev/kroll/pkg/kversion"
 	"github.com/kroll-dev/kroll/pkg/policy"
 	"github.com/kroll-dev/kroll/pkg/signing"
 	"github.com/kroll-dev/kroll/pkg/wire"
@@ -29,7 +30,7 @@ func (a *app) policyCommand() *cobra.Command {
 	var sigPath string
 	push.Flags().StringVar(&sigPath, "signature", "", "detached signature `FILE` (default SIGNED_POLICY.sig)")
 	push.RunE = func(cmd *cobra.Command, args []string) error { return a.policyPush(cmd.Context(), args, sigPath) }
-	a.acrossRegions(push, func(args []string) (*regional, error) { return policyPushRegional(args, sigPath) })
+	a.acrossRegions(push, func(args []string) (*regional, error) { return policyPushRegional(args, sigPath, a.env.Stderr) })
 
 	retire := &cobra.Command{Use: use(policyRetireUsage), Short: "remove a policy fleet-wide", Args: nArgs(1, policyRetireUsage)}
 	var reason string
@@ -47,9 +48,12 @@ func (a *app) policyPush(ctx context.Context, pos []string, sigPath string) erro
 	if err != nil {
 		return err
 	}
-	req, err := readPolicyPush(pos[0], sigPath)
+	req, warn, err := readPolicyPush(pos[0], sigPath)
 	if err != nil {
 		return err
+	}
+	if warn != "" {
+		fmt.Fprintln(a.env.Stderr, "krollctl: warning: "+warn)
 	}
 	p, err := c.client.PushPolicy(ctx, req)
 	if err != nil {
@@ -60,34 +64,55 @@ func (a *app) policyPush(ctx context.Context, pos []string, sigPath string) erro
 
 // readPolicyPush reads a signed policy and its signature (path.sig
 // unless sigPath) and checks both locally: precise errors before any
-// request.
-func readPolicyPush(path, sigPath string) (wire.PolicyPushRequest, error) {
+// request. warn is the version-skew warning of fixedInSkew ("" when none).
+func readPolicyPush(path, sigPath string) (req wire.PolicyPushRequest, warn string, err error) {
 	if sigPath == "" {
 		sigPath = path + ".sig"
 	}
 	doc, err := os.ReadFile(path)
 	if err != nil {
-		return wire.PolicyPushRequest{}, err
+		return wire.PolicyPushRequest{}, "", err
 	}
-	if _, err := policy.Decode(doc, time.Now()); err != nil {
-		return wire.PolicyPushRequest{}, fmt.Errorf("%s: %w", path, err)
+	p, err := policy.Decode(doc, time.Now())
+	if err != nil {
+		return wire.PolicyPushRequest{}, "", fmt.Errorf("%s: %w", path, err)
 	}
 	rawSig, err := os.ReadFile(sigPath)
 	if err != nil {
-		return wire.PolicyPushRequest{}, err
+		return wire.PolicyPushRequest{}, "", err
 	}
 	if _, err := signing.ParseSignature(rawSig); err != nil {
-		return wire.PolicyPushRequest{}, fmt.Errorf("%s: %w", sigPath, err)
+		return wire.PolicyPushRequest{}, "", fmt.Errorf("%s: %w", sigPath, err)
 	}
-	return wire.PolicyPushRequest{Document: string(doc), Signature: []byte(strings.TrimSpace(string(rawSig)))}, nil
+	return wire.PolicyPushRequest{Document: string(doc), Signature: []byte(strings.TrimSpace(string(rawSig)))}, fixedInSkew(p.AppliesTo.FixedIn), nil
+}
+
+// fixedInSkew warns of fixed_in entries in the build or Debian-package
+// form: agents older than this release reject the whole policy (see
+// docs/operations.md, version skew). "" when every entry is upstream.
+func fixedInSkew(fixedIn []string) string {
+	var newer []string
+	for _, s := range fixedIn {
+		if f, err := kversion.ParseFix(s); err == nil && f.Form() != kversion.FixUpstream {
+			newer = append(newer, fmt.Sprintf("%s (%s)", s, f.Form()))
+		}
+	}
+	if len(newer) == 0 {
+		return ""
+	}
+	return "applies_to.fixed_in lists " + strings.Join(newer, ", ") +
+		": agents older than this release reject the whole policy (nothing enforced there); upgrade them first"
 }
 
 // policyPushRegional pushes the same signed document and signature to
-// every region.
-func policyPushRegional(pos []string, sigPath string) (*regional, error) {
-	req, err := readPolicyPush(pos[0], sigPath)
+// every region (a version-skew warning goes to stderr once).
+func policyPushRegional(pos []string, sigPath string, stderr io.Writer) (*regional, error) {
+	req, warn, err := readPolicyPush(pos[0], sigPath)
 	if err != nil {
 		return nil, err
+	}
+	if warn != "" {
+		fmt.Fprintln(stderr, "krollctl: warning: "+warn)
 	}
 	return &regional{header: policyHeader(), write: true, run: func(ctx context.Context, c *coord) (regionResult, error) {
 		p, err := c.client.PushPolicy(ctx, req)

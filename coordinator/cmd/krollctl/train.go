@@ -194,6 +194,9 @@ func trainTable(w io.Writer, t *wire.Train) {
 	if t.StagingBlocked != "" {
 		fmt.Fprintf(w, "staging not ready: %s\n", cell(t.StagingBlocked))
 	}
+	for _, a := range t.Attention {
+		fmt.Fprintf(w, "attention: %s\n", cell(a))
+	}
 	if len(t.Releases) > 0 {
 		row(w, "RELEASE", "KERNEL", "STATE", "WHY")
 		for _, r := range t.Releases {
