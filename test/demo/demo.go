@@ -21,6 +21,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/kroll-dev/kroll/internal/aptrepo"
 	"github.com/kroll-dev/kroll/pkg/client"
 	"github.com/kroll-dev/kroll/pkg/release"
 	"github.com/kroll-dev/kroll/pkg/signing"
@@ -62,6 +63,13 @@ type demo struct {
 	ctl      *client.Client
 	relKey   ed25519.PrivateKey
 	polKey   ed25519.PrivateKey
+
+	// sim are the simulated hosts (--sim).
+	sim *simFleet
+	// repo is the weekly-build apt repository the coordinators' feed
+	// polls (--sim: the train section), served at repoURL.
+	repo    *aptrepo.Repo
+	repoURL string
 }
 
 func newDemo(o options, out io.Writer) *demo {
@@ -215,6 +223,11 @@ func (d *demo) run(ctx context.Context) error {
 	if err := d.krollctl(watchCtx, "rollout", "watch", rel.ID, "--interval", "3s"); err != nil {
 		return err
 	}
+	if d.o.sim {
+		if err := d.train(ctx, rel, n); err != nil {
+			return err
+		}
+	}
 	if err := agents(); err != nil {
 		return err
 	}
@@ -253,6 +266,12 @@ func (d *demo) startQuorum(ctx context.Context) error {
 		return err
 	}
 	hash := func(s string) string { h := sha256.Sum256([]byte(s)); return hex.EncodeToString(h[:]) }
+	feedConf := ""
+	if d.o.sim {
+		if feedConf, err = d.startRepo(); err != nil {
+			return err
+		}
+	}
 	conf := fmt.Sprintf(`[slots]
 lease = "2m"
 reboot_deadline = "10m"
@@ -272,7 +291,7 @@ sha256 = %q
 trusted_keys = [%q]
 [policies]
 trusted_keys = [%q]
-`, filepath.Join(d.dir, "peer.token"), hash(d.opToken), hash(d.agentTok), filepath.Join(d.dir, "release.pub"), filepath.Join(d.dir, "policy.pub"))
+`, filepath.Join(d.dir, "peer.token"), hash(d.opToken), hash(d.agentTok), filepath.Join(d.dir, "release.pub"), filepath.Join(d.dir, "policy.pub")) + feedConf
 	if err := writeFile(filepath.Join(d.dir, "coordinator.toml"), []byte(conf)); err != nil {
 		return err
 	}

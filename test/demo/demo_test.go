@@ -23,11 +23,13 @@ func buildBinaries(t *testing.T) string {
 	return dir
 }
 
-var summaryRow = regexp.MustCompile(`(?m)^(\S+)\s+(fra1|ams1)\s+(\S+) → (\S+)\s+(\S+)\s+`)
+var summaryRow = regexp.MustCompile(`(?m)^(\S+)\s+(fra1|ams1|stg1|ctl1)\s+(\S+) → (\S+)\s+(\S+)\s+`)
 
 // checkSummary asserts the demo's end: every host on the new kernel, and
-// the mitigation retired by it.
-func checkSummary(t *testing.T, out string, hosts int, method string) {
+// the mitigation retired by it. With train (the sim demo), every host ends
+// on the train's build, which came from the apt repository through
+// staging, control and the expedited edge.
+func checkSummary(t *testing.T, out string, hosts int, method string, train bool) {
 	t.Helper()
 	i := strings.LastIndex(out, "== summary")
 	if i < 0 {
@@ -41,6 +43,12 @@ func checkSummary(t *testing.T, out string, hosts int, method string) {
 		if r[3] != "6.1.0-47-amd64" || !strings.HasPrefix(r[4], "6.1.0-") || r[4] == r[3] || r[5] != method {
 			t.Errorf("summary row %q: want 6.1.0-47-amd64 → a newer kernel by %s", r[0], method)
 		}
+		if train && r[4] != trainKernel {
+			t.Errorf("summary row %q: want the train's build %s", r[0], trainKernel)
+		}
+	}
+	if train {
+		checkTrain(t, out)
 	}
 	if !strings.Contains(out, "retired v2=") {
 		t.Errorf("the Copy Fail mitigation was not retired by the fixed kernel")
@@ -64,7 +72,7 @@ func TestDemoSim(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
 	}
-	checkSummary(t, out.String(), 50, "kexec")
+	checkSummary(t, out.String(), 50+2*trainPerDC, "kexec", true)
 }
 
 // TestDemoVM runs `make demo` (shortened: one VM per datacenter) and
@@ -81,5 +89,35 @@ func TestDemoVM(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
 	}
-	checkSummary(t, out.String(), 2, "kexec")
+	checkSummary(t, out.String(), 2, "kexec", false)
+}
+
+// checkTrain asserts the demo's train section, in order: the CVE before
+// (the new hosts mitigated), the build published and made a candidate by
+// the feed, staged, validated, the control tier, the expedited edge, and
+// the CVE after (every host patched).
+func checkTrain(t *testing.T, out string) {
+	t.Helper()
+	i := strings.Index(out, "== the release train of line "+trainLine)
+	if i < 0 {
+		t.Fatal("no train section in the demo output")
+	}
+	out = out[i:]
+	for _, want := range []string{
+		"$ krollctl cve show " + demoCVE,
+		"== the weekly build " + trainBuild + " is published to the apt repository",
+		"feed:weekly",
+		"== " + trainBuild + " validated",
+		"$ krollctl train expedite " + trainLine + " " + trainBuild,
+		"$ krollctl cve show " + demoCVE,
+	} {
+		j := strings.Index(out, want)
+		if j < 0 {
+			t.Fatalf("the train section lacks %q (in order):\n%s", want, out)
+		}
+		out = out[j+len(want):]
+	}
+	if strings.Contains(out, "release add") {
+		t.Error("the train section ran release add")
+	}
 }
