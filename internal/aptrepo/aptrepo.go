@@ -166,8 +166,12 @@ func describe(dir, filename string) (Deb, error) {
 
 // Index regenerates dists/SUITE/COMPONENT/binary-ARCH/Packages.gz (and
 // the plain Packages when plain) with dpkg-scanpackages, replacing each
-// file atomically: a poller may be reading.
+// file atomically: a poller may be reading. An empty repository has an
+// empty index.
 func (r *Repo) Index(ctx context.Context, plain bool) error {
+	if err := os.MkdirAll(filepath.Join(r.Dir, "pool"), 0o755); err != nil {
+		return fmt.Errorf("aptrepo: %w", err)
+	}
 	cmd := exec.CommandContext(ctx, "dpkg-scanpackages", "--multiversion", "pool", "/dev/null")
 	cmd.Dir = r.Dir
 	var stderr bytes.Buffer

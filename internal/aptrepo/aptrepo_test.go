@@ -161,3 +161,22 @@ func TestAddDebRefusesNonPackages(t *testing.T) {
 		t.Errorf("the pool exists after refused packages: %v", err)
 	}
 }
+
+// TestEmptyIndex: a repository without packages has an index, empty (a
+// feed polls it before the first build).
+func TestEmptyIndex(t *testing.T) {
+	repo, err := aptrepo.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := repo.Index(t.Context(), true); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(filepath.Join(repo.Dir, "dists", aptrepo.Suite, aptrepo.Component, "binary-"+aptrepo.Arch, "Packages"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pkgs, err := feed.ParsePackages(bytes.NewReader(data)); err != nil || len(pkgs) != 0 {
+		t.Fatalf("empty index: %v, %v", pkgs, err)
+	}
+}

@@ -62,9 +62,6 @@ func TestTrainFromFeed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.MkdirAll(filepath.Join(repo.Dir, "pool"), 0o755); err != nil {
-		t.Fatal(err)
-	}
 	if err := repo.Index(t.Context(), false); err != nil {
 		t.Fatal(err)
 	}
