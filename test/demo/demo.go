@@ -397,7 +397,10 @@ func (d *demo) addRelease(ctx context.Context, k *vm.Kernel) (release.Manifest, 
 	m := release.Manifest{ID: "bookworm-" + strings.SplitN(k.PackageVersion, "-", 2)[0], Line: "6.1", KernelVersion: k.Release,
 		UpstreamVersion: strings.SplitN(k.PackageVersion, "-", 2)[0], Kind: release.KindDeb,
 		Artifacts: []release.Artifact{{Name: name, URL: "http://" + vm.HostAddr + ":" + port + "/" + name, Size: size, SHA256: sum}},
-		Created:   time.Now().UTC().Truncate(time.Second), Notes: "kroll demo"}
+		Created:   time.Now().UTC().Truncate(time.Second), Notes: "kroll demo",
+		// What `cve show` counts as patched (the coordinator cannot tell
+		// the upstream version from a Debian ABI name such as 6.1.0-56).
+		Fixes: []string{"CVE-2026-31431"}}
 	canon, err := m.Canonical()
 	if err != nil {
 		return m, err

@@ -26,9 +26,10 @@ func buildBinaries(t *testing.T) string {
 var summaryRow = regexp.MustCompile(`(?m)^(\S+)\s+(fra1|ams1|stg1|ctl1)\s+(\S+) → (\S+)\s+(\S+)\s+`)
 
 // checkSummary asserts the demo's end: every host on the new kernel, and
-// the mitigation retired by it. With train (the sim demo), every host ends
-// on the train's build, which came from the apt repository through
-// staging, control and the expedited edge.
+// the mitigation retired by it. With train (the sim demo), the staging,
+// control and canary datacenters end on the train's build, which came
+// from the apt repository through staging, control and the expedited
+// edge.
 func checkSummary(t *testing.T, out string, hosts int, method string, train bool) {
 	t.Helper()
 	i := strings.LastIndex(out, "== summary")
@@ -36,6 +37,7 @@ func checkSummary(t *testing.T, out string, hosts int, method string, train bool
 		t.Fatalf("no summary in the demo output:\n%s", out)
 	}
 	rows := summaryRow.FindAllStringSubmatch(out[i:], -1)
+	onTrain := map[string]int{}
 	if len(rows) != hosts {
 		t.Fatalf("summary has %d hosts, want %d:\n%s", len(rows), hosts, out[i:])
 	}
@@ -43,8 +45,16 @@ func checkSummary(t *testing.T, out string, hosts int, method string, train bool
 		if r[3] != "6.1.0-47-amd64" || !strings.HasPrefix(r[4], "6.1.0-") || r[4] == r[3] || r[5] != method {
 			t.Errorf("summary row %q: want 6.1.0-47-amd64 → a newer kernel by %s", r[0], method)
 		}
-		if train && r[4] != trainKernel {
-			t.Errorf("summary row %q: want the train's build %s", r[0], trainKernel)
+		if train && r[4] == trainKernel {
+			onTrain[r[2]]++
+		}
+	}
+	if train {
+		// Staging, control and the edge's canary datacenter (25 hosts)
+		// run the train's build; the other edge datacenter waits for
+		// the canary's soak.
+		if onTrain["stg1"] != trainPerDC || onTrain["ctl1"] != trainPerDC || onTrain["fra1"]+onTrain["ams1"] != 25 {
+			t.Errorf("hosts on the train's build %s by datacenter: %v", trainKernel, onTrain)
 		}
 	}
 	if train {
@@ -65,7 +75,7 @@ func TestDemoSim(t *testing.T) {
 	bin := buildBinaries(t)
 	var out bytes.Buffer
 	d := newDemo(options{sim: true, perDC: 1, bin: bin}, &out)
-	ctx, cancel := context.WithTimeout(t.Context(), 8*time.Minute)
+	ctx, cancel := context.WithTimeout(t.Context(), 12*time.Minute)
 	defer cancel()
 	err := d.run(ctx)
 	d.cleanup(err != nil)
@@ -109,6 +119,7 @@ func checkTrain(t *testing.T, out string) {
 		"feed:weekly",
 		"== " + trainBuild + " validated",
 		"$ krollctl train expedite " + trainLine + " " + trainBuild,
+		"the canary datacenter",
 		"$ krollctl cve show " + demoCVE,
 	} {
 		j := strings.Index(out, want)
@@ -119,5 +130,10 @@ func checkTrain(t *testing.T, out string) {
 	}
 	if strings.Contains(out, "release add") {
 		t.Error("the train section ran release add")
+	}
+	// After: every host patched (the build lists the fix), none only
+	// mitigated.
+	if !regexp.MustCompile(`(?m)^\s*` + demoCVE + `\s+(\d+)\s+(\d+)\s+0\s+0\s+0\s*$`).MatchString(out) {
+		t.Errorf("the last cve show does not have every host patched:\n%s", out)
 	}
 }

@@ -62,8 +62,9 @@ interval = "2s"
 // build fixing the CVE is published to the apt repository — nobody runs
 // `release add` — and the train takes it through staging (soak) and
 // control at once; the edge's next departure is days away, so the demo
-// expedites it (what `cve show` advises), and the whole fleet ends on the
-// build. edge is the release the edge runs; hosts counts the edge hosts.
+// expedites it and stops once the canary datacenter runs it (the other
+// edge waves wait for its soak). edge is the release the edge runs;
+// hosts counts the edge hosts.
 func (d *demo) train(ctx context.Context, edge release.Manifest, hosts int) error {
 	d.step("the release train of line %s: staging %s, control %s, the edge %s and %s", trainLine, stagingDC, controlDC, demoDCs[0], demoDCs[1])
 	for _, dc := range []struct{ name, tier string }{{stagingDC, fsm.TierStaging}, {controlDC, fsm.TierControl}} {
@@ -82,7 +83,13 @@ func (d *demo) train(ctx context.Context, edge release.Manifest, hosts int) erro
 	}
 	if err := d.waitFor(ctx, 2*time.Minute, "the new hosts covered by the mitigation", func() (bool, error) {
 		r, err := d.ctl.CVE(ctx, demoCVE)
-		return err == nil && r.Patched+r.Mitigated == all, err
+		if err != nil {
+			return false, err
+		}
+		if r.Patched+r.Mitigated != all {
+			return false, fmt.Errorf("%d patched, %d mitigated, %d auditing, %d exposed of %d hosts", r.Patched, r.Mitigated, r.Auditing, r.Exposed, all)
+		}
+		return true, nil
 	}); err != nil {
 		return err
 	}
@@ -131,13 +138,15 @@ func (d *demo) train(ctx context.Context, edge release.Manifest, hosts int) erro
 		return err
 	}
 	d.step("%s validated: the control tier takes it at once; the edge's next departure is %s", trainBuild, departure)
+	if err := d.waitKernel(ctx, controlDC, trainKernel); err != nil {
+		return err
+	}
 	if err := d.krollctl(ctx, "train", "show", trainLine); err != nil {
 		return err
 	}
-	if err := d.krollctl(ctx, "cve", "show", demoCVE); err != nil {
-		return err
-	}
-	d.step("the playbook: the fix is validated, expedite the train to the edge")
+	// The edge cycle is whole weeks: the demo does not wait for the
+	// departure but expedites the train, as an operator would for a CVE.
+	d.step("the edge: departure days away; expedite the train with the validated fix")
 	if err := d.krollctl(ctx, "train", "expedite", trainLine, trainBuild, "--reason", demoCVE+" fixed in "+trainBuild+", validated in staging"); err != nil {
 		return err
 	}
@@ -145,17 +154,30 @@ func (d *demo) train(ctx context.Context, edge release.Manifest, hosts int) erro
 	if err != nil {
 		return err
 	}
-	watchCtx, stopWatch := context.WithTimeout(ctx, 8*time.Minute)
-	defer stopWatch()
-	if err := d.krollctl(watchCtx, "rollout", "watch", t.EdgeRollout, "--interval", "5s"); err != nil {
+	// The canary datacenter takes it; the other edge waves follow its
+	// soak (the demo stops there: the rest is the same again).
+	var canary string
+	if err := d.waitFor(ctx, 6*time.Minute, "the edge train's canary wave", func() (bool, error) {
+		r, err := d.ctl.Rollout(ctx, t.EdgeRollout)
+		if err != nil {
+			return false, err
+		}
+		if r.State == fsm.RolloutFailed || r.State == fsm.RolloutAborted {
+			return true, fmt.Errorf("edge rollout %s %s", r.ID, r.State)
+		}
+		if len(r.Waves) == 0 || r.Waves[0].Name != fsm.WaveCanary || len(r.Waves[0].Progress) != 1 {
+			return true, fmt.Errorf("edge rollout %s: no canary datacenter first: %+v", r.ID, r.Waves)
+		}
+		canary = r.Waves[0].Progress[0].Datacenter
+		return !r.Waves[0].Completed.IsZero(), nil
+	}); err != nil {
 		return err
 	}
-	for _, dc := range append([]string{stagingDC, controlDC}, demoDCs...) {
-		if err := d.waitKernel(ctx, dc, trainKernel); err != nil {
-			return err
-		}
+	if err := d.waitKernel(ctx, canary, trainKernel); err != nil {
+		return err
 	}
-	if err := d.krollctl(ctx, "train", "show", trainLine); err != nil {
+	fmt.Fprintf(d.out, "the canary datacenter %s runs %s; the other edge waves start after its %s soak\n", canary, trainKernel, time.Minute)
+	if err := d.krollctl(ctx, "rollout", "status", t.EdgeRollout); err != nil {
 		return err
 	}
 	return d.krollctl(ctx, "cve", "show", demoCVE)
