@@ -21,12 +21,14 @@ BENCH_DEBS    := etcd-server
 # What `make demo` (VM agents) needs beyond Go; test/demo checks the same
 # commands before it starts anything (TestPreflight keeps both in step).
 DEMO_DEBS     := qemu-system-x86 busybox-static e2fsprogs
+# What `make demo-sim` needs (its train section builds an apt repository).
+DEMO_SIM_DEBS := dpkg-dev
 
 # Packages with VM-tier tests (qemu), run verbosely so the kernels booted
 # and the uname before/after a kexec show in the output.
 VM_PKGS = ./test/vm/... ./bpf/... ./agent/mitigate/... ./agent/boot/... ./test/e2e/... ./test/demo/... ./test/systemdvm/...
 
-.PHONY: build deps deps-generate test test-unit test-vm bench bench-region generate lint fuzz demo demo-deps demo-sim clean
+.PHONY: build deps deps-generate test test-unit test-vm bench bench-region generate lint fuzz demo demo-deps demo-sim demo-sim-deps clean
 
 build:
 	@mkdir -p bin
@@ -93,8 +95,11 @@ demo: demo-deps build
 demo-deps:
 	@./scripts/deps.sh $(DEMO_DEBS)
 
-demo-sim: build
+demo-sim: demo-sim-deps build
 	$(GO) run ./test/demo --sim --per-dc 2
+
+demo-sim-deps:
+	@./scripts/deps.sh $(DEMO_SIM_DEBS)
 
 clean:
 	rm -rf bin dist

@@ -2,22 +2,16 @@ package feed_test
 
 import (
 	"bytes"
-	"compress/gzip"
+	"context"
 	"crypto/ed25519"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
-	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/kroll-dev/kroll/internal/aptrepo"
 	"github.com/kroll-dev/kroll/pkg/release"
 )
 
@@ -26,11 +20,12 @@ func testKey(seed byte) ed25519.PrivateKey {
 	return ed25519.NewKeyFromSeed(bytes.Repeat([]byte{seed}, ed25519.SeedSize))
 }
 
-// aptRepo is a real Debian repository in a temporary directory: .debs
-// built by dpkg-deb, the Packages index by dpkg-scanpackages, served over
-// HTTP by the test.
+// aptRepo is a real Debian repository (internal/aptrepo: .debs built by
+// dpkg-deb, the Packages index by dpkg-scanpackages) served over HTTP by
+// the test, counting the requests.
 type aptRepo struct {
 	t    *testing.T
+	repo *aptrepo.Repo
 	dir  string
 	srv  *httptest.Server
 	mu   sync.Mutex
@@ -39,12 +34,9 @@ type aptRepo struct {
 
 func newAptRepo(t *testing.T) *aptRepo {
 	t.Helper()
-	for _, tool := range []string{"dpkg-deb", "dpkg-scanpackages"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Fatalf("%s not found (make deps installs dpkg-dev): %v", tool, err)
-		}
-	}
-	r := &aptRepo{t: t, dir: t.TempDir(), hits: map[string]int{}}
+	repo, err := aptrepo.New(t.TempDir())
+	must(t, err)
+	r := &aptRepo{t: t, repo: repo, dir: repo.Dir, hits: map[string]int{}}
 	fs := http.FileServer(http.Dir(r.dir))
 	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		r.mu.Lock()
@@ -67,54 +59,17 @@ func (r *aptRepo) hitCount(path string) int {
 // its path relative to the repository (the Packages Filename), size and
 // SHA-256.
 func (r *aptRepo) addDeb(name, version string) (filename string, size int64, sum string) {
-	t := r.t
-	t.Helper()
-	root := filepath.Join(t.TempDir(), name)
-	must(t, os.MkdirAll(filepath.Join(root, "DEBIAN"), 0o755))
-	must(t, os.MkdirAll(filepath.Join(root, "boot"), 0o755))
-	must(t, os.WriteFile(filepath.Join(root, "DEBIAN", "control"), []byte(fmt.Sprintf(
-		"Package: %s\nVersion: %s\nArchitecture: amd64\nMaintainer: Kroll Tests <tests@example.net>\nDescription: fake kernel image %s\n", name, version, version)), 0o644))
-	must(t, os.WriteFile(filepath.Join(root, "boot", "vmlinuz-"+strings.TrimPrefix(name, "linux-image-")), []byte("not a kernel "+version), 0o644))
-	filename = fmt.Sprintf("pool/main/l/linux/%s_%s_amd64.deb", name, version)
-	out := filepath.Join(r.dir, filename)
-	must(t, os.MkdirAll(filepath.Dir(out), 0o755))
-	run(t, "", "dpkg-deb", "--root-owner-group", "--build", root, out)
-	data, err := os.ReadFile(out)
-	must(t, err)
-	h := sha256.Sum256(data)
-	return filename, int64(len(data)), hex.EncodeToString(h[:])
+	r.t.Helper()
+	deb, err := r.repo.BuildDeb(context.Background(), name, version)
+	must(r.t, err)
+	return deb.Filename, deb.Size, deb.SHA256
 }
 
-// index regenerates dists/stable/main/binary-amd64/Packages.gz (and the
-// plain Packages when plain) with dpkg-scanpackages.
+// index regenerates the Packages.gz (and the plain Packages when plain)
+// with dpkg-scanpackages.
 func (r *aptRepo) index(plain bool) {
-	t := r.t
-	t.Helper()
-	cmd := exec.Command("dpkg-scanpackages", "--multiversion", "pool", "/dev/null")
-	cmd.Dir = r.dir
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("dpkg-scanpackages: %v: %s", err, stderr.String())
-	}
-	dir := filepath.Join(r.dir, "dists/stable/main/binary-amd64")
-	must(t, os.MkdirAll(dir, 0o755))
-	var gz bytes.Buffer
-	zw := gzip.NewWriter(&gz)
-	_, err = zw.Write(out)
-	must(t, err)
-	must(t, zw.Close())
-	// Replace atomically: the poller may be reading.
-	write := func(name string, data []byte) {
-		tmp := filepath.Join(dir, "."+name)
-		must(t, os.WriteFile(tmp, data, 0o644))
-		must(t, os.Rename(tmp, filepath.Join(dir, name)))
-	}
-	write("Packages.gz", gz.Bytes())
-	if plain {
-		write("Packages", out)
-	}
+	r.t.Helper()
+	must(r.t, r.repo.Index(context.Background(), plain))
 }
 
 // manifest is a valid deb manifest of kernel version ver (e.g.
@@ -135,32 +90,12 @@ func (r *aptRepo) publish(filename string, m release.Manifest, key ed25519.Priva
 // writeSigned writes m at path and, when key is set, path.sig.
 func writeSigned(t *testing.T, path string, m release.Manifest, key ed25519.PrivateKey) {
 	t.Helper()
-	canon, err := m.Canonical()
-	must(t, err)
-	var pretty bytes.Buffer
-	must(t, json.Indent(&pretty, canon, "", "  "))
-	must(t, os.MkdirAll(filepath.Dir(path), 0o755))
-	must(t, os.WriteFile(path, pretty.Bytes(), 0o644))
-	if key == nil {
-		return
-	}
-	sig, err := release.SignManifest(key, m)
-	must(t, err)
-	must(t, os.WriteFile(path+".sig", append(sig.Marshal(), '\n'), 0o644))
+	must(t, aptrepo.WriteSigned(path, m, key))
 }
 
 func must(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
-	}
-}
-
-func run(t testing.TB, dir, name string, args ...string) {
-	t.Helper()
-	cmd := exec.Command(name, args...)
-	cmd.Dir = dir
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("%s %v: %v: %s", name, args, err, out)
 	}
 }

@@ -238,73 +238,97 @@ func (r recorder) Handle(_ context.Context, rec slog.Record) error {
 	return nil
 }
 
-func (d *demo) startSimAgents(ctx context.Context, rel release.Manifest) (func() error, error) {
+// simAgent is one simulated host of the demo and its summary.
+type simAgent struct {
+	host *simhost.Host
+	row  *row
+	rec  recorder
+}
+
+// simFleet are the demo's simulated hosts: the agents run until stop.
+type simFleet struct {
+	ctx  context.Context
+	stop context.CancelFunc
+	wg   sync.WaitGroup
+
+	mu     sync.Mutex
+	agents []simAgent
+}
+
+// addSimHost starts a simulated host id in dc running kernel (upstream
+// version upstream) with the real agent and policy sync.
+func (d *demo) addSimHost(ctx context.Context, id, dc, kernel, upstream string) error {
+	f := d.sim
 	relPub, _ := d.relKey.Public().(ed25519.PublicKey)
 	polPub, _ := d.polKey.Public().(ed25519.PublicKey)
-	agentCtx, stop := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	type simAgent struct {
-		host *simhost.Host
-		row  *row
-		rec  recorder
+	f.mu.Lock()
+	n := len(f.agents) + 1
+	f.mu.Unlock()
+	dir := filepath.Join(d.dir, "sim", id)
+	h, err := simhost.New(id, dir, kernel, upstream,
+		simhost.Durations{Stage: 3 * time.Second, Drain: 2 * time.Second, Boot: 4 * time.Second}, []ed25519.PublicKey{relPub}, uint64(n))
+	if err != nil {
+		return err
 	}
-	var agents []simAgent
+	_, _, cert, err := d.ca.issue("", "", "agent", id)
+	if err != nil {
+		return err
+	}
+	tlsCfg := &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: d.ca.pool, MinVersion: tls.VersionTLS12}
+	var cls []*client.Client
+	for j := range d.urls {
+		c, err := client.New(d.urls[(n+j)%len(d.urls)], client.Options{TLS: tlsCfg, Timeout: 10 * time.Second})
+		if err != nil {
+			return err
+		}
+		cls = append(cls, c)
+	}
+	fo, err := client.NewFailover(cls...)
+	if err != nil {
+		return err
+	}
+	mit := simhost.NewMitigations(h)
+	syncer, err := policysync.New(ctx, policysync.Config{Datacenter: dc, Trusted: []ed25519.PublicKey{polPub}, Manager: mit,
+		Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		return err
+	}
+	rec := newRecorder()
+	f.mu.Lock()
+	f.agents = append(f.agents, simAgent{host: h, row: &row{host: id, dc: dc, before: kernel}, rec: rec})
+	f.mu.Unlock()
+	cfg := lifecycle.Config{HostID: id, Datacenter: dc, KernelLine: "6.1", Coordinator: fo, Policies: mit.Statuses,
+		OnDesired: syncer.Desired, RetryInterval: 2 * time.Second, HeartbeatInterval: 2 * time.Second, RenewInterval: 10 * time.Second}
+	agentCtx := f.ctx
+	f.wg.Go(func() {
+		if err := h.Agent(agentCtx, cfg, filepath.Join(dir, "state"), slog.New(rec)); err != nil && agentCtx.Err() == nil {
+			fmt.Fprintf(d.out, "%s: %v\n", id, err)
+		}
+	})
+	return nil
+}
+
+func (d *demo) startSimAgents(ctx context.Context, _ release.Manifest) (func() error, error) {
+	agentCtx, stop := context.WithCancel(ctx)
+	d.sim = &simFleet{ctx: agentCtx, stop: stop}
 	n := 0
 	for _, dc := range demoDCs {
 		for i := range d.o.perDC * 25 {
 			n++
-			id := fmt.Sprintf("%s-sim%03d", dc, i+1)
-			dir := filepath.Join(d.dir, "sim", id)
-			h, err := simhost.New(id, dir, "6.1.0-47-amd64", "6.1.170",
-				simhost.Durations{Stage: 3 * time.Second, Drain: 2 * time.Second, Boot: 4 * time.Second}, []ed25519.PublicKey{relPub}, uint64(n))
-			if err != nil {
+			if err := d.addSimHost(ctx, fmt.Sprintf("%s-sim%03d", dc, i+1), dc, "6.1.0-47-amd64", "6.1.170"); err != nil {
 				stop()
 				return nil, err
 			}
-			_, _, cert, err := d.ca.issue("", "", "agent", id)
-			if err != nil {
-				stop()
-				return nil, err
-			}
-			tlsCfg := &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: d.ca.pool, MinVersion: tls.VersionTLS12}
-			var cls []*client.Client
-			for j := range d.urls {
-				c, err := client.New(d.urls[(n+j)%len(d.urls)], client.Options{TLS: tlsCfg, Timeout: 10 * time.Second})
-				if err != nil {
-					stop()
-					return nil, err
-				}
-				cls = append(cls, c)
-			}
-			fo, err := client.NewFailover(cls...)
-			if err != nil {
-				stop()
-				return nil, err
-			}
-			mit := simhost.NewMitigations(h)
-			syncer, err := policysync.New(ctx, policysync.Config{Datacenter: dc, Trusted: []ed25519.PublicKey{polPub}, Manager: mit,
-				Logger: slog.New(slog.DiscardHandler)})
-			if err != nil {
-				stop()
-				return nil, err
-			}
-			rec := newRecorder()
-			a := simAgent{host: h, row: &row{host: id, dc: dc, before: "6.1.0-47-amd64"}, rec: rec}
-			agents = append(agents, a)
-			cfg := lifecycle.Config{HostID: id, Datacenter: dc, KernelLine: "6.1", Coordinator: fo, Policies: mit.Statuses,
-				OnDesired: syncer.Desired, RetryInterval: 2 * time.Second, HeartbeatInterval: 2 * time.Second, RenewInterval: 10 * time.Second}
-			wg.Go(func() {
-				if err := h.Agent(agentCtx, cfg, filepath.Join(dir, "state"), slog.New(rec)); err != nil && agentCtx.Err() == nil {
-					fmt.Fprintf(d.out, "%s: %v\n", id, err)
-				}
-			})
 		}
 	}
 	fmt.Fprintf(d.out, "%d simulated hosts (test/simhost: timed fakes of staging, drain and boot) run the real agent lifecycle in this process\n", n)
 	return func() error {
-		stop()
-		wg.Wait()
-		for _, a := range agents {
+		f := d.sim
+		f.stop()
+		f.wg.Wait()
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		for _, a := range f.agents {
 			k, boots := a.host.Kernel()
 			a.rec.mu.Lock()
 			r := *a.row

@@ -21,6 +21,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/kroll-dev/kroll/internal/aptrepo"
 	"github.com/kroll-dev/kroll/pkg/client"
 	"github.com/kroll-dev/kroll/pkg/release"
 	"github.com/kroll-dev/kroll/pkg/signing"
@@ -62,6 +63,13 @@ type demo struct {
 	ctl      *client.Client
 	relKey   ed25519.PrivateKey
 	polKey   ed25519.PrivateKey
+
+	// sim are the simulated hosts (--sim).
+	sim *simFleet
+	// repo is the weekly-build apt repository the coordinators' feed
+	// polls (--sim: the train section), served at repoURL.
+	repo    *aptrepo.Repo
+	repoURL string
 }
 
 func newDemo(o options, out io.Writer) *demo {
@@ -215,6 +223,11 @@ func (d *demo) run(ctx context.Context) error {
 	if err := d.krollctl(watchCtx, "rollout", "watch", rel.ID, "--interval", "3s"); err != nil {
 		return err
 	}
+	if d.o.sim {
+		if err := d.train(ctx, rel, n); err != nil {
+			return err
+		}
+	}
 	if err := agents(); err != nil {
 		return err
 	}
@@ -253,6 +266,12 @@ func (d *demo) startQuorum(ctx context.Context) error {
 		return err
 	}
 	hash := func(s string) string { h := sha256.Sum256([]byte(s)); return hex.EncodeToString(h[:]) }
+	feedConf := ""
+	if d.o.sim {
+		if feedConf, err = d.startRepo(); err != nil {
+			return err
+		}
+	}
 	conf := fmt.Sprintf(`[slots]
 lease = "2m"
 reboot_deadline = "10m"
@@ -272,7 +291,7 @@ sha256 = %q
 trusted_keys = [%q]
 [policies]
 trusted_keys = [%q]
-`, filepath.Join(d.dir, "peer.token"), hash(d.opToken), hash(d.agentTok), filepath.Join(d.dir, "release.pub"), filepath.Join(d.dir, "policy.pub"))
+`, filepath.Join(d.dir, "peer.token"), hash(d.opToken), hash(d.agentTok), filepath.Join(d.dir, "release.pub"), filepath.Join(d.dir, "policy.pub")) + feedConf
 	if err := writeFile(filepath.Join(d.dir, "coordinator.toml"), []byte(conf)); err != nil {
 		return err
 	}
@@ -378,7 +397,10 @@ func (d *demo) addRelease(ctx context.Context, k *vm.Kernel) (release.Manifest, 
 	m := release.Manifest{ID: "bookworm-" + strings.SplitN(k.PackageVersion, "-", 2)[0], Line: "6.1", KernelVersion: k.Release,
 		UpstreamVersion: strings.SplitN(k.PackageVersion, "-", 2)[0], Kind: release.KindDeb,
 		Artifacts: []release.Artifact{{Name: name, URL: "http://" + vm.HostAddr + ":" + port + "/" + name, Size: size, SHA256: sum}},
-		Created:   time.Now().UTC().Truncate(time.Second), Notes: "kroll demo"}
+		Created:   time.Now().UTC().Truncate(time.Second), Notes: "kroll demo",
+		// What `cve show` counts as patched (the coordinator cannot tell
+		// the upstream version from a Debian ABI name such as 6.1.0-56).
+		Fixes: []string{"CVE-2026-31431"}}
 	canon, err := m.Canonical()
 	if err != nil {
 		return m, err

@@ -24,6 +24,14 @@ var vmTools = []vmTool{
 	{cmd: "dpkg", pkg: "dpkg"},
 }
 
+// simTools are what `make demo-sim` needs beyond Go: its train section
+// builds an apt repository (internal/aptrepo). The Makefile's
+// DEMO_SIM_DEBS installs the same packages.
+var simTools = []vmTool{
+	{cmd: "dpkg-deb", pkg: "dpkg"},
+	{cmd: "dpkg-scanpackages", pkg: "dpkg-dev"},
+}
+
 // lookers find commands: on PATH, and on PATH or in the sbin directories.
 type lookers struct {
 	path, sbin func(string) (string, error)
@@ -34,11 +42,12 @@ var systemLookers = lookers{path: exec.LookPath, sbin: vm.LookSbin}
 // preflight checks, before anything starts, that the commands the demo
 // runs are installed, naming the Debian packages that are missing.
 func preflight(sim bool, look lookers) error {
+	tools, how := vmTools, "`make demo` as root installs them, as `make deps` does; or apt-get install %s), or run `make demo-sim`, which needs none of the VM tools"
 	if sim {
-		return nil
+		tools, how = simTools, "`make demo-sim` as root installs them; or apt-get install %s)"
 	}
 	var cmds, pkgs []string
-	for _, t := range vmTools {
+	for _, t := range tools {
 		find := look.path
 		if t.sbin {
 			find = look.sbin
@@ -51,6 +60,5 @@ func preflight(sim bool, look lookers) error {
 	if len(pkgs) == 0 {
 		return nil
 	}
-	return fmt.Errorf("missing %s: install the Debian package(s) %s (`make demo` as root installs them, as `make deps` does; or apt-get install %s), or run `make demo-sim`, which needs none",
-		strings.Join(cmds, ", "), strings.Join(pkgs, ", "), strings.Join(pkgs, " "))
+	return fmt.Errorf("missing %s: install the Debian package(s) %s ("+how, strings.Join(cmds, ", "), strings.Join(pkgs, ", "), strings.Join(pkgs, " "))
 }

@@ -11,7 +11,7 @@ import (
 
 // TestPreflight: the VM demo stops before it starts anything when a
 // command is missing, naming every missing Debian package; the simulated
-// demo needs none.
+// demo needs none of the VM tools, only dpkg-dev for its apt repository.
 func TestPreflight(t *testing.T) {
 	finder := func(missing ...string) func(string) (string, error) {
 		return func(cmd string) (string, error) {
@@ -30,7 +30,9 @@ func TestPreflight(t *testing.T) {
 		wantNone bool
 	}{
 		{name: "all there", wantNone: true},
-		{name: "sim needs nothing", sim: true, path: []string{"qemu-system-x86_64", "busybox", "apt-get", "dpkg"}, sbin: []string{"mke2fs"}, wantNone: true},
+		{name: "sim needs no VM tools", sim: true, path: []string{"qemu-system-x86_64", "busybox", "apt-get", "dpkg"}, sbin: []string{"mke2fs"}, wantNone: true},
+		{name: "sim without dpkg-dev", sim: true, path: []string{"dpkg-scanpackages"},
+			want: []string{"missing dpkg-scanpackages", "package(s) dpkg-dev ", "make demo-sim` as root", "apt-get install dpkg-dev)"}},
 		{name: "no qemu", path: []string{"qemu-system-x86_64"}, want: []string{"missing qemu-system-x86_64", "package(s) qemu-system-x86 ", "apt-get install qemu-system-x86)", "make demo-sim"}},
 		{name: "fresh Debian", path: []string{"qemu-system-x86_64", "busybox"}, sbin: []string{"mke2fs"},
 			want: []string{"missing qemu-system-x86_64, busybox, mke2fs", "apt-get install qemu-system-x86 busybox-static e2fsprogs"}},
@@ -68,6 +70,16 @@ func TestPreflight(t *testing.T) {
 	for _, tool := range vmTools {
 		if tool.pkg != "apt" && tool.pkg != "dpkg" && !slices.Contains(debs, tool.pkg) {
 			t.Errorf("%s (%s) is not in the Makefile's DEMO_DEBS %v", tool.pkg, tool.cmd, debs)
+		}
+	}
+	m = regexp.MustCompile(`(?m)^DEMO_SIM_DEBS\s*:=(.*)$`).FindSubmatch(mk)
+	if m == nil {
+		t.Fatal("Makefile: no DEMO_SIM_DEBS")
+	}
+	debs = strings.Fields(string(m[1]))
+	for _, tool := range simTools {
+		if tool.pkg != "dpkg" && !slices.Contains(debs, tool.pkg) {
+			t.Errorf("%s (%s) is not in the Makefile's DEMO_SIM_DEBS %v", tool.pkg, tool.cmd, debs)
 		}
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -15,9 +17,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kroll-dev/kroll/coordinator/feed"
+	"github.com/kroll-dev/kroll/coordinator/fsm"
+	"github.com/kroll-dev/kroll/internal/aptrepo"
 	"github.com/kroll-dev/kroll/internal/testcoord"
 	"github.com/kroll-dev/kroll/internal/testpki"
 	"github.com/kroll-dev/kroll/pkg/policy"
+	"github.com/kroll-dev/kroll/pkg/release"
 	"github.com/kroll-dev/kroll/pkg/signing"
 	"github.com/kroll-dev/kroll/pkg/wire"
 	"github.com/kroll-dev/kroll/test/vm"
@@ -70,6 +76,10 @@ type scenario struct {
 	name string
 	// healthCommand is a [[health.commands]] entry, "" for none.
 	healthCommand string
+	// feed: nobody adds the release; the real .deb is published to an
+	// apt repository the coordinator's feed polls, and the train of line
+	// 6.1 stages it on the VM's datacenter (tier staging).
+	feed bool
 }
 
 type outcome struct {
@@ -100,18 +110,35 @@ func runScenario(t testing.TB, sc scenario) outcome {
 	writePolicies(t, dir)
 
 	// The guest reaches the host's loopback as 10.0.2.2.
-	coord := testcoord.Start(t, testcoord.Options{CA: ca, IPs: []string{vm.HostAddr}, ReleaseKeys: []ed25519.PublicKey{priv.Public().(ed25519.PublicKey)}})
+	opts := testcoord.Options{CA: ca, IPs: []string{vm.HostAddr}, ReleaseKeys: []ed25519.PublicKey{priv.Public().(ed25519.PublicKey)}}
+	if sc.feed {
+		opts.Feeds = []feed.Config{publishFeed(t, priv, newK)}
+	}
+	coord := testcoord.Start(t, opts)
 	ctx := t.Context()
 	one := 1
-	if _, err := coord.Client.SetDatacenter(ctx, dc, wire.DatacenterUpdate{SlotLimit: &one}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := coord.Client.AddRelease(ctx, vm.DebRelease(t, priv, releaseID, "6.1", newK)); err != nil {
-		t.Fatal(err)
-	}
-	target := releaseID
-	if _, err := coord.Client.SetDatacenter(ctx, dc, wire.DatacenterUpdate{TargetRelease: &target}); err != nil {
-		t.Fatal(err)
+	if sc.feed {
+		tier := fsm.TierStaging
+		if _, err := coord.Client.SetDatacenter(ctx, dc, wire.DatacenterUpdate{SlotLimit: &one, Tier: &tier}); err != nil {
+			t.Fatal(err)
+		}
+		// The departure is days away: only staging moves.
+		dep := time.Now().UTC().Add(72 * time.Hour)
+		if _, err := coord.Client.SetTrain(ctx, "6.1", wire.TrainSetRequest{Staging: []string{dc}, StagingSoakSeconds: 3600, ControlSoakSeconds: 3600,
+			EdgeCycleSeconds: 7 * 24 * 3600, Departure: dep.Weekday().String()[:3] + " 09:00 UTC"}); err != nil {
+			t.Fatal(err)
+		}
+	} else {
+		if _, err := coord.Client.SetDatacenter(ctx, dc, wire.DatacenterUpdate{SlotLimit: &one}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := coord.Client.AddRelease(ctx, vm.DebRelease(t, priv, releaseID, "6.1", newK)); err != nil {
+			t.Fatal(err)
+		}
+		target := releaseID
+		if _, err := coord.Client.SetDatacenter(ctx, dc, wire.DatacenterUpdate{TargetRelease: &target}); err != nil {
+			t.Fatal(err)
+		}
 	}
 
 	cfg := fmt.Sprintf(`host_id = %q
@@ -365,6 +392,72 @@ timeout = "10s"
 		t.Fatalf("coordinator's view: kernel %s slot %+v unhealthy %v phase %s", h.Kernel, h.Slot, h.Unhealthy, h.Phase)
 	}
 	checkEvents(t, o.coord, "slot_granted", "host_unhealthy", "slot_released")
+}
+
+// publishFeed publishes the real kernel package k to an apt repository
+// (the .deb copied into the pool, dpkg-scanpackages, the manifest signed
+// by priv next to the .deb) served on the host's loopback, which the
+// guest reaches as vm.HostAddr, and returns the feed of it.
+func publishFeed(t testing.TB, priv ed25519.PrivateKey, k *vm.Kernel) feed.Config {
+	t.Helper()
+	repo, err := aptrepo.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	deb, err := repo.AddDeb(t.Context(), k.Deb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.FileServer(http.Dir(repo.Dir)), ReadHeaderTimeout: 5 * time.Second}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	m := release.Manifest{ID: releaseID, Line: "6.1", KernelVersion: k.Release, UpstreamVersion: strings.SplitN(k.PackageVersion, "-", 2)[0],
+		Kind: release.KindDeb, Artifacts: []release.Artifact{deb.Artifact("http://" + vm.HostAddr + ":" + port)},
+		Created: time.Now().UTC().Truncate(time.Second)}
+	if err := repo.Publish(deb, m, priv); err != nil {
+		t.Fatal(err)
+	}
+	if err := repo.Index(t.Context(), false); err != nil {
+		t.Fatal(err)
+	}
+	return feed.Config{Name: "weekly", Kind: feed.KindApt, URL: "http://" + ln.Addr().String() + "/", Suite: aptrepo.Suite,
+		Component: aptrepo.Component, Arch: aptrepo.Arch, Package: "linux-image-6.1.*", Line: "6.1", Interval: time.Second}
+}
+
+// TestAgentTrainFromFeed: nobody adds the release. The newest 6.1 kernel
+// package appears in an apt repository; the coordinator's feed makes it a
+// candidate, the train of line 6.1 stages it on the VM's staging
+// datacenter, and the agent on the oldest 6.1 kernel stages it, kexecs
+// into it and ends healthy on it.
+func TestAgentTrainFromFeed(t *testing.T) {
+	o := runScenario(t, scenario{name: "train", feed: true})
+	boots := reports(o.res, "boot")
+	t.Logf("boots: %v; time per phase: %s", boots, strings.Join(phaseTimes(o.res.Console), ", "))
+	if len(boots) != 2 || boots[0] != o.old.Release || boots[1] != o.new.Release {
+		t.Fatalf("boots %v, want [%s %s]", boots, o.old.Release, o.new.Release)
+	}
+	ctx := t.Context()
+	h, err := o.coord.Client.Host(ctx, hostID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.Kernel != o.new.Release || h.Slot != nil || h.Unhealthy || h.Phase != wire.PhaseIdle {
+		t.Fatalf("coordinator's view of %s: kernel %s phase %s slot %+v unhealthy %v", hostID, h.Kernel, h.Phase, h.Slot, h.Unhealthy)
+	}
+	rels, err := o.coord.Client.Releases(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rels) != 1 || rels[0].ID != releaseID || rels[0].Source != "feed:weekly" ||
+		(rels[0].State != fsm.ReleaseStaging && rels[0].State != fsm.ReleaseValidated) {
+		t.Fatalf("releases %+v: want %s from feed:weekly, staging or validated", rels, releaseID)
+	}
+	checkEvents(t, o.coord, "release_candidate", "train_step", "slot_granted", "host_healthy", "slot_released")
 }
 
 func checkEvents(t *testing.T, c *testcoord.Coordinator, types ...string) {

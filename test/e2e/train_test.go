@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,7 +18,9 @@ import (
 
 	"github.com/kroll-dev/kroll/agent/lifecycle"
 	"github.com/kroll-dev/kroll/coordinator/clock"
+	"github.com/kroll-dev/kroll/coordinator/feed"
 	"github.com/kroll-dev/kroll/coordinator/fsm"
+	"github.com/kroll-dev/kroll/internal/aptrepo"
 	"github.com/kroll-dev/kroll/internal/testcoord"
 	"github.com/kroll-dev/kroll/pkg/client"
 	"github.com/kroll-dev/kroll/pkg/release"
@@ -36,25 +40,41 @@ type fastClock struct {
 func (c *fastClock) Mono() time.Duration { return c.sys.Mono() * c.speed }
 func (c *fastClock) Wall() time.Time     { return c.start.Add(c.Mono()) }
 
-// TestTrainSimulatedHosts is the release train end to end, on compressed
-// time (1 s = 10 min): a real 3-node quorum, real agents on simulated
-// hosts in a staging, a control and two edge datacenters, and the train of
-// line 6.12 departing a few hours after it is set. The first weekly build
-// fails staging (its kernel fails the staging hosts' health check) and is
-// rejected: it never reaches control or the edge. The second is validated
-// after its soak, the control tier takes it at once, before the
+// TestTrainFromFeed is the release train end to end, on compressed time
+// (1 s = 10 min): a real 3-node quorum polling a real apt repository the
+// test builds (dpkg-deb, dpkg-scanpackages) and serves over HTTP, real
+// agents on simulated hosts in a staging, a control and two edge
+// datacenters, and the train of line 6.12 departing a few hours after it
+// is set. Nobody runs `release add`: each weekly build is published to
+// the repository (the .deb, the Packages index, the signed manifest next
+// to the .deb) and the coordinators' feed makes it a candidate. The first
+// build fails staging (its kernel fails the staging hosts' health check)
+// and is rejected: it never reaches control or the edge. The second is
+// validated after its soak, the control tier takes it at once, before the
 // departure, and the edge train departs with it at the departure time.
-func TestTrainSimulatedHosts(t *testing.T) {
+func TestTrainFromFeed(t *testing.T) {
 	const speed = 600
 	fc := &fastClock{start: time.Now().UTC(), speed: speed, sys: clock.NewSystem()}
 	priv := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{12}, ed25519.SeedSize))
 	pub := priv.Public().(ed25519.PublicKey)
+	// The weekly-build repository: empty until the first build.
+	repo, err := aptrepo.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := repo.Index(t.Context(), false); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(http.FileServer(http.Dir(repo.Dir)))
+	defer srv.Close()
 	nodes := testcoord.StartCluster(t, 3, testcoord.Options{ReleaseKeys: []ed25519.PublicKey{pub}, HeartbeatInterval: time.Second,
 		Clocks: map[string]clock.Clock{"c1": fc, "c2": fc, "c3": fc},
 		// Leases and reboot deadlines run on the compressed state time;
 		// the leader's liveness pass on the host's (AliveWithin and
 		// LivenessGrace are real seconds to it).
-		Timing: fsm.Timing{Lease: 2 * time.Hour, RebootDeadline: 4 * time.Hour, AliveWithin: 10 * time.Second, LivenessGrace: 10 * time.Second, ExpireAfter: 30 * 24 * time.Hour}})
+		Timing: fsm.Timing{Lease: 2 * time.Hour, RebootDeadline: 4 * time.Hour, AliveWithin: 10 * time.Second, LivenessGrace: 10 * time.Second, ExpireAfter: 30 * 24 * time.Hour},
+		Feeds: []feed.Config{{Name: "weekly", Kind: feed.KindApt, URL: srv.URL + "/", Suite: aptrepo.Suite, Component: aptrepo.Component,
+			Arch: aptrepo.Arch, Package: "linux-image-6.12.*-amd64", Line: "6.12", Interval: time.Second}}})
 	ctx, cancel := context.WithTimeout(t.Context(), 180*time.Second)
 	defer cancel()
 	admin := nodes[1].Client
@@ -159,17 +179,20 @@ func TestTrainSimulatedHosts(t *testing.T) {
 		t.Fatalf("next departure %s, want %s", tr.NextDeparture, due)
 	}
 
-	addRelease := func(id, kernel, upstream string) {
+	// publish is the build system's weekly job: the .deb into the pool,
+	// the Packages index, the signed manifest next to the .deb.
+	publish := func(id, kernel, upstream string) {
 		t.Helper()
-		m := release.Manifest{ID: id, Line: "6.12", KernelVersion: kernel, UpstreamVersion: upstream,
-			Kind: release.KindBundle, Artifacts: []release.Artifact{{Name: "k.tar.gz", URL: "http://127.0.0.1:1/k.tar.gz", Size: 1,
-				SHA256: "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"}}, Created: time.Now().UTC().Truncate(time.Second)}
-		canon, _ := m.Canonical()
-		sig, err := release.SignManifest(priv, m)
+		deb, err := repo.BuildDeb(ctx, "linux-image-"+kernel, upstream+"-1")
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := admin.AddRelease(ctx, wire.ReleaseAddRequest{Manifest: canon, Signature: sig.Marshal()}); err != nil {
+		m := release.Manifest{ID: id, Line: "6.12", KernelVersion: kernel, UpstreamVersion: upstream,
+			Kind: release.KindDeb, Artifacts: []release.Artifact{deb.Artifact(srv.URL)}, Created: time.Now().UTC().Truncate(time.Second)}
+		if err := repo.Publish(deb, m, priv); err != nil {
+			t.Fatal(err)
+		}
+		if err := repo.Index(ctx, false); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -195,7 +218,7 @@ func TestTrainSimulatedHosts(t *testing.T) {
 	}
 
 	// Week 1: the build fails staging.
-	addRelease("6.12.81-w1", bad, "6.12.81")
+	publish("6.12.81-w1", bad, "6.12.81")
 	waitUntil(t, ctx, "the first build rejected", func() bool { return releaseState("6.12.81-w1") == fsm.ReleaseRejected })
 	// No staging host gets a slot for it any more, whatever its agent
 	// still believes (through any node of the quorum).
@@ -207,9 +230,11 @@ func TestTrainSimulatedHosts(t *testing.T) {
 	}
 	// The staging host that waited for the slot when the build failed
 	// never boots it (checked at the end): its slot for the rejected
-	// build is refused. Week 2: the next build arrives while the staging host that failed
-	// waits for an operator: the train waits too.
-	addRelease("6.12.82-w2", good, "6.12.82")
+	// build is refused.
+	// Week 2: the next build arrives while the staging hosts that failed
+	// wait for an operator: the train waits too.
+	publish("6.12.82-w2", good, "6.12.82")
+	waitUntil(t, ctx, "the feed found the second build", func() bool { return releaseState("6.12.82-w2") != "" })
 	waitUntil(t, ctx, "the train waiting for staging", func() bool {
 		tr, err := admin.Train(ctx, "6.12")
 		return err == nil && strings.Contains(tr.StagingBlocked, "an operator must reset it")
@@ -302,6 +327,19 @@ func TestTrainSimulatedHosts(t *testing.T) {
 	}
 	if ranBad != 1 {
 		t.Errorf("%d staging hosts ran the rejected build, want 1: the one that failed it (slot limit 1)", ranBad)
+	}
+	// Nobody ran `release add`: both releases came from the feed.
+	rels, err := admin.Releases(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rels) != 2 {
+		t.Errorf("releases %+v: want the two weekly builds", rels)
+	}
+	for _, r := range rels {
+		if r.Source != "feed:weekly" {
+			t.Errorf("release %s has source %q, want feed:weekly", r.ID, r.Source)
+		}
 	}
 	for _, e := range tr.Events {
 		t.Logf("%s %s", e.Time.Format(time.RFC3339), e.Message)
