@@ -218,6 +218,44 @@ key = %q
 		ctl(2, "--all-regions", "cve", "show", "not-a-cve")
 	})
 
+	t.Run("train-across-regions", func(t *testing.T) {
+		for region, c := range clients {
+			tier, slots := "staging", 1
+			if _, err := c.SetDatacenter(t.Context(), region+"-stg", wire.DatacenterUpdate{Tier: &tier, SlotLimit: &slots}); err != nil {
+				t.Fatalf("%s: %v", region, err)
+			}
+			if _, err := c.SetTrain(t.Context(), "6.12", wire.TrainSetRequest{Staging: []string{region + "-stg"}, StagingSoakSeconds: 3600,
+				ControlSoakSeconds: 3600, EdgeCycleSeconds: 7 * 24 * 3600, Departure: "Tue 09:00 UTC"}); err != nil {
+				t.Fatalf("%s: %v", region, err)
+			}
+		}
+		out, _ := ctl(0, "--all-regions", "train", "show")
+		if !strings.HasPrefix(out, "REGION  LINE ") || strings.Count(out, "6.12") != 3 {
+			t.Errorf("want a train row per region:\n%s", out)
+		}
+		for _, r := range []string{"ap", "eu", "us"} {
+			if l := lineOf(out, r+" "); !strings.Contains(l, "ok: 1 trains") {
+				t.Errorf("result of %s: %q", r, l)
+			}
+		}
+		ctl(0, "train", "hold", "6.12", "--reason", "holiday freeze", "--all-regions")
+		for r, c := range clients {
+			tr, err := c.Train(t.Context(), "6.12")
+			if err != nil || !tr.Held || !strings.HasPrefix(tr.HoldReason, "holiday freeze") {
+				t.Errorf("%s: train %+v, %v; want held", r, tr, err)
+			}
+		}
+		ctl(2, "train", "hold", "6.12", "--all-regions")
+		ctl(0, "--region", "eu", "train", "resume", "6.12", "--reason", "over")
+		for r, c := range clients {
+			tr, err := c.Train(t.Context(), "6.12")
+			if err != nil || tr.Held != (r != "eu") {
+				t.Errorf("%s: held %v, %v; want held only outside eu", r, tr.Held, err)
+			}
+		}
+		ctl(2, "train", "skip", "6.12", "--reason", "x", "--all-regions")
+	})
+
 	ap.Stop()
 
 	t.Run("one-region-down-retire", func(t *testing.T) {
@@ -285,7 +323,7 @@ func TestRegionsRefused(t *testing.T) {
 		{"region-and-coordinator", map[string]string{envFleet: good}, []string{"status", "--region", "eu", "--coordinator", url}, 2, "drop --coordinator, --token and --tls-*"},
 		{"region-and-token", map[string]string{envFleet: good}, []string{"status", "--all-regions", "--token", "x"}, 2, "drop --coordinator"},
 		{"fleet-without-region", nil, []string{"status", "--fleet", good}, 2, "--fleet needs --region or --all-regions"},
-		{"unsupported-command", map[string]string{envFleet: good}, []string{"dc", "list", "--all-regions"}, 2, "krollctl dc list does not run across regions (those that do: cve show, policy list, policy push, policy retire, status)"},
+		{"unsupported-command", map[string]string{envFleet: good}, []string{"dc", "list", "--all-regions"}, 2, "krollctl dc list does not run across regions (those that do: cve show, policy list, policy push, policy retire, status, train hold, train resume, train show)"},
 		{"unknown-region", map[string]string{envFleet: good}, []string{"status", "--region", "eu,mars"}, 2, `no region "mars" in ` + good + " (regions: eu, us)"},
 		{"region-twice", map[string]string{envFleet: good}, []string{"status", "--region", "eu,eu"}, 2, `region "eu" named twice`},
 		{"empty-region-entry", map[string]string{envFleet: good}, []string{"status", "--region", "eu,"}, 2, "an empty entry"},

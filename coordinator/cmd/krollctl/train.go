@@ -41,10 +41,19 @@ func (a *app) trainCommand() *cobra.Command {
 			}
 			return c.show(t, func(w io.Writer) { trainTable(w, t) })
 		}
-		return cmd
+		if action == "skip" {
+			return cmd
+		}
+		return a.acrossRegions(cmd, func(args []string) (*regional, error) {
+			if strings.TrimSpace(reason) == "" {
+				return nil, cli.Usagef("train %s needs --reason", action)
+			}
+			return trainActRegional(args[0], action, reason), nil
+		})
 	}
-	show := &cobra.Command{Use: use(trainShowUsage), Short: "a line's train: next departure, edge and control releases, validated and staging releases, holds, freezes, events", Args: rangeArgs(0, 1, trainShowUsage),
-		RunE: func(cmd *cobra.Command, args []string) error { return a.trainShow(cmd.Context(), args) }}
+	show := a.acrossRegions(&cobra.Command{Use: use(trainShowUsage), Short: "a line's train: next departure, edge and control releases, validated and staging releases, holds, freezes, events", Args: rangeArgs(0, 1, trainShowUsage),
+		RunE: func(cmd *cobra.Command, args []string) error { return a.trainShow(cmd.Context(), args) }},
+		func(args []string) (*regional, error) { return trainShowRegional(args), nil })
 	return cli.Group("train", "the release train of a kernel line: staging, control, then the edge on its cadence",
 		a.trainSetCommand(), show, act("hold", "stop every automatic step of the line's train"), act("resume", "end a hold"),
 		act("skip", "skip the next departure only"), a.trainExpediteCommand())
@@ -136,12 +145,56 @@ func (a *app) trainShow(ctx context.Context, pos []string) error {
 			fmt.Fprintln(w, "no trains (krollctl train set)")
 			return
 		}
-		row(w, "LINE", "NEXT DEPARTURE", "EDGE", "CONTROL", "WAITING", "HELD", "FROZEN")
-		for i := range ts {
-			t := &ts[i]
-			row(w, t.Line, ts0(t.NextDeparture), orDash(t.EdgeRelease), orDash(t.ControlRelease), orDash(t.Waiting), held(t), frozen(t))
+		row(w, trainHeader()...)
+		for _, r := range trainRows(ts) {
+			row(w, r...)
 		}
 	})
+}
+
+// trainHeader is the header of the one-row-per-train table.
+func trainHeader() []string {
+	return []string{"LINE", "NEXT DEPARTURE", "EDGE", "CONTROL", "WAITING", "HELD", "FROZEN"}
+}
+
+// trainRows are the rows of trains, one each.
+func trainRows(ts []wire.Train) [][]string {
+	rows := make([][]string, 0, len(ts))
+	for i := range ts {
+		t := &ts[i]
+		rows = append(rows, []string{t.Line, ts0(t.NextDeparture), orDash(t.EdgeRelease), orDash(t.ControlRelease), orDash(t.Waiting), held(t), frozen(t)})
+	}
+	return rows
+}
+
+// trainShowRegional is train show across regions: a row per region and
+// train (of the line given, or every line).
+func trainShowRegional(args []string) *regional {
+	return &regional{header: trainHeader(), run: func(ctx context.Context, c *coord) (regionResult, error) {
+		if len(args) == 1 {
+			t, err := c.client.Train(ctx, args[0])
+			if err != nil {
+				return regionResult{}, err
+			}
+			return regionResult{value: t, rows: trainRows([]wire.Train{*t}), summary: "train " + cell(t.Line)}, nil
+		}
+		ts, err := c.client.Trains(ctx)
+		if err != nil {
+			return regionResult{}, err
+		}
+		return regionResult{value: nonNil(ts), rows: trainRows(ts), summary: fmt.Sprintf("%d trains", len(ts))}, nil
+	}}
+}
+
+// trainActRegional holds or resumes a line's train in every region.
+func trainActRegional(line, action, reason string) *regional {
+	return &regional{header: trainHeader(), write: true, run: func(ctx context.Context, c *coord) (regionResult, error) {
+		t, err := c.client.TrainAction(ctx, line, action, reason)
+		if err != nil {
+			return regionResult{}, err
+		}
+		return regionResult{value: t, rows: trainRows([]wire.Train{*t}), summary: action + " " + cell(t.Line)}, nil
+	}}
 }
 
 func ts0(t time.Time) string { return ts(t) }
