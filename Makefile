@@ -89,8 +89,11 @@ lint:
 # through with progress on screen, a summary. demo-sim: simulated hosts.
 # Installs DEMO_DEBS when missing, as `make deps` does (as root; otherwise
 # it stops at once naming them). A failed demo keeps its logs and says where.
-demo: demo-deps build
+# The VM fleet (kexec upgrades in qemu), then the simulated fleet with the
+# release train (feed → staging → control → edge, cve show before/after).
+demo: demo-deps demo-sim-deps build
 	$(GO) run ./test/demo --per-dc 2
+	$(GO) run ./test/demo --sim --per-dc 2
 
 demo-deps:
 	@./scripts/deps.sh $(DEMO_DEBS)
