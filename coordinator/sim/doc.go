@@ -32,4 +32,9 @@
 // heartbeat answers name. TrainResult reports each build's way through the
 // train, the hosts' days behind the newest validated build per tier, and
 // the exposure to a CVE with and without a mitigation.
+//
+// Both simulators embed one event engine (engine.go): the simulated clock,
+// the event queue, the random source, the state machine and the slot
+// bookkeeping of a datacenter (waiting line, wakes, denials, operator
+// calls); each keeps only its hosts, its events' handling and its results.
 package sim

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-	"math/rand/v2"
 	"slices"
 	"strings"
 	"time"
@@ -115,28 +114,10 @@ type simHost struct {
 }
 
 type simDC struct {
-	spec    Datacenter
-	policy  schedule.Policy
-	limit   int
-	floor   int
-	hosts   []int32
-	region  int
-	wave    int
-	holders int
-	down    int
-	failed  int
-	// queue holds waiting hosts in FIFO order from qhead.
-	queue []int32
-	qhead int
-	// blocked: the last acquire was denied and nothing changed since.
-	blocked bool
-	// freed counts slots released since the last wake.
-	freed       int
-	wakePending bool
-	wakeAll     bool
-	wakeAt      time.Duration
-	wakeGen     uint32
-	operator    bool // an operator review is scheduled
+	simDCBase
+	region int
+	wave   int
+	failed int
 	// budgetResumed: an operator resumed it after its failure budget
 	// paused it once already.
 	budgetResumed bool
@@ -155,16 +136,9 @@ type simWave struct {
 
 // sim is one run's state.
 type sim struct {
-	ctx    context.Context
-	opt    Options
-	fleet  Fleet
-	f      *fsm.FSM
-	rng    *rand.Rand
-	start  time.Time
-	now    time.Duration
-	seq    uint64
-	q      queue
-	timing fsm.Timing
+	engine
+	opt   Options
+	fleet Fleet
 
 	hosts   []simHost
 	dcs     []simDC
@@ -176,15 +150,12 @@ type sim struct {
 	releaseID     string
 	rolloutStart  time.Duration
 	soak, cycle   time.Duration
-	nextTickAt    time.Duration
-	tickPending   bool
 	finals        int
 	lastFinal     time.Duration
 	heldPaused    bool
 	samplePending bool
 
 	res Result
-	err error
 }
 
 // heartbeatInterval bounds how long a host takes to see its wave start in
@@ -227,62 +198,22 @@ func Run(ctx context.Context, fleet Fleet, opt Options) (*Result, error) {
 		opt.MaxDuration = 120 * 24 * time.Hour
 	}
 	s := &sim{
-		ctx: ctx, opt: opt, fleet: fleet, f: fsm.New(),
-		rng:   rand.New(rand.NewPCG(opt.Seed, opt.Seed^0x6b726f6c6c73696d)),
-		start: opt.Start.UTC(),
-		timing: fsm.Timing{
-			Lease: time.Hour,
-			// Longer than drain + reboot + verify + a rollback reboot.
-			RebootDeadline: time.Hour,
-			// Simulated agents heartbeat at phase changes only: every
-			// registered host stays alive for the coordinator.
-			AliveWithin: 10 * 365 * 24 * time.Hour,
-			// ... and is never expired for its silence.
-			ExpireAfter: -1,
-		},
+		engine:  newEngine(ctx, opt.Seed, 0x6b726f6c6c73696d, opt.Start, evWake, evOperator, evTick, opt.OperatorDelay),
+		opt:     opt,
+		fleet:   fleet,
 		dcIndex: map[string]int{},
 	}
-	if err := s.setup(); err != nil {
-		return nil, err
-	}
-	s.loop()
-	if s.err != nil {
-		return nil, s.err
-	}
-	s.finish()
-	return &s.res, nil
-}
-
-func (s *sim) at() time.Time { return s.start.Add(s.now) }
-
-func (s *sim) push(at time.Duration, k kind, host, dc int32) {
-	s.seq++
-	s.q.push(event{at: at, seq: s.seq, kind: k, host: host, dc: dc})
-}
-
-// uniform draws from r.
-func (s *sim) uniform(r Range) time.Duration {
-	return minutes(r.MinMinutes + s.rng.Float64()*(r.MaxMinutes-r.MinMinutes))
-}
-
-// exec runs a command and records the first refusal as the run's error.
-func (s *sim) exec(payload any) fsm.Result {
-	r := s.f.Exec(s.at(), payload)
-	if r.Err != nil && s.err == nil {
-		s.err = fmt.Errorf("sim: %T refused at %s: %s: %s", payload, s.at().Format(time.RFC3339), r.Err.Kind, r.Err.Value)
-	}
-	return r
+	return runSim(s, &s.res)
 }
 
 func (s *sim) setup() error {
 	fl := s.fleet
 	regionIndex := map[string]int{}
 	for i, d := range fl.Datacenters {
-		p, err := d.policy()
+		base, err := s.addDatacenter(d)
 		if err != nil {
-			return fmt.Errorf("sim: datacenter %s: %w", d.Name, err)
+			return err
 		}
-		s.exec(fsm.SetDatacenter{Name: d.Name, Update: d.update()})
 		reg := d.region()
 		ri, ok := regionIndex[reg]
 		if !ok {
@@ -291,7 +222,7 @@ func (s *sim) setup() error {
 			s.regions = append(s.regions, reg)
 		}
 		s.dcIndex[d.Name] = i
-		s.dcs = append(s.dcs, simDC{spec: d, policy: p, limit: p.Limit(d.Hosts), floor: p.Floor(d.Hosts), region: ri, wave: -1})
+		s.dcs = append(s.dcs, simDC{simDCBase: base, region: ri, wave: -1})
 	}
 	reboot := fl.Durations.Kexec
 	if s.opt.Reboot == RebootCold {
@@ -406,23 +337,7 @@ func (s *sim) heartbeat(h *simHost, phase, kernel string) fsm.Result {
 }
 
 func (s *sim) loop() {
-	for len(s.q) > 0 && s.err == nil {
-		if s.res.Events&4095 == 0 {
-			if err := s.ctx.Err(); err != nil {
-				s.err = fmt.Errorf("sim: %w", err)
-				return
-			}
-		}
-		e := s.q.pop()
-		if e.at > s.opt.MaxDuration {
-			break
-		}
-		if e.at > s.now {
-			s.now = e.at
-		}
-		s.res.Events++
-		s.handle(e)
-	}
+	s.res.Events = s.run(s.opt.MaxDuration, s.handle)
 }
 
 func (s *sim) handle(e event) {
@@ -442,16 +357,10 @@ func (s *sim) handle(e event) {
 	case evRepaired:
 		s.repaired(e.host)
 	case evWake:
-		d := &s.dcs[e.dc]
-		if e.gen != d.wakeGen || !d.wakePending {
-			return // superseded by an earlier wake
+		n, ok := s.dcs[e.dc].woken(e.gen)
+		if !ok {
+			return
 		}
-		d.wakePending = false
-		n := d.freed
-		if d.wakeAll {
-			n = -1
-		}
-		d.freed, d.wakeAll, d.blocked = 0, false, false
 		s.try(int(e.dc), n)
 	case evOperator:
 		s.operator(int(e.dc))
@@ -508,7 +417,7 @@ func (s *sim) afterTick() {
 				d := &s.dcs[di]
 				for _, hi := range d.hosts {
 					if s.hosts[hi].phase == hIdle {
-						s.push(s.now+time.Duration(s.rng.Int64N(int64(heartbeatInterval))), evNotice, hi, -1)
+						s.push(s.now+s.jitter(heartbeatInterval), evNotice, hi, -1)
 					}
 				}
 			}
@@ -563,14 +472,6 @@ func later(a, b time.Time) time.Time {
 	return a
 }
 
-func (s *sim) scheduleTick(at time.Duration) {
-	if s.tickPending && s.nextTickAt <= at {
-		return
-	}
-	s.tickPending, s.nextTickAt = true, at
-	s.push(at, evTick, -1, -1)
-}
-
 // notice: the host's heartbeat answer names the release; it stages.
 func (s *sim) notice(hi int32) {
 	h := &s.hosts[hi]
@@ -618,10 +519,7 @@ func (s *sim) try(di, n int) {
 			return
 		}
 		n--
-		d.qhead++
-		if d.qhead == len(d.queue) {
-			d.queue, d.qhead = d.queue[:0], 0
-		}
+		d.popWaiting()
 		s.res.Grants++
 		h.phase, h.token, h.granted = hHolding, r.Slot.Token, s.now
 		h.attempt++
@@ -653,91 +551,22 @@ func (s *sim) dur(h *simHost, phase int) time.Duration {
 
 // denied handles a denial: the datacenter is blocked until a wake.
 func (s *sim) denied(di int, reason schedule.Reason) {
-	d := &s.dcs[di]
-	d.blocked = true
-	if s.res.Denials == nil {
-		s.res.Denials = map[string]int{}
-	}
-	s.res.Denials[string(reason)]++
-	switch reason {
-	case schedule.ReasonSemaphoreFull:
-		// A release wakes the datacenter.
-		if d.holders == 0 {
-			s.wake(di, s.now+s.retryDelay(), true)
-		}
-	case schedule.ReasonOutsideWindow:
-		open, _ := d.policy.Window.Next(s.at())
-		if open.IsZero() {
-			return
-		}
-		// Agents retry on their own timers; with many of them waiting
-		// the first one asks within seconds of the opening.
-		s.wake(di, open.Sub(s.start)+time.Duration(s.rng.Int64N(int64(30*time.Second))), true)
-	case schedule.ReasonCapacityFloor:
-		if d.holders == 0 && d.down > 0 {
-			// Hosts down for other reasons block the datacenter and
-			// no release will wake it: that pages an operator.
-			s.callOperator(di, s.now+s.opt.OperatorDelay)
-			return
-		}
-		s.wake(di, s.now+s.retryDelay(), true)
-	case schedule.ReasonPaused, schedule.ReasonFailureBudget:
-		s.callOperator(di, s.now+s.opt.OperatorDelay)
-	default:
-		if s.err == nil {
-			s.err = fmt.Errorf("sim: unexpected denial %q in %s", reason, d.spec.Name)
-		}
-	}
+	s.engine.denied(&s.dcs[di].simDCBase, di, reason, &s.res.Denials)
 }
 
 // callOperator schedules an operator's look at datacenter di at at.
 func (s *sim) callOperator(di int, at time.Duration) {
-	d := &s.dcs[di]
-	if !d.operator {
-		d.operator = true
-		s.push(at, evOperator, -1, int32(di))
-	}
+	s.engine.callOperator(&s.dcs[di].simDCBase, di, at)
 }
 
-// retryDelay is an agent's jittered retry timer: 5–10 minutes.
-func (s *sim) retryDelay() time.Duration {
-	return 5*time.Minute + time.Duration(s.rng.Int64N(int64(5*time.Minute)))
-}
-
-// wake schedules a wake of datacenter di at at; all lets every waiting
-// host ask (else as many as slots were freed).
+// wake schedules a wake of datacenter di at at (see engine.wake).
 func (s *sim) wake(di int, at time.Duration, all bool) {
-	d := &s.dcs[di]
-	d.wakeAll = d.wakeAll || all
-	if d.wakePending && d.wakeAt <= at {
-		return
-	}
-	d.wakeGen++
-	d.wakePending, d.wakeAt = true, at
-	s.seq++
-	s.q.push(event{at: at, seq: s.seq, kind: evWake, host: -1, dc: int32(di), gen: d.wakeGen})
+	s.engine.wake(&s.dcs[di].simDCBase, di, at, all)
 }
 
 // released counts a slot given back and wakes the datacenter.
 func (s *sim) released(di int) {
-	s.dcs[di].holders--
-	s.changed(di)
-}
-
-// changed wakes datacenter di after a host came back to serving (a slot
-// was released, a failed host was reset): the next waiting agent's retry
-// timer fires a moment later (the more agents wait, the sooner one of
-// them asks).
-func (s *sim) changed(di int) {
-	d := &s.dcs[di]
-	d.freed++
-	waiting := len(d.queue) - d.qhead
-	if waiting == 0 {
-		d.blocked = false
-		return
-	}
-	delay := time.Duration(s.rng.Int64N(int64(7*time.Minute+30*time.Second)/int64(waiting) + 1))
-	s.wake(di, s.now+delay, false)
+	s.engine.released(&s.dcs[di].simDCBase, di)
 }
 
 func (s *sim) drained(hi int32) {
@@ -750,8 +579,7 @@ func (s *sim) drained(hi int32) {
 		h.phase = hLost
 		s.res.HostsLost++
 		at := h.granted + s.timing.RebootDeadline + time.Second
-		s.seq++
-		s.q.push(event{at: at, seq: s.seq, kind: evTick, host: -2, dc: h.dc})
+		s.push(at, evTick, -2, h.dc)
 		// The lost host pages an operator, who looks a while later.
 		s.callOperator(int(h.dc), at+s.opt.OperatorDelay)
 		return
@@ -798,8 +626,7 @@ func (s *sim) verified(hi int32) {
 			w := &s.waves[d.wave]
 			w.failed++
 			if w.failed > s.res.RolloutBudget || w.Name == fsm.WaveStaging || w.Name == fsm.WaveCanary {
-				s.seq++
-				s.q.push(event{at: s.now, seq: s.seq, kind: evTick, host: -2, dc: h.dc})
+				s.push(s.now, evTick, -2, h.dc)
 			}
 		}
 		s.push(s.now+s.dur(h, 1), evBooted, hi, -1)

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"slices"
 	"time"
 
@@ -218,41 +217,20 @@ type trainHost struct {
 }
 
 type trainDC struct {
-	spec    Datacenter
-	policy  schedule.Policy
-	limit   int
-	floor   int
-	hosts   []int32
-	holders int
-	down    int
+	simDCBase
 	// todo counts hosts working on a target (noticed, not finished).
 	todo int
 	// gen counts the waves that started on the datacenter.
-	gen         uint32
-	queue       []int32
-	qhead       int
-	blocked     bool
-	wakePending bool
-	wakeAt      time.Duration
-	wakeGen     uint32
-	freed       int
-	wakeAll     bool
-	operator    bool
+	gen uint32
 }
 
+// trainSim is one train simulation's state.
 type trainSim struct {
-	ctx   context.Context
+	engine
 	opt   TrainOptions
 	fleet Fleet
-	f     *fsm.FSM
-	rng   *rand.Rand
-	start time.Time
-	now   time.Duration
 	end   time.Duration
-	seq   uint64
-	q     queue
 
-	timing  fsm.Timing
 	hosts   []trainHost
 	dcs     []trainDC
 	dcIndex map[string]int
@@ -268,11 +246,7 @@ type trainSim struct {
 	cveAt       time.Duration
 	mitAt       time.Duration
 
-	tickPending bool
-	nextTickAt  time.Duration
-
 	res TrainResult
-	err error
 }
 
 // RunTrain simulates the release train of fleet's line over opt.Weeks:
@@ -290,37 +264,11 @@ func RunTrain(ctx context.Context, fleet Fleet, opt TrainOptions) (*TrainResult,
 		return nil, fmt.Errorf("sim: train: %w", err)
 	}
 	s := &trainSim{
-		ctx: ctx, opt: opt, fleet: fleet, f: fsm.New(),
-		rng:   rand.New(rand.NewPCG(opt.Seed, opt.Seed^0x747261696e73696d)),
-		start: opt.Start.UTC(), end: opt.duration(),
-		timing: fsm.Timing{
-			Lease:          time.Hour,
-			RebootDeadline: time.Hour,
-			AliveWithin:    10 * 365 * 24 * time.Hour,
-			ExpireAfter:    -1,
-		},
+		engine: newEngine(ctx, opt.Seed, 0x747261696e73696d, opt.Start, tWake, tOperator, tTick, opt.OperatorDelay),
+		opt:    opt, fleet: fleet, end: opt.duration(),
 		dcIndex: map[string]int{}, byID: map[string]int{}, noticed: map[string]bool{},
 	}
-	if err := s.setup(); err != nil {
-		return nil, err
-	}
-	s.loop()
-	if s.err != nil {
-		return nil, s.err
-	}
-	s.finish()
-	return &s.res, nil
-}
-
-func (s *trainSim) at() time.Time { return s.start.Add(s.now) }
-
-func (s *trainSim) push(at time.Duration, k kind, host, dc int32) {
-	s.seq++
-	s.q.push(event{at: at, seq: s.seq, kind: k, host: host, dc: dc})
-}
-
-func (s *trainSim) uniform(r Range) time.Duration {
-	return minutes(r.MinMinutes + s.rng.Float64()*(r.MaxMinutes-r.MinMinutes))
+	return runSim(s, &s.res)
 }
 
 func (s *trainSim) reboot() time.Duration {
@@ -330,28 +278,18 @@ func (s *trainSim) reboot() time.Duration {
 	return s.uniform(s.fleet.Durations.Kexec)
 }
 
-// exec runs a command and records the first refusal as the run's error.
-func (s *trainSim) exec(payload any) fsm.Result {
-	r := s.f.Exec(s.at(), payload)
-	if r.Err != nil && s.err == nil {
-		s.err = fmt.Errorf("sim: %T refused at %s: %s: %s", payload, s.at().Format(time.RFC3339), r.Err.Kind, r.Err.Value)
-	}
-	return r
-}
-
 // kernel returns build k's kernel version.
 func (s *trainSim) kernel(k int) string { return s.builds[k].Kernel }
 
 func (s *trainSim) setup() error {
 	fl := s.fleet
 	for i, d := range fl.Datacenters {
-		p, err := d.policy()
+		base, err := s.addDatacenter(d)
 		if err != nil {
-			return fmt.Errorf("sim: datacenter %s: %w", d.Name, err)
+			return err
 		}
-		s.exec(fsm.SetDatacenter{Name: d.Name, Update: d.update()})
 		s.dcIndex[d.Name] = i
-		s.dcs = append(s.dcs, trainDC{spec: d, policy: p, limit: p.Limit(d.Hosts), floor: p.Floor(d.Hosts)})
+		s.dcs = append(s.dcs, trainDC{simDCBase: base})
 	}
 	// Builds: 0 is the kernel the fleet runs, then one per interval,
 	// each a patch level above the one before.
@@ -436,25 +374,7 @@ func (s *trainSim) heartbeat(h *trainHost, phase string) fsm.Result {
 }
 
 func (s *trainSim) loop() {
-	events := 0
-	for len(s.q) > 0 && s.err == nil {
-		if events&4095 == 0 {
-			if err := s.ctx.Err(); err != nil {
-				s.err = fmt.Errorf("sim: %w", err)
-				return
-			}
-		}
-		e := s.q.pop()
-		if e.at > s.end {
-			break
-		}
-		if e.at > s.now {
-			s.now = e.at
-		}
-		events++
-		s.handle(e)
-	}
-	s.res.Events = events
+	s.res.Events = s.run(s.end, s.handle)
 	s.now = s.end
 }
 
@@ -477,16 +397,10 @@ func (s *trainSim) handle(e event) {
 	case tRolledBack:
 		s.rolledBack(e.host)
 	case tWake:
-		d := &s.dcs[e.dc]
-		if e.gen != d.wakeGen || !d.wakePending {
+		n, ok := s.dcs[e.dc].woken(e.gen)
+		if !ok {
 			return
 		}
-		d.wakePending = false
-		n := d.freed
-		if d.wakeAll {
-			n = -1
-		}
-		d.freed, d.wakeAll, d.blocked = 0, false, false
 		s.try(int(e.dc), n)
 	case tOperator:
 		s.operator(int(e.dc))
@@ -523,16 +437,7 @@ func (s *trainSim) build(k int) {
 
 // forceTick ticks now, in addition to the scheduled tick.
 func (s *trainSim) forceTick() {
-	s.seq++
-	s.q.push(event{at: s.now, seq: s.seq, kind: tTick, host: -2, dc: -1})
-}
-
-func (s *trainSim) scheduleTick(at time.Duration) {
-	if s.tickPending && s.nextTickAt <= at {
-		return
-	}
-	s.tickPending, s.nextTickAt = true, at
-	s.push(at, tTick, -1, -1)
+	s.push(s.now, tTick, -2, -1)
 }
 
 // tick is the leader's tick: the state machine's Tick, then the train's
@@ -630,7 +535,7 @@ func (s *trainSim) afterTick() {
 					d.gen++
 					for _, hi := range d.hosts {
 						if s.hosts[hi].phase == thIdle {
-							s.push(s.now+time.Duration(s.rng.Int64N(int64(heartbeatInterval))), tNotice, hi, -1)
+							s.push(s.now+s.jitter(heartbeatInterval), tNotice, hi, -1)
 						}
 					}
 				}
@@ -683,7 +588,7 @@ func (s *trainSim) try(di, n int) {
 		h := &s.hosts[hi]
 		r := s.heartbeat(h, wire.PhaseWaitingSlot)
 		if r.Release == nil || s.byID[r.Release.ID] != h.target {
-			s.pop(d)
+			d.popWaiting()
 			h.phase = thIdle
 			s.heartbeat(h, wire.PhaseIdle)
 			s.done(hi)
@@ -695,7 +600,7 @@ func (s *trainSim) try(di, n int) {
 			return
 		}
 		n--
-		s.pop(d)
+		d.popWaiting()
 		s.res.Grants++
 		h.phase, h.token = thHolding, a.Slot.Token
 		d.holders++
@@ -705,83 +610,26 @@ func (s *trainSim) try(di, n int) {
 	}
 }
 
-func (s *trainSim) pop(d *trainDC) {
-	d.qhead++
-	if d.qhead == len(d.queue) {
-		d.queue, d.qhead = d.queue[:0], 0
-	}
-}
-
-// denied blocks datacenter di until a wake (see sim.denied).
+// denied blocks datacenter di until a wake (see engine.denied).
 func (s *trainSim) denied(di int, reason schedule.Reason) {
-	d := &s.dcs[di]
-	d.blocked = true
-	if s.res.Denials == nil {
-		s.res.Denials = map[string]int{}
-	}
-	s.res.Denials[string(reason)]++
-	switch reason {
-	case schedule.ReasonSemaphoreFull:
-		if d.holders == 0 {
-			s.wake(di, s.now+s.retryDelay(), true)
-		}
-	case schedule.ReasonOutsideWindow:
-		open, _ := d.policy.Window.Next(s.at())
-		if !open.IsZero() {
-			s.wake(di, open.Sub(s.start)+time.Duration(s.rng.Int64N(int64(30*time.Second))), true)
-		}
-	case schedule.ReasonCapacityFloor:
-		if d.holders == 0 && d.down > 0 {
-			s.callOperator(di)
-			return
-		}
-		s.wake(di, s.now+s.retryDelay(), true)
-	case schedule.ReasonPaused, schedule.ReasonFailureBudget:
-		s.callOperator(di)
-	default:
-		if s.err == nil {
-			s.err = fmt.Errorf("sim: unexpected denial %q in %s", reason, d.spec.Name)
-		}
-	}
+	s.engine.denied(&s.dcs[di].simDCBase, di, reason, &s.res.Denials)
 }
 
-func (s *trainSim) retryDelay() time.Duration {
-	return 5*time.Minute + time.Duration(s.rng.Int64N(int64(5*time.Minute)))
-}
-
+// wake schedules a wake of datacenter di at at (see engine.wake).
 func (s *trainSim) wake(di int, at time.Duration, all bool) {
-	d := &s.dcs[di]
-	d.wakeAll = d.wakeAll || all
-	if d.wakePending && d.wakeAt <= at {
-		return
-	}
-	d.wakeGen++
-	d.wakePending, d.wakeAt = true, at
-	s.seq++
-	s.q.push(event{at: at, seq: s.seq, kind: tWake, host: -1, dc: int32(di), gen: d.wakeGen})
+	s.engine.wake(&s.dcs[di].simDCBase, di, at, all)
 }
 
 // released counts a slot given back and wakes the datacenter's waiting
 // hosts.
 func (s *trainSim) released(di int) {
-	d := &s.dcs[di]
-	d.holders--
-	d.freed++
-	waiting := len(d.queue) - d.qhead
-	if waiting == 0 {
-		d.blocked = false
-		return
-	}
-	delay := time.Duration(s.rng.Int64N(int64(7*time.Minute+30*time.Second)/int64(waiting) + 1))
-	s.wake(di, s.now+delay, false)
+	s.engine.released(&s.dcs[di].simDCBase, di)
 }
 
+// callOperator schedules an operator's look at datacenter di after the
+// operator delay.
 func (s *trainSim) callOperator(di int) {
-	d := &s.dcs[di]
-	if !d.operator {
-		d.operator = true
-		s.push(s.now+s.opt.OperatorDelay, tOperator, -1, int32(di))
-	}
+	s.engine.callOperator(&s.dcs[di].simDCBase, di, s.now+s.opt.OperatorDelay)
 }
 
 func (s *trainSim) booted(hi int32) {
@@ -848,7 +696,7 @@ func (s *trainSim) done(hi int32) {
 		s.scheduleTick(s.now)
 	}
 	if h.phase == thIdle && h.gen != d.gen {
-		s.push(s.now+time.Duration(s.rng.Int64N(int64(heartbeatInterval))), tNotice, hi, -1)
+		s.push(s.now+s.jitter(heartbeatInterval), tNotice, hi, -1)
 	}
 }
 
@@ -866,7 +714,7 @@ func (s *trainSim) operator(di int) {
 		h.phase = thIdle
 		d.down--
 		s.heartbeat(h, wire.PhaseIdle)
-		s.push(s.now+time.Duration(s.rng.Int64N(int64(heartbeatInterval))), tNotice, hi, -1)
+		s.push(s.now+s.jitter(heartbeatInterval), tNotice, hi, -1)
 	}
 	paused := false
 	s.f.View(func(st *fsm.State) { paused = st.Datacenters[d.spec.Name].Policy.Paused })
