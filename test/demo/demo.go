@@ -419,9 +419,15 @@ func (d *demo) addRelease(ctx context.Context, k *vm.Kernel) (release.Manifest, 
 	return m, d.krollctl(ctx, "release", "add", path)
 }
 
-// waitHosts waits until n hosts are registered.
+// waitHosts waits until n hosts are registered: 3 minutes for simulated
+// hosts, 6 for VMs (TCG boots on a machine whose cores other VMs share
+// can take minutes).
 func (d *demo) waitHosts(ctx context.Context, n int) error {
-	deadline := time.Now().Add(3 * time.Minute)
+	wait := 3 * time.Minute
+	if !d.o.sim {
+		wait = 6 * time.Minute
+	}
+	deadline := time.Now().Add(wait)
 	for {
 		hs, err := d.ctl.Hosts(ctx, "")
 		if err == nil && len(hs) >= n {
