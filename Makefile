@@ -25,7 +25,9 @@ DEMO_DEBS     := qemu-system-x86 busybox-static e2fsprogs
 DEMO_SIM_DEBS := dpkg-dev
 
 # Packages with VM-tier tests (qemu), run verbosely so the kernels booted
-# and the uname before/after a kexec show in the output.
+# and the uname before/after a kexec show in the output; one package at a
+# time (-p 1): TCG guests of several packages on two cores starved the
+# demo's VM agents (TestDemoVM's second VM never registered).
 VM_PKGS = ./test/vm/... ./bpf/... ./agent/mitigate/... ./agent/boot/... ./test/e2e/... ./test/demo/... ./test/systemdvm/...
 
 .PHONY: build deps deps-generate test test-unit test-vm bench bench-region generate lint fuzz demo demo-deps demo-sim demo-sim-deps clean
@@ -49,14 +51,14 @@ deps-generate:
 # All tiers: unit, cluster, host (root) and VM (qemu). Nothing skips with CI=true.
 test:
 	$(GO) test -count=1 -timeout 30m $$($(GO) list ./... | grep -v -e '/test/vm' -e '/test/e2e' -e '/test/demo' -e '/test/systemdvm' -e '/kroll/bpf' -e '/agent/mitigate' -e '/agent/boot')
-	$(GO) test -count=1 -timeout 60m -v $(VM_PKGS)
+	$(GO) test -count=1 -p 1 -timeout 70m -v $(VM_PKGS)
 
 # Fast tier only: no root, no VMs.
 test-unit:
 	$(GO) test -short -count=1 ./...
 
 test-vm:
-	$(GO) test -count=1 -timeout 60m -v $(VM_PKGS)
+	$(GO) test -count=1 -p 1 -timeout 70m -v $(VM_PKGS)
 
 bench:
 	@./scripts/deps.sh $(BENCH_DEBS)
