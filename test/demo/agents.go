@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/tls"
@@ -12,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -108,11 +106,6 @@ func (d *demo) startVMAgents(ctx context.Context, old *vm.Kernel, rel release.Ma
 	if err != nil {
 		return nil, err
 	}
-	// Every VM runs until the rollout is done: they must all run at once
-	// (the harness otherwise queues VMs by CPU count).
-	if n := len(demoDCs) * d.o.perDC; n > 0 {
-		os.Setenv("KROLL_VM_PARALLEL", strconv.Itoa(n))
-	}
 	var wg sync.WaitGroup
 	errs := make(chan error, 16)
 	for _, dc := range demoDCs {
@@ -132,7 +125,15 @@ func (d *demo) startVMAgents(ctx context.Context, old *vm.Kernel, rel release.Ma
 			}
 			fmt.Fprintf(d.out, "booting %s (%s) in qemu on %s\n", host, dc, old.Release)
 			wg.Go(func() {
-				var console bytes.Buffer
+				// The console streams to its file: a VM whose agent never
+				// registers can be read while it still runs.
+				consoleFile := filepath.Join(dir, "console.log")
+				console, err := os.OpenFile(consoleFile, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+				if err != nil {
+					errs <- fmt.Errorf("%s: %w", host, err)
+					return
+				}
+				defer console.Close()
 				res, err := vm.Run(ctx, vm.Config{
 					Kernel: old, Extra: []*vm.Kernel{newK}, Script: guestScript(rel.ID), Modules: []string{"dummy", "tcp_diag"}, Network: true,
 					Files: map[string]string{
@@ -140,11 +141,14 @@ func (d *demo) startVMAgents(ctx context.Context, old *vm.Kernel, rel release.Ma
 						"kroll/release.pub": filepath.Join(d.dir, "release.pub"), "kroll/policy.pub": filepath.Join(d.dir, "policy.pub"),
 						"kroll/pki/ca.pem": d.caFile, "kroll/pki/agent.pem": certFile, "kroll/pki/agent.key": keyFile,
 					},
-					DiskMB: 384, MemoryMB: 1024, Timeout: 12 * time.Minute, Console: &console,
+					DiskMB: 384, MemoryMB: 1024, Timeout: 12 * time.Minute, Console: console,
+					// Every VM runs until the rollout is done: they
+					// must all run at once, whatever other processes'
+					// VMs hold the shared slots.
+					Unqueued: true,
 				})
-				os.WriteFile(filepath.Join(dir, "console.log"), console.Bytes(), 0o600)
 				if err != nil {
-					errs <- fmt.Errorf("%s: %w (console in %s)", host, err, filepath.Join(dir, "console.log"))
+					errs <- fmt.Errorf("%s: %w (console in %s)", host, err, consoleFile)
 					return
 				}
 				r := row{host: host, dc: dc, before: old.Release, phases: map[string]time.Duration{}, boots: res.Boots}

@@ -86,6 +86,11 @@ type Config struct {
 	// DiskFiles maps paths relative to DataDir to host files copied onto
 	// the disk.
 	DiskFiles map[string]string
+	// Unqueued starts the VM at once, outside the $KROLL_VM_PARALLEL slots
+	// shared by every process: for a fleet whose VMs only make progress
+	// together (a demo rollout), where a queued VM would wait for a slot
+	// held by another process while its peers wait for it.
+	Unqueued bool
 }
 
 // Report is one result line the guest printed with guest.Report.
@@ -181,11 +186,13 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		}
 	}
 
-	release, err := AcquireSlot(ctx)
-	if err != nil {
-		return nil, err
+	if !cfg.Unqueued {
+		release, err := AcquireSlot(ctx)
+		if err != nil {
+			return nil, err
+		}
+		defer release()
 	}
-	defer release()
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	return runQEMU(ctx, cfg, initrd, disk)
