@@ -156,6 +156,20 @@ func TestTrainFromFeed(t *testing.T) {
 		for _, h := range hs {
 			t.Logf("host %s %s %s unhealthy=%v", h.ID, h.Phase, h.Kernel, h.Unhealthy)
 		}
+		rs, _ := admin.Releases(bg)
+		for _, r := range rs {
+			t.Logf("release %s %s source=%s", r.ID, r.State, r.Source)
+		}
+		ros, _ := admin.Rollouts(bg)
+		for _, r := range ros {
+			t.Logf("rollout %s release=%s state=%s", r.ID, r.Release, r.State)
+		}
+		if tr, err := admin.Train(bg, "6.12"); err == nil {
+			t.Logf("train: staging blocked %q, edge release %q", tr.StagingBlocked, tr.EdgeRelease)
+			for _, e := range tr.Events {
+				t.Logf("train event %s %s", e.Time.Format(time.RFC3339), e.Message)
+			}
+		}
 	})
 	waitUntil(t, ctx, "all hosts registered", func() bool {
 		hs, err := admin.Hosts(ctx, "")
