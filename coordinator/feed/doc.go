@@ -64,7 +64,10 @@
 // is not fetched again while its index entry stays; a refused one is
 // looked at again at every poll (publishing its signature later is
 // enough; nothing is recorded twice). Conditional GET (ETag,
-// Last-Modified) skips an unchanged index whose builds are all releases. Errors back off exponentially
+// Last-Modified) skips an unchanged index whose builds are all releases,
+// only with validators of an index modified at least a second before the
+// server's Date (an index rewritten within the second it was fetched
+// keeps its Last-Modified). Errors back off exponentially
 // (github.com/cenkalti/backoff) up to the interval. Every new candidate
 // and every refused build is an event (release_candidate,
 // feed_build_refused); metrics count polls, errors, candidates and

@@ -182,12 +182,15 @@ func TestIndexFeed(t *testing.T) {
 		Interval: time.Minute, Keys: trusted()}, c.Store, feed.Options{})
 	must(t, err)
 	ctx := context.Background()
+	mtime := time.Now().Add(-time.Hour)
 	writeIndex := func(body string) {
 		must(t, os.MkdirAll(filepath.Join(repo.dir, "kernel"), 0o755))
 		must(t, os.WriteFile(filepath.Join(repo.dir, "kernel", "index.json"), []byte(body), 0o644))
-		// A later modification time than any the poller saw.
-		at := time.Now().Add(time.Duration(len(body)) * time.Second)
-		must(t, os.Chtimes(filepath.Join(repo.dir, "kernel", "index.json"), at, at))
+		// A later modification time than any the poller saw, and more
+		// than a second in the past: a strong validator (see
+		// TestConditionalGetSameSecond).
+		mtime = mtime.Add(time.Minute)
+		must(t, os.Chtimes(filepath.Join(repo.dir, "kernel", "index.json"), mtime, mtime))
 	}
 	deb := func(id string) release.Manifest {
 		return manifest(id, id+"-amd64", "pool/linux-image-"+id+"-amd64_1_amd64.deb", 1000, strings.Repeat("cd", 32))

@@ -616,7 +616,31 @@ func (p *Poller) get(ctx context.Context, u string, limit int64, conditional boo
 	if int64(len(body)) > limit {
 		return response{}, fmt.Errorf("GET %s: more than %d bytes: %w", u, limit, errTooLarge)
 	}
-	return response{body: body, etag: resp.Header.Get("ETag"), lastModified: resp.Header.Get("Last-Modified")}, nil
+	etag, lastModified := resp.Header.Get("ETag"), resp.Header.Get("Last-Modified")
+	if lastModified != "" && !settledSince(lastModified, resp.Header.Get("Date")) {
+		// Modified in the second of the response (or no Date to tell): a
+		// change later in that second keeps the same Last-Modified (and
+		// an ETag made of the modification time, nginx's), so a
+		// conditional GET with them would miss it until the next change.
+		// RFC 9110 8.8.2.2: such a validator is weak; not kept.
+		etag, lastModified = "", ""
+	}
+	return response{body: body, etag: etag, lastModified: lastModified}, nil
+}
+
+// settledSince reports whether the Last-Modified time lm is at least one
+// second older than the response's Date: only then is it a strong
+// validator (RFC 9110 8.8.2.2).
+func settledSince(lm, date string) bool {
+	m, err := http.ParseTime(lm)
+	if err != nil {
+		return false
+	}
+	d, err := http.ParseTime(date)
+	if err != nil {
+		return false
+	}
+	return !d.Before(m.Add(time.Second))
 }
 
 // decompress decodes a Packages index by its extension ("", ".gz", ".xz"),
