@@ -26,8 +26,8 @@ DEMO_SIM_DEBS := dpkg-dev
 
 # Packages with VM-tier tests (qemu), run verbosely so the kernels booted
 # and the uname before/after a kexec show in the output; one package at a
-# time (-p 1): TCG guests of several packages on two cores starved the
-# demo's VM agents (TestDemoVM's second VM never registered).
+# time (-p 1): TCG guests of several packages on two cores slow each other
+# down past the tests' bounded waits (31 min in all on this machine).
 VM_PKGS = ./test/vm/... ./bpf/... ./agent/mitigate/... ./agent/boot/... ./test/e2e/... ./test/demo/... ./test/systemdvm/...
 
 .PHONY: build deps deps-generate test test-unit test-vm bench bench-region generate lint fuzz demo demo-deps demo-sim demo-sim-deps clean
