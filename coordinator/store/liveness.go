@@ -124,7 +124,7 @@ func (s *Store) silentHosts(now time.Time) (silent []string, settle uint64) {
 		settle = term
 	}
 	aliveWithin := s.cfg.Timing.AliveWithin
-	s.fsm.View(func(st *fsm.State) {
+	s.fsm.ViewAs(lockOpLiveness, func(st *fsm.State) {
 		if len(s.lv.heard) > len(st.Hosts) {
 			for h := range s.lv.heard {
 				if st.Hosts[h] == nil {
