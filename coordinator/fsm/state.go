@@ -103,6 +103,20 @@ func (s *State) reindex() {
 // modify).
 func (s *State) HostsIn(dc string) map[string]*Host { return s.byDC[dc] }
 
+// HostDatacenters returns the datacenters hosts are registered in (every
+// host is in the HostsIn of exactly one of them), unordered: a caller can
+// go through the hosts one datacenter per View instead of all of them
+// under one long hold of the state's lock.
+func (s *State) HostDatacenters() []string {
+	out := make([]string, 0, len(s.byDC))
+	for dc, hosts := range s.byDC {
+		if len(hosts) > 0 {
+			out = append(out, dc)
+		}
+	}
+	return out
+}
+
 // Datacenter is one datacenter's settings and slots.
 type Datacenter struct {
 	Name        string          `json:"name"`
