@@ -34,10 +34,10 @@ func newLockMetrics(reg prometheus.Registerer, log *slog.Logger) (*lockMetrics, 
 	buckets := prometheus.ExponentialBuckets(10e-6, 4, 10) // 10 µs … 2.6 s
 	m := &lockMetrics{
 		wait: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "kroll_fsm_lock_wait_seconds", Help: "Time waited for the state machine's lock, by operation (apply, snapshot, view, liveness, trains).", Buckets: buckets,
+			Name: "kroll_fsm_lock_wait_seconds", Help: "Time waited for the state machine's lock, by operation (apply, snapshot, view, liveness, trains, metrics).", Buckets: buckets,
 		}, []string{"op"}),
 		hold: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "kroll_fsm_lock_hold_seconds", Help: "Time the state machine's lock was held, by operation (apply, snapshot, view, liveness, trains).", Buckets: buckets,
+			Name: "kroll_fsm_lock_hold_seconds", Help: "Time the state machine's lock was held, by operation (apply, snapshot, view, liveness, trains, metrics).", Buckets: buckets,
 		}, []string{"op"}),
 		log: log,
 	}
