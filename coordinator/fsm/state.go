@@ -67,6 +67,11 @@ type State struct {
 	// lineWaiting holds the hosts whose assigned line is not the line
 	// they follow yet (see settleLine); derived, rebuilt on restore.
 	lineWaiting map[string]bool
+	// expiryWalk makes the next expiry scan walk every host (see
+	// expireHosts): hosts restored from a snapshot, or registered before
+	// the state had a time, may have no time they were heard from.
+	// Derived; it changes how much a scan reads, never what it finds.
+	expiryWalk bool
 	// scratch and holderScratch are reused by hostStatesAndView (not
 	// state).
 	scratch       []schedule.HostState
@@ -97,6 +102,7 @@ func (s *State) reindex() {
 	}
 	s.recount()
 	s.reindexLines()
+	s.expiryWalk = true
 }
 
 // HostsIn returns the hosts registered in datacenter dc (unordered; do not
