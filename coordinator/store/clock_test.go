@@ -18,10 +18,7 @@ func newClockCluster(t testing.TB, n int) (*testCluster, map[string]*clock.Stepp
 	t.Helper()
 	c := &testCluster{t: t, cfgs: map[string]Config{}, nodes: map[string]*Store{}}
 	clocks := map[string]*clock.Stepped{}
-	peers := map[string]string{}
-	for i := 1; i <= n; i++ {
-		peers[fmt.Sprintf("c%d", i)] = freePort(t)
-	}
+	peers := freePeers(t, n)
 	for id, addr := range peers {
 		clocks[id] = clock.NewStepped()
 		c.cfgs[id] = Config{

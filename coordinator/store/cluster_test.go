@@ -29,6 +29,24 @@ func freePort(t testing.TB) string {
 	return ln.Addr().String()
 }
 
+// freePeers returns loopback Raft addresses for nodes c1..cn, each port
+// free a moment ago and all different: the listeners stay open until
+// every port is picked (one at a time, the kernel may hand out a port just
+// closed again: "found duplicate address in configuration").
+func freePeers(t testing.TB, n int) map[string]string {
+	t.Helper()
+	peers := map[string]string{}
+	for i := 1; i <= n; i++ {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		peers[fmt.Sprintf("c%d", i)] = ln.Addr().String()
+	}
+	return peers
+}
+
 // testCluster is n real nodes on loopback with on-disk state.
 type testCluster struct {
 	t     testing.TB
@@ -39,11 +57,7 @@ type testCluster struct {
 func newTestCluster(t testing.TB, n int, opts ...func(id string, c *Config)) *testCluster {
 	t.Helper()
 	c := &testCluster{t: t, cfgs: map[string]Config{}, nodes: map[string]*Store{}}
-	peers := map[string]string{}
-	for i := 1; i <= n; i++ {
-		id := fmt.Sprintf("c%d", i)
-		peers[id] = freePort(t)
-	}
+	peers := freePeers(t, n)
 	for id, addr := range peers {
 		c.cfgs[id] = Config{
 			NodeID: id, DataDir: t.TempDir(), RaftAddr: addr, HTTPAddr: "127.0.0.1:1" + addr[len(addr)-4:],

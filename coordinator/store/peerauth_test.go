@@ -54,7 +54,7 @@ func TestPeerID(t *testing.T) {
 // dials an impostor that answers at a member's address.
 func TestTokenHandshake(t *testing.T) {
 	const token = "peer-token-for-store-tests"
-	peers := map[string]string{"c1": freePort(t), "c2": freePort(t), "c3": freePort(t)}
+	peers := freePeers(t, 3)
 	// c1 runs alone; its configuration (bootstrapped from peers) names
 	// c2 and c3, which are not running.
 	s, err := Open(Config{NodeID: "c1", DataDir: t.TempDir(), RaftAddr: peers["c1"], HTTPAddr: "127.0.0.1:1", Peers: peers, PeerToken: token})

@@ -1,7 +1,6 @@
 package store
 
 import (
-	"fmt"
 	"testing"
 	"time"
 
@@ -15,10 +14,7 @@ import (
 // cannot take part.
 func TestRaftOverMutualTLS(t *testing.T) {
 	ca := testpki.NewCA(t)
-	peers := map[string]string{}
-	for i := 1; i <= 3; i++ {
-		peers[fmt.Sprintf("c%d", i)] = freePort(t)
-	}
+	peers := freePeers(t, 3)
 	c := &testCluster{t: t, cfgs: map[string]Config{}, nodes: map[string]*Store{}}
 	t.Cleanup(func() {
 		for _, s := range c.nodes {

@@ -94,6 +94,11 @@ func StartCluster(t testing.TB, n int, o Options) []*Coordinator {
 	t.Helper()
 	lns := make([]net.Listener, n)
 	raftAddrs := map[string]string{}
+	// The Raft ports are picked by listening on port 0; the listeners stay
+	// open until every port is picked (the store listens itself), so that
+	// no two nodes get the same port ("found duplicate address in
+	// configuration").
+	var raftLns []net.Listener
 	for i := range n {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
@@ -105,7 +110,10 @@ func StartCluster(t testing.TB, n int, o Options) []*Coordinator {
 			t.Fatal(err)
 		}
 		raftAddrs[fmt.Sprintf("c%d", i+1)] = raftLn.Addr().String()
-		raftLn.Close()
+		raftLns = append(raftLns, raftLn)
+	}
+	for _, ln := range raftLns {
+		ln.Close()
 	}
 	out := make([]*Coordinator, n)
 	for i := range n {
