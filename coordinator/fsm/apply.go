@@ -191,6 +191,7 @@ func (s *State) heartbeat(p Heartbeat) Result {
 		// Heard from: a FleetLock-only host counts only while fresh.
 		h.FleetLock = true
 		h.LastHeartbeat = s.Now
+		s.internHost(h)
 		s.touchHost(h)
 		return Result{}
 	}
@@ -206,6 +207,7 @@ func (s *State) heartbeat(p Heartbeat) Result {
 		h.Unhealthy = false
 	}
 	s.lineHeartbeat(h, p.Heartbeat, registering)
+	s.internHost(h)
 	s.touchHost(h)
 	// Answer the host's desired state: the slot it holds and its
 	// datacenter's target release when the host is on that line.
