@@ -274,9 +274,8 @@ type Host struct {
 	FleetLockConfirmed bool `json:"fleetlock_confirmed,omitempty"`
 
 	// mark is the host's contribution to its datacenter's counters, when
-	// marked (see State.touchHost); derived, never persisted.
-	mark   hostMark
-	marked bool
+	// counted (mark.on; see State.touchHost); derived, never persisted.
+	mark hostMark
 }
 
 // FleetLockConfirmAfter is how long a FleetLock host must have held its
