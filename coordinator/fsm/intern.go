@@ -96,6 +96,14 @@ func (t *internTable) policyStates(ps []wire.PolicyStatus) []wire.PolicyStatus {
 	return slices.Clip(c)
 }
 
+// intern returns the State's interned copy of v.
+func (s *State) intern(v string) string {
+	if s.interned == nil {
+		s.interned = newInternTable()
+	}
+	return s.interned.str(v)
+}
+
 // internHost points h's shared fields at the table's copies (equal
 // values: nothing h encodes or answers changes).
 func (s *State) internHost(h *Host) {
