@@ -104,23 +104,56 @@ func (s *State) intern(v string) string {
 	return s.interned.str(v)
 }
 
+// hostShared is a host's fields that internHost shares, as they were.
+type hostShared struct {
+	datacenter, kernelLine, kernel, phase string
+	lines                                 HostLines
+	policies                              []wire.PolicyStatus
+	view                                  *wire.DCView
+}
+
+// sharedOf returns h's shared fields.
+func sharedOf(h *Host) hostShared {
+	return hostShared{datacenter: h.Datacenter, kernelLine: h.KernelLine, kernel: h.Kernel, phase: h.Phase,
+		lines: h.HostLines, policies: h.Policies, view: h.View}
+}
+
+// keep returns was when v equals it (a host's field that did not change
+// keeps its shared copy, no table lookup), else the table's copy of v.
+func (t *internTable) keep(was, v string) string {
+	if v == was {
+		return was
+	}
+	return t.str(v)
+}
+
 // internHost points h's shared fields at the table's copies (equal
-// values: nothing h encodes or answers changes).
-func (s *State) internHost(h *Host) {
+// values: nothing h encodes or answers changes). was is what they were
+// before the command changed them (sharedOf; the zero value when
+// unknown): a field equal to what it was keeps it.
+func (s *State) internHost(h *Host, was hostShared) {
 	if s.interned == nil {
 		s.interned = newInternTable()
 	}
 	t := s.interned
-	h.Datacenter = t.str(h.Datacenter)
-	h.KernelLine = t.str(h.KernelLine)
-	h.LineSource = t.str(h.LineSource)
-	h.AgentLine = t.str(h.AgentLine)
-	h.OperatorLine = t.str(h.OperatorLine)
-	h.FollowedLine = t.str(h.FollowedLine)
-	h.PendingLine = t.str(h.PendingLine)
-	h.LineWait = t.str(h.LineWait)
-	h.Kernel = t.str(h.Kernel)
-	h.Phase = t.str(h.Phase)
-	h.Policies = t.policyStates(h.Policies)
-	h.View = t.view(h.View)
+	h.Datacenter = t.keep(was.datacenter, h.Datacenter)
+	h.KernelLine = t.keep(was.kernelLine, h.KernelLine)
+	h.LineSource = t.keep(was.lines.LineSource, h.LineSource)
+	h.AgentLine = t.keep(was.lines.AgentLine, h.AgentLine)
+	h.OperatorLine = t.keep(was.lines.OperatorLine, h.OperatorLine)
+	h.FollowedLine = t.keep(was.lines.FollowedLine, h.FollowedLine)
+	h.PendingLine = t.keep(was.lines.PendingLine, h.PendingLine)
+	h.LineWait = t.keep(was.lines.LineWait, h.LineWait)
+	h.Kernel = t.keep(was.kernel, h.Kernel)
+	h.Phase = t.keep(was.phase, h.Phase)
+	if was.policies != nil && h.Policies != nil && slices.Equal(was.policies, h.Policies) {
+		h.Policies = was.policies
+	} else {
+		h.Policies = t.policyStates(h.Policies)
+	}
+	if was.view != nil && h.View != nil && *was.view == *h.View {
+		h.View = was.view
+	} else {
+		h.View = t.view(h.View)
+	}
 }

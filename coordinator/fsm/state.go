@@ -102,7 +102,7 @@ func (s *State) reindex() {
 	s.byDC = map[string]map[string]*Host{}
 	s.interned = newInternTable()
 	for _, h := range s.Hosts {
-		s.internHost(h)
+		s.internHost(h, hostShared{})
 		s.indexHost(h, "")
 	}
 	s.recount()
