@@ -3,11 +3,14 @@ package api
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/kroll-dev/kroll/coordinator/fsm"
@@ -36,8 +39,10 @@ func (s *Server) apply(w http.ResponseWriter, r *http.Request, typ fsm.Type, pay
 		kind := wire.KindInternal
 		var fe *forwardError
 		switch {
-		case errors.Is(err, errNoLeader), errors.Is(err, store.ErrOutcomeUnknown):
+		case errors.Is(err, errNoLeader):
 			kind = wire.KindNoLeader
+		case errors.Is(err, errOutcomeUnknown), errors.Is(err, store.ErrOutcomeUnknown):
+			kind = wire.KindOutcomeUnknown
 		case errors.As(err, &fe) && fe.kind == wire.KindOverloaded:
 			// The leader shed the forwarded command: so does this node,
 			// with its own Retry-After.
@@ -65,7 +70,26 @@ func (s *Server) apply(w http.ResponseWriter, r *http.Request, typ fsm.Type, pay
 	return res, true
 }
 
+// errNoLeader: no leader could take the command, which was not proposed.
 var errNoLeader = errors.New("the cluster has no leader right now; retry shortly")
+
+// errOutcomeUnknown: the command was sent to the leader, or may have been,
+// and no answer came back; it may have been applied.
+var errOutcomeUnknown = errors.New("the leader did not answer; the command may or may not have been applied")
+
+// notSent reports whether a transport error of an HTTP request happened
+// before any of the request could reach the server: the connection was
+// never made (refused, unreachable, no route) or its TLS handshake
+// failed. Anything later (reset, EOF, timeout) may follow a request the
+// server read and acted on.
+func notSent(err error) bool {
+	if oe, ok := errors.AsType[*net.OpError](err); ok && oe.Op == "dial" {
+		return true
+	}
+	_, badCert := errors.AsType[*tls.CertificateVerificationError](err)
+	_, badRecord := errors.AsType[tls.RecordHeaderError](err)
+	return badCert || badRecord
+}
 
 // forwardError is an error response from the leader, passed through.
 type forwardError struct {
@@ -105,7 +129,9 @@ func (s *Server) applyAndWait(w http.ResponseWriter, r *http.Request, typ fsm.Ty
 	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 	defer cancel()
 	if err := s.cfg.Store.WaitApplied(ctx, res.Index); err != nil {
-		writeError(w, http.StatusServiceUnavailable, wire.KindNoLeader, err.Error())
+		// Applied, but not yet here: the client cannot be told the
+		// result, only that the command may have taken effect.
+		writeError(w, http.StatusServiceUnavailable, wire.KindOutcomeUnknown, "applied at index "+strconv.FormatUint(res.Index, 10)+" but this node has not caught up: "+err.Error())
 		return res, false
 	}
 	return res, true
@@ -147,27 +173,35 @@ func (s *Server) forward(ctx context.Context, path string, body, out any) error 
 	}
 	resp, err := s.cfg.PeerClient.Do(req)
 	if err != nil {
-		return fmt.Errorf("%w (forwarding to leader %s at %s: %v)", errNoLeader, leaderID, addr, err)
+		if notSent(err) {
+			return fmt.Errorf("%w (forwarding to leader %s at %s: %v)", errNoLeader, leaderID, addr, err)
+		}
+		return fmt.Errorf("%w (forwarding to leader %s at %s: %v)", errOutcomeUnknown, leaderID, addr, err)
 	}
 	defer resp.Body.Close()
 	if resp.TLS != nil {
 		// The member answering at the leader's HTTP address must be the
 		// leader itself.
 		if id, err := s.peerOf(*resp.TLS); err != nil || id != leaderID {
-			return fmt.Errorf("%w (forwarding to leader %s at %s: answered by %q: %v)", errNoLeader, leaderID, addr, id, err)
+			// Another member read the request: had it become the
+			// leader, it may have applied it.
+			return fmt.Errorf("%w (forwarding to leader %s at %s: answered by %q: %v)", errOutcomeUnknown, leaderID, addr, id, err)
 		}
 	}
 	respBody, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
 	if err != nil {
-		return fmt.Errorf("forwarding to leader %s: %w", leaderID, err)
+		return fmt.Errorf("%w (forwarding to leader %s: reading its answer: %v)", errOutcomeUnknown, leaderID, err)
 	}
 	if resp.StatusCode != http.StatusOK {
 		var e wire.Error
 		if json.Unmarshal(respBody, &e) != nil || e.Kind == "" {
 			e = wire.Error{Kind: wire.KindInternal, Value: fmt.Sprintf("leader %s answered HTTP %d", leaderID, resp.StatusCode)}
 		}
-		if e.Kind == wire.KindNoLeader {
+		switch e.Kind {
+		case wire.KindNoLeader:
 			return errNoLeader
+		case wire.KindOutcomeUnknown:
+			return fmt.Errorf("%w (leader %s: %s)", errOutcomeUnknown, leaderID, e.Value)
 		}
 		if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
 			// The leader refused this node's peer credentials: the cluster
@@ -212,8 +246,11 @@ func (s *Server) internalApplyAdmitted(w http.ResponseWriter, r *http.Request, f
 	res, err := s.cfg.Store.Apply(r.Context(), fc.Type, fc.Payload)
 	if err != nil {
 		kind := wire.KindInternal
-		if errors.Is(err, store.ErrNotLeader) || errors.Is(err, store.ErrOutcomeUnknown) {
+		switch {
+		case errors.Is(err, store.ErrNotLeader):
 			kind = wire.KindNoLeader
+		case errors.Is(err, store.ErrOutcomeUnknown):
+			kind = wire.KindOutcomeUnknown
 		}
 		writeError(w, statusOf(kind), kind, err.Error())
 		return

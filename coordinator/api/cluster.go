@@ -37,6 +37,8 @@ func (s *Server) changeMembership(w http.ResponseWriter, r *http.Request, mc mem
 			writeError(w, fe.status, fe.kind, fe.value)
 		case errors.Is(err, errNoLeader):
 			writeError(w, http.StatusServiceUnavailable, wire.KindNoLeader, err.Error())
+		case errors.Is(err, errOutcomeUnknown):
+			writeError(w, http.StatusServiceUnavailable, wire.KindOutcomeUnknown, err.Error())
 		default:
 			writeError(w, http.StatusConflict, wire.KindConflict, err.Error())
 		}

@@ -37,7 +37,7 @@ func statusOf(kind string) int {
 		return http.StatusNotFound
 	case wire.KindMethodNotAllowed:
 		return http.StatusMethodNotAllowed
-	case wire.KindNoLeader:
+	case wire.KindNoLeader, wire.KindOutcomeUnknown:
 		return http.StatusServiceUnavailable
 	case wire.KindOverloaded:
 		return http.StatusTooManyRequests

@@ -222,7 +222,7 @@ func errorBody(t testing.TB, status int, h http.Header, body []byte) wire.Error 
 var knownKinds = []string{
 	wire.KindMissingHeader, wire.KindInvalidClientParams, wire.KindInvalidRequest, wire.KindRequestTooLarge,
 	wire.KindMethodNotAllowed, wire.KindNotFound, wire.KindUnauthorized, wire.KindForbidden, wire.KindStaleToken,
-	wire.KindNotHolder, wire.KindConflict, wire.KindNoLeader, wire.KindInternal,
+	wire.KindNotHolder, wire.KindConflict, wire.KindNoLeader, wire.KindOutcomeUnknown, wire.KindInternal,
 	wire.KindSemaphoreFull, wire.KindCapacityFloor, wire.KindPaused, wire.KindOutsideWindow,
 	wire.KindFailureBudget, wire.KindUnknownDC, wire.KindUnknownHost, wire.KindUnknownDatacenter, wire.KindHostLimit,
 	wire.KindOverloaded, wire.KindReleaseWithdrawn,

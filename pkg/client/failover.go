@@ -51,7 +51,7 @@ func try[T any](f *Failover, call func(*Client) (T, error)) (T, error) {
 			f.mu.Unlock()
 			return v, err
 		}
-		if err == nil || (kind != "" && kind != wire.KindNoLeader && kind != wire.KindInternal) {
+		if err == nil || (kind != "" && kind != wire.KindNoLeader && kind != wire.KindOutcomeUnknown && kind != wire.KindInternal) {
 			f.mu.Lock()
 			f.cur = idx
 			f.mu.Unlock()

@@ -28,7 +28,14 @@ const (
 	KindStaleToken          = "stale_token"  // fencing token no longer valid
 	KindNotHolder           = "not_holder"   // host holds no slot
 	KindConflict            = "conflict"
-	KindNoLeader            = "no_leader" // cluster has no leader right now (503)
+	// KindNoLeader: the cluster has no leader this node can reach; the
+	// command was not proposed (503): retrying it anywhere is safe.
+	KindNoLeader = "no_leader"
+	// KindOutcomeUnknown: the command reached a leader, or may have, but
+	// its outcome was lost (leadership changed or the leader went away
+	// while it was in flight); it may or may not be applied (503). Slot,
+	// health and heartbeat commands are idempotent: the client retries.
+	KindOutcomeUnknown = "outcome_unknown"
 	KindInternal            = "internal"
 	// KindOverloaded: the coordinator node sheds load (429); the response
 	// carries Retry-After (seconds) and the client waits at least that long.

@@ -37,8 +37,9 @@ func (o slotOp) String() string {
 type outcome int
 
 // The outcomes. outUnknown covers timeouts, broken connections and 5xx
-// answers (no_leader, internal): the command may or may not have been
-// applied, now or later.
+// answers (outcome_unknown, internal): the command may or may not have
+// been applied, now or later. A 503 no_leader is not an outcome: the
+// command was never proposed (see classify).
 const (
 	outUnknown   outcome = iota
 	outGranted           // acquire: 200 with a slot (new or held)
@@ -103,7 +104,9 @@ type record struct {
 }
 
 // classify turns an API call's error into an outcome; sent is false when
-// the request provably never reached a server (it failed to connect).
+// the command provably never reached Raft: the request failed to connect,
+// or the node answered no_leader (no leader took the command; the API
+// says outcome_unknown when one may have).
 func classify(acquire bool, err error) (out outcome, sent bool) {
 	switch {
 	case err == nil && acquire:
@@ -118,6 +121,8 @@ func classify(acquire bool, err error) (out outcome, sent bool) {
 		return outUnknown, true // timeout, reset connection, ...
 	}
 	switch {
+	case ae.Kind == wire.KindNoLeader:
+		return outUnknown, false
 	case acquire && ae.Kind == wire.KindSemaphoreFull:
 		return outFull, true
 	case !acquire && ae.Kind == wire.KindNotHolder:
@@ -341,6 +346,6 @@ func summarize(h []record, notSent int) string {
 	for _, r := range h {
 		counts[r.Result.Outcome]++
 	}
-	return fmt.Sprintf("%d operations: %d granted, %d semaphore_full, %d released, %d not_holder, %d stale_token, %d unknown, %d unexpected; %d not sent (connection refused)",
+	return fmt.Sprintf("%d operations: %d granted, %d semaphore_full, %d released, %d not_holder, %d stale_token, %d unknown, %d unexpected; %d not sent (connection refused) or not proposed (no_leader)",
 		len(h), counts[outGranted], counts[outFull], counts[outReleased], counts[outNotHolder], counts[outStale], counts[outUnknown], counts[outOther], notSent)
 }
