@@ -36,7 +36,7 @@ const (
 	// while it was in flight); it may or may not be applied (503). Slot,
 	// health and heartbeat commands are idempotent: the client retries.
 	KindOutcomeUnknown = "outcome_unknown"
-	KindInternal            = "internal"
+	KindInternal       = "internal"
 	// KindOverloaded: the coordinator node sheds load (429); the response
 	// carries Retry-After (seconds) and the client waits at least that long.
 	KindOverloaded = "overloaded"
