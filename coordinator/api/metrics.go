@@ -239,10 +239,9 @@ func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descClockSteps, prometheus.CounterValue, float64(n))
 	}
 	fs := c.fleet.get(time.Now(), func(now time.Time) fsm.FleetStats {
-		var fs fsm.FleetStats
 		alive := c.st.Timing().AliveWithin
-		c.st.FSM().View(func(s *fsm.State) { fs = s.FleetStats(now, alive) })
-		return fs
+		f := c.st.FSM()
+		return fsm.CountFleet(func(fn func(*fsm.State)) { f.ViewAs("metrics", fn) }, now, alive)
 	})
 	gauge := func(d *prometheus.Desc, v int, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, float64(v), labels...)

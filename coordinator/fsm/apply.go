@@ -175,6 +175,9 @@ func (s *State) heartbeat(p Heartbeat) Result {
 	if !ok {
 		h = &Host{ID: p.HostID, Registered: s.Now}
 		s.Hosts[p.HostID] = h
+		if s.Now.IsZero() {
+			s.expiryWalk = true // no time it was heard from
+		}
 		s.event("host_registered", p.Datacenter, p.HostID, "host registered")
 	} else {
 		old = h.Datacenter
@@ -762,12 +765,12 @@ func (s *State) expireHosts(t Timing) {
 	s.ExpiryScanned = s.Now
 	var expired []*Host
 	fresh := t.fleetLockFresh()
-	for _, h := range s.Hosts {
+	check := func(h *Host) {
 		if h.lastHeard().IsZero() {
 			// Registered before the state recorded when (a snapshot of an
 			// older version): heard from now, not silent since year 1.
 			h.Registered = s.Now
-			continue
+			return
 		}
 		limit := after
 		if !h.counts() {
@@ -776,12 +779,33 @@ func (s *State) expireHosts(t Timing) {
 			limit = min(after, fresh)
 		}
 		if since := s.silentSince(h); since.IsZero() || s.Now.Sub(since) <= limit {
-			continue
+			return
 		}
 		if dc := s.Datacenters[h.Datacenter]; dc != nil && dc.Slots[h.ID] != nil {
-			continue
+			return
 		}
 		expired = append(expired, h)
+	}
+	if !s.LivenessByFlag || s.expiryWalk {
+		for _, h := range s.Hosts {
+			check(h)
+		}
+		s.expiryWalk = s.Now.IsZero()
+	} else {
+		// By the flag rule an agent not marked silent has no silent-since
+		// time: only FleetLock-only hosts and silent agents can expire,
+		// and every host has a time it was heard from (expiryWalk), so
+		// the scan reads those alone (the counters keep them) instead of
+		// every host of the region under the write lock. It finds what
+		// the walk would.
+		for _, c := range s.counts {
+			for _, h := range c.fleetLock {
+				check(h)
+			}
+			for _, h := range c.silent {
+				check(h)
+			}
+		}
 	}
 	slices.SortFunc(expired, func(a, b *Host) int { return strings.Compare(a.ID, b.ID) })
 	for _, h := range expired {

@@ -46,6 +46,10 @@ type dcCounts struct {
 	reporters int
 	// fleetLock holds the datacenter's FleetLock-only hosts, by id.
 	fleetLock map[string]*Host
+	// silent holds the datacenter's agents marked silent, by id: with
+	// fleetLock, the only hosts an expiry scan under the flag liveness
+	// rule can expire (see expireHosts).
+	silent map[string]*Host
 	// seeds are the agents that can be gossip seeds (not marked silent,
 	// with a gossip address), sorted by id (see State.gossipSeeds).
 	seeds []*Host
@@ -82,7 +86,7 @@ func (s *State) markOf(h *Host) hostMark {
 func (s *State) add(h *Host, id string, m hostMark, sign int) {
 	c := s.counts[m.dc]
 	if c == nil {
-		c = &dcCounts{views: map[int]int{}, fleetLock: map[string]*Host{}}
+		c = &dcCounts{views: map[int]int{}, fleetLock: map[string]*Host{}, silent: map[string]*Host{}}
 		s.counts[m.dc] = c
 	}
 	if m.fleetLock {
@@ -94,6 +98,13 @@ func (s *State) add(h *Host, id string, m hostMark, sign int) {
 		return
 	}
 	c.agents += sign
+	if !m.alive {
+		if sign > 0 {
+			c.silent[id] = h
+		} else {
+			delete(c.silent, id)
+		}
+	}
 	c.holding += b2i(m.holding) * sign
 	c.serving += b2i(m.serving) * sign
 	c.alive += b2i(m.alive) * sign

@@ -206,6 +206,28 @@ func assertCounters(t *testing.T, s *State, when string) {
 			}
 		}
 	}
+	// The expiry scan's candidates (see expireHosts): every silent agent.
+	silent := 0
+	for id, h := range s.Hosts {
+		if h.FleetLock || !h.Silent {
+			continue
+		}
+		silent++
+		if c := s.counts[h.Datacenter]; c == nil || c.silent[id] != h {
+			t.Fatalf("%s: silent agent %s is not among %s's silent hosts", when, id, h.Datacenter)
+		}
+	}
+	for name, c := range s.counts {
+		silent -= len(c.silent)
+		for id, h := range c.silent {
+			if h.FleetLock || !h.Silent || h.Datacenter != name || s.Hosts[id] != h {
+				t.Fatalf("%s: %s is among %s's silent hosts", when, id, name)
+			}
+		}
+	}
+	if silent != 0 {
+		t.Fatalf("%s: the counters hold %d silent hosts too few", when, silent)
+	}
 	fresh := countersTiming.fleetLockFresh()
 	for name, dc := range s.Datacenters {
 		if got, want := s.countedFast(dc, s.Now, fresh), s.countedWalk(dc, s.Now, fresh); got != want {
@@ -245,13 +267,18 @@ func compareCounters(t *testing.T, got, want map[string]*dcCounts, when string) 
 			fl = append(fl, id)
 		}
 		slices.Sort(fl)
+		var silent []string
+		for id := range c.silent {
+			silent = append(silent, id)
+		}
+		slices.Sort(silent)
 		var views []string
 		for k, n := range c.views {
 			views = append(views, fmt.Sprintf("%d:%d", k, n))
 		}
 		slices.Sort(views)
-		return fmt.Sprintf("agents=%d holding=%d serving=%d alive=%d reporters=%d views=%v fleetlock=%v seeds=%v",
-			c.agents, c.holding, c.serving, c.alive, c.reporters, views, fl, hostIDs(c.seeds))
+		return fmt.Sprintf("agents=%d holding=%d serving=%d alive=%d reporters=%d views=%v fleetlock=%v silent=%v seeds=%v",
+			c.agents, c.holding, c.serving, c.alive, c.reporters, views, fl, silent, hostIDs(c.seeds))
 	}
 	for name := range got {
 		if g, w := norm(got[name]), norm(want[name]); g != w {

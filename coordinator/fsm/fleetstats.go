@@ -65,7 +65,18 @@ const PhaseUnknown = "unknown"
 // FleetStats counts the fleet at now; aliveWithin is the liveness window
 // of the time rule (see State.alive).
 func (s *State) FleetStats(now time.Time, aliveWithin time.Duration) FleetStats {
-	fs := FleetStats{Datacenters: make(map[string]*DCStats, len(s.Datacenters)), Kernels: map[KernelKey]int{}}
+	return CountFleet(func(fn func(*State)) { fn(s) }, now, aliveWithin)
+}
+
+// CountFleet is FleetStats with the state read through view (FSM.View or
+// a named FSM.ViewAs): the datacenters, policies and rollouts in one call,
+// then each datacenter's hosts in a call of its own, so that counting a
+// region of 100,000 hosts never holds the state's lock for more than one
+// datacenter (a write waits for the hold, and every read behind the
+// write). A host moving between datacenters while it counts may be
+// counted twice or not at all; gauges tolerate that.
+func CountFleet(view func(func(*State)), now time.Time, aliveWithin time.Duration) FleetStats {
+	fs := FleetStats{Datacenters: map[string]*DCStats{}, Kernels: map[KernelKey]int{}}
 	dcOf := func(name string) *DCStats {
 		d := fs.Datacenters[name]
 		if d == nil {
@@ -74,23 +85,42 @@ func (s *State) FleetStats(now time.Time, aliveWithin time.Duration) FleetStats 
 		}
 		return d
 	}
-	for name, dc := range s.Datacenters {
-		d := dcOf(name)
-		d.Paused = dc.Policy.Paused
-		d.SlotsHeld = len(dc.Slots)
-		for _, sl := range dc.Slots {
-			if sl.Lost {
-				d.SlotsLost++
+	var (
+		// policies are copies: nothing of the state is kept between
+		// views.
+		policies []Policy
+		dcs      []string
+	)
+	view(func(s *State) {
+		for name, dc := range s.Datacenters {
+			d := dcOf(name)
+			d.Paused = dc.Policy.Paused
+			d.SlotsHeld = len(dc.Slots)
+			for _, sl := range dc.Slots {
+				if sl.Lost {
+					d.SlotsLost++
+				}
 			}
 		}
-	}
-	var policies []*Policy
-	for _, id := range sortedKeys(s.Policies) {
-		if p := s.Policies[id]; !p.Retired {
-			policies = append(policies, p)
-			fs.Policies = append(fs.Policies, PolicyCoverage{ID: p.ID, Version: p.Version, Pushed: p.Pushed})
+		for _, id := range sortedKeys(s.Policies) {
+			if p := s.Policies[id]; !p.Retired {
+				policies = append(policies, *p)
+				fs.Policies = append(fs.Policies, PolicyCoverage{ID: p.ID, Version: p.Version, Pushed: p.Pushed})
+			}
 		}
-	}
+		newest := map[string]*Rollout{}
+		for _, r := range s.Rollouts {
+			if n := newest[r.Line]; n == nil || r.Created.After(n.Created) || (r.Created.Equal(n.Created) && r.ID > n.ID) {
+				newest[r.Line] = r
+			}
+		}
+		for _, line := range sortedKeys(newest) {
+			r := newest[line]
+			fs.Rollouts = append(fs.Rollouts, RolloutStats{ID: r.ID, Line: r.Line, Release: r.Release, State: r.State,
+				Waves: len(r.Waves), WavesCompleted: r.WavesCompleted()})
+		}
+		dcs = s.HostDatacenters()
+	})
 	// Per datacenter, phases and kernels are few: counted in small
 	// slices (no hashing per host), turned into maps at the end.
 	type kernelCount struct {
@@ -101,66 +131,55 @@ func (s *State) FleetStats(now time.Time, aliveWithin time.Duration) FleetStats 
 		phases  []counted
 		kernels []kernelCount
 	)
-	for name, hosts := range s.byDC {
-		if len(hosts) == 0 {
-			continue
-		}
+	for _, name := range dcs {
 		d := dcOf(name)
 		phases, kernels = phases[:0], kernels[:0]
-		for _, h := range hosts {
-			d.Hosts++
-			phases = count(phases, h.Phase)
-			found := false
-			for i := range kernels {
-				if kernels[i].kernel == h.Kernel && kernels[i].line == h.KernelLine {
-					kernels[i].n++
-					found = true
-					break
-				}
-			}
-			if !found {
-				kernels = append(kernels, kernelCount{line: h.KernelLine, kernel: h.Kernel, n: 1})
-			}
-			alive := s.alive(h, now, aliveWithin)
-			if !alive && !h.FleetLock {
-				d.Silent++
-			}
-			if h.Unhealthy {
-				d.Unhealthy++
-			}
-			if h.FleetLock || !alive {
-				continue
-			}
-			for i, p := range policies {
-				if !p.appliesTo(name) {
-					continue
-				}
-				fs.Policies[i].Targeted++
-				for _, ps := range h.Policies {
-					if ps.ID == p.ID && ps.Version == p.Version && ps.State.InForce() {
-						fs.Policies[i].InForce++
+		view(func(s *State) {
+			for _, h := range s.byDC[name] {
+				d.Hosts++
+				phases = count(phases, h.Phase)
+				found := false
+				for i := range kernels {
+					if kernels[i].kernel == h.Kernel && kernels[i].line == h.KernelLine {
+						kernels[i].n++
+						found = true
 						break
 					}
 				}
+				if !found {
+					kernels = append(kernels, kernelCount{line: h.KernelLine, kernel: h.Kernel, n: 1})
+				}
+				alive := s.alive(h, now, aliveWithin)
+				if !alive && !h.FleetLock {
+					d.Silent++
+				}
+				if h.Unhealthy {
+					d.Unhealthy++
+				}
+				if h.FleetLock || !alive {
+					continue
+				}
+				for i := range policies {
+					p := &policies[i]
+					if !p.appliesTo(name) {
+						continue
+					}
+					fs.Policies[i].Targeted++
+					for _, ps := range h.Policies {
+						if ps.ID == p.ID && ps.Version == p.Version && ps.State.InForce() {
+							fs.Policies[i].InForce++
+							break
+						}
+					}
+				}
 			}
-		}
+		})
 		for _, c := range phases {
 			d.Phases[cmp.Or(c.key, PhaseUnknown)] += c.n
 		}
 		for _, k := range kernels {
 			fs.Kernels[KernelKey{Datacenter: name, Line: k.line, Kernel: cmp.Or(k.kernel, PhaseUnknown)}] += k.n
 		}
-	}
-	newest := map[string]*Rollout{}
-	for _, r := range s.Rollouts {
-		if n := newest[r.Line]; n == nil || r.Created.After(n.Created) || (r.Created.Equal(n.Created) && r.ID > n.ID) {
-			newest[r.Line] = r
-		}
-	}
-	for _, line := range sortedKeys(newest) {
-		r := newest[line]
-		fs.Rollouts = append(fs.Rollouts, RolloutStats{ID: r.ID, Line: r.Line, Release: r.Release, State: r.State,
-			Waves: len(r.Waves), WavesCompleted: r.WavesCompleted()})
 	}
 	return fs
 }

@@ -53,6 +53,14 @@ func TestFleetStats(t *testing.T) {
 	}
 	s.reindex()
 	fs := s.FleetStats(now, time.Minute)
+	// Through a view, one datacenter's hosts per call: the same counts.
+	views := 0
+	if got := CountFleet(func(fn func(*State)) { views++; fn(s) }, now, time.Minute); !reflect.DeepEqual(got, fs) {
+		t.Errorf("CountFleet = %+v, FleetStats = %+v", got, fs)
+	}
+	if want := 1 + 2; views != want { // the settings, then fra and ams (empty has no hosts)
+		t.Errorf("CountFleet took %d views, want %d", views, want)
+	}
 
 	wantDC := map[string]DCStats{
 		"fra":   {Hosts: 3, Phases: map[string]int{wire.PhaseIdle: 1, wire.PhaseRebooting: 2}, Silent: 1, SlotsHeld: 2, SlotsLost: 1},

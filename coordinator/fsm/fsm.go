@@ -33,6 +33,9 @@ type FSM struct {
 	applied uint64
 	// halt is why the FSM stopped applying (nil while it applies).
 	halt *HaltError
+	// lockObs, when set, is told about every hold of mu by applies,
+	// snapshots and views (see ObserveLocks).
+	lockObs LockObserver
 }
 
 // ErrHalted is wrapped by every HaltError.
@@ -123,7 +126,10 @@ func (f *FSM) ApplyCommand(data []byte) Result {
 // version, the type and the payload must all be known and decode, else
 // the FSM halts.
 func (f *FSM) apply(index uint64, data []byte) Result {
+	lt := f.timeLock(LockApply)
 	f.mu.Lock()
+	lt.locked()
+	defer lt.unlocked()
 	defer f.mu.Unlock()
 	if f.halt != nil {
 		return f.haltedResult()
@@ -204,7 +210,10 @@ type snapshotHeader struct {
 // log) so that Persist can stream it while Apply goes on. A halted FSM
 // takes none: Raft would compact away the entries it did not apply.
 func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
+	lt := f.timeLock(LockSnapshot)
 	f.mu.RLock()
+	lt.locked()
+	defer lt.unlocked()
 	defer f.mu.RUnlock()
 	if f.halt != nil {
 		return nil, fmt.Errorf("fsm: no snapshot: %w", f.halt)
@@ -293,7 +302,17 @@ func (f *FSM) Restore(r io.ReadCloser) error {
 // View runs fn with read access to the state. fn must not keep references
 // into the state after it returns, nor change it.
 func (f *FSM) View(fn func(*State)) {
+	f.ViewAs(LockView, fn)
+}
+
+// ViewAs is View for a caller the lock observer names op (see
+// ObserveLocks): the leader's periodic passes name theirs, so that their
+// lock holds can be told from the requests'.
+func (f *FSM) ViewAs(op string, fn func(*State)) {
+	lt := f.timeLock(op)
 	f.mu.RLock()
+	lt.locked()
+	defer lt.unlocked()
 	defer f.mu.RUnlock()
 	fn(f.state)
 }
@@ -325,7 +344,10 @@ func sortedKeys[V any](m map[string]V) []string {
 // payload of no command halts the FSM, as an unknown command in the log
 // does.
 func (f *FSM) Exec(now time.Time, payload any) Result {
+	lt := f.timeLock(LockApply)
 	f.mu.Lock()
+	lt.locked()
+	defer lt.unlocked()
 	defer f.mu.Unlock()
 	if f.halt != nil {
 		return f.haltedResult()

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -636,4 +637,86 @@ func TestHostsFromOlderSnapshotDoNotExpireAtOnce(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestExpiryScanReadsCandidates checks that the expiry scan, which by the
+// flag rule reads only FleetLock-only hosts and silent agents, finds what
+// a walk over every host finds: two state machines apply the same
+// commands, one of them walking every host at every scan.
+func TestExpiryScanReadsCandidates(t *testing.T) {
+	tm := timing
+	tm.ExpireAfter = time.Hour
+	tm.FleetLockFresh = 20 * time.Minute
+	walk, scan := New(), New()
+	both := func(typ Type, at time.Time, p any) {
+		t.Helper()
+		for _, f := range []*FSM{walk, scan} {
+			if f == walk && typ == TypeTick {
+				f.View(func(s *State) { s.expiryWalk = true })
+			}
+			apply(t, f, typ, at, p)
+		}
+	}
+	dcs := wire.DatacenterUpdate{SlotLimit: ptr(2)}
+	for _, dc := range []string{"fra", "ams"} {
+		both(TypeSetDatacenter, t0, SetDatacenter{Name: dc, Update: dcs})
+		for i := range 6 {
+			both(TypeHeartbeat, t0, Heartbeat{Heartbeat: wire.Heartbeat{HostID: fmt.Sprintf("%s-h%d", dc, i), Datacenter: dc, Phase: wire.PhaseIdle}, Timing: tm})
+		}
+	}
+	both(TypeAcquire, t0, Acquire{Datacenter: "fra", Host: "z1", Owner: OwnerFleetLock, Timing: tm}) // unconfirmed, holds
+	both(TypeAcquire, t0, Acquire{Datacenter: "ams", Host: "z2", Owner: OwnerFleetLock, Timing: tm})
+	both(TypeRelease, t0, SlotRelease{Datacenter: "ams", Host: "z2", Owner: OwnerFleetLock}) // unconfirmed, free
+	both(TypeAcquire, t0, Acquire{Datacenter: "ams", Host: "ams-h5", Owner: OwnerAgent, Timing: tm})
+	steps := []struct {
+		after time.Duration
+		typ   Type
+		p     any
+	}{
+		{time.Minute, TypeMarkSilent, MarkSilent{Hosts: []string{"fra-h0", "fra-h1", "ams-h0", "ams-h5"}}},
+		{10 * time.Minute, TypeMarkSilent, MarkSilent{Hosts: []string{"fra-h2"}}},
+		{15 * time.Minute, TypeHeartbeat, Heartbeat{Heartbeat: wire.Heartbeat{HostID: "fra-h1", Datacenter: "fra", Phase: wire.PhaseIdle}, Timing: tm}},
+		{30 * time.Minute, TypeMarkSilent, MarkSilent{Hosts: []string{"ams-h1"}}},
+	}
+	at := t0
+	next := 0
+	for m := 0; m <= 150; m++ {
+		at = t0.Add(time.Duration(m) * time.Minute)
+		for next < len(steps) && steps[next].after <= time.Duration(m)*time.Minute {
+			both(steps[next].typ, at, steps[next].p)
+			next++
+		}
+		both(TypeTick, at, Tick{Timing: tm})
+		var w, s []string
+		walk.View(func(st *State) { w = sortedKeys(st.Hosts) })
+		scan.View(func(st *State) { s = sortedKeys(st.Hosts) })
+		if !slices.Equal(w, s) {
+			t.Fatalf("minute %d: hosts %v after scans, %v after walks", m, s, w)
+		}
+	}
+	a, b := snapshotBytes(t, walk), snapshotBytes(t, scan)
+	if !bytes.Equal(a, b) {
+		t.Fatalf("the states differ:\nwalk %s\nscan %s", a, b)
+	}
+	var left []string
+	scan.View(func(st *State) { left = sortedKeys(st.Hosts) })
+	// Expired: the silent agents not holding a slot, the free unconfirmed
+	// FleetLock id. Kept: the agents heard, the holders.
+	if want := []string{"ams-h2", "ams-h3", "ams-h4", "ams-h5", "fra-h1", "fra-h3", "fra-h4", "fra-h5", "z1"}; !slices.Equal(left, want) {
+		t.Errorf("hosts left %v, want %v", left, want)
+	}
+}
+
+// snapshotBytes is f's snapshot.
+func snapshotBytes(t *testing.T, f *FSM) []byte {
+	t.Helper()
+	snap, err := f.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink := &memSink{}
+	if err := snap.Persist(sink); err != nil {
+		t.Fatal(err)
+	}
+	return sink.Bytes()
 }

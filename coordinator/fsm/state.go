@@ -67,6 +67,11 @@ type State struct {
 	// lineWaiting holds the hosts whose assigned line is not the line
 	// they follow yet (see settleLine); derived, rebuilt on restore.
 	lineWaiting map[string]bool
+	// expiryWalk makes the next expiry scan walk every host (see
+	// expireHosts): hosts restored from a snapshot, or registered before
+	// the state had a time, may have no time they were heard from.
+	// Derived; it changes how much a scan reads, never what it finds.
+	expiryWalk bool
 	// scratch and holderScratch are reused by hostStatesAndView (not
 	// state).
 	scratch       []schedule.HostState
@@ -97,11 +102,26 @@ func (s *State) reindex() {
 	}
 	s.recount()
 	s.reindexLines()
+	s.expiryWalk = true
 }
 
 // HostsIn returns the hosts registered in datacenter dc (unordered; do not
 // modify).
 func (s *State) HostsIn(dc string) map[string]*Host { return s.byDC[dc] }
+
+// HostDatacenters returns the datacenters hosts are registered in (every
+// host is in the HostsIn of exactly one of them), unordered: a caller can
+// go through the hosts one datacenter per View instead of all of them
+// under one long hold of the state's lock.
+func (s *State) HostDatacenters() []string {
+	out := make([]string, 0, len(s.byDC))
+	for dc, hosts := range s.byDC {
+		if len(hosts) > 0 {
+			out = append(out, dc)
+		}
+	}
+	return out
+}
 
 // Datacenter is one datacenter's settings and slots.
 type Datacenter struct {

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"time"
 
@@ -105,10 +106,17 @@ func (s *Store) LivenessGrace() time.Duration { return s.cfg.Timing.LivenessGrac
 // term to settle (MarkSilent.Term) when this is the term's first pass
 // after its grace (0 otherwise). It merges this node's own records first
 // and drops records of hosts no longer registered.
+//
+// It goes through the hosts one datacenter at a time, each under a short
+// View: one View over a whole region's hosts (100,000 map lookups, tens of
+// milliseconds on a busy node, every LivenessInterval) kept every write —
+// slot acquires and releases included — waiting behind it, and every
+// heartbeat answer behind the waiting write. A host that moves between
+// datacenters during a pass may be seen twice (listed once) or not at all
+// (seen on the next pass).
 func (s *Store) silentHosts(now time.Time) (silent []string, settle uint64) {
 	term := s.raft.CurrentTerm()
 	s.lv.mu.Lock()
-	defer s.lv.mu.Unlock()
 	if s.lv.heard == nil || s.lv.term != term {
 		// A new term: every registered host counts as heard now.
 		s.lv.heard, s.lv.term, s.lv.termStart, s.lv.settled = map[string]time.Time{}, term, now, false
@@ -117,35 +125,79 @@ func (s *Store) silentHosts(now time.Time) (silent []string, settle uint64) {
 		note(s.lv.heard, h, at)
 	}
 	s.lv.pending = nil
-	if now.Sub(s.lv.termStart) < s.cfg.Timing.LivenessGrace {
+	termStart := s.lv.termStart
+	if now.Sub(termStart) < s.cfg.Timing.LivenessGrace {
+		s.lv.mu.Unlock()
 		return nil, 0
 	}
 	if !s.lv.settled {
 		settle = term
 	}
+	heard := s.lv.heard
+	s.lv.mu.Unlock()
+
+	var (
+		dcs   []string
+		hosts int
+	)
+	s.fsm.ViewAs(lockOpLiveness, func(st *fsm.State) { dcs, hosts = st.HostDatacenters(), len(st.Hosts) })
 	aliveWithin := s.cfg.Timing.AliveWithin
-	s.fsm.View(func(st *fsm.State) {
-		if len(s.lv.heard) > len(st.Hosts) {
-			for h := range s.lv.heard {
-				if st.Hosts[h] == nil {
-					delete(s.lv.heard, h)
+	for _, dc := range dcs {
+		// heard is only ever replaced by this goroutine (silentHosts,
+		// dropLiveness); lv.mu guards its entries against Heard and
+		// Aggregate.
+		s.lv.mu.Lock()
+		s.fsm.ViewAs(lockOpLiveness, func(st *fsm.State) {
+			for id, h := range st.HostsIn(dc) {
+				if h.FleetLock || h.Silent {
+					continue
+				}
+				last, ok := heard[id]
+				if !ok || last.Before(termStart) {
+					last = termStart
+				}
+				if now.Sub(last) > aliveWithin {
+					silent = append(silent, id)
 				}
 			}
-		}
-		for id, h := range st.Hosts {
-			if h.FleetLock || h.Silent {
-				continue
+		})
+		s.lv.mu.Unlock()
+	}
+	s.pruneHeard(heard, hosts)
+	slices.Sort(silent)
+	return slices.Compact(silent), settle
+}
+
+// pruneHeardBatch bounds the records pruneHeard checks under one View.
+const pruneHeardBatch = 2000
+
+// pruneHeard drops the leader's records of hosts no longer registered
+// when it holds more records than there are hosts, checking them in
+// batches (short Views, as silentHosts).
+func (s *Store) pruneHeard(heard map[string]time.Time, hosts int) {
+	s.lv.mu.Lock()
+	if len(heard) <= hosts {
+		s.lv.mu.Unlock()
+		return
+	}
+	ids := make([]string, 0, len(heard))
+	for h := range heard {
+		ids = append(ids, h)
+	}
+	s.lv.mu.Unlock()
+	for len(ids) > 0 {
+		batch := ids[:min(len(ids), pruneHeardBatch)]
+		ids = ids[len(batch):]
+		s.lv.mu.Lock()
+		s.fsm.ViewAs(lockOpLiveness, func(st *fsm.State) {
+			for _, h := range batch {
+				if st.Hosts[h] == nil {
+					delete(heard, h)
+				}
 			}
-			last, ok := s.lv.heard[id]
-			if !ok || last.Before(s.lv.termStart) {
-				last = s.lv.termStart
-			}
-			if now.Sub(last) > aliveWithin {
-				silent = append(silent, id)
-			}
-		}
-	})
-	return silent, settle
+		})
+		s.lv.mu.Unlock()
+	}
 }
 
 // dropLiveness forgets the leader's table (this node does not lead).

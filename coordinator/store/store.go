@@ -34,6 +34,10 @@ import (
 	"github.com/kroll-dev/kroll/pkg/wire"
 )
 
+// slowApply is the Raft apply (proposed → committed and applied on the
+// leader) from which a node logs the command's type and time.
+const slowApply = 50 * time.Millisecond
+
 // ErrNotLeader is returned by Apply on a follower; the caller forwards the
 // command to the leader.
 var ErrNotLeader = errors.New("store: not the leader")
@@ -230,6 +234,14 @@ func Open(cfg Config) (*Store, error) {
 	rc.MaxAppendEntries = 512
 
 	f := fsm.New()
+	lm, err := newLockMetrics(cfg.Registerer, cfg.Logger)
+	if err != nil {
+		trans.Close()
+		w.Close()
+		meta.Close()
+		return nil, err
+	}
+	f.ObserveLocks(lm.observe)
 	stamper := clock.NewStamper(cfg.Clock, cfg.ClockStepThreshold, cfg.Logger)
 	// Entries already in the log when the process starts are replays:
 	// their times are old, they must not bound the clock (see observer).
@@ -484,8 +496,13 @@ func (s *Store) Apply(ctx context.Context, typ fsm.Type, payload any) (fsm.Resul
 	if dl, ok := ctx.Deadline(); ok {
 		timeout = min(timeout, time.Until(dl))
 	}
+	proposed := time.Now()
 	fut := s.raft.Apply(data, timeout)
-	if err := fut.Error(); err != nil {
+	err = fut.Error()
+	if took := time.Since(proposed); took >= slowApply {
+		s.cfg.Logger.Info("slow apply", "type", typ, "took", took, "err", err)
+	}
+	if err != nil {
 		switch {
 		case errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipTransferInProgress):
 			// Not proposed: safe to forward to the new leader.
@@ -681,7 +698,7 @@ func (s *Store) leaderLoop() {
 // again on the next tick.
 func (s *Store) driveTrains(ctx context.Context) {
 	var steps []fsm.TrainStep
-	s.fsm.View(func(st *fsm.State) { steps = train.Decide(st, st.Now) })
+	s.fsm.ViewAs(lockOpTrains, func(st *fsm.State) { steps = train.Decide(st, st.Now) })
 	for _, step := range steps {
 		res, err := s.Apply(ctx, fsm.TypeTrainStep, step)
 		switch {

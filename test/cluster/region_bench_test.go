@@ -236,7 +236,13 @@ func runRegion(b *testing.B, p regionParams) {
 		b.Logf("sample failure: %s", e)
 	}
 	if len(res.slowPairs) > 0 {
-		b.Logf("slot pairs over 100 ms (start into the window: duration): %s", strings.Join(res.slowPairs, " "))
+		b.Logf("slot pairs over %s (start into the window: duration): %s", slowPair, strings.Join(res.slowPairs, " "))
+		if p.keep != "" {
+			path := filepath.Join(p.keep, fmt.Sprintf("region-%d-slowpairs.txt", p.agents))
+			if err := os.WriteFile(path, []byte(strings.Join(res.slowPairLog, "\n")+"\n"), 0o644); err != nil {
+				b.Logf("keep slow pairs: %v", err)
+			}
+		}
 	}
 	secs := p.window.Seconds()
 	rate := func(n int64) float64 { return float64(n) / secs }
@@ -435,6 +441,10 @@ type slotAgentSpec struct {
 	Every, Timeout time.Duration
 }
 
+// slowPair is the slot pair duration from which the benchmark lists a
+// pair (and, with KROLL_BENCH_KEEP, its wall time, node and calls).
+const slowPair = 50 * time.Millisecond
+
 // slotAgent is a running slot agent process and its output.
 type slotAgent struct {
 	cmd *exec.Cmd
@@ -466,7 +476,8 @@ func (lg *heartbeatLoad) startSlotAgent(ctx context.Context, start, end time.Tim
 }
 
 // slotAgentMain is the slot agent process (see slotAgentSpec): one line
-// per pair on stdout, "k skipped", "k ok <nanoseconds>" or "k err <why>".
+// per pair on stdout, "k skipped", "k ok <pair ns> <acquire ns> <start,
+// Unix µs>" or "k err <why>".
 func slotAgentMain(specJSON string) int {
 	var spec slotAgentSpec
 	if err := json.Unmarshal([]byte(specJSON), &spec); err != nil || len(spec.URLs) == 0 {
@@ -496,11 +507,11 @@ func slotAgentMain(specJSON string) int {
 			continue
 		}
 		t0 := time.Now()
-		err := slotPair(context.Background(), clients[k%len(clients)], req, spec.Timeout)
+		acq, err := slotPair(context.Background(), clients[k%len(clients)], req, spec.Timeout)
 		if err != nil {
 			fmt.Fprintf(out, "%d err %s\n", k, strings.ReplaceAll(err.Error(), "\n", " "))
 		} else {
-			fmt.Fprintf(out, "%d ok %d\n", k, time.Since(t0).Nanoseconds())
+			fmt.Fprintf(out, "%d ok %d %d %d\n", k, time.Since(t0).Nanoseconds(), acq.Nanoseconds(), t0.UnixMicro())
 		}
 		out.Flush()
 	}
@@ -788,6 +799,7 @@ type regionResult struct {
 	slotFailed, slotSkipped                 int64
 	slotLat                                 []time.Duration
 	slowPairs                               []string  // the slowest pairs: when (s into the window), how long
+	slowPairLog                             []string  // the same, with wall time, node, acquire and release
 	slotServerP99                           float64   // p99 of one slot call inside the coordinators (ms, bucket bound)
 	rssMB                                   []float64 // largest VmRSS of each node
 	cpuNodes                                float64   // CPU cores the nodes used on average
@@ -927,11 +939,18 @@ func (lg *heartbeatLoad) run(ctx context.Context, c *cluster) (*regionResult, er
 					mu.Unlock()
 				}
 			case "ok":
-				ns, _ := strconv.ParseInt(detail, 10, 64)
+				var ns, acq, startUS int64
+				fmt.Sscan(detail, &ns, &acq, &startUS)
 				took := time.Duration(ns)
 				res.slotLat = append(res.slotLat, took)
-				if took > 100*time.Millisecond {
+				if took > slowPair {
 					res.slowPairs = append(res.slowPairs, fmt.Sprintf("%.1fs:%s", due.Sub(win.start).Seconds(), took.Round(time.Millisecond)))
+					// Wall time, node, acquire and release: to be put
+					// beside the nodes' logs ("slow state lock", "slow
+					// apply") and GODEBUG=gctrace=1 lines.
+					res.slowPairLog = append(res.slowPairLog, fmt.Sprintf("%s via %s: pair %s (acquire %s, release %s)",
+						time.UnixMicro(startUS).UTC().Format("15:04:05.000"), c.nodes[k%len(c.nodes)].id,
+						took.Round(time.Millisecond), time.Duration(acq).Round(time.Millisecond), (took-time.Duration(acq)).Round(time.Millisecond)))
 				}
 			}
 		}
@@ -983,19 +1002,22 @@ func (lg *heartbeatLoad) run(ctx context.Context, c *cluster) (*regionResult, er
 	return res, nil
 }
 
-// slotPair acquires req's slot through cl and releases it.
-func slotPair(ctx context.Context, cl *client.Client, req wire.SlotRequest, timeout time.Duration) error {
+// slotPair acquires req's slot through cl and releases it; acquire is how
+// long the acquire took.
+func slotPair(ctx context.Context, cl *client.Client, req wire.SlotRequest, timeout time.Duration) (acquire time.Duration, err error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	t0 := time.Now()
 	s, err := cl.AcquireSlot(ctx, req)
+	acquire = time.Since(t0)
 	if err != nil {
-		return fmt.Errorf("acquire: %w", err)
+		return acquire, fmt.Errorf("acquire: %w", err)
 	}
 	req.Token = s.Token
 	if err := cl.AgentRelease(ctx, req); err != nil {
-		return fmt.Errorf("release: %w", err)
+		return acquire, fmt.Errorf("release: %w", err)
 	}
-	return nil
+	return acquire, nil
 }
 
 // nodesCPU returns the CPU time (user + system) the nodes used so far.
