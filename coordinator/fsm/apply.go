@@ -171,7 +171,13 @@ func (s *State) heartbeat(p Heartbeat) Result {
 			return refused(wire.KindHostLimit, "datacenter %s already has %d registered hosts, the most [hosts] max_per_dc allows; remove decommissioned hosts with 'krollctl host remove'", p.Datacenter, counted)
 		}
 	}
-	var old string
+	var (
+		old string
+		was hostShared // what h shared before (internHost)
+	)
+	if ok {
+		was = sharedOf(h)
+	}
 	if !ok {
 		h = &Host{ID: p.HostID, Registered: s.Now}
 		s.Hosts[p.HostID] = h
@@ -191,6 +197,7 @@ func (s *State) heartbeat(p Heartbeat) Result {
 		// Heard from: a FleetLock-only host counts only while fresh.
 		h.FleetLock = true
 		h.LastHeartbeat = s.Now
+		s.internHost(h, was)
 		s.touchHost(h)
 		return Result{}
 	}
@@ -206,6 +213,7 @@ func (s *State) heartbeat(p Heartbeat) Result {
 		h.Unhealthy = false
 	}
 	s.lineHeartbeat(h, p.Heartbeat, registering)
+	s.internHost(h, was)
 	s.touchHost(h)
 	// Answer the host's desired state: the slot it holds and its
 	// datacenter's target release when the host is on that line.

@@ -61,12 +61,16 @@ type hostMark struct {
 	fleetLock, holding, serving, alive, view bool
 	// seed: alive with a gossip address (a gossip seed for the others).
 	seed bool
-	oos  int
+	// on: the host is counted (its contribution is this mark). Kept here,
+	// in the padding, rather than in a field of Host of its own: it keeps
+	// a Host in a smaller size class.
+	on  bool
+	oos int
 }
 
 // markOf computes h's contribution from the current state.
 func (s *State) markOf(h *Host) hostMark {
-	m := hostMark{dc: h.Datacenter, fleetLock: h.FleetLock}
+	m := hostMark{dc: h.Datacenter, fleetLock: h.FleetLock, on: true}
 	if h.FleetLock {
 		return m
 	}
@@ -147,23 +151,23 @@ func (s *State) touch(id string) {
 // it made (Host.mark): no lookup by id.
 func (s *State) touchHost(h *Host) {
 	m := s.markOf(h)
-	if h.marked && m == h.mark {
+	if h.mark.on && m == h.mark {
 		// Most heartbeats change nothing the counters read.
 		return
 	}
-	if h.marked {
+	if h.mark.on {
 		s.add(h, h.ID, h.mark, -1)
 	}
 	s.add(h, h.ID, m, 1)
-	h.mark, h.marked = m, true
+	h.mark = m
 }
 
 // untouch takes host h's contribution out of the counters (it is being
 // removed).
 func (s *State) untouch(h *Host) {
-	if h.marked {
+	if h.mark.on {
 		s.add(h, h.ID, h.mark, -1)
-		h.mark, h.marked = hostMark{}, false
+		h.mark = hostMark{}
 	}
 }
 
@@ -171,7 +175,7 @@ func (s *State) untouch(h *Host) {
 func (s *State) recount() {
 	s.counts = map[string]*dcCounts{}
 	for _, h := range s.Hosts {
-		h.mark, h.marked = hostMark{}, false
+		h.mark = hostMark{}
 		s.touchHost(h)
 	}
 }
@@ -214,7 +218,7 @@ func (s *State) scheduleInputs(dc *Datacenter, t Timing, requester string) (sche
 			sc.Found, sc.RequesterHolding, sc.RequesterServing = true, holding, serving
 		}
 	}
-	if h := s.Hosts[requester]; h != nil && h.marked && !h.mark.fleetLock && h.mark.dc == dc.Name {
+	if h := s.Hosts[requester]; h != nil && h.mark.on && !h.mark.fleetLock && h.mark.dc == dc.Name {
 		sc.Found, sc.RequesterHolding, sc.RequesterServing = true, h.mark.holding, h.mark.serving
 	}
 	return sc, quorumCounts(c.views, c.reporters, len(s.byDC[dc.Name]))

@@ -377,7 +377,7 @@ func (s *State) lineWaits(h *Host, want, why string) {
 	if h.PendingLine == want && h.LineWait == why {
 		return
 	}
-	h.PendingLine, h.LineWait = want, why
+	h.PendingLine, h.LineWait = s.intern(want), s.intern(why)
 	typ := "line_deferred"
 	if strings.HasPrefix(why, "migration refused") {
 		typ = "line_refused"

@@ -64,6 +64,9 @@ type State struct {
 	// counters.go; each host keeps its contribution, Host.mark); derived,
 	// rebuilt on restore.
 	counts map[string]*dcCounts
+	// interned holds the values hosts share (see intern.go); derived,
+	// rebuilt on restore, created on first use.
+	interned *internTable
 	// lineWaiting holds the hosts whose assigned line is not the line
 	// they follow yet (see settleLine); derived, rebuilt on restore.
 	lineWaiting map[string]bool
@@ -97,7 +100,9 @@ func byHostID(h *Host, id string) int { return strings.Compare(h.ID, id) }
 // reindex rebuilds byDC and the counters from Hosts and the slots.
 func (s *State) reindex() {
 	s.byDC = map[string]map[string]*Host{}
+	s.interned = newInternTable()
 	for _, h := range s.Hosts {
+		s.internHost(h, hostShared{})
 		s.indexHost(h, "")
 	}
 	s.recount()
@@ -269,9 +274,8 @@ type Host struct {
 	FleetLockConfirmed bool `json:"fleetlock_confirmed,omitempty"`
 
 	// mark is the host's contribution to its datacenter's counters, when
-	// marked (see State.touchHost); derived, never persisted.
-	mark   hostMark
-	marked bool
+	// counted (mark.on; see State.touchHost); derived, never persisted.
+	mark hostMark
 }
 
 // FleetLockConfirmAfter is how long a FleetLock host must have held its

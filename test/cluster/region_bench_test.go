@@ -46,8 +46,9 @@ const (
 	// benchDCsEnv is how many datacenters the agents spread over.
 	benchDCsEnv = "KROLL_BENCH_DCS"
 	// benchKeepEnv names a directory that receives, per row, each node's
-	// log and a CPU profile of each node over the window (GET
-	// /debug/pprof/profile): what to read when a row misses its target.
+	// log, a CPU profile of each node over the window (GET
+	// /debug/pprof/profile) and a heap profile after it: what to read
+	// when a row misses its target.
 	benchKeepEnv = "KROLL_BENCH_KEEP"
 )
 
@@ -273,7 +274,8 @@ func runRegion(b *testing.B, p regionParams) {
 
 // keepProfiles takes a CPU profile of every node over the measurement
 // window (from the end of the warm-up, one second short of the window's
-// end) into p.keep.
+// end), then a heap profile of each (what its last garbage collection
+// found live: go tool pprof -sample_index inuse_objects), into p.keep.
 func keepProfiles(ctx context.Context, c *cluster, p regionParams) error {
 	if err := os.MkdirAll(p.keep, 0o755); err != nil {
 		return err
@@ -294,8 +296,10 @@ func keepProfiles(ctx context.Context, c *cluster, p regionParams) error {
 				filepath.Join(p.keep, fmt.Sprintf("region-%d-%s.trace", p.agents, nd.id)), 40*time.Second)
 		}()
 		go func() {
-			errs <- keepDebug(ctx, c, fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", nd.url(), secs),
+			err := keepDebug(ctx, c, fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", nd.url(), secs),
 				filepath.Join(p.keep, fmt.Sprintf("region-%d-%s.pprof", p.agents, nd.id)), time.Duration(secs+30)*time.Second)
+			errs <- errors.Join(err, keepDebug(ctx, c, nd.url()+"/debug/pprof/heap",
+				filepath.Join(p.keep, fmt.Sprintf("region-%d-%s.heap", p.agents, nd.id)), 30*time.Second))
 		}()
 	}
 	var all error
