@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -27,7 +28,11 @@ func invalid(format string, args ...any) *requestError {
 
 // readBody reads at most wire.MaxBodySize bytes of the request body.
 func readBody(r *http.Request) ([]byte, *requestError) {
-	data, err := io.ReadAll(io.LimitReader(r.Body, wire.MaxBodySize+1))
+	// A body that declares its length is read into one buffer of that
+	// size (heartbeats: no growing copies); the limit holds either way.
+	buf := bytes.NewBuffer(make([]byte, 0, min(max(r.ContentLength, 0), wire.MaxBodySize)+1))
+	_, err := buf.ReadFrom(io.LimitReader(r.Body, wire.MaxBodySize+1))
+	data := buf.Bytes()
 	if err != nil {
 		return nil, invalid("read body: %v", err)
 	}

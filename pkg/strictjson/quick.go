@@ -1,6 +1,7 @@
 package strictjson
 
 import (
+	"bytes"
 	"encoding/json"
 	"reflect"
 	"slices"
@@ -139,9 +140,11 @@ func (q *quick) object(t reflect.Type, depth int) bool {
 		q.pos++
 		return true
 	}
-	// Keys seen: a list while short, a set past that.
+	// Keys seen: a list while short (slices of data: no copies), a set
+	// past that.
 	var (
-		seen    []string
+		seenArr [16][]byte
+		seen    = seenArr[:0]
 		seenSet map[string]bool
 	)
 	for {
@@ -152,24 +155,24 @@ func (q *quick) object(t reflect.Type, depth int) bool {
 		}
 		switch {
 		case seenSet != nil:
-			if seenSet[key] {
+			if seenSet[string(key)] {
 				return false
 			}
-			seenSet[key] = true
-		case slices.Contains(seen, key):
+			seenSet[string(key)] = true
+		case slices.ContainsFunc(seen, func(k []byte) bool { return bytes.Equal(k, key) }):
 			return false
-		case len(seen) < 16:
+		case len(seen) < len(seenArr):
 			seen = append(seen, key)
 		default:
 			seenSet = make(map[string]bool, 2*len(seen))
 			for _, k := range seen {
-				seenSet[k] = true
+				seenSet[string(k)] = true
 			}
-			seenSet[key] = true
+			seenSet[string(key)] = true
 		}
 		next := elem
 		if fields != nil {
-			ft, known := fields[key]
+			ft, known := fields[string(key)]
 			if !known {
 				return false
 			}
@@ -203,16 +206,17 @@ func (q *quick) str() (raw []byte, escaped bool) {
 	return q.data[start:], escaped
 }
 
-// key reads an object key (decoded, as the token stream gives it).
-func (q *quick) key() (string, bool) {
+// key reads an object key (decoded, as the token stream gives it): a
+// slice of data unless it holds an escape.
+func (q *quick) key() ([]byte, bool) {
 	start := q.pos
 	raw, escaped := q.str()
 	if !escaped {
-		return string(raw), true
+		return raw, true
 	}
 	var k string
 	if err := json.Unmarshal(q.data[start:q.pos], &k); err != nil {
-		return "", false
+		return nil, false
 	}
-	return k, true
+	return []byte(k), true
 }

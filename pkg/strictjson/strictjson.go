@@ -90,10 +90,17 @@ func decode(d *Decoder, data []byte, maxSize int, v any) error {
 		return errors.New("document is not valid UTF-8")
 	}
 
-	if !json.Valid(data) || !quickCheck(d, data, rv.Type().Elem()) {
-		if err := walk(data, rv.Type().Elem()); err != nil {
-			return err
+	if json.Valid(data) && quickCheck(d, data, rv.Type().Elem()) {
+		// Keys are exactly the fields', each once: what
+		// DisallowUnknownFields would refuse is not there, and
+		// json.Unmarshal decodes without the Decoder's copy of data.
+		if err := json.Unmarshal(data, v); err != nil {
+			return describe(err)
 		}
+		return nil
+	}
+	if err := walk(data, rv.Type().Elem()); err != nil {
+		return err
 	}
 
 	dec := json.NewDecoder(bytes.NewReader(data))

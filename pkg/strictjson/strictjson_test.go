@@ -1,8 +1,10 @@
 package strictjson
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -129,6 +131,17 @@ func FuzzDecode(f *testing.F) {
 		var lenient doc
 		if err := json.Unmarshal(data, &lenient); err != nil {
 			t.Fatalf("strict Decode accepted what json.Unmarshal rejects: %v", err)
+		}
+		// And a json.Decoder refusing unknown fields, which strict
+		// decoding used for every document, decodes the same.
+		var strict doc
+		dec := json.NewDecoder(bytes.NewReader(data))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&strict); err != nil {
+			t.Fatalf("strict Decode accepted what a json.Decoder with DisallowUnknownFields rejects: %v", err)
+		}
+		if !reflect.DeepEqual(d, lenient) || !reflect.DeepEqual(d, strict) {
+			t.Fatalf("%s: Decode %+v, json.Unmarshal %+v, json.Decoder %+v", data, d, lenient, strict)
 		}
 	})
 }
