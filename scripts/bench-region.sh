@@ -24,6 +24,8 @@
 #                        binaries and BenchmarkSlotThroughput/etcd once
 #                        (needs etcd: Debian package etcd-server)
 #   SLOT_BENCHTIME       -benchtime of BenchmarkSlotThroughput (default 3s)
+#   KROLL_BENCH_NODE_ENV extra environment of the coordinator processes
+#                        only, space-separated (e.g. "GOGC=off GOMEMLIMIT=2GiB")
 #   KROLL_BENCH_OUT      directory for the raw outputs (default: a new
 #                        directory under /tmp, kept and printed)
 #

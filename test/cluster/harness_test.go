@@ -225,6 +225,10 @@ func (c *cluster) waitLeaderKnown(timeout time.Duration) {
 }
 
 // start starts node i's process with the cluster's flags and configuration.
+// nodeEnvVar names extra environment variables (space-separated
+// NAME=value) for the coordinator processes only.
+const nodeEnvVar = "KROLL_BENCH_NODE_ENV"
+
 func (c *cluster) start(i int) {
 	c.tb.Helper()
 	nd := c.nodes[i]
@@ -238,6 +242,11 @@ func (c *cluster) start(i int) {
 	cmd := exec.Command(c.bin, "--node-id", nd.id, "--data-dir", nd.dataDir,
 		"--raft-addr", nd.raftAddr, "--http-addr", nd.httpAddr, "--peers", c.peers, "--config", c.configPath)
 	cmd.Stdout, cmd.Stderr = logf, logf
+	if extra := os.Getenv(nodeEnvVar); extra != "" {
+		// Benchmarks only: runtime settings of the nodes alone (e.g.
+		// GOGC), not of the load generator in this process.
+		cmd.Env = append(os.Environ(), strings.Fields(extra)...)
+	}
 	// Die with the test binary, even when it is killed itself.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
