@@ -1,8 +1,10 @@
 package cluster_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -11,9 +13,12 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/kroll-dev/kroll/pkg/wire"
 )
 
 // Unit tests of BenchmarkRegionHeartbeats' load generator helpers: a
@@ -198,8 +203,103 @@ func TestProcStats(t *testing.T) {
 	runtime.KeepAlive(ballast)
 }
 
+// TestHeartbeatLoadCache checks that what send puts on the wire from its
+// per-agent cache (hbWire) is what the heartbeat it stands for encodes
+// to: the body (byte for byte as json.Encoder writes lg.heartbeat(i),
+// hence decoding to it), the digest and host id headers and the constant
+// ones, before and after keepVersion changes the echoed version, and
+// that the body is rebuilt only when the version changed.
+func TestHeartbeatLoadCache(t *testing.T) {
+	type seen struct {
+		body   []byte
+		header http.Header
+	}
+	var (
+		mu     sync.Mutex
+		last   seen
+		answer atomic.Pointer[string]
+	)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		last = seen{body, r.Header.Clone()}
+		mu.Unlock()
+		_, _ = io.WriteString(w, *answer.Load())
+	}))
+	defer srv.Close()
+	p := regionParams{agents: 700, dcs: 330, timeout: 10 * time.Second, workers: 4}
+	c := &cluster{tb: t, agentToken: "tok", nodes: []*node{{id: "c1", httpAddr: strings.TrimPrefix(srv.URL, "http://")}}}
+	lg := newHeartbeatLoad(c, p)
+	if lg.echo == nil {
+		t.Fatal("no echo field: wire.Heartbeat has desired_version")
+	}
+	v1, v2 := strings.Repeat("a", 64), strings.Repeat("b", 64)
+	// Each step sends the agent's heartbeat (echoing the version of the
+	// previous step's answer) and answers with answer's version.
+	steps := []struct {
+		name    string
+		answer  string // desired_version of the answer; "" none
+		echoes  string // desired_version the heartbeat must carry
+		rebuilt bool   // the body must be rebuilt for this heartbeat
+	}{
+		{name: "first heartbeat", answer: v1, rebuilt: true},
+		{name: "version learnt", answer: v1, echoes: v1, rebuilt: true},
+		{name: "same version again", answer: v2, echoes: v1},
+		{name: "version changed", answer: v2, echoes: v2, rebuilt: true},
+		{name: "same version again after the change", echoes: v2},
+		{name: "version gone", echoes: "", rebuilt: true},
+		{name: "still none", echoes: ""},
+	}
+	for _, i := range []int{0, 1, 331, 699} {
+		var prev *hbWire
+		for _, st := range steps {
+			t.Run(fmt.Sprintf("agent %d/%s", i, st.name), func(t *testing.T) {
+				ans := `{"heartbeat_interval_seconds":10}`
+				if st.answer != "" {
+					ans = `{"heartbeat_interval_seconds":10,"desired_version":"` + st.answer + `","unchanged":true}`
+				}
+				answer.Store(&ans)
+				want := lg.heartbeat(i)
+				if want.DesiredVersion != st.echoes {
+					t.Fatalf("heartbeat echoes %q, want %q", want.DesiredVersion, st.echoes)
+				}
+				var enc bytes.Buffer
+				if err := json.NewEncoder(&enc).Encode(want); err != nil {
+					t.Fatal(err)
+				}
+				if out, why := lg.send(context.Background(), i); out != hbAnswered {
+					t.Fatalf("send: %v %s", out, why)
+				}
+				mu.Lock()
+				got := last
+				mu.Unlock()
+				if !bytes.Equal(got.body, enc.Bytes()) {
+					t.Errorf("body\n%s\nwant (json.Encoder)\n%s", got.body, enc.Bytes())
+				}
+				var dec wire.Heartbeat
+				if err := json.Unmarshal(got.body, &dec); err != nil || !reflect.DeepEqual(dec, want) {
+					t.Errorf("body decodes to %+v (%v), want %+v", dec, err, want)
+				}
+				for k, v := range map[string]string{
+					wire.HeartbeatDigestHeader: wire.HeartbeatDigest(want), wire.HostIDHeader: want.HostID,
+					"Content-Type": "application/json", "Authorization": "Bearer tok",
+				} {
+					if g := got.header.Values(k); len(g) != 1 || g[0] != v {
+						t.Errorf("header %s = %q, want %q", k, g, v)
+					}
+				}
+				cur := lg.agents[i].sent.Load()
+				if rebuilt := cur != prev; rebuilt != st.rebuilt {
+					t.Errorf("body rebuilt %v, want %v", rebuilt, st.rebuilt)
+				}
+				prev = cur
+			})
+		}
+	}
+}
+
 // BenchmarkHeartbeatLoadSend measures the load generator's cost per
-// heartbeat (body, request, answer read) against an in-process server
+// heartbeat after an agent's first (body, request, answer read) against an in-process server
 // answering a desired state of today's size, from 64 goroutines: the
 // figure includes the server's own cost, so it bounds the generator's.
 // cpu_us/op is the process's CPU per heartbeat (client and server): at
@@ -219,6 +319,14 @@ func BenchmarkHeartbeatLoadSend(b *testing.B) {
 	p := regionParams{agents: 200_000, dcs: 330, timeout: 10 * time.Second, workers: 256}
 	c := &cluster{tb: b, agentToken: "t", nodes: []*node{{id: "c1", httpAddr: strings.TrimPrefix(srv.URL, "http://")}}}
 	lg := newHeartbeatLoad(c, p)
+	// Each agent the run uses has its heartbeat encoded beforehand, as
+	// its first heartbeat (registration, before BenchmarkRegionHeartbeats'
+	// window) does: the figures are those of the heartbeats after it.
+	for i := range min(b.N+1, p.agents) {
+		if _, err := lg.encoded(i); err != nil {
+			b.Fatal(err)
+		}
+	}
 	var next atomic.Int64
 	b.SetParallelism(32) // × GOMAXPROCS goroutines
 	b.ReportAllocs()
