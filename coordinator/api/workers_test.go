@@ -45,9 +45,7 @@ func TestHeartbeatWorkers(t *testing.T) {
 	beat := func(why string) {
 		t.Helper()
 		done := make(chan response, 1)
-		go func() {
-			done <- e.do(http.MethodPost, wire.PathHeartbeat, tokAgent, wire.Heartbeat{HostID: "h1", Datacenter: "fra", Phase: wire.PhaseIdle})
-		}()
+		go func() { done <- e.do(http.MethodPost, wire.PathHeartbeat, tokAgent, wire.Heartbeat{HostID: "h1", Datacenter: "fra", Phase: wire.PhaseIdle}) }()
 		select {
 		case r := <-done:
 			mustOK(t, r)
