@@ -1,12 +1,9 @@
 package api
 
 import (
-	"bytes"
 	"context"
-	"io"
 	"math/rand/v2"
 	"net/http"
-	"runtime"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -32,14 +29,6 @@ type Admission struct {
 	// HeartbeatQueueWait is how long a heartbeat waits for a place before
 	// it is shed; default 200 ms.
 	HeartbeatQueueWait time.Duration
-	// HeartbeatWorkers is how many of the admitted heartbeats a node
-	// works on at once (decoding, checking, answering): their work is
-	// all CPU, so more at once only lengthens the run queue that a slot
-	// call waits in. A heartbeat gives its place up while it waits for
-	// Raft (a durable change) and takes it only once its body has
-	// arrived, so neither a slow commit nor a slow sender holds one.
-	// Default 2 × GOMAXPROCS, at least 4.
-	HeartbeatWorkers int
 	// PriorityConcurrency is how many slot, health and FleetLock calls a
 	// node serves at once; default 256.
 	PriorityConcurrency int
@@ -80,7 +69,6 @@ func (a Admission) WithDefaults(heartbeat time.Duration) Admission {
 	}
 	def(&a.HeartbeatConcurrency, 128)
 	def(&a.HeartbeatQueue, 512)
-	def(&a.HeartbeatWorkers, max(4, 2*runtime.GOMAXPROCS(0)))
 	def(&a.PriorityConcurrency, 256)
 	def(&a.PriorityQueue, 4096)
 	defDur(&a.HeartbeatQueueWait, 200*time.Millisecond)
@@ -109,10 +97,7 @@ type admission struct {
 	// arrival while the node's CPUs are saturated.
 	pressure *pressure
 
-	places chan struct{}
-	// workers, when set, bounds how many admitted requests work at once
-	// (see Admission.HeartbeatWorkers).
-	workers chan struct{}
+	places  chan struct{}
 	queue   int64
 	wait    time.Duration
 	waiting atomic.Int64
@@ -155,7 +140,7 @@ func (a *admission) done() { <-a.places }
 // An agent's heartbeat may also be shed by CPU pressure (see pressure),
 // but only one that carries nothing durable (unchangedBeat); a shed
 // heartbeat of that kind still counts as hearing its host.
-func (s *Server) admitted(a *admission, w http.ResponseWriter, r *http.Request, id Identity, h func(*http.Request)) {
+func (s *Server) admitted(a *admission, w http.ResponseWriter, r *http.Request, id Identity, h func()) {
 	agentBeat := a.class == classHeartbeat && r.URL.Path == wire.PathHeartbeat
 	checked, unchanged, host := false, false, ""
 	check := func() bool {
@@ -182,52 +167,7 @@ func (s *Server) admitted(a *admission, w http.ResponseWriter, r *http.Request, 
 		return
 	}
 	defer a.done()
-	if a.workers == nil {
-		h(r)
-		return
-	}
-	// The body first: a sender that is slow to send it must not hold a
-	// worker.
-	data, rerr := readBody(r)
-	if rerr != nil {
-		writeRequestError(w, rerr)
-		return
-	}
-	r.Body = io.NopCloser(bytes.NewReader(data))
-	select {
-	case a.workers <- struct{}{}:
-	case <-r.Context().Done():
-		return
-	}
-	hold := &workerHold{workers: a.workers}
-	defer hold.release()
-	h(r.WithContext(context.WithValue(r.Context(), workerKey{}, hold)))
-}
-
-// workerHold is a request's place among an admission's workers.
-type workerHold struct {
-	workers chan struct{}
-	gone    bool
-}
-
-// release gives the place back, once.
-func (h *workerHold) release() {
-	if !h.gone {
-		h.gone = true
-		<-h.workers
-	}
-}
-
-// workerKey is the request context key of the *workerHold.
-type workerKey struct{}
-
-// yieldWorker gives the request's worker place up (if it holds one)
-// before it waits for something other than a CPU, such as a Raft commit.
-// It is called on the request's own goroutine.
-func yieldWorker(ctx context.Context) {
-	if h, ok := ctx.Value(workerKey{}).(*workerHold); ok {
-		h.release()
-	}
+	h()
 }
 
 // unchangedBeat reports whether an agent's heartbeat, unread, carries no

@@ -238,12 +238,11 @@ func (s *Server) internalApply(w http.ResponseWriter, r *http.Request, id Identi
 	if fc.Type == fsm.TypeHeartbeat {
 		class = s.heartbeats
 	}
-	s.admitted(class, w, r, id, func(r *http.Request) { s.internalApplyAdmitted(w, r, fc) })
+	s.admitted(class, w, r, id, func() { s.internalApplyAdmitted(w, r, fc) })
 }
 
 // internalApplyAdmitted runs an admitted forwarded command.
 func (s *Server) internalApplyAdmitted(w http.ResponseWriter, r *http.Request, fc forwardedCommand) {
-	yieldWorker(r.Context()) // the rest is waiting for the commit
 	res, err := s.cfg.Store.Apply(r.Context(), fc.Type, fc.Payload)
 	if err != nil {
 		kind := wire.KindInternal

@@ -54,7 +54,6 @@ func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request, id Identity) 
 		}
 	})
 	if !local {
-		yieldWorker(r.Context()) // waiting for Raft is no CPU work
 		var ok bool
 		if res, ok = s.applyAndWait(w, r, fsm.TypeHeartbeat, fsm.Heartbeat{Heartbeat: hb, Timing: timing}); !ok {
 			return

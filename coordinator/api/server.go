@@ -150,7 +150,6 @@ func New(cfg Config) *Server {
 	s.cfg = cfg
 	ad := cfg.Admission
 	s.heartbeats = newAdmission(classHeartbeat, ad.HeartbeatConcurrency, ad.HeartbeatQueue, ad.HeartbeatQueueWait)
-	s.heartbeats.workers = make(chan struct{}, max(ad.HeartbeatWorkers, 1))
 	s.priority = newAdmission(classPriority, ad.PriorityConcurrency, ad.PriorityQueue, ad.PriorityQueueWait)
 	s.heartbeats.pressure = newPressure(ad.PressureTarget, ad.PressureMinRate)
 	for _, c := range s.heartbeats.pressure.collectors() {
@@ -209,7 +208,7 @@ func (s *Server) handle(class *admission, pattern string, role Role, open func(r
 			h(w, r, id)
 			return
 		}
-		s.admitted(class, w, r, id, func(r *http.Request) { h(w, r, id) })
+		s.admitted(class, w, r, id, func() { h(w, r, id) })
 	})))
 }
 

@@ -74,7 +74,6 @@ type fileConfig struct {
 		HeartbeatConcurrency int               `toml:"heartbeat_concurrency"`
 		HeartbeatQueue       int               `toml:"heartbeat_queue"`
 		HeartbeatQueueWait   tomlfile.Duration `toml:"heartbeat_queue_wait"`
-		HeartbeatWorkers     int               `toml:"heartbeat_workers"`
 		PriorityConcurrency  int               `toml:"priority_concurrency"`
 		PriorityQueue        int               `toml:"priority_queue"`
 		PriorityQueueWait    tomlfile.Duration `toml:"priority_queue_wait"`
@@ -145,15 +144,15 @@ func loadConfig(path string) (settings, error) {
 		s.timing.MaxHostsPerDC = fc.Hosts.MaxPerDC
 	}
 	a := fc.API
-	s.admission = api.Admission{HeartbeatConcurrency: a.HeartbeatConcurrency, HeartbeatQueue: a.HeartbeatQueue, HeartbeatQueueWait: a.HeartbeatQueueWait.Duration, HeartbeatWorkers: a.HeartbeatWorkers,
+	s.admission = api.Admission{HeartbeatConcurrency: a.HeartbeatConcurrency, HeartbeatQueue: a.HeartbeatQueue, HeartbeatQueueWait: a.HeartbeatQueueWait.Duration,
 		PriorityConcurrency: a.PriorityConcurrency, PriorityQueue: a.PriorityQueue, PriorityQueueWait: a.PriorityQueueWait.Duration, RetryAfter: a.RetryAfter.Duration,
 		PressureTarget: a.SchedLatencyTarget.Duration}
 	if a.ShedOnPressure != nil && !*a.ShedOnPressure {
 		s.admission.PressureTarget = -1 // never
 	}
 	switch {
-	case a.HeartbeatConcurrency < 0 || a.PriorityConcurrency < 0 || a.HeartbeatWorkers < 0:
-		return s, fmt.Errorf("config %s: api.heartbeat_concurrency, api.heartbeat_workers and api.priority_concurrency must not be negative", path)
+	case a.HeartbeatConcurrency < 0 || a.PriorityConcurrency < 0:
+		return s, fmt.Errorf("config %s: api.heartbeat_concurrency and api.priority_concurrency must not be negative", path)
 	case a.HeartbeatQueue < -1 || a.PriorityQueue < -1:
 		return s, fmt.Errorf("config %s: api.heartbeat_queue and api.priority_queue: -1 (no queue), 0 (the default) or more", path)
 	case a.RetryAfter.Duration > 0 && a.RetryAfter.Duration < time.Second:
