@@ -3,14 +3,14 @@ package api
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
+	"net/http/httptrace"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/kroll-dev/kroll/coordinator/fsm"
@@ -76,20 +76,6 @@ var errNoLeader = errors.New("the cluster has no leader right now; retry shortly
 // errOutcomeUnknown: the command was sent to the leader, or may have been,
 // and no answer came back; it may have been applied.
 var errOutcomeUnknown = errors.New("the leader did not answer; the command may or may not have been applied")
-
-// notSent reports whether a transport error of an HTTP request happened
-// before any of the request could reach the server: the connection was
-// never made (refused, unreachable, no route) or its TLS handshake
-// failed. Anything later (reset, EOF, timeout) may follow a request the
-// server read and acted on.
-func notSent(err error) bool {
-	if oe, ok := errors.AsType[*net.OpError](err); ok && oe.Op == "dial" {
-		return true
-	}
-	_, badCert := errors.AsType[*tls.CertificateVerificationError](err)
-	_, badRecord := errors.AsType[tls.RecordHeaderError](err)
-	return badCert || badRecord
-}
 
 // forwardError is an error response from the leader, passed through.
 type forwardError struct {
@@ -171,9 +157,15 @@ func (s *Server) forward(ctx context.Context, path string, body, out any) error 
 	if s.cfg.PeerToken != "" {
 		req.Header.Set("Authorization", "Bearer "+s.cfg.PeerToken)
 	}
+	// Whether any request reached the wire: a call that failed before its
+	// headers were written (refused connection, TLS handshake, a peer
+	// certificate refused) was never seen by anyone; after, the other end
+	// may have acted on it.
+	var wrote atomic.Bool
+	req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{WroteHeaders: func() { wrote.Store(true) }}))
 	resp, err := s.cfg.PeerClient.Do(req)
 	if err != nil {
-		if notSent(err) {
+		if !wrote.Load() {
 			return fmt.Errorf("%w (forwarding to leader %s at %s: %v)", errNoLeader, leaderID, addr, err)
 		}
 		return fmt.Errorf("%w (forwarding to leader %s at %s: %v)", errOutcomeUnknown, leaderID, addr, err)

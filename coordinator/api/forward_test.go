@@ -249,6 +249,18 @@ func TestForwardToLeader(t *testing.T) {
 	// reads go on.
 	l.stop()
 	fs[1].stop()
+	// A write racing the leader's end may go out on a kept connection the
+	// leader has just closed: 503 outcome_unknown (the follower cannot tell
+	// whether the leader read it). Once the follower has noticed, no
+	// leader takes writes: no_leader.
+	waitFor(t, 10*time.Second, "writes answered no_leader", func() bool {
+		r := f.do(t, http.MethodPut, wire.PathDatacenter+"fra", tokOperate, wire.DatacenterUpdate{SlotLimit: ptr(3)})
+		e := errorBody(t, r.status, r.header, r.body)
+		if r.status != http.StatusServiceUnavailable || (e.Kind != wire.KindNoLeader && e.Kind != wire.KindOutcomeUnknown) {
+			t.Fatalf("a write without a leader: %d %s", r.status, r.body)
+		}
+		return e.Kind == wire.KindNoLeader
+	})
 	for i := 0; i < 3; i++ {
 		checkError(t, f.do(t, http.MethodPut, wire.PathDatacenter+"fra", tokOperate, wire.DatacenterUpdate{SlotLimit: ptr(3)}), 503, wire.KindNoLeader)
 		checkError(t, f.do(t, http.MethodPost, wire.PathFleetLockSteady, tokAgent, flBody("node-a", "fra"), flHeader, "true"), 503, wire.KindNoLeader)
